@@ -1,0 +1,160 @@
+//! Body types on the request path, and a body wrapper that counts what streams through it.
+//!
+//! Bodies are never collected here: each frame is passed on as soon as it arrives, so memory
+//! stays flat whatever the size of an image, a build context or a log stream.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::error::BoxError;
+
+/// The one body type every layer sees, for requests and responses alike.
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+/// A body's failure. A concrete type rather than a bare `Box<dyn Error>`, whose inferred
+/// lifetimes trip up the compiler inside the request path's async blocks.
+#[derive(Debug)]
+pub struct BodyError(pub BoxError);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Boxes any body whose error converts into [`BoxError`].
+pub fn boxed<B>(body: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    body.map_err(|e| BodyError(e.into())).boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    boxed(http_body_util::Empty::<Bytes>::new())
+}
+
+/// Shared byte counter that outlives the body it observes (read after the body is gone).
+pub type ByteCounter = Arc<AtomicU64>;
+
+pin_project_lite::pin_project! {
+    /// Passes frames through unchanged, adding the size of each data frame to a counter and
+    /// calling `on_end` exactly once: at end of stream, on error, or when dropped early
+    /// (a client that went away).
+    pub struct Observed<B, F: FnOnce(EndOfBody)> {
+        #[pin]
+        inner: B,
+        counter: ByteCounter,
+        on_end: Option<F>,
+        // The inner body said it has nothing more (hyper may then never poll it again).
+        at_end: bool,
+    }
+
+    impl<B, F: FnOnce(EndOfBody)> PinnedDrop for Observed<B, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(on_end) = this.on_end.take() {
+                let end = if *this.at_end {
+                    EndOfBody::Complete
+                } else {
+                    EndOfBody::Dropped
+                };
+                on_end(end);
+            }
+        }
+    }
+}
+
+/// How a body finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOfBody {
+    /// All frames were delivered.
+    Complete,
+    /// The body failed (the daemon or the client broke the stream).
+    Error,
+    /// The body was dropped before its end (usually: the client disconnected).
+    Dropped,
+}
+
+impl EndOfBody {
+    /// A short word for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndOfBody::Complete => "complete",
+            EndOfBody::Error => "error",
+            EndOfBody::Dropped => "dropped",
+        }
+    }
+}
+
+impl<B: Body, F: FnOnce(EndOfBody)> Observed<B, F> {
+    /// Wraps `inner`, counting into `counter`.
+    pub fn new(inner: B, counter: ByteCounter, on_end: F) -> Self {
+        let at_end = inner.is_end_stream();
+        Observed {
+            inner,
+            counter,
+            on_end: Some(on_end),
+            at_end,
+        }
+    }
+}
+
+impl<B, F> Body for Observed<B, F>
+where
+    B: Body<Data = Bytes>,
+    F: FnOnce(EndOfBody),
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                *this.at_end = this.inner.is_end_stream();
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(on_end) = this.on_end.take() {
+                    on_end(EndOfBody::Error);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(on_end) = this.on_end.take() {
+                    on_end(EndOfBody::Complete);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

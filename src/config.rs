@@ -1,0 +1,513 @@
+//! Configuration: the TOML file as written (`Raw*`, unknown keys refused), and the validated
+//! [`Config`] the rest of the program uses. Every error names the setting it is about, so a
+//! typo is a one-line message and exit status 2, never a silent fallback to a default.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, naming the setting (and line, when the file is at fault).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn setting(name: &str, message: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{name}: {message}"))
+    }
+}
+
+/// Where the real Docker daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAddr {
+    /// A unix socket path (the usual `/var/run/docker.sock`).
+    Unix(PathBuf),
+    /// A plain-HTTP TCP endpoint, `host:port`.
+    Tcp(String),
+}
+
+impl std::fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+            UpstreamAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+/// Settings for talking to the daemon.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The daemon's address.
+    pub addr: UpstreamAddr,
+    /// Limit on establishing one upstream connection.
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// How many idle pooled connections are kept.
+    pub pool_max_idle: usize,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A unix socket file.
+    Unix {
+        /// The socket's path.
+        path: PathBuf,
+        /// File mode applied before the socket becomes reachable.
+        mode: u32,
+        /// Group owning the socket file, if not our own.
+        group: Option<u32>,
+    },
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Unix { path, .. } => write!(f, "unix://{}", path.display()),
+            ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The real daemon.
+    pub upstream: UpstreamConfig,
+    /// Where clients connect.
+    pub listeners: Vec<ListenAddr>,
+    /// Limit on reading one request head.
+    pub header_read_timeout: Duration,
+    /// How long in-flight work may go on after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+// === raw file ===
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    listen: Vec<RawListen>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    socket: Option<PathBuf>,
+    tcp: Option<String>,
+    connect_timeout: Option<String>,
+    pool_idle_timeout: Option<String>,
+    pool_max_idle: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    header_read_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    unix: Option<PathBuf>,
+    tcp: Option<String>,
+    mode: Option<String>,
+    group: Option<String>,
+}
+
+// === defaults ===
+
+/// The daemon socket used when neither the config nor `DOCKER_HOST` names one.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// The upstream when nothing is configured: `DOCKER_HOST`'s `unix://` path, else the standard socket.
+pub fn default_upstream() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => PathBuf::from(DEFAULT_DOCKER_SOCKET),
+        },
+        Err(_) => PathBuf::from(DEFAULT_DOCKER_SOCKET),
+    }
+}
+
+/// The listening socket when no config file is given. It must be somewhere the user running
+/// sockwarden can create it: `$XDG_RUNTIME_DIR/sockwarden/docker.sock` when that is set,
+/// `/run/sockwarden/docker.sock` for root, and `/tmp/sockwarden-<uid>/docker.sock` otherwise.
+pub fn default_listen_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join("sockwarden").join("docker.sock");
+    }
+    let uid = nix::unistd::Uid::current();
+    if uid.is_root() {
+        PathBuf::from("/run/sockwarden/docker.sock")
+    } else {
+        PathBuf::from(format!("/tmp/sockwarden-{uid}/docker.sock"))
+    }
+}
+
+/// Mode of a unix socket nobody configured: only its owner may connect.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+impl Config {
+    /// The built-in configuration used without `--config`.
+    pub fn builtin() -> Result<Config, ConfigError> {
+        validate(RawConfig::default(), true)
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
+        validate(raw, false).map_err(|e| ConfigError(format!("{origin}: {e}")))
+    }
+}
+
+/// One line for a TOML error: file, line, and what the parser said (which names the key).
+fn toml_error(err: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
+    let message = err.message().trim().replace('\n', " ");
+    match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            ConfigError(format!("{origin} line {line}: {message}"))
+        }
+        None => ConfigError(format!("{origin}: {message}")),
+    }
+}
+
+fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
+    let upstream = validate_upstream(raw.upstream)?;
+    let listeners = if raw.listen.is_empty() {
+        if !builtin {
+            return Err(ConfigError::setting(
+                "listen",
+                "at least one [[listen]] entry is required",
+            ));
+        }
+        vec![ListenAddr::Unix {
+            path: default_listen_path(),
+            mode: DEFAULT_SOCKET_MODE,
+            group: None,
+        }]
+    } else {
+        raw.listen
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| validate_listen(i, l))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    check_no_loop(&upstream.addr, &listeners)?;
+    check_unique_listeners(&listeners)?;
+    Ok(Config {
+        upstream,
+        listeners,
+        header_read_timeout: duration(
+            "server.header_read_timeout",
+            raw.server.header_read_timeout,
+            Duration::from_secs(30),
+        )?,
+        shutdown_grace: duration(
+            "server.shutdown_grace",
+            raw.server.shutdown_grace,
+            Duration::from_secs(10),
+        )?,
+        log_format: raw.log.format.unwrap_or(LogFormat::Text),
+    })
+}
+
+fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
+    let addr = match (raw.socket, raw.tcp) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::setting(
+                "upstream",
+                "set either `socket` or `tcp`, not both",
+            ))
+        }
+        (Some(path), None) => {
+            if !path.is_absolute() {
+                return Err(ConfigError::setting(
+                    "upstream.socket",
+                    "must be an absolute path",
+                ));
+            }
+            UpstreamAddr::Unix(path)
+        }
+        (None, Some(tcp)) => {
+            parse_host_port("upstream.tcp", &tcp)?;
+            UpstreamAddr::Tcp(tcp)
+        }
+        (None, None) => UpstreamAddr::Unix(default_upstream()),
+    };
+    let pool_max_idle = raw.pool_max_idle.unwrap_or(64);
+    Ok(UpstreamConfig {
+        addr,
+        connect_timeout: duration(
+            "upstream.connect_timeout",
+            raw.connect_timeout,
+            Duration::from_secs(5),
+        )?,
+        pool_idle_timeout: duration(
+            "upstream.pool_idle_timeout",
+            raw.pool_idle_timeout,
+            Duration::from_secs(90),
+        )?,
+        pool_max_idle,
+    })
+}
+
+fn validate_listen(index: usize, raw: RawListen) -> Result<ListenAddr, ConfigError> {
+    let name = format!("listen[{index}]");
+    match (raw.unix, raw.tcp) {
+        (Some(_), Some(_)) | (None, None) => Err(ConfigError::setting(
+            &name,
+            "set exactly one of `unix` or `tcp`",
+        )),
+        (Some(path), None) => {
+            if !path.is_absolute() {
+                return Err(ConfigError::setting(
+                    &format!("{name}.unix"),
+                    "must be an absolute path",
+                ));
+            }
+            // sun_path holds 108 bytes including the terminating NUL.
+            if path.as_os_str().len() > 107 {
+                return Err(ConfigError::setting(
+                    &format!("{name}.unix"),
+                    "path is longer than a unix socket allows (107 bytes)",
+                ));
+            }
+            let mode = match raw.mode {
+                Some(mode) => parse_mode(&format!("{name}.mode"), &mode)?,
+                None => DEFAULT_SOCKET_MODE,
+            };
+            let group = raw
+                .group
+                .map(|g| resolve_group(&format!("{name}.group"), &g))
+                .transpose()?;
+            Ok(ListenAddr::Unix { path, mode, group })
+        }
+        (None, Some(tcp)) => {
+            for (key, set) in [("mode", raw.mode.is_some()), ("group", raw.group.is_some())] {
+                if set {
+                    return Err(ConfigError::setting(
+                        &format!("{name}.{key}"),
+                        "only applies to unix listeners",
+                    ));
+                }
+            }
+            Ok(ListenAddr::Tcp(parse_host_port(
+                &format!("{name}.tcp"),
+                &tcp,
+            )?))
+        }
+    }
+}
+
+fn check_no_loop(upstream: &UpstreamAddr, listeners: &[ListenAddr]) -> Result<(), ConfigError> {
+    if let UpstreamAddr::Unix(up) = upstream {
+        for l in listeners {
+            if let ListenAddr::Unix { path, .. } = l {
+                if path == up {
+                    return Err(ConfigError::setting(
+                        "upstream.socket",
+                        format!(
+                            "{} is also a listener: sockwarden would forward to itself",
+                            up.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_unique_listeners(listeners: &[ListenAddr]) -> Result<(), ConfigError> {
+    for (i, a) in listeners.iter().enumerate() {
+        if listeners[..i].iter().any(|b| same_place(a, b)) {
+            return Err(ConfigError::setting(
+                &format!("listen[{i}]"),
+                format!("{a} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn same_place(a: &ListenAddr, b: &ListenAddr) -> bool {
+    match (a, b) {
+        (ListenAddr::Unix { path: p, .. }, ListenAddr::Unix { path: q, .. }) => p == q,
+        (ListenAddr::Tcp(x), ListenAddr::Tcp(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn duration(name: &str, raw: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(&text).map_err(|e| {
+            ConfigError::setting(
+                name,
+                format!("{text:?} is not a duration like \"30s\" ({e})"),
+            )
+        }),
+    }
+}
+
+fn parse_mode(name: &str, text: &str) -> Result<u32, ConfigError> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(ConfigError::setting(
+            name,
+            format!("{text:?} is not an octal file mode like \"0660\""),
+        )),
+    }
+}
+
+fn resolve_group(name: &str, text: &str) -> Result<u32, ConfigError> {
+    if let Ok(gid) = text.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(text) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(ConfigError::setting(
+            name,
+            format!("no group named {text:?}"),
+        )),
+        Err(e) => Err(ConfigError::setting(
+            name,
+            format!("cannot look up {text:?}: {e}"),
+        )),
+    }
+}
+
+fn parse_host_port(name: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    let mut addrs = text.to_socket_addrs().map_err(|e| {
+        ConfigError::setting(name, format!("{text:?} is not a host:port address ({e})"))
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| ConfigError::setting(name, format!("{text:?} resolves to no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../config/sockwarden.toml");
+        // The example names the "docker" group, which may not exist on a build machine.
+        let text = text.replace("group = \"docker\"", "group = \"0\"");
+        let config = Config::parse(&text, "config/sockwarden.toml").unwrap();
+        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(
+            config.upstream.addr,
+            UpstreamAddr::Unix(PathBuf::from("/var/run/docker.sock"))
+        );
+        assert!(matches!(
+            config.listeners[0],
+            ListenAddr::Unix {
+                mode: 0o660,
+                group: Some(0),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = Config::parse("[server]\nheader_read_timout = \"1s\"\n", "f.toml").unwrap_err();
+        assert!(err.0.contains("f.toml line 2"), "{err}");
+        assert!(err.0.contains("header_read_timout"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_setting() {
+        let text = "[server]\nshutdown_grace = \"soon\"\n[[listen]]\nunix = \"/tmp/x.sock\"\n";
+        let err = Config::parse(text, "f.toml").unwrap_err();
+        assert!(err.0.contains("server.shutdown_grace"), "{err}");
+    }
+
+    #[test]
+    fn listener_needs_exactly_one_address() {
+        let err = Config::parse("[[listen]]\nmode = \"0600\"\n", "f").unwrap_err();
+        assert!(err.0.contains("listen[0]"), "{err}");
+        let err =
+            Config::parse("[[listen]]\ntcp = \"127.0.0.1:1\"\nmode = \"0600\"\n", "f").unwrap_err();
+        assert!(err.0.contains("listen[0].mode"), "{err}");
+    }
+
+    #[test]
+    fn bad_mode_and_group() {
+        let err =
+            Config::parse("[[listen]]\nunix = \"/tmp/a\"\nmode = \"999\"\n", "f").unwrap_err();
+        assert!(err.0.contains("listen[0].mode"), "{err}");
+        let err = Config::parse(
+            "[[listen]]\nunix = \"/tmp/a\"\ngroup = \"no-such-group-xyz\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(err.0.contains("listen[0].group"), "{err}");
+    }
+
+    #[test]
+    fn forwarding_to_itself_is_refused() {
+        let text = "[upstream]\nsocket = \"/tmp/s.sock\"\n[[listen]]\nunix = \"/tmp/s.sock\"\n";
+        let err = Config::parse(text, "f").unwrap_err();
+        assert!(err.0.contains("forward to itself"), "{err}");
+    }
+
+    #[test]
+    fn no_listener_in_file_is_an_error_but_builtin_has_one() {
+        assert!(Config::parse("", "f").is_err());
+        let builtin = Config::builtin().unwrap();
+        assert!(matches!(
+            builtin.listeners[0],
+            ListenAddr::Unix {
+                mode: DEFAULT_SOCKET_MODE,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! The innermost service: sends an (already checked) request to the daemon and streams the
+//! answer back, bridging hijacked connections.
+
+mod hop_by_hop;
+mod upgrade;
+mod upstream;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+
+pub use upstream::Upstream;
+
+use crate::body::{self, ProxyBody};
+use crate::error::{self, ProxyError};
+use crate::route::{self, Hijack};
+use crate::shutdown::Drain;
+
+/// Forwards requests to the daemon.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    upstream: Upstream,
+    drain: Drain,
+}
+
+impl Forward {
+    /// A forwarder to `upstream`; hijacked sessions are tracked by `drain`.
+    pub fn new(upstream: Upstream, drain: Drain) -> Forward {
+        Forward { upstream, drain }
+    }
+
+    async fn forward(
+        self,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let hijack = route::hijack_endpoint(request.method(), request.uri().path());
+        let upgrade = match hijack {
+            Some(kind) => requested_upgrade(&request, kind)?,
+            None => None,
+        };
+        // Taken before the request moves: the client's half of a possible hijack.
+        let client_half = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+
+        let (mut parts, body) = request.into_parts();
+        hop_by_hop::strip_request(&mut parts.headers);
+        if let Some(protocol) = &upgrade {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol.clone());
+        }
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .ok_or_else(|| ProxyError::BadRequest("request target has no path".into()))?;
+        parts.uri = self
+            .upstream
+            .uri_for(path_and_query)
+            .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
+        parts.version = Version::HTTP_11;
+        // Our own request facts stay here; the client library must not see them.
+        parts.extensions = http::Extensions::new();
+
+        let mut response = self
+            .upstream
+            .send(Request::from_parts(parts, body))
+            .await
+            .map_err(|e| ProxyError::Upstream(error::chain(&e)))?;
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let (Some(kind), Some(client_half)) = (hijack, client_half) else {
+                return Err(ProxyError::Upstream(
+                    "the daemon switched protocols on a request that did not ask to".into(),
+                ));
+            };
+            let daemon_half = hyper::upgrade::on(&mut response);
+            upgrade::spawn_bridge(&self.drain, kind, client_half, daemon_half);
+            // A 101 keeps its Connection/Upgrade headers: they are the point of it.
+            return Ok(response.map(|_| body::empty()));
+        }
+        hop_by_hop::strip(response.headers_mut());
+        Ok(response.map(body::boxed))
+    }
+}
+
+/// The `Upgrade` protocol to ask the daemon for, if this hijack request asks for one.
+fn requested_upgrade(
+    request: &Request<ProxyBody>,
+    kind: Hijack,
+) -> Result<Option<HeaderValue>, ProxyError> {
+    match request.headers().get(header::UPGRADE) {
+        Some(value) => Ok(Some(value.clone())),
+        None if kind.requires_upgrade_header() => Err(ProxyError::BadRequest(
+            "attach needs the headers `Connection: Upgrade` and `Upgrade: tcp` \
+             (a raw hijack without them cannot be relayed)"
+                .into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+type ForwardFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
+
+impl tower::Service<Request<ProxyBody>> for Forward {
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = ForwardFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
+        Box::pin(self.clone().forward(request))
+    }
+}

@@ -1,0 +1,141 @@
+//! The connection to the real daemon: a pooled HTTP/1.1 client over its unix socket (through
+//! hyperlocal) or plain TCP, with a bound on connection setup.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::ProxyBody;
+use crate::config::{UpstreamAddr, UpstreamConfig};
+use crate::error::BoxError;
+
+/// A pooled client for the daemon.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: UpstreamClient,
+    scheme: Scheme,
+    authority: Authority,
+}
+
+#[derive(Clone, Debug)]
+enum UpstreamClient {
+    Unix(Client<UnixConnect, ProxyBody>),
+    Tcp(Client<HttpConnector, ProxyBody>),
+}
+
+impl Upstream {
+    /// Builds the client; nothing is connected until the first request.
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream, BoxError> {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            // The client's own Host header is forwarded as it came.
+            .set_host(false);
+        match &config.addr {
+            UpstreamAddr::Unix(path) => {
+                // hyperlocal carries the socket path hex-encoded in the URI's host.
+                let host = hex_encode(path.as_os_str().as_encoded_bytes());
+                Ok(Upstream {
+                    client: UpstreamClient::Unix(builder.build(UnixConnect {
+                        timeout: config.connect_timeout,
+                    })),
+                    scheme: Scheme::try_from("unix")?,
+                    authority: Authority::try_from(format!("{host}:0"))?,
+                })
+            }
+            UpstreamAddr::Tcp(addr) => {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(config.connect_timeout));
+                connector.set_nodelay(true);
+                Ok(Upstream {
+                    client: UpstreamClient::Tcp(builder.build(connector)),
+                    scheme: Scheme::HTTP,
+                    authority: Authority::try_from(addr.as_str())?,
+                })
+            }
+        }
+    }
+
+    /// The upstream URI for a client's path and query, which are passed on byte for byte.
+    pub fn uri_for(&self, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+
+    /// Sends a request whose URI came from [`Upstream::uri_for`].
+    pub async fn send(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        match &self.client {
+            UpstreamClient::Unix(c) => c.request(request).await,
+            UpstreamClient::Tcp(c) => c.request(request).await,
+        }
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// hyperlocal's connector with a time limit: a daemon whose accept backlog is full must give a
+/// 502, not a request that hangs forever.
+#[derive(Clone, Copy, Debug)]
+struct UnixConnect {
+    timeout: Duration,
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<hyperlocal::UnixStream, BoxError>> + Send>>;
+
+impl tower::Service<Uri> for UnixConnect {
+    type Response = hyperlocal::UnixStream;
+    type Error = BoxError;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let timeout = self.timeout;
+        let mut inner = hyperlocal::UnixConnector;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, inner.call(uri)).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(format!("connecting took longer than {timeout:?}").into()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_matches_hyperlocal() {
+        let ours = hex_encode(b"/var/run/docker.sock");
+        let theirs: Uri = hyperlocal::Uri::new("/var/run/docker.sock", "/").into();
+        assert_eq!(theirs.host(), Some(ours.as_str()));
+    }
+}

@@ -1,0 +1,23 @@
+//! sockwarden: a proxy between Docker clients and the Docker daemon's socket.
+//!
+//! The request path, outside in:
+//!
+//! ```text
+//! listener (unix / tcp)  ->  hyper HTTP/1.1 connection (header timeout, upgrades)
+//!   -> stack::build:  AccessLog -> rescue (errors become {"message": ...}) -> guard -> Forward
+//!   -> daemon (pooled connections; 101 responses bridge the two upgraded sockets)
+//! ```
+
+pub mod access_log;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod guard;
+pub mod listener;
+pub mod logging;
+pub mod route;
+pub mod server;
+pub mod shutdown;
+pub mod stack;

@@ -1,0 +1,313 @@
+//! Listening sockets: unix sockets (with file mode, group, stale-file handling) and TCP.
+//!
+//! A unix socket is bound under a temporary name, given its mode and group, and only then
+//! renamed into place, so there is never a moment when it is reachable with the wrong
+//! permissions. A socket file left by a dead process is replaced; one that a live process still
+//! answers on is an error, so two proxies never silently steal each other's socket.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::config::ListenAddr;
+
+/// A bound listener, ready to accept.
+#[derive(Debug)]
+pub enum Listener {
+    /// A unix socket; `owned` identifies the file we created, for removal at shutdown.
+    Unix {
+        /// The accepting socket.
+        listener: UnixListener,
+        /// The socket file we created.
+        owned: OwnedSocketFile,
+    },
+    /// A TCP socket.
+    Tcp(TcpListener),
+}
+
+/// Who is on the other end of a connection, as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A unix peer's credentials (SO_PEERCRED), captured when the connection was accepted.
+    Unix {
+        /// User id.
+        uid: u32,
+        /// Primary group id.
+        gid: u32,
+        /// Process id, when the kernel knows it.
+        pid: Option<i32>,
+    },
+    /// A TCP peer's address.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Unix { uid, gid, pid } => {
+                write!(f, "uid={uid} gid={gid}")?;
+                if let Some(pid) = pid {
+                    write!(f, " pid={pid}")?;
+                }
+                Ok(())
+            }
+            Peer::Tcp(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// Facts about the connection a request arrived on; put into every request's extensions.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The listener's address, as configured.
+    pub listener: Arc<str>,
+    /// The peer.
+    pub peer: Peer,
+}
+
+/// An accepted connection of either kind.
+#[derive(Debug)]
+pub enum Stream {
+    /// From a unix listener.
+    Unix(UnixStream),
+    /// From a TCP listener.
+    Tcp(TcpStream),
+}
+
+impl Listener {
+    /// Binds `addr`.
+    pub async fn bind(addr: &ListenAddr) -> io::Result<Listener> {
+        match addr {
+            ListenAddr::Unix { path, mode, group } => bind_unix(path, *mode, *group).await,
+            ListenAddr::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+        }
+    }
+
+    /// Accepts one connection with its peer's identity.
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Unix { listener, .. } => {
+                let (stream, _) = listener.accept().await?;
+                let cred = stream.peer_cred()?;
+                let peer = Peer::Unix {
+                    uid: cred.uid(),
+                    gid: cred.gid(),
+                    pid: cred.pid(),
+                };
+                Ok((Stream::Unix(stream), peer))
+            }
+            Listener::Tcp(listener) => {
+                let (stream, addr) = listener.accept().await?;
+                // Small requests and interactive streams must not wait for Nagle.
+                stream.set_nodelay(true)?;
+                Ok((Stream::Tcp(stream), Peer::Tcp(addr)))
+            }
+        }
+    }
+
+    /// The TCP address actually bound (useful with port 0).
+    pub fn local_tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix { .. } => None,
+        }
+    }
+}
+
+/// A socket file this process created. Removed by [`OwnedSocketFile::remove`] only if the
+/// path still holds the same file, so a successor's socket is never deleted by mistake.
+#[derive(Debug, Clone)]
+pub struct OwnedSocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl OwnedSocketFile {
+    /// Removes the socket file if it is still ours.
+    pub fn remove(&self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            if meta.dev() == self.dev && meta.ino() == self.ino {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove socket");
+                }
+            }
+        }
+    }
+}
+
+async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Listener> {
+    prepare_socket_path(path).await?;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp)?;
+    let placed = (|| {
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))?;
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(&temp, None, Some(gid))?;
+        }
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    let meta = std::fs::symlink_metadata(path)?;
+    Ok(Listener::Unix {
+        listener,
+        owned: OwnedSocketFile {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+    })
+}
+
+/// Creates the parent directory if needed and clears a stale socket file.
+async fn prepare_socket_path(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.exists() {
+            std::fs::create_dir_all(parent)?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    match UnixStream::connect(path).await {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} is in use by a running process", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            tracing::info!(path = %path.display(), "replacing stale socket file");
+            std::fs::remove_file(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// === impl Stream ===
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Unix(s) => s.is_write_vectored(),
+            Stream::Tcp(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    /// Shuts down the write side only: a hijacked session relies on this to carry half-close.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stale_socket_is_replaced_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let addr = ListenAddr::Unix {
+            path: path.clone(),
+            mode: 0o640,
+            group: None,
+        };
+        {
+            // A std listener dropped without unlinking leaves a stale file behind.
+            let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            drop(stale);
+        }
+        let live = Listener::bind(&addr).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let err = Listener::bind(&addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        if let Listener::Unix { owned, .. } = &live {
+            owned.remove();
+        }
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn regular_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-a-socket");
+        std::fs::write(&path, b"data").unwrap();
+        let addr = ListenAddr::Unix {
+            path: path.clone(),
+            mode: 0o600,
+            group: None,
+        };
+        assert!(Listener::bind(&addr).await.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"data");
+    }
+}
