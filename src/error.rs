@@ -21,8 +21,16 @@ pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
     /// The daemon could not be reached or failed before answering.
-    #[error("cannot reach the Docker daemon: {0}")]
-    Upstream(String),
+    #[error("cannot reach the Docker daemon at {addr}: {detail}")]
+    Upstream {
+        /// The daemon's configured address.
+        addr: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The daemon answered in a way sockwarden will not relay.
+    #[error("unexpected answer from the Docker daemon: {0}")]
+    BadUpstream(String),
 }
 
 impl ProxyError {
@@ -30,7 +38,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
 

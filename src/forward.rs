@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode, Version};
 pub use upstream::Upstream;
 
 use crate::body::{self, ProxyBody};
-use crate::error::{self, ProxyError};
+use crate::error::ProxyError;
 use crate::route::{self, Hijack};
 use crate::shutdown::Drain;
 
@@ -69,12 +69,15 @@ impl Forward {
             .upstream
             .send(Request::from_parts(parts, body))
             .await
-            .map_err(|e| ProxyError::Upstream(error::chain(&e)))?;
+            .map_err(|e| ProxyError::Upstream {
+                addr: self.upstream.addr().to_string(),
+                detail: upstream_failure(&e),
+            })?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let (Some(kind), Some(client_half)) = (hijack, client_half) else {
-                return Err(ProxyError::Upstream(
-                    "the daemon switched protocols on a request that did not ask to".into(),
+                return Err(ProxyError::BadUpstream(
+                    "it switched protocols on a request that did not ask to".into(),
                 ));
             };
             let daemon_half = hyper::upgrade::on(&mut response);
@@ -84,6 +87,21 @@ impl Forward {
         }
         hop_by_hop::strip(response.headers_mut());
         Ok(response.map(body::boxed))
+    }
+}
+
+/// The useful part of a client error: the innermost cause ("No such file or directory"),
+/// without the library's own wrapping ("client error (Connect)").
+fn upstream_failure(err: &hyper_util::client::legacy::Error) -> String {
+    let mut cause: &(dyn std::error::Error + 'static) = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let detail = cause.to_string();
+    if err.is_connect() {
+        format!("cannot connect: {detail}")
+    } else {
+        detail
     }
 }
 

@@ -20,6 +20,7 @@ use crate::error::BoxError;
 /// A pooled client for the daemon.
 #[derive(Clone, Debug)]
 pub struct Upstream {
+    addr: UpstreamAddr,
     client: UpstreamClient,
     scheme: Scheme,
     authority: Authority,
@@ -47,6 +48,7 @@ impl Upstream {
                 // hyperlocal carries the socket path hex-encoded in the URI's host.
                 let host = hex_encode(path.as_os_str().as_encoded_bytes());
                 Ok(Upstream {
+                    addr: config.addr.clone(),
                     client: UpstreamClient::Unix(builder.build(UnixConnect {
                         timeout: config.connect_timeout,
                     })),
@@ -59,12 +61,18 @@ impl Upstream {
                 connector.set_connect_timeout(Some(config.connect_timeout));
                 connector.set_nodelay(true);
                 Ok(Upstream {
+                    addr: config.addr.clone(),
                     client: UpstreamClient::Tcp(builder.build(connector)),
                     scheme: Scheme::HTTP,
                     authority: Authority::try_from(addr.as_str())?,
                 })
             }
         }
+    }
+
+    /// The daemon's address, for messages.
+    pub fn addr(&self) -> &UpstreamAddr {
+        &self.addr
     }
 
     /// The upstream URI for a client's path and query, which are passed on byte for byte.
