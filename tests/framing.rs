@@ -6,6 +6,8 @@
 //! be reached) run against an in-process stub upstream. The proxy runs in-process too, through
 //! the library's `Server`, so each test owns its own instance.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
