@@ -158,3 +158,25 @@ where
         self.inner.size_hint()
     }
 }
+
+/// How much of a refused request's body is read and thrown away before answering.
+pub const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// Reads and discards up to `limit` bytes of `body` (or until `deadline`), so that a client
+/// still sending its body when it is refused reads the refusal instead of failing with a broken
+/// pipe. Beyond the limit the connection is closed after the answer, as any server would.
+pub async fn drain(mut body: ProxyBody, limit: u64, deadline: std::time::Duration) {
+    use http_body_util::BodyExt;
+    let mut seen = 0u64;
+    let reading = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > limit {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, reading).await;
+}

@@ -77,7 +77,7 @@ fn serve(path: Option<PathBuf>, log_format: Option<LogFormat>) -> ExitCode {
     crate::logging::init(config.log_format);
     if path.is_none() {
         for listener in &config.listeners {
-            if let ListenAddr::Unix { path, .. } = listener {
+            if let ListenAddr::Unix { path, .. } = &listener.addr {
                 tracing::info!(
                     "no --config given: built-in defaults; try DOCKER_HOST=unix://{} docker ps",
                     path.display()

@@ -2,11 +2,16 @@
 //! [`Config`] the rest of the program uses. Every error names the setting it is about, so a
 //! typo is a one-line message and exit status 2, never a silent fallback to a default.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::identity::{ClientDef, ListenerClients, RawClient};
+use crate::policy::{Authority, RawPolicy, BUILTIN_DEFAULT_PROFILE};
 
 /// A configuration problem, naming the setting (and line, when the file is at fault).
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +90,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// A listener and how it attributes connections to clients.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// Where.
+    pub addr: ListenAddr,
+    /// Fixed client or fallback.
+    pub clients: ListenerClients,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The real daemon.
     pub upstream: UpstreamConfig,
     /// Where clients connect.
-    pub listeners: Vec<ListenAddr>,
+    pub listeners: Vec<Listen>,
+    /// Clients and their policies.
+    pub authority: Arc<Authority>,
     /// Limit on reading one request head.
     pub header_read_timeout: Duration,
     /// How long in-flight work may go on after SIGTERM/SIGINT.
@@ -113,6 +129,10 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     listen: Vec<RawListen>,
+    #[serde(default)]
+    client: Vec<RawClient>,
+    #[serde(default)]
+    policy: BTreeMap<String, RawPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +165,8 @@ struct RawListen {
     tcp: Option<String>,
     mode: Option<String>,
     group: Option<String>,
+    client: Option<String>,
+    fallback: Option<String>,
 }
 
 // === defaults ===
@@ -215,6 +237,8 @@ fn toml_error(err: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
 
 fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
     let upstream = validate_upstream(raw.upstream)?;
+    let catalogue = crate::policy::catalogue();
+    let mut authority = Authority::compile(raw.client, &raw.policy, &catalogue)?;
     let listeners = if raw.listen.is_empty() {
         if !builtin {
             return Err(ConfigError::setting(
@@ -222,23 +246,32 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
                 "at least one [[listen]] entry is required",
             ));
         }
-        vec![ListenAddr::Unix {
-            path: default_listen_path(),
-            mode: DEFAULT_SOCKET_MODE,
-            group: None,
+        // The built-in default: one socket that only its owner can open, under read-only rules.
+        let owner = nix::unistd::Uid::current().as_raw();
+        authority =
+            authority.with_client(ClientDef::owner(owner, BUILTIN_DEFAULT_PROFILE), &catalogue)?;
+        vec![Listen {
+            addr: ListenAddr::Unix {
+                path: default_listen_path(),
+                mode: DEFAULT_SOCKET_MODE,
+                group: None,
+            },
+            clients: ListenerClients::default(),
         }]
     } else {
         raw.listen
             .into_iter()
             .enumerate()
-            .map(|(i, l)| validate_listen(i, l))
+            .map(|(i, l)| validate_listen(i, l, &authority))
             .collect::<Result<Vec<_>, _>>()?
     };
-    check_no_loop(&upstream.addr, &listeners)?;
-    check_unique_listeners(&listeners)?;
+    let addrs: Vec<ListenAddr> = listeners.iter().map(|l| l.addr.clone()).collect();
+    check_no_loop(&upstream.addr, &addrs)?;
+    check_unique_listeners(&addrs)?;
     Ok(Config {
         upstream,
         listeners,
+        authority: Arc::new(authority),
         header_read_timeout: duration(
             "server.header_read_timeout",
             raw.server.header_read_timeout,
@@ -293,9 +326,46 @@ fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     })
 }
 
-fn validate_listen(index: usize, raw: RawListen) -> Result<ListenAddr, ConfigError> {
+fn validate_listen(
+    index: usize,
+    raw: RawListen,
+    authority: &Authority,
+) -> Result<Listen, ConfigError> {
     let name = format!("listen[{index}]");
-    match (raw.unix, raw.tcp) {
+    let mut clients = ListenerClients::default();
+    for (key, value, slot) in [
+        ("client", &raw.client, &mut clients.fixed),
+        ("fallback", &raw.fallback, &mut clients.fallback),
+    ] {
+        if let Some(client) = value {
+            if !authority.has_client(client) {
+                return Err(ConfigError::setting(
+                    &format!("{name}.{key}"),
+                    format!("no [[client]] named {client:?}"),
+                ));
+            }
+            *slot = Some(Arc::from(client.as_str()));
+        }
+    }
+    if clients.fixed.is_some() && clients.fallback.is_some() {
+        return Err(ConfigError::setting(
+            &name,
+            "`client` and `fallback` exclude each other (a fixed client leaves nothing to fall back)",
+        ));
+    }
+    let addr = listen_addr(&name, raw.unix, raw.tcp, raw.mode, raw.group)?;
+    Ok(Listen { addr, clients })
+}
+
+fn listen_addr(
+    name: &str,
+    unix: Option<PathBuf>,
+    tcp: Option<String>,
+    mode: Option<String>,
+    group: Option<String>,
+) -> Result<ListenAddr, ConfigError> {
+    let name = name.to_owned();
+    match (unix, tcp) {
         (Some(_), Some(_)) | (None, None) => Err(ConfigError::setting(
             &name,
             "set exactly one of `unix` or `tcp`",
@@ -314,18 +384,17 @@ fn validate_listen(index: usize, raw: RawListen) -> Result<ListenAddr, ConfigErr
                     "path is longer than a unix socket allows (107 bytes)",
                 ));
             }
-            let mode = match raw.mode {
+            let mode = match mode {
                 Some(mode) => parse_mode(&format!("{name}.mode"), &mode)?,
                 None => DEFAULT_SOCKET_MODE,
             };
-            let group = raw
-                .group
+            let group = group
                 .map(|g| resolve_group(&format!("{name}.group"), &g))
                 .transpose()?;
             Ok(ListenAddr::Unix { path, mode, group })
         }
         (None, Some(tcp)) => {
-            for (key, set) in [("mode", raw.mode.is_some()), ("group", raw.group.is_some())] {
+            for (key, set) in [("mode", mode.is_some()), ("group", group.is_some())] {
                 if set {
                     return Err(ConfigError::setting(
                         &format!("{name}.{key}"),
@@ -446,7 +515,7 @@ mod tests {
             UpstreamAddr::Unix(PathBuf::from("/var/run/docker.sock"))
         );
         assert!(matches!(
-            config.listeners[0],
+            config.listeners[0].addr,
             ListenAddr::Unix {
                 mode: 0o660,
                 group: Some(0),
@@ -503,7 +572,7 @@ mod tests {
         assert!(Config::parse("", "f").is_err());
         let builtin = Config::builtin().unwrap();
         assert!(matches!(
-            builtin.listeners[0],
+            builtin.listeners[0].addr,
             ListenAddr::Unix {
                 mode: DEFAULT_SOCKET_MODE,
                 ..

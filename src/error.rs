@@ -28,6 +28,18 @@ pub enum ProxyError {
         /// What went wrong.
         detail: String,
     },
+    /// The client's policy refuses the request.
+    #[error("{what} refused: {reason} (policy {policy}, rule {rule})")]
+    Denied {
+        /// The operation and request line.
+        what: String,
+        /// Why.
+        reason: String,
+        /// The policy consulted.
+        policy: String,
+        /// The rule (or inspection setting) that refused.
+        rule: String,
+    },
     /// The daemon answered in a way sockwarden will not relay.
     #[error("unexpected answer from the Docker daemon: {0}")]
     BadUpstream(String),
@@ -38,6 +50,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Denied { .. } => StatusCode::FORBIDDEN,
             ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
         }
     }

@@ -16,7 +16,8 @@ pub use upstream::Upstream;
 
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
-use crate::route::{self, Hijack};
+use crate::policy::Authorized;
+use crate::route::Hijack;
 use crate::shutdown::Drain;
 
 /// Forwards requests to the daemon.
@@ -36,7 +37,12 @@ impl Forward {
         self,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let hijack = route::hijack_endpoint(request.method(), request.uri().path());
+        // Only a classified hijack endpoint may switch protocols; anything else has its
+        // Upgrade header dropped with the other hop-by-hop headers.
+        let hijack = request
+            .extensions()
+            .get::<Authorized>()
+            .and_then(|a| a.operation.hijack);
         let upgrade = match hijack {
             Some(kind) => requested_upgrade(&request, kind)?,
             None => None,

@@ -70,6 +70,10 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     /// The peer.
     pub peer: Peer,
+    /// The client the peer was identified as; `None` refuses everything.
+    pub client: Option<Arc<str>>,
+    /// What /proc told about the peer, for the audit log.
+    pub evidence: Arc<crate::identity::Evidence>,
 }
 
 /// An accepted connection of either kind.

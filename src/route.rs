@@ -1,10 +1,38 @@
-//! What the daemon will do with a request path: the API version prefix and the endpoints that
-//! hijack the connection.
+//! What the daemon will do with a request: one unambiguous reading of the request target
+//! ([`normalize`]), the named operation it addresses ([`classify`]), and the endpoints that
+//! hijack the connection ([`Hijack`]).
 //!
 //! The daemon's router accepts an optional `/vX.Y` prefix on every route. Only the endpoints
 //! listed in [`Hijack`] may switch the connection to a raw stream; on every other route an
 //! `Upgrade` request header is dropped, so no client can turn an ordinary request into an
 //! unchecked tunnel.
+//!
+//! Typical use on the request path:
+//!
+//! ```
+//! use sockwarden::route;
+//! let uri: http::Uri = "/v1.41/containers/web/json?size=1".parse().unwrap();
+//! let normalized = route::normalize(&http::Method::GET, &uri).unwrap();
+//! let op = route::classify(&http::Method::GET, &normalized.path, &normalized.query);
+//! assert_eq!(op.name, "container.inspect");
+//! assert_eq!(op.object.as_deref(), Some("web"));
+//! ```
+
+mod normalize;
+mod operation;
+mod query;
+#[cfg(test)]
+mod tests;
+
+pub use normalize::{
+    check_content_type, escape_object, normalize, ApiVersion, Normalized, RouteError,
+    RouteErrorKind, ALLOWED_METHODS, MAX_PATH_LEN,
+};
+pub use operation::{
+    classify, operation_info, operation_names, Access, Operation, OperationInfo, OPERATIONS,
+    OPERATION_TABLE, UNKNOWN,
+};
+pub use query::Query;
 
 use http::Method;
 
@@ -32,8 +60,9 @@ impl Hijack {
     }
 }
 
-/// Splits an optional `/vX.Y` prefix from `path`, returning `(version, rest)`. The version is
-/// what follows `/v` up to the next slash, digits and dots as the daemon's router allows.
+/// Splits an optional `/vX.Y` prefix from a raw `path`, returning `(version, rest)`, textually:
+/// the version is what follows `/v` up to the next slash, digits and dots as the daemon's router
+/// allows. It neither decodes nor validates; use [`normalize`] to decide anything.
 pub fn split_version(path: &str) -> (Option<&str>, &str) {
     if let Some(after) = path.strip_prefix("/v") {
         let end = after.find('/').unwrap_or(after.len());
@@ -45,45 +74,16 @@ pub fn split_version(path: &str) -> (Option<&str>, &str) {
     (None, path)
 }
 
-/// The hijacking endpoint `method` + `path` addresses, if any.
+/// The hijacking endpoint `method` + `path` (the raw, still percent-encoded request path)
+/// addresses, if any: [`classify`] after [`normalize`]'s path rules. A path `normalize` refuses
+/// is no hijack (such a request must not be forwarded at all).
 pub fn hijack_endpoint(method: &Method, path: &str) -> Option<Hijack> {
-    let (_, path) = split_version(path);
-    if *method == Method::POST {
-        if path == "/session" {
-            return Some(Hijack::Session);
-        }
-        if path == "/grpc" {
-            return Some(Hijack::Grpc);
-        }
-        if let Some(rest) = path.strip_prefix("/containers/") {
-            if has_object_then(rest, "/attach") {
-                return Some(Hijack::Attach);
-            }
-        }
-        if let Some(rest) = path.strip_prefix("/exec/") {
-            if has_object_then(rest, "/start") {
-                return Some(Hijack::ExecStart);
-            }
-        }
-    } else if *method == Method::GET {
-        if let Some(rest) = path.strip_prefix("/containers/") {
-            if has_object_then(rest, "/attach/ws") {
-                return Some(Hijack::AttachWebsocket);
-            }
-        }
-    }
-    None
-}
-
-/// `rest` is `{name}{suffix}` with a non-empty name (which, as in the daemon's `{name:.*}`
-/// routes, may itself contain slashes).
-fn has_object_then(rest: &str, suffix: &str) -> bool {
-    rest.strip_suffix(suffix)
-        .is_some_and(|name| !name.is_empty())
+    let (_, decoded) = normalize::normalize_path(path).ok()?;
+    operation::classify(method, &decoded, &Query::default()).hijack
 }
 
 #[cfg(test)]
-mod tests {
+mod legacy_tests {
     use super::*;
 
     #[test]

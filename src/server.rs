@@ -14,7 +14,9 @@ use tower::ServiceExt;
 use crate::body;
 use crate::config::{Config, ListenAddr};
 use crate::forward::{Forward, Upstream};
+use crate::identity::{self, Evidence, ListenerClients};
 use crate::listener::{ConnInfo, Listener, OwnedSocketFile, Stream};
+use crate::policy::Authority;
 use crate::shutdown::Drain;
 use crate::stack::{self, ProxyService};
 
@@ -40,18 +42,23 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Server {
     config: Config,
-    listeners: Vec<(Arc<str>, Listener)>,
+    listeners: Vec<(Arc<str>, Listener, ListenerClients)>,
 }
 
 impl Server {
     /// Binds every configured listener. Fails without leaving socket files behind.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
-        for (index, addr) in config.listeners.iter().enumerate() {
+        for (index, listen) in config.listeners.iter().enumerate() {
+            let addr = &listen.addr;
             match Listener::bind(addr).await {
-                Ok(listener) => listeners.push((Arc::from(addr.to_string()), listener)),
+                Ok(listener) => listeners.push((
+                    Arc::from(addr.to_string()),
+                    listener,
+                    listen.clients.clone(),
+                )),
                 Err(source) => {
-                    for (_, bound) in &listeners {
+                    for (_, bound, _) in &listeners {
                         if let Some(file) = socket_file(bound) {
                             file.remove();
                         }
@@ -71,7 +78,7 @@ impl Server {
     pub fn tcp_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|(_, l)| l.local_tcp_addr())
+            .filter_map(|(_, l, _)| l.local_tcp_addr())
             .collect()
     }
 
@@ -80,20 +87,25 @@ impl Server {
         let drain = Drain::new();
         let upstream = Upstream::new(&self.config.upstream)
             .map_err(|e| StartError::Upstream(e.to_string()))?;
-        let service = stack::build(Forward::new(upstream, drain.clone()));
+        let service = stack::build(
+            Forward::new(upstream, drain.clone()),
+            self.config.authority.clone(),
+        );
         let header_timeout = self.config.header_read_timeout;
         let mut files = Vec::new();
         let mut accepting = tokio::task::JoinSet::new();
-        for (name, listener) in self.listeners {
+        for (name, listener, clients) in self.listeners {
             tracing::info!(listener = %name, upstream = %self.config.upstream.addr, "listening");
             files.extend(socket_file(&listener).cloned());
-            accepting.spawn(accept_loop(
+            let acceptor = Acceptor {
                 name,
-                listener,
-                service.clone(),
+                clients,
+                authority: self.config.authority.clone(),
+                service: service.clone(),
                 header_timeout,
-                drain.clone(),
-            ));
+                drain: drain.clone(),
+            };
+            accepting.spawn(acceptor.run(listener));
         }
         shutdown.await;
         let grace = self.config.shutdown_grace;
@@ -127,36 +139,46 @@ fn socket_file(listener: &Listener) -> Option<&OwnedSocketFile> {
     }
 }
 
-async fn accept_loop(
+/// Accepts on one listener and attributes each connection to a client.
+struct Acceptor {
     name: Arc<str>,
-    listener: Listener,
+    clients: ListenerClients,
+    authority: Arc<Authority>,
     service: ProxyService,
     header_timeout: Duration,
     drain: Drain,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = drain.begun() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let info = ConnInfo {
-                    listener: name.clone(),
-                    peer,
-                };
-                drain.spawn(serve_connection(
-                    stream,
-                    info,
-                    service.clone(),
-                    header_timeout,
-                    drain.clone(),
-                ));
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(listener = %name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+impl Acceptor {
+    async fn run(self, listener: Listener) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = self.drain.begun() => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let client = identity::identify(self.authority.clients(), &self.clients, &peer);
+                    let info = ConnInfo {
+                        listener: self.name.clone(),
+                        evidence: Arc::new(Evidence::collect(&peer)),
+                        peer,
+                        client,
+                    };
+                    tracing::debug!(listener = %self.name, peer = %info.peer, client = ?info.client, "connection");
+                    self.drain.spawn(serve_connection(
+                        stream,
+                        info,
+                        self.service.clone(),
+                        self.header_timeout,
+                        self.drain.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(listener = %self.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     }

@@ -12,12 +12,14 @@ use crate::body::ProxyBody;
 use crate::error::RescueLayer;
 use crate::forward::Forward;
 use crate::guard;
+use crate::policy::{Authority, AuthorizeLayer};
+use std::sync::Arc;
 
 /// The assembled request path: infallible, every failure is already a response.
 pub type ProxyService = BoxCloneService<Request<ProxyBody>, Response<ProxyBody>, Infallible>;
 
-/// Builds the stack in front of `forward`.
-pub fn build(forward: Forward) -> ProxyService {
+/// Builds the stack in front of `forward`, deciding with `authority`.
+pub fn build(forward: Forward, authority: Arc<Authority>) -> ProxyService {
     let service = ServiceBuilder::new()
         // Outermost, so it sees the final status of every request, refusals included, and
         // counts the bytes the client really sent and received.
@@ -26,6 +28,10 @@ pub fn build(forward: Forward) -> ProxyService {
         .layer(RescueLayer)
         // Malformed or proxy-style requests end here with 400, before any other work.
         .filter(guard::check)
+        // Who is asking for what: normalize the path as the daemon reads it, classify it into
+        // an operation, and refuse (403, naming policy and rule) what the client's policy does
+        // not allow. Inner layers read the `Authorized` facts it leaves in the request.
+        .layer(AuthorizeLayer::new(authority))
         .service(forward);
     BoxCloneService::new(service)
 }

@@ -49,7 +49,9 @@ impl Proxy {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("p.sock");
         let text = format!(
-            "[upstream]\nsocket = {:?}\n[server]\n{server_settings}\n[[listen]]\nunix = {:?}\n",
+            "[upstream]\nsocket = {:?}\n[server]\n{server_settings}\n\
+             [[client]]\nname = \"test\"\npolicy = \"allow-all\"\n\
+             [[listen]]\nunix = {:?}\nclient = \"test\"\n",
             upstream.display().to_string(),
             socket.display().to_string()
         );

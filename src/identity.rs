@@ -1,0 +1,314 @@
+//! Who is calling: a connection's peer, as the kernel reports it, matched to a named client.
+//!
+//! Identity is decided once per connection, from facts the client cannot forge: SO_PEERCRED
+//! on unix sockets (uid, gid, pid; plus the process's supplementary groups, executable and
+//! login uid from /proc, so `sudo docker ...` is still attributed to the person), the source
+//! address on TCP. A connection that matches no client gets its listener's fallback, which by
+//! default is nobody: every request refused.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::listener::Peer;
+
+/// A `[[client]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// The client's name, used in listeners, decisions and the audit log.
+    pub name: String,
+    /// The policy that governs this client.
+    pub policy: String,
+    /// Unix peers with one of these user ids.
+    #[serde(default)]
+    pub uids: Vec<u32>,
+    /// Unix peers running as one of these users (names resolved at start).
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Unix peers whose primary or supplementary groups include one of these gids.
+    #[serde(default)]
+    pub gids: Vec<u32>,
+    /// As `gids`, by group name (resolved at start).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// TCP peers from one of these addresses or CIDR ranges.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// A validated client definition.
+#[derive(Debug, Clone)]
+pub struct ClientDef {
+    /// Name.
+    pub name: Arc<str>,
+    /// Policy name (checked to exist).
+    pub policy: Arc<str>,
+    uids: Vec<u32>,
+    gids: Vec<u32>,
+    sources: Vec<IpNet>,
+}
+
+impl ClientDef {
+    /// Validates a raw entry; `key` names it in errors (`client[2]`).
+    pub fn from_raw(key: &str, raw: RawClient) -> Result<ClientDef, ConfigError> {
+        if raw.name.is_empty() {
+            return Err(ConfigError(format!("{key}.name: must not be empty")));
+        }
+        let mut uids = raw.uids;
+        for user in &raw.users {
+            match nix::unistd::User::from_name(user) {
+                Ok(Some(u)) => uids.push(u.uid.as_raw()),
+                _ => return Err(ConfigError(format!("{key}.users: no user named {user:?}"))),
+            }
+        }
+        let mut gids = raw.gids;
+        for group in &raw.groups {
+            match nix::unistd::Group::from_name(group) {
+                Ok(Some(g)) => gids.push(g.gid.as_raw()),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{key}.groups: no group named {group:?}"
+                    )))
+                }
+            }
+        }
+        let sources = raw
+            .sources
+            .iter()
+            .map(|s| parse_source(s).map_err(|e| ConfigError(format!("{key}.sources: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A client with no matcher is only reachable as a listener's `client` or `fallback`.
+        Ok(ClientDef {
+            name: Arc::from(raw.name.as_str()),
+            policy: Arc::from(raw.policy.as_str()),
+            uids,
+            gids,
+            sources,
+        })
+    }
+
+    /// A client for the built-in default: the user who started sockwarden.
+    pub fn owner(uid: u32, policy: &str) -> ClientDef {
+        ClientDef {
+            name: Arc::from("owner"),
+            policy: Arc::from(policy),
+            uids: vec![uid],
+            gids: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    fn matches(&self, peer: &Peer, groups: &dyn Fn() -> Vec<u32>) -> bool {
+        match peer {
+            Peer::Unix { uid, gid, .. } => {
+                self.uids.contains(uid)
+                    || self.gids.contains(gid)
+                    || (!self.gids.is_empty() && groups().iter().any(|g| self.gids.contains(g)))
+            }
+            Peer::Tcp(addr) => {
+                let ip = canonical_ip(addr.ip());
+                self.sources.iter().any(|net| net.contains(&ip))
+            }
+        }
+    }
+
+    fn uses_groups(&self) -> bool {
+        !self.gids.is_empty()
+    }
+}
+
+fn parse_source(text: &str) -> Result<IpNet, String> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+}
+
+/// `::ffff:127.0.0.1` is matched as `127.0.0.1`.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// How a listener attributes its connections.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerClients {
+    /// Every connection is this client, whoever the peer is.
+    pub fixed: Option<Arc<str>>,
+    /// The client for peers that match no `[[client]]`; `None` refuses everything.
+    pub fallback: Option<Arc<str>>,
+}
+
+/// Facts about the peer kept for the audit log.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Evidence {
+    /// The peer's executable (`/proc/PID/exe`), when readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<PathBuf>,
+    /// The login uid (`/proc/PID/loginuid`): the person behind `sudo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loginuid: Option<u32>,
+}
+
+impl Evidence {
+    /// Reads what /proc tells about `peer`. Best effort: a process may already be gone.
+    pub fn collect(peer: &Peer) -> Evidence {
+        let Peer::Unix { pid: Some(pid), .. } = peer else {
+            return Evidence::default();
+        };
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let loginuid = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            // 4294967295 means "not set" (a daemon, or a session without login).
+            .filter(|&uid| uid != u32::MAX);
+        Evidence { exe, loginuid }
+    }
+}
+
+/// The supplementary groups of a process, from `/proc/PID/status`.
+fn process_groups(peer: &Peer) -> Vec<u32> {
+    let Peer::Unix { pid: Some(pid), .. } = peer else {
+        return Vec::new();
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Groups:"))
+        .map(|groups| {
+            groups
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The named client a connection belongs to, or `None` for "refuse everything".
+pub fn identify(
+    clients: &[ClientDef],
+    listener: &ListenerClients,
+    peer: &Peer,
+) -> Option<Arc<str>> {
+    if let Some(fixed) = &listener.fixed {
+        return Some(fixed.clone());
+    }
+    let need_groups = clients.iter().any(ClientDef::uses_groups);
+    let groups = std::cell::OnceCell::new();
+    let lookup = || {
+        if need_groups {
+            groups.get_or_init(|| process_groups(peer)).clone()
+        } else {
+            Vec::new()
+        }
+    };
+    clients
+        .iter()
+        .find(|c| c.matches(peer, &lookup))
+        .map(|c| c.name.clone())
+        .or_else(|| listener.fallback.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(name: &str, uids: &[u32], gids: &[u32], sources: &[&str]) -> ClientDef {
+        ClientDef::from_raw(
+            "client[0]",
+            RawClient {
+                name: name.into(),
+                policy: "p".into(),
+                uids: uids.to_vec(),
+                users: vec![],
+                gids: gids.to_vec(),
+                groups: vec![],
+                sources: sources.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn unix(uid: u32, gid: u32) -> Peer {
+        Peer::Unix {
+            uid,
+            gid,
+            pid: None,
+        }
+    }
+
+    #[test]
+    fn first_matching_client_wins_else_fallback() {
+        let clients = vec![
+            client("alice", &[1000], &[], &[]),
+            client("ci", &[], &[2000], &[]),
+            client("lan", &[], &[], &["127.0.0.0/8", "::1"]),
+        ];
+        let open = ListenerClients::default();
+        let name = |p: &Peer, l: &ListenerClients| identify(&clients, l, p).map(|s| s.to_string());
+        assert_eq!(name(&unix(1000, 5), &open).as_deref(), Some("alice"));
+        assert_eq!(name(&unix(7, 2000), &open).as_deref(), Some("ci"));
+        assert_eq!(name(&unix(7, 7), &open), None);
+        let tcp = |s: &str| Peer::Tcp(s.parse().unwrap());
+        assert_eq!(name(&tcp("127.0.0.9:5"), &open).as_deref(), Some("lan"));
+        assert_eq!(
+            name(&tcp("[::ffff:127.0.0.1]:5"), &open).as_deref(),
+            Some("lan")
+        );
+        assert_eq!(name(&tcp("[::1]:5"), &open).as_deref(), Some("lan"));
+        assert_eq!(name(&tcp("10.0.0.1:5"), &open), None);
+        let fallback = ListenerClients {
+            fixed: None,
+            fallback: Some(Arc::from("guest")),
+        };
+        assert_eq!(name(&unix(7, 7), &fallback).as_deref(), Some("guest"));
+        let fixed = ListenerClients {
+            fixed: Some(Arc::from("team")),
+            fallback: None,
+        };
+        assert_eq!(name(&unix(1000, 5), &fixed).as_deref(), Some("team"));
+    }
+
+    #[test]
+    fn bad_sources_and_names_are_config_errors() {
+        let raw = RawClient {
+            name: "x".into(),
+            policy: "p".into(),
+            uids: vec![],
+            users: vec!["no-such-user-xyz".into()],
+            gids: vec![],
+            groups: vec![],
+            sources: vec![],
+        };
+        let err = ClientDef::from_raw("client[3]", raw).unwrap_err();
+        assert!(err.0.contains("client[3].users"), "{err}");
+        assert!(parse_source("300.1.1.1").is_err());
+        assert_eq!(
+            parse_source("10.1.2.3/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+    }
+
+    #[test]
+    fn own_process_groups_are_read() {
+        let peer = Peer::Unix {
+            uid: 0,
+            gid: 0,
+            pid: Some(std::process::id() as i32),
+        };
+        let evidence = Evidence::collect(&peer);
+        assert!(evidence.exe.is_some());
+        let _ = process_groups(&peer);
+    }
+}

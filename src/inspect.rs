@@ -1,0 +1,1 @@
+//! Deep inspection of request bodies that can change the host's security (being written).

@@ -1,0 +1,300 @@
+//! Policies and rules: the TOML shape (`Raw*`) and the compiled form the engine evaluates.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::Method;
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Let the request through (subject to body inspection).
+    Allow,
+    /// Refuse it; wins over any allow.
+    Deny,
+}
+
+/// A `[policy.NAME]` table as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// A built-in profile whose rules and inspection settings this policy starts from.
+    pub profile: Option<String>,
+    /// Shorthand: one allow rule per operation pattern.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Shorthand: one deny rule per operation pattern.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Dangerous operations this policy opens on purpose (exact names or patterns).
+    #[serde(default)]
+    pub allow_dangerous: Vec<String>,
+    /// Full rules, evaluated with the shorthand ones.
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+    /// `[policy.NAME.container]`: what a container create/update may ask for.
+    pub container: Option<toml::Value>,
+    /// `[policy.NAME.exec]`: what an exec may ask for.
+    pub exec: Option<toml::Value>,
+    /// `[policy.NAME.volume]`: what a volume create may ask for.
+    pub volume: Option<toml::Value>,
+    /// `[policy.NAME.network]`: what a network create may ask for.
+    pub network: Option<toml::Value>,
+    /// `[policy.NAME.build]`: which build parameters are allowed.
+    pub build: Option<toml::Value>,
+}
+
+/// A `[[policy.NAME.rule]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Name shown in decisions and the audit log.
+    pub name: String,
+    /// `allow` or `deny`.
+    pub effect: Effect,
+    /// Operation patterns (`container.*`, `image.pull`); `*` matches any characters.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Fallback for what has no name: HTTP methods (with `paths`).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Fallback for what has no name: path patterns, matched against the normalized path
+    /// (version prefix removed) of requests whose operation is `unknown`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Conditions on query parameters: a string must equal the parameter's first value; a
+    /// boolean compares with Docker's boolean reading (absent is false).
+    #[serde(default)]
+    pub query: BTreeMap<String, toml::Value>,
+}
+
+/// A glob over operation names or paths: `*` matches any run of characters. The operation
+/// `unknown` is only matched by a pattern that names it literally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(String);
+
+impl Pattern {
+    /// A pattern from its text.
+    pub fn new(text: &str) -> Pattern {
+        Pattern(text.to_owned())
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the pattern contains a wildcard.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.contains('*')
+    }
+
+    /// Matches an operation name.
+    pub fn matches_operation(&self, operation: &str) -> bool {
+        if operation == "unknown" {
+            return self.0 == "unknown";
+        }
+        glob(self.0.as_bytes(), operation.as_bytes())
+    }
+
+    /// Matches a path (or any other text).
+    pub fn matches(&self, text: &str) -> bool {
+        glob(self.0.as_bytes(), text.as_bytes())
+    }
+}
+
+/// Iterative glob with `*` only; linear backtracking, no recursion.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+/// A condition on one query parameter.
+#[derive(Debug, Clone)]
+pub enum QueryCondition {
+    /// The first value equals this string.
+    Equals(String, String),
+    /// Docker's boolean reading of the parameter (absent = false) is this.
+    Bool(String, bool),
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Name for decisions.
+    pub name: Arc<str>,
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Operation patterns.
+    pub operations: Vec<Pattern>,
+    methods: Vec<Method>,
+    paths: Vec<Pattern>,
+    query: Vec<QueryCondition>,
+}
+
+impl Rule {
+    /// A rule with operation patterns only.
+    pub fn for_operations(name: &str, effect: Effect, patterns: &[&str]) -> Rule {
+        Rule {
+            name: Arc::from(name),
+            effect,
+            operations: patterns.iter().map(|p| Pattern::new(p)).collect(),
+            methods: Vec::new(),
+            paths: Vec::new(),
+            query: Vec::new(),
+        }
+    }
+
+    /// Validates a raw rule; `key` names it in errors.
+    pub fn from_raw(key: &str, raw: &RawRule) -> Result<Rule, ConfigError> {
+        if raw.name.trim().is_empty() {
+            return Err(ConfigError(format!("{key}.name: must not be empty")));
+        }
+        if raw.operations.is_empty() && raw.paths.is_empty() {
+            return Err(ConfigError(format!(
+                "{key}: give `operations` (or `paths` for routes that have no operation name)"
+            )));
+        }
+        if !raw.methods.is_empty() && raw.paths.is_empty() {
+            return Err(ConfigError(format!(
+                "{key}.methods: only applies together with `paths`"
+            )));
+        }
+        let methods = raw
+            .methods
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| ConfigError(format!("{key}.methods: {m:?} is not a method")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for path in &raw.paths {
+            if !path.starts_with('/') {
+                return Err(ConfigError(format!(
+                    "{key}.paths: {path:?} must start with / (without a /vX.Y prefix)"
+                )));
+            }
+        }
+        let query = raw
+            .query
+            .iter()
+            .map(|(param, value)| match value {
+                toml::Value::String(s) => Ok(QueryCondition::Equals(param.clone(), s.clone())),
+                toml::Value::Boolean(b) => Ok(QueryCondition::Bool(param.clone(), *b)),
+                other => Err(ConfigError(format!(
+                    "{key}.query.{param}: expected a string or a boolean, found {}",
+                    other.type_str()
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rule {
+            name: Arc::from(raw.name.as_str()),
+            effect: raw.effect,
+            operations: raw.operations.iter().map(|p| Pattern::new(p)).collect(),
+            methods,
+            paths: raw.paths.iter().map(|p| Pattern::new(p)).collect(),
+            query,
+        })
+    }
+
+    /// Whether the rule has conditions beyond the operation (it then applies to fewer requests).
+    pub fn is_conditional(&self) -> bool {
+        !self.query.is_empty()
+    }
+
+    /// Whether the rule applies to a request.
+    pub fn matches(&self, facts: &super::RequestFacts<'_>) -> bool {
+        let by_operation = self
+            .operations
+            .iter()
+            .any(|p| p.matches_operation(facts.operation));
+        let by_path = facts.operation == "unknown"
+            && !self.paths.is_empty()
+            && self.paths.iter().any(|p| p.matches(facts.path))
+            && (self.methods.is_empty() || self.methods.contains(facts.method));
+        (by_operation || by_path) && self.query.iter().all(|c| c.holds(facts.query))
+    }
+}
+
+impl QueryCondition {
+    fn holds(&self, query: &[(String, String)]) -> bool {
+        let first = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        match self {
+            QueryCondition::Equals(name, want) => first(name) == Some(want.as_str()),
+            QueryCondition::Bool(name, want) => first(name).is_some_and(docker_bool) == *want,
+        }
+    }
+}
+
+/// Docker's reading of a boolean parameter: false only for "", 0, no, false, none.
+pub fn docker_bool(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
+}
+
+/// A compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Its name.
+    pub name: Arc<str>,
+    /// Rules in evaluation order (profile first, then the policy's own).
+    pub rules: Vec<Rule>,
+    /// Acknowledged dangerous operations.
+    pub allow_dangerous: Vec<Pattern>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_patterns() {
+        let p = Pattern::new;
+        assert!(p("container.*").matches_operation("container.archive.get"));
+        assert!(p("*").matches_operation("system.ping"));
+        assert!(!p("*").matches_operation("unknown"));
+        assert!(p("unknown").matches_operation("unknown"));
+        assert!(!p("container.*").matches_operation("containerx"));
+        assert!(p("*.list").matches_operation("image.list"));
+        assert!(p("image.pull").matches_operation("image.pull"));
+        assert!(!p("image.pull").matches_operation("image.pulls"));
+        assert!(p("/libpod/*/json").matches("/libpod/a/b/json"));
+        assert!(p("a*b*c").matches("aXXbYYc"));
+        assert!(!p("a*b*c").matches("aXXbYY"));
+    }
+
+    #[test]
+    fn docker_booleans() {
+        for f in ["", "0", "no", "FALSE", " none "] {
+            assert!(!docker_bool(f), "{f:?}");
+        }
+        for t in ["1", "true", "yes", "x", "on"] {
+            assert!(docker_bool(t), "{t:?}");
+        }
+    }
+}
