@@ -280,3 +280,238 @@ fn check_patterns(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority(policies: &str, clients: &str) -> Result<Authority, ConfigError> {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            policy: BTreeMap<String, RawPolicy>,
+            #[serde(default)]
+            client: Vec<RawClient>,
+        }
+        let doc: Doc = toml::from_str(&format!("{policies}\n{clients}"))
+            .map_err(|e| ConfigError(e.message().to_owned()))?;
+        Authority::compile(doc.client, &doc.policy, &crate::policy::catalogue())
+    }
+
+    fn decide(a: &Authority, client: &str, op: &str, query: &[(&str, &str)]) -> Decision {
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let facts = RequestFacts {
+            operation: op,
+            method: &Method::GET,
+            path: "/x",
+            query: &query,
+        };
+        a.decide(Some(client), &facts)
+    }
+
+    const CLIENT: &str = "[[client]]\nname = \"c\"\npolicy = \"p\"\nuids = [1]\n";
+
+    #[test]
+    fn default_deny_allow_and_deny_wins() {
+        let a = authority(
+            "[policy.p]\nallow = [\"container.list\", \"image.*\"]\nallow_dangerous = [\"image.*\"]\ndeny = [\"image.delete\"]",
+            CLIENT,
+        )
+        .unwrap();
+        let d = decide(&a, "c", "container.list", &[]);
+        assert!(d.allowed);
+        assert_eq!(&*d.rule, "allow container.list");
+        let d = decide(&a, "c", "image.delete", &[]);
+        assert!(!d.allowed);
+        assert_eq!(&*d.rule, "deny image.delete");
+        let d = decide(&a, "c", "container.create", &[]);
+        assert!(!d.allowed);
+        assert_eq!(&*d.rule, "default-deny");
+        assert_eq!(d.policy.as_deref(), Some("p"));
+        // An unknown client or none at all is refused.
+        assert!(!decide(&a, "nobody", "container.list", &[]).allowed);
+        let facts = RequestFacts {
+            operation: "container.list",
+            method: &Method::GET,
+            path: "/containers/json",
+            query: &[],
+        };
+        assert_eq!(&*a.decide(None, &facts).rule, "no-client");
+    }
+
+    #[test]
+    fn query_conditions() {
+        let a = authority(
+            r#"[policy.p]
+[[policy.p.rule]]
+name = "logs-without-follow"
+effect = "allow"
+operations = ["container.logs"]
+query = { follow = false }
+[[policy.p.rule]]
+name = "only-all"
+effect = "allow"
+operations = ["container.list"]
+query = { all = "1" }
+"#,
+            CLIENT,
+        )
+        .unwrap();
+        assert!(decide(&a, "c", "container.logs", &[]).allowed);
+        assert!(decide(&a, "c", "container.logs", &[("follow", "0")]).allowed);
+        assert!(!decide(&a, "c", "container.logs", &[("follow", "1")]).allowed);
+        assert!(!decide(&a, "c", "container.logs", &[("follow", "yes")]).allowed);
+        // The first of repeated parameters counts, as in the daemon.
+        assert!(
+            !decide(
+                &a,
+                "c",
+                "container.logs",
+                &[("follow", "1"), ("follow", "0")]
+            )
+            .allowed
+        );
+        assert!(decide(&a, "c", "container.list", &[("all", "1")]).allowed);
+        assert!(!decide(&a, "c", "container.list", &[("all", "true")]).allowed);
+    }
+
+    #[test]
+    fn unknown_needs_a_literal_rule_and_raw_paths_apply_only_to_it() {
+        let a = authority(
+            r#"[policy.p]
+allow = ["*"]
+allow_dangerous = ["*"]
+"#,
+            CLIENT,
+        )
+        .unwrap();
+        assert!(decide(&a, "c", "container.export", &[]).allowed);
+        assert!(!decide(&a, "c", "unknown", &[]).allowed);
+        let a = authority(
+            r#"[policy.p]
+[[policy.p.rule]]
+name = "libpod-read"
+effect = "allow"
+methods = ["GET"]
+paths = ["/libpod/*"]
+allow_dangerous = []
+"#,
+            CLIENT,
+        );
+        assert!(a.is_err(), "allow_dangerous is not a rule key");
+        let a = authority(
+            r#"[policy.p]
+allow_dangerous = ["unknown"]
+[[policy.p.rule]]
+name = "libpod-read"
+effect = "allow"
+methods = ["GET"]
+paths = ["/libpod/*"]
+"#,
+            CLIENT,
+        )
+        .unwrap();
+        let facts = |method, path| RequestFacts {
+            operation: "unknown",
+            method,
+            path,
+            query: &[],
+        };
+        let p = a.policy_for("c").unwrap();
+        assert!(decide_with(p, &facts(&Method::GET, "/libpod/info")).allowed);
+        assert!(!decide_with(p, &facts(&Method::POST, "/libpod/info")).allowed);
+        let named = RequestFacts {
+            operation: "container.list",
+            method: &Method::GET,
+            path: "/libpod/x",
+            query: &[],
+        };
+        assert!(
+            !decide_with(p, &named).allowed,
+            "raw paths never reach named operations"
+        );
+    }
+
+    #[test]
+    fn guardrails_refuse_unacknowledged_dangerous_wildcards() {
+        let err = authority("[policy.p]\nallow = [\"container.*\"]", CLIENT).unwrap_err();
+        assert!(err.0.contains("policy.p"), "{err}");
+        assert!(err.0.contains("allow_dangerous"), "{err}");
+        assert!(
+            err.0.contains("container.archive.get")
+                || err.0.contains("container.export")
+                || err.0.contains("container.attach"),
+            "{err}"
+        );
+        // Acknowledged or explicitly denied: fine.
+        authority(
+            "[policy.p]\nallow = [\"container.*\"]\nallow_dangerous = [\"container.*\"]",
+            CLIENT,
+        )
+        .unwrap();
+        let dangerous: Vec<&str> = crate::policy::catalogue()
+            .into_iter()
+            .filter(|(n, why)| n.starts_with("container.") && why.is_some())
+            .map(|(n, _)| n)
+            .collect();
+        let deny = dangerous
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        authority(
+            &format!("[policy.p]\nallow = [\"container.*\"]\ndeny = [{deny}]"),
+            CLIENT,
+        )
+        .unwrap();
+        // A single dangerous operation named exactly still needs the acknowledgement.
+        let err = authority("[policy.p]\nallow = [\"container.export\"]", CLIENT).unwrap_err();
+        assert!(err.0.contains("container.export"), "{err}");
+    }
+
+    #[test]
+    fn typos_and_dangling_references_are_config_errors() {
+        let err = authority("[policy.p]\nallow = [\"contianer.list\"]", CLIENT).unwrap_err();
+        assert!(err.0.contains("policy.p.allow"), "{err}");
+        assert!(err.0.contains("matches no operation"), "{err}");
+        let err = authority("", "[[client]]\nname = \"c\"\npolicy = \"nope\"\n").unwrap_err();
+        assert!(err.0.contains("client[0].policy"), "{err}");
+        let err = authority("[policy.p]\nprofile = \"nope\"", CLIENT).unwrap_err();
+        assert!(err.0.contains("policy.p.profile"), "{err}");
+        let err = authority(
+            "",
+            "[[client]]\nname = \"c\"\npolicy = \"read-only\"\n[[client]]\nname = \"c\"\npolicy = \"ci\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.contains("client[1].name"), "{err}");
+    }
+
+    #[test]
+    fn profiles_by_name_and_as_base() {
+        let a = authority(
+            "[policy.p]\nprofile = \"read-only\"\nallow = [\"container.logs\"]",
+            "[[client]]\nname = \"c\"\npolicy = \"p\"\n[[client]]\nname = \"ro\"\npolicy = \"read-only\"\n",
+        )
+        .unwrap();
+        assert!(decide(&a, "c", "container.logs", &[]).allowed);
+        assert!(decide(&a, "c", "container.list", &[]).allowed);
+        assert!(!decide(&a, "ro", "container.logs", &[]).allowed);
+        for op in [
+            "container.archive.get",
+            "container.export",
+            "exec.create",
+            "exec.start",
+            "image.save",
+            "secret.inspect",
+            "swarm.unlockkey",
+            "container.create",
+            "container.attach",
+        ] {
+            assert!(!decide(&a, "ro", op, &[]).allowed, "read-only allows {op}");
+        }
+        assert!(decide(&a, "ro", "system.events", &[]).allowed);
+    }
+}
