@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use tower::{Layer, Service};
 
 use super::{Authority, Decision, Policy, RequestFacts};
@@ -82,7 +82,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<ProxyBody>) -> AuthorizeFuture {
-        match authorize(&self.authority, &request) {
+        let client = request
+            .extensions()
+            .get::<ConnInfo>()
+            .and_then(|info| info.client.clone());
+        match authorize(
+            &self.authority,
+            client,
+            request.method(),
+            request.uri(),
+            request.headers(),
+        ) {
             Ok(authorized) => {
                 request.extensions_mut().insert(authorized);
                 let future = self.inner.call(request);
@@ -102,20 +112,18 @@ where
 /// The decision for one request, or the refusal to answer with.
 pub fn authorize(
     authority: &Authority,
-    request: &Request<ProxyBody>,
+    client: Option<Arc<str>>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
 ) -> Result<Authorized, ProxyError> {
-    let client = request
-        .extensions()
-        .get::<ConnInfo>()
-        .and_then(|info| info.client.clone());
-    let normalized = route::normalize(request.method(), request.uri())
-        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-    route::check_content_type(request.headers())
-        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-    let operation = route::classify(request.method(), &normalized.path, &normalized.query);
+    let normalized =
+        route::normalize(method, uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    route::check_content_type(headers).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    let operation = route::classify(method, &normalized.path, &normalized.query);
     let facts = RequestFacts {
         operation: operation.name,
-        method: request.method(),
+        method,
         path: &normalized.path,
         query: normalized.query.pairs(),
     };
@@ -133,12 +141,7 @@ pub fn authorize(
             policy,
         }),
         _ => Err(ProxyError::Denied {
-            what: format!(
-                "{} ({} {})",
-                operation.name,
-                request.method(),
-                normalized.path
-            ),
+            what: format!("{} ({} {})", operation.name, method, normalized.path),
             reason: decision.reason,
             policy: decision
                 .policy

@@ -50,4 +50,14 @@ mod tests {
         }
         assert!(get("nope").unwrap().is_none());
     }
+
+    #[test]
+    fn every_profile_passes_its_own_guardrails() {
+        let catalogue = crate::policy::catalogue();
+        for name in profile_names() {
+            let raw = get(name).unwrap().unwrap();
+            super::super::engine::compile_policy(name, name, &raw, &catalogue)
+                .unwrap_or_else(|e| panic!("profile {name}: {e}"));
+        }
+    }
 }
