@@ -25,8 +25,13 @@ enum Command {
     /// /run/sockwarden/docker.sock; others: /tmp/sockwarden-UID/docker.sock).
     Serve {
         /// Configuration file (TOML); see config/sockwarden.toml for every setting.
-        #[arg(long, short = 'c', value_name = "FILE")]
+        #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "compat")]
         config: Option<PathBuf>,
+        /// Stand in for another proxy: `docker-socket-proxy` reads that image's environment
+        /// switches (CONTAINERS=1, POST=0, ALLOW_START=1, ...) and listens on TCP 0.0.0.0:2375
+        /// (SOCKWARDEN_LISTEN overrides) as that image does.
+        #[arg(long, value_enum, value_name = "PROXY")]
+        compat: Option<Compat>,
         /// Log format; overrides the config's log.format. RUST_LOG sets the level.
         #[arg(long, value_enum, value_name = "FORMAT")]
         log_format: Option<LogFormat>,
@@ -37,6 +42,52 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show what sockwarden would do with one request, without contacting the daemon.
+    Explain {
+        /// Configuration file (TOML).
+        #[arg(
+            long,
+            short = 'c',
+            value_name = "FILE",
+            required_unless_present = "compat"
+        )]
+        config: Option<PathBuf>,
+        /// Use another proxy's environment switches instead of a file (client `docker-socket-proxy`).
+        #[arg(long, value_enum, value_name = "PROXY", conflicts_with = "config")]
+        compat: Option<Compat>,
+        /// The client to decide for (a [[client]] name).
+        #[arg(long, value_name = "NAME")]
+        client: String,
+        /// A file holding the request body (for inspected operations such as container.create).
+        #[arg(long, value_name = "FILE")]
+        body: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// HTTP method, e.g. POST.
+        method: String,
+        /// Request target, e.g. /v1.41/containers/create?name=x
+        target: String,
+    },
+    /// Print the policy equivalent to another proxy's environment switches, as TOML.
+    Compat {
+        /// The proxy whose switches to read from the environment.
+        #[arg(value_enum)]
+        proxy: Compat,
+    },
+    /// List every operation name with its routes, access class and whether it is dangerous.
+    Operations,
+}
+
+/// Proxies sockwarden can stand in for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Compat {
+    /// The HAProxy-based docker-socket-proxy images (Tecnativa and derivatives).
+    DockerSocketProxy,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// Exit status for a usage or configuration error (as clap uses for bad flags).
@@ -46,7 +97,11 @@ const EXIT_USAGE: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => serve(config, log_format),
+        Command::Serve {
+            config,
+            compat,
+            log_format,
+        } => serve(config, compat, log_format),
         Command::Check { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
@@ -54,6 +109,83 @@ pub fn main() -> ExitCode {
             }
             Err(e) => usage_error(&e),
         },
+        Command::Explain {
+            config,
+            compat,
+            client,
+            body,
+            json,
+            method,
+            target,
+        } => explain(config, compat, &client, body, json, &method, &target),
+        Command::Compat { proxy } => match proxy {
+            Compat::DockerSocketProxy => {
+                let policy = crate::compat::docker_socket_proxy(&env_var);
+                print!(
+                    "# From the environment switches: {}\n{}",
+                    crate::compat::variables().join(", "),
+                    crate::compat::to_toml(&policy, "docker-socket-proxy")
+                );
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Operations => {
+            for info in crate::route::OPERATION_TABLE {
+                let danger = if info.dangerous { "dangerous" } else { "-" };
+                println!(
+                    "{:<28} {:<7} {:<10} {}",
+                    info.name,
+                    format!("{:?}", info.access),
+                    danger,
+                    info.routes
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn load(
+    config: Option<PathBuf>,
+    compat: Option<Compat>,
+) -> Result<Config, crate::config::ConfigError> {
+    match (config, compat) {
+        (Some(path), _) => Config::load(&path),
+        (None, Some(Compat::DockerSocketProxy)) => Config::docker_socket_proxy(&env_var),
+        (None, None) => Config::builtin(),
+    }
+}
+
+fn explain(
+    config: Option<PathBuf>,
+    compat: Option<Compat>,
+    client: &str,
+    body: Option<PathBuf>,
+    json: bool,
+    method: &str,
+    target: &str,
+) -> ExitCode {
+    let config = match load(config, compat) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    let body = match body.map(std::fs::read).transpose() {
+        Ok(body) => body,
+        Err(e) => return usage_error(&format!("--body: {e}")),
+    };
+    match crate::explain::explain(&config, client, method, target, body.as_deref()) {
+        Ok(explanation) if json => match serde_json::to_string_pretty(&explanation) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(&e),
+        },
+        Ok(explanation) => {
+            println!("{explanation}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(&e),
     }
 }
 
@@ -62,12 +194,9 @@ fn usage_error(err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn serve(path: Option<PathBuf>, log_format: Option<LogFormat>) -> ExitCode {
-    let config = match &path {
-        Some(path) => Config::load(path),
-        None => Config::builtin(),
-    };
-    let mut config = match config {
+fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFormat>) -> ExitCode {
+    let builtin = path.is_none() && compat.is_none();
+    let mut config = match load(path, compat) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
@@ -75,7 +204,7 @@ fn serve(path: Option<PathBuf>, log_format: Option<LogFormat>) -> ExitCode {
         config.log_format = format;
     }
     crate::logging::init(config.log_format);
-    if path.is_none() {
+    if builtin {
         for listener in &config.listeners {
             if let ListenAddr::Unix { path, .. } = &listener.addr {
                 tracing::info!(

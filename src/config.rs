@@ -209,6 +209,34 @@ impl Config {
         validate(RawConfig::default(), true)
     }
 
+    /// The configuration that stands in for a docker-socket-proxy container: its environment
+    /// switches become the policy of the client `docker-socket-proxy`, served on TCP
+    /// `0.0.0.0:2375` like that image (or `SOCKWARDEN_LISTEN`), meant for a container network.
+    pub fn docker_socket_proxy(
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        const NAME: &str = "docker-socket-proxy";
+        let mut raw = RawConfig::default();
+        raw.policy
+            .insert(NAME.to_owned(), crate::compat::docker_socket_proxy(env));
+        raw.client.push(RawClient {
+            name: NAME.to_owned(),
+            policy: NAME.to_owned(),
+            uids: Vec::new(),
+            users: Vec::new(),
+            gids: Vec::new(),
+            groups: Vec::new(),
+            sources: Vec::new(),
+        });
+        raw.listen.push(RawListen {
+            tcp: Some(env("SOCKWARDEN_LISTEN").unwrap_or_else(|| "0.0.0.0:2375".to_owned())),
+            client: Some(NAME.to_owned()),
+            ..RawListen::default()
+        });
+        validate(raw, false)
+            .map_err(|e| ConfigError(format!("docker-socket-proxy compatibility: {e}")))
+    }
+
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)

@@ -11,8 +11,10 @@
 pub mod access_log;
 pub mod body;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod forward;
 pub mod guard;
 pub mod identity;

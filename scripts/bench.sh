@@ -1,0 +1,487 @@
+#!/usr/bin/env bash
+# sockwarden benchmark: the same load generator against three fronts, side by side:
+#   direct      load generator straight to the upstream socket (the ceiling),
+#   sockwarden  target/release/sockwarden in front of the upstream,
+#   haproxy     HAProxy with deploy/haproxy/haproxy.cfg (docker-socket-proxy rules),
+# each in front of two upstreams:
+#   stub        examples/stub_upstream.rs, a fast Docker-daemon stand-in,
+#   docker      a private dockerd (vfs storage, no networking) started by this script.
+# Measures req/s and p50/p99 latency of GET /_ping and GET /containers/json at concurrency 1
+# and 64, MiB/s of a 512 MiB response (GET /images/get) and a 512 MiB request body, the CPU time
+# each proxy used, and each proxy's peak RSS (a fresh proxy process per upstream).
+# Prints a markdown table and writes it to bench/latest.md (raw JSON lines: bench/latest.jsonl).
+#
+# Usage: scripts/bench.sh            (as root when dockerd/haproxy must be installed or started)
+# Knobs (environment):
+#   DURATION=5 WARMUP=1         seconds measured / warm-up per req/s run
+#   ROUNDS=3                    req/s runs per test and front, interleaved across fronts
+#                               (the report shows the median of the rounds)
+#   CONCURRENCY="1 64"          connections per req/s run
+#   SIZE_MIB=512                size of the big response and of the big request body
+#   STUB_REPEAT=5 DOCKER_REPEAT=3   transfers per test and front, interleaved (median shown)
+#   UPSTREAMS="stub docker"     which upstreams
+#   FRONTS="direct sockwarden haproxy"   which fronts; "haproxy-ka" adds HAProxy with
+#                               upstream keep-alive (its `option http-server-close` off)
+#   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
+#   SKIP_BUILD=1                use the binaries already in target/release
+#   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
+#                               revision); SOCKWARDEN_REV=text names it in the report
+#   OUT=bench/latest.md         where the report goes
+# Everything talks over unix sockets in a private temp dir; every process started here is
+# stopped on exit, including on Ctrl-C.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+ROUNDS=${ROUNDS:-3}
+CONCURRENCY=${CONCURRENCY:-"1 64"}
+SIZE_MIB=${SIZE_MIB:-512}
+STUB_REPEAT=${STUB_REPEAT:-5}
+DOCKER_REPEAT=${DOCKER_REPEAT:-3}
+UPSTREAMS=${UPSTREAMS:-"stub docker"}
+FRONTS=${FRONTS:-"direct sockwarden haproxy"}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+STUB_THREADS=${STUB_THREADS:-2}
+SKIP_BUILD=${SKIP_BUILD:-0}
+OUT=${OUT:-$ROOT/bench/latest.md}
+SIZE_BYTES=$((SIZE_MIB * 1024 * 1024))
+API=/v1.41
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites
+
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+command -v haproxy >/dev/null || [[ " $FRONTS " != *" haproxy"* ]] || need_apt+=(haproxy)
+if [[ " $UPSTREAMS " == *" docker "* ]]; then
+    command -v dockerd >/dev/null && command -v docker >/dev/null || need_apt+=(docker.io)
+    command -v busybox >/dev/null || need_apt+=(busybox-static)
+fi
+if ((${#need_apt[@]})); then
+    log "installing ${need_apt[*]} with apt-get"
+    [[ $(id -u) == 0 ]] || die "run as root to install ${need_apt[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [[ $SKIP_BUILD != 1 ]]; then
+    log "building (cargo build --release --bin sockwarden --examples)"
+    (cd "$ROOT" && cargo build --release --bin sockwarden --examples)
+fi
+SOCKWARDEN=${SOCKWARDEN_BIN:-$ROOT/target/release/sockwarden}
+LOADGEN=$ROOT/target/release/examples/loadgen
+STUB=$ROOT/target/release/examples/stub_upstream
+HAPROXY_CFG=$ROOT/deploy/haproxy/haproxy.cfg
+for f in "$LOADGEN" "$STUB"; do [[ -x $f ]] || die "missing $f"; done
+[[ " $FRONTS " != *" sockwarden "* || -x $SOCKWARDEN ]] || die "missing $SOCKWARDEN"
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping and cleanup
+
+TMP=$(mktemp -d /tmp/sockwarden-bench.XXXXXX)
+RESULTS=$TMP/results.jsonl
+: >"$RESULTS"
+PIDS=() # every background process started here
+DOCKERD_PID=""
+DOCKER_SOCK=$TMP/dockerd.sock
+DOCKER=(docker -H "unix://$DOCKER_SOCK")
+BENCH_CONTAINERS=(swb-web swb-db swb-cron)
+BENCH_IMAGES=(sockwarden-bench/busybox:latest sockwarden-bench/big:latest)
+
+# Stops one process: SIGTERM, up to $2 seconds of grace, then SIGKILL.
+stop_pid() {
+    local pid=$1 grace=${2:-5} i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+# Removes the bench containers and images, then stops the private dockerd (and the containerd
+# it started for itself).
+stop_docker() {
+    [[ -n $DOCKERD_PID ]] || return 0
+    if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+        log "removing bench containers and images, stopping dockerd"
+        timeout 60 "${DOCKER[@]}" rm -f "${BENCH_CONTAINERS[@]}" >/dev/null 2>&1 || true
+        timeout 60 "${DOCKER[@]}" rmi -f "${BENCH_IMAGES[@]}" >/dev/null 2>&1 || true
+        local children pid
+        children=$(pgrep -P "$DOCKERD_PID" 2>/dev/null || true)
+        stop_pid "$DOCKERD_PID" 30
+        for pid in $children; do stop_pid "$pid" 5; done
+    fi
+    DOCKERD_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    stop_docker
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
+    # Leftovers of the private daemon (e.g. container shims) are found by our temp dir only.
+    local p
+    for p in /proc/[0-9]*; do
+        if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$TMP/"; then
+            kill -KILL "${p#/proc/}" 2>/dev/null
+        fi
+    done
+    # Mounts dockerd may have left below the temp dir (deepest first).
+    awk -v t="$TMP/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# Starts "$@" in the background, output to $TMP/<name>.log; sets STARTED_PID.
+start_bg() {
+    local name=$1
+    shift
+    "$@" >"$TMP/$name.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+}
+
+# Waits until GET /_ping on socket $1 answers OK, for at most $2 seconds; $3 = pid to watch.
+wait_ping() {
+    local sock=$1 secs=$2 pid=${3:-} i
+    for ((i = 0; i < secs * 10; i++)); do
+        if [[ -S $sock ]] && [[ $(curl -s -m 2 --unix-socket "$sock" http://bench/_ping 2>/dev/null) == OK ]]; then
+            return 0
+        fi
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Upstreams
+
+UP_SOCK=""
+UP_PID=""
+start_upstream() {
+    case $1 in
+    stub)
+        UP_SOCK=$TMP/stub.sock
+        start_bg stub "$STUB" --socket "$UP_SOCK" --threads "$STUB_THREADS"
+        UP_PID=$STARTED_PID
+        wait_ping "$UP_SOCK" 10 "$UP_PID" || die "stub upstream did not start: $(tail -5 "$TMP/stub.log")"
+        ;;
+    docker)
+        UP_SOCK=$DOCKER_SOCK
+        log "starting a private dockerd (vfs storage, no networking) under $TMP/docker"
+        mkdir -p "$TMP/docker"
+        dockerd --data-root "$TMP/docker/data" --exec-root "$TMP/docker/exec" \
+            --pidfile "$TMP/docker/dockerd.pid" -H "unix://$DOCKER_SOCK" \
+            --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+            >"$TMP/dockerd.log" 2>&1 &
+        DOCKERD_PID=$!
+        UP_PID=$DOCKERD_PID
+        wait_ping "$DOCKER_SOCK" 60 "$DOCKERD_PID" || die "dockerd did not start: $(tail -5 "$TMP/dockerd.log")"
+        prepare_docker
+        ;;
+    *) die "unknown upstream $1" ;;
+    esac
+}
+
+stop_upstream() {
+    case $1 in
+    stub) stop_pid "$UP_PID" 5 ;;
+    docker) stop_docker ;;
+    esac
+}
+
+# Images come from rootfs tarballs (no registry is reachable): a busybox one for containers,
+# and one holding a single SIZE_MIB file for the big GET /images/get. The file is zeros: docker
+# save streams layers uncompressed, so its content does not change the work done.
+prepare_docker() {
+    local rootfs=$TMP/rootfs big=$TMP/bigfs bb cmd n
+    bb=$(command -v busybox)
+    mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc" "$big/tmp"
+    cp "$bb" "$rootfs/bin/busybox"
+    for cmd in sh sleep ls cat; do ln -sf busybox "$rootfs/bin/$cmd"; done
+    tar -C "$rootfs" -c . | "${DOCKER[@]}" import - "${BENCH_IMAGES[0]}" >/dev/null
+    log "importing a ${SIZE_MIB} MiB image into dockerd"
+    truncate -s "${SIZE_MIB}M" "$big/big.bin"
+    tar -C "$big" -c . | "${DOCKER[@]}" import - "${BENCH_IMAGES[1]}" >/dev/null
+    rm -rf "$big" "$rootfs"
+    # Three containers for GET /containers/json; two are started when the sandbox allows it
+    # (swb-cron stays created and receives the big PUT .../archive uploads).
+    for n in "${BENCH_CONTAINERS[@]}"; do
+        "${DOCKER[@]}" create --name "$n" --network none \
+            --label com.docker.compose.project=bench --label "com.docker.compose.service=${n#swb-}" \
+            "${BENCH_IMAGES[0]}" sleep 86400 >/dev/null
+    done
+    "${DOCKER[@]}" start swb-web swb-db >/dev/null 2>&1 || log "note: containers could not be started; they stay created"
+}
+
+# Request targets per upstream.
+set_targets() {
+    case $1 in
+    stub)
+        PING_PATH=/_ping
+        LIST_PATH=$API/containers/json
+        GET_PATH="$API/images/get?names=sockwarden-bench%2Fbig%3Alatest&size=$SIZE_BYTES"
+        UP_METHOD=POST
+        UP_PATH=$API/images/load
+        UP_TAR=()
+        REPEAT=$STUB_REPEAT
+        ;;
+    docker)
+        PING_PATH=/_ping
+        # all=1: the three bench containers whether or not the sandbox let them run.
+        LIST_PATH="$API/containers/json?all=1"
+        GET_PATH="$API/images/get?names=sockwarden-bench%2Fbig%3Alatest"
+        UP_METHOD=PUT
+        UP_PATH="$API/containers/swb-cron/archive?path=/tmp"
+        UP_TAR=(--tar-name upload.bin)
+        REPEAT=$DOCKER_REPEAT
+        ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Fronts. All fronts of one upstream run side by side (an idle proxy costs nothing), so every
+# test is interleaved: round 1 on every front, then round 2, ... The report shows the median
+# of the rounds, which keeps a burst of unrelated load on the machine from hitting one front.
+
+declare -A FRONT_SOCK=() FRONT_PID=() RESTARTED=() DEAD=()
+LIVE_FRONTS=()
+
+start_front() {
+    local front=$1 up=$2 sock pid=""
+    case $front in
+    direct)
+        sock=$UP_SOCK
+        ;;
+    sockwarden)
+        sock=$TMP/sockwarden.sock
+        cat >"$TMP/sockwarden-$up.toml" <<EOF
+[upstream]
+socket = "$UP_SOCK"
+
+[[listen]]
+unix = "$sock"
+mode = "0600"
+EOF
+        start_bg "sockwarden-$up" "$SOCKWARDEN" serve --config "$TMP/sockwarden-$up.toml"
+        pid=$STARTED_PID
+        ;;
+    haproxy | haproxy-ka)
+        sock=$TMP/$front.sock
+        local close=1
+        [[ $front == haproxy-ka ]] && close=0
+        # The switches the benchmarked requests need; everything else keeps the image's defaults.
+        start_bg "$front-$up" env SOCKET_PATH="$UP_SOCK" PROXY_SOCKET="$sock" \
+            CONTAINERS=1 IMAGES=1 POST=1 NBTHREAD=2 HTTP_SERVER_CLOSE=$close \
+            haproxy -db -f "$HAPROXY_CFG"
+        pid=$STARTED_PID
+        ;;
+    *) die "unknown front $front" ;;
+    esac
+    FRONT_SOCK[$front]=$sock
+    FRONT_PID[$front]=$pid
+    if ! wait_ping "$sock" 15 "$pid"; then
+        log "$front did not answer GET /_ping on $sock; last log lines:"
+        tail -20 "$TMP/$front-$up.log" >&2 2>/dev/null || true
+        [[ -z $pid ]] || stop_pid "$pid" 5
+        printf '{"mode":"start","upstream":"%s","front":"%s","test":"start","errors":1,"first_error":"front did not start"}\n' \
+            "$up" "$front" >>"$RESULTS"
+        return 1
+    fi
+    # (A restarted front keeps its place in the rotation.)
+    [[ -n ${RESTARTED[$front]:-} ]] || LIVE_FRONTS+=("$front")
+}
+
+# Records each proxy's peak RSS (VmHWM), then stops it.
+stop_fronts() {
+    local up=$1 front pid hwm
+    for front in "${LIVE_FRONTS[@]}"; do
+        pid=${FRONT_PID[$front]}
+        [[ -n $pid ]] || continue
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+        if [[ -n $hwm ]]; then
+            local restarted=false
+            [[ -z ${RESTARTED[$front]:-} ]] || restarted=true
+            printf '{"mode":"rss","upstream":"%s","front":"%s","vmhwm_kb":%s,"restarted":%s}\n' \
+                "$up" "$front" "$hwm" "$restarted" >>"$RESULTS"
+        fi
+        log "$front peak RSS (VmHWM) on $up: ${hwm:-?} kB${RESTARTED[$front]:+ (restarted during the run)}"
+        stop_pid "$pid" 10
+    done
+    LIVE_FRONTS=()
+    FRONT_SOCK=()
+    FRONT_PID=()
+    RESTARTED=()
+    DEAD=()
+}
+
+# A proxy that died during the run (crash, or a signal from elsewhere) is reported with the end
+# of its log and started again, so one failure does not void the rest of its measurements.
+ensure_alive() {
+    local front=$1 up=$2 pid=${FRONT_PID[$1]}
+    [[ -z ${DEAD[$front]:-} ]] || return 1
+    [[ -n $pid ]] || return 0
+    kill -0 "$pid" 2>/dev/null && return 0
+    local rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    log "warning: $front (pid $pid) exited with status $rc during the run; last log lines:"
+    tail -5 "$TMP/$front-$up.log" >&2 2>/dev/null || true
+    printf '{"mode":"restart","upstream":"%s","front":"%s","test":"restart","errors":1,"first_error":"%s exited (status %s) and was restarted"}\n' \
+        "$up" "$front" "$front" "$rc" >>"$RESULTS"
+    cp "$TMP/$front-$up.log" "$TMP/$front-$up.died.log" 2>/dev/null || true
+    RESTARTED[$front]=1
+    start_front "$front" "$up" || { DEAD[$front]=1; return 1; }
+}
+
+# A short human-readable summary of one JSON line (no jq needed).
+summary() {
+    local l=$1 k out=""
+    for k in rps p50_us p99_us mib_s proxy_cpu_us_per_req proxy_cpu_s_per_gib errors bad_status; do
+        if [[ $l =~ \"$k\":([0-9.]+) ]]; then out+="$k=${BASH_REMATCH[1]} "; fi
+    done
+    printf '%s' "$out"
+}
+
+# Runs one loadgen measurement; its JSON line goes to the results. A failing run is recorded
+# as a failure line instead of stopping the benchmark.
+measure() {
+    local front=$1 up=$2 test=$3 desc=$4 round=$5
+    shift 5
+    ensure_alive "$front" "$up" || return 0
+    local watch=() pid=${FRONT_PID[$front]}
+    [[ -z $pid ]] || watch=(--watch-pid "$pid")
+    local line rc=0
+    line=$("$LOADGEN" "$@" --socket "${FRONT_SOCK[$front]}" --threads "$LOADGEN_THREADS" "${watch[@]}" \
+        --tag "upstream=$up" --tag "front=$front" --tag "test=$test" --tag "desc=$desc" \
+        --tag "round=$round" 2>"$TMP/loadgen.err") || rc=$?
+    if [[ -z $line ]]; then
+        line=$(printf '{"mode":"%s","upstream":"%s","front":"%s","test":"%s","desc":"%s","round":"%s","errors":1,"first_error":"loadgen exit %s: %s"}' \
+            "$1" "$up" "$front" "$test" "$desc" "$round" "$rc" "$(tr -d '"\\\n' <"$TMP/loadgen.err" | cut -c1-200)")
+    fi
+    printf '%s\n' "$line" >>"$RESULTS"
+    printf '  %-11s %-9s r%s  %s\n' "$front" "$test" "$round" "$(summary "$line")" >&2
+}
+
+# One test, $4 rounds across all live fronts (the order rotates from round to round).
+interleave() {
+    local up=$1 test=$2 desc=$3 rounds=$4 r i n=${#LIVE_FRONTS[@]}
+    shift 4
+    local front
+    for ((r = 1; r <= rounds; r++)); do
+        n=${#LIVE_FRONTS[@]}
+        for ((i = 0; i < n; i++)); do
+            front=${LIVE_FRONTS[(i + r - 1) % n]:-}
+            [[ -n $front ]] || continue
+            measure "$front" "$up" "$test" "$desc" "$r" "$@"
+        done
+    done
+}
+
+run_upstream() {
+    local up=$1 front c
+    start_upstream "$up"
+    set_targets "$up"
+    for front in $FRONTS; do start_front "$front" "$up" || true; done
+    log "$up upstream: fronts ${LIVE_FRONTS[*]}; $ROUNDS round(s) per req/s test, $REPEAT per transfer"
+    for c in $CONCURRENCY; do
+        interleave "$up" "ping_c$c" "\`GET /_ping\` c=$c" "$ROUNDS" \
+            rps --path "$PING_PATH" -c "$c" --duration "$DURATION" --warmup "$WARMUP"
+        interleave "$up" "list_c$c" "\`GET /containers/json\` c=$c" "$ROUNDS" \
+            rps --path "$LIST_PATH" -c "$c" --duration "$DURATION" --warmup "$WARMUP"
+    done
+    interleave "$up" download "${SIZE_MIB} MiB response (\`GET /images/get\`)" "$REPEAT" \
+        download --path "$GET_PATH"
+    interleave "$up" upload "${SIZE_MIB} MiB request body (\`$UP_METHOD ${UP_PATH%%\?*}\`)" "$REPEAT" \
+        upload --method "$UP_METHOD" --path "$UP_PATH" --size "${SIZE_MIB}MiB" "${UP_TAR[@]}"
+    stop_fronts "$up"
+    stop_upstream "$up"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+# How busy the CPUs are before we start (other work on the machine skews every figure).
+cpu_busy_pct() {
+    local b0 i0 b1 i1
+    read -r b0 i0 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+    sleep 2
+    read -r b1 i1 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+    local busy=$((b1 - b0)) idle=$((i1 - i0))
+    echo $((100 * busy / (busy + idle > 0 ? busy + idle : 1)))
+}
+BUSY_START=$(cpu_busy_pct)
+((BUSY_START < 20)) || log "warning: the CPUs are already ${BUSY_START}% busy; figures will be noisy"
+START_S=$SECONDS
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "results in $TMP; fronts: $FRONTS; upstreams: $UPSTREAMS"
+for up in $UPSTREAMS; do run_upstream "$up"; done
+ELAPSED=$((SECONDS - START_S))
+
+# Keep the tail of every log when something failed (the temp dir is removed at exit).
+if grep -qE '"(errors|bad_status)":[1-9]' "$RESULTS"; then
+    LOGDIR=${OUT%.md}-logs
+    rm -rf "$LOGDIR"
+    mkdir -p "$LOGDIR"
+    for f in "$TMP"/*.log; do tail -200 "$f" >"$LOGDIR/$(basename "$f")"; done
+    log "some measurements failed; log tails kept in $LOGDIR"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+if [[ -n ${SOCKWARDEN_BIN:-} ]]; then
+    rev="${SOCKWARDEN_REV:-binary $SOCKWARDEN_BIN}"
+else
+    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+    [[ -z $(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null) ]] || rev+=" + uncommitted changes in src/ or Cargo.toml"
+fi
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+dockerd_v="not run"
+[[ " $UPSTREAMS " != *" docker "* ]] || dockerd_v=$(dockerd --version 2>/dev/null || echo unknown)
+haproxy_v=$(haproxy -v 2>/dev/null | sed -n "1s/ - https.*//p")
+
+mkdir -p "$(dirname "$OUT")"
+{
+    echo "# sockwarden benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) CPUs ($cpu), $mem memory, Linux $(uname -r); load average at start:" \
+        "$LOADAVG_START, CPUs ${BUSY_START}% busy just before the run"
+    echo "- sockwarden: $rev; $(rustc --version 2>/dev/null || echo rustc unknown)"
+    echo "- haproxy: ${haproxy_v:-unknown} (deploy/haproxy/haproxy.cfg, nbthread 2, CONTAINERS=1 IMAGES=1 POST=1)"
+    echo "- upstream docker: $dockerd_v (private daemon, vfs storage driver)"
+    echo "- settings: req/s runs of ${DURATION} s after ${WARMUP} s warm-up on fresh keep-alive connections," \
+        "concurrency $CONCURRENCY, median of $ROUNDS interleaved rounds; ${SIZE_MIB} MiB transfers, median of" \
+        "$STUB_REPEAT (stub) / $DOCKER_REPEAT (docker) interleaved runs; load generator $LOADGEN_THREADS thread(s)," \
+        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, all on the same $(nproc) CPUs"
+    echo "- command: \`scripts/bench.sh\`; the run took $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
+    echo
+    echo "Fronts: \`direct\` = load generator straight to the upstream socket; \`sockwarden\` ="
+    echo "target/release/sockwarden; \`haproxy\` = HAProxy with the docker-socket-proxy rules (like that"
+    echo "image, it closes the upstream connection after each response: \`option http-server-close\`)."
+    if [[ " $FRONTS " == *" haproxy-ka "* ]]; then
+        echo "\`haproxy-ka\` = the same HAProxy config with upstream keep-alive (HTTP_SERVER_CLOSE=0)."
+    fi
+    echo
+    "$LOADGEN" report "$RESULTS"
+} >"$OUT"
+cp "$RESULTS" "${OUT%.md}.jsonl"
+cat "$OUT"
+log "done in $((ELAPSED / 60)) min $((ELAPSED % 60)) s; report: $OUT"
