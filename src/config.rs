@@ -553,6 +553,32 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_example_is_valid() {
+        let examples = [
+            (
+                "ci-runner",
+                include_str!("../config/examples/ci-runner.toml"),
+            ),
+            (
+                "dashboard",
+                include_str!("../config/examples/dashboard.toml"),
+            ),
+            (
+                "watchtower",
+                include_str!("../config/examples/watchtower.toml"),
+            ),
+            (
+                "multi-user",
+                include_str!("../config/examples/multi-user.toml"),
+            ),
+        ];
+        for (name, text) in examples {
+            let config = Config::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!config.listeners.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_line_and_key() {
         let err = Config::parse("[server]\nheader_read_timout = \"1s\"\n", "f.toml").unwrap_err();
         assert!(err.0.contains("f.toml line 2"), "{err}");
