@@ -34,6 +34,15 @@ pub fn catalogue() -> Vec<(&'static str, Option<&'static str>)> {
         .collect()
 }
 
+/// Compiles a stand-alone policy with the guardrails, as a configuration would.
+#[cfg(test)]
+pub(crate) fn compile_for_test(
+    name: &str,
+    raw: &RawPolicy,
+) -> Result<Policy, crate::config::ConfigError> {
+    engine::compile_policy(name, name, raw, &catalogue())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
