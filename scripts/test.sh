@@ -219,6 +219,37 @@ cargo test --no-fail-fast "${target_flags[@]+"${target_flags[@]}"}" "${test_args
     tee "$tmpd/cargo-test.log"
 rc=${PIPESTATUS[0]}
 set -e
+# ---------------------------------------------------------------------------------------------
+# 5. Fuzz targets, briefly, on a copy of their corpus (full runs: see README). Only on a full
+#    run (no test selection); SOCKWARDEN_SKIP_FUZZ=1 skips it.
+# ---------------------------------------------------------------------------------------------
+if [ "$#" -eq 0 ] && [ "${SOCKWARDEN_SKIP_FUZZ:-0}" != 1 ]; then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        log "installing cargo-fuzz"
+        cargo install --locked cargo-fuzz
+    fi
+    for target in $(cd fuzz/fuzz_targets && ls *.rs | sed 's/\.rs$//'); do
+        mkdir -p "$tmpd/corpus-$target"
+        cp fuzz/corpus/"$target"/* "$tmpd/corpus-$target/" 2>/dev/null || true
+        log "cargo fuzz run $target (${SOCKWARDEN_FUZZ_SECONDS:-15} s)"
+        set +e
+        # cargo-fuzz passes -Z flags; RUSTC_BOOTSTRAP lets the machine's stable compiler take them.
+        RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$tmpd/corpus-$target" -- \
+            -max_total_time="${SOCKWARDEN_FUZZ_SECONDS:-15}" >"$tmpd/fuzz-$target.log" 2>&1
+        frc=$?
+        set -e
+        if [ "$frc" -ne 0 ]; then
+            tail -n 60 "$tmpd/fuzz-$target.log" >&2
+            log "fuzz target $target failed (exit $frc)"
+            rc=1
+            echo "test result: FAILED. 0 passed; 1 failed; fuzz target $target" >>"$tmpd/cargo-test.log"
+        else
+            echo "test result: ok. 1 passed; 0 failed; fuzz target $target: $(grep -Eo 'Done [0-9]+ runs' "$tmpd/fuzz-$target.log")" |
+                tee -a "$tmpd/cargo-test.log"
+        fi
+    done
+fi
+
 if [ "$rc" -ne 0 ]; then
     log "tests failed (exit $rc); daemon log tail:"
     tail -n 40 "$tmpd/dockerd.log" >&2 || true
