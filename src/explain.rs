@@ -82,8 +82,10 @@ pub fn explain(
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
     out.reason = authorized.decision.reason.clone();
-    let _ = body;
-    out.decision = "allow";
+    match crate::inspection::check_request(&authorized, body.unwrap_or_default()) {
+        Ok(()) => out.decision = "allow",
+        Err(refusal) => refused(&mut out, refusal),
+    }
     Ok(out)
 }
 

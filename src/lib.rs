@@ -19,6 +19,7 @@ pub mod forward;
 pub mod guard;
 pub mod identity;
 pub mod inspect;
+pub mod inspection;
 pub mod listener;
 pub mod logging;
 pub mod policy;

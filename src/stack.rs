@@ -12,6 +12,7 @@ use crate::body::ProxyBody;
 use crate::error::RescueLayer;
 use crate::forward::Forward;
 use crate::guard;
+use crate::inspection::InspectLayer;
 use crate::policy::{Authority, AuthorizeLayer};
 use std::sync::Arc;
 
@@ -32,6 +33,11 @@ pub fn build(forward: Forward, authority: Arc<Authority>) -> ProxyService {
         // an operation, and refuse (403, naming policy and rule) what the client's policy does
         // not allow. Inner layers read the `Authorized` facts it leaves in the request.
         .layer(AuthorizeLayer::new(authority))
+        // Bodies and parameters that can change the host's security (container create and
+        // update, exec create, volume and network create, build parameters, start without a
+        // body) are read, inspected under the client's policy and forwarded byte for byte;
+        // everything else streams past untouched.
+        .layer(InspectLayer)
         .service(forward);
     BoxCloneService::new(service)
 }

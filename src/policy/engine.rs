@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::rules::{Effect, Pattern, Policy, RawPolicy, Rule};
+use super::rules::{Effect, InspectRules, Pattern, Policy, RawPolicy, Rule};
 use super::{guardrails, profiles};
 use crate::config::ConfigError;
 use crate::identity::{ClientDef, RawClient};
@@ -197,6 +197,7 @@ pub(super) fn compile_policy(
 ) -> Result<Policy, ConfigError> {
     let mut rules = Vec::new();
     let mut allow_dangerous = Vec::new();
+    let mut base_policy = None;
     if let Some(profile) = &raw.profile {
         let Some(base) = profiles::get(profile)? else {
             return Err(ConfigError(format!(
@@ -209,7 +210,9 @@ pub(super) fn compile_policy(
         }
         own_rules(&format!("profile {profile}"), &base, catalogue, &mut rules)?;
         allow_dangerous.extend(base.allow_dangerous.iter().map(|p| Pattern::new(p)));
+        base_policy = Some(base);
     }
+    let inspect = InspectRules::from_raw(key, raw, base_policy.as_ref())?;
     own_rules(key, raw, catalogue, &mut rules)?;
     allow_dangerous.extend(raw.allow_dangerous.iter().map(|p| Pattern::new(p)));
     check_patterns(
@@ -221,6 +224,7 @@ pub(super) fn compile_policy(
         name: Arc::from(name),
         rules,
         allow_dangerous,
+        inspect,
     };
     guardrails::check(key, &policy, catalogue)?;
     Ok(policy)

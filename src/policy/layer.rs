@@ -24,6 +24,8 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Authorized {
     /// The client's name.
     pub client: Arc<str>,
+    /// The request method.
+    pub method: Method,
     /// The request as the daemon will read it.
     pub normalized: Arc<Normalized>,
     /// What it does.
@@ -135,6 +137,7 @@ pub fn authorize(
     match (decision.allowed, client, policy) {
         (true, Some(client), Some(policy)) => Ok(Authorized {
             client,
+            method: method.clone(),
             normalized: Arc::new(normalized),
             operation: Arc::new(operation),
             decision,

@@ -7,6 +7,7 @@ use http::Method;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::inspect::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -266,6 +267,53 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Acknowledged dangerous operations.
     pub allow_dangerous: Vec<Pattern>,
+    /// What inspected bodies and parameters may ask for.
+    pub inspect: InspectRules,
+}
+
+/// The inspection settings of one policy, each section defaulting to the safe profile.
+#[derive(Debug, Clone, Default)]
+pub struct InspectRules {
+    /// `[policy.NAME.container]`.
+    pub container: ContainerRules,
+    /// `[policy.NAME.exec]`.
+    pub exec: ExecRules,
+    /// `[policy.NAME.volume]`.
+    pub volume: VolumeRules,
+    /// `[policy.NAME.network]`.
+    pub network: NetworkRules,
+    /// `[policy.NAME.build]`.
+    pub build: BuildRules,
+}
+
+impl InspectRules {
+    /// Reads the sections of `raw`, each falling back to `base` (a profile's) when absent.
+    pub fn from_raw(
+        key: &str,
+        raw: &RawPolicy,
+        base: Option<&RawPolicy>,
+    ) -> Result<InspectRules, ConfigError> {
+        fn section<T: serde::de::DeserializeOwned + Default>(
+            key: &str,
+            name: &str,
+            own: &Option<toml::Value>,
+            base: Option<&Option<toml::Value>>,
+        ) -> Result<T, ConfigError> {
+            match own.as_ref().or(base.and_then(Option::as_ref)) {
+                None => Ok(T::default()),
+                Some(value) => value.clone().try_into().map_err(|e: toml::de::Error| {
+                    ConfigError(format!("{key}.{name}: {}", e.message().trim()))
+                }),
+            }
+        }
+        Ok(InspectRules {
+            container: section(key, "container", &raw.container, base.map(|b| &b.container))?,
+            exec: section(key, "exec", &raw.exec, base.map(|b| &b.exec))?,
+            volume: section(key, "volume", &raw.volume, base.map(|b| &b.volume))?,
+            network: section(key, "network", &raw.network, base.map(|b| &b.network))?,
+            build: section(key, "build", &raw.build, base.map(|b| &b.build))?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,263 @@
+//! Query parameters of `POST /build` (classic builder; `version=2` is BuildKit).
+//!
+//! The build context (tar body) is not inspected here.
+
+use super::common::{
+    all, check_labels, check_query_keys, check_query_repeats, first, image_matches,
+    normalize_image, qdeny, qdeny_rule, query_int, str_list, str_map, strukt,
+};
+use super::docker_json::{self, quote, Path, Value};
+use super::rules::BuildRules;
+use super::{Summary, Violation};
+
+const BUILD_PARAMS: &[&str] = &[
+    "dockerfile",
+    "t",
+    "extrahosts",
+    "remote",
+    "q",
+    "nocache",
+    "cachefrom",
+    "pull",
+    "rm",
+    "forcerm",
+    "memory",
+    "memswap",
+    "cpushares",
+    "cpusetcpus",
+    "cpusetmems",
+    "cpuperiod",
+    "cpuquota",
+    "cgroupparent",
+    "buildargs",
+    "shmsize",
+    "squash",
+    "labels",
+    "networkmode",
+    "platform",
+    "target",
+    "outputs",
+    "version",
+    "session",
+    "buildid",
+    "isolation",
+    "ulimits",
+    "securityopt",
+];
+
+/// Repeatable parameters (`r.Form[key]` in the daemon).
+const LIST_PARAMS: &[&str] = &["t", "extrahosts", "securityopt"];
+
+/// Parses a JSON-valued query parameter strictly.
+fn query_json(key: &'static str, v: &str) -> Result<Value, Violation> {
+    docker_json::parse(v.as_bytes()).map_err(|e| {
+        let at = if e.path.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", e.path)
+        };
+        qdeny(key, format!("invalid JSON{at}: {}", e.message))
+    })
+}
+
+fn nonempty<'q>(query: &'q [(String, String)], key: &str) -> Option<&'q str> {
+    first(query, key).filter(|v| !v.is_empty())
+}
+
+/// Inspects the query parameters of `POST /build`: `query` are the percent-decoded pairs in
+/// order. Repeated parameters are refused except `t` and `extrahosts`.
+pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Summary, Violation> {
+    let mut sum = Summary::new("build");
+    if rules.allow_unknown_params {
+        check_query_repeats(query, LIST_PARAMS)?;
+    } else {
+        check_query_keys(
+            query,
+            BUILD_PARAMS,
+            LIST_PARAMS,
+            Some("allow_unknown_params"),
+        )?;
+    }
+
+    match first(query, "version").unwrap_or("") {
+        "" | "1" => {}
+        "2" => {
+            if !rules.allow_buildkit {
+                return Err(qdeny_rule(
+                    "version",
+                    "BuildKit (version=2) is not allowed",
+                    "allow_buildkit",
+                ));
+            }
+        }
+        other => {
+            return Err(qdeny(
+                "version",
+                format!("invalid builder version {}", quote(other)),
+            ))
+        }
+    }
+    for key in ["session", "buildid", "outputs"] {
+        if nonempty(query, key).is_some() && !rules.allow_buildkit {
+            return Err(qdeny_rule(
+                key,
+                "BuildKit parameters are not allowed",
+                "allow_buildkit",
+            ));
+        }
+    }
+    if nonempty(query, "remote").is_some() && !rules.allow_remote {
+        return Err(qdeny_rule(
+            "remote",
+            "remote build contexts (fetched by the daemon) are not allowed",
+            "allow_remote",
+        ));
+    }
+    if let Some(nm) = nonempty(query, "networkmode") {
+        if !rules.network_modes.iter().any(|m| m == nm) {
+            return Err(qdeny_rule(
+                "networkmode",
+                format!("build network mode {} is not allowed", quote(nm)),
+                "network_modes",
+            ));
+        }
+    }
+    if all(query, "extrahosts").iter().any(|v| !v.is_empty()) && !rules.allow_extra_hosts {
+        return Err(qdeny_rule(
+            "extrahosts",
+            "extra hosts are not allowed",
+            "allow_extra_hosts",
+        ));
+    }
+    if !all(query, "securityopt").is_empty() {
+        return Err(qdeny(
+            "securityopt",
+            "security options on build are refused",
+        ));
+    }
+    if nonempty(query, "cgroupparent").is_some() && !rules.allow_cgroup_parent {
+        return Err(qdeny_rule(
+            "cgroupparent",
+            "setting the parent cgroup is not allowed",
+            "allow_cgroup_parent",
+        ));
+    }
+    if let Some(iso) = nonempty(query, "isolation") {
+        if !iso.eq_ignore_ascii_case("default") {
+            return Err(qdeny(
+                "isolation",
+                format!("isolation {} is refused", quote(iso)),
+            ));
+        }
+    }
+    for key in ["cpusetcpus", "cpusetmems"] {
+        if nonempty(query, key).is_some() && !rules.allow_cpuset {
+            return Err(qdeny_rule(
+                key,
+                "CPU / memory-node pinning is not allowed",
+                "allow_cpuset",
+            ));
+        }
+    }
+
+    // Integers.
+    let caps: [(&str, Option<(i64, &str)>); 6] = [
+        (
+            "memory",
+            rules.max_memory_bytes.map(|m| (m, "max_memory_bytes")),
+        ),
+        ("memswap", None),
+        (
+            "cpushares",
+            rules.max_cpu_shares.map(|m| (m, "max_cpu_shares")),
+        ),
+        ("cpuperiod", None),
+        ("cpuquota", None),
+        (
+            "shmsize",
+            rules.max_shm_size_bytes.map(|m| (m, "max_shm_size_bytes")),
+        ),
+    ];
+    for (key, cap) in caps {
+        let n = query_int(key, first(query, key).unwrap_or(""))?;
+        if n < 0 {
+            return Err(qdeny(
+                key,
+                format!("negative {key} ({n}: unlimited) is refused"),
+            ));
+        }
+        if let Some((max, setting)) = cap {
+            if n > max {
+                return Err(qdeny_rule(key, format!("{key} {n} exceeds {max}"), setting));
+            }
+        }
+    }
+
+    if let Some(u) = nonempty(query, "ulimits") {
+        let v = query_json("ulimits", u)?;
+        let p = Path::query("ulimits");
+        for (i, item) in super::common::array(&v, &p)?.iter().enumerate() {
+            strukt(item, &p.index(i))?;
+        }
+        if !rules.allow_ulimits {
+            return Err(qdeny_rule(
+                "ulimits",
+                "ulimits on build are not allowed",
+                "allow_ulimits",
+            ));
+        }
+    }
+    if let Some(l) = nonempty(query, "labels") {
+        let v = query_json("labels", l)?;
+        let p = Path::query("labels");
+        let m = str_map(&v, &p)?;
+        check_labels(&m, &p, &rules.reserved_labels)?;
+    }
+    if let Some(b) = nonempty(query, "buildargs") {
+        let v = query_json("buildargs", b)?;
+        let p = Path::query("buildargs");
+        let o = super::common::object(&v, &p)?;
+        for (k, val) in o.map_entries() {
+            if !matches!(val, Value::String(_) | Value::Null) {
+                return Err(qdeny(
+                    "buildargs",
+                    format!("build arg {} must be a string or null", quote(k)),
+                ));
+            }
+        }
+    }
+    if let Some(c) = nonempty(query, "cachefrom") {
+        let v = query_json("cachefrom", c)?;
+        let l = str_list(&v, &Path::query("cachefrom"))?;
+        if !l.is_empty() && !rules.allow_cache_from {
+            return Err(qdeny_rule(
+                "cachefrom",
+                "cache sources are not allowed",
+                "allow_cache_from",
+            ));
+        }
+    }
+    if let Some(df) = nonempty(query, "dockerfile") {
+        if df.starts_with('/') || df.split(['/', '\\']).any(|c| c == "..") {
+            return Err(qdeny(
+                "dockerfile",
+                "dockerfile must be a relative path without '..'",
+            ));
+        }
+    }
+    for t in all(query, "t") {
+        if t.is_empty() {
+            continue;
+        }
+        let r = normalize_image(t).map_err(|m| qdeny("t", m))?;
+        if !rules.tags.is_empty() && !image_matches(&r, &rules.tags) {
+            return Err(qdeny_rule(
+                "t",
+                format!("tag {} is not allowed", r.full()),
+                "tags",
+            ));
+        }
+        sum.tags.push(r.full());
+    }
+    Ok(sum)
+}

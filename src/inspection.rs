@@ -1,0 +1,196 @@
+//! The inspection layer: for the operations whose body or parameters can change the host's
+//! security, read the (small, JSON) body up to a limit, run the matching inspector from
+//! `inspect` with the client's policy settings, and forward exactly the bytes that were
+//! inspected. Everything else streams through untouched.
+//!
+//! A body that is too large, arrives broken, has the wrong media type or fails inspection is
+//! refused; nothing is ever passed through uninspected on these routes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use tower::{Layer, Service};
+
+use crate::body::{self, ProxyBody};
+use crate::error::{BoxError, ProxyError};
+use crate::inspect;
+use crate::policy::Authorized;
+
+/// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
+pub const INSPECT_LIMIT: usize = 1 << 20;
+
+/// What is inspected for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// A JSON body, read and inspected.
+    Body,
+    /// No body allowed at all (a legacy HostConfig on start would replace the container's).
+    NoBody,
+    /// Query parameters only; the body (a build context) streams.
+    Query,
+}
+
+fn check_for(operation: &str) -> Option<Check> {
+    match operation {
+        "container.create" | "container.update" | "exec.create" | "volume.create"
+        | "network.create" => Some(Check::Body),
+        "container.start" => Some(Check::NoBody),
+        "image.build" => Some(Check::Query),
+        _ => None,
+    }
+}
+
+/// Runs the inspector for an authorized request on its complete body. Also used by
+/// `sockwarden explain`.
+pub fn check_request(authorized: &Authorized, body: &[u8]) -> Result<(), ProxyError> {
+    let operation = authorized.operation.name;
+    let rules = &authorized.policy.inspect;
+    let query = authorized.normalized.query.pairs();
+    let result = match operation {
+        "container.create" => inspect::container_create(body, query, &rules.container).map(drop),
+        "container.update" => inspect::container_update(body, &rules.container).map(drop),
+        "container.start" => inspect::container_start_query(query)
+            .and_then(|()| inspect::container_start(body).map(drop)),
+        "exec.create" => inspect::exec_create(body, &rules.exec).map(drop),
+        "volume.create" => inspect::volume_create(body, &rules.volume).map(drop),
+        "network.create" => inspect::network_create(body, &rules.network).map(drop),
+        "image.build" => inspect::build_query(query, &rules.build).map(drop),
+        _ => Ok(()),
+    };
+    result.map_err(|violation| ProxyError::Denied {
+        what: format!(
+            "{operation} ({} {})",
+            authorized.method, authorized.normalized.path
+        ),
+        reason: violation.to_string(),
+        policy: authorized.policy.name.to_string(),
+        rule: format!("{}.{}", authorized.policy.name, section(operation)),
+    })
+}
+
+/// The policy section whose settings decide an operation's inspection.
+fn section(operation: &str) -> &'static str {
+    match operation {
+        "exec.create" => "exec",
+        "volume.create" => "volume",
+        "network.create" => "network",
+        "image.build" => "build",
+        _ => "container",
+    }
+}
+
+/// Adds [`Inspect`] in front of a service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InspectLayer;
+
+impl<S> Layer<S> for InspectLayer {
+    type Service = Inspect<S>;
+
+    fn layer(&self, inner: S) -> Inspect<S> {
+        Inspect { inner }
+    }
+}
+
+/// Inspects what needs it, then calls the inner service with the same bytes.
+#[derive(Clone, Debug)]
+pub struct Inspect<S> {
+    inner: S,
+}
+
+type InspectFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
+
+impl<S> Service<Request<ProxyBody>> for Inspect<S>
+where
+    S: Service<Request<ProxyBody>, Response = Response<ProxyBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = BoxError;
+    type Future = InspectFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<ProxyBody>) -> InspectFuture {
+        let check = request
+            .extensions()
+            .get::<Authorized>()
+            .and_then(|a| check_for(a.operation.name));
+        let Some(check) = check else {
+            let future = self.inner.call(request);
+            return Box::pin(async move { future.await.map_err(Into::into) });
+        };
+        // The ready service is used for this request; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let request = inspect_request(request, check).await?;
+            inner.call(request).await.map_err(Into::into)
+        })
+    }
+}
+
+/// Reads, checks and rebuilds the request, or refuses it.
+async fn inspect_request(
+    request: Request<ProxyBody>,
+    check: Check,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    let (parts, body) = request.into_parts();
+    let Some(authorized) = parts.extensions.get::<Authorized>() else {
+        return Err(ProxyError::BadRequest("request was not authorized".into()));
+    };
+    if check == Check::Query {
+        check_request(authorized, &[])?;
+        return Ok(Request::from_parts(parts, body));
+    }
+    let bytes = read_limited(body).await?;
+    if check == Check::Body && !bytes.is_empty() {
+        require_json(&parts.headers)?;
+    }
+    check_request(authorized, &bytes)?;
+    let mut parts = parts;
+    // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    Ok(Request::from_parts(parts, body::boxed(Full::new(bytes))))
+}
+
+async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
+    match Limited::new(body, INSPECT_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
+            format!("request body is larger than the {INSPECT_LIMIT} bytes sockwarden inspects"),
+        )),
+        Err(e) => Err(ProxyError::BadRequest(format!(
+            "request body could not be read: {e}"
+        ))),
+    }
+}
+
+/// Inspected bodies must say they are JSON (parameters such as charset allowed), so the daemon
+/// reads them as the inspector did.
+fn require_json(headers: &http::HeaderMap) -> Result<(), ProxyError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match media.as_deref() {
+        Some("application/json") => Ok(()),
+        other => Err(ProxyError::BadRequest(format!(
+            "an inspected request body must be application/json, not {}",
+            other.unwrap_or("unlabelled")
+        ))),
+    }
+}

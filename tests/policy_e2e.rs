@@ -1,0 +1,601 @@
+//! The adversarial suite: a restricted client tries every known way around its policy, end to
+//! end through sockwarden against the real daemon. Each attempt must be refused with a 4xx
+//! **and** leave the daemon's state unchanged (no container, volume, network or exec created,
+//! no container renamed). The same number of legitimate requests must still work.
+//!
+//! Policy under test: the built-in `ci` profile plus exec (acknowledged), with the default,
+//! safe container rules (no privileges, no added capabilities, no host paths, no host
+//! namespaces or devices).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{current_uid, daemon_socket, http_request, test_image, Cleanup, Docker, Proxy};
+
+const T: Duration = Duration::from_secs(20);
+
+/// The tests compare the daemon's whole state before and after each attempt, so they must not
+/// change it concurrently: each holds this lock.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn restricted_proxy() -> Proxy {
+    let uid = current_uid();
+    Proxy::start_with(
+        &format!(
+            r#"
+[[client]]
+name = "ci"
+policy = "ci-exec"
+uids = [{uid}]
+
+[policy.ci-exec]
+profile = "ci"
+allow = ["exec.create", "exec.start", "exec.inspect", "container.rename"]
+allow_dangerous = ["exec.create", "exec.start"]
+"#
+        ),
+        &daemon_socket(),
+    )
+}
+
+/// What the daemon holds; compared before and after each attack.
+#[derive(Debug, PartialEq, Eq)]
+struct State {
+    containers: Vec<String>,
+    volumes: Vec<String>,
+    networks: Vec<String>,
+    execs: Vec<String>,
+}
+
+fn get_json(path: &str) -> serde_json::Value {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
+    let resp = http_request(&daemon_socket(), req.as_bytes(), T).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // Chunked or not, the JSON document is the part between the first '[' or '{' and the end.
+    let start = body.find(['[', '{']).unwrap_or(0);
+    let end = body.rfind([']', '}']).map(|e| e + 1).unwrap_or(body.len());
+    serde_json::from_str(&body[start..end]).unwrap_or(serde_json::Value::Null)
+}
+
+fn state() -> State {
+    let mut containers: Vec<String> = Vec::new();
+    let mut execs = Vec::new();
+    if let Some(list) = get_json("/v1.41/containers/json?all=1").as_array() {
+        for c in list {
+            let id = c["Id"].as_str().unwrap_or_default().to_owned();
+            let names = c["Names"].to_string();
+            let inspect = get_json(&format!("/v1.41/containers/{id}/json"));
+            if let Some(ids) = inspect["ExecIDs"].as_array() {
+                execs.extend(ids.iter().map(|e| e.to_string()));
+            }
+            containers.push(format!("{id} {names}"));
+        }
+    }
+    let volumes = get_json("/v1.41/volumes")["Volumes"]
+        .as_array()
+        .map(|v| v.iter().map(|v| v["Name"].to_string()).collect())
+        .unwrap_or_default();
+    let networks = get_json("/v1.41/networks")
+        .as_array()
+        .map(|v| v.iter().map(|n| n["Id"].to_string()).collect())
+        .unwrap_or_default();
+    containers.sort();
+    execs.sort();
+    let (mut volumes, mut networks): (Vec<String>, Vec<String>) = (volumes, networks);
+    volumes.sort();
+    networks.sort();
+    State {
+        containers,
+        volumes,
+        networks,
+        execs,
+    }
+}
+
+/// Sends raw bytes through the proxy and returns every response status seen.
+fn statuses(proxy: &Proxy, raw: &[u8]) -> Vec<u16> {
+    let resp = http_request(&proxy.socket, raw, T).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    text.match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| text[i + 9..].get(..3).and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+fn post_json(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+/// Runs one attack: every response must be a 4xx and the daemon's state must not change.
+fn assert_refused(proxy: &Proxy, what: &str, raw: &[u8]) {
+    let before = state();
+    let seen = statuses(proxy, raw);
+    assert!(!seen.is_empty(), "{what}: no response");
+    let last = *seen.last().unwrap();
+    assert!(
+        (400..500).contains(&last),
+        "{what}: expected a refusal, got statuses {seen:?}\n{}",
+        proxy
+            .log_text()
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let after = state();
+    assert_eq!(before, after, "{what}: the daemon's state changed");
+}
+
+fn create_body(host_config: &str) -> String {
+    format!(
+        r#"{{"Image":"{}","Cmd":["true"],"HostConfig":{{"NetworkMode":"none"{host_config}}}}}"#,
+        test_image()
+    )
+}
+
+/// A running container owned by the test, for exec and rename attacks.
+fn running_container(cleanup: &Cleanup) -> String {
+    let name = cleanup.container("target");
+    Docker::new(&daemon_socket()).ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &test_image(),
+        "sleep",
+        "600",
+    ]);
+    name
+}
+
+// === path tricks ===
+
+#[test]
+fn path_tricks_cannot_reach_denied_operations() {
+    let _serial = serial();
+    let proxy = restricted_proxy();
+    let cleanup = Cleanup::new();
+    let c = running_container(&cleanup);
+    let attempts = [
+        format!("/containers/{c}/export"),
+        format!("/v1.41/containers/{c}/export"),
+        format!("/v01.041/containers/{c}/export"),
+        format!("/v1.41.0/containers/{c}/export"),
+        format!("/containers/{c}/./export"),
+        format!("/containers/{c}/../{c}/export"),
+        format!("//containers/{c}/export"),
+        format!("/containers//{c}/export"),
+        format!("/containers/{c}/%65xport"),
+        format!("/containers/{c}%2Fexport"),
+        format!("/containers/{c}/export/"),
+        format!("/containers/{c}/export%00"),
+        format!("/containers/{c}/export\\"),
+        format!("/Containers/{c}/export"),
+        format!("/containers/{c}/archive?path=/etc/passwd"),
+        format!("/containers/{c}/archive?path=%2Fetc%2Fpasswd"),
+        "/debug/pprof/".to_owned(),
+        "/debug/vars".to_owned(),
+        "/v1.41/debug/vars".to_owned(),
+        "/v1.23/containers/json".to_owned(),
+        "/v1.11/containers/json".to_owned(),
+        "/containers/json?all=1;x=y".to_owned(),
+        format!("/containers/{c}/archive%3Fpath=/etc/passwd"),
+        format!("/images/{}/get", test_image()),
+        "/images/get?names=sw-busybox".to_owned(),
+        "/swarm/unlockkey".to_owned(),
+    ];
+    for path in &attempts {
+        assert_refused(&proxy, path, &get(path));
+    }
+    // HEAD on the archive, and a long path.
+    assert_refused(
+        &proxy,
+        "HEAD archive",
+        format!("HEAD /containers/{c}/archive?path=/etc HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let long = format!("/containers/{}/json", "a".repeat(5000));
+    assert_refused(&proxy, "over-long path", &get(&long));
+}
+
+// === framing tricks ===
+
+#[test]
+fn framing_tricks_cannot_smuggle_a_request() {
+    let _serial = serial();
+    let proxy = restricted_proxy();
+    let privileged = create_body(r#","Privileged":true"#);
+    // Content-Length and Transfer-Encoding together.
+    let both = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{privileged}\r\n0\r\n\r\n",
+        privileged.len()
+    );
+    assert_refused(&proxy, "CL+TE", both.as_bytes());
+    // A refused request pipelined after an allowed one.
+    let mut pipelined = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n".to_vec();
+    pipelined.extend(post_json("/containers/create", &privileged));
+    let before = state();
+    let seen = statuses(&proxy, &pipelined);
+    assert_eq!(seen.first(), Some(&200), "{seen:?}");
+    assert!(seen.len() == 2 && (400..500).contains(&seen[1]), "{seen:?}");
+    assert_eq!(before, state());
+    // An upgrade on a non-hijack endpoint, then raw bytes that would be a request.
+    let mut upgrade =
+        b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".to_vec();
+    upgrade.extend(post_json("/containers/create", &privileged));
+    let before = state();
+    let seen = statuses(&proxy, &upgrade);
+    assert_eq!(seen.first(), Some(&200), "no 101 on /_ping: {seen:?}");
+    assert!(seen.iter().all(|s| *s != 201), "{seen:?}");
+    assert_eq!(before, state());
+    // A denied operation pipelined after an allowed one.
+    let mut export = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n".to_vec();
+    export.extend(get("/containers/x/export"));
+    let seen = statuses(&proxy, &export);
+    assert_eq!(seen, vec![200, 403]);
+    // A form body that would override the query (rename?name=allowed, body name=evil).
+    let cleanup = Cleanup::new();
+    let c = running_container(&cleanup);
+    let form = format!(
+        "POST /containers/{c}/rename?name={c}-ok HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 13\r\nConnection: close\r\n\r\nname=evil-sw1"
+    );
+    assert_refused(&proxy, "form body", form.as_bytes());
+    // A body where none belongs: start with a legacy HostConfig.
+    let start = post_json(
+        &format!("/containers/{c}/start"),
+        r#"{"Privileged":true,"Binds":["/:/host"]}"#,
+    );
+    assert_refused(&proxy, "start with a body", &start);
+    let start_old = post_json(
+        &format!("/v1.23/containers/{c}/start"),
+        r#"{"Privileged":true,"Binds":["/:/host"]}"#,
+    );
+    assert_refused(&proxy, "start with a body on API 1.23", &start_old);
+}
+
+// === JSON tricks ===
+
+#[test]
+fn json_tricks_cannot_get_a_privileged_container() {
+    let _serial = serial();
+    let proxy = restricted_proxy();
+    let image = test_image();
+    let bodies = [
+        create_body(r#","Privileged":true"#),
+        create_body(r#","privileged":true"#),
+        create_body(r#","PRIVILEGED":true"#),
+        create_body(r#","\u0050rivileged":true"#),
+        create_body(r#","Privileged":true,"Privileged":false"#),
+        create_body(r#","Privileged":false,"Privileged":true"#),
+        create_body(r#","Privileged":"true""#),
+        create_body(r#","Privileged":1"#),
+        create_body(r#","CapAdd":"SYS_ADMIN""#),
+        create_body(r#","CapAdd":["sys_admin"]"#),
+        create_body(r#","CapAdd":["CAP_SYS_ADMIN"]"#),
+        create_body(r#","CapAdd":["ALL"]"#),
+        create_body(r#","Binds":["/:/host"]"#),
+        create_body(r#","Bind\u017f":["/:/host"]"#),
+        create_body(r#","Binds":["/var/run/docker.sock:/s"]"#),
+        create_body(r#","Binds":["//etc:/x"]"#),
+        create_body(r#","Mounts":[{"Type":"bind","Source":"/","Target":"/host"}]"#),
+        create_body(
+            r#","Mounts":[{"Type":"volume","Source":"swv","Target":"/h","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"none","o":"bind","device":"/"}}}}]"#,
+        ),
+        create_body(r#","VolumesFrom":["other"]"#),
+        create_body(r#","PidMode":"host""#),
+        create_body(r#","IpcMode":"host""#),
+        create_body(r#","UTSMode":"host""#),
+        create_body(r#","UsernsMode":"host""#),
+        create_body(r#","CgroupnsMode":"host""#),
+        create_body(
+            r#","Devices":[{"PathOnHost":"/dev/sda","PathInContainer":"/dev/sda","CgroupPermissions":"rwm"}]"#,
+        ),
+        create_body(r#","DeviceCgroupRules":["c *:* rwm"]"#),
+        create_body(r#","SecurityOpt":["seccomp=unconfined"]"#),
+        create_body(r#","SecurityOpt":["apparmor:unconfined"]"#),
+        create_body(r#","SecurityOpt":["label=disable"]"#),
+        create_body(r#","Sysctls":{"kernel.core_pattern":"|/x"}"#),
+        create_body(r#","MaskedPaths":[]"#),
+        create_body(r#","ReadonlyPaths":[]"#),
+        create_body(r#","CgroupParent":"/""#),
+        create_body(r#","Runtime":"runc-debug""#),
+        // HostConfig fields at the top level (read by daemons up to 26 when HostConfig is absent).
+        format!(r#"{{"Image":"{image}","Cmd":["true"],"Privileged":true}}"#),
+        format!(r#"{{"Image":"{image}","Cmd":["true"],"HostConfig":null,"Binds":["/:/host"]}}"#),
+        format!(
+            r#"{{"image":"{image}","cmd":["true"],"hostconfig":{{"privileged":true,"NETWORKMODE":"none"}}}}"#
+        ),
+        // Duplicate objects merge in Go.
+        format!(
+            r#"{{"Image":"{image}","HostConfig":{{"Privileged":true}},"HostConfig":{{"NetworkMode":"none"}}}}"#
+        ),
+        // Trailing data (ignored by 20.10).
+        format!(
+            r#"{}{{"HostConfig":{{"Privileged":true}}}}"#,
+            create_body("")
+        ),
+        // Network mode host and another container's namespace.
+        format!(r#"{{"Image":"{image}","HostConfig":{{"NetworkMode":"host"}}}}"#),
+        format!(r#"{{"Image":"{image}","HostConfig":{{"NetworkMode":"container:x"}}}}"#),
+        // Deep nesting and broken JSON.
+        format!(
+            r#"{{"Image":"{image}","Labels":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        ),
+        r#"{"Image": "#.to_owned(),
+    ];
+    for body in &bodies {
+        assert_refused(&proxy, body, &post_json("/v1.41/containers/create", body));
+    }
+    // The same privileged body as text/plain is refused too, not passed uninspected.
+    let plain = create_body(r#","Privileged":true"#);
+    let raw = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{plain}",
+        plain.len()
+    );
+    assert_refused(&proxy, "text/plain create", raw.as_bytes());
+    // And chunked, in pieces.
+    let chunked = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        &plain[..5],
+        plain.len() - 5,
+        &plain[5..]
+    );
+    assert_refused(&proxy, "chunked create", chunked.as_bytes());
+}
+
+// === indirect routes to the host ===
+
+#[test]
+fn indirect_routes_to_the_host_are_refused() {
+    let _serial = serial();
+    let proxy = restricted_proxy();
+    let cleanup = Cleanup::new();
+    let c = running_container(&cleanup);
+    let attempts: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "privileged exec in an allowed container",
+            post_json(
+                &format!("/containers/{c}/exec"),
+                r#"{"Cmd":["id"],"Privileged":true,"AttachStdout":true}"#,
+            ),
+        ),
+        (
+            "bind-mount volume via driver options",
+            post_json(
+                "/volumes/create",
+                r#"{"Name":"sw-evil","Driver":"local","DriverOpts":{"type":"none","o":"bind","device":"/"}}"#,
+            ),
+        ),
+        (
+            "volume with a plugin driver",
+            post_json("/volumes/create", r#"{"Name":"sw-evil2","Driver":"rexray"}"#),
+        ),
+        (
+            "service with a bind mount",
+            post_json(
+                "/services/create",
+                r#"{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":"x","Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]}}}"#,
+            ),
+        ),
+        (
+            "plugin install",
+            post_json("/plugins/pull?remote=evil/plugin", r#"[{"Name":"network","Value":["host"]}]"#),
+        ),
+        (
+            "build with host networking",
+            b"POST /build?networkmode=host&t=x HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "build from a remote URL",
+            b"POST /build?remote=http://127.0.0.1:1/x.tar HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "macvlan network",
+            post_json("/networks/create", r#"{"Name":"sw-evil","Driver":"macvlan","Options":{"parent":"eth0"}}"#),
+        ),
+        (
+            "BuildKit session tunnel",
+            b"POST /session HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        (
+            "image load",
+            b"POST /images/load HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "archive upload",
+            format!("PUT /containers/{c}/archive?path=/ HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes(),
+        ),
+        (
+            "container update to unlimited",
+            post_json(&format!("/containers/{c}/update"), r#"{"Memory":0,"PidsLimit":-1}"#),
+        ),
+        (
+            "swarm init",
+            post_json("/swarm/init", r#"{"ListenAddr":"127.0.0.1:2377"}"#),
+        ),
+    ];
+    for (what, raw) in &attempts {
+        assert_refused(&proxy, what, raw);
+    }
+}
+
+// === what must still work ===
+
+#[test]
+fn legitimate_requests_still_work() {
+    let _serial = serial();
+    let proxy = restricted_proxy();
+    let cleanup = Cleanup::new();
+    let cli = proxy.docker();
+    let image = test_image();
+    // run --rm with output and exit code.
+    let name = cleanup.container("legit");
+    let out = cli.run(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "echo ok; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    // run -i through attach.
+    let out = proxy.docker().stdin(b"abc".to_vec()).run(&[
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "none",
+        &image,
+        "cat",
+    ]);
+    assert_eq!(
+        out.stdout,
+        b"abc",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Explicit safe settings pass the inspection.
+    let c = cleanup.container("safe");
+    cli.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "--security-opt",
+        "no-new-privileges",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "64",
+        "--tmpfs",
+        "/scratch",
+        "-e",
+        "A=B",
+        "--label",
+        "x=y",
+        &image,
+        "sleep",
+        "600",
+    ]);
+    // exec without privileges is allowed by this policy.
+    assert_eq!(cli.ok_str(&["exec", &c, "echo", "in"]).trim(), "in");
+    // Read-only operations.
+    assert!(cli.ok_str(&["ps", "--format", "{{.Names}}"]).contains(&c));
+    cli.ok(&["inspect", &c]);
+    cli.ok(&["logs", &c]);
+    cli.ok(&["images"]);
+    cli.ok(&["version"]);
+    cli.ok(&["info"]);
+    // A named volume (local driver, no options) and a container using it.
+    let vol = support::unique_name("vol");
+    cli.ok(&["volume", "create", &vol]);
+    let out = cli.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{vol}:/data"),
+        &image,
+        "sh",
+        "-c",
+        "echo hi > /data/f && cat /data/f",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hi\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cli.ok(&["volume", "rm", &vol]);
+    // Build with the classic builder, tag, remove.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+    std::fs::write(ctx.path().join("f"), "data").unwrap();
+    let tag = cleanup.image("legit-build");
+    let out = proxy.docker().env("DOCKER_BUILDKIT", "0").run(&[
+        "build",
+        "-q",
+        "-t",
+        &tag,
+        path_str(ctx.path()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cli.ok(&["rmi", &tag]);
+    // stop and remove.
+    cli.ok(&["rm", "-f", &c]);
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn refusals_reach_the_cli_as_daemon_errors() {
+    let _serial = serial();
+    let proxy = restricted_proxy();
+    let out = proxy.docker().run(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        &test_image(),
+        "true",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Error response from daemon: sockwarden:"),
+        "{err}"
+    );
+    assert!(err.contains("policy ci-exec"), "{err}");
+    let out = proxy.docker().run(&["export", "nonexistent"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("container.export") && err.contains("refused"),
+        "{err}"
+    );
+}
