@@ -5,7 +5,8 @@
 //! through a proxy measures the proxy rather than the daemon:
 //!
 //! * `GET|HEAD /_ping`: `OK` with the daemon's headers (`Api-Version`, `Ostype`, ...).
-//! * `GET /containers/json`: a fixed JSON array of three containers (about 3 KB).
+//! * `GET /containers/json`: a fixed JSON array of three containers (about 3.5 KB), sent chunked
+//!   in one chunk as dockerd does for bodies over 2 KiB.
 //! * `GET /images/get?names=...&size=N`: a streamed `application/x-tar` body of `N` bytes
 //!   (default 512 MiB), sent chunked in 64 KiB pieces of one shared buffer (nothing is
 //!   allocated per chunk, nothing is held in memory).
@@ -56,7 +57,8 @@ struct Args {
     threads: usize,
 }
 
-/// A response body of `remaining` bytes made of clones of one shared 64 KiB buffer.
+/// A chunked response body of `remaining` bytes made of clones of one shared buffer (64 KiB of
+/// zeros for `/images/get`, or a whole JSON document sent as a single chunk).
 struct ZeroStream {
     chunk: Bytes,
     remaining: u64,
@@ -167,7 +169,15 @@ async fn handle(req: Request<Incoming>, chunk: Bytes) -> Result<Response<RespBod
             r
         }
         (&Method::GET, "/containers/json") => {
-            full(StatusCode::OK, "application/json", CONTAINERS_JSON)
+            // dockerd (Go's net/http) announces a length only for bodies up to 2 KiB; a longer
+            // listing goes out chunked, as one chunk.
+            let json = Bytes::from_static(CONTAINERS_JSON.as_bytes());
+            let mut r = Response::new(Either::Right(ZeroStream {
+                remaining: json.len() as u64,
+                chunk: json,
+            }));
+            daemon_headers(&mut r, "application/json");
+            r
         }
         (&Method::GET, "/images/get") => {
             let size = match query_param(req.uri().query(), "size") {

@@ -18,7 +18,7 @@
 #                               (the report shows the median of the rounds)
 #   CONCURRENCY="1 64"          connections per req/s run
 #   SIZE_MIB=512                size of the big response and of the big request body
-#   STUB_REPEAT=5 DOCKER_REPEAT=3   transfers per test and front, interleaved (median shown)
+#   STUB_REPEAT=7 DOCKER_REPEAT=3   transfers per test and front, interleaved (median shown)
 #   UPSTREAMS="stub docker"     which upstreams
 #   FRONTS="direct sockwarden haproxy"   which fronts; "haproxy-ka" adds HAProxy with
 #                               upstream keep-alive (its `option http-server-close` off)
@@ -37,7 +37,7 @@ WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-"1 64"}
 SIZE_MIB=${SIZE_MIB:-512}
-STUB_REPEAT=${STUB_REPEAT:-5}
+STUB_REPEAT=${STUB_REPEAT:-7}
 DOCKER_REPEAT=${DOCKER_REPEAT:-3}
 UPSTREAMS=${UPSTREAMS:-"stub docker"}
 FRONTS=${FRONTS:-"direct sockwarden haproxy"}
@@ -73,6 +73,15 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$ROOT" && cargo build --release --bin sockwarden --examples)
 fi
 SOCKWARDEN=${SOCKWARDEN_BIN:-$ROOT/target/release/sockwarden}
+# What is benchmarked, noted at build time (the work tree may change during the run).
+if [[ -n ${SOCKWARDEN_BIN:-} ]]; then
+    rev="${SOCKWARDEN_REV:-binary $SOCKWARDEN_BIN}"
+else
+    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+    [[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml 2>/dev/null) ]] ||
+        rev+=" + uncommitted changes in src/ or Cargo.toml"
+    [[ $SKIP_BUILD != 1 ]] || rev+=" (SKIP_BUILD: binary as found in target/release)"
+fi
 LOADGEN=$ROOT/target/release/examples/loadgen
 STUB=$ROOT/target/release/examples/stub_upstream
 HAPROXY_CFG=$ROOT/deploy/haproxy/haproxy.cfg
@@ -271,14 +280,33 @@ start_front() {
         ;;
     sockwarden)
         sock=$TMP/sockwarden.sock
+        # The load generator's user is the client "bench", whose policy opens what the HAProxy
+        # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES
+        # and POST (the dangerous image.save/load and container.archive.* included).
         cat >"$TMP/sockwarden-$up.toml" <<EOF
 [upstream]
 socket = "$UP_SOCK"
+
+[[client]]
+name = "bench"
+policy = "bench"
+uids = [$(id -u)]
+
+[policy.bench]
+allow = ["system.ping", "system.version", "system.events", "container.*", "image.*"]
+allow_dangerous = ["container.*", "image.*"]
 
 [[listen]]
 unix = "$sock"
 mode = "0600"
 EOF
+        local check
+        if ! check=$("$SOCKWARDEN" check --config "$TMP/sockwarden-$up.toml" 2>&1); then
+            # A build from before clients and policies existed: plain forwarding.
+            log "sockwarden check refused the bench config ($check); trying a config without policy"
+            printf '[upstream]\nsocket = "%s"\n\n[[listen]]\nunix = "%s"\nmode = "0600"\n' \
+                "$UP_SOCK" "$sock" >"$TMP/sockwarden-$up.toml"
+        fi
         start_bg "sockwarden-$up" "$SOCKWARDEN" serve --config "$TMP/sockwarden-$up.toml"
         pid=$STARTED_PID
         ;;
@@ -445,12 +473,6 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Report
 
-if [[ -n ${SOCKWARDEN_BIN:-} ]]; then
-    rev="${SOCKWARDEN_REV:-binary $SOCKWARDEN_BIN}"
-else
-    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-    [[ -z $(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null) ]] || rev+=" + uncommitted changes in src/ or Cargo.toml"
-fi
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 dockerd_v="not run"
@@ -466,6 +488,9 @@ mkdir -p "$(dirname "$OUT")"
         "$LOADAVG_START, CPUs ${BUSY_START}% busy just before the run"
     echo "- sockwarden: $rev; $(rustc --version 2>/dev/null || echo rustc unknown)"
     echo "- haproxy: ${haproxy_v:-unknown} (deploy/haproxy/haproxy.cfg, nbthread 2, CONTAINERS=1 IMAGES=1 POST=1)"
+    echo "- sockwarden config: one client (the load generator's uid) with a policy allowing what those"
+    echo "  HAProxy switches allow: \`system.ping\`, \`system.version\`, \`system.events\`, \`container.*\`,"
+    echo "  \`image.*\` (dangerous ones included via \`allow_dangerous\`); default logging"
     echo "- upstream docker: $dockerd_v (private daemon, vfs storage driver)"
     echo "- settings: req/s runs of ${DURATION} s after ${WARMUP} s warm-up on fresh keep-alive connections," \
         "concurrency $CONCURRENCY, median of $ROUNDS interleaved rounds; ${SIZE_MIB} MiB transfers, median of" \
