@@ -579,6 +579,34 @@ mod tests {
     }
 
     #[test]
+    fn example_documents_every_inspection_setting() {
+        use crate::inspect::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
+        let text = include_str!("../config/sockwarden.toml");
+        let sections = [
+            (
+                "container",
+                toml::to_string(&ContainerRules::default()).unwrap(),
+            ),
+            ("exec", toml::to_string(&ExecRules::default()).unwrap()),
+            ("volume", toml::to_string(&VolumeRules::default()).unwrap()),
+            (
+                "network",
+                toml::to_string(&NetworkRules::default()).unwrap(),
+            ),
+            ("build", toml::to_string(&BuildRules::default()).unwrap()),
+        ];
+        for (section, defaults) in sections {
+            for line in defaults.lines().filter(|l| l.contains(" = ")) {
+                let key = line.split(" = ").next().unwrap();
+                assert!(
+                    text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),
+                    "config/sockwarden.toml does not document {section}.{key}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn unknown_key_names_line_and_key() {
         let err = Config::parse("[server]\nheader_read_timout = \"1s\"\n", "f.toml").unwrap_err();
         assert!(err.0.contains("f.toml line 2"), "{err}");

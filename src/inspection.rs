@@ -47,6 +47,9 @@ fn check_for(operation: &str) -> Option<Check> {
 /// Runs the inspector for an authorized request on its complete body. Also used by
 /// `sockwarden explain`.
 pub fn check_request(authorized: &Authorized, body: &[u8]) -> Result<(), ProxyError> {
+    if !authorized.policy.inspection {
+        return Ok(());
+    }
     let operation = authorized.operation.name;
     let rules = &authorized.policy.inspect;
     let query = authorized.normalized.query.pairs();
@@ -121,6 +124,7 @@ where
         let check = request
             .extensions()
             .get::<Authorized>()
+            .filter(|a| a.policy.inspection)
             .and_then(|a| check_for(a.operation.name));
         let Some(check) = check else {
             let future = self.inner.call(request);

@@ -23,6 +23,7 @@ pub mod inspection;
 pub mod listener;
 pub mod logging;
 pub mod policy;
+pub mod redact;
 pub mod route;
 pub mod server;
 pub mod shutdown;

@@ -14,6 +14,7 @@ use crate::forward::Forward;
 use crate::guard;
 use crate::inspection::InspectLayer;
 use crate::policy::{Authority, AuthorizeLayer};
+use crate::redact::RedactLayer;
 use std::sync::Arc;
 
 /// The assembled request path: infallible, every failure is already a response.
@@ -33,6 +34,9 @@ pub fn build(forward: Forward, authority: Arc<Authority>) -> ProxyService {
         // an operation, and refuse (403, naming policy and rule) what the client's policy does
         // not allow. Inner layers read the `Authorized` facts it leaves in the request.
         .layer(AuthorizeLayer::new(authority))
+        // For policies that ask for it, Env values leave container and image inspect results
+        // (dashboards need inspect, not credentials).
+        .layer(RedactLayer)
         // Bodies and parameters that can change the host's security (container create and
         // update, exec create, volume and network create, build parameters, start without a
         // body) are read, inspected under the client's policy and forwarded byte for byte;

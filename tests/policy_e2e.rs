@@ -599,3 +599,38 @@ fn refusals_reach_the_cli_as_daemon_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn read_only_clients_see_inspect_without_env_values() {
+    let _serial = serial();
+    let uid = current_uid();
+    let proxy = Proxy::start_with(
+        &format!("[[client]]\nname = \"dash\"\npolicy = \"read-only\"\nuids = [{uid}]\n"),
+        &daemon_socket(),
+    );
+    let cleanup = Cleanup::new();
+    let name = cleanup.container("secret");
+    Docker::new(&daemon_socket()).ok(&[
+        "create",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-e",
+        "DB_PASSWORD=hunter2",
+        &test_image(),
+        "true",
+    ]);
+    let direct = Docker::new(&daemon_socket()).ok_str(&["inspect", &name]);
+    assert!(direct.contains("DB_PASSWORD=hunter2"));
+    let proxied = proxy.docker().ok_str(&["inspect", &name]);
+    assert!(proxied.contains("DB_PASSWORD=<redacted>"), "{proxied}");
+    assert!(!proxied.contains("hunter2"), "{proxied}");
+    let format =
+        proxy
+            .docker()
+            .ok_str(&["inspect", "--format", "{{.Name}} {{.Config.Image}}", &name]);
+    assert!(format.contains(&name), "{format}");
+    let image = proxy.docker().ok_str(&["image", "inspect", &test_image()]);
+    assert!(image.contains("<redacted>"), "{image}");
+}

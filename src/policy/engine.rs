@@ -220,11 +220,26 @@ pub(super) fn compile_policy(
         &allow_dangerous,
         catalogue,
     )?;
+    let inspection = raw
+        .inspection
+        .or(base_policy.as_ref().and_then(|b| b.inspection))
+        .unwrap_or(true);
+    if !inspection && !allow_dangerous.iter().any(|p| p.as_str() == "*") {
+        return Err(ConfigError(format!(
+            "{key}.inspection: false forwards bodies uninspected; only a policy that opens \
+             everything (allow_dangerous = [\"*\"]) may turn inspection off"
+        )));
+    }
     let policy = Policy {
         name: Arc::from(name),
         rules,
         allow_dangerous,
         inspect,
+        inspection,
+        redact_env: raw
+            .redact_env
+            .or(base_policy.as_ref().and_then(|b| b.redact_env))
+            .unwrap_or(false),
     };
     guardrails::check(key, &policy, catalogue)?;
     Ok(policy)
@@ -474,6 +489,20 @@ paths = ["/libpod/*"]
         // A single dangerous operation named exactly still needs the acknowledgement.
         let err = authority("[policy.p]\nallow = [\"container.export\"]", CLIENT).unwrap_err();
         assert!(err.0.contains("container.export"), "{err}");
+    }
+
+    #[test]
+    fn inspection_can_only_be_off_when_everything_is_open() {
+        let err = authority(
+            "[policy.p]\nallow = [\"container.create\"]\ninspection = false",
+            CLIENT,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("policy.p.inspection"), "{err}");
+        let a = authority("[policy.p]\nprofile = \"allow-all\"", CLIENT).unwrap();
+        assert!(!a.policy_for("c").unwrap().inspection);
+        let a = authority("[policy.p]\nprofile = \"ci\"", CLIENT).unwrap();
+        assert!(a.policy_for("c").unwrap().inspection);
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct RawPolicy {
     /// Dangerous operations this policy opens on purpose (exact names or patterns).
     #[serde(default)]
     pub allow_dangerous: Vec<String>,
+    /// `false` forwards bodies uninspected, as the bare socket would; only accepted together
+    /// with `allow_dangerous = ["*", ...]` (the `allow-all` profile).
+    pub inspection: Option<bool>,
+    /// Replace the values of `Env` in container and image inspect responses.
+    pub redact_env: Option<bool>,
     /// Full rules, evaluated with the shorthand ones.
     #[serde(default)]
     pub rule: Vec<RawRule>,
@@ -269,6 +274,10 @@ pub struct Policy {
     pub allow_dangerous: Vec<Pattern>,
     /// What inspected bodies and parameters may ask for.
     pub inspect: InspectRules,
+    /// Whether bodies and parameters are inspected at all.
+    pub inspection: bool,
+    /// Whether `Env` values are removed from inspect responses.
+    pub redact_env: bool,
 }
 
 /// The inspection settings of one policy, each section defaulting to the safe profile.

@@ -790,3 +790,64 @@ fn inspect_network_connect() {
         .collect();
     assert_table(results);
 }
+
+/// Deterministic mutation smoke test: no input makes an inspector panic.
+#[test]
+fn inspect_mutations_never_panic() {
+    use crate::inspect::samples::CLI_RUN_BODY;
+    use crate::inspect::{container_create, container_update};
+    let seeds: [&[u8]; 4] = [
+        CLI_RUN_BODY.as_bytes(),
+        br#"{"HostConfig":{"Mounts":[{"Type":"bind","Source":"/a","Target":"/b","BindOptions":{"Propagation":"x"}}],"Binds":["a:/b:ro"],"Tmpfs":{"/t":"size=1m"}}}"#,
+        br#"{"Name":"n","Driver":"local","DriverOpts":{"type":"tmpfs","o":"size=1m"},"IPAM":{"Config":[{"Subnet":"x"}]}}"#,
+        br#"{"User":"0:0","Cmd":"x","Env":["A=\u00e9"],"Privileged":false,"ConsoleSize":[1,2]}"#,
+    ];
+    let tokens: [&[u8]; 12] = [
+        b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"-0", b"\\u017f", b"\xff", b"1e999",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let rules = ContainerRules {
+        bind_sources: vec!["/".into()],
+        max_memory_bytes: Some(1),
+        max_tmpfs_bytes: Some(1 << 20),
+        images: vec!["*".into()],
+        allow_root_user: false,
+        ..Default::default()
+    };
+    for _ in 0..4000 {
+        let seed = seeds[(next() % seeds.len() as u64) as usize];
+        let mut body = seed.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % (body.len() as u64 + 1)) as usize;
+            match next() % 3 {
+                0 if at < body.len() => {
+                    body.remove(at);
+                }
+                1 => {
+                    let t = tokens[(next() % tokens.len() as u64) as usize];
+                    body.splice(at..at, t.iter().copied());
+                }
+                _ if at < body.len() => body[at] = (next() & 0xff) as u8,
+                _ => {}
+            }
+        }
+        let _ = container_create(&body, &[], &rules);
+        let _ = container_create(&body, &[], &ContainerRules::default());
+        let _ = container_update(&body, &rules);
+        let _ = exec_create(&body, &ExecRules::default());
+        let _ = volume_create(&body, &VolumeRules::default());
+        let _ = network_create(&body, &NetworkRules::default());
+        let _ = network_connect(&body, &rules);
+        let q = vec![(
+            "labels".to_string(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )];
+        let _ = build_query(&q, &BuildRules::default());
+    }
+}
