@@ -32,14 +32,56 @@ enum Check {
     NoBody,
     /// Query parameters only; the body (a build context) streams.
     Query,
+    /// An operation that takes no body got one that may not be empty: it must be.
+    Empty,
 }
 
-fn check_for(operation: &str) -> Option<Check> {
+/// Operations whose requests carry a body (JSON, a tar stream, ...). Any other named operation
+/// with a non-empty body is refused: a body where none belongs is read differently by
+/// different parsers (and by old daemons, as on `start`).
+const TAKES_BODY: &[&str] = &[
+    "container.create",
+    "container.update",
+    "container.archive.put",
+    "container.commit",
+    "container.checkpoint.create",
+    "exec.create",
+    "exec.start",
+    "image.load",
+    "image.import",
+    "image.build",
+    "volume.create",
+    "volume.update",
+    "network.create",
+    "network.connect",
+    "network.disconnect",
+    "service.create",
+    "service.update",
+    "secret.create",
+    "secret.update",
+    "config.create",
+    "config.update",
+    "swarm.init",
+    "swarm.join",
+    "swarm.update",
+    "swarm.unlock",
+    "node.update",
+    "plugin.pull",
+    "plugin.upgrade",
+    "plugin.set",
+    "plugin.create",
+    "system.auth",
+    "system.debug",
+    "unknown",
+];
+
+fn check_for(operation: &str, body_known_empty: bool) -> Option<Check> {
     match operation {
         "container.create" | "container.update" | "exec.create" | "volume.create"
-        | "network.create" => Some(Check::Body),
+        | "network.create" | "network.connect" => Some(Check::Body),
         "container.start" => Some(Check::NoBody),
         "image.build" => Some(Check::Query),
+        _ if !body_known_empty && !TAKES_BODY.contains(&operation) => Some(Check::Empty),
         _ => None,
     }
 }
@@ -61,6 +103,7 @@ pub fn check_request(authorized: &Authorized, body: &[u8]) -> Result<(), ProxyEr
         "exec.create" => inspect::exec_create(body, &rules.exec).map(drop),
         "volume.create" => inspect::volume_create(body, &rules.volume).map(drop),
         "network.create" => inspect::network_create(body, &rules.network).map(drop),
+        "network.connect" => inspect::network_connect(body, &rules.container).map(drop),
         "image.build" => inspect::build_query(query, &rules.build).map(drop),
         _ => Ok(()),
     };
@@ -121,11 +164,12 @@ where
     }
 
     fn call(&mut self, request: Request<ProxyBody>) -> InspectFuture {
+        let body_known_empty = http_body::Body::is_end_stream(request.body());
         let check = request
             .extensions()
             .get::<Authorized>()
             .filter(|a| a.policy.inspection)
-            .and_then(|a| check_for(a.operation.name));
+            .and_then(|a| check_for(a.operation.name, body_known_empty));
         let Some(check) = check else {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
@@ -154,6 +198,16 @@ async fn inspect_request(
         return Ok(Request::from_parts(parts, body));
     }
     let bytes = read_limited(body).await?;
+    if check == Check::Empty {
+        if !bytes.is_empty() {
+            return Err(ProxyError::BadRequest(format!(
+                "{} takes no request body, and this one has {} bytes",
+                authorized.operation.name,
+                bytes.len()
+            )));
+        }
+        return Ok(Request::from_parts(parts, body::empty()));
+    }
     if check == Check::Body && !bytes.is_empty() {
         require_json(&parts.headers)?;
     }

@@ -271,6 +271,13 @@ fn framing_tricks_cannot_smuggle_a_request() {
         r#"{"Privileged":true,"Binds":["/:/host"]}"#,
     );
     assert_refused(&proxy, "start with a body on API 1.23", &start_old);
+    // A body where none belongs, with a length or chunked.
+    let stop = post_json(&format!("/containers/{c}/stop"), r#"{"t":0}"#);
+    assert_refused(&proxy, "stop with a body", &stop);
+    let chunked_get = format!(
+        "GET /containers/{c}/json HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+    );
+    assert_refused(&proxy, "GET with a chunked body", chunked_get.as_bytes());
 }
 
 // === JSON tricks ===
@@ -631,6 +638,12 @@ fn read_only_clients_see_inspect_without_env_values() {
             .docker()
             .ok_str(&["inspect", "--format", "{{.Name}} {{.Config.Image}}", &name]);
     assert!(format.contains(&name), "{format}");
+    // Image inspect goes through the same rewrite (the fixture image may have no Env at all).
     let image = proxy.docker().ok_str(&["image", "inspect", &test_image()]);
-    assert!(image.contains("<redacted>"), "{image}");
+    let image_direct = Docker::new(&daemon_socket()).ok_str(&["image", "inspect", &test_image()]);
+    if image_direct.contains("\"Env\": [") {
+        assert!(image.contains("<redacted>"), "{image}");
+    } else {
+        assert_eq!(image.len(), image_direct.len());
+    }
 }
