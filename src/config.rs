@@ -69,6 +69,13 @@ pub enum ListenAddr {
     },
     /// A TCP address.
     Tcp(SocketAddr),
+    /// A TCP address speaking TLS, with client certificates required.
+    Tls {
+        /// The address.
+        addr: SocketAddr,
+        /// Server certificate, key and client CA, loaded.
+        tls: crate::listener::TlsSettings,
+    },
 }
 
 impl std::fmt::Display for ListenAddr {
@@ -76,6 +83,7 @@ impl std::fmt::Display for ListenAddr {
         match self {
             ListenAddr::Unix { path, .. } => write!(f, "unix://{}", path.display()),
             ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
+            ListenAddr::Tls { addr, .. } => write!(f, "tcp://{addr} (tls)"),
         }
     }
 }
@@ -167,6 +175,9 @@ struct RawListen {
     group: Option<String>,
     client: Option<String>,
     fallback: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 // === defaults ===
@@ -227,6 +238,8 @@ impl Config {
             gids: Vec::new(),
             groups: Vec::new(),
             sources: Vec::new(),
+            cert_cn: Vec::new(),
+            cert_san: Vec::new(),
         });
         raw.listen.push(RawListen {
             tcp: Some(env("SOCKWARDEN_LISTEN").unwrap_or_else(|| "0.0.0.0:2375".to_owned())),
@@ -381,7 +394,8 @@ fn validate_listen(
             "`client` and `fallback` exclude each other (a fixed client leaves nothing to fall back)",
         ));
     }
-    let addr = listen_addr(&name, raw.unix, raw.tcp, raw.mode, raw.group)?;
+    let tls = (raw.tls_cert, raw.tls_key, raw.tls_client_ca);
+    let addr = listen_addr(&name, raw.unix, raw.tcp, raw.mode, raw.group, tls)?;
     Ok(Listen { addr, clients })
 }
 
@@ -391,8 +405,14 @@ fn listen_addr(
     tcp: Option<String>,
     mode: Option<String>,
     group: Option<String>,
+    (tls_cert, tls_key, tls_client_ca): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
 ) -> Result<ListenAddr, ConfigError> {
     let name = name.to_owned();
+    let tls_set = [
+        ("tls_cert", tls_cert.is_some()),
+        ("tls_key", tls_key.is_some()),
+        ("tls_client_ca", tls_client_ca.is_some()),
+    ];
     match (unix, tcp) {
         (Some(_), Some(_)) | (None, None) => Err(ConfigError::setting(
             &name,
@@ -416,6 +436,12 @@ fn listen_addr(
                 Some(mode) => parse_mode(&format!("{name}.mode"), &mode)?,
                 None => DEFAULT_SOCKET_MODE,
             };
+            if let Some((key, _)) = tls_set.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::setting(
+                    &format!("{name}.{key}"),
+                    "only applies to tcp listeners",
+                ));
+            }
             let group = group
                 .map(|g| resolve_group(&format!("{name}.group"), &g))
                 .transpose()?;
@@ -430,10 +456,26 @@ fn listen_addr(
                     ));
                 }
             }
-            Ok(ListenAddr::Tcp(parse_host_port(
-                &format!("{name}.tcp"),
-                &tcp,
-            )?))
+            let addr = parse_host_port(&format!("{name}.tcp"), &tcp)?;
+            match (tls_cert, tls_key, tls_client_ca) {
+                (None, None, None) => Ok(ListenAddr::Tcp(addr)),
+                (Some(cert), Some(key), Some(ca)) => Ok(ListenAddr::Tls {
+                    addr,
+                    tls: crate::listener::tls::load(&name, cert, key, ca)?,
+                }),
+                _ => {
+                    let missing = tls_set
+                        .iter()
+                        .find(|(_, set)| !*set)
+                        .map(|(key, _)| *key)
+                        .unwrap_or("tls_cert");
+                    Err(ConfigError::setting(
+                        &format!("{name}.{missing}"),
+                        "required on a TLS listener: set all of tls_cert, tls_key and \
+                         tls_client_ca (client certificates are always required)",
+                    ))
+                }
+            }
         }
     }
 }
@@ -472,7 +514,10 @@ fn check_unique_listeners(listeners: &[ListenAddr]) -> Result<(), ConfigError> {
 fn same_place(a: &ListenAddr, b: &ListenAddr) -> bool {
     match (a, b) {
         (ListenAddr::Unix { path: p, .. }, ListenAddr::Unix { path: q, .. }) => p == q,
-        (ListenAddr::Tcp(x), ListenAddr::Tcp(y)) => x == y,
+        (
+            ListenAddr::Tcp(x) | ListenAddr::Tls { addr: x, .. },
+            ListenAddr::Tcp(y) | ListenAddr::Tls { addr: y, .. },
+        ) => x == y,
         _ => false,
     }
 }
@@ -660,5 +705,58 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn tls_listener_files_are_loaded_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |n: &str| dir.path().join(n).display().to_string();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(path("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(path("other-key.pem"), other_key.serialize_pem()).unwrap();
+        std::fs::write(path("ca.pem"), cert.pem()).unwrap();
+        let config = |cert: &str, key: &str, ca: &str| {
+            format!(
+                "[[listen]]\nunix = \"/tmp/x.sock\"\n[[listen]]\ntcp = \"127.0.0.1:2376\"\n\
+                 tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
+                path(cert),
+                path(key),
+                path(ca)
+            )
+        };
+        let ok = Config::parse(&config("cert.pem", "key.pem", "ca.pem"), "f").unwrap();
+        assert!(matches!(ok.listeners[1].addr, ListenAddr::Tls { .. }));
+        assert_eq!(
+            ok.listeners[1].addr.to_string(),
+            "tcp://127.0.0.1:2376 (tls)"
+        );
+        let err = Config::parse(&config("cert.pem", "missing.pem", "ca.pem"), "f").unwrap_err();
+        assert!(err.0.contains("listen[1].tls_key: cannot read"), "{err}");
+        let err = Config::parse(&config("cert.pem", "other-key.pem", "ca.pem"), "f").unwrap_err();
+        assert!(err.0.contains("listen[1].tls_key:"), "{err}");
+        let err = Config::parse(&config("cert.pem", "key.pem", "key.pem"), "f").unwrap_err();
+        assert!(err.0.contains("listen[1].tls_client_ca:"), "{err}");
+        let err = Config::parse(
+            &format!(
+                "[[listen]]\ntcp = \"127.0.0.1:2376\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                path("cert.pem"),
+                path("key.pem")
+            ),
+            "f",
+        )
+        .unwrap_err();
+        assert!(err.0.contains("listen[0].tls_client_ca: required"), "{err}");
+        let err = Config::parse(
+            "[[listen]]\nunix = \"/tmp/x.sock\"\ntls_cert = \"/c.pem\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(err.0.contains("listen[0].tls_cert: only applies"), "{err}");
     }
 }

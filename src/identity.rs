@@ -3,8 +3,10 @@
 //! Identity is decided once per connection, from facts the client cannot forge: SO_PEERCRED
 //! on unix sockets (uid, gid, pid; plus the process's supplementary groups, executable and
 //! login uid from /proc, so `sudo docker ...` is still attributed to the person), the source
-//! address on TCP. A connection that matches no client gets its listener's fallback, which by
-//! default is nobody: every request refused.
+//! address on TCP, and on TLS listeners the client certificate the peer proved to hold (its
+//! subject common name and subject alternative names; the chain was verified against the
+//! listener's `tls_client_ca` during the handshake). A connection that matches no client gets
+//! its listener's fallback, which by default is nobody: every request refused.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -36,9 +38,16 @@ pub struct RawClient {
     /// As `gids`, by group name (resolved at start).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// TCP peers from one of these addresses or CIDR ranges.
+    /// TCP (and TLS) peers from one of these addresses or CIDR ranges.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// TLS peers whose verified client certificate has one of these subject common names.
+    #[serde(default)]
+    pub cert_cn: Vec<String>,
+    /// TLS peers whose verified client certificate has one of these subject alternative names
+    /// (DNS name, email address, URI or IP address, compared exactly).
+    #[serde(default)]
+    pub cert_san: Vec<String>,
 }
 
 /// A validated client definition.
@@ -51,6 +60,8 @@ pub struct ClientDef {
     uids: Vec<u32>,
     gids: Vec<u32>,
     sources: Vec<IpNet>,
+    cert_cn: Vec<String>,
+    cert_san: Vec<String>,
 }
 
 impl ClientDef {
@@ -82,6 +93,13 @@ impl ClientDef {
             .iter()
             .map(|s| parse_source(s).map_err(|e| ConfigError(format!("{key}.sources: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        for (field, names) in [("cert_cn", &raw.cert_cn), ("cert_san", &raw.cert_san)] {
+            if names.iter().any(String::is_empty) {
+                return Err(ConfigError(format!(
+                    "{key}.{field}: names must not be empty"
+                )));
+            }
+        }
         // A client with no matcher is only reachable as a listener's `client` or `fallback`.
         Ok(ClientDef {
             name: Arc::from(raw.name.as_str()),
@@ -89,6 +107,8 @@ impl ClientDef {
             uids,
             gids,
             sources,
+            cert_cn: raw.cert_cn,
+            cert_san: raw.cert_san,
         })
     }
 
@@ -100,6 +120,8 @@ impl ClientDef {
             uids: vec![uid],
             gids: Vec::new(),
             sources: Vec::new(),
+            cert_cn: Vec::new(),
+            cert_san: Vec::new(),
         }
     }
 
@@ -110,11 +132,18 @@ impl ClientDef {
                     || self.gids.contains(gid)
                     || (!self.gids.is_empty() && groups().iter().any(|g| self.gids.contains(g)))
             }
-            Peer::Tcp(addr) => {
-                let ip = canonical_ip(addr.ip());
-                self.sources.iter().any(|net| net.contains(&ip))
+            Peer::Tcp(addr) => self.matches_source(addr),
+            Peer::Tls { addr, cert } => {
+                self.matches_source(addr)
+                    || cert.common_names.iter().any(|cn| self.cert_cn.contains(cn))
+                    || cert.sans.iter().any(|san| self.cert_san.contains(san))
             }
         }
+    }
+
+    fn matches_source(&self, addr: &std::net::SocketAddr) -> bool {
+        let ip = canonical_ip(addr.ip());
+        self.sources.iter().any(|net| net.contains(&ip))
     }
 
     fn uses_groups(&self) -> bool {
@@ -157,11 +186,24 @@ pub struct Evidence {
     /// The login uid (`/proc/PID/loginuid`): the person behind `sudo`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loginuid: Option<u32>,
+    /// A TLS peer's verified client certificate subject (`CN=ci-bot, O=example`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_subject: Option<String>,
+    /// A TLS peer's verified client certificate subject alternative names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cert_san: Vec<String>,
 }
 
 impl Evidence {
     /// Reads what /proc tells about `peer`. Best effort: a process may already be gone.
     pub fn collect(peer: &Peer) -> Evidence {
+        if let Peer::Tls { cert, .. } = peer {
+            return Evidence {
+                cert_subject: Some(cert.subject.clone()),
+                cert_san: cert.sans.clone(),
+                ..Evidence::default()
+            };
+        }
         let Peer::Unix { pid: Some(pid), .. } = peer else {
             return Evidence::default();
         };
@@ -171,7 +213,11 @@ impl Evidence {
             .and_then(|s| s.trim().parse::<u32>().ok())
             // 4294967295 means "not set" (a daemon, or a session without login).
             .filter(|&uid| uid != u32::MAX);
-        Evidence { exe, loginuid }
+        Evidence {
+            exe,
+            loginuid,
+            ..Evidence::default()
+        }
     }
 }
 
@@ -235,6 +281,8 @@ mod tests {
                 gids: gids.to_vec(),
                 groups: vec![],
                 sources: sources.iter().map(|s| s.to_string()).collect(),
+                cert_cn: vec![],
+                cert_san: vec![],
             },
         )
         .unwrap()
@@ -290,6 +338,8 @@ mod tests {
             gids: vec![],
             groups: vec![],
             sources: vec![],
+            cert_cn: vec![],
+            cert_san: vec![],
         };
         let err = ClientDef::from_raw("client[3]", raw).unwrap_err();
         assert!(err.0.contains("client[3].users"), "{err}");
@@ -298,6 +348,54 @@ mod tests {
             parse_source("10.1.2.3/8").unwrap().to_string(),
             "10.0.0.0/8"
         );
+    }
+
+    #[test]
+    fn tls_peers_match_by_certificate_or_source() {
+        let raw = |name: &str, cn: &[&str], san: &[&str], sources: &[&str]| RawClient {
+            name: name.into(),
+            policy: "p".into(),
+            uids: vec![],
+            users: vec![],
+            gids: vec![],
+            groups: vec![],
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            cert_cn: cn.iter().map(|s| s.to_string()).collect(),
+            cert_san: san.iter().map(|s| s.to_string()).collect(),
+        };
+        let clients = vec![
+            ClientDef::from_raw("client[0]", raw("ci", &["ci-bot"], &[], &[])).unwrap(),
+            ClientDef::from_raw("client[1]", raw("svc", &[], &["svc.example"], &[])).unwrap(),
+            ClientDef::from_raw("client[2]", raw("net", &[], &[], &["10.0.0.0/8"])).unwrap(),
+        ];
+        let open = ListenerClients::default();
+        let tls = |addr: &str, cn: &[&str], sans: &[&str]| Peer::Tls {
+            addr: addr.parse().unwrap(),
+            cert: Arc::new(crate::listener::ClientCert {
+                subject: format!("CN={}", cn.first().copied().unwrap_or("")),
+                common_names: cn.iter().map(|s| s.to_string()).collect(),
+                sans: sans.iter().map(|s| s.to_string()).collect(),
+            }),
+        };
+        let name = |p: &Peer| identify(&clients, &open, p).map(|s| s.to_string());
+        assert_eq!(
+            name(&tls("127.0.0.1:1", &["ci-bot"], &[])).as_deref(),
+            Some("ci")
+        );
+        assert_eq!(
+            name(&tls("127.0.0.1:1", &["x"], &["svc.example"])).as_deref(),
+            Some("svc")
+        );
+        assert_eq!(
+            name(&tls("10.1.1.1:1", &["x"], &[])).as_deref(),
+            Some("net")
+        );
+        assert_eq!(name(&tls("127.0.0.1:1", &["dashboard"], &[])), None);
+        // A certificate name never matches a plain TCP or unix peer.
+        assert_eq!(name(&Peer::Tcp("127.0.0.1:1".parse().unwrap())), None);
+        let evidence = Evidence::collect(&tls("127.0.0.1:1", &["ci-bot"], &["a.example"]));
+        assert_eq!(evidence.cert_subject.as_deref(), Some("CN=ci-bot"));
+        assert_eq!(evidence.cert_san, vec!["a.example".to_string()]);
     }
 
     #[test]

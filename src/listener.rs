@@ -1,4 +1,5 @@
-//! Listening sockets: unix sockets (with file mode, group, stale-file handling) and TCP.
+//! Listening sockets: unix sockets (with file mode, group, stale-file handling), TCP, and TCP
+//! with TLS and mandatory client certificates.
 //!
 //! A unix socket is bound under a temporary name, given its mode and group, and only then
 //! renamed into place, so there is never a moment when it is reachable with the wrong
@@ -12,11 +13,16 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::config::ListenAddr;
+
+pub mod tls;
+
+pub use tls::{ClientCert, TlsSettings};
 
 /// A bound listener, ready to accept.
 #[derive(Debug)]
@@ -30,6 +36,13 @@ pub enum Listener {
     },
     /// A TCP socket.
     Tcp(TcpListener),
+    /// A TCP socket whose connections must complete a TLS handshake with a client certificate.
+    Tls {
+        /// The accepting socket.
+        listener: TcpListener,
+        /// The TLS configuration for each accepted connection's handshake.
+        config: Arc<rustls::ServerConfig>,
+    },
 }
 
 /// Who is on the other end of a connection, as the kernel reports it.
@@ -46,6 +59,13 @@ pub enum Peer {
     },
     /// A TCP peer's address.
     Tcp(SocketAddr),
+    /// A TLS peer: its address and the client certificate it proved to hold.
+    Tls {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The verified client certificate.
+        cert: Arc<ClientCert>,
+    },
 }
 
 impl std::fmt::Display for Peer {
@@ -59,6 +79,7 @@ impl std::fmt::Display for Peer {
                 Ok(())
             }
             Peer::Tcp(addr) => write!(f, "{addr}"),
+            Peer::Tls { addr, cert } => write!(f, "{addr} cert={:?}", cert.subject),
         }
     }
 }
@@ -83,6 +104,75 @@ pub enum Stream {
     Unix(UnixStream),
     /// From a TCP listener.
     Tcp(TcpStream),
+    /// From a TLS listener, handshake done.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// An accepted connection, possibly still owing its TLS handshake. The handshake runs in the
+/// connection's own task ([`Accepted::establish`]), so a slow client never holds up accepts.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Ready to serve.
+    Ready(Stream, Peer),
+    /// A TCP connection on a TLS listener.
+    Tls {
+        /// The connection.
+        stream: TcpStream,
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The listener's TLS configuration.
+        config: Arc<rustls::ServerConfig>,
+    },
+}
+
+impl Accepted {
+    /// The peer's address or credentials as known before any handshake, for logging.
+    pub fn peer_hint(&self) -> String {
+        match self {
+            Accepted::Ready(_, peer) => peer.to_string(),
+            Accepted::Tls { addr, .. } => addr.to_string(),
+        }
+    }
+
+    /// Completes the TLS handshake (within `timeout`) if there is one, and reports the peer
+    /// with its verified client certificate.
+    pub async fn establish(self, timeout: Duration) -> io::Result<(Stream, Peer)> {
+        match self {
+            Accepted::Ready(stream, peer) => Ok((stream, peer)),
+            Accepted::Tls {
+                stream,
+                addr,
+                config,
+            } => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let tls = tokio::time::timeout(timeout, acceptor.accept(stream))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })??;
+                let cert = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|der| ClientCert::parse(der))
+                    // The verifier requires a certificate; this is only a parse failure.
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "client certificate cannot be parsed",
+                        )
+                    })?;
+                Ok((
+                    Stream::Tls(Box::new(tls)),
+                    Peer::Tls {
+                        addr,
+                        cert: Arc::new(cert),
+                    },
+                ))
+            }
+        }
+    }
 }
 
 impl Listener {
@@ -91,11 +181,15 @@ impl Listener {
         match addr {
             ListenAddr::Unix { path, mode, group } => bind_unix(path, *mode, *group).await,
             ListenAddr::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+            ListenAddr::Tls { addr, tls } => Ok(Listener::Tls {
+                listener: TcpListener::bind(addr).await?,
+                config: tls.config.clone(),
+            }),
         }
     }
 
-    /// Accepts one connection with its peer's identity.
-    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+    /// Accepts one connection with its peer's identity (TLS: before the handshake).
+    pub async fn accept(&self) -> io::Result<Accepted> {
         match self {
             Listener::Unix { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
@@ -105,13 +199,22 @@ impl Listener {
                     gid: cred.gid(),
                     pid: cred.pid(),
                 };
-                Ok((Stream::Unix(stream), peer))
+                Ok(Accepted::Ready(Stream::Unix(stream), peer))
             }
             Listener::Tcp(listener) => {
                 let (stream, addr) = listener.accept().await?;
                 // Small requests and interactive streams must not wait for Nagle.
                 stream.set_nodelay(true)?;
-                Ok((Stream::Tcp(stream), Peer::Tcp(addr)))
+                Ok(Accepted::Ready(Stream::Tcp(stream), Peer::Tcp(addr)))
+            }
+            Listener::Tls { listener, config } => {
+                let (stream, addr) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok(Accepted::Tls {
+                    stream,
+                    addr,
+                    config: config.clone(),
+                })
             }
         }
     }
@@ -119,7 +222,7 @@ impl Listener {
     /// The TCP address actually bound (useful with port 0).
     pub fn local_tcp_addr(&self) -> Option<SocketAddr> {
         match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Tcp(l) | Listener::Tls { listener: l, .. } => l.local_addr().ok(),
             Listener::Unix { .. } => None,
         }
     }
@@ -222,6 +325,15 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => match Pin::new(s.as_mut()).poll_read(cx, buf) {
+                // The docker CLI half-closes a hijacked TLS session (`docker run -i`, stdin EOF)
+                // by shutting down the raw TCP write side, without close_notify. Like Go's TLS
+                // (which dockerd uses), take a TCP EOF between records as EOF, not an error.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
         }
     }
 }
@@ -235,6 +347,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -246,6 +359,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -253,6 +367,7 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Unix(s) => s.is_write_vectored(),
             Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
         }
     }
 
@@ -260,14 +375,18 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     /// Shuts down the write side only: a hijacked session relies on this to carry half-close.
+    /// TLS sends close_notify and then shuts down the TCP write side; reading goes on, so the
+    /// client may keep sending (Go's TLS client keeps writing after close_notify).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

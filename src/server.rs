@@ -15,7 +15,7 @@ use crate::body;
 use crate::config::{Config, ListenAddr};
 use crate::forward::{Forward, Upstream};
 use crate::identity::{self, Evidence, ListenerClients};
-use crate::listener::{ConnInfo, Listener, OwnedSocketFile, Stream};
+use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
 use crate::policy::Authority;
 use crate::shutdown::Drain;
 use crate::stack::{self, ProxyService};
@@ -135,7 +135,7 @@ fn remove_files(files: &[OwnedSocketFile]) {
 fn socket_file(listener: &Listener) -> Option<&OwnedSocketFile> {
     match listener {
         Listener::Unix { owned, .. } => Some(owned),
-        Listener::Tcp(_) => None,
+        Listener::Tcp(_) | Listener::Tls { .. } => None,
     }
 }
 
@@ -157,18 +157,14 @@ impl Acceptor {
                 _ = self.drain.begun() => return,
             };
             match accepted {
-                Ok((stream, peer)) => {
-                    let client = identity::identify(self.authority.clients(), &self.clients, &peer);
-                    let info = ConnInfo {
-                        listener: self.name.clone(),
-                        evidence: Arc::new(Evidence::collect(&peer)),
-                        peer,
-                        client,
-                    };
-                    tracing::debug!(listener = %self.name, peer = %info.peer, client = ?info.client, "connection");
-                    self.drain.spawn(serve_connection(
-                        stream,
-                        info,
+                Ok(accepted) => {
+                    // The TLS handshake, if any, runs in the connection's task, so a slow or
+                    // silent client cannot hold up the accept loop.
+                    self.drain.spawn(establish_and_serve(
+                        accepted,
+                        self.name.clone(),
+                        self.clients.clone(),
+                        self.authority.clone(),
                         self.service.clone(),
                         self.header_timeout,
                         self.drain.clone(),
@@ -182,6 +178,39 @@ impl Acceptor {
             }
         }
     }
+}
+
+/// Completes the TLS handshake (bounded by `header_timeout`), identifies the client, serves.
+async fn establish_and_serve(
+    accepted: Accepted,
+    name: Arc<str>,
+    clients: ListenerClients,
+    authority: Arc<Authority>,
+    service: ProxyService,
+    header_timeout: Duration,
+    drain: Drain,
+) {
+    let hint = accepted.peer_hint();
+    let established = tokio::select! {
+        established = accepted.establish(header_timeout) => established,
+        _ = drain.begun() => return,
+    };
+    let (stream, peer) = match established {
+        Ok(established) => established,
+        Err(e) => {
+            tracing::info!(listener = %name, peer = %hint, error = %e, "TLS handshake failed; connection refused");
+            return;
+        }
+    };
+    let client = identity::identify(authority.clients(), &clients, &peer);
+    let info = ConnInfo {
+        listener: name.clone(),
+        evidence: Arc::new(Evidence::collect(&peer)),
+        peer,
+        client,
+    };
+    tracing::debug!(listener = %name, peer = %info.peer, client = ?info.client, "connection");
+    serve_connection(stream, info, service, header_timeout, drain).await;
 }
 
 async fn serve_connection(
