@@ -252,15 +252,11 @@ impl QueryCondition {
         };
         match self {
             QueryCondition::Equals(name, want) => first(name) == Some(want.as_str()),
-            QueryCondition::Bool(name, want) => first(name).is_some_and(docker_bool) == *want,
+            QueryCondition::Bool(name, want) => {
+                first(name).is_some_and(crate::inspect::go_bool) == *want
+            }
         }
     }
-}
-
-/// Docker's reading of a boolean parameter: false only for "", 0, no, false, none.
-pub fn docker_bool(value: &str) -> bool {
-    let v = value.trim().to_ascii_lowercase();
-    !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
 }
 
 /// A compiled policy.
@@ -343,15 +339,5 @@ mod tests {
         assert!(p("/libpod/*/json").matches("/libpod/a/b/json"));
         assert!(p("a*b*c").matches("aXXbYYc"));
         assert!(!p("a*b*c").matches("aXXbYY"));
-    }
-
-    #[test]
-    fn docker_booleans() {
-        for f in ["", "0", "no", "FALSE", " none "] {
-            assert!(!docker_bool(f), "{f:?}");
-        }
-        for t in ["1", "true", "yes", "x", "on"] {
-            assert!(docker_bool(t), "{t:?}");
-        }
     }
 }
