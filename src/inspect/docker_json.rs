@@ -64,9 +64,18 @@ impl Value {
 
 /// A JSON object: entries in document order, keys decoded (escapes resolved), no two keys
 /// exactly equal (the parser refuses exact duplicates).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Object {
     entries: Vec<(String, Value)>,
+    /// The outcome of the struct check, computed on the first field lookup: an inspector looks
+    /// up dozens of fields of the same object, and the check must not run each time.
+    struct_check: std::cell::OnceCell<Result<(), StructError>>,
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Object) -> bool {
+        self.entries == other.entries
+    }
 }
 
 /// Why an object cannot be read as a Go struct.
@@ -100,6 +109,13 @@ impl Object {
     /// Views the object as a Go struct: refuses any non-ASCII key (Go folds `ſ`/`K` into field
     /// names) and any two keys equal after ASCII case folding (Go would merge or overwrite).
     pub fn as_struct(&self) -> Result<Struct<'_>, StructError> {
+        self.struct_check
+            .get_or_init(|| self.check_struct())
+            .clone()
+            .map(|()| Struct { obj: self })
+    }
+
+    fn check_struct(&self) -> Result<(), StructError> {
         for (k, _) in &self.entries {
             if !k.is_ascii() {
                 return Err(StructError {
@@ -135,7 +151,7 @@ impl Object {
                 }
             }
         }
-        Ok(Struct { obj: self })
+        Ok(())
     }
 
     /// Go-struct lookup of one field (ASCII case-insensitive), `null` reported as absent. Fails
@@ -666,7 +682,10 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return Ok(Value::Object(Object { entries }));
+            return Ok(Value::Object(Object {
+                entries,
+                struct_check: std::cell::OnceCell::new(),
+            }));
         }
         loop {
             self.skip_ws();
@@ -694,7 +713,10 @@ impl<'a> Parser<'a> {
                 Some(b'}') => {
                     self.i += 1;
                     check_exact_dups(&entries)?;
-                    return Ok(Value::Object(Object { entries }));
+                    return Ok(Value::Object(Object {
+                        entries,
+                        struct_check: std::cell::OnceCell::new(),
+                    }));
                 }
                 _ => return Err(self.err_here("expected ',' or '}' in object")),
             }
