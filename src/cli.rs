@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ListenAddr, LogFormat};
 use crate::server::Server;
 
-/// A policy-enforcing, auditing proxy for the Docker daemon socket.
+/// A policy-enforcing proxy for the Docker daemon socket.
 #[derive(Debug, Parser)]
 #[command(name = "sockwarden", version, about, long_about = None)]
 pub struct Cli {
@@ -22,7 +22,8 @@ enum Command {
     ///
     /// Without --config: upstream is DOCKER_HOST's unix:// path or /var/run/docker.sock, and one
     /// socket, mode 0600, at $XDG_RUNTIME_DIR/sockwarden/docker.sock (root:
-    /// /run/sockwarden/docker.sock; others: /tmp/sockwarden-UID/docker.sock).
+    /// /run/sockwarden/docker.sock; others: /tmp/sockwarden-UID/docker.sock); the user who
+    /// started sockwarden gets the read-only profile, everyone else is refused.
     Serve {
         /// Configuration file (TOML); see config/sockwarden.toml for every setting.
         #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "compat")]
