@@ -78,6 +78,10 @@ pub const DANGEROUS: &[(&str, &str)] = &[
         "container.checkpoint.delete",
         "is experimental and uninspected",
     ),
+    (
+        "volume.update",
+        "changes cluster volumes without body inspection",
+    ),
     ("exec.create", "runs commands inside a container"),
     ("exec.start", "runs commands inside a container"),
     ("image.save", "exports images, layers and all"),
