@@ -260,8 +260,62 @@ impl Config {
     /// Parses and validates configuration text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
-        validate(raw, false).map_err(|e| ConfigError(format!("{origin}: {e}")))
+        validate(raw, false).map_err(|e| {
+            let setting = e.0.split(": ").next().unwrap_or_default();
+            match locate(text, setting) {
+                Some(line) => ConfigError(format!("{origin} line {line}: {e}")),
+                None => ConfigError(format!("{origin}: {e}")),
+            }
+        })
     }
+}
+
+/// The line (1-based) where `setting` (`listen[1].group`, `policy.ci.allow`, ...) is written in
+/// `text`, or where its table starts; `None` when it is not in the file (a default, a profile).
+fn locate(text: &str, setting: &str) -> Option<usize> {
+    let segments: Vec<(&str, usize)> = setting
+        .split('.')
+        .map(|seg| match seg.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse().unwrap_or(0)),
+            None => (seg, 0),
+        })
+        .collect();
+    if segments
+        .iter()
+        .any(|(name, _)| name.is_empty() || name.contains(' '))
+    {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for depth in (1..=segments.len()).rev() {
+        let header: Vec<&str> = segments[..depth].iter().map(|(n, _)| *n).collect();
+        let header = header.join(".");
+        let occurrence = segments[depth - 1].1;
+        let found = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                let l = l.trim();
+                l == format!("[{header}]") || l == format!("[[{header}]]")
+            })
+            .nth(occurrence);
+        let Some((start, _)) = found else { continue };
+        let Some((key, _)) = segments.get(depth) else {
+            return Some(start + 1);
+        };
+        let key_line = lines
+            .iter()
+            .enumerate()
+            .skip(start + 1)
+            .take_while(|(_, l)| !l.trim_start().starts_with('['))
+            .find(|(_, l)| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            });
+        return Some(key_line.map_or(start, |(i, _)| i) + 1);
+    }
+    None
 }
 
 /// One line for a TOML error: file, line, and what the parser said (which names the key).
@@ -656,6 +710,24 @@ mod tests {
         let err = Config::parse("[server]\nheader_read_timout = \"1s\"\n", "f.toml").unwrap_err();
         assert!(err.0.contains("f.toml line 2"), "{err}");
         assert!(err.0.contains("header_read_timout"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line_too() {
+        let text = "[[listen]]\nunix = \"/tmp/a.sock\"\n\n[[listen]]\nunix = \"/tmp/b.sock\"\nmode = \"999\"\n";
+        let err = Config::parse(text, "f.toml").unwrap_err();
+        assert!(err.0.starts_with("f.toml line 6: listen[1].mode"), "{err}");
+        let text = "[policy.p]\ndeny = []\nallow = [\"contianer.list\"]\n[[client]]\nname = \"c\"\npolicy = \"p\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
+        let err = Config::parse(text, "f.toml").unwrap_err();
+        assert!(err.0.starts_with("f.toml line 3: policy.p.allow"), "{err}");
+        let text =
+            "[[client]]\nname = \"c\"\npolicy = \"nope\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
+        let err = Config::parse(text, "f.toml").unwrap_err();
+        assert!(
+            err.0.starts_with("f.toml line 3: client[0].policy"),
+            "{err}"
+        );
+        assert_eq!(locate("[server]\nx = 1\n", "upstream.socket"), None);
     }
 
     #[test]
