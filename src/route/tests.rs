@@ -1095,6 +1095,14 @@ fn operations_carry_access_and_hijack() {
     assert!(!classify_target("GET", "/_ping").is_dangerous());
 }
 
+/// The hijack endpoint a raw (still percent-encoded) path addresses, as the request path decides
+/// it: normalize, then classify; a path `normalize` refuses is no hijack.
+fn hijack_endpoint(method: &Method, path: &str) -> Option<Hijack> {
+    let uri: http::Uri = path.parse().ok()?;
+    let normalized = normalize(method, &uri).ok()?;
+    classify(method, &normalized.path, &normalized.query).hijack
+}
+
 #[test]
 fn hijack_endpoint_reads_raw_paths() {
     let post = Method::POST;
