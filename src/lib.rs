@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! listener (unix / tcp)  ->  hyper HTTP/1.1 connection (header timeout, upgrades)
-//!   -> stack::build:  AccessLog -> rescue (errors become {"message": ...}) -> guard -> Forward
+//!   -> stack::build:  AccessLog -> rescue (errors become {"message": ...}) -> authorize -> redact -> inspect -> Forward
 //!   -> daemon (pooled connections; 101 responses bridge the two upgraded sockets)
 //! ```
 
@@ -16,7 +16,6 @@ pub mod config;
 pub mod error;
 pub mod explain;
 pub mod forward;
-pub mod guard;
 pub mod identity;
 pub mod inspect;
 pub mod inspection;

@@ -11,7 +11,6 @@ use crate::access_log::AccessLogLayer;
 use crate::body::ProxyBody;
 use crate::error::RescueLayer;
 use crate::forward::Forward;
-use crate::guard;
 use crate::inspection::InspectLayer;
 use crate::policy::{Authority, AuthorizeLayer};
 use crate::redact::RedactLayer;
@@ -28,9 +27,8 @@ pub fn build(forward: Forward, authority: Arc<Authority>) -> ProxyService {
         .layer(AccessLogLayer)
         // From here outward nothing fails: an error becomes a Docker-shaped response.
         .layer(RescueLayer)
-        // Malformed or proxy-style requests end here with 400, before any other work.
-        .filter(guard::check)
-        // Who is asking for what: normalize the path as the daemon reads it, classify it into
+        // Who is asking for what: normalize the request as the daemon reads it (proxy-style
+        // targets, CONNECT and unclean paths end here with 400), classify it into
         // an operation, and refuse (403, naming policy and rule) what the client's policy does
         // not allow. Inner layers read the `Authorized` facts it leaves in the request.
         .layer(AuthorizeLayer::new(authority))
