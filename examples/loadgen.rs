@@ -847,6 +847,28 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
             }
         }
 
+        // What the audit log costs: sockwarden writing its audit log to a file against the
+        // same binary with `audit.sink = "off"`.
+        if fronts.iter().any(|f| f == "sockwarden")
+            && fronts.iter().any(|f| f == "sockwarden-noaudit")
+        {
+            let _ = writeln!(
+                out,
+                "\nAudit cost on `{up}`: req/s of `sockwarden` (audit log to a file, one JSON line per \
+                 request) relative to `sockwarden-noaudit` (audit off); 1.00x means free, the \
+                 target is at least 0.95x.\n"
+            );
+            let _ = writeln!(out, "| measurement | audit on / audit off |\n|---|---:|");
+            for t in &tests {
+                let on = find(t, "sockwarden").and_then(|v| f(v, "rps"));
+                let off = find(t, "sockwarden-noaudit").and_then(|v| f(v, "rps"));
+                if let (Some(on), Some(off)) = (on, off) {
+                    if off > 0.0 {
+                        let _ = writeln!(out, "| {} — req/s | {:.2}x |", desc(t), on / off);
+                    }
+                }
+            }
+        }
         // Cost of each proxy: CPU time per unit of work, and peak memory.
         if !proxies.is_empty() {
             let _ = writeln!(

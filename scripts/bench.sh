@@ -20,8 +20,11 @@
 #   SIZE_MIB=512                size of the big response and of the big request body
 #   STUB_REPEAT=7 DOCKER_REPEAT=3   transfers per test and front, interleaved (median shown)
 #   UPSTREAMS="stub docker"     which upstreams
-#   FRONTS="direct sockwarden haproxy"   which fronts; "haproxy-ka" adds HAProxy with
-#                               upstream keep-alive (its `option http-server-close` off)
+#   FRONTS="direct sockwarden sockwarden-noaudit haproxy"   which fronts; "sockwarden" writes
+#                               its audit log to a file, "sockwarden-noaudit" is the same with
+#                               the audit log off (the report gives the ratio: the audit's cost);
+#                               "haproxy-ka" adds HAProxy with upstream keep-alive (its
+#                               `option http-server-close` off)
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
 #   SKIP_BUILD=1                use the binaries already in target/release
 #   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
@@ -40,7 +43,7 @@ SIZE_MIB=${SIZE_MIB:-512}
 STUB_REPEAT=${STUB_REPEAT:-7}
 DOCKER_REPEAT=${DOCKER_REPEAT:-3}
 UPSTREAMS=${UPSTREAMS:-"stub docker"}
-FRONTS=${FRONTS:-"direct sockwarden haproxy"}
+FRONTS=${FRONTS:-"direct sockwarden sockwarden-noaudit haproxy"}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -278,12 +281,15 @@ start_front() {
     direct)
         sock=$UP_SOCK
         ;;
-    sockwarden)
-        sock=$TMP/sockwarden.sock
+    sockwarden | sockwarden-noaudit)
+        sock=$TMP/$front.sock
+        local sink="sink = \"file\"
+path = \"$TMP/audit-$up.log\""
+        [[ $front == sockwarden-noaudit ]] && sink='sink = "off"'
         # The load generator's user is the client "bench", whose policy opens what the HAProxy
         # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES
         # and POST (the dangerous image.save/load and container.archive.* included).
-        cat >"$TMP/sockwarden-$up.toml" <<EOF
+        cat >"$TMP/$front-$up.toml" <<EOF
 [upstream]
 socket = "$UP_SOCK"
 
@@ -296,18 +302,21 @@ uids = [$(id -u)]
 allow = ["system.ping", "system.version", "system.events", "container.*", "image.*"]
 allow_dangerous = ["container.*", "image.*"]
 
+[audit]
+$sink
+
 [[listen]]
 unix = "$sock"
 mode = "0600"
 EOF
         local check
-        if ! check=$("$SOCKWARDEN" check --config "$TMP/sockwarden-$up.toml" 2>&1); then
+        if ! check=$("$SOCKWARDEN" check --config "$TMP/$front-$up.toml" 2>&1); then
             # A build from before clients and policies existed: plain forwarding.
             log "sockwarden check refused the bench config ($check); trying a config without policy"
             printf '[upstream]\nsocket = "%s"\n\n[[listen]]\nunix = "%s"\nmode = "0600"\n' \
-                "$UP_SOCK" "$sock" >"$TMP/sockwarden-$up.toml"
+                "$UP_SOCK" "$sock" >"$TMP/$front-$up.toml"
         fi
-        start_bg "sockwarden-$up" "$SOCKWARDEN" serve --config "$TMP/sockwarden-$up.toml"
+        start_bg "$front-$up" "$SOCKWARDEN" serve --config "$TMP/$front-$up.toml"
         pid=$STARTED_PID
         ;;
     haproxy | haproxy-ka)

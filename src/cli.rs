@@ -1,4 +1,4 @@
-//! Command line: `sockwarden serve`, `sockwarden check`.
+//! Command line: `sockwarden serve`, `check`, `explain`, `reload`, `compat`, `operations`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +78,15 @@ enum Command {
     },
     /// List every operation name with its routes, access class and whether it is dangerous.
     Operations,
+    /// Ask a running sockwarden to re-read its configuration, through the admin listener
+    /// configured in FILE (`kill -HUP PID` does the same without one). Prints the new
+    /// configuration generation; exit 1 when the reload was refused (the old configuration
+    /// stays in force) or the admin listener cannot be reached.
+    Reload {
+        /// The configuration file the server runs with (its [admin] section is used).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Proxies sockwarden can stand in for.
@@ -103,6 +112,7 @@ pub fn main() -> ExitCode {
             compat,
             log_format,
         } => serve(config, compat, log_format),
+        Command::Reload { config } => reload(&config),
         Command::Check { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
@@ -195,8 +205,37 @@ fn usage_error(err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+fn reload(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    let Some(admin) = &config.admin else {
+        eprintln!(
+            "sockwarden: {} has no [admin] listener; send SIGHUP to the sockwarden process instead",
+            path.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    match crate::admin::request_reload(admin) {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sockwarden: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFormat>) -> ExitCode {
     let builtin = path.is_none() && compat.is_none();
+    let source = match (&path, compat) {
+        (Some(path), _) => crate::reload::ConfigSource::File(path.clone()),
+        (None, Some(Compat::DockerSocketProxy)) => crate::reload::ConfigSource::DockerSocketProxy,
+        (None, None) => crate::reload::ConfigSource::Builtin,
+    };
     let mut config = match load(path, compat) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
@@ -226,7 +265,7 @@ fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFo
         }
     };
     runtime.block_on(async {
-        let server = match Server::bind(config).await {
+        let server = match Server::bind(config, source).await {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("sockwarden: {e}");

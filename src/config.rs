@@ -43,7 +43,7 @@ impl std::fmt::Display for UpstreamAddr {
 }
 
 /// Settings for talking to the daemon.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     /// The daemon's address.
     pub addr: UpstreamAddr,
@@ -122,6 +122,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// The audit log.
+    pub audit: crate::audit::AuditSettings,
+    /// The admin listener (health, readiness, metrics, reload), if any.
+    pub admin: Option<ListenAddr>,
+    /// Per-client limits.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 // === raw file ===
@@ -135,6 +141,11 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
+    admin: Option<RawAdmin>,
+    #[serde(default)]
+    limits: crate::limits::RawLimits,
     #[serde(default)]
     listen: Vec<RawListen>,
     #[serde(default)]
@@ -164,6 +175,26 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    sink: Option<String>,
+    path: Option<PathBuf>,
+    syslog_socket: Option<PathBuf>,
+    queue: Option<usize>,
+    on_failure: Option<crate::audit::OnFailure>,
+    log_bodies: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    unix: Option<PathBuf>,
+    tcp: Option<String>,
+    mode: Option<String>,
+    group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,13 +264,7 @@ impl Config {
         raw.client.push(RawClient {
             name: NAME.to_owned(),
             policy: NAME.to_owned(),
-            uids: Vec::new(),
-            users: Vec::new(),
-            gids: Vec::new(),
-            groups: Vec::new(),
-            sources: Vec::new(),
-            cert_cn: Vec::new(),
-            cert_san: Vec::new(),
+            ..RawClient::default()
         });
         raw.listen.push(RawListen {
             tcp: Some(env("SOCKWARDEN_LISTEN").unwrap_or_else(|| "0.0.0.0:2375".to_owned())),
@@ -333,6 +358,24 @@ fn toml_error(err: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
 fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
     let upstream = validate_upstream(raw.upstream)?;
     let catalogue = crate::policy::catalogue();
+    let client_limits: Vec<(Arc<str>, String, Option<crate::limits::RawLimits>)> = raw
+        .client
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                Arc::from(c.name.as_str()),
+                format!("client[{i}]"),
+                c.limits.clone(),
+            )
+        })
+        .collect();
+    let limits = crate::limits::Limits::compile(
+        &raw.limits,
+        client_limits
+            .iter()
+            .map(|(name, key, l)| (name.clone(), key.clone(), l.as_ref())),
+    )?;
     let mut authority = Authority::compile(raw.client, &raw.policy, &catalogue)?;
     let listeners = if raw.listen.is_empty() {
         if !builtin {
@@ -360,7 +403,11 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             .map(|(i, l)| validate_listen(i, l, &authority))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let addrs: Vec<ListenAddr> = listeners.iter().map(|l| l.addr.clone()).collect();
+    let admin = raw.admin.map(validate_admin).transpose()?;
+    let mut addrs: Vec<ListenAddr> = listeners.iter().map(|l| l.addr.clone()).collect();
+    if let Some(admin) = &admin {
+        addrs.push(admin.clone());
+    }
     check_no_loop(&upstream.addr, &addrs)?;
     check_unique_listeners(&addrs)?;
     Ok(Config {
@@ -378,7 +425,72 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             Duration::from_secs(10),
         )?,
         log_format: raw.log.format.unwrap_or(LogFormat::Text),
+        audit: validate_audit(raw.audit)?,
+        admin,
+        limits: Arc::new(limits),
     })
+}
+
+fn validate_audit(raw: RawAudit) -> Result<crate::audit::AuditSettings, ConfigError> {
+    use crate::audit::{AuditSettings, SinkConfig};
+    let defaults = AuditSettings::default();
+    let sink = match raw.sink.as_deref().unwrap_or("stdout") {
+        "stdout" => Some(SinkConfig::Stdout),
+        "off" => None,
+        "file" => {
+            let Some(path) = raw.path.clone() else {
+                return Err(ConfigError::setting(
+                    "audit.path",
+                    "required with sink = \"file\"",
+                ));
+            };
+            if !path.is_absolute() {
+                return Err(ConfigError::setting(
+                    "audit.path",
+                    "must be an absolute path",
+                ));
+            }
+            Some(SinkConfig::File(path))
+        }
+        "syslog" => Some(SinkConfig::Syslog(
+            raw.syslog_socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/dev/log")),
+        )),
+        other => {
+            return Err(ConfigError::setting(
+                "audit.sink",
+                format!("{other:?} is not one of \"stdout\", \"file\", \"syslog\", \"off\""),
+            ))
+        }
+    };
+    if raw.path.is_some() && !matches!(sink, Some(SinkConfig::File(_))) {
+        return Err(ConfigError::setting(
+            "audit.path",
+            "only applies with sink = \"file\"",
+        ));
+    }
+    if raw.syslog_socket.is_some() && !matches!(sink, Some(SinkConfig::Syslog(_))) {
+        return Err(ConfigError::setting(
+            "audit.syslog_socket",
+            "only applies with sink = \"syslog\"",
+        ));
+    }
+    let queue = raw.queue.unwrap_or(defaults.queue);
+    if queue == 0 {
+        return Err(ConfigError::setting("audit.queue", "must be at least 1"));
+    }
+    Ok(AuditSettings {
+        sink,
+        queue,
+        on_failure: raw.on_failure.unwrap_or(defaults.on_failure),
+        log_bodies: raw.log_bodies.unwrap_or(defaults.log_bodies),
+    })
+}
+
+fn validate_admin(raw: RawAdmin) -> Result<ListenAddr, ConfigError> {
+    let none = (None, None, None);
+    listen_addr("admin", raw.unix, raw.tcp, raw.mode, raw.group, none)
 }
 
 fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {

@@ -43,6 +43,19 @@ pub enum ProxyError {
     /// The daemon answered in a way sockwarden will not relay.
     #[error("unexpected answer from the Docker daemon: {0}")]
     BadUpstream(String),
+    /// A client limit (requests per second, concurrent connections) was hit.
+    #[error("too many requests: {what}")]
+    Limited {
+        /// `rate` or `connections`.
+        limit: &'static str,
+        /// Which limit, for whom.
+        what: String,
+        /// When to try again (the `Retry-After` header, rounded up to whole seconds).
+        retry_after: Option<std::time::Duration>,
+    },
+    /// sockwarden cannot serve requests right now (a fail-closed audit log that cannot write).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl ProxyError {
@@ -52,12 +65,25 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Denied { .. } => StatusCode::FORBIDDEN,
             ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// Renders the error as a Docker-shaped JSON response.
     pub fn into_response(self) -> Response<ProxyBody> {
-        docker_error(self.status(), &format!("sockwarden: {self}"))
+        let mut response = docker_error(self.status(), &format!("sockwarden: {self}"));
+        if let ProxyError::Limited {
+            retry_after: Some(wait),
+            ..
+        } = &self
+        {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 
@@ -123,9 +149,9 @@ type RescueFuture = std::pin::Pin<
     >,
 >;
 
-impl<S, R> tower::Service<R> for Rescue<S>
+impl<S, B> tower::Service<http::Request<B>> for Rescue<S>
 where
-    S: tower::Service<R, Response = Response<ProxyBody>, Error = BoxError>,
+    S: tower::Service<http::Request<B>, Response = Response<ProxyBody>, Error = BoxError>,
     S::Future: Send + 'static,
 {
     type Response = Response<ProxyBody>;
@@ -147,7 +173,7 @@ where
         }
     }
 
-    fn call(&mut self, request: R) -> RescueFuture {
+    fn call(&mut self, request: http::Request<B>) -> RescueFuture {
         if let Some(reason) = self.not_ready.take() {
             tracing::error!(error = %reason, "service not ready");
             return Box::pin(std::future::ready(Ok(docker_error(
@@ -155,18 +181,29 @@ where
                 "sockwarden: not ready",
             ))));
         }
+        let trail = request
+            .extensions()
+            .get::<std::sync::Arc<crate::audit::Trail>>()
+            .cloned();
         let future = self.inner.call(request);
-        Box::pin(async move { Ok(rescue(future.await)) })
+        Box::pin(async move { Ok(rescue(future.await, trail.as_deref())) })
     }
 }
 
-/// Maps one result of the inner layers to the response the client sees.
-fn rescue(result: Result<Response<ProxyBody>, BoxError>) -> Response<ProxyBody> {
+/// Maps one result of the inner layers to the response the client sees, noting a refusal or
+/// failure in the request's audit trail.
+fn rescue(
+    result: Result<Response<ProxyBody>, BoxError>,
+    trail: Option<&crate::audit::Trail>,
+) -> Response<ProxyBody> {
     match result {
         Ok(response) => response,
         Err(err) => match err.downcast::<ProxyError>() {
             Ok(proxy_error) => {
                 tracing::debug!(error = %proxy_error, "request answered by sockwarden");
+                if let Some(trail) = trail {
+                    trail.note_error(&proxy_error);
+                }
                 proxy_error.into_response()
             }
             Err(other) => {

@@ -24,7 +24,7 @@ pub struct Explanation {
     pub operation: Option<String>,
     /// The object the route names (container, image, ...), if any.
     pub object: Option<String>,
-    /// `allow` or `deny`.
+    /// `allow`, `deny`, or `would-deny` (audit mode: forwarded, recorded as a refusal).
     pub decision: &'static str,
     /// HTTP status a client would get from sockwarden itself (`None`: forwarded).
     pub status: Option<u16>,
@@ -83,7 +83,13 @@ pub fn explain(
     out.rule = Some(authorized.decision.rule.to_string());
     out.reason = authorized.decision.reason.clone();
     match crate::inspection::check_request(&authorized, body.unwrap_or_default()) {
-        Ok(()) => out.decision = "allow",
+        Ok(_) if authorized.would_deny => out.decision = "would-deny",
+        Ok(_) => out.decision = "allow",
+        Err(refusal) if authorized.dry_run => {
+            refused(&mut out, refusal);
+            out.decision = "would-deny";
+            out.status = None;
+        }
         Err(refusal) => refused(&mut out, refusal),
     }
     Ok(out)
@@ -122,6 +128,10 @@ impl std::fmt::Display for Explanation {
             writeln!(f)?;
         }
         match self.status {
+            None if self.decision == "would-deny" => writeln!(
+                f,
+                "decision:  WOULD-DENY (audit mode: forwarded, recorded as would-deny)"
+            )?,
             None => writeln!(f, "decision:  ALLOW (forwarded to the daemon)")?,
             Some(status) => writeln!(f, "decision:  DENY (HTTP {status})")?,
         }

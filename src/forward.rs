@@ -14,8 +14,13 @@ use http::{Request, Response, StatusCode, Version};
 
 pub use upstream::Upstream;
 
+use std::sync::Arc;
+
+use crate::audit::Trail;
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
+use crate::limits::ConnectionSlot;
+use crate::listener::ConnInfo;
 use crate::policy::Authorized;
 use crate::route::Hijack;
 use crate::shutdown::Drain;
@@ -68,7 +73,16 @@ impl Forward {
             .uri_for(path_and_query)
             .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
         parts.version = Version::HTTP_11;
-        // Our own request facts stay here; the client library must not see them.
+        // Our own request facts stay here; the client library must not see them. A hijacked
+        // session keeps the audit trail (for its closing record) and the connection's slot
+        // (it still counts against the client's connection limit).
+        let session = Session {
+            trail: parts.extensions.get::<Arc<Trail>>().cloned(),
+            slot: parts
+                .extensions
+                .get::<ConnInfo>()
+                .and_then(|c| c.slot.clone()),
+        };
         parts.extensions = http::Extensions::new();
 
         let mut response = self
@@ -87,13 +101,22 @@ impl Forward {
                 ));
             };
             let daemon_half = hyper::upgrade::on(&mut response);
-            upgrade::spawn_bridge(&self.drain, kind, client_half, daemon_half);
+            upgrade::spawn_bridge(&self.drain, kind, client_half, daemon_half, session);
             // A 101 keeps its Connection/Upgrade headers: they are the point of it.
             return Ok(response.map(|_| body::empty()));
         }
         hop_by_hop::strip(response.headers_mut());
         Ok(response.map(body::boxed))
     }
+}
+
+/// What a hijacked session carries along until it closes.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The request's audit trail, for the `session_close` record.
+    pub trail: Option<Arc<Trail>>,
+    /// The client's connection slot.
+    pub slot: Option<Arc<ConnectionSlot>>,
 }
 
 /// The useful part of a client error: the innermost cause ("No such file or directory"),

@@ -19,7 +19,7 @@ use crate::config::ConfigError;
 use crate::listener::Peer;
 
 /// A `[[client]]` entry as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
     /// The client's name, used in listeners, decisions and the audit log.
@@ -48,6 +48,11 @@ pub struct RawClient {
     /// (DNS name, email address, URI or IP address, compared exactly).
     #[serde(default)]
     pub cert_san: Vec<String>,
+    /// `audit`: this client's would-be refusals are forwarded and recorded as would-deny,
+    /// whatever its policy's mode.
+    pub mode: Option<crate::policy::Mode>,
+    /// `[client.limits]`: this client's own limits, key by key over `[limits]`.
+    pub limits: Option<crate::limits::RawLimits>,
 }
 
 /// A validated client definition.
@@ -57,6 +62,8 @@ pub struct ClientDef {
     pub name: Arc<str>,
     /// Policy name (checked to exist).
     pub policy: Arc<str>,
+    /// The client's own mode, if set (`audit` overrides the policy's `enforce`).
+    pub mode: Option<crate::policy::Mode>,
     uids: Vec<u32>,
     gids: Vec<u32>,
     sources: Vec<IpNet>,
@@ -104,6 +111,7 @@ impl ClientDef {
         Ok(ClientDef {
             name: Arc::from(raw.name.as_str()),
             policy: Arc::from(raw.policy.as_str()),
+            mode: raw.mode,
             uids,
             gids,
             sources,
@@ -117,6 +125,7 @@ impl ClientDef {
         ClientDef {
             name: Arc::from("owner"),
             policy: Arc::from(policy),
+            mode: None,
             uids: vec![uid],
             gids: Vec::new(),
             sources: Vec::new(),
@@ -283,6 +292,7 @@ mod tests {
                 sources: sources.iter().map(|s| s.to_string()).collect(),
                 cert_cn: vec![],
                 cert_san: vec![],
+                ..RawClient::default()
             },
         )
         .unwrap()
@@ -340,6 +350,7 @@ mod tests {
             sources: vec![],
             cert_cn: vec![],
             cert_san: vec![],
+            ..RawClient::default()
         };
         let err = ClientDef::from_raw("client[3]", raw).unwrap_err();
         assert!(err.0.contains("client[3].users"), "{err}");
@@ -362,6 +373,7 @@ mod tests {
             sources: sources.iter().map(|s| s.to_string()).collect(),
             cert_cn: cn.iter().map(|s| s.to_string()).collect(),
             cert_san: san.iter().map(|s| s.to_string()).collect(),
+            ..RawClient::default()
         };
         let clients = vec![
             ClientDef::from_raw("client[0]", raw("ci", &["ci-bot"], &[], &[])).unwrap(),

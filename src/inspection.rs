@@ -15,6 +15,9 @@ use http::{header, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use tower::{Layer, Service};
 
+use std::sync::Arc;
+
+use crate::audit::Trail;
 use crate::body::{self, ProxyBody};
 use crate::error::{BoxError, ProxyError};
 use crate::inspect;
@@ -86,26 +89,29 @@ fn check_for(operation: &str, body_known_empty: bool) -> Option<Check> {
     }
 }
 
-/// Runs the inspector for an authorized request on its complete body. Also used by
-/// `sockwarden explain`.
-pub fn check_request(authorized: &Authorized, body: &[u8]) -> Result<(), ProxyError> {
+/// Runs the inspector for an authorized request on its complete body, returning the
+/// security-relevant settings it saw (for the audit log). Also used by `sockwarden explain`.
+pub fn check_request(
+    authorized: &Authorized,
+    body: &[u8],
+) -> Result<Option<inspect::Summary>, ProxyError> {
     if !authorized.policy.inspection {
-        return Ok(());
+        return Ok(None);
     }
     let operation = authorized.operation.name;
     let rules = &authorized.policy.inspect;
     let query = authorized.normalized.query.pairs();
     let result = match operation {
-        "container.create" => inspect::container_create(body, query, &rules.container).map(drop),
-        "container.update" => inspect::container_update(body, &rules.container).map(drop),
+        "container.create" => inspect::container_create(body, query, &rules.container).map(Some),
+        "container.update" => inspect::container_update(body, &rules.container).map(Some),
         "container.start" => inspect::container_start_query(query)
-            .and_then(|()| inspect::container_start(body).map(drop)),
-        "exec.create" => inspect::exec_create(body, &rules.exec).map(drop),
-        "volume.create" => inspect::volume_create(body, &rules.volume).map(drop),
-        "network.create" => inspect::network_create(body, &rules.network).map(drop),
-        "network.connect" => inspect::network_connect(body, &rules.container).map(drop),
-        "image.build" => inspect::build_query(query, &rules.build).map(drop),
-        _ => Ok(()),
+            .and_then(|()| inspect::container_start(body).map(Some)),
+        "exec.create" => inspect::exec_create(body, &rules.exec).map(Some),
+        "volume.create" => inspect::volume_create(body, &rules.volume).map(Some),
+        "network.create" => inspect::network_create(body, &rules.network).map(Some),
+        "network.connect" => inspect::network_connect(body, &rules.container).map(Some),
+        "image.build" => inspect::build_query(query, &rules.build).map(Some),
+        _ => Ok(None),
     };
     result.map_err(|violation| ProxyError::Denied {
         what: format!(
@@ -193,8 +199,9 @@ async fn inspect_request(
     let Some(authorized) = parts.extensions.get::<Authorized>() else {
         return Err(ProxyError::BadRequest("request was not authorized".into()));
     };
+    let trail = parts.extensions.get::<Arc<Trail>>().cloned();
     if check == Check::Query {
-        check_request(authorized, &[])?;
+        judge(authorized, trail.as_deref(), &[])?;
         return Ok(Request::from_parts(parts, body));
     }
     let bytes = read_limited(body).await?;
@@ -211,12 +218,35 @@ async fn inspect_request(
     if check == Check::Body && !bytes.is_empty() {
         require_json(&parts.headers)?;
     }
-    check_request(authorized, &bytes)?;
+    if let Some(trail) = trail.as_deref().filter(|t| t.wants_body()) {
+        trail.note_body(&bytes);
+    }
+    judge(authorized, trail.as_deref(), &bytes)?;
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
     Ok(Request::from_parts(parts, body::boxed(Full::new(bytes))))
+}
+
+/// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
+/// (`would-deny`) and the request goes on.
+fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<(), ProxyError> {
+    match check_request(authorized, body) {
+        Ok(summary) => {
+            if let Some(trail) = trail {
+                trail.note_inspection(summary, Vec::new());
+            }
+            Ok(())
+        }
+        Err(ProxyError::Denied { reason, .. }) if authorized.dry_run => {
+            if let Some(trail) = trail {
+                trail.note_inspection(None, vec![reason]);
+            }
+            Ok(())
+        }
+        Err(refusal) => Err(refusal),
+    }
 }
 
 async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {

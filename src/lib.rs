@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! listener (unix / tcp)  ->  hyper HTTP/1.1 connection (header timeout, upgrades)
-//!   -> stack::build:  AccessLog -> rescue (errors become {"message": ...}) -> authorize -> redact -> inspect -> Forward
+//!   -> stack::build:  audit -> rescue (errors become {"message": ...}) -> rate limit -> authorize -> redact -> inspect -> Forward
 //!   -> daemon (pooled connections; 101 responses bridge the two upgraded sockets)
 //! ```
 
-pub mod access_log;
+pub mod admin;
+pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod compat;
@@ -19,10 +20,13 @@ pub mod forward;
 pub mod identity;
 pub mod inspect;
 pub mod inspection;
+pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod policy;
 pub mod redact;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod shutdown;

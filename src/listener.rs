@@ -95,6 +95,14 @@ pub struct ConnInfo {
     pub client: Option<Arc<str>>,
     /// What /proc told about the peer, for the audit log.
     pub evidence: Arc<crate::identity::Evidence>,
+    /// The configuration generation `client` was identified under; after a reload the peer
+    /// is identified again, request by request.
+    pub generation: u64,
+    /// The client's connection count, held while the connection (or the hijacked session it
+    /// becomes) lives.
+    pub slot: Option<Arc<crate::limits::ConnectionSlot>>,
+    /// Set when the client was over its connection limit: every request is answered 429.
+    pub over_limit: Option<usize>,
 }
 
 /// An accepted connection of either kind.

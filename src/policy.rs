@@ -14,7 +14,7 @@ mod rules;
 pub use engine::{Authority, Decision, RequestFacts};
 pub use layer::{authorize, AuthorizeLayer, Authorized};
 pub use profiles::{profile_names, BUILTIN_DEFAULT_PROFILE};
-pub use rules::{Effect, InspectRules, Pattern, Policy, RawPolicy, RawRule, Rule};
+pub use rules::{Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, Rule};
 
 /// Every operation name with why it is dangerous, if it is: what rules and guardrails are
 /// checked against.

@@ -11,12 +11,16 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tower::ServiceExt;
 
+use crate::admin::Admin;
+use crate::audit::Audit;
 use crate::body;
 use crate::config::{Config, ListenAddr};
 use crate::forward::{Forward, Upstream};
-use crate::identity::{self, Evidence, ListenerClients};
+use crate::identity::Evidence;
+use crate::limits::Connections;
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
-use crate::policy::Authority;
+use crate::metrics::Metrics;
+use crate::reload::{Caller, ConfigSource, Live};
 use crate::shutdown::Drain;
 use crate::stack::{self, ProxyService};
 
@@ -33,36 +37,45 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The admin listener could not be bound.
+    #[error("admin {addr}: {source}")]
+    Admin {
+        /// The address.
+        addr: ListenAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The upstream settings are unusable.
     #[error("upstream: {0}")]
     Upstream(String),
+    /// The audit sink cannot be opened.
+    #[error("{0}")]
+    Audit(std::io::Error),
 }
 
-/// A server with its listeners bound, not yet accepting.
+/// A server with its listeners bound and its audit log open, not yet accepting.
 #[derive(Debug)]
 pub struct Server {
     config: Config,
-    listeners: Vec<(Arc<str>, Listener, ListenerClients)>,
+    source: ConfigSource,
+    listeners: Vec<(Arc<str>, Listener)>,
+    admin: Option<Listener>,
+    audit: Audit,
 }
 
 impl Server {
-    /// Binds every configured listener. Fails without leaving socket files behind.
-    pub async fn bind(config: Config) -> Result<Server, StartError> {
+    /// Binds every configured listener and opens the audit sink. Fails without leaving socket
+    /// files behind. `source` is where a reload reads the configuration again.
+    pub async fn bind(config: Config, source: ConfigSource) -> Result<Server, StartError> {
+        let audit =
+            Audit::start(config.audit.clone(), Metrics::new()).map_err(StartError::Audit)?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for (index, listen) in config.listeners.iter().enumerate() {
             let addr = &listen.addr;
             match Listener::bind(addr).await {
-                Ok(listener) => listeners.push((
-                    Arc::from(addr.to_string()),
-                    listener,
-                    listen.clients.clone(),
-                )),
+                Ok(listener) => listeners.push((Arc::from(addr.to_string()), listener)),
                 Err(source) => {
-                    for (_, bound, _) in &listeners {
-                        if let Some(file) = socket_file(bound) {
-                            file.remove();
-                        }
-                    }
+                    remove_bound(listeners.iter().map(|(_, l)| l));
                     return Err(StartError::Bind {
                         index,
                         addr: addr.clone(),
@@ -71,46 +84,78 @@ impl Server {
                 }
             }
         }
-        Ok(Server { config, listeners })
+        let admin = match &config.admin {
+            Some(addr) => match Listener::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(source) => {
+                    remove_bound(listeners.iter().map(|(_, l)| l));
+                    return Err(StartError::Admin {
+                        addr: addr.clone(),
+                        source,
+                    });
+                }
+            },
+            None => None,
+        };
+        Ok(Server {
+            config,
+            source,
+            listeners,
+            admin,
+            audit,
+        })
     }
 
     /// The TCP addresses actually bound, in listener order.
     pub fn tcp_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|(_, l, _)| l.local_tcp_addr())
+            .filter_map(|(_, l)| l.local_tcp_addr())
             .collect()
     }
 
-    /// Serves until `shutdown` resolves, then drains and cleans up.
+    /// Serves until `shutdown` resolves, then drains and cleans up. SIGHUP reloads the
+    /// configuration; SIGUSR1 reopens the audit file.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let drain = Drain::new();
         let upstream = Upstream::new(&self.config.upstream)
             .map_err(|e| StartError::Upstream(e.to_string()))?;
-        let service = stack::build(
-            Forward::new(upstream, drain.clone()),
-            self.config.authority.clone(),
-        );
-        let header_timeout = self.config.header_read_timeout;
+        let audit = self.audit.clone();
+        let live = Live::new(self.config.clone(), self.source, audit.clone());
+        let service = stack::build(Forward::new(upstream.clone(), drain.clone()), audit.clone());
+        let signals = tokio::spawn(handle_signals(live.clone(), audit.clone()));
         let mut files = Vec::new();
         let mut accepting = tokio::task::JoinSet::new();
-        for (name, listener, clients) in self.listeners {
+        if let Some(listener) = self.admin {
+            if let Some(addr) = &self.config.admin {
+                tracing::info!(admin = %addr, "admin listener (/healthz /readyz /metrics POST /reload)");
+            }
+            files.extend(socket_file(&listener).cloned());
+            let admin = Admin {
+                live: live.clone(),
+                metrics: audit.metrics().clone(),
+                upstream: upstream.clone(),
+            };
+            accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
+        }
+        let shared = Arc::new(Shared {
+            live,
+            service,
+            header_timeout: self.config.header_read_timeout,
+            drain: drain.clone(),
+            connections: Connections::default(),
+            metrics: audit.metrics().clone(),
+        });
+        for (name, listener) in self.listeners {
             tracing::info!(listener = %name, upstream = %self.config.upstream.addr, "listening");
             files.extend(socket_file(&listener).cloned());
-            let acceptor = Acceptor {
-                name,
-                clients,
-                authority: self.config.authority.clone(),
-                service: service.clone(),
-                header_timeout,
-                drain: drain.clone(),
-            };
-            accepting.spawn(acceptor.run(listener));
+            accepting.spawn(accept_loop(name, listener, shared.clone()));
         }
         shutdown.await;
         let grace = self.config.shutdown_grace;
         tracing::info!(grace = ?grace, "shutting down: no new connections");
         drain.begin();
+        signals.abort();
         // Accept loops end at once; their listeners close, and the socket files go with them.
         while accepting.join_next().await.is_some() {}
         remove_files(&files);
@@ -121,8 +166,43 @@ impl Server {
                 "grace period over: closed remaining connections and sessions"
             );
         }
+        drop(shared);
+        audit.close(Duration::from_secs(5)).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// SIGHUP: reload. SIGUSR1: reopen the audit file (logrotate). Runs until aborted.
+async fn handle_signals(live: Live, audit: Audit) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut hup, mut usr1) = match (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+    ) {
+        (Ok(hup), Ok(usr1)) => (hup, usr1),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install SIGHUP/SIGUSR1 handlers; reload through the admin listener");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            Some(()) = hup.recv() => {
+                // The outcome is logged and audited by `reload` itself.
+                let _ = live.reload("SIGHUP").await;
+            }
+            Some(()) = usr1.recv() => audit.reopen(),
+            else => return,
+        }
+    }
+}
+
+fn remove_bound<'a>(listeners: impl Iterator<Item = &'a Listener>) {
+    for bound in listeners {
+        if let Some(file) = socket_file(bound) {
+            file.remove();
+        }
     }
 }
 
@@ -139,61 +219,47 @@ fn socket_file(listener: &Listener) -> Option<&OwnedSocketFile> {
     }
 }
 
-/// Accepts on one listener and attributes each connection to a client.
-struct Acceptor {
-    name: Arc<str>,
-    clients: ListenerClients,
-    authority: Arc<Authority>,
+/// What every connection task needs.
+struct Shared {
+    live: Live,
     service: ProxyService,
     header_timeout: Duration,
     drain: Drain,
+    connections: Connections,
+    metrics: Metrics,
 }
 
-impl Acceptor {
-    async fn run(self, listener: Listener) {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = self.drain.begun() => return,
-            };
-            match accepted {
-                Ok(accepted) => {
-                    // The TLS handshake, if any, runs in the connection's task, so a slow or
-                    // silent client cannot hold up the accept loop.
-                    self.drain.spawn(establish_and_serve(
-                        accepted,
-                        self.name.clone(),
-                        self.clients.clone(),
-                        self.authority.clone(),
-                        self.service.clone(),
-                        self.header_timeout,
-                        self.drain.clone(),
-                    ));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(listener = %self.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+/// Accepts on one listener until shutdown begins.
+async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.drain.begun() => return,
+        };
+        match accepted {
+            Ok(accepted) => {
+                // The TLS handshake, if any, runs in the connection's task, so a slow or
+                // silent client cannot hold up the accept loop.
+                shared
+                    .drain
+                    .spawn(establish_and_serve(accepted, name.clone(), shared.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 }
 
-/// Completes the TLS handshake (bounded by `header_timeout`), identifies the client, serves.
-async fn establish_and_serve(
-    accepted: Accepted,
-    name: Arc<str>,
-    clients: ListenerClients,
-    authority: Arc<Authority>,
-    service: ProxyService,
-    header_timeout: Duration,
-    drain: Drain,
-) {
+/// Completes the TLS handshake (bounded by the header timeout), identifies the client,
+/// applies its connection limits, serves.
+async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Shared>) {
     let hint = accepted.peer_hint();
     let established = tokio::select! {
-        established = accepted.establish(header_timeout) => established,
-        _ = drain.begun() => return,
+        established = accepted.establish(shared.header_timeout) => established,
+        _ = shared.drain.begun() => return,
     };
     let (stream, peer) = match established {
         Ok(established) => established,
@@ -202,39 +268,72 @@ async fn establish_and_serve(
             return;
         }
     };
-    let client = identity::identify(authority.clients(), &clients, &peer);
+    let _open = shared.metrics.connection_opened(&name);
+    let runtime = shared.live.current();
+    let client = runtime.identify(&name, &peer);
+    let limits = runtime.limits.settings(client.as_deref()).clone();
+    let (slot, over_limit) = match &client {
+        Some(c) => match shared.connections.try_open(c, limits.max_connections) {
+            Some(slot) => (Some(Arc::new(slot)), None),
+            None => (None, limits.max_connections),
+        },
+        None => (None, None),
+    };
     let info = ConnInfo {
         listener: name.clone(),
         evidence: Arc::new(Evidence::collect(&peer)),
         peer,
         client,
+        generation: runtime.generation,
+        slot,
+        over_limit,
     };
     tracing::debug!(listener = %name, peer = %info.peer, client = ?info.client, "connection");
-    serve_connection(stream, info, service, header_timeout, drain).await;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // hyper starts this timer whenever the connection waits for a request head, idle
+        // keep-alive included: it is the idle timeout too.
+        .header_read_timeout(limits.idle_timeout.map_or(shared.header_timeout, |idle| {
+            idle.min(shared.header_timeout)
+        }))
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(DEFAULT_BUF))
+        // A connection over its limit gets its one 429 and is closed.
+        .keep_alive(over_limit.is_none());
+    serve_connection(stream, info, &builder, shared).await;
 }
+
+/// hyper's default read buffer limit (8 KiB + 400 KiB), kept unless a larger head is allowed.
+const DEFAULT_BUF: usize = 8192 + 4096 * 100;
 
 async fn serve_connection(
     stream: Stream,
     info: ConnInfo,
-    service: ProxyService,
-    header_timeout: Duration,
-    drain: Drain,
+    builder: &http1::Builder,
+    shared: Arc<Shared>,
 ) {
     let peer = info.peer.to_string();
+    let live = shared.live.clone();
+    let service = shared.service.clone();
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(body::boxed);
+        let runtime = live.current();
+        // After a reload the peer is attributed again under the configuration in force.
+        let client = if runtime.generation == info.generation {
+            info.client.clone()
+        } else {
+            runtime.identify(&info.listener, &info.peer)
+        };
+        request.extensions_mut().insert(Caller { client, runtime });
         request.extensions_mut().insert(info.clone());
         service.clone().oneshot(request)
     });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true);
     let connection = builder
         .serve_connection(TokioIo::new(stream), handler)
         .with_upgrades();
     tokio::pin!(connection);
+    let drain = &shared.drain;
     let result = tokio::select! {
         result = connection.as_mut() => result,
         _ = drain.begun() => {

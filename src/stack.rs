@@ -4,34 +4,39 @@
 use std::convert::Infallible;
 
 use http::{Request, Response};
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
-use crate::access_log::AccessLogLayer;
+use crate::audit::{Audit, AuditLayer};
 use crate::body::ProxyBody;
 use crate::error::RescueLayer;
 use crate::forward::Forward;
 use crate::inspection::InspectLayer;
-use crate::policy::{Authority, AuthorizeLayer};
+use crate::limits::RateLimitLayer;
+use crate::policy::AuthorizeLayer;
 use crate::redact::RedactLayer;
-use std::sync::Arc;
 
 /// The assembled request path: infallible, every failure is already a response.
-pub type ProxyService = BoxCloneService<Request<ProxyBody>, Response<ProxyBody>, Infallible>;
+pub type ProxyService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBody>, Infallible>;
 
-/// Builds the stack in front of `forward`, deciding with `authority`.
-pub fn build(forward: Forward, authority: Arc<Authority>) -> ProxyService {
+/// Builds the stack in front of `forward`, recording into `audit`. Each request arrives with
+/// its [`crate::reload::Caller`]: the client and the configuration snapshot it is decided under.
+pub fn build(forward: Forward, audit: Audit) -> ProxyService {
     let service = ServiceBuilder::new()
         // Outermost, so it sees the final status of every request, refusals included, and
-        // counts the bytes the client really sent and received.
-        .layer(AccessLogLayer)
-        // From here outward nothing fails: an error becomes a Docker-shaped response.
+        // counts the bytes the client really sent and received: the audit record and the
+        // metrics. Refuses everything (503) while a fail-closed audit log cannot write.
+        .layer(AuditLayer::new(audit))
+        // From here outward nothing fails: an error becomes a Docker-shaped response (and a
+        // refusal noted in the audit trail).
         .layer(RescueLayer)
+        // Per-client request rate and connection limits: 429, before any other work.
+        .layer(RateLimitLayer)
         // Who is asking for what: normalize the request as the daemon reads it (proxy-style
         // targets, CONNECT and unclean paths end here with 400), classify it into
         // an operation, and refuse (403, naming policy and rule) what the client's policy does
         // not allow. Inner layers read the `Authorized` facts it leaves in the request.
-        .layer(AuthorizeLayer::new(authority))
+        .layer(AuthorizeLayer)
         // For policies that ask for it, Env values leave container and image inspect results
         // (dashboards need inspect, not credentials).
         .layer(RedactLayer)
@@ -41,5 +46,5 @@ pub fn build(forward: Forward, authority: Arc<Authority>) -> ProxyService {
         // everything else streams past untouched.
         .layer(InspectLayer)
         .service(forward);
-    BoxCloneService::new(service)
+    BoxCloneSyncService::new(service)
 }

@@ -49,14 +49,17 @@ impl Proxy {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("p.sock");
         let text = format!(
-            "[upstream]\nsocket = {:?}\n[server]\n{server_settings}\n\
+            "[upstream]\nsocket = {:?}\n[audit]\nsink = \"off\"\n[server]\n{server_settings}\n\
              [[client]]\nname = \"test\"\npolicy = \"allow-all\"\n\
              [[listen]]\nunix = {:?}\nclient = \"test\"\n",
             upstream.display().to_string(),
             socket.display().to_string()
         );
         let config = Config::parse(&text, "test").unwrap();
-        let server = Server::bind(config).await.unwrap();
+        // Not reloaded here; the source only matters for SIGHUP.
+        let server = Server::bind(config, sockwarden::reload::ConfigSource::Builtin)
+            .await
+            .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             server

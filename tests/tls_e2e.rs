@@ -345,7 +345,8 @@ fn certificates_from_another_ca_or_none_are_refused_at_the_handshake() {
     assert!(after.contains("TLS handshake failed"), "{after}");
     let requests = after
         .lines()
-        .filter(|l| l.contains("sockwarden::access"))
+        // Audit records (the default audit sink is stdout, which the proxy log captures).
+        .filter(|l| l.contains("\"event\":\"request\""))
         .count();
     assert_eq!(requests, 1, "{after}");
 }

@@ -60,6 +60,18 @@ fn query_json(key: &'static str, v: &str) -> Result<Value, Violation> {
     })
 }
 
+/// A JSON-valued parameter, decoded; `None` when absent, empty or `null` (Go's decoder leaves
+/// the daemon's slice or map nil for `null`, as the 20.10 CLI sends `ulimits=null`).
+fn json_param(query: &[(String, String)], key: &'static str) -> Result<Option<Value>, Violation> {
+    match nonempty(query, key) {
+        None => Ok(None),
+        Some(text) => {
+            let v = query_json(key, text)?;
+            Ok((!v.is_null()).then_some(v))
+        }
+    }
+}
+
 fn nonempty<'q>(query: &'q [(String, String)], key: &str) -> Option<&'q str> {
     first(query, key).filter(|v| !v.is_empty())
 }
@@ -193,8 +205,7 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
         }
     }
 
-    if let Some(u) = nonempty(query, "ulimits") {
-        let v = query_json("ulimits", u)?;
+    if let Some(v) = json_param(query, "ulimits")? {
         let p = Path::query("ulimits");
         for (i, item) in super::common::array(&v, &p)?.iter().enumerate() {
             strukt(item, &p.index(i))?;
@@ -207,14 +218,12 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             ));
         }
     }
-    if let Some(l) = nonempty(query, "labels") {
-        let v = query_json("labels", l)?;
+    if let Some(v) = json_param(query, "labels")? {
         let p = Path::query("labels");
         let m = str_map(&v, &p)?;
         check_labels(&m, &p, &rules.reserved_labels)?;
     }
-    if let Some(b) = nonempty(query, "buildargs") {
-        let v = query_json("buildargs", b)?;
+    if let Some(v) = json_param(query, "buildargs")? {
         let p = Path::query("buildargs");
         let o = super::common::object(&v, &p)?;
         for (k, val) in o.map_entries() {
@@ -226,8 +235,7 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             }
         }
     }
-    if let Some(c) = nonempty(query, "cachefrom") {
-        let v = query_json("cachefrom", c)?;
+    if let Some(v) = json_param(query, "cachefrom")? {
         let l = str_list(&v, &Path::query("cachefrom"))?;
         if !l.is_empty() && !rules.allow_cache_from {
             return Err(qdeny_rule(

@@ -110,6 +110,18 @@ impl Authority {
         self.clients.iter().any(|c| &*c.name == name)
     }
 
+    /// Whether `client` runs in audit mode (its own `mode` or its policy's).
+    pub fn dry_run(&self, client: &str) -> bool {
+        let Some(def) = self.clients.iter().find(|c| &*c.name == client) else {
+            return false;
+        };
+        def.mode == Some(super::Mode::Audit)
+            || self
+                .policies
+                .get(&def.policy)
+                .is_some_and(|p| p.mode == super::Mode::Audit)
+    }
+
     /// The policy that governs `client`.
     pub fn policy_for(&self, client: &str) -> Option<&Arc<Policy>> {
         let def = self.clients.iter().find(|c| &*c.name == client)?;
@@ -240,6 +252,10 @@ pub(super) fn compile_policy(
             .redact_env
             .or(base_policy.as_ref().and_then(|b| b.redact_env))
             .unwrap_or(false),
+        mode: raw
+            .mode
+            .or(base_policy.as_ref().and_then(|b| b.mode))
+            .unwrap_or_default(),
     };
     guardrails::check(key, &policy, catalogue)?;
     Ok(policy)

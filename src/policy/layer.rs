@@ -11,9 +11,10 @@ use http::{HeaderMap, Method, Request, Response, Uri};
 use tower::{Layer, Service};
 
 use super::{Authority, Decision, Policy, RequestFacts};
+use crate::audit::{Trail, Verdict};
 use crate::body::ProxyBody;
 use crate::error::{BoxError, ProxyError};
-use crate::listener::ConnInfo;
+use crate::reload::Caller;
 use crate::route::{self, Normalized, Operation};
 
 /// How long a refused client may take to finish sending its body.
@@ -30,33 +31,26 @@ pub struct Authorized {
     pub normalized: Arc<Normalized>,
     /// What it does.
     pub operation: Arc<Operation>,
-    /// The decision (always an allow here).
+    /// The decision: an allow, or (in audit mode) a refusal that is only recorded.
     pub decision: Decision,
     /// The policy, for inspection settings.
     pub policy: Arc<Policy>,
+    /// The client or its policy is in audit mode: refusals are recorded, not enforced.
+    pub dry_run: bool,
+    /// The policy refuses this request, but `dry_run` lets it through (`would-deny`).
+    pub would_deny: bool,
 }
 
-/// Adds [`Authorize`] in front of a service.
-#[derive(Clone, Debug)]
-pub struct AuthorizeLayer {
-    authority: Arc<Authority>,
-}
-
-impl AuthorizeLayer {
-    /// Decides with `authority`.
-    pub fn new(authority: Arc<Authority>) -> AuthorizeLayer {
-        AuthorizeLayer { authority }
-    }
-}
+/// Adds [`Authorize`] in front of a service. It decides with the configuration snapshot the
+/// request arrived under (its [`Caller`]), so a reload never changes a request midway.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuthorizeLayer;
 
 impl<S> Layer<S> for AuthorizeLayer {
     type Service = Authorize<S>;
 
     fn layer(&self, inner: S) -> Authorize<S> {
-        Authorize {
-            inner,
-            authority: self.authority.clone(),
-        }
+        Authorize { inner }
     }
 }
 
@@ -64,7 +58,6 @@ impl<S> Layer<S> for AuthorizeLayer {
 #[derive(Clone, Debug)]
 pub struct Authorize<S> {
     inner: S,
-    authority: Arc<Authority>,
 }
 
 type AuthorizeFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
@@ -84,23 +77,35 @@ where
     }
 
     fn call(&mut self, mut request: Request<ProxyBody>) -> AuthorizeFuture {
-        let client = request
-            .extensions()
-            .get::<ConnInfo>()
-            .and_then(|info| info.client.clone());
+        let caller = request.extensions().get::<Caller>().cloned();
+        let trail = request.extensions().get::<Arc<Trail>>().cloned();
+        let client = caller.as_ref().and_then(|c| c.client.clone());
+        if let Some(trail) = &trail {
+            trail.note_client(client.clone());
+        }
+        let empty = Authority::default();
+        let authority = caller
+            .as_ref()
+            .map_or(&empty, |c| c.runtime.authority.as_ref());
         match authorize(
-            &self.authority,
+            authority,
             client,
             request.method(),
             request.uri(),
             request.headers(),
         ) {
             Ok(authorized) => {
+                if let Some(trail) = &trail {
+                    note(trail, &authorized);
+                }
                 request.extensions_mut().insert(authorized);
                 let future = self.inner.call(request);
                 Box::pin(async move { future.await.map_err(Into::into) })
             }
             Err(refusal) => {
+                if let Some(trail) = &trail {
+                    note_refused(trail, request.method(), request.uri());
+                }
                 let body = std::mem::replace(request.body_mut(), crate::body::empty());
                 Box::pin(async move {
                     crate::body::drain(body, crate::body::DRAIN_LIMIT, DRAIN_TIME).await;
@@ -111,7 +116,32 @@ where
     }
 }
 
-/// The decision for one request, or the refusal to answer with.
+/// Puts the decision into the audit trail.
+fn note(trail: &Trail, authorized: &Authorized) {
+    trail.note_request(authorized.normalized.clone(), authorized.operation.clone());
+    let verdict = if authorized.would_deny {
+        Verdict::WouldDeny
+    } else {
+        Verdict::Allow
+    };
+    trail.note_decision(
+        verdict,
+        authorized.decision.policy.clone(),
+        authorized.decision.rule.clone(),
+        authorized.decision.reason.clone(),
+    );
+}
+
+/// For the audit record of a refused request: what it asked for, when it can be read.
+fn note_refused(trail: &Trail, method: &Method, uri: &Uri) {
+    if let Ok(normalized) = route::normalize(method, uri) {
+        let operation = route::classify(method, &normalized.path, &normalized.query);
+        trail.note_request(Arc::new(normalized), Arc::new(operation));
+    }
+}
+
+/// The decision for one request, or the refusal to answer with. A client or policy in audit
+/// mode gets `Ok` with `would_deny` set where the policy refuses.
 pub fn authorize(
     authority: &Authority,
     client: Option<Arc<str>>,
@@ -134,14 +164,17 @@ pub fn authorize(
         .as_deref()
         .and_then(|c| authority.policy_for(c))
         .cloned();
-    match (decision.allowed, client, policy) {
+    let dry_run = client.as_deref().is_some_and(|c| authority.dry_run(c));
+    match (decision.allowed || dry_run, client, policy) {
         (true, Some(client), Some(policy)) => Ok(Authorized {
             client,
             method: method.clone(),
             normalized: Arc::new(normalized),
             operation: Arc::new(operation),
+            would_deny: !decision.allowed,
             decision,
             policy,
+            dry_run,
         }),
         _ => Err(ProxyError::Denied {
             what: format!("{} ({} {})", operation.name, method, normalized.path),

@@ -19,6 +19,18 @@ pub enum Effect {
     Deny,
 }
 
+/// Whether refusals are enforced or only recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Refuse what the policy does not allow (the default).
+    #[default]
+    Enforce,
+    /// Dry run: forward what the policy would refuse and record it as `would-deny`, so a new
+    /// policy can be tried on live traffic before it is enforced.
+    Audit,
+}
+
 /// A `[policy.NAME]` table as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +51,8 @@ pub struct RawPolicy {
     pub inspection: Option<bool>,
     /// Replace the values of `Env` in container and image inspect responses.
     pub redact_env: Option<bool>,
+    /// `audit` forwards what the policy would refuse, recording it as would-deny.
+    pub mode: Option<Mode>,
     /// Full rules, evaluated with the shorthand ones.
     #[serde(default)]
     pub rule: Vec<RawRule>,
@@ -274,6 +288,8 @@ pub struct Policy {
     pub inspection: bool,
     /// Whether `Env` values are removed from inspect responses.
     pub redact_env: bool,
+    /// Enforce, or only record would-be refusals.
+    pub mode: Mode,
 }
 
 /// The inspection settings of one policy, each section defaulting to the safe profile.

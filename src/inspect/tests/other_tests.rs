@@ -570,6 +570,18 @@ fn inspect_build() {
             Deny("?ulimits", "(allow_ulimits)"),
         ),
         (
+            // The 20.10 CLI's classic builder sends these; Go decodes null into nil.
+            "json parameters null",
+            vec![
+                ("ulimits", "null"),
+                ("labels", "null"),
+                ("buildargs", "null"),
+                ("cachefrom", "null"),
+            ],
+            none,
+            Pass,
+        ),
+        (
             "ulimits bad json",
             vec![("ulimits", "[{]")],
             |r| r.allow_ulimits = true,

@@ -1,0 +1,1009 @@
+//! The audit trail: one JSON record per request (and, for a hijacked session, one when it opens
+//! and one when it closes), saying who asked for what, what was decided and why, and what
+//! happened.
+//!
+//! Each request carries a [`Trail`] that the layers fill in as they learn things (the
+//! authorization layer the client, operation and decision; the inspection layer the settings
+//! it saw; the error boundary any refusal); the outermost [`AuditLayer`] turns it into a
+//! [`Record`] when the response is complete and hands it to the sink's queue, off the request
+//! path. The same moment feeds the metrics.
+//!
+//! Secrets never reach a record: headers are not logged (so neither `X-Registry-Auth` nor
+//! `Authorization`), query parameters that carry credentials or build arguments are redacted,
+//! and bodies are logged only when `audit.log_bodies` asks for it, with `Env` values, build
+//! arguments and credentials replaced by `<redacted>`.
+//!
+//! With `on_failure = "closed"` (the default) a request is refused with 503 while the sink is
+//! failing or its queue is full, so nothing happens that is not recorded; `"open"` serves on
+//! and counts the loss. Either way a lost record is a metric and a log line.
+
+pub mod report;
+mod sink;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tower::{Layer, Service};
+
+use crate::body::{self, EndOfBody, Observed, ProxyBody};
+use crate::error::ProxyError;
+use crate::identity::Evidence;
+use crate::inspect::Summary;
+use crate::listener::{ConnInfo, Peer};
+use crate::metrics::Metrics;
+use crate::route::{Normalized, Operation};
+
+pub use sink::SinkConfig;
+
+/// The response header that carries the request id, to find a request's record.
+pub const REQUEST_ID_HEADER: &str = "x-sockwarden-request-id";
+
+/// What a full or failing sink does to requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Refuse requests (503) while records cannot be written: nothing unrecorded happens.
+    #[default]
+    Closed,
+    /// Serve on; lost records are counted and logged.
+    Open,
+}
+
+/// The validated `[audit]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Where records go; `None` turns the audit log off.
+    pub sink: Option<SinkConfig>,
+    /// Queue size between requests and the writer.
+    pub queue: usize,
+    /// Fail closed or open.
+    pub on_failure: OnFailure,
+    /// Whether inspected request bodies are logged (redacted).
+    pub log_bodies: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            sink: Some(SinkConfig::Stdout),
+            queue: 8192,
+            on_failure: OnFailure::Closed,
+            log_bodies: false,
+        }
+    }
+}
+
+/// The running audit log. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    core: Arc<Core>,
+}
+
+#[derive(Debug)]
+struct Core {
+    tx: Option<mpsc::Sender<sink::Msg>>,
+    state: Arc<sink::SinkState>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    settings: AuditSettings,
+    metrics: Metrics,
+    next_id: AtomicU64,
+    id_prefix: u32,
+    last_complaint: Mutex<Option<Instant>>,
+}
+
+impl Audit {
+    /// Opens the sink (an error here keeps sockwarden from starting) and starts its writer.
+    pub fn start(settings: AuditSettings, metrics: Metrics) -> std::io::Result<Audit> {
+        let (tx, state, writer) = match &settings.sink {
+            Some(config) => {
+                let (tx, state, handle) = sink::start(config, settings.queue, metrics.clone())
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("audit {config}: {e}")))?;
+                (Some(tx), state, Some(handle))
+            }
+            None => (None, Arc::default(), None),
+        };
+        metrics.audit_queue(0, settings.queue);
+        let id_prefix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0);
+        Ok(Audit {
+            core: Arc::new(Core {
+                tx,
+                state,
+                writer: Mutex::new(writer),
+                settings,
+                metrics,
+                next_id: AtomicU64::new(1),
+                id_prefix,
+                last_complaint: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// An audit log that records nothing (tools and tests).
+    pub fn disabled(metrics: Metrics) -> Audit {
+        let settings = AuditSettings {
+            sink: None,
+            ..AuditSettings::default()
+        };
+        // Without a sink nothing can fail to open.
+        Audit::start(settings, metrics).unwrap_or_else(|_| unreachable_disabled())
+    }
+
+    /// The metrics this audit log feeds.
+    pub fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &AuditSettings {
+        &self.core.settings
+    }
+
+    /// Whether a new request may be served: always when failing open or when the audit log is
+    /// off; otherwise only while the sink works and the queue has room.
+    pub fn admits(&self) -> bool {
+        let Some(tx) = &self.core.tx else {
+            return true;
+        };
+        if self.core.settings.on_failure == OnFailure::Open {
+            return true;
+        }
+        tx.capacity() > 0 && self.core.state.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Asks the writer to reopen its file (SIGUSR1, after logrotate moved it).
+    pub fn reopen(&self) {
+        self.core.state.reopen.store(true, Ordering::Relaxed);
+        if let Some(tx) = &self.core.tx {
+            // If the queue is full the flag is seen before the next batch anyway.
+            let _ = tx.try_send(sink::Msg::Reopen);
+        }
+    }
+
+    /// Writes what is queued and stops the writer (at shutdown), waiting at most `limit`.
+    pub async fn close(&self, limit: Duration) {
+        let Some(tx) = &self.core.tx else { return };
+        let _ = tokio::time::timeout(limit, tx.send(sink::Msg::Stop)).await;
+        let handle = self
+            .core
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let joined = tokio::task::spawn_blocking(move || handle.join());
+            if tokio::time::timeout(limit, joined).await.is_err() {
+                tracing::warn!("audit writer did not finish in time; records may be lost");
+            }
+        }
+    }
+
+    /// Queues a record; a record that cannot be queued is counted and logged, never dropped
+    /// silently.
+    pub fn submit(&self, record: Record) {
+        let Some(tx) = &self.core.tx else { return };
+        match tx.try_send(sink::Msg::Record(Box::new(record))) {
+            Ok(()) => {}
+            Err(_) => {
+                self.core.metrics.audit_lost("queue_full", 1);
+                self.complain();
+            }
+        }
+        self.core.metrics.audit_queue(
+            self.core.settings.queue - tx.capacity(),
+            self.core.settings.queue,
+        );
+    }
+
+    fn complain(&self) {
+        let mut last = self
+            .core
+            .last_complaint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(now);
+        tracing::error!(
+            lost_total = self.core.metrics.audit_lost_total(),
+            "audit queue full: record lost"
+        );
+    }
+
+    /// A fresh request id: the process's start second and a counter, in hex.
+    fn next_id(&self) -> String {
+        let n = self.core.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:08x}", self.core.id_prefix)
+    }
+
+    /// Records a configuration reload.
+    pub fn reload(&self, source: &str, result: Result<u64, &str>, restart_needed: &[String]) {
+        let (ok, generation, error) = match result {
+            Ok(generation) => (true, Some(generation), None),
+            Err(e) => (false, None, Some(e.to_owned())),
+        };
+        self.submit(Record {
+            time: now_rfc3339(),
+            id: self.next_id(),
+            event: "reload",
+            result: Some(if ok { "ok" } else { "error" }),
+            source: Some(source.to_owned()),
+            generation,
+            error,
+            restart_needed: restart_needed.to_vec(),
+            ..Record::default()
+        });
+    }
+}
+
+#[cold]
+fn unreachable_disabled() -> Audit {
+    // `Audit::start` only fails opening a sink, and a disabled audit has none; build it by hand.
+    Audit {
+        core: Arc::new(Core {
+            tx: None,
+            state: Arc::default(),
+            writer: Mutex::new(None),
+            settings: AuditSettings {
+                sink: None,
+                ..AuditSettings::default()
+            },
+            metrics: Metrics::new(),
+            next_id: AtomicU64::new(1),
+            id_prefix: 0,
+            last_complaint: Mutex::new(None),
+        }),
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}
+
+/// How a request was decided, as the record says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum Verdict {
+    /// Forwarded under the policy.
+    #[serde(rename = "allow")]
+    #[default]
+    Allow,
+    /// Refused (by policy, inspection, limits, a malformed request or the audit gate).
+    #[serde(rename = "deny")]
+    Deny,
+    /// Forwarded although the policy refuses it: the policy or client is in audit mode.
+    #[serde(rename = "would-deny")]
+    WouldDeny,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::WouldDeny => "would-deny",
+        }
+    }
+}
+
+/// What the layers learned about one request. Filled in as it passes through.
+#[derive(Debug)]
+pub struct Trail {
+    audit: Audit,
+    id: String,
+    time: String,
+    started: Instant,
+    listener: Option<Arc<str>>,
+    peer: Option<(Peer, Arc<Evidence>)>,
+    method: Method,
+    uri: Uri,
+    user_agent: Option<HeaderValue>,
+    facts: Mutex<Facts>,
+}
+
+#[derive(Debug, Default)]
+struct Facts {
+    client: Option<Arc<str>>,
+    normalized: Option<Arc<Normalized>>,
+    operation: Option<Arc<Operation>>,
+    verdict: Option<Verdict>,
+    policy: Option<Arc<str>>,
+    rule: Option<Arc<str>>,
+    reason: Option<String>,
+    violations: Vec<String>,
+    settings: Option<Summary>,
+    body: Option<serde_json::Value>,
+    error: Option<String>,
+    status: Option<u16>,
+    session: bool,
+}
+
+impl Trail {
+    fn facts(&self) -> std::sync::MutexGuard<'_, Facts> {
+        self.facts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The request id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether inspected bodies should be handed over for the record.
+    pub fn wants_body(&self) -> bool {
+        self.audit.core.settings.log_bodies && self.audit.core.tx.is_some()
+    }
+
+    /// The client the request was attributed to.
+    pub fn note_client(&self, client: Option<Arc<str>>) {
+        self.facts().client = client;
+    }
+
+    /// The request as the daemon reads it, and its operation.
+    pub fn note_request(&self, normalized: Arc<Normalized>, operation: Arc<Operation>) {
+        let mut facts = self.facts();
+        facts.normalized = Some(normalized);
+        facts.operation = Some(operation);
+    }
+
+    /// The authorization decision.
+    pub fn note_decision(
+        &self,
+        verdict: Verdict,
+        policy: Option<Arc<str>>,
+        rule: Arc<str>,
+        reason: String,
+    ) {
+        let mut facts = self.facts();
+        facts.verdict = Some(verdict);
+        facts.policy = policy;
+        facts.rule = Some(rule);
+        facts.reason = Some(reason);
+    }
+
+    /// Inspection passed (or, in audit mode, would have refused with `violations`) and saw
+    /// these settings.
+    pub fn note_inspection(&self, settings: Option<Summary>, violations: Vec<String>) {
+        let mut facts = self.facts();
+        // A request a rule already refuses (in audit mode) keeps that rule as its reason;
+        // the violations are listed as well.
+        if !violations.is_empty() && facts.verdict != Some(Verdict::WouldDeny) {
+            facts.verdict = Some(Verdict::WouldDeny);
+            facts.rule = Some(Arc::from("inspection"));
+            facts.reason = violations.first().cloned();
+        }
+        facts.settings = settings;
+        facts.violations = violations;
+    }
+
+    /// The inspected body, for `log_bodies` (redacted here).
+    pub fn note_body(&self, bytes: &[u8]) {
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            redact_json(&mut value);
+            self.facts().body = Some(value);
+        }
+    }
+
+    /// sockwarden answered the request itself with `error`.
+    pub fn note_error(&self, error: &ProxyError) {
+        let mut facts = self.facts();
+        match error {
+            ProxyError::Upstream { detail, .. } => {
+                facts.error = Some(detail.clone());
+                self.audit.core.metrics.upstream_error();
+            }
+            ProxyError::BadUpstream(detail) => facts.error = Some(detail.clone()),
+            ProxyError::Denied {
+                reason,
+                policy,
+                rule,
+                ..
+            } => {
+                facts.verdict = Some(Verdict::Deny);
+                if policy != "none" {
+                    facts.policy = Some(Arc::from(policy.as_str()));
+                }
+                facts.rule = Some(Arc::from(rule.as_str()));
+                facts.reason = Some(reason.clone());
+            }
+            ProxyError::BadRequest(reason) => {
+                facts.verdict = Some(Verdict::Deny);
+                facts.rule = Some(Arc::from("bad-request"));
+                facts.reason = Some(reason.clone());
+            }
+            ProxyError::Limited { limit, what, .. } => {
+                facts.verdict = Some(Verdict::Deny);
+                facts.rule = Some(Arc::from(match *limit {
+                    "connections" => "connection-limit",
+                    _ => "rate-limit",
+                }));
+                facts.reason = Some(what.clone());
+                let client = facts.client.clone();
+                self.audit
+                    .core
+                    .metrics
+                    .limited(client.as_deref().unwrap_or(""), limit);
+            }
+            ProxyError::Unavailable(reason) => {
+                facts.verdict = Some(Verdict::Deny);
+                facts.rule = Some(Arc::from("audit-unavailable"));
+                facts.reason = Some(reason.clone());
+            }
+        }
+    }
+
+    /// Builds the record of this request as it stands.
+    fn record(&self, event: &'static str, counts: Counts) -> Record {
+        let facts = self.facts();
+        let operation = facts.operation.as_deref();
+        let normalized = facts.normalized.as_deref();
+        let verdict = facts.verdict.unwrap_or(if facts.error.is_some() {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        });
+        let peer = self
+            .peer
+            .as_ref()
+            .map(|(peer, evidence)| PeerRecord::new(peer, evidence));
+        Record {
+            time: if event == "session_close" {
+                now_rfc3339()
+            } else {
+                self.time.clone()
+            },
+            id: self.id.clone(),
+            event,
+            listener: self.listener.as_deref().map(str::to_owned),
+            client: Some(facts.client.as_deref().map(str::to_owned)),
+            peer,
+            method: Some(self.method.as_str().to_owned()),
+            raw_path: Some(
+                normalized
+                    .map(|n| n.raw_path.clone())
+                    .unwrap_or_else(|| self.uri.path().to_owned()),
+            ),
+            path: normalized.map(|n| n.path.clone()),
+            api_version: normalized.and_then(|n| n.version.map(|v| v.to_string())),
+            query: Some(match normalized {
+                Some(n) => redacted_query(n.query.pairs()),
+                None => BTreeMap::new(),
+            }),
+            operation: operation.map(|o| o.name.to_owned()),
+            decision: Some(verdict),
+            policy: facts.policy.as_deref().map(str::to_owned),
+            rule: facts.rule.as_deref().map(str::to_owned),
+            reason: facts.reason.clone(),
+            violations: facts.violations.clone(),
+            status: counts.status.or(facts.status),
+            duration_ms: Some(counts.duration.as_secs_f64() * 1000.0),
+            bytes_in: Some(counts.bytes_in),
+            bytes_out: Some(counts.bytes_out),
+            end: Some(counts.end),
+            error: facts.error.clone(),
+            objects: objects(operation, normalized, facts.settings.as_ref()),
+            settings: facts.settings.clone(),
+            body: facts.body.clone(),
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            ..Record::default()
+        }
+    }
+
+    /// Writes the `session_close` record of a hijacked session.
+    pub fn close_session(&self, to_daemon: u64, to_client: u64, end: &'static str) {
+        let record = self.record(
+            "session_close",
+            Counts {
+                status: None,
+                duration: self.started.elapsed(),
+                bytes_in: to_daemon,
+                bytes_out: to_client,
+                end,
+            },
+        );
+        self.audit.submit(record);
+    }
+
+    /// The metrics, for the session gauge.
+    pub fn metrics(&self) -> &Metrics {
+        &self.audit.core.metrics
+    }
+}
+
+struct Counts {
+    status: Option<u16>,
+    duration: Duration,
+    bytes_in: u64,
+    bytes_out: u64,
+    end: &'static str,
+}
+
+/// One audit record: a JSON line. Absent facts are left out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Record {
+    /// RFC 3339, UTC, microseconds.
+    pub time: String,
+    /// Request id (also sent to the client as `X-Sockwarden-Request-Id`).
+    pub id: String,
+    /// `request`, `session_open`, `session_close` or `reload`.
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener: Option<String>,
+    /// `Some(None)` (written `null`) when the connection matched no client; `None` on
+    /// reload records, which have no client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<PeerRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    violations: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    objects: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<serde_json::Value>,
+    // Reload records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    restart_needed: Vec<String>,
+}
+
+/// The identity evidence of the peer.
+#[derive(Debug, Clone, Default, Serialize)]
+struct PeerRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loginuid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_subject: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cert_san: Vec<String>,
+}
+
+impl PeerRecord {
+    fn new(peer: &Peer, evidence: &Evidence) -> PeerRecord {
+        let mut record = PeerRecord {
+            exe: evidence.exe.as_ref().map(|p| p.display().to_string()),
+            loginuid: evidence.loginuid,
+            cert_subject: evidence.cert_subject.clone(),
+            cert_san: evidence.cert_san.clone(),
+            ..PeerRecord::default()
+        };
+        match peer {
+            Peer::Unix { uid, gid, pid } => {
+                record.uid = Some(*uid);
+                record.gid = Some(*gid);
+                record.pid = *pid;
+            }
+            Peer::Tcp(addr) => record.addr = Some(addr.to_string()),
+            Peer::Tls { addr, .. } => record.addr = Some(addr.to_string()),
+        }
+        record
+    }
+}
+
+/// Query parameters whose values are secrets or carry them (build args hold tokens as often
+/// as not): their values become `<redacted>`.
+fn secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "buildargs"
+        || [
+            "auth",
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "credential",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn redacted_query(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in pairs {
+        let value = if secret_param(name) {
+            redact_param(name, value)
+        } else {
+            value.clone()
+        };
+        out.entry(name.clone()).or_default().push(value);
+    }
+    out
+}
+
+/// `buildargs` keeps its keys (which arguments were set) and loses its values.
+fn redact_param(name: &str, value: &str) -> String {
+    if name.eq_ignore_ascii_case("buildargs") {
+        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(value) {
+            for v in map.values_mut() {
+                *v = serde_json::Value::String(REDACTED.into());
+            }
+            return serde_json::Value::Object(map).to_string();
+        }
+    }
+    REDACTED.into()
+}
+
+/// Redacts a logged body in place: `Env` entries keep their names, build arguments and
+/// anything that looks like a credential lose their values. Keys compare case-insensitively,
+/// as the daemon reads them.
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if lower == "env" {
+                    redact_env_list(v);
+                } else if lower == "buildargs" || secret_param(&lower) {
+                    *v = serde_json::Value::String(REDACTED.into());
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+fn redact_env_list(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                if let serde_json::Value::String(s) = item {
+                    let name = s.split('=').next().unwrap_or_default();
+                    *s = if s.contains('=') {
+                        format!("{name}={REDACTED}")
+                    } else {
+                        name.to_owned()
+                    };
+                } else {
+                    *item = serde_json::Value::String(REDACTED.into());
+                }
+            }
+        }
+        serde_json::Value::Null => {}
+        other => *other = serde_json::Value::String(REDACTED.into()),
+    }
+}
+
+/// The objects a request concerns: the route's object by its kind, and what a create names.
+fn objects(
+    operation: Option<&Operation>,
+    normalized: Option<&Normalized>,
+    settings: Option<&Summary>,
+) -> BTreeMap<&'static str, String> {
+    let mut out = BTreeMap::new();
+    let Some(op) = operation else { return out };
+    let kind = op.name.split('.').next().unwrap_or_default();
+    let kind: Option<&'static str> = match kind {
+        "container" => Some("container"),
+        "image" => Some("image"),
+        "volume" => Some("volume"),
+        "network" => Some("network"),
+        "exec" => Some("exec"),
+        "service" => Some("service"),
+        "plugin" => Some("plugin"),
+        "secret" => Some("secret"),
+        "config" => Some("config"),
+        "node" => Some("node"),
+        "task" => Some("task"),
+        _ => None,
+    };
+    if let (Some(kind), Some(object)) = (kind, &op.object) {
+        out.insert(kind, object.clone());
+    }
+    let query = |name: &str| {
+        normalized.and_then(|n| {
+            n.query
+                .pairs()
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    };
+    match op.name {
+        "container.create" => {
+            if let Some(name) = query("name").filter(|n| !n.is_empty()) {
+                out.insert("container", name);
+            }
+        }
+        "exec.create" => {
+            // The route's object is the container the exec runs in.
+            if let Some(id) = out.remove("exec") {
+                out.insert("container", id);
+            }
+        }
+        "image.create" => {
+            if let Some(image) = query("fromImage").or_else(|| query("fromSrc")) {
+                let tag = query("tag").filter(|t| !t.is_empty());
+                out.insert(
+                    "image",
+                    match tag {
+                        Some(tag) => format!("{image}:{tag}"),
+                        None => image,
+                    },
+                );
+            }
+        }
+        "image.build" => {
+            if let Some(tag) = query("t") {
+                out.insert("image", tag);
+            }
+        }
+        _ => {}
+    }
+    if let Some(summary) = settings {
+        if let Some(image) = &summary.image {
+            out.entry("image").or_insert_with(|| image.clone());
+        }
+        if let Some(name) = &summary.name {
+            if let Some(kind) = kind {
+                out.entry(kind).or_insert_with(|| name.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Adds [`AuditLayer`]'s service around the request path.
+#[derive(Clone, Debug)]
+pub struct AuditLayer {
+    audit: Audit,
+}
+
+impl AuditLayer {
+    /// Records into `audit`.
+    pub fn new(audit: Audit) -> AuditLayer {
+        AuditLayer { audit }
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = AuditService<S>;
+
+    fn layer(&self, inner: S) -> AuditService<S> {
+        AuditService {
+            inner,
+            audit: self.audit.clone(),
+        }
+    }
+}
+
+/// Opens a [`Trail`] for each request and writes its record when the response is complete.
+#[derive(Clone, Debug)]
+pub struct AuditService<S> {
+    inner: S,
+    audit: Audit,
+}
+
+type AuditFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+impl<S> Service<Request<ProxyBody>> for AuditService<S>
+where
+    S: Service<Request<ProxyBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = AuditFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ProxyBody>) -> AuditFuture {
+        let conn = request.extensions().get::<ConnInfo>();
+        let trail = Arc::new(Trail {
+            audit: self.audit.clone(),
+            id: self.audit.next_id(),
+            time: now_rfc3339(),
+            started: Instant::now(),
+            listener: conn.map(|c| c.listener.clone()),
+            peer: conn.map(|c| (c.peer.clone(), c.evidence.clone())),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            user_agent: request.headers().get(header::USER_AGENT).cloned(),
+            facts: Mutex::new(Facts {
+                client: request
+                    .extensions()
+                    .get::<crate::reload::Caller>()
+                    .and_then(|c| c.client.clone()),
+                ..Facts::default()
+            }),
+        });
+        request.extensions_mut().insert(trail.clone());
+        let bytes_in = Arc::new(AtomicU64::new(0));
+
+        let future: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> =
+            if self.audit.admits() {
+                let request =
+                    request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
+                Box::pin(self.inner.call(request))
+            } else {
+                // Fail closed: nothing happens that cannot be recorded.
+                let error = ProxyError::Unavailable(
+                    "the audit log cannot be written (audit.on_failure = \"closed\")".into(),
+                );
+                trail.note_error(&error);
+                let body = std::mem::replace(request.body_mut(), body::empty());
+                drop(body);
+                Box::pin(std::future::ready(Ok(error.into_response())))
+            };
+        Box::pin(async move {
+            let Ok(mut response) = future.await;
+            let status = response.status();
+            {
+                let facts = trail.facts();
+                let operation = facts.operation.as_ref().map_or("none", |o| o.name);
+                trail.metrics().latency(
+                    facts.client.as_deref(),
+                    operation,
+                    trail.started.elapsed().as_secs_f64(),
+                );
+            }
+            if let Ok(value) = HeaderValue::from_str(&trail.id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            let bytes_out = Arc::new(AtomicU64::new(0));
+            let counted = bytes_out.clone();
+            let finished = trail.clone();
+            let on_end = move |end: EndOfBody| {
+                finished.finish(status, &bytes_in, &counted, end);
+            };
+            Ok(response.map(|b| body::boxed(Observed::new(b, bytes_out, on_end))))
+        })
+    }
+}
+
+impl Trail {
+    /// The response is complete (or the client went away): metrics and the record.
+    fn finish(
+        &self,
+        status: StatusCode,
+        bytes_in: &AtomicU64,
+        bytes_out: &AtomicU64,
+        end: EndOfBody,
+    ) {
+        let session = status == StatusCode::SWITCHING_PROTOCOLS;
+        let record = self.record(
+            if session { "session_open" } else { "request" },
+            Counts {
+                status: Some(status.as_u16()),
+                duration: self.started.elapsed(),
+                bytes_in: bytes_in.load(Ordering::Relaxed),
+                bytes_out: bytes_out.load(Ordering::Relaxed),
+                end: match end {
+                    EndOfBody::Complete => "complete",
+                    EndOfBody::Error => "error",
+                    EndOfBody::Dropped => "client_gone",
+                },
+            },
+        );
+        {
+            let facts = self.facts();
+            let operation = facts.operation.as_ref().map_or("none", |o| o.name);
+            let verdict = record.decision.unwrap_or_default();
+            self.metrics().request(
+                facts.client.as_deref(),
+                operation,
+                verdict.as_str(),
+                status.as_u16(),
+            );
+        }
+        self.facts().session = session;
+        self.audit.submit(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_query_are_redacted() {
+        let pairs = vec![
+            ("t".to_owned(), "app:1".to_owned()),
+            (
+                "buildargs".to_owned(),
+                r#"{"NPM_TOKEN":"s3cr3t","VERSION":"1"}"#.to_owned(),
+            ),
+            ("registryAuth".to_owned(), "abc".to_owned()),
+        ];
+        let q = redacted_query(&pairs);
+        assert_eq!(q["t"], vec!["app:1"]);
+        let args: serde_json::Value = serde_json::from_str(&q["buildargs"][0]).unwrap();
+        assert_eq!(args["NPM_TOKEN"], REDACTED);
+        assert_eq!(args["VERSION"], REDACTED);
+        assert_eq!(q["registryAuth"], vec![REDACTED]);
+        let text = serde_json::to_string(&q).unwrap();
+        assert!(!text.contains("s3cr3t") && !text.contains("abc"));
+    }
+
+    #[test]
+    fn bodies_lose_env_values_and_credentials() {
+        let mut body = serde_json::json!({
+            "Image": "busybox",
+            "env": ["DB_PASSWORD=hunter2", "PLAIN"],
+            "HostConfig": {"Binds": ["/srv:/srv"]},
+            "BuildArgs": {"TOKEN": "x"},
+            "auth": {"password": "pw", "Username": "u"},
+            "IdentityToken": "tok",
+        });
+        redact_json(&mut body);
+        let text = body.to_string();
+        for secret in ["hunter2", "\"x\"", "\"pw\"", "tok\""] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(body["env"][0], "DB_PASSWORD=<redacted>");
+        assert_eq!(body["env"][1], "PLAIN");
+        assert_eq!(body["HostConfig"]["Binds"][0], "/srv:/srv");
+    }
+}

@@ -1,0 +1,1 @@
+//! Reading audit logs back: `sockwarden audit summarize` and `sockwarden audit suggest`.

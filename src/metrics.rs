@@ -1,0 +1,355 @@
+//! Prometheus metrics, served by the admin listener at `/metrics` (text exposition format).
+//!
+//! Counters and histograms are labelled by client, operation (the route template's name, so
+//! the label set stays bounded whatever paths clients send), decision and status. Updating a
+//! metric is a hash lookup and an atomic add; nothing here is on the request path's critical
+//! section for long.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of one finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    client: String,
+    operation: &'static str,
+    decision: &'static str,
+    status: u16,
+}
+
+/// Labels of a latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    client: String,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    client: String,
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LossLabels {
+    reason: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s, doubling.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric sockwarden exports. Cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily<LatencyLabels>,
+    connections_open: Family<ListenerLabels, Gauge>,
+    connections: Family<ListenerLabels, Counter>,
+    sessions_open: Gauge,
+    upstream_errors: Counter,
+    limited: Family<LimitLabels, Counter>,
+    audit_written: Counter,
+    audit_lost: Family<LossLabels, Counter>,
+    audit_queue_depth: Gauge,
+    audit_queue_capacity: Gauge,
+    reloads: Family<ResultLabels, Counter>,
+    config_generation: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered (at zero).
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sockwarden");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by client, operation, decision (allow, deny, would-deny) and HTTP status",
+            requests.clone(),
+        );
+        let latency: HistogramFamily<LatencyLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its response head (streams not included), by client and operation",
+            latency.clone(),
+        );
+        let connections_open = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "connections_open",
+            "Client connections currently open, by listener",
+            connections_open.clone(),
+        );
+        let connections = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "connections",
+            "Client connections accepted, by listener",
+            connections.clone(),
+        );
+        let sessions_open = Gauge::default();
+        registry.register(
+            "hijacked_sessions_open",
+            "Hijacked sessions (attach, exec, BuildKit) currently relayed",
+            sessions_open.clone(),
+        );
+        let upstream_errors = Counter::default();
+        registry.register(
+            "upstream_errors",
+            "Requests that failed because the Docker daemon could not be reached or broke off",
+            upstream_errors.clone(),
+        );
+        let limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "limited",
+            "Requests answered 429 by a client limit (limit = rate or connections)",
+            limited.clone(),
+        );
+        let audit_written = Counter::default();
+        registry.register(
+            "audit_records_written",
+            "Audit records written to the sink",
+            audit_written.clone(),
+        );
+        let audit_lost = Family::<LossLabels, Counter>::default();
+        registry.register(
+            "audit_records_lost",
+            "Audit records lost (reason = queue_full or sink_error)",
+            audit_lost.clone(),
+        );
+        let audit_queue_depth = Gauge::default();
+        registry.register(
+            "audit_queue_depth",
+            "Audit records waiting to be written",
+            audit_queue_depth.clone(),
+        );
+        let audit_queue_capacity = Gauge::default();
+        registry.register(
+            "audit_queue_capacity",
+            "Size of the audit queue",
+            audit_queue_capacity.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Configuration reloads (result = ok or error)",
+            reloads.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Generation of the configuration in force (1 at start, +1 per successful reload)",
+            config_generation.clone(),
+        );
+        config_generation.set(1);
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+                connections_open,
+                connections,
+                sessions_open,
+                upstream_errors,
+                limited,
+                audit_written,
+                audit_lost,
+                audit_queue_depth,
+                audit_queue_capacity,
+                reloads,
+                config_generation,
+            }),
+        }
+    }
+
+    /// Counts one finished request.
+    pub fn request(
+        &self,
+        client: Option<&str>,
+        operation: &'static str,
+        decision: &'static str,
+        status: u16,
+    ) {
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels {
+                client: client.unwrap_or("").to_owned(),
+                operation,
+                decision,
+                status,
+            })
+            .inc();
+    }
+
+    /// Records the time to a response head.
+    pub fn latency(&self, client: Option<&str>, operation: &'static str, seconds: f64) {
+        self.inner
+            .latency
+            .get_or_create(&LatencyLabels {
+                client: client.unwrap_or("").to_owned(),
+                operation,
+            })
+            .observe(seconds);
+    }
+
+    /// A connection was accepted on `listener`; the returned guard counts it as open.
+    pub fn connection_opened(&self, listener: &str) -> OpenGauge {
+        let labels = ListenerLabels {
+            listener: listener.to_owned(),
+        };
+        self.inner.connections.get_or_create(&labels).inc();
+        let gauge = self.inner.connections_open.get_or_create_owned(&labels);
+        gauge.inc();
+        OpenGauge(gauge)
+    }
+
+    /// A hijacked session started; the returned guard counts it as open.
+    pub fn session_opened(&self) -> OpenGauge {
+        let gauge = self.inner.sessions_open.clone();
+        gauge.inc();
+        OpenGauge(gauge)
+    }
+
+    /// The daemon could not be reached or broke off.
+    pub fn upstream_error(&self) {
+        self.inner.upstream_errors.inc();
+    }
+
+    /// A request was answered 429 (`limit` = `rate` or `connections`).
+    pub fn limited(&self, client: &str, limit: &'static str) {
+        self.inner
+            .limited
+            .get_or_create(&LimitLabels {
+                client: client.to_owned(),
+                limit,
+            })
+            .inc();
+    }
+
+    /// Audit records written.
+    pub fn audit_written(&self, n: u64) {
+        self.inner.audit_written.inc_by(n);
+    }
+
+    /// Audit records lost (`reason` = `queue_full` or `sink_error`).
+    pub fn audit_lost(&self, reason: &'static str, n: u64) {
+        self.inner
+            .audit_lost
+            .get_or_create(&LossLabels { reason })
+            .inc_by(n);
+    }
+
+    /// Total audit records lost so far, whatever the reason.
+    pub fn audit_lost_total(&self) -> u64 {
+        ["queue_full", "sink_error"]
+            .iter()
+            .map(|reason| {
+                self.inner
+                    .audit_lost
+                    .get_or_create(&LossLabels { reason })
+                    .get()
+            })
+            .sum()
+    }
+
+    /// The audit queue's size and current depth.
+    pub fn audit_queue(&self, depth: usize, capacity: usize) {
+        self.inner
+            .audit_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.inner
+            .audit_queue_capacity
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
+    }
+
+    /// A reload was attempted; on success `generation` is the new configuration's.
+    pub fn reload(&self, ok: bool, generation: u64) {
+        let result = if ok { "ok" } else { "error" };
+        self.inner
+            .reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if ok {
+            self.inner
+                .config_generation
+                .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}
+
+/// Decrements its gauge when dropped.
+#[derive(Debug)]
+pub struct OpenGauge(Gauge);
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_histograms() {
+        let m = Metrics::new();
+        m.request(Some("ci"), "container.list", "allow", 200);
+        m.request(Some("ci"), "container.list", "allow", 200);
+        m.latency(Some("ci"), "container.list", 0.0002);
+        let open = m.connection_opened("unix:///x.sock");
+        m.audit_lost("queue_full", 3);
+        m.reload(true, 2);
+        let text = m.render();
+        assert!(text.contains(
+            "sockwarden_requests_total{client=\"ci\",operation=\"container.list\",decision=\"allow\",status=\"200\"} 2"
+        ), "{text}");
+        assert!(text.contains("sockwarden_connections_open{listener=\"unix:///x.sock\"} 1"));
+        assert!(text.contains("sockwarden_request_duration_seconds_bucket{"));
+        assert!(text.contains("sockwarden_audit_records_lost_total{reason=\"queue_full\"} 3"));
+        assert!(text.contains("sockwarden_config_generation 2"));
+        assert_eq!(m.audit_lost_total(), 3);
+        drop(open);
+        assert!(m
+            .render()
+            .contains("sockwarden_connections_open{listener=\"unix:///x.sock\"} 0"));
+    }
+}
