@@ -78,6 +78,11 @@ enum Command {
     },
     /// List every operation name with its routes, access class and whether it is dangerous.
     Operations,
+    /// Read audit logs: summarize them, or suggest the smallest policy for a client.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::report::AuditCommand,
+    },
 }
 
 /// Proxies sockwarden can stand in for.
@@ -143,6 +148,7 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Audit { command } => crate::audit::report::run(command),
     }
 }
 

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod access_log;
+pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod compat;
