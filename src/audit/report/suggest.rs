@@ -832,7 +832,10 @@ impl Collector {
             ));
         }
         if self.unparseable > 0 {
-            notes.push(format!("{} unparseable lines skipped", self.unparseable));
+            notes.push(match self.unparseable {
+                1 => "1 unparseable line skipped".to_owned(),
+                n => format!("{n} unparseable lines skipped"),
+            });
         }
         if self.from_violations {
             notes.push(
