@@ -87,6 +87,11 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// Read audit logs: summarize them, or suggest the smallest policy for a client.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::report::AuditCommand,
+    },
 }
 
 /// Proxies sockwarden can stand in for.
@@ -153,6 +158,7 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Audit { command } => crate::audit::report::run(command),
     }
 }
 

@@ -10,7 +10,7 @@ use super::docker_json::{self, quote, Path, Value};
 use super::rules::BuildRules;
 use super::{Summary, Violation};
 
-const BUILD_PARAMS: &[&str] = &[
+pub(crate) const BUILD_PARAMS: &[&str] = &[
     "dockerfile",
     "t",
     "extrahosts",

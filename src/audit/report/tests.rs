@@ -1,0 +1,745 @@
+//! Unit tests: reading, summarizing, and suggestions checked against the real inspectors.
+//!
+//! The suggestion tests run request bodies through the real inspector (under settings wide
+//! enough to accept them) to get the `settings` the audit log records, suggest a policy from
+//! those records, and then check the same bodies against the suggested policy, together with
+//! bodies that ask for one thing more, which must be refused.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Uri};
+
+use super::*;
+use crate::config::Config;
+use crate::inspect::{self, ContainerRules};
+
+const CLIENT: &str = "ci";
+
+fn request(op: &str, method: &str, path: &str, decision: &str) -> Record {
+    Record {
+        time: Some("2026-11-29T08:30:00Z".into()),
+        id: Some("r1".into()),
+        event: Some("request".into()),
+        client: Some(CLIENT.into()),
+        method: Some(method.into()),
+        raw_path: Some(format!("/v1.43{path}")),
+        path: Some(path.into()),
+        operation: Some(op.into()),
+        decision: Some(decision.into()),
+        status: Some(200),
+        ..Record::default()
+    }
+}
+
+fn settings_of(summary: &inspect::Summary) -> Settings {
+    let json = serde_json::to_value(summary).unwrap();
+    serde_json::from_value(json).unwrap()
+}
+
+/// Settings wide enough for every body used here, as a policy that already allowed them would be.
+fn wide_rules() -> ContainerRules {
+    ContainerRules {
+        allow_privileged: true,
+        cap_add: vec!["NET_ADMIN".into(), "SYS_PTRACE".into()],
+        bind_sources: vec![
+            "/srv/ci".into(),
+            "/etc/ssl/certs".into(),
+            "/var/run/docker.sock".into(),
+        ],
+        require_read_only_binds: false,
+        allow_host_namespaces: true,
+        networks: vec!["*".into()],
+        allow_devices: true,
+        security_opt: vec!["apparmor=ci-profile".into()],
+        runtimes: vec!["runsc".into()],
+        allow_port_bindings: true,
+        port_host_ips: vec!["127.0.0.1".into(), "0.0.0.0".into()],
+        min_host_port: 1,
+        allow_restart_always: true,
+        ..ContainerRules::default()
+    }
+}
+
+/// A create record as the audit log would hold it for an allowed body.
+fn create(body: &str, name: &str) -> Record {
+    let query = vec![("name".to_string(), name.to_string())];
+    let summary = inspect::container_create(body.as_bytes(), &query, &wide_rules())
+        .unwrap_or_else(|v| panic!("wide rules refuse {body}: {v}"));
+    let mut r = request("container.create", "POST", "/containers/create", "allow");
+    r.query.insert("name".into(), vec![name.into()]);
+    r.settings = Some(settings_of(&summary));
+    r
+}
+
+fn config(policy: &str, policy_name: &str) -> Config {
+    let text = format!(
+        "[upstream]\nsocket = \"/var/run/docker.sock\"\n[[listen]]\nunix = \"/run/x.sock\"\n\
+         client = \"{CLIENT}\"\n[[client]]\nname = \"{CLIENT}\"\npolicy = \"{policy_name}\"\n{policy}"
+    );
+    Config::parse(&text, "suggestion").unwrap_or_else(|e| panic!("{e}\n{policy}"))
+}
+
+/// Whether `config` lets the request through, inspection included.
+fn passes(config: &Config, method: &str, target: &str, body: &str) -> Result<(), String> {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let uri: Uri = target.parse().unwrap();
+    let authorized = crate::policy::authorize(
+        &config.authority,
+        Some(Arc::from(CLIENT)),
+        &method,
+        &uri,
+        &HeaderMap::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    crate::inspection::check_request(&authorized, body.as_bytes())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn suggested(records: &[Record]) -> (String, Config) {
+    let text = suggest(records, CLIENT, "suggested").unwrap();
+    let config = config(&text, "suggested");
+    (text, config)
+}
+
+fn policy_table(text: &str) -> toml::Table {
+    let doc: toml::Table = text.parse().unwrap();
+    doc["policy"]["suggested"].as_table().unwrap().clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+#[test]
+fn records_read_leniently() {
+    let r = parse_record(
+        r#"{"time":"2026-11-29T08:30:00Z","event":"request","client":null,"query":null,
+            "violations":null,"settings":{"kind":"container_create","privileged":null,
+            "mounts":[{"kind":"bind","source":"/srv","target":"/x","read_only":true,"from":"Binds","new":1}],
+            "limits":null,"future":[1,2]},"brand_new_field":{"a":1}}"#,
+    )
+    .unwrap();
+    assert_eq!(r.client, None);
+    assert!(r.query.is_empty());
+    let s = r.settings.unwrap();
+    assert!(!s.privileged);
+    assert_eq!(s.mounts[0].source.as_deref(), Some("/srv"));
+    // Missing fields are fine too; the event defaults to a request.
+    let r = parse_record("{}").unwrap();
+    assert!(r.is_request());
+    for (line, want) in [
+        ("[1,2]", "not a JSON object (a JSON array)"),
+        ("\"x\"", "not a JSON object (a JSON string)"),
+        ("{\"time\":", "not JSON"),
+        ("{\"status\":\"teapot\"}", "not an audit record"),
+    ] {
+        let err = parse_record(line).unwrap_err();
+        assert!(err.starts_with(want), "{line}: {err}");
+    }
+}
+
+#[test]
+fn lines_are_numbered_and_blank_lines_skipped() {
+    let text = "{\"event\":\"reload\",\"result\":\"ok\"}\n\n garbage \n{}\n";
+    let mut seen = Vec::new();
+    read_lines("mem", text.as_bytes(), &mut |at, r| {
+        seen.push((at.line, r.is_ok()))
+    })
+    .unwrap();
+    assert_eq!(seen, vec![(1, true), (3, false), (4, true)]);
+}
+
+#[test]
+fn time_key_orders_fractions() {
+    let mut times = vec![
+        "2026-11-29T08:30:01Z",
+        "2026-11-29T08:30:00.5Z",
+        "2026-11-29T08:30:00Z",
+        "2026-11-29T08:30:00.123456Z",
+    ];
+    times.sort_by_key(|t| time_key(t));
+    assert_eq!(
+        times,
+        vec![
+            "2026-11-29T08:30:00Z",
+            "2026-11-29T08:30:00.123456Z",
+            "2026-11-29T08:30:00.5Z",
+            "2026-11-29T08:30:01Z",
+        ]
+    );
+    let mut p = Period::default();
+    for t in &times {
+        p.see(Some(t));
+    }
+    assert_eq!(p.first.as_deref(), Some("2026-11-29T08:30:00Z"));
+    assert_eq!(p.last.as_deref(), Some("2026-11-29T08:30:01Z"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summarize
+
+#[test]
+fn summary_counts_clients_rules_refusals_sessions() {
+    let mut s = Summarizer::new();
+    let mut ping = request("system.ping", "GET", "/_ping", "allow");
+    ping.rule = Some("allow system.ping".into());
+    ping.policy = Some("ci".into());
+    s.record(&ping);
+    s.record(&ping);
+    let mut exec = request("exec.create", "POST", "/containers/x/exec", "deny");
+    exec.policy = Some("ci".into());
+    exec.rule = Some("default-deny".into());
+    exec.reason = Some("no rule allows exec.create".into());
+    exec.status = Some(403);
+    exec.time = Some("2026-11-29T08:31:00Z".into());
+    s.record(&exec);
+    exec.time = Some("2026-11-29T08:29:00Z".into());
+    s.record(&exec);
+    let mut open = request("container.attach", "POST", "/containers/x/attach", "allow");
+    open.event = Some("session_open".into());
+    open.id = Some("s1".into());
+    open.status = Some(101);
+    s.record(&open);
+    open.id = Some("s2".into());
+    s.record(&open);
+    s.record(&Record {
+        event: Some("session_close".into()),
+        id: Some("s1".into()),
+        end: Some("client_gone".into()),
+        bytes_out: Some(10),
+        ..Record::default()
+    });
+    s.record(&Record {
+        event: Some("reload".into()),
+        result: Some("error".into()),
+        error: Some("bad".into()),
+        ..Record::default()
+    });
+    let mut stranger = request("container.list", "GET", "/containers/json", "deny");
+    stranger.client = None;
+    s.record(&stranger);
+    s.line(
+        LineRef {
+            file: "f".into(),
+            line: 9,
+        },
+        Err("not JSON".into()),
+    );
+    let sum = s.finish();
+    assert_eq!(sum.totals.requests, 7);
+    assert_eq!(sum.totals.allowed, 4);
+    assert_eq!(sum.totals.denied, 3);
+    assert_eq!(sum.clients.len(), 2);
+    assert_eq!(sum.clients[0].client, "ci");
+    assert_eq!(sum.clients[1].client, NO_CLIENT);
+    assert_eq!(sum.clients[0].operations["exec.create"].denied, 2);
+    assert_eq!(sum.clients[0].statuses["101"], 2);
+    let exec_refusal = sum
+        .refusals
+        .iter()
+        .find(|r| r.operation == "exec.create")
+        .unwrap();
+    assert_eq!(exec_refusal.count, 2);
+    assert_eq!(
+        exec_refusal.period.first.as_deref(),
+        Some("2026-11-29T08:29:00Z")
+    );
+    assert_eq!(
+        exec_refusal.period.last.as_deref(),
+        Some("2026-11-29T08:31:00Z")
+    );
+    assert_eq!(sum.rules[0].rule, "allow system.ping");
+    assert_eq!(sum.rules[0].decisions.requests, 2);
+    assert_eq!(sum.sessions.opened, 2);
+    assert_eq!(sum.sessions.closed, 1);
+    assert_eq!(sum.sessions.unclosed, vec!["s2".to_string()]);
+    assert_eq!(sum.sessions.ends["client_gone"], 1);
+    assert_eq!(sum.reloads.len(), 1);
+    assert_eq!(sum.unparseable.len(), 1);
+    let text = sum.to_string();
+    assert!(text.contains("3 denied"), "{text}");
+    assert!(text.contains("f:9: not JSON"), "{text}");
+    assert!(text.contains("without a close in the log: s2"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggest: rules
+
+#[test]
+fn rules_cover_every_operation_seen_and_nothing_else() {
+    let records = vec![
+        request("system.ping", "GET", "/_ping", "allow"),
+        request("container.list", "GET", "/containers/json", "allow"),
+        request("exec.create", "POST", "/containers/web/exec", "deny"),
+        request(
+            "container.logs",
+            "GET",
+            "/containers/web/logs",
+            "would-deny",
+        ),
+        request("unknown", "GET", "/libpod/info", "deny"),
+        {
+            let mut bad = request("container.list", "GET", "/x", "deny");
+            bad.operation = None;
+            bad.path = None;
+            bad.status = Some(400);
+            bad
+        },
+        {
+            let mut other = request("container.export", "GET", "/containers/web/export", "allow");
+            other.client = Some("someone-else".into());
+            other
+        },
+    ];
+    let (text, config) = suggested(&records);
+    let table = policy_table(&text);
+    let allow: Vec<&str> = table["allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        allow,
+        vec![
+            "container.list",
+            "container.logs",
+            "exec.create",
+            "system.ping"
+        ]
+    );
+    let dangerous: Vec<&str> = table["allow_dangerous"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(dangerous, vec!["exec.create", "unknown"]);
+    assert!(
+        text.contains("# NOTE: 1 request without an operation"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 of 5 distinct operation/route pairs"),
+        "{text}"
+    );
+
+    assert!(passes(&config, "GET", "/v1.43/_ping", "").is_ok());
+    assert!(passes(&config, "GET", "/containers/web/logs?follow=1", "").is_ok());
+    assert!(passes(&config, "POST", "/containers/web/exec", "{}").is_ok());
+    assert!(passes(&config, "GET", "/libpod/info", "").is_ok());
+    // What was not seen stays refused: other operations, other methods and paths of unknown
+    // routes, another client's operations.
+    for (method, target) in [
+        ("GET", "/containers/web/export"),
+        ("POST", "/containers/create"),
+        ("POST", "/exec/abc/start"),
+        ("POST", "/libpod/info"),
+        ("GET", "/libpod/other"),
+        ("GET", "/containers/web/archive?path=/"),
+    ] {
+        let err = passes(&config, method, target, "").unwrap_err();
+        assert!(err.contains("refused"), "{method} {target}: {err}");
+    }
+}
+
+#[test]
+fn session_opens_count_as_requests_and_closes_do_not() {
+    let mut open = request(
+        "container.attach",
+        "POST",
+        "/containers/web/attach",
+        "allow",
+    );
+    open.event = Some("session_open".into());
+    let mut close = request("exec.start", "POST", "/exec/abc/start", "allow");
+    close.event = Some("session_close".into());
+    let text = suggest(&[open, close], CLIENT, "suggested").unwrap();
+    let table = policy_table(&text);
+    assert_eq!(table["allow"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        table["allow_dangerous"].as_array().unwrap()[0].as_str(),
+        Some("container.attach")
+    );
+}
+
+#[test]
+fn no_requests_is_an_error_naming_the_clients_seen() {
+    let err = suggest(
+        &[request("system.ping", "GET", "/_ping", "allow")],
+        "nope",
+        "p",
+    )
+    .unwrap_err();
+    assert!(err.0.contains("clients seen: ci"), "{err}");
+}
+
+#[test]
+fn odd_policy_names_are_quoted() {
+    let text = suggest(
+        &[request("system.ping", "GET", "/_ping", "allow")],
+        CLIENT,
+        "ci runner \"x\"",
+    )
+    .unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    assert!(doc["policy"].get("ci runner \"x\"").is_some(), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggest: inspection, checked with the real inspector
+
+const PLAIN: &str = r#"{"Image":"busybox:1.36","Cmd":["true"]}"#;
+const BINDS: &str = r#"{"Image":"golang:1.23","HostConfig":{"Binds":["/srv/ci/cache:/cache","/etc/ssl/certs:/etc/ssl/certs:ro"],"CapAdd":["NET_ADMIN"],"NetworkMode":"ci-4711","PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}]},"SecurityOpt":["apparmor=ci-profile","no-new-privileges"]}}"#;
+const HOSTNET: &str = r#"{"Image":"ghcr.io/org/tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","HostConfig":{"NetworkMode":"host","Runtime":"runsc","RestartPolicy":{"Name":"always"}}}"#;
+
+#[test]
+fn inspection_sections_allow_exactly_what_was_seen() {
+    let records = vec![
+        create(PLAIN, "ci-a"),
+        create(BINDS, "ci-b"),
+        create(HOSTNET, "ci-c"),
+    ];
+    let (text, config) = suggested(&records);
+    let table = policy_table(&text);
+    let c = table["container"].as_table().unwrap();
+    assert_eq!(
+        c["require_read_only_binds"].as_bool(),
+        Some(false),
+        "{text}"
+    );
+    assert_eq!(c["allow_host_namespaces"].as_bool(), Some(true));
+    assert_eq!(c["allow_port_bindings"].as_bool(), Some(true));
+    assert_eq!(c["allow_restart_always"].as_bool(), Some(true));
+    assert!(!c.contains_key("allow_privileged"));
+    assert!(
+        !c.contains_key("port_host_ips"),
+        "127.0.0.1 is in the default"
+    );
+    let list = |k: &str| -> Vec<String> {
+        c[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        list("bind_sources"),
+        vec!["/etc/ssl/certs", "/srv/ci/cache"]
+    );
+    assert_eq!(list("cap_add"), vec!["NET_ADMIN"]);
+    assert_eq!(list("networks"), vec!["ci-4711"]);
+    assert_eq!(list("runtimes"), vec!["runsc"]);
+    assert_eq!(list("security_opt"), vec!["apparmor=ci-profile"]);
+    assert_eq!(
+        list("images"),
+        vec![
+            "docker.io/library/busybox",
+            "docker.io/library/golang",
+            "ghcr.io/org/tool"
+        ]
+    );
+
+    for body in [PLAIN, BINDS, HOSTNET] {
+        passes(&config, "POST", "/v1.43/containers/create?name=ci-x", body)
+            .unwrap_or_else(|e| panic!("{body}: {e}\n{text}"));
+    }
+    // Another tag of a repository seen is fine; everything else seen nowhere is refused.
+    passes(
+        &config,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox:latest"}"#,
+    )
+    .unwrap();
+    for (body, setting) in [
+        (r#"{"Image":"alpine"}"#, "images"),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#,
+            "allow_privileged",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"CapAdd":["SYS_PTRACE"]}}"#,
+            "cap_add",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/srv/other:/x:ro"]}}"#,
+            "bind_sources",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/var/run/docker.sock:/s:ro"]}}"#,
+            "bind_sources",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"NetworkMode":"other"}}"#,
+            "networks",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Runtime":"kata"}}"#,
+            "runtimes",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp=unconfined"]}}"#,
+            "security_opt",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/kvm","PathInContainer":"/dev/kvm","CgroupPermissions":"rwm"}]}}"#,
+            "allow_devices",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"80"}]}}}"#,
+            "port_host_ips",
+        ),
+    ] {
+        let err = passes(&config, "POST", "/containers/create", body).unwrap_err();
+        assert!(err.contains(setting), "{body}: {err}");
+    }
+    // Operations never seen stay refused.
+    assert!(passes(&config, "POST", "/containers/x/exec", "{}").is_err());
+}
+
+#[test]
+fn limits_become_caps_only_when_every_create_set_them() {
+    let small = r#"{"Image":"busybox","HostConfig":{"Memory":536870912,"PidsLimit":100,"ShmSize":1048576}}"#;
+    let big = r#"{"Image":"busybox","HostConfig":{"Memory":1073741824,"PidsLimit":200}}"#;
+    let (text, config) = suggested(&[create(small, "ci-a"), create(big, "ci-b")]);
+    let c = policy_table(&text)["container"].as_table().unwrap().clone();
+    assert_eq!(
+        c["max_memory_bytes"].as_integer(),
+        Some(1073741824),
+        "{text}"
+    );
+    assert_eq!(c["max_pids"].as_integer(), Some(200));
+    assert_eq!(c["max_shm_size_bytes"].as_integer(), Some(1048576));
+    assert!(!c.contains_key("max_nano_cpus"));
+    for body in [small, big] {
+        passes(&config, "POST", "/containers/create", body).unwrap();
+    }
+    let over = r#"{"Image":"busybox","HostConfig":{"Memory":2147483648,"PidsLimit":100}}"#;
+    let err = passes(&config, "POST", "/containers/create", over).unwrap_err();
+    assert!(err.contains("max_memory_bytes"), "{err}");
+
+    // One create without a memory limit: no memory cap (it would refuse that create).
+    let (text, config) = suggested(&[create(small, "ci-a"), create(PLAIN, "ci-b")]);
+    let c = policy_table(&text)["container"].as_table().cloned();
+    assert!(
+        c.is_none_or(|c| !c.contains_key("max_memory_bytes")),
+        "{text}"
+    );
+    passes(&config, "POST", "/containers/create", PLAIN).unwrap();
+}
+
+#[test]
+fn refusals_widen_by_the_setting_their_violation_names() {
+    let mut refused = request("container.create", "POST", "/containers/create", "deny");
+    refused.violations = vec![
+        "HostConfig.Binds[0]: host path /var/run/docker.sock is not allowed (bind_sources)".into(),
+    ];
+    let mut privileged = request(
+        "container.create",
+        "POST",
+        "/containers/create",
+        "would-deny",
+    );
+    privileged.violations = vec![
+        "HostConfig.Privileged: privileged containers are not allowed (allow_privileged)".into(),
+    ];
+    let mut rw = request("container.create", "POST", "/containers/create", "deny");
+    rw.violations = vec![
+        "HostConfig.Binds[0]: host path /srv/ci must be mounted read-only (require_read_only_binds)"
+            .into(),
+    ];
+    let mut net = request("container.create", "POST", "/containers/create", "deny");
+    net.violations =
+        vec![r#"HostConfig.NetworkMode: network "ci-net" is not allowed (networks)"#.into()];
+    let mut build = request("image.build", "POST", "/build", "would-deny");
+    build.query.insert("version".into(), vec!["2".into()]);
+    build
+        .query
+        .insert("networkmode".into(), vec!["host".into()]);
+    build.violations =
+        vec!["?version: BuildKit (version=2) is not allowed (allow_buildkit)".into()];
+    let mut volume = request("volume.create", "POST", "/volumes/create", "deny");
+    volume.violations = vec![r#"Driver: volume driver "nfs" is not allowed (drivers)"#.into()];
+    let mut sysctl = request("container.create", "POST", "/containers/create", "deny");
+    sysctl.violations =
+        vec!["HostConfig.Ulimits[0]: ulimit \"nofile\" is not allowed (ulimits)".into()];
+    let mut hopeless = request("container.start", "POST", "/containers/x/start", "deny");
+    hopeless.violations = vec![
+        "(body): a request body on container start is refused (API < 1.24 applies it as the HostConfig)"
+            .into(),
+    ];
+    let records = vec![
+        refused, privileged, rw, net, build, volume, sysctl, hopeless,
+    ];
+    let (text, config) = suggested(&records);
+    let table = policy_table(&text);
+    let c = table["container"].as_table().unwrap();
+    assert_eq!(c["allow_privileged"].as_bool(), Some(true), "{text}");
+    assert_eq!(c["require_read_only_binds"].as_bool(), Some(false));
+    assert_eq!(
+        c["bind_sources"].as_array().unwrap(),
+        &vec![
+            toml::Value::String("/srv/ci".into()),
+            toml::Value::String("/var/run/docker.sock".into())
+        ]
+    );
+    assert_eq!(c["networks"].as_array().unwrap().len(), 1);
+    assert!(!c.contains_key("images"), "no create recorded its image");
+    let b = table["build"].as_table().unwrap();
+    assert_eq!(b["allow_buildkit"].as_bool(), Some(true));
+    assert_eq!(
+        b["network_modes"].as_array().unwrap(),
+        &vec![toml::Value::String("host".into())]
+    );
+    let v = table["volume"].as_table().unwrap();
+    assert_eq!(
+        v["drivers"].as_array().unwrap(),
+        &vec![toml::Value::String("nfs".into())]
+    );
+    assert!(
+        text.contains("ulimit \\\"nofile\\\"") || text.contains("ulimit \"nofile\""),
+        "{text}"
+    );
+    assert!(text.contains("set it by hand"), "{text}");
+    assert!(text.contains("no setting allows this"), "{text}");
+    assert!(
+        text.contains("inspection stops at the first refusal"),
+        "{text}"
+    );
+
+    let body = r#"{"Image":"busybox","HostConfig":{"Privileged":true,"NetworkMode":"ci-net","Binds":["/var/run/docker.sock:/var/run/docker.sock","/srv/ci/w:/w"]}}"#;
+    passes(&config, "POST", "/containers/create", body).unwrap();
+    passes(&config, "POST", "/build?version=2&networkmode=host", "").unwrap();
+    passes(&config, "POST", "/volumes/create", r#"{"Driver":"nfs"}"#).unwrap();
+    let err = passes(&config, "POST", "/volumes/create", r#"{"Driver":"local"}"#).unwrap_err();
+    assert!(err.contains("drivers"), "{err}");
+}
+
+#[test]
+fn build_queries_shape_the_build_section() {
+    let mut plain = request("image.build", "POST", "/build", "allow");
+    plain.query.insert(
+        "t".into(),
+        vec!["registry.example.com/team/app:ci-1".into()],
+    );
+    plain
+        .query
+        .insert("buildargs".into(), vec!["<redacted>".into()]);
+    plain
+        .query
+        .insert("memory".into(), vec!["1073741824".into()]);
+    let mut cached = request("image.build", "POST", "/build", "allow");
+    cached.query.insert(
+        "cachefrom".into(),
+        vec!["[\"registry.example.com/team/app:cache\"]".into()],
+    );
+    cached.query.insert(
+        "t".into(),
+        vec!["registry.example.com/team/app:ci-2".into()],
+    );
+    let (text, config) = suggested(&[plain, cached]);
+    let b = policy_table(&text)["build"].as_table().unwrap().clone();
+    assert_eq!(b["allow_cache_from"].as_bool(), Some(true), "{text}");
+    assert!(!b.contains_key("allow_buildkit"));
+    assert_eq!(b["max_memory_bytes"].as_integer(), Some(1073741824));
+    assert_eq!(
+        b["tags"].as_array().unwrap(),
+        &vec![toml::Value::String("registry.example.com/team/app".into())]
+    );
+    assert!(text.contains("2 of 2 distinct build queries"), "{text}");
+    passes(
+        &config,
+        "POST",
+        "/build?t=registry.example.com/team/app:ci-3",
+        "",
+    )
+    .unwrap();
+    for (target, setting) in [
+        ("/build?t=registry.example.com/team/other:1", "tags"),
+        ("/build?version=2", "allow_buildkit"),
+        ("/build?remote=https://example.com/x.git", "allow_remote"),
+        ("/build?memory=2147483648", "max_memory_bytes"),
+    ] {
+        let err = passes(&config, "POST", target, "").unwrap_err();
+        assert!(err.contains(setting), "{target}: {err}");
+    }
+}
+
+#[test]
+fn exec_network_and_volume_settings() {
+    let exec_body = r#"{"Cmd":["sh"],"Privileged":true}"#;
+    let exec_summary = inspect::exec_create(
+        exec_body.as_bytes(),
+        &inspect::ExecRules {
+            allow_privileged: true,
+            allow_root_user: true,
+        },
+    )
+    .unwrap();
+    let mut exec = request("exec.create", "POST", "/containers/web/exec", "allow");
+    exec.settings = Some(settings_of(&exec_summary));
+    let net_body = r#"{"Name":"ci-net","Driver":"bridge"}"#;
+    let net_summary =
+        inspect::network_create(net_body.as_bytes(), &inspect::NetworkRules::default()).unwrap();
+    let mut net = request("network.create", "POST", "/networks/create", "allow");
+    net.settings = Some(settings_of(&net_summary));
+    let (text, config) = suggested(&[exec, net]);
+    let table = policy_table(&text);
+    assert_eq!(
+        table["exec"]["allow_privileged"].as_bool(),
+        Some(true),
+        "{text}"
+    );
+    assert!(
+        !table.contains_key("network"),
+        "bridge is the default: {text}"
+    );
+    passes(&config, "POST", "/containers/web/exec", exec_body).unwrap();
+    passes(&config, "POST", "/networks/create", net_body).unwrap();
+    let err = passes(
+        &config,
+        "POST",
+        "/networks/create",
+        r#"{"Name":"lan","Driver":"macvlan"}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("drivers"), "{err}");
+}
+
+#[test]
+fn creates_without_settings_leave_images_and_caps_open() {
+    let mut blind = request("container.create", "POST", "/containers/create", "allow");
+    blind.settings = None;
+    let memory = r#"{"Image":"busybox","HostConfig":{"Memory":536870912,"PidsLimit":10}}"#;
+    let (text, config) = suggested(&[blind, create(memory, "ci-a")]);
+    assert!(text.contains("no recorded settings"), "{text}");
+    assert!(!text.contains("images ="), "{text}");
+    assert!(!text.contains("max_memory_bytes"), "{text}");
+    passes(
+        &config,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"alpine"}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn violation_parsing() {
+    assert_eq!(
+        suggest::tests_support::split("A.B: host path /x is not allowed (bind_sources)"),
+        (
+            "host path /x is not allowed (bind_sources)",
+            Some("bind_sources")
+        )
+    );
+    assert_eq!(
+        suggest::tests_support::split("(body): invalid JSON: x"),
+        ("invalid JSON: x", None)
+    );
+    assert_eq!(
+        suggest::tests_support::quoted(r#"network "a\"b" is not allowed"#),
+        Some("a\"b".to_string())
+    );
+}
