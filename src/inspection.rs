@@ -78,7 +78,8 @@ const TAKES_BODY: &[&str] = &[
 fn check_for(operation: &str, body_known_empty: bool) -> Option<Check> {
     match operation {
         "container.create" | "container.update" | "exec.create" | "volume.create"
-        | "network.create" | "network.connect" => Some(Check::Body),
+        | "network.create" | "network.connect" | "service.create" | "service.update"
+        | "plugin.pull" | "plugin.upgrade" => Some(Check::Body),
         "container.start" => Some(Check::NoBody),
         "image.build" => Some(Check::Query),
         _ if !body_known_empty && !TAKES_BODY.contains(&operation) => Some(Check::Empty),
@@ -105,6 +106,16 @@ pub fn check_request(authorized: &Authorized, body: &[u8]) -> Result<(), ProxyEr
         "network.create" => inspect::network_create(body, &rules.network).map(drop),
         "network.connect" => inspect::network_connect(body, &rules.container).map(drop),
         "image.build" => inspect::build_query(query, &rules.build).map(drop),
+        "service.create" => inspect::service_create(body, query, &rules.container).map(drop),
+        "service.update" => inspect::service_update(body, query, &rules.container).map(drop),
+        "plugin.pull" => inspect::plugin_pull(body, query, &rules.plugin).map(drop),
+        "plugin.upgrade" => inspect::plugin_upgrade(
+            body,
+            query,
+            authorized.operation.object.as_deref(),
+            &rules.plugin,
+        )
+        .map(drop),
         _ => Ok(()),
     };
     result.map_err(|violation| ProxyError::Denied {
@@ -125,6 +136,7 @@ fn section(operation: &str) -> &'static str {
         "volume.create" => "volume",
         "network.create" => "network",
         "image.build" => "build",
+        "plugin.pull" | "plugin.upgrade" => "plugin",
         _ => "container",
     }
 }
