@@ -15,6 +15,7 @@ use crate::body;
 use crate::config::{Config, ListenAddr};
 use crate::forward::{Forward, Upstream};
 use crate::identity::{self, Evidence, ListenerClients};
+use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
 use crate::policy::Authority;
 use crate::shutdown::Drain;
@@ -221,9 +222,14 @@ async fn serve_connection(
     drain: Drain,
 ) {
     let peer = info.peer.to_string();
+    // hyper hides duplicate Content-Length headers and Content-Length beside
+    // Transfer-Encoding from the service; the watch sees the raw heads (listener::framing).
+    let verdicts = Verdicts::new();
+    let stream = FramingWatch::new(stream, verdicts.clone());
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(body::boxed);
         request.extensions_mut().insert(info.clone());
+        request.extensions_mut().insert(verdicts.next());
         service.clone().oneshot(request)
     });
     let mut builder = http1::Builder::new();

@@ -243,6 +243,38 @@ fn framing_tricks_cannot_smuggle_a_request() {
         privileged.len()
     );
     assert_refused(&proxy, "CL+TE", both.as_bytes());
+    // The same shapes around a body that passes inspection: hyper alone would read them one way
+    // and forward a clean create; sockwarden refuses both with 400 and nothing reaches the daemon.
+    let clean = create_body("");
+    let n = clean.len();
+    let ambiguous = [
+        (
+            "Content-Length twice",
+            format!("POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {n}\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n{clean}"),
+        ),
+        (
+            "Content-Length and Transfer-Encoding",
+            format!("POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {n}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{n:x}\r\n{clean}\r\n0\r\n\r\n"),
+        ),
+    ];
+    for (what, raw) in &ambiguous {
+        let before = state();
+        let (status, body) = last_response(&proxy, raw.as_bytes());
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(
+            body.contains("sockwarden:") && body.contains("two ways"),
+            "{what}: {body}"
+        );
+        assert_eq!(before, state(), "{what}: the daemon's state changed");
+    }
+    // Unambiguous, the same body creates a container: the refusals above are about framing.
+    let cleanup = Cleanup::new();
+    let name = cleanup.container("framing-ok");
+    let (status, body) = last_response(
+        &proxy,
+        &post_json(&format!("/containers/create?name={name}"), &clean),
+    );
+    assert_eq!(status, 201, "{body}");
     // A refused request pipelined after an allowed one.
     let mut pipelined = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n".to_vec();
     pipelined.extend(post_json("/containers/create", &privileged));

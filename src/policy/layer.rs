@@ -13,6 +13,7 @@ use tower::{Layer, Service};
 use super::{Authority, Decision, Policy, RequestFacts};
 use crate::body::ProxyBody;
 use crate::error::{BoxError, ProxyError};
+use crate::listener::framing::Framing;
 use crate::listener::ConnInfo;
 use crate::route::{self, Normalized, Operation};
 
@@ -88,13 +89,24 @@ where
             .extensions()
             .get::<ConnInfo>()
             .and_then(|info| info.client.clone());
-        match authorize(
-            &self.authority,
-            client,
-            request.method(),
-            request.uri(),
-            request.headers(),
-        ) {
+        // Framing the raw bytes showed to be ambiguous (listener::framing): refused before
+        // anything else, as the other parser-disagreement refusals of normalization are.
+        let framing = request
+            .extensions()
+            .get::<Framing>()
+            .and_then(Framing::refusal)
+            .map(ProxyError::BadRequest);
+        let decided = match framing {
+            Some(refusal) => Err(refusal),
+            None => authorize(
+                &self.authority,
+                client,
+                request.method(),
+                request.uri(),
+                request.headers(),
+            ),
+        };
+        match decided {
             Ok(authorized) => {
                 request.extensions_mut().insert(authorized);
                 let future = self.inner.call(request);
