@@ -791,7 +791,9 @@ mod tests {
 
     #[test]
     fn example_documents_every_inspection_setting() {
-        use crate::inspect::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
+        use crate::inspect::{
+            BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
+        };
         let text = include_str!("../config/sockwarden.toml");
         let sections = [
             (
@@ -805,6 +807,7 @@ mod tests {
                 toml::to_string(&NetworkRules::default()).unwrap(),
             ),
             ("build", toml::to_string(&BuildRules::default()).unwrap()),
+            ("plugin", toml::to_string(&PluginRules::default()).unwrap()),
         ];
         for (section, defaults) in sections {
             for line in defaults.lines().filter(|l| l.contains(" = ")) {

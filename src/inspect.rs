@@ -15,6 +15,8 @@
 //! | `POST /volumes/create`              | [`volume_create`]         | [`VolumeRules`]  |
 //! | `POST /networks/create`             | [`network_create`]        | [`NetworkRules`] |
 //! | `POST /build` (query only)          | [`build_query`]           | [`BuildRules`]   |
+//! | `POST /services/create`, `/{id}/update` | [`service_create`], [`service_update`] | [`ContainerRules`] |
+//! | `POST /plugins/pull`, `/{name}/upgrade` | [`plugin_pull`], [`plugin_upgrade`] | [`PluginRules`] |
 //!
 //! What the inspectors cannot do (needs I/O, left to the caller): resolve names to IDs and check
 //! ownership of images, volumes (`Summary::named_volumes`), networks (`Summary::networks`) and
@@ -29,8 +31,10 @@ pub mod container;
 pub mod docker_json;
 pub mod exec;
 pub mod network;
+pub mod plugin;
 pub mod rules;
 pub mod samples;
+pub mod service;
 pub mod volume;
 
 mod common;
@@ -44,7 +48,9 @@ pub(crate) use common::normalize_image;
 pub use container::{container_create, container_start, container_start_query, container_update};
 pub use exec::exec_create;
 pub use network::{network_connect, network_create};
-pub use rules::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
+pub use plugin::{plugin_pull, plugin_upgrade};
+pub use rules::{BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules};
+pub use service::{service_create, service_update};
 pub use volume::volume_create;
 
 /// Why a request is refused: the JSON path (`HostConfig.Binds[0]`) or query parameter
@@ -126,7 +132,8 @@ pub struct Summary {
     /// Object name (container `name` parameter, volume or network `Name`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Image, normalized (`docker.io/library/busybox:latest`) when it parses as a reference.
+    /// Image (or plugin reference), normalized (`docker.io/library/busybox:latest`) when it
+    /// parses as a reference.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,6 +176,9 @@ pub struct Summary {
     /// Build tags (`t`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Privileges granted to a plugin (`NAME=VALUE`, or `NAME` without values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugin_privileges: Vec<String>,
 }
 
 impl Summary {

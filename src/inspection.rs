@@ -81,7 +81,8 @@ const TAKES_BODY: &[&str] = &[
 fn check_for(operation: &str, body_known_empty: bool) -> Option<Check> {
     match operation {
         "container.create" | "container.update" | "exec.create" | "volume.create"
-        | "network.create" | "network.connect" => Some(Check::Body),
+        | "network.create" | "network.connect" | "service.create" | "service.update"
+        | "plugin.pull" | "plugin.upgrade" => Some(Check::Body),
         "container.start" => Some(Check::NoBody),
         "image.build" => Some(Check::Query),
         _ if !body_known_empty && !TAKES_BODY.contains(&operation) => Some(Check::Empty),
@@ -111,6 +112,16 @@ pub fn check_request(
         "network.create" => inspect::network_create(body, &rules.network).map(Some),
         "network.connect" => inspect::network_connect(body, &rules.container).map(Some),
         "image.build" => inspect::build_query(query, &rules.build).map(Some),
+        "service.create" => inspect::service_create(body, query, &rules.container).map(Some),
+        "service.update" => inspect::service_update(body, query, &rules.container).map(Some),
+        "plugin.pull" => inspect::plugin_pull(body, query, &rules.plugin).map(Some),
+        "plugin.upgrade" => inspect::plugin_upgrade(
+            body,
+            query,
+            authorized.operation.object.as_deref(),
+            &rules.plugin,
+        )
+        .map(Some),
         _ => Ok(None),
     };
     result.map_err(|violation| ProxyError::Denied {
@@ -131,6 +142,7 @@ fn section(operation: &str) -> &'static str {
         "volume.create" => "volume",
         "network.create" => "network",
         "image.build" => "build",
+        "plugin.pull" | "plugin.upgrade" => "plugin",
         _ => "container",
     }
 }

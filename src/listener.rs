@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::config::ListenAddr;
 
+pub mod framing;
 pub mod tls;
 
 pub use tls::{ClientCert, TlsSettings};

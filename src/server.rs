@@ -18,6 +18,7 @@ use crate::config::{Config, ListenAddr};
 use crate::forward::{Forward, Upstream};
 use crate::identity::Evidence;
 use crate::limits::Connections;
+use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
 use crate::metrics::Metrics;
 use crate::reload::{Caller, ConfigSource, Live};
@@ -316,6 +317,10 @@ async fn serve_connection(
     let peer = info.peer.to_string();
     let live = shared.live.clone();
     let service = shared.service.clone();
+    // hyper hides duplicate Content-Length headers and Content-Length beside
+    // Transfer-Encoding from the service; the watch sees the raw heads (listener::framing).
+    let verdicts = Verdicts::new();
+    let stream = FramingWatch::new(stream, verdicts.clone());
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(body::boxed);
         let runtime = live.current();
@@ -327,6 +332,7 @@ async fn serve_connection(
         };
         request.extensions_mut().insert(Caller { client, runtime });
         request.extensions_mut().insert(info.clone());
+        request.extensions_mut().insert(verdicts.next());
         service.clone().oneshot(request)
     });
     let connection = builder

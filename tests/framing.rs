@@ -519,6 +519,84 @@ async fn malformed_requests_get_400_and_never_reach_the_daemon() {
     proxy.shutdown().await;
 }
 
+/// hyper's parser hides these two shapes from the service (it drops the Content-Length lines);
+/// sockwarden sees them in the raw head (`listener::framing`) and refuses them.
+#[tokio::test]
+async fn ambiguous_framing_gets_400_and_never_reaches_the_daemon() {
+    let stub = Stub::start().await;
+    let proxy = Proxy::start(&stub.socket).await;
+    let cases: [(&str, &[u8], &str); 7] = [
+        (
+            "CL then TE",
+            b"POST /echo HTTP/1.1\r\nHost: d\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            "TE then CL",
+            b"POST /echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            "CL zero and TE, lower case",
+            b"POST /echo HTTP/1.1\r\nhost: d\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            "equal Content-Length twice",
+            b"POST /echo HTTP/1.1\r\nHost: d\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            "more than one Content-Length header",
+        ),
+        (
+            "Content-Length twice, different case",
+            b"POST /echo HTTP/1.1\r\nHost: d\r\nContent-Length: 5\r\nCONTENT-LENGTH: 5\r\nConnection: close\r\n\r\nhello",
+            "more than one Content-Length header",
+        ),
+        (
+            "zero Content-Length twice on a GET",
+            b"GET /_ping HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "more than one Content-Length header",
+        ),
+        (
+            "bare LF line ends",
+            b"POST /echo HTTP/1.1\nHost: d\nContent-Length: 5\nTransfer-Encoding: chunked\nConnection: close\n\n5\r\nhello\r\n0\r\n\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+    ];
+    for (what, raw, why) in cases {
+        let mut s = proxy.connect().await;
+        s.write_all(raw).await.unwrap();
+        let out = text(&read_to_eof(&mut s, T).await.unwrap_or_default());
+        assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out:?}");
+        assert!(
+            out.contains("{\"message\":\"sockwarden: ") && out.contains(why),
+            "{what}: {out:?}"
+        );
+    }
+    assert_eq!(stub.hits(), 0, "an ambiguous request reached the upstream");
+    // Pipelined between clean requests on one connection: only the ambiguous one is refused,
+    // and its body is not read as a request.
+    let mut s = proxy.connect().await;
+    s.write_all(
+        b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n\
+          POST /echo HTTP/1.1\r\nHost: d\r\nContent-Length: 18\r\nContent-Length: 18\r\n\r\nGET /smuggled HTTP\
+          POST /echo HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    )
+    .await
+    .unwrap();
+    let out = text(&read_to_eof(&mut s, T).await.unwrap_or_default());
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| out.get(i + 9..i + 12))
+        .collect();
+    assert_eq!(statuses, ["200", "400", "200"], "{out}");
+    assert_eq!(
+        stub.hits(),
+        2,
+        "only the two clean requests reach the upstream"
+    );
+    proxy.shutdown().await;
+}
+
 #[tokio::test]
 async fn client_disconnect_mid_stream_tears_down_upstream() {
     let stub = Stub::start().await;

@@ -1,11 +1,13 @@
 //! The adversarial suite: a restricted client tries every known way around its policy, end to
 //! end through sockwarden against the real daemon. Each attempt must be refused with a 4xx
-//! **and** leave the daemon's state unchanged (no container, volume, network or exec created,
-//! no container renamed). The same number of legitimate requests must still work.
+//! **and** leave the daemon's state unchanged (no container, volume, network, exec, plugin or
+//! service created, no container renamed). The same number of legitimate requests must still
+//! work.
 //!
 //! Policy under test: the built-in `ci` profile plus exec (acknowledged), with the default,
 //! safe container rules (no privileges, no added capabilities, no host paths, no host
-//! namespaces or devices).
+//! namespaces or devices). The service and plugin tests use the same profile with swarm
+//! services and plugin pulls acknowledged, so that those requests reach body inspection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -55,6 +57,9 @@ struct State {
     volumes: Vec<String>,
     networks: Vec<String>,
     execs: Vec<String>,
+    plugins: Vec<String>,
+    /// The answer to `GET /services` (the test daemon is not a swarm manager: always its 503).
+    services: String,
 }
 
 fn get_json(path: &str) -> serde_json::Value {
@@ -86,6 +91,11 @@ fn state() -> State {
         .as_array()
         .map(|v| v.iter().map(|v| v["Name"].to_string()).collect())
         .unwrap_or_default();
+    let plugins = get_json("/v1.41/plugins")
+        .as_array()
+        .map(|v| v.iter().map(|p| p["Name"].to_string()).collect())
+        .unwrap_or_default();
+    let services = get_json("/v1.41/services").to_string();
     let networks = get_json("/v1.41/networks")
         .as_array()
         .map(|v| v.iter().map(|n| n["Id"].to_string()).collect())
@@ -100,6 +110,8 @@ fn state() -> State {
         volumes,
         networks,
         execs,
+        plugins,
+        services,
     }
 }
 
@@ -231,6 +243,38 @@ fn framing_tricks_cannot_smuggle_a_request() {
         privileged.len()
     );
     assert_refused(&proxy, "CL+TE", both.as_bytes());
+    // The same shapes around a body that passes inspection: hyper alone would read them one way
+    // and forward a clean create; sockwarden refuses both with 400 and nothing reaches the daemon.
+    let clean = create_body("");
+    let n = clean.len();
+    let ambiguous = [
+        (
+            "Content-Length twice",
+            format!("POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {n}\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n{clean}"),
+        ),
+        (
+            "Content-Length and Transfer-Encoding",
+            format!("POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {n}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{n:x}\r\n{clean}\r\n0\r\n\r\n"),
+        ),
+    ];
+    for (what, raw) in &ambiguous {
+        let before = state();
+        let (status, body) = last_response(&proxy, raw.as_bytes());
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(
+            body.contains("sockwarden:") && body.contains("two ways"),
+            "{what}: {body}"
+        );
+        assert_eq!(before, state(), "{what}: the daemon's state changed");
+    }
+    // Unambiguous, the same body creates a container: the refusals above are about framing.
+    let cleanup = Cleanup::new();
+    let name = cleanup.container("framing-ok");
+    let (status, body) = last_response(
+        &proxy,
+        &post_json(&format!("/containers/create?name={name}"), &clean),
+    );
+    assert_eq!(status, 201, "{body}");
     // A refused request pipelined after an allowed one.
     let mut pipelined = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n".to_vec();
     pipelined.extend(post_json("/containers/create", &privileged));
@@ -646,4 +690,398 @@ fn read_only_clients_see_inspect_without_env_values() {
     } else {
         assert_eq!(image.len(), image_direct.len());
     }
+}
+
+// === swarm services and plugins, refused by inspection ===
+
+/// The `ci` profile with service and plugin writes acknowledged, so that they reach body
+/// inspection; plugins only from the unreachable registry `127.0.0.1:1`, with no privileges.
+fn swarm_proxy() -> Proxy {
+    let uid = current_uid();
+    Proxy::start_with(
+        &format!(
+            r#"
+[[client]]
+name = "ci"
+policy = "ci-swarm"
+uids = [{uid}]
+
+[policy.ci-swarm]
+profile = "ci"
+allow = ["service.create", "service.update", "plugin.pull", "plugin.upgrade", "plugin.privileges"]
+allow_dangerous = ["service.create", "service.update", "plugin.pull", "plugin.upgrade"]
+
+[policy.ci-swarm.plugin]
+names = ["127.0.0.1:1/sw/*", "sw-nx-plugin"]
+"#
+        ),
+        &daemon_socket(),
+    )
+}
+
+/// Status line and body of the last response to `raw`.
+fn last_response(proxy: &Proxy, raw: &[u8]) -> (u16, String) {
+    let resp = http_request(&proxy.socket, raw, T).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let at = text.rfind("HTTP/1.1 ").expect("a response");
+    let status = text[at + 9..at + 12].parse().unwrap();
+    let body = text[at..]
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Refused by inspection: 403 from sockwarden naming `field`, and the daemon's state unchanged.
+fn assert_inspection_refuses(proxy: &Proxy, what: &str, raw: &[u8], field: &str) {
+    let before = state();
+    let (status, body) = last_response(proxy, raw);
+    assert_eq!(status, 403, "{what}: {body}");
+    assert!(
+        body.contains("sockwarden:") && body.contains(field),
+        "{what}: the refusal should name {field}: {body}"
+    );
+    assert_eq!(before, state(), "{what}: the daemon's state changed");
+}
+
+/// Passed inspection and answered by the daemon itself (`status`, a message containing
+/// `daemon_says`); the daemon's state unchanged (it cannot run services or reach the registry).
+fn assert_forwarded(proxy: &Proxy, what: &str, raw: &[u8], status: u16, daemon_says: &str) {
+    let before = state();
+    let (got, body) = last_response(proxy, raw);
+    assert_eq!(got, status, "{what}: {body}");
+    assert!(
+        !body.contains("sockwarden") && body.contains(daemon_says),
+        "{what}: expected the daemon's answer ({daemon_says}): {body}"
+    );
+    assert_eq!(before, state(), "{what}: the daemon's state changed");
+}
+
+fn service_body(container_spec: &str) -> String {
+    format!(
+        r#"{{"Name":"sw-svc","TaskTemplate":{{"ContainerSpec":{{"Image":"{}","Args":["top"]{container_spec}}}}},"Mode":{{"Replicated":{{}}}}}}"#,
+        test_image()
+    )
+}
+
+const NOT_A_MANAGER: &str = "not a swarm manager";
+
+#[test]
+fn service_mounts_are_inspected() {
+    let _serial = serial();
+    let proxy = swarm_proxy();
+    let image = test_image();
+    let refused: Vec<(&str, String, Vec<u8>, &str)> = vec![
+        (
+            "bind mount of /",
+            "/services/create".into(),
+            service_body(r#","Mounts":[{"Type":"bind","Source":"/","Target":"/host"}]"#).into(),
+            "TaskTemplate.ContainerSpec.Mounts[0].Source",
+        ),
+        (
+            "bind mount of the docker socket",
+            "/v1.41/services/create".into(),
+            service_body(
+                r#","Mounts":[{"Type":"bind","Source":"/var/run/docker.sock","Target":"/var/run/docker.sock"}]"#,
+            )
+            .into(),
+            "host path /var/run/docker.sock is not allowed (bind_sources)",
+        ),
+        (
+            "volume with local bind options",
+            "/services/create".into(),
+            service_body(
+                r#","Mounts":[{"Type":"volume","Source":"swv","Target":"/h","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"none","o":"bind","device":"/"}}}}]"#,
+            )
+            .into(),
+            "(allow_mount_driver_config)",
+        ),
+        (
+            "seccomp unconfined",
+            "/services/create".into(),
+            service_body(r#","Privileges":{"Seccomp":{"Mode":"unconfined"}}"#).into(),
+            "TaskTemplate.ContainerSpec.Privileges.Seccomp.Mode",
+        ),
+        (
+            "AppArmor disabled",
+            "/services/create".into(),
+            service_body(r#","Privileges":{"AppArmor":{"Mode":"disabled"}}"#).into(),
+            "(security_opt)",
+        ),
+        (
+            "CapabilityAdd ALL",
+            "/services/create".into(),
+            service_body(r#","CapabilityAdd":["ALL"]"#).into(),
+            "TaskTemplate.ContainerSpec.CapabilityAdd[0]",
+        ),
+        (
+            "lower-case mounts",
+            "/services/create".into(),
+            format!(r#"{{"tasktemplate":{{"containerspec":{{"image":"{image}","mounts":[{{"type":"bind","source":"/","target":"/h"}}]}}}}}}"#).into(),
+            "(bind_sources)",
+        ),
+        (
+            "Mounts and MOUNTS",
+            "/services/create".into(),
+            service_body(r#","Mounts":[],"MOUNTS":[{"Type":"bind","Source":"/","Target":"/h"}]"#).into(),
+            "name the same field",
+        ),
+        (
+            "host network",
+            "/services/create".into(),
+            format!(r#"{{"TaskTemplate":{{"ContainerSpec":{{"Image":"{image}"}},"Networks":[{{"Target":"host"}}]}}}}"#).into(),
+            "TaskTemplate.Networks[0].Target",
+        ),
+        (
+            "plugin runtime",
+            "/services/create".into(),
+            r#"{"TaskTemplate":{"Runtime":"plugin","PluginSpec":{"Name":"p","Remote":"127.0.0.1:1/sw/p"}}}"#.into(),
+            "TaskTemplate",
+        ),
+        (
+            "update with a bind mount",
+            "/services/sw-nx-svc/update?version=1".into(),
+            service_body(r#","Mounts":[{"Type":"bind","Source":"/etc","Target":"/e"}]"#).into(),
+            "TaskTemplate.ContainerSpec.Mounts[0].Source",
+        ),
+        (
+            "update rolling back to an uninspected spec",
+            "/services/sw-nx-svc/update?version=1&rollback=previous".into(),
+            service_body("").into(),
+            "?rollback",
+        ),
+    ];
+    let legitimate: Vec<(&str, String, String)> = vec![
+        (
+            "what the CLI sends",
+            "/services/create".into(),
+            format!(
+                r#"{{"Name":"sw-svc","Labels":{{}},"TaskTemplate":{{"ContainerSpec":{{"Image":"{image}","Args":["top"],"Init":false,"DNSConfig":{{}}}},"Resources":{{"Limits":{{}},"Reservations":{{}}}},"Placement":{{}},"ForceUpdate":0}},"Mode":{{"Replicated":{{}}}},"EndpointSpec":{{"Mode":"vip"}}}}"#
+            ),
+        ),
+        (
+            "named volume",
+            "/services/create".into(),
+            service_body(r#","Mounts":[{"Type":"volume","Source":"swv","Target":"/data"}]"#),
+        ),
+        (
+            "tmpfs",
+            "/v1.41/services/create".into(),
+            service_body(r#","Mounts":[{"Type":"tmpfs","Target":"/scratch"}]"#),
+        ),
+        (
+            "seccomp default",
+            "/services/create".into(),
+            service_body(r#","Privileges":{"Seccomp":{"Mode":"default"},"NoNewPrivileges":true}"#),
+        ),
+        (
+            "AppArmor default",
+            "/services/create".into(),
+            service_body(r#","Privileges":{"AppArmor":{"Mode":"default"}}"#),
+        ),
+        (
+            "capabilities dropped",
+            "/services/create".into(),
+            service_body(r#","CapabilityDrop":["ALL"]"#),
+        ),
+        (
+            "lower-case keys",
+            "/services/create".into(),
+            format!(
+                r#"{{"tasktemplate":{{"containerspec":{{"image":"{image}","mounts":[{{"type":"tmpfs","target":"/t"}}]}}}}}}"#
+            ),
+        ),
+        (
+            "env and healthcheck",
+            "/services/create".into(),
+            service_body(
+                r#","Env":["A=B"],"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000}"#,
+            ),
+        ),
+        (
+            "bridge-less overlay-free spec with limits",
+            "/services/create".into(),
+            format!(
+                r#"{{"TaskTemplate":{{"ContainerSpec":{{"Image":"{image}"}},"Resources":{{"Limits":{{"MemoryBytes":67108864,"Pids":64}}}}}}}}"#
+            ),
+        ),
+        (
+            "restart policy",
+            "/services/create".into(),
+            format!(
+                r#"{{"TaskTemplate":{{"ContainerSpec":{{"Image":"{image}"}},"RestartPolicy":{{"Condition":"on-failure","MaxAttempts":3}}}}}}"#
+            ),
+        ),
+        (
+            "update",
+            "/services/sw-nx-svc/update?version=1".into(),
+            service_body(""),
+        ),
+        (
+            "update with rollback none",
+            "/services/sw-nx-svc/update?version=1&rollback=none".into(),
+            service_body(""),
+        ),
+    ];
+    assert_eq!(refused.len(), legitimate.len());
+    for (what, path, body, field) in &refused {
+        let body = String::from_utf8_lossy(body);
+        assert_inspection_refuses(&proxy, what, &post_json(path, &body), field);
+    }
+    for (what, path, body) in &legitimate {
+        assert_forwarded(&proxy, what, &post_json(path, body), 503, NOT_A_MANAGER);
+    }
+    // The docker CLI sees the same: the refusal names the field, a clean spec reaches the daemon.
+    let out = proxy.docker().run(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--mount",
+        "type=bind,src=/,dst=/host",
+        &image,
+        "top",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("sockwarden:") && err.contains("Mounts[0].Source"),
+        "{err}"
+    );
+    let out = proxy
+        .docker()
+        .run(&["service", "create", "--no-resolve-image", &image, "top"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && !err.contains("sockwarden") && err.contains(NOT_A_MANAGER),
+        "{err}"
+    );
+}
+
+#[test]
+fn plugin_install_privileges_are_inspected() {
+    let _serial = serial();
+    let proxy = swarm_proxy();
+    let pull = |query: &str, body: &str| post_json(&format!("/plugins/pull?{query}"), body);
+    let remote = "remote=127.0.0.1%3A1%2Fsw%2Fplugin";
+    let refused: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "host network",
+            pull(remote, r#"[{"Name":"network","Description":"","Value":["host"]}]"#),
+            "[0].Value[0]: plugin privilege \\\"network\\\" with value \\\"host\\\" is not allowed (privileges)",
+        ),
+        (
+            "mount of /",
+            pull(remote, r#"[{"Name":"mount","Description":"","Value":["/"]}]"#),
+            "(privileges)",
+        ),
+        (
+            "all devices",
+            pull(remote, r#"[{"Name":"allow-all-devices","Description":"","Value":["true"]}]"#),
+            "(privileges)",
+        ),
+        (
+            "capabilities",
+            pull(remote, r#"[{"Name":"capabilities","Value":["CAP_SYS_ADMIN"]}]"#),
+            "(privileges)",
+        ),
+        (
+            "case-folded keys",
+            pull(remote, r#"[{"name":"mount","VALUE":["/"]}]"#),
+            "(privileges)",
+        ),
+        (
+            "duplicate value keys",
+            pull(remote, r#"[{"Name":"network","Value":[],"value":["host"]}]"#),
+            "name the same field",
+        ),
+        (
+            "a plugin not in names",
+            pull("remote=vieux%2Fsshfs", "[]"),
+            "?remote",
+        ),
+        (
+            "installed under a trusted name",
+            pull(&format!("{remote}&name=trusted%2Fauthz"), "[]"),
+            "?name",
+        ),
+        (
+            "upgrade with privileges",
+            post_json(
+                "/plugins/sw-nx-plugin/upgrade?remote=127.0.0.1%3A1%2Fsw%2Fplugin",
+                r#"[{"Name":"device","Value":["/dev/sda"]}]"#,
+            ),
+            "(privileges)",
+        ),
+    ];
+    let legitimate: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("no privileges", pull(remote, "[]"), 500, "127.0.0.1:1"),
+        ("null privileges", pull(remote, "null"), 500, "127.0.0.1:1"),
+        (
+            "with an allowed alias",
+            pull(&format!("{remote}&name=127.0.0.1%3A1%2Fsw%2Fmine"), "[]"),
+            500,
+            "127.0.0.1:1",
+        ),
+        (
+            "a tagged reference",
+            pull("remote=127.0.0.1%3A1%2Fsw%2Fplugin%3Av2", "[]"),
+            500,
+            "127.0.0.1:1",
+        ),
+        (
+            "whitespace in the body",
+            pull(remote, " [ ] "),
+            500,
+            "127.0.0.1:1",
+        ),
+        (
+            "upgrade of an allowed plugin",
+            post_json(
+                "/plugins/sw-nx-plugin/upgrade?remote=127.0.0.1%3A1%2Fsw%2Fplugin",
+                "[]",
+            ),
+            404,
+            "not found",
+        ),
+        (
+            "upgrade with a null body",
+            post_json(
+                "/plugins/sw-nx-plugin/upgrade?remote=127.0.0.1%3A1%2Fsw%2Fplugin",
+                "null",
+            ),
+            404,
+            "not found",
+        ),
+        (
+            "v1.41 prefix",
+            post_json(&format!("/v1.41/plugins/pull?{remote}"), "[]"),
+            500,
+            "127.0.0.1:1",
+        ),
+        (
+            "empty name",
+            pull(&format!("name=&{remote}"), "[]"),
+            500,
+            "127.0.0.1:1",
+        ),
+    ];
+    assert_eq!(refused.len(), legitimate.len());
+    for (what, raw, field) in &refused {
+        assert_inspection_refuses(&proxy, what, raw, field);
+    }
+    for (what, raw, status, says) in &legitimate {
+        assert_forwarded(&proxy, what, raw, *status, says);
+    }
+    // The CLI: privileges are asked for, granted, and the pull reaches the daemon, which cannot
+    // reach the registry.
+    let out = proxy.docker().run(&[
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        "127.0.0.1:1/sw/plugin",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && !err.contains("sockwarden") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
 }

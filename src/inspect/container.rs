@@ -420,31 +420,7 @@ fn config_field(
             str_list(v, fp)?;
         }
         "Healthcheck" => healthcheck(v, fp, rules)?,
-        "Image" => {
-            let s = string(v, fp)?;
-            if s.is_empty() {
-                return Ok(());
-            }
-            seen.image = true;
-            match normalize_image(s) {
-                Ok(r) => {
-                    if !rules.images.is_empty() && !image_matches(&r, &rules.images) {
-                        return Err(deny_rule(
-                            fp,
-                            format!("image {} is not allowed", r.full()),
-                            "images",
-                        ));
-                    }
-                    sum.image = Some(r.full());
-                }
-                Err(m) => {
-                    if !rules.images.is_empty() {
-                        return Err(deny_rule(fp, m, "images"));
-                    }
-                    sum.image = Some(s.to_string());
-                }
-            }
-        }
+        "Image" => seen.image |= image(v, fp, rules, sum)?,
         "Volumes" => {
             for k in set_keys(v, fp)? {
                 let t = check_target(k, &fp.key(k), rules.allow_special_mount_targets)?;
@@ -496,6 +472,39 @@ fn config_field(
     Ok(())
 }
 
+/// `Image` (container create, service `ContainerSpec.Image`): checked against `images`.
+/// Returns whether an image was named.
+pub(crate) fn image(
+    v: &Value,
+    fp: &Path<'_>,
+    rules: &ContainerRules,
+    sum: &mut Summary,
+) -> Result<bool, Violation> {
+    let s = string(v, fp)?;
+    if s.is_empty() {
+        return Ok(false);
+    }
+    match normalize_image(s) {
+        Ok(r) => {
+            if !rules.images.is_empty() && !image_matches(&r, &rules.images) {
+                return Err(deny_rule(
+                    fp,
+                    format!("image {} is not allowed", r.full()),
+                    "images",
+                ));
+            }
+            sum.image = Some(r.full());
+        }
+        Err(m) => {
+            if !rules.images.is_empty() {
+                return Err(deny_rule(fp, m, "images"));
+            }
+            sum.image = Some(s.to_string());
+        }
+    }
+    Ok(true)
+}
+
 /// `WorkingDir` (also used by exec): absolute and not under `/proc` (CVE-2024-21626).
 pub(crate) fn working_dir(s: &str, fp: &Path<'_>) -> Result<(), Violation> {
     if s.is_empty() {
@@ -514,7 +523,11 @@ pub(crate) fn working_dir(s: &str, fp: &Path<'_>) -> Result<(), Violation> {
     Ok(())
 }
 
-fn healthcheck(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+pub(crate) fn healthcheck(
+    v: &Value,
+    fp: &Path<'_>,
+    rules: &ContainerRules,
+) -> Result<(), Violation> {
     const FIELDS: &[&str] = &[
         "Test",
         "Interval",
@@ -681,30 +694,7 @@ fn host_field(
                 }
             }
         }
-        "CapAdd" => {
-            let allowed: Vec<String> = rules
-                .cap_add
-                .iter()
-                .filter_map(|c| normalize_cap(c))
-                .collect();
-            for (i, cap) in str_slice(v, fp)?.iter().enumerate() {
-                let ip = fp.index(i);
-                let Some(n) = normalize_cap(cap) else {
-                    return Err(deny(
-                        &ip,
-                        "non-ASCII capability name refused (Go upper-cases it Unicode-aware)",
-                    ));
-                };
-                if !allowed.contains(&n) {
-                    return Err(deny_rule(
-                        &ip,
-                        format!("capability {n} is not allowed"),
-                        "cap_add",
-                    ));
-                }
-                sum.cap_add.push(n);
-            }
-        }
+        "CapAdd" => cap_add(v, fp, rules, sum)?,
         "CapDrop" => {
             for cap in str_slice(v, fp)? {
                 sum.cap_drop
@@ -734,28 +724,8 @@ fn host_field(
         "Dns" | "DnsOptions" | "DnsSearch" => {
             str_list(v, fp)?;
         }
-        "ExtraHosts" => {
-            for (i, h) in str_list(v, fp)?.iter().enumerate() {
-                if h.to_ascii_lowercase().contains("host-gateway") && !rules.allow_host_gateway {
-                    return Err(deny_rule(
-                        &fp.index(i),
-                        "host-gateway (the host's address) is not allowed",
-                        "allow_host_gateway",
-                    ));
-                }
-            }
-        }
-        "GroupAdd" => {
-            for (i, g) in str_list(v, fp)?.iter().enumerate() {
-                if !rules.group_add.iter().any(|a| a == g) {
-                    return Err(deny_rule(
-                        &fp.index(i),
-                        format!("supplementary group {} is not allowed", quote(g)),
-                        "group_add",
-                    ));
-                }
-            }
-        }
+        "ExtraHosts" => extra_hosts(v, fp, rules)?,
+        "GroupAdd" => group_add(v, fp, rules)?,
         "Links" => {
             if !str_list(v, fp)?.is_empty() && !rules.allow_links {
                 return Err(deny_rule(
@@ -765,19 +735,7 @@ fn host_field(
                 ));
             }
         }
-        "OomScoreAdj" => {
-            let n = int64(v, fp)?;
-            if !(-1000..=1000).contains(&n) {
-                return Err(deny(fp, format!("OomScoreAdj {n} is outside -1000..=1000")));
-            }
-            if n < 0 && !rules.allow_negative_oom_score_adj {
-                return Err(deny_rule(
-                    fp,
-                    "a negative OomScoreAdj (protection from the OOM killer) is not allowed",
-                    "allow_negative_oom_score_adj",
-                ));
-            }
-        }
+        "OomScoreAdj" => oom_score_adj(v, fp, rules)?,
         "SecurityOpt" => {
             for (i, o) in str_list(v, fp)?.iter().enumerate() {
                 security_opt(o, &fp.index(i), rules)?;
@@ -841,17 +799,7 @@ fn host_field(
                 sum.limits.shm_size = Some(n);
             }
         }
-        "Sysctls" => {
-            for (k, _) in str_map(v, fp)? {
-                if !rules.sysctls.iter().any(|pat| glob(pat, k)) {
-                    return Err(deny_rule(
-                        &fp.key(k),
-                        format!("sysctl {k} is not allowed"),
-                        "sysctls",
-                    ));
-                }
-            }
-        }
+        "Sysctls" => sysctls(v, fp, rules)?,
         "Runtime" => {
             let s = string(v, fp)?;
             if !s.is_empty() {
@@ -865,12 +813,7 @@ fn host_field(
                 sum.runtime = Some(s.to_string());
             }
         }
-        "Isolation" => {
-            let s = string(v, fp)?;
-            if !s.is_empty() && !s.eq_ignore_ascii_case("default") {
-                return Err(deny(fp, format!("isolation {} is refused", quote(s))));
-            }
-        }
+        "Isolation" => isolation(v, fp)?,
         "MaskedPaths" | "ReadonlyPaths" => {
             let l = str_list(v, fp)?;
             let defaults = if c == "MaskedPaths" {
@@ -897,6 +840,151 @@ fn host_field(
             }
         }
         _ => return Err(deny(fp, "internal: unhandled field")),
+    }
+    Ok(())
+}
+
+/// `CapAdd` (and a service's `CapabilityAdd`): each capability, normalized the Go way, must be
+/// listed in `cap_add`.
+pub(crate) fn cap_add(
+    v: &Value,
+    fp: &Path<'_>,
+    rules: &ContainerRules,
+    sum: &mut Summary,
+) -> Result<(), Violation> {
+    let allowed: Vec<String> = rules
+        .cap_add
+        .iter()
+        .filter_map(|c| normalize_cap(c))
+        .collect();
+    for (i, cap) in str_slice(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        let Some(n) = normalize_cap(cap) else {
+            return Err(deny(
+                &ip,
+                "non-ASCII capability name refused (Go upper-cases it Unicode-aware)",
+            ));
+        };
+        if !allowed.contains(&n) {
+            return Err(deny_rule(
+                &ip,
+                format!("capability {n} is not allowed"),
+                "cap_add",
+            ));
+        }
+        sum.cap_add.push(n);
+    }
+    Ok(())
+}
+
+/// `ExtraHosts` (and a service's `Hosts`): `host-gateway` needs `allow_host_gateway`.
+pub(crate) fn extra_hosts(
+    v: &Value,
+    fp: &Path<'_>,
+    rules: &ContainerRules,
+) -> Result<(), Violation> {
+    for (i, h) in str_list(v, fp)?.iter().enumerate() {
+        if h.to_ascii_lowercase().contains("host-gateway") && !rules.allow_host_gateway {
+            return Err(deny_rule(
+                &fp.index(i),
+                "host-gateway (the host's address) is not allowed",
+                "allow_host_gateway",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `GroupAdd` (and a service's `Groups`): each group must be listed in `group_add`.
+pub(crate) fn group_add(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+    for (i, g) in str_list(v, fp)?.iter().enumerate() {
+        if !rules.group_add.iter().any(|a| a == g) {
+            return Err(deny_rule(
+                &fp.index(i),
+                format!("supplementary group {} is not allowed", quote(g)),
+                "group_add",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `OomScoreAdj` (container and service): -1000..=1000, negative only with
+/// `allow_negative_oom_score_adj`.
+pub(crate) fn oom_score_adj(
+    v: &Value,
+    fp: &Path<'_>,
+    rules: &ContainerRules,
+) -> Result<(), Violation> {
+    let n = int64(v, fp)?;
+    if !(-1000..=1000).contains(&n) {
+        return Err(deny(fp, format!("OomScoreAdj {n} is outside -1000..=1000")));
+    }
+    if n < 0 && !rules.allow_negative_oom_score_adj {
+        return Err(deny_rule(
+            fp,
+            "a negative OomScoreAdj (protection from the OOM killer) is not allowed",
+            "allow_negative_oom_score_adj",
+        ));
+    }
+    Ok(())
+}
+
+/// `Sysctls` (container and service): each key must match a `sysctls` pattern.
+pub(crate) fn sysctls(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+    for (k, _) in str_map(v, fp)? {
+        if !rules.sysctls.iter().any(|pat| glob(pat, k)) {
+            return Err(deny_rule(
+                &fp.key(k),
+                format!("sysctl {k} is not allowed"),
+                "sysctls",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Isolation` (container and service): empty or `default` (Windows-only values refused).
+pub(crate) fn isolation(v: &Value, fp: &Path<'_>) -> Result<(), Violation> {
+    let s = string(v, fp)?;
+    if !s.is_empty() && !s.eq_ignore_ascii_case("default") {
+        return Err(deny(fp, format!("isolation {} is refused", quote(s))));
+    }
+    Ok(())
+}
+
+/// `Ulimits` (container and service): each name listed in `ulimits`, with
+/// `0 <= soft <= hard <= max`.
+pub(crate) fn ulimits(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+    for (i, u) in array(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        if u.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let s = strukt(u, &ip)?;
+        let (mut name, mut soft, mut hard) = ("", 0i64, 0i64);
+        for (uc, uv) in known_fields(&s, &ip, &["Name", "Soft", "Hard"], "Ulimit")? {
+            let up = ip.field(uc);
+            match uc {
+                "Name" => name = string(uv, &up)?,
+                "Soft" => soft = int64(uv, &up)?,
+                _ => hard = int64(uv, &up)?,
+            }
+        }
+        let Some(max) = rules.ulimits.get(name) else {
+            return Err(deny_rule(
+                &ip,
+                format!("ulimit {} is not allowed", quote(name)),
+                "ulimits",
+            ));
+        };
+        if soft < 0 || hard < 0 || soft > hard || hard > *max {
+            return Err(deny_rule(
+                &ip,
+                format!("ulimit {name} soft {soft} / hard {hard} must satisfy 0 <= soft <= hard <= {max}"),
+                "ulimits",
+            ));
+        }
     }
     Ok(())
 }
@@ -940,7 +1028,7 @@ fn ns_mode(
 }
 
 /// A network name in `NetworkMode` (mode = true) or an `EndpointsConfig` key.
-fn network_name(
+pub(crate) fn network_name(
     s: &str,
     fp: &Path<'_>,
     rules: &ContainerRules,
@@ -1160,7 +1248,7 @@ fn named_volume(
     Ok(())
 }
 
-fn mount(
+pub(crate) fn mount(
     v: &Value,
     p: &Path<'_>,
     rules: &ContainerRules,
@@ -1504,7 +1592,7 @@ fn normalized_security_opt(o: &str) -> String {
     }
 }
 
-fn security_opt(o: &str, p: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+pub(crate) fn security_opt(o: &str, p: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
     if o == "no-new-privileges" {
         return Ok(());
     }
@@ -1547,11 +1635,24 @@ fn security_opt(o: &str, p: &Path<'_>, rules: &ContainerRules) -> Result<(), Vio
 }
 
 fn log_config(v: &Value, p: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+    log_driver(v, p, rules, ["Type", "Config"], "LogConfig")
+}
+
+/// A logging driver and its options: `HostConfig.LogConfig` (`Type`, `Config`) or a service's
+/// `TaskTemplate.LogDriver` (`Name`, `Options`), given as `[driver field, options field]`.
+pub(crate) fn log_driver(
+    v: &Value,
+    p: &Path<'_>,
+    rules: &ContainerRules,
+    fields: [&'static str; 2],
+    what: &str,
+) -> Result<(), Violation> {
+    let [driver_field, options_field] = fields;
     let s = strukt(v, p)?;
     let mut opts = Vec::new();
-    for (c, val) in known_fields(&s, p, &["Type", "Config"], "LogConfig")? {
+    for (c, val) in known_fields(&s, p, &fields, what)? {
         let fp = p.field(c);
-        if c == "Type" {
+        if c == driver_field {
             let t = string(val, &fp)?;
             if !t.is_empty() && !rules.log_drivers.iter().any(|d| d == t) {
                 return Err(deny_rule(
@@ -1564,7 +1665,7 @@ fn log_config(v: &Value, p: &Path<'_>, rules: &ContainerRules) -> Result<(), Vio
             opts = str_map(val, &fp)?;
         }
     }
-    let cp = p.field("Config");
+    let cp = p.field(options_field);
     let mut size = None;
     let mut files = None;
     for (k, val) in &opts {
@@ -1949,38 +2050,7 @@ fn resource_field(
                 ));
             }
         }
-        "Ulimits" => {
-            for (i, u) in array(v, fp)?.iter().enumerate() {
-                let ip = fp.index(i);
-                if u.is_null() {
-                    return Err(deny(&ip, "null element refused"));
-                }
-                let s = strukt(u, &ip)?;
-                let (mut name, mut soft, mut hard) = ("", 0i64, 0i64);
-                for (uc, uv) in known_fields(&s, &ip, &["Name", "Soft", "Hard"], "Ulimit")? {
-                    let up = ip.field(uc);
-                    match uc {
-                        "Name" => name = string(uv, &up)?,
-                        "Soft" => soft = int64(uv, &up)?,
-                        _ => hard = int64(uv, &up)?,
-                    }
-                }
-                let Some(max) = rules.ulimits.get(name) else {
-                    return Err(deny_rule(
-                        &ip,
-                        format!("ulimit {} is not allowed", quote(name)),
-                        "ulimits",
-                    ));
-                };
-                if soft < 0 || hard < 0 || soft > hard || hard > *max {
-                    return Err(deny_rule(
-                        &ip,
-                        format!("ulimit {name} soft {soft} / hard {hard} must satisfy 0 <= soft <= hard <= {max}"),
-                        "ulimits",
-                    ));
-                }
-            }
-        }
+        "Ulimits" => ulimits(v, fp, rules)?,
         "CpuCount" | "CpuPercent" => {
             if int64(v, fp)? != 0 {
                 return Err(deny(fp, "Windows-only resource setting refused"));

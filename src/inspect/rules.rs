@@ -352,3 +352,21 @@ impl Default for BuildRules {
         }
     }
 }
+
+/// Allowances for `POST /plugins/pull` and `POST /plugins/{name}/upgrade`. Plugins run as root
+/// on the host with the privileges the client grants them, so the default allows no plugin at
+/// all.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginRules {
+    /// Plugin references that `?remote=`, `?name=` (pull) and the upgraded plugin may name, as
+    /// image patterns (see `ContainerRules::images`): `["docker.io/vieux/sshfs"]`,
+    /// `["registry.example.com/plugins/*"]`. Empty: no plugin may be pulled or upgraded.
+    pub names: Vec<String>,
+    /// Privileges a plugin may be granted in the request body, as `NAME` (any value) or
+    /// `NAME=VALUE` (that value only), compared exactly: `["network=host"]`. The daemon's
+    /// privilege names are `network`, `host pid namespace`, `host ipc namespace`, `mount`,
+    /// `device`, `allow-all-devices` and `capabilities`; every value of a granted privilege
+    /// must be allowed. Empty: only plugins that need no privileges.
+    pub privileges: Vec<String>,
+}

@@ -3,6 +3,8 @@
 mod container_tests;
 mod json_tests;
 mod other_tests;
+mod plugin_tests;
+mod service_tests;
 
 use super::{Summary, Violation};
 

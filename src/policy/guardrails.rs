@@ -121,11 +121,11 @@ pub const DANGEROUS: &[(&str, &str)] = &[
     ("swarm.unlockkey", "reveals the swarm unlock key"),
     (
         "service.create",
-        "runs containers cluster-wide without body inspection",
+        "runs containers on every node of a swarm (their spec is inspected, but a swarm reaches other hosts)",
     ),
     (
         "service.update",
-        "changes services cluster-wide without body inspection",
+        "changes services on every node of a swarm (their spec is inspected, but a swarm reaches other hosts)",
     ),
     ("secret.create", "writes swarm secrets"),
     ("secret.update", "writes swarm secrets"),

@@ -14,6 +14,7 @@ use super::{Authority, Decision, Policy, RequestFacts};
 use crate::audit::{Trail, Verdict};
 use crate::body::ProxyBody;
 use crate::error::{BoxError, ProxyError};
+use crate::listener::framing::Framing;
 use crate::reload::Caller;
 use crate::route::{self, Normalized, Operation};
 
@@ -87,13 +88,24 @@ where
         let authority = caller
             .as_ref()
             .map_or(&empty, |c| c.runtime.authority.as_ref());
-        match authorize(
-            authority,
-            client,
-            request.method(),
-            request.uri(),
-            request.headers(),
-        ) {
+        // Framing the raw bytes showed to be ambiguous (listener::framing): refused before
+        // anything else, as the other parser-disagreement refusals of normalization are.
+        let framing = request
+            .extensions()
+            .get::<Framing>()
+            .and_then(Framing::refusal)
+            .map(ProxyError::BadRequest);
+        let decided = match framing {
+            Some(refusal) => Err(refusal),
+            None => authorize(
+                authority,
+                client,
+                request.method(),
+                request.uri(),
+                request.headers(),
+            ),
+        };
+        match decided {
             Ok(authorized) => {
                 if let Some(trail) = &trail {
                     note(trail, &authorized);

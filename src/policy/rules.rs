@@ -7,7 +7,9 @@ use http::Method;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::inspect::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
+use crate::inspect::{
+    BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
+};
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -56,7 +58,8 @@ pub struct RawPolicy {
     /// Full rules, evaluated with the shorthand ones.
     #[serde(default)]
     pub rule: Vec<RawRule>,
-    /// `[policy.NAME.container]`: what a container create/update may ask for.
+    /// `[policy.NAME.container]`: what a container create/update (and a swarm service's
+    /// containers) may ask for.
     pub container: Option<toml::Value>,
     /// `[policy.NAME.exec]`: what an exec may ask for.
     pub exec: Option<toml::Value>,
@@ -66,6 +69,8 @@ pub struct RawPolicy {
     pub network: Option<toml::Value>,
     /// `[policy.NAME.build]`: which build parameters are allowed.
     pub build: Option<toml::Value>,
+    /// `[policy.NAME.plugin]`: which plugins may be pulled or upgraded, with which privileges.
+    pub plugin: Option<toml::Value>,
 }
 
 /// A `[[policy.NAME.rule]]` entry.
@@ -305,6 +310,8 @@ pub struct InspectRules {
     pub network: NetworkRules,
     /// `[policy.NAME.build]`.
     pub build: BuildRules,
+    /// `[policy.NAME.plugin]`.
+    pub plugin: PluginRules,
 }
 
 impl InspectRules {
@@ -333,6 +340,7 @@ impl InspectRules {
             volume: section(key, "volume", &raw.volume, base.map(|b| &b.volume))?,
             network: section(key, "network", &raw.network, base.map(|b| &b.network))?,
             build: section(key, "build", &raw.build, base.map(|b| &b.build))?,
+            plugin: section(key, "plugin", &raw.plugin, base.map(|b| &b.plugin))?,
         })
     }
 }

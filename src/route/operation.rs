@@ -94,8 +94,8 @@ pub const UNKNOWN: &str = "unknown";
 ///   daemon writes, lists or deletes);
 /// - the swarm: `swarm.inspect` (returns the manager and worker join tokens),
 ///   `swarm.unlockkey`, every swarm write (`init`, `join`, `leave`, `update`, `unlock`),
-///   `node.update` (role promotion), `node.delete`, `service.create`, `service.update` (tasks
-///   run with whatever the spec asks, cluster-wide);
+///   `node.update` (role promotion), `node.delete`, `service.create`, `service.update` (the spec is
+///   inspected like a container's, but its tasks run on every node of the swarm);
 /// - every plugin write (`pull`, `create`, `enable`, `set`, `upgrade` install or configure code
 ///   running as root; `disable`/`delete` can remove an authorization plugin);
 /// - `unknown`: a route this table does not know may be newer than it.

@@ -1,0 +1,133 @@
+//! `POST /plugins/pull` and `POST /plugins/{name}/upgrade`: which plugin, and which privileges
+//! the client grants it.
+//!
+//! The body is the JSON array of `PluginPrivilege` (`Name`, `Description`, `Value`) the client
+//! accepts; the daemon installs the plugin only if the array equals the privileges the plugin's
+//! configuration asks for (moby `computePrivileges`: `network` = the plugin's network type,
+//! `host pid namespace`, `host ipc namespace`, `mount` = host source paths, `device` = host
+//! device paths, `allow-all-devices`, `capabilities`). So refusing a privilege here refuses every
+//! plugin that needs it.
+
+use super::common::{
+    array, check_query_keys, deny, deny_rule, first, image_matches, known_fields, normalize_image,
+    parse_body, qdeny, qdeny_rule, str_list, string, strukt,
+};
+use super::docker_json::{quote, Path};
+use super::rules::PluginRules;
+use super::{Summary, Violation};
+
+/// Inspects `POST /plugins/pull?remote=R[&name=N]` and its privileges body.
+pub fn plugin_pull(
+    body: &[u8],
+    query: &[(String, String)],
+    rules: &PluginRules,
+) -> Result<Summary, Violation> {
+    check_query_keys(query, &["remote", "name"], &[], None)?;
+    let mut sum = Summary::new("plugin_pull");
+    sum.image = Some(remote(query, rules)?);
+    if let Some(name) = first(query, "name").filter(|n| !n.is_empty()) {
+        sum.name = Some(plugin_name(name, rules).map_err(|m| qdeny_rule("name", m, "names"))?);
+    }
+    privileges(body, rules, &mut sum)?;
+    Ok(sum)
+}
+
+/// Inspects `POST /plugins/{name}/upgrade?remote=R`: both the installed plugin (`name`, from the
+/// path) and the new reference must be allowed by `names`; then the privileges body.
+pub fn plugin_upgrade(
+    body: &[u8],
+    query: &[(String, String)],
+    name: Option<&str>,
+    rules: &PluginRules,
+) -> Result<Summary, Violation> {
+    check_query_keys(query, &["remote"], &[], None)?;
+    let mut sum = Summary::new("plugin_upgrade");
+    let name = name.unwrap_or("");
+    let checked = plugin_name(name, rules).map_err(|m| Violation {
+        field: "(path)".into(),
+        reason: format!("{m} (names)"),
+    })?;
+    sum.name = Some(checked);
+    sum.image = Some(remote(query, rules)?);
+    privileges(body, rules, &mut sum)?;
+    Ok(sum)
+}
+
+/// `?remote=`: required, and allowed by `names`. Returns the normalized reference.
+fn remote(query: &[(String, String)], rules: &PluginRules) -> Result<String, Violation> {
+    match first(query, "remote").filter(|r| !r.is_empty()) {
+        None => Err(qdeny("remote", "the plugin reference is required")),
+        Some(r) => plugin_name(r, rules).map_err(|m| qdeny_rule("remote", m, "names")),
+    }
+}
+
+/// A plugin reference allowed by `names` (normalized like an image reference), or why not.
+fn plugin_name(name: &str, rules: &PluginRules) -> Result<String, String> {
+    let r = normalize_image(name)?;
+    if rules.names.is_empty() || !image_matches(&r, &rules.names) {
+        return Err(format!("plugin {} is not allowed", r.full()));
+    }
+    Ok(r.full())
+}
+
+/// The granted privileges: an array (or `null`) of `PluginPrivilege`. Unknown fields refused.
+fn privileges(body: &[u8], rules: &PluginRules, sum: &mut Summary) -> Result<(), Violation> {
+    let root = parse_body(body)?;
+    if root.is_null() {
+        return Ok(());
+    }
+    let p = Path::ROOT;
+    for (i, item) in array(&root, &p)?.iter().enumerate() {
+        let ip = p.index(i);
+        if item.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let s = strukt(item, &ip)?;
+        let (mut name, mut values) = ("", Vec::new());
+        for (c, v) in known_fields(
+            &s,
+            &ip,
+            &["Name", "Description", "Value"],
+            "PluginPrivilege",
+        )? {
+            let fp = ip.field(c);
+            match c {
+                "Name" => name = string(v, &fp)?,
+                "Description" => {
+                    string(v, &fp)?;
+                }
+                _ => values = str_list(v, &fp)?,
+            }
+        }
+        let bare = rules.privileges.iter().any(|a| a == name);
+        if values.is_empty() && !bare {
+            return Err(deny_rule(
+                &ip.field("Name"),
+                format!("plugin privilege {} is not allowed", quote(name)),
+                "privileges",
+            ));
+        }
+        for (j, v) in values.iter().enumerate() {
+            let listed = rules
+                .privileges
+                .iter()
+                .any(|a| a.split_once('=') == Some((name, *v)));
+            if !bare && !listed {
+                return Err(deny_rule(
+                    &ip.field("Value").index(j),
+                    format!(
+                        "plugin privilege {} with value {} is not allowed",
+                        quote(name),
+                        quote(v)
+                    ),
+                    "privileges",
+                ));
+            }
+            sum.plugin_privileges.push(format!("{name}={v}"));
+        }
+        if values.is_empty() {
+            sum.plugin_privileges.push(name.to_string());
+        }
+    }
+    Ok(())
+}
