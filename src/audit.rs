@@ -326,8 +326,6 @@ struct Facts {
     settings: Option<Summary>,
     body: Option<serde_json::Value>,
     error: Option<String>,
-    status: Option<u16>,
-    session: bool,
 }
 
 impl Trail {
@@ -486,7 +484,7 @@ impl Trail {
             rule: facts.rule.as_deref().map(str::to_owned),
             reason: facts.reason.clone(),
             violations: facts.violations.clone(),
-            status: counts.status.or(facts.status),
+            status: counts.status,
             duration_ms: Some(counts.duration.as_secs_f64() * 1000.0),
             bytes_in: Some(counts.bytes_in),
             bytes_out: Some(counts.bytes_out),
@@ -958,7 +956,6 @@ impl Trail {
                 status.as_u16(),
             );
         }
-        self.facts().session = session;
         self.audit.submit(record);
     }
 }

@@ -1093,3 +1093,84 @@ fn syslog_sink_sends_one_datagram_per_record() {
     assert_eq!(record["client"], "ci");
     assert_eq!(record["decision"], "allow");
 }
+
+/// A stream that started under one configuration finishes under it: a reload that denies
+/// `system.events` leaves a running `docker events` alone and refuses new ones.
+#[test]
+fn requests_in_flight_finish_under_the_policy_they_started_with() {
+    let proxy = start(&ci_client(""));
+    let audit = audit_path(&proxy);
+    let cleanup = Cleanup::new();
+    let mut events = proxy.docker().stream(&[
+        "events",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    thread::sleep(Duration::from_millis(500));
+    let text = audit_config(
+        proxy.dir.path(),
+        &daemon_socket(),
+        &ci_client("deny = [\"system.events\"]"),
+    );
+    std::fs::write(&proxy.config, text).unwrap();
+    proxy.signal("HUP");
+    wait_record(&audit, |r| r["event"] == "reload" && r["result"] == "ok");
+    let name = cleanup.container("audit-inflight");
+    proxy.docker().ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &test_image(),
+        "true",
+    ]);
+    events.wait_for(T, |l| l.contains("create") && l.contains(&name));
+    assert!(events.is_running());
+    let out = proxy
+        .docker()
+        .run(&["events", "--since", "1s", "--until", "2s"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("deny system.events"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn request_heads_over_the_limit_are_refused() {
+    let proxy = start(&format!(
+        r#"
+[limits]
+max_header_bytes = 16384
+
+[[client]]
+name = "ci"
+policy = "read-only"
+uids = [{uid}]
+"#,
+        uid = current_uid()
+    ));
+    let big = "a".repeat(20_000);
+    let resp = http_request(
+        &proxy.socket,
+        format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        T,
+    )
+    .unwrap();
+    assert!(
+        resp.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&resp[..resp.len().min(200)])
+    );
+    let ok = "a".repeat(8_000);
+    let resp = http_request(
+        &proxy.socket,
+        format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: {ok}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        T,
+    )
+    .unwrap();
+    assert!(resp.starts_with(b"HTTP/1.1 200"));
+}

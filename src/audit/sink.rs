@@ -239,6 +239,7 @@ impl Writer {
                 next = rx.try_recv().ok();
             }
             self.flush(&mut lines);
+            self.metrics.audit_queue(rx.len(), rx.max_capacity());
         }
         // Whatever is still queued after Stop (records of requests that ended meanwhile).
         while let Ok(Msg::Record(record)) = rx.try_recv() {
