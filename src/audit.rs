@@ -192,8 +192,18 @@ impl Audit {
     /// Queues a record; a record that cannot be queued is counted and logged, never dropped
     /// silently.
     pub fn submit(&self, record: Record) {
+        self.send(sink::Msg::Record(Box::new(record)));
+    }
+
+    /// Queues the record of a request, built by the writer thread from its trail, so the
+    /// request path only pays for a queue slot.
+    fn submit_trail(&self, trail: Arc<Trail>, event: &'static str, counts: Counts) {
+        self.send(sink::Msg::Trail(trail, event, counts));
+    }
+
+    fn send(&self, msg: sink::Msg) {
         let Some(tx) = &self.core.tx else { return };
-        match tx.try_send(sink::Msg::Record(Box::new(record))) {
+        match tx.try_send(msg) {
             Ok(()) => {}
             Err(_) => {
                 self.core.metrics.audit_lost("queue_full", 1);
@@ -298,12 +308,22 @@ impl Verdict {
     }
 }
 
+/// The decision a request's facts amount to: what the layers noted, else a refusal (nothing
+/// noted a decision: sockwarden answered before authorization), unless the daemon failed.
+fn verdict(facts: &Facts) -> Verdict {
+    facts.verdict.unwrap_or(if facts.error.is_some() {
+        Verdict::Allow
+    } else {
+        Verdict::Deny
+    })
+}
+
 /// What the layers learned about one request. Filled in as it passes through.
 #[derive(Debug)]
 pub struct Trail {
     audit: Audit,
     id: String,
-    time: String,
+    time: SystemTime,
     started: Instant,
     listener: Option<Arc<str>>,
     peer: Option<(Peer, Arc<Evidence>)>,
@@ -441,26 +461,18 @@ impl Trail {
         }
     }
 
-    /// Builds the record of this request as it stands.
-    fn record(&self, event: &'static str, counts: Counts) -> Record {
+    /// Builds the record of this request as it stands (in the writer thread).
+    pub(crate) fn record(&self, event: &'static str, counts: Counts) -> Record {
         let facts = self.facts();
         let operation = facts.operation.as_deref();
         let normalized = facts.normalized.as_deref();
-        let verdict = facts.verdict.unwrap_or(if facts.error.is_some() {
-            Verdict::Allow
-        } else {
-            Verdict::Deny
-        });
+        let verdict = verdict(&facts);
         let peer = self
             .peer
             .as_ref()
             .map(|(peer, evidence)| PeerRecord::new(peer, evidence));
         Record {
-            time: if event == "session_close" {
-                now_rfc3339()
-            } else {
-                self.time.clone()
-            },
+            time: humantime::format_rfc3339_micros(counts.at.unwrap_or(self.time)).to_string(),
             id: self.id.clone(),
             event,
             listener: self.listener.as_deref().map(str::to_owned),
@@ -503,18 +515,17 @@ impl Trail {
     }
 
     /// Writes the `session_close` record of a hijacked session.
-    pub fn close_session(&self, to_daemon: u64, to_client: u64, end: &'static str) {
-        let record = self.record(
-            "session_close",
-            Counts {
-                status: None,
-                duration: self.started.elapsed(),
-                bytes_in: to_daemon,
-                bytes_out: to_client,
-                end,
-            },
-        );
-        self.audit.submit(record);
+    pub fn close_session(self: &Arc<Self>, to_daemon: u64, to_client: u64, end: &'static str) {
+        let counts = Counts {
+            at: Some(SystemTime::now()),
+            status: None,
+            duration: self.started.elapsed(),
+            bytes_in: to_daemon,
+            bytes_out: to_client,
+            end,
+        };
+        self.audit
+            .submit_trail(self.clone(), "session_close", counts);
     }
 
     /// The metrics, for the session gauge.
@@ -523,7 +534,11 @@ impl Trail {
     }
 }
 
-struct Counts {
+/// What is known when a request or session ends.
+#[derive(Debug)]
+pub(crate) struct Counts {
+    /// When the event happened, if not when the request arrived.
+    at: Option<SystemTime>,
     status: Option<u16>,
     duration: Duration,
     bytes_in: u64,
@@ -862,7 +877,7 @@ where
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
             id: self.audit.next_id(),
-            time: now_rfc3339(),
+            time: SystemTime::now(),
             started: Instant::now(),
             listener: conn.map(|c| c.listener.clone()),
             peer: conn.map(|c| (c.peer.clone(), c.evidence.clone())),
@@ -924,39 +939,37 @@ where
 impl Trail {
     /// The response is complete (or the client went away): metrics and the record.
     fn finish(
-        &self,
+        self: &Arc<Self>,
         status: StatusCode,
         bytes_in: &AtomicU64,
         bytes_out: &AtomicU64,
         end: EndOfBody,
     ) {
         let session = status == StatusCode::SWITCHING_PROTOCOLS;
-        let record = self.record(
-            if session { "session_open" } else { "request" },
-            Counts {
-                status: Some(status.as_u16()),
-                duration: self.started.elapsed(),
-                bytes_in: bytes_in.load(Ordering::Relaxed),
-                bytes_out: bytes_out.load(Ordering::Relaxed),
-                end: match end {
-                    EndOfBody::Complete => "complete",
-                    EndOfBody::Error => "error",
-                    EndOfBody::Dropped => "client_gone",
-                },
+        let counts = Counts {
+            at: None,
+            status: Some(status.as_u16()),
+            duration: self.started.elapsed(),
+            bytes_in: bytes_in.load(Ordering::Relaxed),
+            bytes_out: bytes_out.load(Ordering::Relaxed),
+            end: match end {
+                EndOfBody::Complete => "complete",
+                EndOfBody::Error => "error",
+                EndOfBody::Dropped => "client_gone",
             },
-        );
+        };
         {
             let facts = self.facts();
             let operation = facts.operation.as_ref().map_or("none", |o| o.name);
-            let verdict = record.decision.unwrap_or_default();
             self.metrics().request(
                 facts.client.as_deref(),
                 operation,
-                verdict.as_str(),
+                verdict(&facts).as_str(),
                 status.as_u16(),
             );
         }
-        self.audit.submit(record);
+        let event = if session { "session_open" } else { "request" };
+        self.audit.submit_trail(self.clone(), event, counts);
     }
 }
 

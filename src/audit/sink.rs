@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::Record;
+use super::{Counts, Record, Trail};
 use crate::metrics::Metrics;
 
 /// Mode of a new audit file: the log holds who did what, readable by its owner only.
@@ -54,6 +54,8 @@ impl std::fmt::Display for SinkConfig {
 pub(super) enum Msg {
     /// A record to write.
     Record(Box<Record>),
+    /// A request's or session's record, to be built here from its trail.
+    Trail(Arc<Trail>, &'static str, Counts),
     /// Reopen the file (logrotate moved it).
     Reopen,
     /// Write what is queued and stop.
@@ -215,6 +217,9 @@ struct Writer {
     lost_since_complaint: u64,
 }
 
+/// How long the writer lets records gather after the first one arrives.
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+
 /// Batches larger than this are written in parts, to bound the thread's memory.
 const MAX_BATCH: usize = 512;
 
@@ -226,10 +231,16 @@ impl Writer {
             let Some(first) = rx.blocking_recv() else {
                 break;
             };
+            // Let a batch gather: one wake-up and one write for many requests under load,
+            // at the price of a record appearing a few milliseconds later.
+            std::thread::sleep(BATCH_WINDOW);
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Record(record) => lines.push(line(&record)),
+                    Msg::Trail(trail, event, counts) => {
+                        lines.push(line(&trail.record(event, counts)))
+                    }
                     Msg::Reopen => self.state.reopen.store(true, Ordering::Relaxed),
                     Msg::Stop => stopping = true,
                 }
@@ -242,8 +253,12 @@ impl Writer {
             self.metrics.audit_queue(rx.len(), rx.max_capacity());
         }
         // Whatever is still queued after Stop (records of requests that ended meanwhile).
-        while let Ok(Msg::Record(record)) = rx.try_recv() {
-            lines.push(line(&record));
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Msg::Record(record) => lines.push(line(&record)),
+                Msg::Trail(trail, event, counts) => lines.push(line(&trail.record(event, counts))),
+                Msg::Reopen | Msg::Stop => {}
+            }
         }
         self.flush(&mut lines);
     }
