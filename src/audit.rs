@@ -345,6 +345,7 @@ struct Facts {
     violations: Vec<String>,
     settings: Option<Summary>,
     body: Option<serde_json::Value>,
+    defaults: Vec<String>,
     error: Option<String>,
 }
 
@@ -403,6 +404,11 @@ impl Trail {
         }
         facts.settings = settings;
         facts.violations = violations;
+    }
+
+    /// Enforced defaults the policy added to the body (`Memory=268435456`, ...).
+    pub fn note_defaults(&self, applied: Vec<String>) {
+        self.facts().defaults = applied;
     }
 
     /// The inspected body, for `log_bodies` (redacted here).
@@ -504,6 +510,7 @@ impl Trail {
             error: facts.error.clone(),
             objects: objects(operation, normalized, facts.settings.as_ref()),
             settings: facts.settings.clone(),
+            defaults_applied: facts.defaults.clone(),
             body: facts.body.clone(),
             user_agent: self
                 .user_agent
@@ -603,6 +610,9 @@ pub struct Record {
     objects: BTreeMap<&'static str, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settings: Option<Summary>,
+    /// Enforced defaults sockwarden added to the body before inspecting and forwarding it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    defaults_applied: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<serde_json::Value>,
     // Reload records.

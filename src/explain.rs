@@ -34,6 +34,9 @@ pub struct Explanation {
     pub rule: Option<String>,
     /// Why.
     pub reason: String,
+    /// Enforced defaults the policy would add to the body before forwarding it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub defaults_applied: Vec<String>,
 }
 
 /// Explains `method target` for `client` under `config`, with an optional request body.
@@ -63,6 +66,7 @@ pub fn explain(
         policy: None,
         rule: None,
         reason: String::new(),
+        defaults_applied: Vec::new(),
     };
     let authorized = match policy::authorize(
         &config.authority,
@@ -82,7 +86,13 @@ pub fn explain(
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
     out.reason = authorized.decision.reason.clone();
-    match crate::inspection::check_request(&authorized, body.unwrap_or_default()) {
+    let body = body.unwrap_or_default();
+    let rewritten = crate::inspection::apply_defaults(&authorized, body);
+    if let Some((_, applied)) = &rewritten {
+        out.defaults_applied = applied.clone();
+    }
+    let body = rewritten.as_ref().map_or(body, |(b, _)| b.as_slice());
+    match crate::inspection::check_request(&authorized, body) {
         Ok(_) if authorized.would_deny => out.decision = "would-deny",
         Ok(_) => out.decision = "allow",
         Err(refusal) if authorized.dry_run => {
@@ -140,6 +150,13 @@ impl std::fmt::Display for Explanation {
         }
         if let Some(rule) = &self.rule {
             writeln!(f, "rule:      {rule}")?;
+        }
+        if !self.defaults_applied.is_empty() {
+            writeln!(
+                f,
+                "defaults:  {} (added to the body)",
+                self.defaults_applied.join(", ")
+            )?;
         }
         write!(f, "reason:    {}", self.reason)
     }

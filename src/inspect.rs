@@ -28,6 +28,7 @@ use std::fmt;
 
 pub mod build;
 pub mod container;
+pub mod defaults;
 pub mod docker_json;
 pub mod exec;
 pub mod network;

@@ -233,12 +233,31 @@ async fn inspect_request(
     if let Some(trail) = trail.as_deref().filter(|t| t.wants_body()) {
         trail.note_body(&bytes);
     }
+    // Enforced defaults rewrite the body first; the rewritten bytes are inspected and sent.
+    let bytes = match apply_defaults(authorized, &bytes) {
+        Some((rewritten, applied)) => {
+            if let Some(trail) = trail.as_deref() {
+                trail.note_defaults(applied);
+            }
+            Bytes::from(rewritten)
+        }
+        None => bytes,
+    };
     judge(authorized, trail.as_deref(), &bytes)?;
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
     Ok(Request::from_parts(parts, body::boxed(Full::new(bytes))))
+}
+
+/// The policy's enforced defaults (resource limits a create leaves unset) applied to the body:
+/// the new body and what was set, or `None` when nothing applies. Also used by `explain`.
+pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, Vec<String>)> {
+    if !authorized.policy.inspection || authorized.operation.name != "container.create" {
+        return None;
+    }
+    inspect::defaults::container_defaults(body, &authorized.policy.inspect.container)
 }
 
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted

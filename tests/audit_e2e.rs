@@ -1174,3 +1174,90 @@ uids = [{uid}]
     .unwrap();
     assert!(resp.starts_with(b"HTTP/1.1 200"));
 }
+
+/// A policy's enforced defaults reach the daemon: a create that asks for no limits gets them,
+/// one that sets its own keeps them, and the audit record says what was added.
+#[test]
+fn enforced_resource_defaults_reach_the_daemon() {
+    let proxy = start(&format!(
+        r#"
+[[client]]
+name = "ci"
+policy = "work"
+uids = [{uid}]
+
+[policy.work]
+profile = "ci"
+
+[policy.work.container]
+max_memory_bytes = 1073741824
+default_memory_bytes = 268435456
+default_nano_cpus = 500000000
+default_pids = 256
+"#,
+        uid = current_uid()
+    ));
+    let cleanup = Cleanup::new();
+    let docker = proxy.docker();
+    let bare = cleanup.container("audit-defaults");
+    docker.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &bare,
+        &test_image(),
+        "true",
+    ]);
+    let limits = docker.ok_str(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+        &bare,
+    ]);
+    assert_eq!(limits.trim(), "268435456 500000000 256");
+    let r = wait_record(&audit_path(&proxy), |r| {
+        op_is(r, "container.create") && r["objects"]["container"] == bare.as_str()
+    });
+    assert_eq!(
+        r["defaults_applied"],
+        serde_json::json!(["Memory=268435456", "NanoCpus=500000000", "PidsLimit=256"])
+    );
+    assert_eq!(r["settings"]["limits"]["memory"], 268435456);
+
+    let own = cleanup.container("audit-own-limits");
+    docker.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--cpu-quota",
+        "50000",
+        "--name",
+        &own,
+        &test_image(),
+        "true",
+    ]);
+    let limits = docker.ok_str(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+        &own,
+    ]);
+    assert_eq!(limits.trim(), "67108864 0 256");
+    // Over the cap is still refused.
+    let out = docker.run(&[
+        "create",
+        "--network",
+        "none",
+        "--memory",
+        "2g",
+        &test_image(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_memory_bytes"),
+        "{out:?}"
+    );
+}

@@ -99,6 +99,12 @@ pub struct ContainerRules {
     pub max_cpu_shares: Option<i64>,
     /// Cap on `PidsLimit`. `0` and negative values mean unlimited.
     pub max_pids: Option<i64>,
+    /// `Memory` set on a create that leaves it unset (absent, `null` or 0).
+    pub default_memory_bytes: Option<i64>,
+    /// `NanoCpus` set on a create that limits CPUs in no way (no `NanoCpus`, `CpuQuota`, `CpuPeriod`).
+    pub default_nano_cpus: Option<i64>,
+    /// `PidsLimit` set on a create that leaves it unlimited (absent, `null`, 0 or negative).
+    pub default_pids: Option<i64>,
     /// Cap on `ShmSize` in bytes (0/absent = daemon default, 64 MiB, is always accepted).
     pub max_shm_size_bytes: Option<i64>,
     /// Cap on tmpfs sizes (`HostConfig.Tmpfs` `size=`, `Mounts[].TmpfsOptions.SizeBytes`).
@@ -187,6 +193,9 @@ impl Default for ContainerRules {
             max_nano_cpus: None,
             max_cpu_shares: None,
             max_pids: None,
+            default_memory_bytes: None,
+            default_nano_cpus: None,
+            default_pids: None,
             max_shm_size_bytes: None,
             max_tmpfs_bytes: None,
             max_storage_size_bytes: None,

@@ -334,8 +334,11 @@ impl InspectRules {
                 }),
             }
         }
+        let container: ContainerRules =
+            section(key, "container", &raw.container, base.map(|b| &b.container))?;
+        check_defaults(key, &container)?;
         Ok(InspectRules {
-            container: section(key, "container", &raw.container, base.map(|b| &b.container))?,
+            container,
             exec: section(key, "exec", &raw.exec, base.map(|b| &b.exec))?,
             volume: section(key, "volume", &raw.volume, base.map(|b| &b.volume))?,
             network: section(key, "network", &raw.network, base.map(|b| &b.network))?,
@@ -345,9 +348,69 @@ impl InspectRules {
     }
 }
 
+/// Enforced defaults must be positive and within their caps.
+fn check_defaults(key: &str, rules: &ContainerRules) -> Result<(), ConfigError> {
+    for (name, default, cap, cap_name) in [
+        (
+            "default_memory_bytes",
+            rules.default_memory_bytes,
+            rules.max_memory_bytes,
+            "max_memory_bytes",
+        ),
+        (
+            "default_nano_cpus",
+            rules.default_nano_cpus,
+            rules.max_nano_cpus,
+            "max_nano_cpus",
+        ),
+        (
+            "default_pids",
+            rules.default_pids,
+            rules.max_pids,
+            "max_pids",
+        ),
+    ] {
+        let Some(default) = default else { continue };
+        if default <= 0 {
+            return Err(ConfigError(format!(
+                "{key}.container.{name}: must be positive"
+            )));
+        }
+        if let Some(cap) = cap.filter(|&cap| default > cap) {
+            return Err(ConfigError(format!(
+                "{key}.container.{name}: {default} exceeds {cap_name} ({cap})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enforced_defaults_must_be_positive_and_within_caps() {
+        let raw = |container: &str| RawPolicy {
+            container: Some(toml::from_str(container).unwrap()),
+            ..RawPolicy::default()
+        };
+        let err = InspectRules::from_raw(
+            "policy.p",
+            &raw("max_memory_bytes = 100\ndefault_memory_bytes = 200"),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.0.starts_with(
+                "policy.p.container.default_memory_bytes: 200 exceeds max_memory_bytes"
+            ),
+            "{err}"
+        );
+        let err = InspectRules::from_raw("policy.p", &raw("default_pids = 0"), None).unwrap_err();
+        assert!(err.0.contains("default_pids: must be positive"), "{err}");
+        assert!(InspectRules::from_raw("policy.p", &raw("default_nano_cpus = 5"), None).is_ok());
+    }
 
     #[test]
     fn glob_patterns() {
