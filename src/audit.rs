@@ -927,7 +927,7 @@ where
                 let facts = trail.facts();
                 let operation = facts.operation.as_ref().map_or("none", |o| o.name);
                 trail.metrics().latency(
-                    facts.client.as_deref(),
+                    facts.client.as_ref(),
                     operation,
                     trail.started.elapsed().as_secs_f64(),
                 );
@@ -972,7 +972,7 @@ impl Trail {
             let facts = self.facts();
             let operation = facts.operation.as_ref().map_or("none", |o| o.name);
             self.metrics().request(
-                facts.client.as_deref(),
+                facts.client.as_ref(),
                 operation,
                 verdict(&facts).as_str(),
                 status.as_u16(),
