@@ -49,7 +49,7 @@ const BUILD_PARAMS: &[&str] = &[
 const LIST_PARAMS: &[&str] = &["t", "extrahosts", "securityopt"];
 
 /// Parses a JSON-valued query parameter strictly.
-fn query_json(key: &'static str, v: &str) -> Result<Value, Violation> {
+fn query_json<'a>(key: &'static str, v: &'a str) -> Result<Value<'a>, Violation> {
     docker_json::parse(v.as_bytes()).map_err(|e| {
         let at = if e.path.is_empty() {
             String::new()
