@@ -81,7 +81,7 @@ pub fn explain(
     out.object = authorized.operation.object.clone();
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
-    out.reason = authorized.decision.reason.clone();
+    out.reason = authorized.decision.reason.to_string();
     match crate::inspection::check_request(&authorized, body.unwrap_or_default()) {
         Ok(()) => out.decision = "allow",
         Err(refusal) => refused(&mut out, refusal),
