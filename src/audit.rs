@@ -40,6 +40,7 @@ use crate::identity::Evidence;
 use crate::inspect::Summary;
 use crate::listener::{ConnInfo, Peer};
 use crate::metrics::Metrics;
+use crate::policy::Reason;
 use crate::route::{Normalized, Operation};
 
 pub use sink::SinkConfig;
@@ -341,7 +342,7 @@ struct Facts {
     verdict: Option<Verdict>,
     policy: Option<Arc<str>>,
     rule: Option<Arc<str>>,
-    reason: Option<String>,
+    reason: Option<Reason>,
     violations: Vec<String>,
     settings: Option<Summary>,
     body: Option<serde_json::Value>,
@@ -382,7 +383,7 @@ impl Trail {
         verdict: Verdict,
         policy: Option<Arc<str>>,
         rule: Arc<str>,
-        reason: String,
+        reason: Reason,
     ) {
         let mut facts = self.facts();
         facts.verdict = Some(verdict);
@@ -400,7 +401,7 @@ impl Trail {
         if !violations.is_empty() && facts.verdict != Some(Verdict::WouldDeny) {
             facts.verdict = Some(Verdict::WouldDeny);
             facts.rule = Some(Arc::from("inspection"));
-            facts.reason = violations.first().cloned();
+            facts.reason = violations.first().cloned().map(Reason::Text);
         }
         facts.settings = settings;
         facts.violations = violations;
@@ -439,12 +440,12 @@ impl Trail {
                     facts.policy = Some(Arc::from(policy.as_str()));
                 }
                 facts.rule = Some(Arc::from(rule.as_str()));
-                facts.reason = Some(reason.clone());
+                facts.reason = Some(Reason::Text(reason.clone()));
             }
             ProxyError::BadRequest(reason) => {
                 facts.verdict = Some(Verdict::Deny);
                 facts.rule = Some(Arc::from("bad-request"));
-                facts.reason = Some(reason.clone());
+                facts.reason = Some(Reason::Text(reason.clone()));
             }
             ProxyError::Limited { limit, what, .. } => {
                 facts.verdict = Some(Verdict::Deny);
@@ -452,7 +453,7 @@ impl Trail {
                     "connections" => "connection-limit",
                     _ => "rate-limit",
                 }));
-                facts.reason = Some(what.clone());
+                facts.reason = Some(Reason::Text(what.clone()));
                 let client = facts.client.clone();
                 self.audit
                     .core
@@ -462,7 +463,7 @@ impl Trail {
             ProxyError::Unavailable(reason) => {
                 facts.verdict = Some(Verdict::Deny);
                 facts.rule = Some(Arc::from("audit-unavailable"));
-                facts.reason = Some(reason.clone());
+                facts.reason = Some(Reason::Text(reason.clone()));
             }
         }
     }
@@ -500,7 +501,7 @@ impl Trail {
             decision: Some(verdict),
             policy: facts.policy.as_deref().map(str::to_owned),
             rule: facts.rule.as_deref().map(str::to_owned),
-            reason: facts.reason.clone(),
+            reason: facts.reason.as_ref().map(Reason::to_string),
             violations: facts.violations.clone(),
             status: counts.status,
             duration_ms: Some(counts.duration.as_secs_f64() * 1000.0),

@@ -85,7 +85,7 @@ pub fn explain(
     out.object = authorized.operation.object.clone();
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
-    out.reason = authorized.decision.reason.clone();
+    out.reason = authorized.decision.reason.to_string();
     let body = body.unwrap_or_default();
     let rewritten = crate::inspection::apply_defaults(&authorized, body);
     if let Some((_, applied)) = &rewritten {

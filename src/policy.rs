@@ -11,7 +11,7 @@ mod layer;
 mod profiles;
 mod rules;
 
-pub use engine::{Authority, Decision, RequestFacts};
+pub use engine::{Authority, Decision, Reason, RequestFacts};
 pub use layer::{authorize, AuthorizeLayer, Authorized};
 pub use profiles::{profile_names, BUILTIN_DEFAULT_PROFILE};
 pub use rules::{Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, Rule};

@@ -49,7 +49,7 @@ pub(crate) const BUILD_PARAMS: &[&str] = &[
 const LIST_PARAMS: &[&str] = &["t", "extrahosts", "securityopt"];
 
 /// Parses a JSON-valued query parameter strictly.
-fn query_json(key: &'static str, v: &str) -> Result<Value, Violation> {
+fn query_json<'a>(key: &'static str, v: &'a str) -> Result<Value<'a>, Violation> {
     docker_json::parse(v.as_bytes()).map_err(|e| {
         let at = if e.path.is_empty() {
             String::new()
@@ -62,7 +62,10 @@ fn query_json(key: &'static str, v: &str) -> Result<Value, Violation> {
 
 /// A JSON-valued parameter, decoded; `None` when absent, empty or `null` (Go's decoder leaves
 /// the daemon's slice or map nil for `null`, as the 20.10 CLI sends `ulimits=null`).
-fn json_param(query: &[(String, String)], key: &'static str) -> Result<Option<Value>, Violation> {
+fn json_param<'q>(
+    query: &'q [(String, String)],
+    key: &'static str,
+) -> Result<Option<Value<'q>>, Violation> {
     match nonempty(query, key) {
         None => Ok(None),
         Some(text) => {

@@ -25,7 +25,7 @@ pub(crate) fn deny_rule(p: &Path<'_>, reason: impl AsRef<str>, setting: &str) ->
 // ---------------------------------------------------------------------------------------------
 // Typed access (Go decoding rules). Callers skip `null` fields before calling these.
 
-pub(crate) fn parse_body(body: &[u8]) -> Result<Value, Violation> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value<'_>, Violation> {
     Ok(docker_json::parse(body)?)
 }
 
@@ -39,7 +39,7 @@ fn type_error(v: &Value, p: &Path<'_>, want: &str) -> Violation {
     )
 }
 
-pub(crate) fn object<'v>(v: &'v Value, p: &Path<'_>) -> Result<&'v Object, Violation> {
+pub(crate) fn object<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<&'v Object<'v>, Violation> {
     match v {
         Value::Object(o) => Ok(o),
         _ => Err(type_error(v, p, "an object")),
@@ -47,13 +47,13 @@ pub(crate) fn object<'v>(v: &'v Value, p: &Path<'_>) -> Result<&'v Object, Viola
 }
 
 /// An object decoded into a Go struct.
-pub(crate) fn strukt<'v>(v: &'v Value, p: &Path<'_>) -> Result<Struct<'v>, Violation> {
+pub(crate) fn strukt<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<Struct<'v>, Violation> {
     object(v, p)?
         .as_struct()
         .map_err(|e| deny(&p.field(&e.key), e.message))
 }
 
-pub(crate) fn array<'v>(v: &'v Value, p: &Path<'_>) -> Result<&'v [Value], Violation> {
+pub(crate) fn array<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<&'v [Value<'v>], Violation> {
     match v {
         Value::Array(a) => Ok(a),
         _ => Err(type_error(v, p, "an array")),
@@ -67,7 +67,7 @@ pub(crate) fn boolean(v: &Value, p: &Path<'_>) -> Result<bool, Violation> {
     }
 }
 
-pub(crate) fn string<'v>(v: &'v Value, p: &Path<'_>) -> Result<&'v str, Violation> {
+pub(crate) fn string<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<&'v str, Violation> {
     match v {
         Value::String(s) => Ok(s),
         _ => Err(type_error(v, p, "a string")),
@@ -87,7 +87,7 @@ pub(crate) fn int64(v: &Value, p: &Path<'_>) -> Result<i64, Violation> {
 }
 
 /// `[]string`: an array of strings (`null` elements are refused: Go would turn them into `""`).
-pub(crate) fn str_list<'v>(v: &'v Value, p: &Path<'_>) -> Result<Vec<&'v str>, Violation> {
+pub(crate) fn str_list<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<Vec<&'v str>, Violation> {
     let items = array(v, p)?;
     let mut out = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
@@ -106,7 +106,7 @@ pub(crate) fn str_list<'v>(v: &'v Value, p: &Path<'_>) -> Result<Vec<&'v str>, V
 }
 
 /// `strslice.StrSlice`: an array of strings, or a single string (accepted by the daemon).
-pub(crate) fn str_slice<'v>(v: &'v Value, p: &Path<'_>) -> Result<Vec<&'v str>, Violation> {
+pub(crate) fn str_slice<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<Vec<&'v str>, Violation> {
     match v {
         Value::String(s) => Ok(vec![s.as_str()]),
         Value::Array(_) => str_list(v, p),
@@ -116,7 +116,7 @@ pub(crate) fn str_slice<'v>(v: &'v Value, p: &Path<'_>) -> Result<Vec<&'v str>, 
 
 /// `map[string]string`: exact keys; `null` values refused.
 pub(crate) fn str_map<'v>(
-    v: &'v Value,
+    v: &'v Value<'v>,
     p: &Path<'_>,
 ) -> Result<Vec<(&'v str, &'v str)>, Violation> {
     let o = object(v, p)?;
@@ -138,7 +138,7 @@ pub(crate) fn str_map<'v>(
 
 /// `map[string]struct{}` (`Volumes`, `ExposedPorts`): values must be objects (contents ignored
 /// by Go) or null.
-pub(crate) fn set_keys<'v>(v: &'v Value, p: &Path<'_>) -> Result<Vec<&'v str>, Violation> {
+pub(crate) fn set_keys<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<Vec<&'v str>, Violation> {
     let o = object(v, p)?;
     let mut out = Vec::with_capacity(o.len());
     for (k, val) in o.map_entries() {
@@ -155,6 +155,40 @@ pub(crate) fn canon(key: &str, table: &[&'static str]) -> Option<&'static str> {
     table.iter().copied().find(|n| n.eq_ignore_ascii_case(key))
 }
 
+/// Field names of several tables, grouped by length, for the case-insensitive lookup of many
+/// keys against large tables (`HostConfig` has ~70 fields). [`FieldIndex::canon`] answers as
+/// [`canon`] over the tables in order would, and says which table matched.
+pub(crate) struct FieldIndex {
+    by_len: Vec<Vec<(&'static str, usize)>>,
+}
+
+impl FieldIndex {
+    /// `tables` in lookup order; a name's tag is the position of its table.
+    pub(crate) fn new(tables: &[&[&'static str]]) -> FieldIndex {
+        let mut by_len: Vec<Vec<(&'static str, usize)>> = Vec::new();
+        for (tag, table) in tables.iter().enumerate() {
+            for name in table.iter().copied() {
+                if by_len.len() <= name.len() {
+                    by_len.resize_with(name.len() + 1, Vec::new);
+                }
+                if let Some(bucket) = by_len.get_mut(name.len()) {
+                    bucket.push((name, tag));
+                }
+            }
+        }
+        FieldIndex { by_len }
+    }
+
+    /// The canonical spelling of `key` and the tag of its table (first match in table order).
+    pub(crate) fn canon(&self, key: &str) -> Option<(&'static str, usize)> {
+        self.by_len
+            .get(key.len())?
+            .iter()
+            .copied()
+            .find(|(n, _)| n.eq_ignore_ascii_case(key))
+    }
+}
+
 /// Refuses unknown fields of a security-relevant struct; returns each known field (canonical
 /// name) with its value, skipping `null` (absent).
 pub(crate) fn known_fields<'v>(
@@ -162,7 +196,7 @@ pub(crate) fn known_fields<'v>(
     p: &Path<'_>,
     table: &[&'static str],
     what: &str,
-) -> Result<Vec<(&'static str, &'v Value)>, Violation> {
+) -> Result<Vec<(&'static str, &'v Value<'v>)>, Violation> {
     let mut out = Vec::with_capacity(s.entries().len());
     for (k, v) in s.entries() {
         match canon(k, table) {

@@ -6,12 +6,14 @@
 //! objects), `NetworkingConfig` and `EndpointSettings` are refused; unknown top-level fields are
 //! refused unless `allow_unknown_config_fields`.
 
+use std::sync::OnceLock;
+
 use super::common::{
     array, boolean, canon, check_labels, check_query_keys, check_target, clean_path, deny,
     deny_rule, first, glob, host_path_allowed, image_matches, int, int64, is_hex, is_under,
     kernel_size, known_fields, local_tmpfs_opts_only, normalize_cap, normalize_image, parse_body,
     qdeny, qdeny_rule, ram_in_bytes, set_keys, str_list, str_map, str_slice, string, strukt,
-    user_is_root, valid_object_name,
+    user_is_root, valid_object_name, FieldIndex,
 };
 use super::docker_json::{quote, GoInt, Path, Struct, Value};
 use super::rules::ContainerRules;
@@ -188,8 +190,32 @@ const DEFAULT_READONLY_PATHS: &[&str] = &[
 
 const LD_VARS: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
 
-fn host_canon(key: &str) -> Option<&'static str> {
-    canon(key, HOST_FIELDS).or_else(|| canon(key, RESOURCE_FIELDS))
+/// Which table a top-level or `HostConfig` key belongs to (tags of [`field_index`]).
+const TAG_HOST: usize = 0;
+const TAG_RESOURCE: usize = 1;
+const TAG_LEGACY_TOP: usize = 2;
+const TAG_CONFIG: usize = 3;
+
+/// The field tables of a create body, for the lookup of every top-level and `HostConfig` key.
+fn field_index() -> &'static FieldIndex {
+    static INDEX: OnceLock<FieldIndex> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        FieldIndex::new(&[
+            HOST_FIELDS,
+            RESOURCE_FIELDS,
+            LEGACY_TOP_FIELDS,
+            CONFIG_FIELDS,
+        ])
+    })
+}
+
+/// A `HostConfig` field (canonical name) and whether it belongs to `Resources`.
+fn host_canon(key: &str) -> Option<(&'static str, bool)> {
+    match field_index().canon(key) {
+        Some((c, TAG_HOST)) => Some((c, false)),
+        Some((c, TAG_RESOURCE)) => Some((c, true)),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,13 +255,14 @@ pub fn container_create(
     let top = strukt(&root, &p)?;
     let mut seen = Seen::default();
     for (key, val) in top.entries() {
-        if host_canon(key).is_some() || canon(key, LEGACY_TOP_FIELDS).is_some() {
+        let found = field_index().canon(key);
+        if let Some((_, TAG_HOST | TAG_RESOURCE | TAG_LEGACY_TOP)) = found {
             return Err(deny(
                 &p.field(key),
                 "HostConfig field at the top level of the body is refused (Docker <= 26 applies it when HostConfig is absent or null)",
             ));
         }
-        let Some(c) = canon(key, CONFIG_FIELDS) else {
+        let Some((c, TAG_CONFIG)) = found else {
             if rules.allow_unknown_config_fields {
                 continue;
             }
@@ -407,6 +434,10 @@ fn config_field(
         }
         "Env" => {
             for (i, e) in str_list(v, fp)?.iter().enumerate() {
+                // Every name in LD_VARS starts with "LD_": skip the split for the others.
+                if !e.starts_with("LD_") {
+                    continue;
+                }
                 let name = e.split('=').next().unwrap_or("");
                 if LD_VARS.contains(&name) && seen.ld_env.is_none() {
                     seen.ld_env = Some(i);
@@ -584,7 +615,7 @@ fn host_config(
     sum: &mut Summary,
 ) -> Result<(), Violation> {
     for (key, v) in s.entries() {
-        let Some(c) = host_canon(key) else {
+        let Some((c, is_resource)) = host_canon(key) else {
             return Err(deny(
                 &hp.field(key),
                 "unknown field in HostConfig refused (it would reach the daemon uninspected)",
@@ -594,7 +625,7 @@ fn host_config(
             continue;
         }
         let fp = hp.field(c);
-        if RESOURCE_FIELDS.contains(&c) {
+        if is_resource {
             resource_field(c, v, &fp, rules, seen, sum)?;
         } else {
             host_field(c, v, &fp, rules, sum)?;

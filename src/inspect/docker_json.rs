@@ -19,25 +19,93 @@
 //! Objects keep their entries in document order with the decoded keys. Whether an object is a Go
 //! struct (keys fold) or a Go map (keys exact) is decided by the caller: [`Object::as_struct`]
 //! for the former, [`Object::map_entries`] for the latter.
+//!
+//! The tree borrows from the input: numbers, keys and strings without escapes are slices of it
+//! ([`Str`] owns its text only when escapes were decoded). The key checks run once per object
+//! while parsing (see `check_keys`); their exact, message-producing forms only run when a
+//! quick check finds a possible duplicate or a non-ASCII key.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
 
 /// Maximum nesting depth of arrays and objects. Docker bodies nest at most ~6 levels.
 pub const MAX_DEPTH: usize = 64;
 
-/// A parsed JSON value.
+/// Decoded string text (a key or a string value): borrowed from the input when the string has
+/// no escapes, owned when escapes had to be resolved.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Str<'a>(Cow<'a, str>);
+
+impl<'a> Str<'a> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl<'a> From<&'a str> for Str<'a> {
+    fn from(s: &'a str) -> Str<'a> {
+        Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Str<'_> {
+    fn from(s: String) -> Self {
+        Str(Cow::Owned(s))
+    }
+}
+
+impl PartialEq<str> for Str<'_> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Str<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+/// A parsed JSON value, borrowing from the parsed input where it can.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
     Bool(bool),
     /// The number exactly as written (already checked against the JSON grammar).
-    Number(String),
-    String(String),
-    Array(Vec<Value>),
-    Object(Object),
+    Number(&'a str),
+    String(Str<'a>),
+    Array(Vec<Value<'a>>),
+    Object(Object<'a>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     /// A short name of the JSON type, for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -54,7 +122,7 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    pub fn as_object(&self) -> Option<&Object> {
+    pub fn as_object(&self) -> Option<&Object<'a>> {
         match self {
             Value::Object(o) => Some(o),
             _ => None,
@@ -64,16 +132,26 @@ impl Value {
 
 /// A JSON object: entries in document order, keys decoded (escapes resolved), no two keys
 /// exactly equal (the parser refuses exact duplicates).
-#[derive(Debug, Clone, Default)]
-pub struct Object {
-    entries: Vec<(String, Value)>,
-    /// The outcome of the struct check, computed on the first field lookup: an inspector looks
-    /// up dozens of fields of the same object, and the check must not run each time.
-    struct_check: std::cell::OnceCell<Result<(), StructError>>,
+#[derive(Debug, Clone)]
+pub struct Object<'a> {
+    entries: Vec<(Str<'a>, Value<'a>)>,
+    /// Set by the parser when every key is ASCII and no two keys are equal after ASCII case
+    /// folding: the object is a valid Go struct and [`Object::as_struct`] needs no check. When
+    /// false, the full check runs (and names the offending key).
+    struct_ok: bool,
 }
 
-impl PartialEq for Object {
-    fn eq(&self, other: &Object) -> bool {
+impl Default for Object<'_> {
+    fn default() -> Self {
+        Object {
+            entries: Vec::new(),
+            struct_ok: true,
+        }
+    }
+}
+
+impl PartialEq for Object<'_> {
+    fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
     }
 }
@@ -86,9 +164,9 @@ pub struct StructError {
     pub message: String,
 }
 
-impl Object {
+impl<'a> Object<'a> {
     /// All entries in document order.
-    pub fn entries(&self) -> &[(String, Value)] {
+    pub fn entries(&self) -> &[(Str<'a>, Value<'a>)] {
         &self.entries
     }
 
@@ -102,24 +180,25 @@ impl Object {
 
     /// Entries of a Go map (`map[string]T`): keys are exact and case-sensitive; non-ASCII keys are
     /// allowed. Exact duplicates were already refused by the parser.
-    pub fn map_entries(&self) -> &[(String, Value)] {
+    pub fn map_entries(&self) -> &[(Str<'a>, Value<'a>)] {
         &self.entries
     }
 
     /// Views the object as a Go struct: refuses any non-ASCII key (Go folds `ſ`/`K` into field
     /// names) and any two keys equal after ASCII case folding (Go would merge or overwrite).
     pub fn as_struct(&self) -> Result<Struct<'_>, StructError> {
-        self.struct_check
-            .get_or_init(|| self.check_struct())
-            .clone()
-            .map(|()| Struct { obj: self })
+        if !self.struct_ok {
+            self.check_struct()?;
+        }
+        Ok(Struct { obj: self })
     }
 
+    /// The full struct check (only run when the parser's quick check did not clear the object).
     fn check_struct(&self) -> Result<(), StructError> {
         for (k, _) in &self.entries {
             if !k.is_ascii() {
                 return Err(StructError {
-                    key: k.clone(),
+                    key: k.to_string(),
                     message: format!(
                         "non-ASCII field name {} is refused (Go matches it to a field by Unicode case folding)",
                         quote(k)
@@ -156,8 +235,9 @@ impl Object {
 
     /// Go-struct lookup of one field (ASCII case-insensitive), `null` reported as absent. Fails
     /// when the object is not a valid struct (see [`Object::as_struct`]).
-    pub fn field(&self, name: &str) -> Result<Option<&Value>, StructError> {
-        Ok(self.as_struct()?.get(name))
+    pub fn field(&self, name: &str) -> Result<Option<&Value<'a>>, StructError> {
+        self.as_struct()?;
+        Ok(Struct::lookup(&self.entries, name))
     }
 
     /// Keys that match none of `known` (ASCII case-insensitively), in document order.
@@ -188,26 +268,29 @@ fn dup_error(a: &str, b: &str) -> StructError {
 /// An object validated as a Go struct (ASCII keys, unique after folding).
 #[derive(Debug, Clone, Copy)]
 pub struct Struct<'v> {
-    obj: &'v Object,
+    obj: &'v Object<'v>,
 }
 
 impl<'v> Struct<'v> {
-    /// The value of field `name` (ASCII case-insensitive); `null` counts as absent.
-    pub fn get(&self, name: &str) -> Option<&'v Value> {
-        self.obj
-            .entries
+    fn lookup<'e, 'a>(entries: &'e [(Str<'a>, Value<'a>)], name: &str) -> Option<&'e Value<'a>> {
+        entries
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
             .filter(|v| !v.is_null())
     }
 
+    /// The value of field `name` (ASCII case-insensitive); `null` counts as absent.
+    pub fn get(&self, name: &str) -> Option<&'v Value<'v>> {
+        Self::lookup(&self.obj.entries, name)
+    }
+
     /// All entries in document order (including `null` values).
-    pub fn entries(&self) -> &'v [(String, Value)] {
+    pub fn entries(&self) -> &'v [(Str<'v>, Value<'v>)] {
         &self.obj.entries
     }
 
-    pub fn object(&self) -> &'v Object {
+    pub fn object(&self) -> &'v Object<'v> {
         self.obj
     }
 }
@@ -354,8 +437,19 @@ pub fn quote(s: &str) -> String {
 // Parser
 
 /// Parses one JSON document. Only JSON whitespace (space, tab, CR, LF) may surround the value.
-pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
-    let mut p = Parser { b: input, i: 0 };
+/// Strings without escapes (and numbers) borrow from `input`.
+pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
+    // A first guess at the number of values being read at once (a JSON value and its
+    // separator take at least two bytes; Docker bodies average more than 16 per value).
+    let guess = (input.len() / 32).min(1024);
+    let mut p = Parser {
+        b: input,
+        text: std::str::from_utf8(input).ok(),
+        i: 0,
+        vals: Vec::with_capacity(guess),
+        ents: Vec::with_capacity(guess),
+        hashes: Vec::new(),
+    };
     p.skip_ws();
     if p.i >= p.b.len() {
         return Err(JsonError {
@@ -379,7 +473,18 @@ pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
 
 struct Parser<'a> {
     b: &'a [u8],
+    /// The whole input as text, when it is valid UTF-8. A string without escapes is then a
+    /// slice of it (its delimiters are ASCII, so the slice is on character boundaries); when
+    /// the input is not valid UTF-8, each string is validated on its own and the first invalid
+    /// one is reported.
+    text: Option<&'a str>,
     i: usize,
+    /// Scratch stacks for the elements of the arrays and objects being read: each closed array
+    /// or object moves its elements into one exactly sized `Vec`.
+    vals: Vec<Value<'a>>,
+    ents: Vec<(Str<'a>, Value<'a>)>,
+    /// Scratch for the duplicate-key check of large objects.
+    hashes: Vec<u64>,
 }
 
 enum OwnedSeg {
@@ -420,6 +525,49 @@ impl PErr {
     }
 }
 
+/// The length of the plain run at the start of `s`: the position of the first byte that ends
+/// it (the closing quote, a backslash, a control character below 0x20), or `s.len()`. Reads
+/// eight bytes at a time (the tail padded with a plain byte).
+fn plain_len(s: &[u8]) -> usize {
+    let mut chunks = s.chunks_exact(8);
+    let mut n = 0;
+    for chunk in &mut chunks {
+        let hits = special_bytes(<[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes));
+        if hits != 0 {
+            return n + first_hit(hits);
+        }
+        n += 8;
+    }
+    let rest = chunks.remainder();
+    let mut tail = [b'a'; 8];
+    if let Some(dst) = tail.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
+    }
+    match special_bytes(u64::from_le_bytes(tail)) {
+        0 => n + rest.len(),
+        hits => n + first_hit(hits),
+    }
+}
+
+/// For eight bytes read little-endian: the high bit of every byte that is a quote, a backslash
+/// or below 0x20 is set, and of no byte before the first such byte. (The usual "has zero
+/// byte" word test: a borrow can only mark bytes after a byte that really matches.)
+fn special_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    const SPACE: u64 = LO * 0x20;
+    let q = w ^ QUOTE;
+    let b = w ^ BACKSLASH;
+    ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b) | (w.wrapping_sub(SPACE) & !w)) & HI
+}
+
+/// The index of the first marked byte of a non-zero [`special_bytes`] result.
+fn first_hit(hits: u64) -> usize {
+    (hits.trailing_zeros() / 8) as usize
+}
+
 impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -449,7 +597,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, PErr> {
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, PErr> {
         match self.peek() {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
@@ -462,7 +610,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn literal(&mut self, word: &[u8], v: Value) -> Result<Value, PErr> {
+    fn literal(&mut self, word: &[u8], v: Value<'a>) -> Result<Value<'a>, PErr> {
         let end = self.i + word.len();
         if self.b.get(self.i..end) == Some(word) {
             self.i = end;
@@ -472,7 +620,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Value, PErr> {
+    fn number(&mut self) -> Result<Value<'a>, PErr> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -514,9 +662,12 @@ impl<'a> Parser<'a> {
                 self.i += 1;
             }
         }
-        let text = self.b.get(start..self.i).unwrap_or_default();
-        // The grammar above only admits ASCII.
-        let text = String::from_utf8_lossy(text).into_owned();
+        // The grammar above only admits ASCII, so the text is always valid.
+        let text = match self.text.and_then(|t| t.get(start..self.i)) {
+            Some(t) => t,
+            None => std::str::from_utf8(self.b.get(start..self.i).unwrap_or_default())
+                .unwrap_or_default(),
+        };
         Ok(Value::Number(text))
     }
 
@@ -536,33 +687,41 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
+    /// Moves `self.i` to the next byte at or after it that ends a plain string run (or to the
+    /// end of the input).
+    fn skip_plain(&mut self) {
+        self.i += plain_len(self.b.get(self.i..).unwrap_or_default());
+    }
+
     /// Reads a string starting at the opening quote.
-    fn string(&mut self) -> Result<String, PErr> {
+    fn string(&mut self) -> Result<Str<'a>, PErr> {
         self.i += 1; // opening quote
         let start = self.i;
-        // Fast path: no escapes.
-        while let Some(c) = self.peek() {
-            if c == b'"' {
-                let raw = self.b.get(start..self.i).unwrap_or_default();
-                let s = std::str::from_utf8(raw).map_err(|e| {
-                    PErr::new(format!(
-                        "invalid UTF-8 in string at byte {}",
-                        start + e.valid_up_to()
-                    ))
-                })?;
+        // Fast path: no escapes, borrowed from the input.
+        self.skip_plain();
+        match self.peek() {
+            Some(b'"') => {
+                let end = self.i;
+                let s = match self.text.and_then(|t| t.get(start..end)) {
+                    Some(s) => s,
+                    None => std::str::from_utf8(self.b.get(start..end).unwrap_or_default())
+                        .map_err(|e| {
+                            PErr::new(format!(
+                                "invalid UTF-8 in string at byte {}",
+                                start + e.valid_up_to()
+                            ))
+                        })?,
+                };
                 self.i += 1;
-                return Ok(s.to_string());
+                return Ok(Str::from(s));
             }
-            if c == b'\\' {
-                break;
-            }
-            if c < 0x20 {
-                return Err(self.err_here("control character in string"));
-            }
-            self.i += 1;
+            Some(b'\\') | None => {}
+            Some(_) => return Err(self.err_here("control character in string")),
         }
         // Slow path with escapes.
-        let mut buf: Vec<u8> = self.b.get(start..self.i).unwrap_or_default().to_vec();
+        let prefix = self.b.get(start..self.i).unwrap_or_default();
+        let mut buf: Vec<u8> = Vec::with_capacity(prefix.len() + 16);
+        buf.extend_from_slice(prefix);
         loop {
             let Some(c) = self.peek() else {
                 return Err(self.err_here("unterminated string"));
@@ -570,7 +729,7 @@ impl<'a> Parser<'a> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return String::from_utf8(buf).map_err(|e| {
+                    return String::from_utf8(buf).map(Str::from).map_err(|e| {
                         PErr::new(format!(
                             "invalid UTF-8 in string starting at byte {} (offset {} of the decoded text)",
                             start,
@@ -630,40 +789,43 @@ impl<'a> Parser<'a> {
                     }
                 }
                 c if c < 0x20 => return Err(self.err_here("control character in string")),
-                c => {
-                    buf.push(c);
-                    self.i += 1;
+                _ => {
+                    // A plain run: copied as is (validated as UTF-8 with the rest at the end).
+                    let run = self.i;
+                    self.skip_plain();
+                    buf.extend_from_slice(self.b.get(run..self.i).unwrap_or_default());
                 }
             }
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, PErr> {
+    fn array(&mut self, depth: usize) -> Result<Value<'a>, PErr> {
         if depth > MAX_DEPTH {
             return Err(PErr::new(format!(
                 "nesting deeper than {MAX_DEPTH} levels is refused"
             )));
         }
         self.i += 1; // [
-        let mut items = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.i += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        let base = self.vals.len();
         loop {
             self.skip_ws();
-            let idx = items.len();
+            let idx = self.vals.len() - base;
             let v = self.value(depth + 1).map_err(|mut e| {
                 e.segs.push(OwnedSeg::Index(idx));
                 e
             })?;
-            items.push(v);
+            self.vals.push(v);
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(b']') => {
                     self.i += 1;
+                    let items: Vec<Value<'a>> = self.vals.drain(base..).collect();
                     return Ok(Value::Array(items));
                 }
                 _ => return Err(self.err_here("expected ',' or ']' in array")),
@@ -671,22 +833,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, PErr> {
+    fn object(&mut self, depth: usize) -> Result<Value<'a>, PErr> {
         if depth > MAX_DEPTH {
             return Err(PErr::new(format!(
                 "nesting deeper than {MAX_DEPTH} levels is refused"
             )));
         }
         self.i += 1; // {
-        let mut entries: Vec<(String, Value)> = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return Ok(Value::Object(Object {
-                entries,
-                struct_check: std::cell::OnceCell::new(),
-            }));
+            return Ok(Value::Object(Object::default()));
         }
+        let base = self.ents.len();
         loop {
             self.skip_ws();
             if self.peek() != Some(b'"') {
@@ -702,21 +861,20 @@ impl<'a> Parser<'a> {
             let v = match self.value(depth + 1) {
                 Ok(v) => v,
                 Err(mut e) => {
-                    e.segs.push(OwnedSeg::Key(key));
+                    e.segs.push(OwnedSeg::Key(key.to_string()));
                     return Err(e);
                 }
             };
-            entries.push((key, v));
+            self.ents.push((key, v));
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
-                    check_exact_dups(&entries)?;
-                    return Ok(Value::Object(Object {
-                        entries,
-                        struct_check: std::cell::OnceCell::new(),
-                    }));
+                    let entries = self.ents.get(base..).unwrap_or_default();
+                    let struct_ok = check_keys(entries, &mut self.hashes)?;
+                    let entries: Vec<(Str<'a>, Value<'a>)> = self.ents.drain(base..).collect();
+                    return Ok(Value::Object(Object { entries, struct_ok }));
                 }
                 _ => return Err(self.err_here("expected ',' or '}' in object")),
             }
@@ -724,7 +882,52 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn check_exact_dups(entries: &[(String, Value)]) -> Result<(), PErr> {
+/// The key checks of a closed object: refuses exact duplicates; returns whether the object is
+/// certainly a valid Go struct (every key ASCII, no two keys equal after ASCII case folding).
+///
+/// Compares hashes of the keys that are invariant under ASCII case: only when two hashes are
+/// equal do the exact checks run (the exact duplicate check here, the struct check when the
+/// object is read as a struct), so they report exactly what they did without the hashes.
+fn check_keys(entries: &[(Str<'_>, Value<'_>)], hashes: &mut Vec<u64>) -> Result<bool, PErr> {
+    let all_ascii = entries.iter().all(|(k, _)| k.is_ascii());
+    let maybe_fold_dup = entries.len() > 1 && {
+        hashes.clear();
+        hashes.extend(entries.iter().map(|(k, _)| fold_hash(k)));
+        hashes.sort_unstable();
+        hashes.windows(2).any(|w| matches!(w, [a, b] if a == b))
+    };
+    if maybe_fold_dup {
+        // Exact duplicates are also equal after folding: only then can there be one.
+        check_exact_dups(entries)?;
+    }
+    Ok(all_ascii && !maybe_fold_dup)
+}
+
+/// A hash of `k` that is the same for keys equal after ASCII case folding (every byte is read
+/// with bit 0x20 set, so it may also collide for some other pairs: collisions only cost the
+/// exact check).
+fn fold_hash(k: &str) -> u64 {
+    const MUL: u64 = 0x517c_c1b7_2722_0a95;
+    let b = k.as_bytes();
+    let mut h = b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes);
+        h = (h.rotate_left(5) ^ (w | 0x2020_2020_2020_2020)).wrapping_mul(MUL);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut tail = [0u8; 8];
+        if let Some(dst) = tail.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        let w = u64::from_le_bytes(tail);
+        h = (h.rotate_left(5) ^ (w | 0x2020_2020_2020_2020)).wrapping_mul(MUL);
+    }
+    h
+}
+
+fn check_exact_dups(entries: &[(Str<'_>, Value<'_>)]) -> Result<(), PErr> {
     let dup = if entries.len() <= 24 {
         let mut found = None;
         'outer: for (i, (a, _)) in entries.iter().enumerate() {

@@ -252,7 +252,7 @@ fn lenient_fields<'v>(
     p: &Path<'_>,
     table: &[&'static str],
     rules: &ContainerRules,
-) -> Result<Vec<(&'static str, &'v Value)>, Violation> {
+) -> Result<Vec<(&'static str, &'v Value<'v>)>, Violation> {
     let mut out = Vec::with_capacity(s.entries().len());
     for (k, v) in s.entries() {
         match super::common::canon(k, table) {

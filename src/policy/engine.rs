@@ -13,8 +13,9 @@ use crate::identity::{ClientDef, RawClient};
 /// What the engine needs to know about a request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
-    /// The classified operation (`unknown` when the route has no name).
-    pub operation: &'a str,
+    /// The classified operation (`unknown` when the route has no name); a name from the
+    /// operation table.
+    pub operation: &'static str,
     /// HTTP method.
     pub method: &'a Method,
     /// Normalized path without the version prefix.
@@ -33,7 +34,7 @@ pub struct Decision {
     /// The rule that decided (`default-deny` when none matched).
     pub rule: Arc<str>,
     /// Why, in words for the client and the audit log.
-    pub reason: String,
+    pub reason: Reason,
 }
 
 impl Decision {
@@ -42,8 +43,33 @@ impl Decision {
             allowed: false,
             policy,
             rule: Arc::from(rule),
-            reason,
+            reason: Reason::Text(reason),
         }
+    }
+}
+
+/// The reason of a [`Decision`]. An allow (every forwarded request) keeps only the operation
+/// name and is put into words when displayed, so deciding allocates no text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// `{operation} is allowed`.
+    Allowed(&'static str),
+    /// Any other reason, already in words.
+    Text(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Allowed(operation) => write!(f, "{operation} is allowed"),
+            Reason::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl serde::Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -169,7 +195,7 @@ pub(super) fn decide_with(policy: &Policy, facts: &RequestFacts<'_>) -> Decision
             allowed: true,
             policy: Some(policy.name.clone()),
             rule: rule.name.clone(),
-            reason: format!("{} is allowed", facts.operation),
+            reason: Reason::Allowed(facts.operation),
         },
         None => Decision::deny(
             Some(policy.name.clone()),
@@ -333,7 +359,7 @@ mod tests {
         Authority::compile(doc.client, &doc.policy, &crate::policy::catalogue())
     }
 
-    fn decide(a: &Authority, client: &str, op: &str, query: &[(&str, &str)]) -> Decision {
+    fn decide(a: &Authority, client: &str, op: &'static str, query: &[(&str, &str)]) -> Decision {
         let query: Vec<(String, String)> = query
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -190,7 +190,7 @@ pub fn authorize(
         }),
         _ => Err(ProxyError::Denied {
             what: format!("{} ({} {})", operation.name, method, normalized.path),
-            reason: decision.reason,
+            reason: decision.reason.to_string(),
             policy: decision
                 .policy
                 .map(|p| p.to_string())

@@ -13,10 +13,10 @@ fn inspect_json_accepts_valid_documents() {
         ("null", Value::Null),
         (" true ", Value::Bool(true)),
         ("false", Value::Bool(false)),
-        ("0", Value::Number("0".into())),
-        ("-0", Value::Number("-0".into())),
-        ("12.5e-3", Value::Number("12.5e-3".into())),
-        ("1E+2", Value::Number("1E+2".into())),
+        ("0", Value::Number("0")),
+        ("-0", Value::Number("-0")),
+        ("12.5e-3", Value::Number("12.5e-3")),
+        ("1E+2", Value::Number("1E+2")),
         (
             "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"",
             Value::String("a\"b\\c/d\u{8}\u{c}\n\r\t".into()),
@@ -29,7 +29,7 @@ fn inspect_json_accepts_valid_documents() {
         (
             "[1, \"x\" ,null]",
             Value::Array(vec![
-                Value::Number("1".into()),
+                Value::Number("1"),
                 Value::String("x".into()),
                 Value::Null,
             ]),
@@ -432,5 +432,118 @@ fn inspect_go_bool() {
     }
     for t in ["1", "true", "yes", "on", "2", "x", "f"] {
         assert!(go_bool(t), "{t:?}");
+    }
+}
+
+#[test]
+fn inspect_json_strings_at_word_boundaries() {
+    // Plain runs are scanned eight bytes at a time: put each kind of special text at every
+    // position of strings of every length around the word size, and compare with serde_json.
+    let specials = [
+        "\\\"",
+        "\\\\",
+        "\\n",
+        "\\u00e9",
+        "\\ud83d\\ude00",
+        "é",
+        "\u{1F600}",
+        "",
+    ];
+    for len in 0..40 {
+        for pos in 0..=len {
+            for special in specials {
+                let s = format!("{}{special}{}", "a".repeat(pos), "b".repeat(len - pos));
+                let doc = format!("{{\"{s}\":[\"{s}\",\"{s}x\"]}}");
+                let want: serde_json::Value = serde_json::from_str(&doc).unwrap();
+                let got = parse(doc.as_bytes()).unwrap();
+                let (wk, wv) = want.as_object().unwrap().iter().next().unwrap();
+                let (gk, gv) = got.as_object().unwrap().entries().first().unwrap();
+                assert_eq!(gk.as_str(), wk, "{doc}");
+                let Value::Array(items) = gv else {
+                    panic!("{doc}: {gv:?}")
+                };
+                let want_items: Vec<&str> = wv
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                let got_items: Vec<&str> = items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.as_str(),
+                        _ => "(not a string)",
+                    })
+                    .collect();
+                assert_eq!(got_items, want_items, "{doc}");
+            }
+            for (bad, msg) in [
+                ("\u{1}", "control character"),
+                ("\n", "control character"),
+                ("\\x", "invalid escape"),
+            ] {
+                let doc = format!("\"{}{bad}{}\"", "a".repeat(pos), "b".repeat(len - pos));
+                let e = parse(doc.as_bytes()).unwrap_err();
+                assert!(e.message.contains(msg), "{doc:?}: {e:?}");
+            }
+            let mut raw = format!("\"{}", "a".repeat(pos)).into_bytes();
+            raw.push(0xff);
+            raw.extend_from_slice(format!("{}\"", "b".repeat(len - pos)).as_bytes());
+            let e = parse(&raw).unwrap_err();
+            assert!(
+                e.message
+                    .contains(&format!("invalid UTF-8 in string at byte {}", pos + 1)),
+                "{e:?}"
+            );
+            let unterminated = format!("\"{}", "a".repeat(len));
+            assert!(parse(unterminated.as_bytes())
+                .unwrap_err()
+                .message
+                .contains("unterminated"));
+        }
+    }
+}
+
+#[test]
+fn inspect_json_key_checks_in_large_and_small_objects() {
+    for n in [2usize, 5, 24, 25, 100, 300] {
+        let fields: Vec<String> = (0..n).map(|i| format!("\"key{i}\":{i}")).collect();
+        let fields = fields.join(",");
+        let doc = format!("{{{fields}}}");
+        let v = parse(doc.as_bytes()).unwrap();
+        let o = v.as_object().unwrap();
+        assert_eq!(o.len(), n);
+        assert!(o.as_struct().is_ok(), "{n}");
+        // Exact duplicates are refused, also when written with escapes.
+        for dup in ["\"key1\":0", "\"k\\u0065y1\":0"] {
+            let e = parse(format!("{{{fields},{dup}}}").as_bytes()).unwrap_err();
+            assert!(
+                e.path == "key1" && e.message.contains("duplicate key \"key1\""),
+                "{n}: {e:?}"
+            );
+        }
+        // Keys equal after folding: a valid map, not a valid struct.
+        let doc = format!("{{{fields},\"KEY1\":0}}");
+        let v = parse(doc.as_bytes()).unwrap();
+        let o = v.as_object().unwrap();
+        assert_eq!(o.len(), n + 1);
+        let e = o.as_struct().unwrap_err();
+        assert!(
+            e.message.contains("\"key1\"") && e.message.contains("\"KEY1\""),
+            "{n}: {e:?}"
+        );
+        // A non-ASCII key: a valid map, not a valid struct.
+        let doc = format!("{{{fields},\"k\u{17f}\":0}}");
+        let v = parse(doc.as_bytes()).unwrap();
+        let e = v.as_object().unwrap().as_struct().unwrap_err();
+        assert!(e.message.contains("non-ASCII"), "{n}: {e:?}");
+        // Keys that only differ in bytes the quick check reads alike (`@` and `` ` ``, 0x40
+        // and 0x60) are distinct fields.
+        let doc = format!("{{{fields},\"a@\":1,\"a`\":2}}");
+        let v = parse(doc.as_bytes()).unwrap();
+        let o = v.as_object().unwrap();
+        assert!(o.as_struct().is_ok(), "{n}");
+        assert_eq!(o.field("A@").unwrap(), Some(&Value::Number("1")));
+        assert_eq!(o.field("a`").unwrap(), Some(&Value::Number("2")));
     }
 }
