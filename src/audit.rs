@@ -17,6 +17,7 @@
 //! failing or its queue is full, so nothing happens that is not recorded; `"open"` serves on
 //! and counts the loss. Either way a lost record is a metric and a log line.
 
+mod line;
 pub mod report;
 mod sink;
 
@@ -129,16 +130,6 @@ impl Audit {
                 last_complaint: Mutex::new(None),
             }),
         })
-    }
-
-    /// An audit log that records nothing (tools and tests).
-    pub fn disabled(metrics: Metrics) -> Audit {
-        let settings = AuditSettings {
-            sink: None,
-            ..AuditSettings::default()
-        };
-        // Without a sink nothing can fail to open.
-        Audit::start(settings, metrics).unwrap_or_else(|_| unreachable_disabled())
     }
 
     /// The metrics this audit log feeds.
@@ -255,28 +246,7 @@ impl Audit {
             generation,
             error,
             restart_needed: restart_needed.to_vec(),
-            ..Record::default()
         });
-    }
-}
-
-#[cold]
-fn unreachable_disabled() -> Audit {
-    // `Audit::start` only fails opening a sink, and a disabled audit has none; build it by hand.
-    Audit {
-        core: Arc::new(Core {
-            tx: None,
-            state: Arc::default(),
-            writer: Mutex::new(None),
-            settings: AuditSettings {
-                sink: None,
-                ..AuditSettings::default()
-            },
-            metrics: Metrics::new(),
-            next_id: AtomicU64::new(1),
-            id_prefix: 0,
-            last_complaint: Mutex::new(None),
-        }),
     }
 }
 
@@ -468,58 +438,83 @@ impl Trail {
         }
     }
 
-    /// Builds the record of this request as it stands (in the writer thread).
-    pub(crate) fn record(&self, event: &'static str, counts: Counts) -> Record {
+    /// Writes the record of this request as it stands, one JSON line, into `out` (in the
+    /// writer thread).
+    pub(crate) fn write_line(&self, event: &'static str, counts: &Counts, out: &mut Vec<u8>) {
         let facts = self.facts();
         let operation = facts.operation.as_deref();
         let normalized = facts.normalized.as_deref();
-        let verdict = verdict(&facts);
-        let peer = self
-            .peer
-            .as_ref()
-            .map(|(peer, evidence)| PeerRecord::new(peer, evidence));
-        Record {
-            time: humantime::format_rfc3339_micros(counts.at.unwrap_or(self.time)).to_string(),
-            id: self.id.clone(),
-            event,
-            listener: self.listener.as_deref().map(str::to_owned),
-            client: Some(facts.client.as_deref().map(str::to_owned)),
-            peer,
-            method: Some(self.method.as_str().to_owned()),
-            raw_path: Some(
-                normalized
-                    .map(|n| n.raw_path.clone())
-                    .unwrap_or_else(|| self.uri.path().to_owned()),
-            ),
-            path: normalized.map(|n| n.path.clone()),
-            api_version: normalized.and_then(|n| n.version.map(|v| v.to_string())),
-            query: Some(match normalized {
-                Some(n) => redacted_query(n.query.pairs()),
-                None => BTreeMap::new(),
-            }),
-            operation: operation.map(|o| o.name.to_owned()),
-            decision: Some(verdict),
-            policy: facts.policy.as_deref().map(str::to_owned),
-            rule: facts.rule.as_deref().map(str::to_owned),
-            reason: facts.reason.as_ref().map(Reason::to_string),
-            violations: facts.violations.clone(),
-            status: counts.status,
-            duration_ms: Some(counts.duration.as_secs_f64() * 1000.0),
-            bytes_in: Some(counts.bytes_in),
-            bytes_out: Some(counts.bytes_out),
-            end: Some(counts.end),
-            error: facts.error.clone(),
-            objects: objects(operation, normalized, facts.settings.as_ref()),
-            settings: facts.settings.clone(),
-            defaults_applied: facts.defaults.clone(),
-            body: facts.body.clone(),
-            user_agent: self
-                .user_agent
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            ..Record::default()
+        let mut o = line::Obj::open(out);
+        let time = humantime::format_rfc3339_micros(counts.at.unwrap_or(self.time));
+        o.with("time", |out| line::string(out, &time.to_string()));
+        o.str("id", &self.id);
+        o.str("event", event);
+        o.opt_str("listener", self.listener.as_deref());
+        o.str_or_null("client", facts.client.as_deref());
+        if let Some((peer, evidence)) = &self.peer {
+            o.with("peer", |out| write_peer(out, peer, evidence));
         }
+        o.opt_str(
+            "user_agent",
+            self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        );
+        o.str("method", self.method.as_str());
+        o.str(
+            "raw_path",
+            normalized.map_or(self.uri.path(), |n| n.raw_path.as_str()),
+        );
+        o.opt_str("path", normalized.map(|n| n.path.as_str()));
+        if let Some(version) = normalized.and_then(|n| n.version) {
+            o.str("api_version", &version.to_string());
+        }
+        o.with("query", |out| {
+            write_query(out, normalized.map_or(&[], |n| n.query.pairs()))
+        });
+        o.opt_str("operation", operation.map(|op| op.name));
+        o.str("decision", verdict(&facts).as_str());
+        o.opt_str("policy", facts.policy.as_deref());
+        o.opt_str("rule", facts.rule.as_deref());
+        if let Some(reason) = &facts.reason {
+            o.str("reason", &reason.to_string());
+        }
+        o.strs("violations", facts.violations.iter().map(String::as_str));
+        o.opt_uint("status", counts.status.map(u64::from));
+        o.millis("duration_ms", counts.duration.as_micros());
+        o.uint("bytes_in", counts.bytes_in);
+        o.uint("bytes_out", counts.bytes_out);
+        o.str("end", counts.end);
+        o.opt_str("error", facts.error.as_deref());
+        let objects = objects(operation, normalized, facts.settings.as_ref());
+        if !objects.is_empty() {
+            o.with("objects", |out| {
+                let mut m = line::Obj::open(out);
+                for (kind, name) in &objects {
+                    m.str(kind, name);
+                }
+                m.close();
+            });
+        }
+        if let Some(settings) = &facts.settings {
+            o.with("settings", |out| {
+                // Plain data: serializing cannot fail; `null` keeps the line valid if it did.
+                if serde_json::to_writer(&mut *out, settings).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            });
+        }
+        o.strs(
+            "defaults_applied",
+            facts.defaults.iter().map(String::as_str),
+        );
+        if let Some(body) = &facts.body {
+            o.with("body", |out| {
+                if serde_json::to_writer(&mut *out, body).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            });
+        }
+        o.close();
+        out.push(b'\n');
     }
 
     /// Writes the `session_close` record of a hijacked session.
@@ -554,120 +549,56 @@ pub(crate) struct Counts {
     end: &'static str,
 }
 
-/// One audit record: a JSON line. Absent facts are left out.
-#[derive(Debug, Clone, Default, Serialize)]
+/// A record that is not a request's: a reload. (Request and session records are written
+/// straight from their trail, see [`Trail::write_line`].)
+#[derive(Debug, Clone, Serialize)]
 pub struct Record {
     /// RFC 3339, UTC, microseconds.
     pub time: String,
-    /// Request id (also sent to the client as `X-Sockwarden-Request-Id`).
+    /// Record id.
     pub id: String,
-    /// `request`, `session_open`, `session_close` or `reload`.
+    /// `reload`.
     pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listener: Option<String>,
-    /// `Some(None)` (written `null`) when the connection matched no client; `None` on
-    /// reload records, which have no client.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client: Option<Option<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer: Option<PeerRecord>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_agent: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    query: Option<BTreeMap<String, Vec<String>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    operation: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decision: Option<Verdict>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    violations: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes_in: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes_out: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    end: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    objects: BTreeMap<&'static str, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    settings: Option<Summary>,
-    /// Enforced defaults sockwarden added to the body before inspecting and forwarding it.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    defaults_applied: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<serde_json::Value>,
-    // Reload records.
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     restart_needed: Vec<String>,
 }
 
-/// The identity evidence of the peer.
-#[derive(Debug, Clone, Default, Serialize)]
-struct PeerRecord {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pid: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exe: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    loginuid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    addr: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cert_subject: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    cert_san: Vec<String>,
+/// The identity evidence of the peer: `{"uid":..,"gid":..,"pid":..,"exe":..,"loginuid":..}`
+/// for unix peers, `{"addr":..}` (and the certificate's subject and SANs) for TCP and TLS.
+fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
+    let mut o = line::Obj::open(out);
+    match peer {
+        Peer::Unix { uid, gid, pid } => {
+            o.uint("uid", u64::from(*uid));
+            o.uint("gid", u64::from(*gid));
+            o.opt_int("pid", pid.map(i64::from));
+        }
+        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.str("addr", &addr.to_string()),
+    }
+    if let Some(exe) = &evidence.exe {
+        o.str("exe", &exe.to_string_lossy());
+    }
+    o.opt_uint("loginuid", evidence.loginuid.map(u64::from));
+    o.opt_str("cert_subject", evidence.cert_subject.as_deref());
+    o.strs("cert_san", evidence.cert_san.iter().map(String::as_str));
+    o.close();
 }
 
-impl PeerRecord {
-    fn new(peer: &Peer, evidence: &Evidence) -> PeerRecord {
-        let mut record = PeerRecord {
-            exe: evidence.exe.as_ref().map(|p| p.display().to_string()),
-            loginuid: evidence.loginuid,
-            cert_subject: evidence.cert_subject.clone(),
-            cert_san: evidence.cert_san.clone(),
-            ..PeerRecord::default()
-        };
-        match peer {
-            Peer::Unix { uid, gid, pid } => {
-                record.uid = Some(*uid);
-                record.gid = Some(*gid);
-                record.pid = *pid;
-            }
-            Peer::Tcp(addr) => record.addr = Some(addr.to_string()),
-            Peer::Tls { addr, .. } => record.addr = Some(addr.to_string()),
-        }
-        record
+/// The query as `{"name":["value",...]}`, secrets redacted.
+fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    let mut o = line::Obj::open(out);
+    for (name, values) in redacted_query(pairs) {
+        o.strs(&name, values.iter().map(String::as_str));
     }
+    o.close();
 }
 
 /// Query parameters whose values are secrets or carry them (build args hold tokens as often

@@ -23,7 +23,11 @@ enum Command {
     /// Without --config: upstream is DOCKER_HOST's unix:// path or /var/run/docker.sock, and one
     /// socket, mode 0600, at $XDG_RUNTIME_DIR/sockwarden/docker.sock (root:
     /// /run/sockwarden/docker.sock; others: /tmp/sockwarden-UID/docker.sock); the user who
-    /// started sockwarden gets the read-only profile, everyone else is refused.
+    /// started sockwarden gets the read-only profile, everyone else is refused; audit records
+    /// (one JSON line per request) go to stdout.
+    ///
+    /// Signals: SIGHUP reloads the configuration, SIGUSR1 reopens the audit file, SIGTERM and
+    /// SIGINT stop gracefully.
     Serve {
         /// Configuration file (TOML); see config/sockwarden.toml for every setting.
         #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "compat")]

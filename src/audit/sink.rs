@@ -100,8 +100,9 @@ impl Sink {
         })
     }
 
-    /// Writes one batch of records, each `lines[i]` one JSON line with its newline.
-    fn write(&mut self, lines: &[Vec<u8>], batch: &[u8]) -> io::Result<()> {
+    /// Writes one batch of records: JSON lines one after the other in `batch.bytes`.
+    fn write(&mut self, records: &Batch) -> io::Result<()> {
+        let batch = &records.bytes;
         match self {
             Sink::Stdout => {
                 let mut out = io::stdout().lock();
@@ -131,7 +132,7 @@ impl Sink {
                     return Ok(());
                 };
                 let pid = std::process::id();
-                for line in lines {
+                for line in records.lines() {
                     let body = line.strip_suffix(b"\n").unwrap_or(line);
                     let mut datagram =
                         format!("<{SYSLOG_PRIORITY}>sockwarden[{pid}]: ").into_bytes();
@@ -225,7 +226,7 @@ const MAX_BATCH: usize = 512;
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut lines = Batch::default();
         let mut stopping = false;
         while !stopping {
             let Some(first) = rx.blocking_recv() else {
@@ -237,10 +238,8 @@ impl Writer {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Record(record) => lines.push(line(&record)),
-                    Msg::Trail(trail, event, counts) => {
-                        lines.push(line(&trail.record(event, counts)))
-                    }
+                    Msg::Record(record) => lines.record(&record),
+                    Msg::Trail(trail, event, counts) => lines.trail(&trail, event, &counts),
                     Msg::Reopen => self.state.reopen.store(true, Ordering::Relaxed),
                     Msg::Stop => stopping = true,
                 }
@@ -255,15 +254,15 @@ impl Writer {
         // Whatever is still queued after Stop (records of requests that ended meanwhile).
         while let Ok(msg) = rx.try_recv() {
             match msg {
-                Msg::Record(record) => lines.push(line(&record)),
-                Msg::Trail(trail, event, counts) => lines.push(line(&trail.record(event, counts))),
+                Msg::Record(record) => lines.record(&record),
+                Msg::Trail(trail, event, counts) => lines.trail(&trail, event, &counts),
                 Msg::Reopen | Msg::Stop => {}
             }
         }
         self.flush(&mut lines);
     }
 
-    fn flush(&mut self, lines: &mut Vec<Vec<u8>>) {
+    fn flush(&mut self, lines: &mut Batch) {
         if self.state.reopen.swap(false, Ordering::Relaxed) {
             match self.sink.reopen() {
                 Ok(()) => tracing::info!(sink = %self.name, "audit sink reopened"),
@@ -275,9 +274,8 @@ impl Writer {
         if lines.is_empty() {
             return;
         }
-        let batch: Vec<u8> = lines.concat();
         let n = lines.len() as u64;
-        match self.sink.write(lines, &batch) {
+        match self.sink.write(lines) {
             Ok(()) => {
                 self.state.healthy.store(true, Ordering::Relaxed);
                 self.metrics.audit_written(n);
@@ -312,11 +310,46 @@ impl Writer {
     }
 }
 
-fn line(record: &Record) -> Vec<u8> {
-    let mut out = serde_json::to_vec(record).unwrap_or_else(|e| {
-        // A record is plain data; this cannot fail, but a line is better than a lost record.
-        format!("{{\"event\":\"error\",\"error\":{:?}}}", e.to_string()).into_bytes()
-    });
-    out.push(b'\n');
-    out
+/// Records written one after the other into one buffer, with where each ends.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Each record's line, with its newline.
+    fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .filter_map(|(start, end)| self.bytes.get(start..end))
+    }
+
+    fn trail(&mut self, trail: &Trail, event: &'static str, counts: &Counts) {
+        trail.write_line(event, counts, &mut self.bytes);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn record(&mut self, record: &Record) {
+        if serde_json::to_writer(&mut self.bytes, record).is_err() {
+            // A record is plain data; this cannot fail, but a line is better than a lost one.
+            self.bytes.extend_from_slice(b"{\"event\":\"error\"}");
+        }
+        self.bytes.push(b'\n');
+        self.ends.push(self.bytes.len());
+    }
 }

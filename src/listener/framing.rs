@@ -264,6 +264,21 @@ impl Scanner {
                     }
                     n
                 }
+                // A head is taken a line at a time, not byte by byte.
+                State::Head(head) => {
+                    let newline = bytes.iter().position(|c| *c == b'\n');
+                    let used = newline.map_or(bytes.len(), |i| i + 1);
+                    head.size += used;
+                    if head.size > MAX_HEAD {
+                        return self.lose();
+                    }
+                    head.line
+                        .extend_from_slice(bytes.get(..newline.unwrap_or(used)).unwrap_or(&[]));
+                    if newline.is_some() {
+                        self.end_of_line();
+                    }
+                    used
+                }
                 _ => {
                     let (&b, _) = match bytes.split_first() {
                         Some(x) => x,
@@ -290,10 +305,6 @@ impl Scanner {
                 }),
             },
             State::IdleCr if b == b'\n' => State::Idle,
-            State::Head(head) => match self.head_byte(head, b) {
-                Some(state) => state,
-                None => return self.lose(),
-            },
             State::Chunked(c) => match chunk_byte(c, b) {
                 Some(Some(c)) => State::Chunked(c),
                 Some(None) => State::Idle,
@@ -304,18 +315,35 @@ impl Scanner {
         self.state = next;
     }
 
-    /// One byte of a head; `None` when the stream cannot be followed.
-    fn head_byte(&mut self, mut head: Head, b: u8) -> Option<State> {
-        head.size += 1;
-        if head.size > MAX_HEAD {
-            return None;
+    /// A head's line is complete (in `head.line`, without its `\n`).
+    fn end_of_line(&mut self) {
+        let State::Head(head) = std::mem::replace(&mut self.state, State::Lost) else {
+            return self.lose();
+        };
+        match self.head_line(head) {
+            Some(state) => self.state = state,
+            None => self.lose(),
         }
-        if b != b'\n' {
-            head.line.push(b);
-            return Some(State::Head(head));
+    }
+
+    /// One complete line of a head; `None` when the stream cannot be followed.
+    fn head_line(&mut self, mut head: Head) -> Option<State> {
+        let mut buffer = std::mem::take(&mut head.line);
+        let line = buffer.strip_suffix(b"\r").unwrap_or(&buffer);
+        let next = self.read_line(&mut head, line);
+        // The line buffer is reused for the head's next line.
+        buffer.clear();
+        head.line = buffer;
+        match next? {
+            Some(state) => Some(state),
+            None => Some(State::Head(head)),
         }
-        let line = std::mem::take(&mut head.line);
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+    }
+
+    /// Reads one head line into `head`: `Some(None)` to go on with the head, `Some(Some(s))`
+    /// when the head ended and the stream goes on in state `s`, `None` when it cannot be
+    /// followed.
+    fn read_line(&mut self, head: &mut Head, line: &[u8]) -> Option<Option<State>> {
         if head.request_line {
             // METHOD SP target SP HTTP/1.x (httparse accepts nothing looser).
             let ok = (line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0"))
@@ -325,7 +353,7 @@ impl Scanner {
                 return None;
             }
             head.request_line = false;
-            return Some(State::Head(head));
+            return Some(None);
         }
         if !line.is_empty() {
             let colon = line.iter().position(|c| *c == b':')?;
@@ -336,7 +364,7 @@ impl Scanner {
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 head.transfer_encoding += 1;
             }
-            return Some(State::Head(head));
+            return Some(None);
         }
         // End of the head: the verdict, then the body as hyper frames it.
         let verdict = if head.content_length.len() > 1 {
@@ -350,13 +378,13 @@ impl Scanner {
             return None;
         }
         if head.transfer_encoding > 0 {
-            return Some(State::Chunked(Chunk::Start));
+            return Some(Some(State::Chunked(Chunk::Start)));
         }
         match head.content_length.first() {
-            None => Some(State::Idle),
+            None => Some(Some(State::Idle)),
             Some(v) => match digits(v)? {
-                0 => Some(State::Idle),
-                n => Some(State::Fixed(n)),
+                0 => Some(Some(State::Idle)),
+                n => Some(Some(State::Fixed(n))),
             },
         }
     }
