@@ -446,7 +446,12 @@ impl Trail {
         let normalized = facts.normalized.as_deref();
         let mut o = line::Obj::open(out);
         let time = humantime::format_rfc3339_micros(counts.at.unwrap_or(self.time));
-        o.with("time", |out| line::string(out, &time.to_string()));
+        // RFC 3339 text has nothing to escape.
+        o.with("time", |out| {
+            out.push(b'"');
+            line::push_display(out, time);
+            out.push(b'"');
+        });
         o.str("id", &self.id);
         o.str("event", event);
         o.opt_str("listener", self.listener.as_deref());
@@ -489,7 +494,7 @@ impl Trail {
             o.with("objects", |out| {
                 let mut m = line::Obj::open(out);
                 for (kind, name) in &objects {
-                    m.str(kind, name);
+                    m.escaped_str(kind, name);
                 }
                 m.close();
             });
@@ -581,7 +586,11 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
             o.uint("gid", u64::from(*gid));
             o.opt_int("pid", pid.map(i64::from));
         }
-        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.str("addr", &addr.to_string()),
+        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.with("addr", |out| {
+            out.push(b'"');
+            line::push_display(out, addr);
+            out.push(b'"');
+        }),
     }
     if let Some(exe) = &evidence.exe {
         o.str("exe", &exe.to_string_lossy());
@@ -596,7 +605,7 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
 fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     let mut o = line::Obj::open(out);
     for (name, values) in redacted_query(pairs) {
-        o.strs(&name, values.iter().map(String::as_str));
+        o.escaped_strs(&name, values.iter().map(String::as_str));
     }
     o.close();
 }

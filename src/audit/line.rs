@@ -3,7 +3,7 @@
 //! eight plain bytes at a time (most of a record is plain ASCII). This is the audit log's hot
 //! path: it runs once per request, in the writer thread.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// An object being written; members are separated and keys quoted as they come.
 pub(super) struct Obj<'a> {
@@ -18,7 +18,22 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    /// A member's key. Keys are sockwarden's own field names (plain ASCII, nothing to
+    /// escape); a key that comes from a client goes through [`Obj::escaped_key`].
+    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
+        debug_assert!(!key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// A member's key that a client chose (a query parameter's name): escaped.
+    fn escaped_key(&mut self, key: &str) -> &mut Vec<u8> {
         if !self.first {
             self.out.push(b',');
         }
@@ -29,20 +44,20 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":"value"`.
-    pub fn str(&mut self, key: &str, value: &str) {
+    pub fn str(&mut self, key: &'static str, value: &str) {
         let out = self.key(key);
         string(out, value);
     }
 
     /// `"key":"value"` when there is a value.
-    pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
         }
     }
 
     /// `"key":"value"` or `"key":null`.
-    pub fn str_or_null(&mut self, key: &str, value: Option<&str>) {
+    pub fn str_or_null(&mut self, key: &'static str, value: Option<&str>) {
         let out = self.key(key);
         match value {
             Some(value) => string(out, value),
@@ -51,30 +66,30 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":n`.
-    pub fn uint(&mut self, key: &str, n: u64) {
+    pub fn uint(&mut self, key: &'static str, n: u64) {
         let out = self.key(key);
-        push_display(out, n);
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
     /// `"key":n` when there is a number.
-    pub fn opt_uint(&mut self, key: &str, n: Option<u64>) {
+    pub fn opt_uint(&mut self, key: &'static str, n: Option<u64>) {
         if let Some(n) = n {
             self.uint(key, n);
         }
     }
 
     /// `"key":n`, a signed number when there is one.
-    pub fn opt_int(&mut self, key: &str, n: Option<i64>) {
+    pub fn opt_int(&mut self, key: &'static str, n: Option<i64>) {
         if let Some(n) = n {
             let out = self.key(key);
-            push_display(out, n);
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         }
     }
 
     /// `"key":ms` with microsecond resolution (`151.171`).
-    pub fn millis(&mut self, key: &str, micros: u128) {
+    pub fn millis(&mut self, key: &'static str, micros: u128) {
         let out = self.key(key);
-        push_display(out, micros / 1000);
+        out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
         let frac = (micros % 1000) as u16;
         out.push(b'.');
         out.extend_from_slice(&[
@@ -85,23 +100,28 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":[strings]` unless empty.
-    pub fn strs<'s>(&mut self, key: &str, values: impl ExactSizeIterator<Item = &'s str>) {
+    pub fn strs<'s>(&mut self, key: &'static str, values: impl ExactSizeIterator<Item = &'s str>) {
         if values.len() == 0 {
             return;
         }
         let out = self.key(key);
-        out.push(b'[');
-        for (i, v) in values.enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, v);
-        }
-        out.push(b']');
+        array(out, values);
+    }
+
+    /// `"key":[strings]` for a key a client chose.
+    pub fn escaped_strs<'s>(&mut self, key: &str, values: impl ExactSizeIterator<Item = &'s str>) {
+        let out = self.escaped_key(key);
+        array(out, values);
+    }
+
+    /// `"key":"value"` for a key a client chose.
+    pub fn escaped_str(&mut self, key: &str, value: &str) {
+        let out = self.escaped_key(key);
+        string(out, value);
     }
 
     /// `"key":` followed by whatever `write` puts there (a nested object, or serde output).
-    pub fn with(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+    pub fn with(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
         let out = self.key(key);
         write(out);
     }
@@ -112,11 +132,21 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn push_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
-    let mut text = String::new();
-    // Writing into a String cannot fail.
-    let _ = write!(text, "{value}");
-    out.extend_from_slice(text.as_bytes());
+fn array<'s>(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, v);
+    }
+    out.push(b']');
+}
+
+/// Writes a number (or anything else whose text needs no escaping) without a temporary.
+pub(super) fn push_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{value}");
 }
 
 /// Bytes of `word` that are `"`, `\` or a control character (below 0x20), as their high bits.
@@ -131,10 +161,38 @@ fn needs_escape(word: u64) -> u64 {
 }
 
 /// Writes `s` as a JSON string. Non-ASCII text is valid UTF-8 (a `&str`) and passes through.
+#[inline]
 pub(super) fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    if plain(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    escaped(out, bytes);
+}
+
+/// Whether `bytes` holds nothing to escape (the common case), eight bytes at a time.
+#[inline]
+fn plain(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if needs_escape(u64::from_le_bytes(word)) != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+}
+
+/// The rest of [`string`] for text with something to escape (the opening quote is written).
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {

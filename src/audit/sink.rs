@@ -219,7 +219,7 @@ struct Writer {
 }
 
 /// How long the writer lets records gather after the first one arrives.
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// Batches larger than this are written in parts, to bound the thread's memory.
 const MAX_BATCH: usize = 512;
@@ -233,7 +233,7 @@ impl Writer {
                 break;
             };
             // Let a batch gather: one wake-up and one write for many requests under load,
-            // at the price of a record appearing a few milliseconds later.
+            // at the price of a record appearing up to 5 ms later.
             std::thread::sleep(BATCH_WINDOW);
             let mut next = Some(first);
             while let Some(msg) = next.take() {
