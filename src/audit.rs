@@ -32,7 +32,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tower::{Layer, Service};
 
 use crate::body::{self, EndOfBody, Observed, ProxyBody};
@@ -92,8 +91,8 @@ pub struct Audit {
 
 #[derive(Debug)]
 struct Core {
-    tx: Option<mpsc::Sender<sink::Msg>>,
-    state: Arc<sink::SinkState>,
+    /// The writer's intake; `None` when the audit log is off.
+    sink: Option<Arc<sink::SinkState>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     settings: AuditSettings,
     metrics: Metrics,
@@ -105,13 +104,13 @@ struct Core {
 impl Audit {
     /// Opens the sink (an error here keeps sockwarden from starting) and starts its writer.
     pub fn start(settings: AuditSettings, metrics: Metrics) -> std::io::Result<Audit> {
-        let (tx, state, writer) = match &settings.sink {
+        let (sink, writer) = match &settings.sink {
             Some(config) => {
-                let (tx, state, handle) = sink::start(config, settings.queue, metrics.clone())
+                let (state, handle) = sink::start(config, settings.queue, metrics.clone())
                     .map_err(|e| std::io::Error::new(e.kind(), format!("audit {config}: {e}")))?;
-                (Some(tx), state, Some(handle))
+                (Some(state), Some(handle))
             }
-            None => (None, Arc::default(), None),
+            None => (None, None),
         };
         metrics.audit_queue(0, settings.queue);
         let id_prefix = SystemTime::now()
@@ -120,8 +119,7 @@ impl Audit {
             .unwrap_or(0);
         Ok(Audit {
             core: Arc::new(Core {
-                tx,
-                state,
+                sink,
                 writer: Mutex::new(writer),
                 settings,
                 metrics,
@@ -145,28 +143,26 @@ impl Audit {
     /// Whether a new request may be served: always when failing open or when the audit log is
     /// off; otherwise only while the sink works and the queue has room.
     pub fn admits(&self) -> bool {
-        let Some(tx) = &self.core.tx else {
+        let Some(sink) = &self.core.sink else {
             return true;
         };
         if self.core.settings.on_failure == OnFailure::Open {
             return true;
         }
-        tx.capacity() > 0 && self.core.state.healthy.load(Ordering::Relaxed)
+        sink.has_room() && sink.healthy.load(Ordering::Relaxed)
     }
 
     /// Asks the writer to reopen its file (SIGUSR1, after logrotate moved it).
     pub fn reopen(&self) {
-        self.core.state.reopen.store(true, Ordering::Relaxed);
-        if let Some(tx) = &self.core.tx {
-            // If the queue is full the flag is seen before the next batch anyway.
-            let _ = tx.try_send(sink::Msg::Reopen);
+        if let Some(sink) = &self.core.sink {
+            sink.reopen();
         }
     }
 
     /// Writes what is queued and stops the writer (at shutdown), waiting at most `limit`.
     pub async fn close(&self, limit: Duration) {
-        let Some(tx) = &self.core.tx else { return };
-        let _ = tokio::time::timeout(limit, tx.send(sink::Msg::Stop)).await;
+        let Some(sink) = &self.core.sink else { return };
+        sink.stop();
         let handle = self
             .core
             .writer
@@ -184,28 +180,20 @@ impl Audit {
     /// Queues a record; a record that cannot be queued is counted and logged, never dropped
     /// silently.
     pub fn submit(&self, record: Record) {
-        self.send(sink::Msg::Record(Box::new(record)));
+        self.push(|out| sink::record_line(&record, out));
     }
 
-    /// Queues the record of a request, built by the writer thread from its trail, so the
-    /// request path only pays for a queue slot.
-    fn submit_trail(&self, trail: Arc<Trail>, event: &'static str, counts: Counts) {
-        self.send(sink::Msg::Trail(trail, event, counts));
+    /// Queues the record of a request or session, written from its trail.
+    fn submit_trail(&self, trail: &Trail, event: &'static str, counts: Counts) {
+        self.push(|out| trail.write_line(event, &counts, out));
     }
 
-    fn send(&self, msg: sink::Msg) {
-        let Some(tx) = &self.core.tx else { return };
-        match tx.try_send(msg) {
-            Ok(()) => {}
-            Err(_) => {
-                self.core.metrics.audit_lost("queue_full", 1);
-                self.complain();
-            }
+    fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let Some(sink) = &self.core.sink else { return };
+        if !sink.push(write) {
+            self.core.metrics.audit_lost("queue_full", 1);
+            self.complain();
         }
-        self.core.metrics.audit_queue(
-            self.core.settings.queue - tx.capacity(),
-            self.core.settings.queue,
-        );
     }
 
     fn complain(&self) {
@@ -332,7 +320,7 @@ impl Trail {
 
     /// Whether inspected bodies should be handed over for the record.
     pub fn wants_body(&self) -> bool {
-        self.audit.core.settings.log_bodies && self.audit.core.tx.is_some()
+        self.audit.core.settings.log_bodies && self.audit.core.sink.is_some()
     }
 
     /// The client the request was attributed to.
@@ -445,12 +433,8 @@ impl Trail {
         let operation = facts.operation.as_deref();
         let normalized = facts.normalized.as_deref();
         let mut o = line::Obj::open(out);
-        let time = humantime::format_rfc3339_micros(counts.at.unwrap_or(self.time));
-        // RFC 3339 text has nothing to escape.
         o.with("time", |out| {
-            out.push(b'"');
-            line::push_display(out, time);
-            out.push(b'"');
+            line::rfc3339(out, counts.at.unwrap_or(self.time))
         });
         o.str("id", &self.id);
         o.str("event", event);
@@ -532,8 +516,7 @@ impl Trail {
             bytes_out: to_client,
             end,
         };
-        self.audit
-            .submit_trail(self.clone(), "session_close", counts);
+        self.audit.submit_trail(self, "session_close", counts);
     }
 
     /// The metrics, for the session gauge.
@@ -920,7 +903,7 @@ impl Trail {
             );
         }
         let event = if session { "session_open" } else { "request" };
-        self.audit.submit_trail(self.clone(), event, counts);
+        self.audit.submit_trail(self, event, counts);
     }
 }
 

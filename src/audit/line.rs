@@ -22,11 +22,10 @@ impl<'a> Obj<'a> {
     /// escape); a key that comes from a client goes through [`Obj::escaped_key`].
     fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
         debug_assert!(!key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
-        if !self.first {
-            self.out.push(b',');
-        }
+        let separator: &[u8] = if self.first { b"\"" } else { b",\"" };
         self.first = false;
-        self.out.push(b'"');
+        self.out.reserve(key.len() + 4);
+        self.out.extend_from_slice(separator);
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b"\":");
         self.out
@@ -141,6 +140,61 @@ fn array<'s>(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = &'s str>) 
         string(out, v);
     }
     out.push(b']');
+}
+
+/// Writes `time` as RFC 3339 in UTC with microseconds (`"2026-11-29T08:26:54.893604Z"`),
+/// quoted. Times before 1970 are written as the epoch.
+pub(super) fn rfc3339(out: &mut Vec<u8>, time: std::time::SystemTime) {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = [0u8; 29];
+    let mut put = |at: usize, n: u64, width: usize| {
+        let mut n = n;
+        for i in (0..width).rev() {
+            text[at + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(1, year, 4);
+    put(6, month, 2);
+    put(9, day, 2);
+    put(12, rem / 3600, 2);
+    put(15, rem / 60 % 60, 2);
+    put(18, rem % 60, 2);
+    put(21, u64::from(since.subsec_micros()), 6);
+    for (at, c) in [
+        (0, b'"'),
+        (5, b'-'),
+        (8, b'-'),
+        (11, b'T'),
+        (14, b':'),
+        (17, b':'),
+        (20, b'.'),
+    ] {
+        text[at] = c;
+    }
+    text[27] = b'Z';
+    text[28] = b'"';
+    out.extend_from_slice(&text);
+}
+
+/// Year, month and day of the `days`-th day after 1970-01-01 (proleptic Gregorian; Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Writes a number (or anything else whose text needs no escaping) without a temporary.
@@ -260,6 +314,28 @@ mod tests {
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, s);
             assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_match_humantime() {
+        let base = std::time::UNIX_EPOCH;
+        for secs in [
+            0u64,
+            59,
+            86_399,
+            951_782_400,
+            1_709_164_800,
+            1_796_000_000,
+            4_102_444_800,
+        ] {
+            for micros in [0u64, 1, 893_604, 999_999] {
+                let t = base + std::time::Duration::from_micros(secs * 1_000_000 + micros);
+                let mut out = Vec::new();
+                rfc3339(&mut out, t);
+                let want = format!("\"{}\"", humantime::format_rfc3339_micros(t));
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! logrotate), or syslog/journald over a local datagram socket (`/dev/log`).
 //!
 //! One dedicated thread writes, so a slow disk or a stalled reader never blocks a request:
-//! requests hand records to a bounded queue and go on. The thread writes whatever is queued
-//! as one batch and flushes before it waits again, so the sink is current whenever the queue
-//! is empty. A failing write marks the sink unhealthy (which a fail-closed audit turns into
+//! a request writes its record as a JSON line into a thread-local buffer, then appends it to
+//! the shared pending batch (a short critical section, no allocation, no hand-over of objects
+//! between threads) unless the batch already holds `queue` records. The thread wakes when a
+//! batch starts, lets it gather for a few milliseconds, swaps it out and writes it in one go,
+//! so the sink is current a few milliseconds after the last request. A failing write marks the sink unhealthy (which a fail-closed audit turns into
 //! refused requests), counts the records lost, logs it, and is retried on the next batch
 //! (a file is reopened first).
 
@@ -17,9 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use std::cell::RefCell;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Condvar, Mutex};
 
-use super::{Counts, Record, Trail};
+use super::Record;
 use crate::metrics::Metrics;
 
 /// Mode of a new audit file: the log holds who did what, readable by its owner only.
@@ -49,26 +53,91 @@ impl std::fmt::Display for SinkConfig {
     }
 }
 
-/// What the writer thread is told.
-#[derive(Debug)]
-pub(super) enum Msg {
-    /// A record to write.
-    Record(Box<Record>),
-    /// A request's or session's record, to be built here from its trail.
-    Trail(Arc<Trail>, &'static str, Counts),
-    /// Reopen the file (logrotate moved it).
-    Reopen,
-    /// Write what is queued and stop.
-    Stop,
-}
-
 /// Shared between the writer thread and the request path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SinkState {
     /// Whether the last write succeeded.
     pub healthy: AtomicBool,
-    /// Set by SIGUSR1; the writer reopens before its next batch.
-    pub reopen: AtomicBool,
+    /// Records waiting to be written.
+    pub pending: AtomicUsize,
+    /// Most records that may wait.
+    limit: usize,
+    batch: Mutex<Pending>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    batch: Batch,
+    reopen: bool,
+    stop: bool,
+}
+
+thread_local! {
+    /// Each thread's scratch line, reused: writing a record allocates nothing.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+impl Default for SinkState {
+    fn default() -> Self {
+        SinkState::new(0)
+    }
+}
+
+impl SinkState {
+    fn new(limit: usize) -> SinkState {
+        SinkState {
+            healthy: AtomicBool::new(true),
+            pending: AtomicUsize::new(0),
+            limit,
+            batch: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the pending batch has room for another record.
+    pub fn has_room(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) < self.limit
+    }
+
+    /// Queues the line `write` produces; `false` (nothing queued) when the batch is full.
+    pub fn push(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        SCRATCH.with(|scratch| {
+            let mut line = scratch.borrow_mut();
+            line.clear();
+            write(&mut line);
+            let mut pending = self.lock();
+            if pending.batch.len() >= self.limit {
+                return false;
+            }
+            let starts = pending.batch.is_empty();
+            pending.batch.bytes.extend_from_slice(&line);
+            let end = pending.batch.bytes.len();
+            pending.batch.ends.push(end);
+            self.pending.store(pending.batch.len(), Ordering::Relaxed);
+            drop(pending);
+            if starts {
+                self.wake.notify_one();
+            }
+            true
+        })
+    }
+
+    /// Asks the writer to reopen its file before its next write.
+    pub fn reopen(&self) {
+        self.lock().reopen = true;
+        self.wake.notify_one();
+    }
+
+    /// Asks the writer to write what is pending and stop.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.wake.notify_one();
+    }
 }
 
 /// An open sink.
@@ -178,22 +247,14 @@ fn connect_syslog(path: &PathBuf) -> io::Result<UnixDatagram> {
     Ok(socket)
 }
 
-/// Opens the sink and starts the writer thread. Returns the queue's sending side.
+/// Opens the sink and starts the writer thread; `capacity` records may wait.
 pub(super) fn start(
     config: &SinkConfig,
     capacity: usize,
     metrics: Metrics,
-) -> io::Result<(
-    mpsc::Sender<Msg>,
-    Arc<SinkState>,
-    std::thread::JoinHandle<()>,
-)> {
+) -> io::Result<(Arc<SinkState>, std::thread::JoinHandle<()>)> {
     let sink = Sink::open(config)?;
-    let (tx, rx) = mpsc::channel(capacity);
-    let state = Arc::new(SinkState {
-        healthy: AtomicBool::new(true),
-        reopen: AtomicBool::new(false),
-    });
+    let state = Arc::new(SinkState::new(capacity));
     let writer = Writer {
         sink,
         name: config.to_string(),
@@ -204,8 +265,8 @@ pub(super) fn start(
     };
     let handle = std::thread::Builder::new()
         .name("sockwarden-audit".into())
-        .spawn(move || writer.run(rx))?;
-    Ok((tx, state, handle))
+        .spawn(move || writer.run())?;
+    Ok((state, handle))
 }
 
 /// The writer thread's state.
@@ -221,49 +282,46 @@ struct Writer {
 /// How long the writer lets records gather after the first one arrives.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
-/// Batches larger than this are written in parts, to bound the thread's memory.
-const MAX_BATCH: usize = 512;
-
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut lines = Batch::default();
-        let mut stopping = false;
-        while !stopping {
-            let Some(first) = rx.blocking_recv() else {
-                break;
-            };
+    fn run(mut self) {
+        let mut spare = Batch::default();
+        loop {
+            {
+                let mut pending = self.state.lock();
+                while pending.batch.is_empty() && !pending.reopen && !pending.stop {
+                    pending = self
+                        .state
+                        .wake
+                        .wait(pending)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+                if pending.stop {
+                    // Write what is there and end.
+                    std::mem::swap(&mut pending.batch, &mut spare);
+                    self.state.pending.store(0, Ordering::Relaxed);
+                    let reopen = std::mem::take(&mut pending.reopen);
+                    drop(pending);
+                    self.flush(&mut spare, reopen);
+                    return;
+                }
+            }
             // Let a batch gather: one wake-up and one write for many requests under load,
             // at the price of a record appearing up to 5 ms later.
             std::thread::sleep(BATCH_WINDOW);
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Record(record) => lines.record(&record),
-                    Msg::Trail(trail, event, counts) => lines.trail(&trail, event, &counts),
-                    Msg::Reopen => self.state.reopen.store(true, Ordering::Relaxed),
-                    Msg::Stop => stopping = true,
-                }
-                if lines.len() >= MAX_BATCH {
-                    self.flush(&mut lines);
-                }
-                next = rx.try_recv().ok();
-            }
-            self.flush(&mut lines);
-            self.metrics.audit_queue(rx.len(), rx.max_capacity());
+            let reopen = {
+                let mut pending = self.state.lock();
+                std::mem::swap(&mut pending.batch, &mut spare);
+                self.state.pending.store(0, Ordering::Relaxed);
+                std::mem::take(&mut pending.reopen)
+            };
+            self.flush(&mut spare, reopen);
+            self.metrics
+                .audit_queue(self.state.pending.load(Ordering::Relaxed), self.state.limit);
         }
-        // Whatever is still queued after Stop (records of requests that ended meanwhile).
-        while let Ok(msg) = rx.try_recv() {
-            match msg {
-                Msg::Record(record) => lines.record(&record),
-                Msg::Trail(trail, event, counts) => lines.trail(&trail, event, &counts),
-                Msg::Reopen | Msg::Stop => {}
-            }
-        }
-        self.flush(&mut lines);
     }
 
-    fn flush(&mut self, lines: &mut Batch) {
-        if self.state.reopen.swap(false, Ordering::Relaxed) {
+    fn flush(&mut self, lines: &mut Batch, reopen: bool) {
+        if reopen {
             match self.sink.reopen() {
                 Ok(()) => tracing::info!(sink = %self.name, "audit sink reopened"),
                 Err(e) => {
@@ -311,7 +369,7 @@ impl Writer {
 }
 
 /// Records written one after the other into one buffer, with where each ends.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Batch {
     bytes: Vec<u8>,
     ends: Vec<usize>,
@@ -338,18 +396,13 @@ impl Batch {
             .zip(self.ends.iter().copied())
             .filter_map(|(start, end)| self.bytes.get(start..end))
     }
+}
 
-    fn trail(&mut self, trail: &Trail, event: &'static str, counts: &Counts) {
-        trail.write_line(event, counts, &mut self.bytes);
-        self.ends.push(self.bytes.len());
+/// Writes a record that is not a request's (a reload) as a JSON line.
+pub(super) fn record_line(record: &Record, out: &mut Vec<u8>) {
+    if serde_json::to_writer(&mut *out, record).is_err() {
+        // A record is plain data; this cannot fail, but a line is better than a lost one.
+        out.extend_from_slice(b"{\"event\":\"error\"}");
     }
-
-    fn record(&mut self, record: &Record) {
-        if serde_json::to_writer(&mut self.bytes, record).is_err() {
-            // A record is plain data; this cannot fail, but a line is better than a lost one.
-            self.bytes.extend_from_slice(b"{\"event\":\"error\"}");
-        }
-        self.bytes.push(b'\n');
-        self.ends.push(self.bytes.len());
-    }
+    out.push(b'\n');
 }
