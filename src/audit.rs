@@ -4,9 +4,9 @@
 //!
 //! Each request carries a [`Trail`] that the layers fill in as they learn things (the
 //! authorization layer the client, operation and decision; the inspection layer the settings
-//! it saw; the error boundary any refusal); the outermost [`AuditLayer`] turns it into a
-//! [`Record`] when the response is complete and hands it to the sink's queue, off the request
-//! path. The same moment feeds the metrics.
+//! it saw; the error boundary any refusal); the outermost [`AuditLayer`] writes it as one JSON
+//! line when the response is complete and appends it to the sink's pending batch, which a
+//! separate thread writes out (`sink`). The same moment feeds the metrics.
 //!
 //! Secrets never reach a record: headers are not logged (so neither `X-Registry-Auth` nor
 //! `Authorization`), query parameters that carry credentials or build arguments are redacted,
