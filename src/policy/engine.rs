@@ -404,6 +404,26 @@ mod tests {
     }
 
     #[test]
+    fn path_rules_open_unknown_only_when_acknowledged() {
+        let rule =
+            "[[policy.p.rule]]\nname = \"raw\"\neffect = \"allow\"\npaths = [\"/libpod/*\"]\n";
+        let err = authority(&format!("[policy.p]\n{rule}"), CLIENT).unwrap_err();
+        assert!(err.0.contains("opens unknown"), "{err}");
+        let a = authority(
+            &format!("[policy.p]\nallow_dangerous = [\"unknown\"]\n{rule}"),
+            CLIENT,
+        )
+        .unwrap();
+        let facts = RequestFacts {
+            operation: "unknown",
+            method: &Method::GET,
+            path: "/libpod/info",
+            query: &[],
+        };
+        assert!(a.decide(Some("c"), &facts).allowed);
+    }
+
+    #[test]
     fn query_conditions() {
         let a = authority(
             r#"[policy.p]

@@ -16,10 +16,12 @@ pub fn check(
     for rule in policy.rules.iter().filter(|r| r.effect == Effect::Allow) {
         for (operation, why) in catalogue {
             let Some(why) = why else { continue };
+            // Path patterns apply to the operation `unknown`: they open it as much as naming it.
             let opened = rule
                 .operations
                 .iter()
-                .any(|p| p.matches_operation(operation));
+                .any(|p| p.matches_operation(operation))
+                || (*operation == crate::route::UNKNOWN && rule.has_paths());
             if !opened {
                 continue;
             }

@@ -247,6 +247,11 @@ impl Rule {
         !self.query.is_empty()
     }
 
+    /// Whether the rule has raw path patterns (which apply to the operation `unknown`).
+    pub fn has_paths(&self) -> bool {
+        !self.paths.is_empty()
+    }
+
     /// Whether the rule applies to a request.
     pub fn matches(&self, facts: &super::RequestFacts<'_>) -> bool {
         let by_operation = self
