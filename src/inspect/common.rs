@@ -370,6 +370,34 @@ pub(crate) fn valid_object_name(s: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Users and capabilities
 
+/// The checks that close a container or service spec: a user that is root (or unset, so the
+/// image decides) unless `allow_root_user`, and a missing image when `images` restricts them.
+/// `runs` says who runs as that user ("the container runs", "the service's containers run").
+pub(crate) fn check_user_and_image(
+    user: Option<&str>,
+    has_image: bool,
+    user_path: &Path<'_>,
+    image_path: &Path<'_>,
+    runs: &str,
+    rules: &super::rules::ContainerRules,
+) -> Result<(), Violation> {
+    if !rules.allow_root_user {
+        let u = user.unwrap_or("");
+        if user_is_root(u) {
+            let reason = if u.is_empty() {
+                format!("no User: {runs} as the image's default user, which may be root")
+            } else {
+                format!("User {} runs as root", quote(u))
+            };
+            return Err(deny_rule(user_path, reason, "allow_root_user"));
+        }
+    }
+    if !rules.images.is_empty() && !has_image {
+        return Err(deny_rule(image_path, "Image is required", "images"));
+    }
+    Ok(())
+}
+
 /// Whether a Docker `User` value runs as root (uid 0 or gid 0), parsed the way runc does:
 /// `user[:group]`, numeric parts with `strconv.Atoi` (`00`, `+0`, `-0` are 0), `root` by name;
 /// an empty user is the image default, which may be root.

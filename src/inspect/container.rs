@@ -9,11 +9,11 @@
 use std::sync::OnceLock;
 
 use super::common::{
-    array, boolean, canon, check_labels, check_query_keys, check_target, clean_path, deny,
-    deny_rule, first, glob, host_path_allowed, image_matches, int, int64, is_hex, is_under,
-    kernel_size, known_fields, local_tmpfs_opts_only, normalize_cap, normalize_image, parse_body,
-    qdeny, qdeny_rule, ram_in_bytes, set_keys, str_list, str_map, str_slice, string, strukt,
-    user_is_root, valid_object_name, FieldIndex,
+    array, boolean, canon, check_labels, check_query_keys, check_target, check_user_and_image,
+    clean_path, deny, deny_rule, first, glob, host_path_allowed, image_matches, int, int64, is_hex,
+    is_under, kernel_size, known_fields, local_tmpfs_opts_only, normalize_cap, normalize_image,
+    parse_body, qdeny, qdeny_rule, ram_in_bytes, set_keys, str_list, str_map, str_slice, string,
+    strukt, valid_object_name, FieldIndex,
 };
 use super::docker_json::{quote, GoInt, Path, Struct, Value};
 use super::rules::ContainerRules;
@@ -279,21 +279,14 @@ pub fn container_create(
     }
     let hp = p.field("HostConfig");
     finish_resources(&seen, &hp, rules, Mode::Create, &mut sum)?;
-    if !rules.allow_root_user {
-        let u = seen.user.as_deref().unwrap_or("");
-        if user_is_root(u) {
-            let reason = if u.is_empty() {
-                "no User: the container runs as the image's default user, which may be root"
-                    .to_string()
-            } else {
-                format!("User {} runs as root", quote(u))
-            };
-            return Err(deny_rule(&p.field("User"), reason, "allow_root_user"));
-        }
-    }
-    if !rules.images.is_empty() && !seen.image {
-        return Err(deny_rule(&p.field("Image"), "Image is required", "images"));
-    }
+    check_user_and_image(
+        seen.user.as_deref(),
+        seen.image,
+        &p.field("User"),
+        &p.field("Image"),
+        "the container runs",
+        rules,
+    )?;
     if let (true, Some(i)) = (seen.device_requests, seen.ld_env) {
         return Err(deny(
             &p.field("Env").index(i),

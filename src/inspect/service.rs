@@ -24,8 +24,9 @@
 //! `Healthcheck` are refused unless `allow_unknown_config_fields`, as for a container's `Config`.
 
 use super::common::{
-    array, boolean, check_labels, check_query_keys, check_target, deny, deny_rule, first, int,
-    int64, known_fields, parse_body, qdeny, str_list, str_map, string, strukt, user_is_root,
+    array, boolean, check_labels, check_query_keys, check_target, check_user_and_image, deny,
+    deny_rule, first, int, int64, known_fields, parse_body, qdeny, str_list, str_map, string,
+    strukt,
 };
 use super::container::{
     cap_add, extra_hosts, group_add, healthcheck, image, isolation, log_driver, mount,
@@ -203,25 +204,14 @@ fn service_spec(body: &[u8], rules: &ContainerRules, sum: &mut Summary) -> Resul
     }
     let cp = p.field("TaskTemplate");
     let csp = cp.field("ContainerSpec");
-    if !rules.allow_root_user {
-        let u = seen.user.as_deref().unwrap_or("");
-        if user_is_root(u) {
-            let reason = if u.is_empty() {
-                "no User: the service's containers run as the image's default user, which may be root"
-                    .to_string()
-            } else {
-                format!("User {} runs as root", quote(u))
-            };
-            return Err(deny_rule(&csp.field("User"), reason, "allow_root_user"));
-        }
-    }
-    if !rules.images.is_empty() && !seen.image {
-        return Err(deny_rule(
-            &csp.field("Image"),
-            "Image is required",
-            "images",
-        ));
-    }
+    check_user_and_image(
+        seen.user.as_deref(),
+        seen.image,
+        &csp.field("User"),
+        &csp.field("Image"),
+        "the service's containers run",
+        rules,
+    )?;
     let lp = cp.field("Resources");
     let lp = lp.field("Limits");
     capped(
