@@ -135,11 +135,6 @@ impl Audit {
         &self.core.metrics
     }
 
-    /// The settings it runs with.
-    pub fn settings(&self) -> &AuditSettings {
-        &self.core.settings
-    }
-
     /// Whether a new request may be served: always when failing open or when the audit log is
     /// off; otherwise only while the sink works and the queue has room.
     pub fn admits(&self) -> bool {
@@ -313,19 +308,9 @@ impl Trail {
         self.facts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The request id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Whether inspected bodies should be handed over for the record.
     pub fn wants_body(&self) -> bool {
         self.audit.core.settings.log_bodies && self.audit.core.sink.is_some()
-    }
-
-    /// The client the request was attributed to.
-    pub fn note_client(&self, client: Option<Arc<str>>) {
-        self.facts().client = client;
     }
 
     /// The request as the daemon reads it, and its operation.
@@ -507,7 +492,7 @@ impl Trail {
     }
 
     /// Writes the `session_close` record of a hijacked session.
-    pub fn close_session(self: &Arc<Self>, to_daemon: u64, to_client: u64, end: &'static str) {
+    pub fn close_session(&self, to_daemon: u64, to_client: u64, end: &'static str) {
         let counts = Counts {
             at: Some(SystemTime::now()),
             status: None,
@@ -873,7 +858,7 @@ where
 impl Trail {
     /// The response is complete (or the client went away): metrics and the record.
     fn finish(
-        self: &Arc<Self>,
+        &self,
         status: StatusCode,
         bytes_in: &AtomicU64,
         bytes_out: &AtomicU64,

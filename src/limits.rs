@@ -190,19 +190,6 @@ impl Limits {
         })
     }
 
-    /// No limits but the defaults (tests, `explain`).
-    pub fn unlimited() -> Limits {
-        Limits {
-            defaults: LimitSettings {
-                max_connections: None,
-                rate: None,
-                max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
-                idle_timeout: None,
-            },
-            clients: HashMap::new(),
-        }
-    }
-
     /// The settings for `client` (the defaults for a connection that matched no client).
     pub fn settings(&self, client: Option<&str>) -> &LimitSettings {
         client
@@ -271,7 +258,8 @@ impl Connections {
     }
 
     /// How many connections `client` has open.
-    pub fn count(&self, client: &str) -> usize {
+    #[cfg(test)]
+    fn count(&self, client: &str) -> usize {
         self.open
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

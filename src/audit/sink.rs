@@ -78,12 +78,6 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
 }
 
-impl Default for SinkState {
-    fn default() -> Self {
-        SinkState::new(0)
-    }
-}
-
 impl SinkState {
     fn new(limit: usize) -> SinkState {
         SinkState {

@@ -80,10 +80,8 @@ where
     fn call(&mut self, mut request: Request<ProxyBody>) -> AuthorizeFuture {
         let caller = request.extensions().get::<Caller>().cloned();
         let trail = request.extensions().get::<Arc<Trail>>().cloned();
+        // The audit trail already has the client: the audit layer took it from the same Caller.
         let client = caller.as_ref().and_then(|c| c.client.clone());
-        if let Some(trail) = &trail {
-            trail.note_client(client.clone());
-        }
         let empty = Authority::default();
         let authority = caller
             .as_ref()
