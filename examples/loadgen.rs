@@ -8,6 +8,10 @@
 //!   `--warmup` seconds, requests that start and finish within the next `--duration` seconds
 //!   are counted → requests/s and latency percentiles (per-request latencies are kept as u32
 //!   microseconds, one `Vec` per connection, merged and sorted at the end).
+//! * `paired`: two fronts (`--socket` A, `--against` B) side by side; the load alternates
+//!   between them in short phases (A B B A A B ...), so slow drifts of the machine hit both
+//!   alike; each adjacent pair of phases gives a ratio → req/s of each and A/B. The benchmark
+//!   uses it for the audit log's cost (audit on against off).
 //! * `download`: one GET of a big body, counted as it streams (never buffered) → MiB/s.
 //! * `upload`: one request with a body of `--size` bytes generated on the fly in 64 KiB
 //!   chunks (optionally wrapped as a one-file tar, as `PUT /containers/{id}/archive` needs),
@@ -19,6 +23,7 @@
 //!
 //! ```text
 //! loadgen rps --socket /tmp/p.sock --path /_ping --concurrency 64 --duration 5
+//! loadgen paired --socket /tmp/a.sock --against /tmp/b.sock --path /_ping -c 64 --duration 10
 //! loadgen download --socket /tmp/p.sock --path '/v1.41/images/get?names=big'
 //! loadgen upload --socket /tmp/p.sock --method PUT --path '/v1.41/containers/c1/archive?path=/tmp' \
 //!     --size 512MiB --tar-name upload.bin
@@ -61,6 +66,9 @@ struct Cli {
 enum Cmd {
     /// Requests per second and latency with N keep-alive connections.
     Rps(RpsArgs),
+    /// Requests per second of two fronts compared under the same conditions: short phases
+    /// that alternate between them (A B B A ...), each pair of adjacent phases giving a ratio.
+    Paired(PairedArgs),
     /// Throughput of one streamed response body.
     Download(DownloadArgs),
     /// Throughput of one streamed request body generated on the fly.
@@ -107,6 +115,25 @@ struct RpsArgs {
     /// Seconds of load before the measurement starts.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+}
+
+#[derive(clap::Args, Debug)]
+struct PairedArgs {
+    #[command(flatten)]
+    rps: RpsArgs,
+    /// Unix socket of the second front ("B"); `--socket` is "A".
+    #[arg(long)]
+    against: PathBuf,
+    /// CPU time of this process is reported for front B (`--watch-pid` is A's).
+    #[arg(long)]
+    watch_pid_against: Option<u32>,
+    /// Length of one phase, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    phase_ms: u64,
+    /// Milliseconds at the start of each phase that are not counted (the previous front's
+    /// last requests finish meanwhile).
+    #[arg(long, default_value_t = 25)]
+    settle_ms: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -181,6 +208,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let cli = Cli::parse();
     let threads = match &cli.cmd {
         Cmd::Rps(a) => a.common.threads,
+        Cmd::Paired(a) => a.rps.common.threads,
         Cmd::Download(a) => a.common.threads,
         Cmd::Upload(a) => a.common.threads,
         Cmd::Report(a) => {
@@ -196,6 +224,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let line = rt.block_on(async move {
         match cli.cmd {
             Cmd::Rps(a) => run_rps(a).await,
+            Cmd::Paired(a) => run_paired(a).await,
             Cmd::Download(a) => run_download(a).await,
             Cmd::Upload(a) => run_upload(a).await,
             Cmd::Report(_) => Ok(Value::Null),
@@ -263,7 +292,12 @@ fn median(v: &mut [f64]) -> f64 {
         return 0.0;
     }
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let mid = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,6 +482,273 @@ async fn run_rps(a: RpsArgs) -> Result<Value, BoxError> {
         if n > 0 {
             m.insert("proxy_cpu_us_per_req".into(), json!(c * 1e6 / n as f64));
         }
+    }
+    Ok(Value::Object(m))
+}
+
+// ---------------------------------------------------------------------------------------------
+// paired
+
+/// The front of phase `i`: A B B A A B B A ..., so neither front always goes first.
+fn phase_front(i: u64) -> usize {
+    usize::from(matches!(i % 4, 1 | 2))
+}
+
+struct PairedPlan {
+    sockets: [PathBuf; 2],
+    host: HeaderValue,
+    method: Method,
+    path: String,
+    measure_start: Instant,
+    end: Instant,
+    phase: Duration,
+    settle: Duration,
+}
+
+impl PairedPlan {
+    /// The phase `t` falls in (phases are counted from the start of the measurement; the
+    /// warm-up alternates too, with negative phases folded onto A and B alike).
+    fn phase_at(&self, t: Instant) -> u64 {
+        let from = if t >= self.measure_start {
+            t - self.measure_start
+        } else {
+            self.measure_start - t
+        };
+        (from.as_nanos() / self.phase.as_nanos().max(1)) as u64
+    }
+
+    /// Whether a request of the phase's own front that completed at `t` is counted.
+    fn counted(&self, t: Instant) -> bool {
+        if t < self.measure_start || t > self.end {
+            return false;
+        }
+        let into = (t - self.measure_start).as_nanos() % self.phase.as_nanos().max(1);
+        into >= self.settle.as_nanos()
+    }
+}
+
+#[derive(Default)]
+struct PairedStats {
+    /// Completed (counted) requests per phase, for the phase's front.
+    per_phase: Vec<u64>,
+    /// Every request each front completed in the measured window (for CPU per request).
+    done: [u64; 2],
+    latencies_us: [Vec<u32>; 2],
+    errors: u64,
+    bad_status: u64,
+    first_error: Option<String>,
+}
+
+/// One connection to each front; every request goes to the current phase's front.
+async fn paired_worker(plan: std::sync::Arc<PairedPlan>) -> PairedStats {
+    let mut st = PairedStats::default();
+    let mut senders: [Option<SendRequest<Empty<Bytes>>>; 2] = [None, None];
+    let deadline = plan.end + Duration::from_secs(10);
+    while Instant::now() < plan.end {
+        let phase = plan.phase_at(Instant::now());
+        let front = phase_front(phase);
+        let mut s = match senders[front].take() {
+            Some(s) => s,
+            None => match connect(&plan.sockets[front]).await {
+                Ok(s) => s,
+                Err(e) => {
+                    st.errors += 1;
+                    st.first_error
+                        .get_or_insert_with(|| format!("connect: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let req = Request::builder()
+            .method(plan.method.clone())
+            .uri(plan.path.as_str())
+            .header(header::HOST, plan.host.clone())
+            .header(header::USER_AGENT, "sockwarden-loadgen")
+            .body(Empty::<Bytes>::new());
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => {
+                st.first_error.get_or_insert_with(|| e.to_string());
+                st.errors += 1;
+                break;
+            }
+        };
+        let t0 = Instant::now();
+        let res = tokio::time::timeout_at(deadline, async {
+            s.ready().await?;
+            let resp = s.send_request(req).await?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            drain(&mut body).await?;
+            Ok::<_, BoxError>(status)
+        })
+        .await;
+        let t1 = Instant::now();
+        // Counted for its phase only if it completed in a phase of its own front.
+        let done_phase = plan.phase_at(t1);
+        let counted = plan.counted(t1) && phase_front(done_phase) == front;
+        match res {
+            Ok(Ok(status)) => {
+                if t1 >= plan.measure_start && t1 <= plan.end {
+                    st.done[front] += 1;
+                }
+                if counted {
+                    let i = usize::try_from(done_phase).unwrap_or(usize::MAX);
+                    if st.per_phase.len() <= i {
+                        st.per_phase.resize(i + 1, 0);
+                    }
+                    st.per_phase[i] += 1;
+                    let us = (t1 - t0).as_micros();
+                    st.latencies_us[front].push(u32::try_from(us).unwrap_or(u32::MAX));
+                    if !status.is_success() {
+                        st.bad_status += 1;
+                        st.first_error
+                            .get_or_insert_with(|| format!("status {status}"));
+                    }
+                }
+                senders[front] = Some(s);
+            }
+            Ok(Err(e)) => {
+                if counted {
+                    st.errors += 1;
+                }
+                st.first_error.get_or_insert_with(|| e.to_string());
+            }
+            Err(_) => {
+                st.errors += 1;
+                st.first_error
+                    .get_or_insert_with(|| "request timed out".into());
+                break;
+            }
+        }
+    }
+    st
+}
+
+/// The `q` quantile of `v` (nearest rank).
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+async fn run_paired(a: PairedArgs) -> Result<Value, BoxError> {
+    let r = &a.rps;
+    if r.concurrency == 0 || r.duration.is_nan() || r.duration <= 0.0 || r.warmup < 0.0 {
+        return Err("concurrency and duration must be positive".into());
+    }
+    if a.phase_ms == 0 || a.settle_ms >= a.phase_ms {
+        return Err("--phase-ms must be positive and longer than --settle-ms".into());
+    }
+    let phase = Duration::from_millis(a.phase_ms);
+    // Whole pairs of phases only.
+    let pairs = ((r.duration * 1000.0) as u64 / (2 * a.phase_ms)).max(1);
+    let measured = phase * (2 * pairs as u32);
+    let start = Instant::now();
+    let measure_start = start + Duration::from_secs_f64(r.warmup);
+    let end = measure_start + measured;
+    let plan = std::sync::Arc::new(PairedPlan {
+        sockets: [r.common.socket.clone(), a.against.clone()],
+        host: HeaderValue::from_str(&r.common.host)?,
+        method: r.method.clone(),
+        path: r.path.clone(),
+        measure_start,
+        end,
+        phase,
+        settle: Duration::from_millis(a.settle_ms),
+    });
+    let workers: Vec<_> = (0..r.concurrency)
+        .map(|_| tokio::spawn(paired_worker(plan.clone())))
+        .collect();
+    let pids = [r.common.watch_pid, a.watch_pid_against];
+    tokio::time::sleep_until(measure_start).await;
+    let c0 = pids.map(|p| p.and_then(cpu_seconds));
+    tokio::time::sleep_until(end).await;
+    let c1 = pids.map(|p| p.and_then(cpu_seconds));
+
+    let phases = (2 * pairs) as usize;
+    let mut per_phase = vec![0u64; phases];
+    let mut lat: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    let (mut errors, mut bad_status, mut first_error) = (0u64, 0u64, None);
+    let mut done = [0u64; 2];
+    for w in workers {
+        let st = w.await?;
+        done[0] += st.done[0];
+        done[1] += st.done[1];
+        for (i, n) in st.per_phase.iter().enumerate().take(phases) {
+            per_phase[i] += n;
+        }
+        for (all, of_worker) in lat.iter_mut().zip(&st.latencies_us) {
+            all.extend_from_slice(of_worker);
+        }
+        errors += st.errors;
+        bad_status += st.bad_status;
+        if first_error.is_none() {
+            first_error = st.first_error;
+        }
+    }
+    // Each pair: the A phase and the B phase next to it (A B, then B A, ...).
+    let mut ratios: Vec<f64> = (0..pairs as usize)
+        .filter_map(|k| {
+            let (x, y) = (per_phase[2 * k], per_phase[2 * k + 1]);
+            let (na, nb) = if phase_front(2 * k as u64) == 0 {
+                (x, y)
+            } else {
+                (y, x)
+            };
+            (nb > 0).then(|| na as f64 / nb as f64)
+        })
+        .collect();
+    let counted_secs = (phase - plan.settle).as_secs_f64() * pairs as f64;
+    let total = |f: usize| -> u64 {
+        (0..phases)
+            .filter(|&i| phase_front(i as u64) == f)
+            .map(|i| per_phase[i])
+            .sum()
+    };
+    let (na, nb) = (total(0), total(1));
+    let mut m = base_line("paired", &r.common);
+    m.insert("method".into(), json!(r.method.as_str()));
+    m.insert("path".into(), json!(r.path));
+    m.insert("concurrency".into(), json!(r.concurrency));
+    m.insert("duration_s".into(), json!(measured.as_secs_f64()));
+    m.insert("phase_ms".into(), json!(a.phase_ms));
+    m.insert("pairs".into(), json!(pairs));
+    m.insert("requests".into(), json!(na + nb));
+    m.insert("ok".into(), json!((na + nb).saturating_sub(bad_status)));
+    m.insert("rps_a".into(), json!((na as f64 / counted_secs).round()));
+    m.insert("rps_b".into(), json!((nb as f64 / counted_secs).round()));
+    if nb > 0 {
+        m.insert("ratio".into(), json!(na as f64 / nb as f64));
+    }
+    if !ratios.is_empty() {
+        m.insert("ratio_p25".into(), json!(quantile(&mut ratios, 0.25)));
+        m.insert("ratio_median".into(), json!(quantile(&mut ratios, 0.5)));
+        m.insert("ratio_p75".into(), json!(quantile(&mut ratios, 0.75)));
+    }
+    for (f, name) in ["a", "b"].iter().enumerate() {
+        lat[f].sort_unstable();
+        m.insert(format!("p50_us_{name}"), json!(percentile(&lat[f], 50.0)));
+        m.insert(format!("p99_us_{name}"), json!(percentile(&lat[f], 99.0)));
+        let n = done[f];
+        if let (Some(c0), Some(c1)) = (c0[f], c1[f]) {
+            if n > 0 {
+                // Each front is idle in the other's phases, so its CPU time is its requests'.
+                m.insert(
+                    format!("proxy_cpu_us_per_req_{name}"),
+                    json!((c1 - c0) * 1e6 / n as f64),
+                );
+            }
+        }
+    }
+    m.insert("errors".into(), json!(errors));
+    m.insert("bad_status".into(), json!(bad_status));
+    if let Some(e) = first_error {
+        m.insert("first_error".into(), json!(e));
     }
     Ok(Value::Object(m))
 }
@@ -683,6 +984,10 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
     for l in text.lines().filter(|l| l.trim_start().starts_with('{')) {
         raw.push(serde_json::from_str(l)?);
     }
+    // Paired audit-cost runs have a section of their own.
+    let (paired, raw): (Vec<Value>, Vec<Value>) = raw
+        .into_iter()
+        .partition(|v| v.get("mode").and_then(Value::as_str) == Some("paired"));
     let lines = aggregate(&raw);
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
@@ -847,28 +1152,9 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
             }
         }
 
-        // What the audit log costs: sockwarden writing its audit log to a file against the
-        // same binary with `audit.sink = "off"`.
-        if fronts.iter().any(|f| f == "sockwarden")
-            && fronts.iter().any(|f| f == "sockwarden-noaudit")
-        {
-            let _ = writeln!(
-                out,
-                "\nAudit cost on `{up}`: req/s of `sockwarden` (audit log to a file, one JSON line per \
-                 request) relative to `sockwarden-noaudit` (audit off); 1.00x means free, the \
-                 target is at least 0.95x.\n"
-            );
-            let _ = writeln!(out, "| measurement | audit on / audit off |\n|---|---:|");
-            for t in &tests {
-                let on = find(t, "sockwarden").and_then(|v| f(v, "rps"));
-                let off = find(t, "sockwarden-noaudit").and_then(|v| f(v, "rps"));
-                if let (Some(on), Some(off)) = (on, off) {
-                    if off > 0.0 {
-                        let _ = writeln!(out, "| {} — req/s | {:.2}x |", desc(t), on / off);
-                    }
-                }
-            }
-        }
+        // What the audit log costs, from the paired runs.
+        let pairs_of_up: Vec<&Value> = paired.iter().filter(|v| s(v, "upstream") == *up).collect();
+        audit_cost_section(&mut out, up, &pairs_of_up);
         // Cost of each proxy: CPU time per unit of work, and peak memory.
         if !proxies.is_empty() {
             let _ = writeln!(
@@ -969,6 +1255,78 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
 
 /// Merges the rounds of each (upstream, front, test): the median of every figure, the sum of
 /// the failure counts, and `spread` = max/min − 1 of the headline figure (req/s or MiB/s).
+/// The audit cost table of one upstream: for each test, the req/s of sockwarden with its audit
+/// log on relative to off, from `loadgen paired` runs (each run a fresh pair of processes; the
+/// tag `audit_a` says which of the two was front A). Shows the median over runs, the range,
+/// and the CPU time per request with the audit on and off.
+fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let mut tests: Vec<String> = Vec::new();
+    for v in lines {
+        let t = s(v, "test");
+        if !tests.contains(&t) {
+            tests.push(t);
+        }
+    }
+    if tests.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nAudit cost on `{up}`: req/s of sockwarden with its audit log on (to a file, one JSON \
+         line per request) relative to the same binary with `audit.sink = \"off\"`, measured by \
+         `loadgen paired`: both run side by side and the load alternates between them in \
+         phases of {} ms (A B B A ...), so both see the same conditions; each run starts fresh \
+         processes and swaps which one is A. 1.00x means free; the target is at least 0.95x.\n",
+        lines.first().and_then(|v| f(v, "phase_ms")).unwrap_or(0.0)
+    );
+    let _ = writeln!(
+        out,
+        "| measurement | audit on / off (median of runs) | range | runs | CPU µs/request on / off |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    for t in &tests {
+        let runs: Vec<&&Value> = lines
+            .iter()
+            .filter(|v| s(v, "test") == *t && v.get("ok").and_then(Value::as_u64) != Some(0))
+            .collect();
+        let mut ratios = Vec::new();
+        let (mut cpu_on, mut cpu_off) = (Vec::new(), Vec::new());
+        for v in &runs {
+            let on_is_a = s(v, "audit_a") == "on";
+            let Some(ratio) = f(v, "ratio").filter(|r| *r > 0.0) else {
+                continue;
+            };
+            ratios.push(if on_is_a { ratio } else { 1.0 / ratio });
+            let (on, off) = if on_is_a { ("a", "b") } else { ("b", "a") };
+            cpu_on.extend(f(v, &format!("proxy_cpu_us_per_req_{on}")));
+            cpu_off.extend(f(v, &format!("proxy_cpu_us_per_req_{off}")));
+        }
+        let desc = runs
+            .first()
+            .and_then(|v| v.get("desc").and_then(Value::as_str))
+            .unwrap_or(t);
+        if ratios.is_empty() {
+            let _ = writeln!(out, "| {desc} — req/s | — | | 0 | |");
+            continue;
+        }
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        let n = ratios.len();
+        let cpu = if cpu_on.is_empty() || cpu_off.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("{:.1} / {:.1}", median(&mut cpu_on), median(&mut cpu_off))
+        };
+        let _ = writeln!(
+            out,
+            "| {desc} — req/s | {:.3}x | {lo:.3}–{hi:.3} | {n} | {cpu} |",
+            median(&mut ratios)
+        );
+    }
+}
+
 fn aggregate(raw: &[Value]) -> Vec<Value> {
     const MEDIAN_KEYS: &[&str] = &[
         "rps",

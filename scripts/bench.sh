@@ -22,9 +22,12 @@
 #   UPSTREAMS="stub docker"     which upstreams
 #   FRONTS="direct sockwarden sockwarden-noaudit haproxy"   which fronts; "sockwarden" writes
 #                               its audit log to a file, "sockwarden-noaudit" is the same with
-#                               the audit log off (the report gives the ratio: the audit's cost);
+#                               the audit log off;
 #                               "haproxy-ka" adds HAProxy with upstream keep-alive (its
 #                               `option http-server-close` off)
+#   AUDIT_RUNS=4 AUDIT_SECS=10 AUDIT_PHASE_MS=250   the audit log's cost (when both sockwarden
+#                               fronts run): `loadgen paired` runs of sockwarden against
+#                               sockwarden-noaudit, fresh processes each run (0 runs: skipped)
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
 #   SKIP_BUILD=1                use the binaries already in target/release
 #   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
@@ -44,6 +47,9 @@ STUB_REPEAT=${STUB_REPEAT:-7}
 DOCKER_REPEAT=${DOCKER_REPEAT:-3}
 UPSTREAMS=${UPSTREAMS:-"stub docker"}
 FRONTS=${FRONTS:-"direct sockwarden sockwarden-noaudit haproxy"}
+AUDIT_RUNS=${AUDIT_RUNS:-4}
+AUDIT_SECS=${AUDIT_SECS:-10}
+AUDIT_PHASE_MS=${AUDIT_PHASE_MS:-250}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -430,6 +436,60 @@ interleave() {
     done
 }
 
+# The audit log's cost: sockwarden with its audit log on (front "sockwarden") against the same
+# binary with it off ("sockwarden-noaudit"), under the same load at the same time: `loadgen
+# paired` alternates the load between the two in short phases. Rounds of separate runs (as
+# above) cannot resolve a few percent on a shared 2-CPU machine, whose speed drifts by more
+# than that from one second to the next; and a process's own luck (where its threads land)
+# lasts its lifetime, so each run starts a fresh pair and swaps which one is front A.
+audit_cost() {
+    local up=$1 run c test path desc a b line rc
+    [[ " $FRONTS " == *" sockwarden "* && " $FRONTS " == *" sockwarden-noaudit "* ]] || return 0
+    ((AUDIT_RUNS > 0)) || return 0
+    log "$up upstream: audit cost, $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test"
+    for ((run = 1; run <= AUDIT_RUNS; run++)); do
+        start_front sockwarden "$up" || return 0
+        start_front sockwarden-noaudit "$up" || { stop_fronts_quietly; return 0; }
+        a=sockwarden b=sockwarden-noaudit
+        ((run % 2)) || { a=sockwarden-noaudit b=sockwarden; }
+        for c in $CONCURRENCY; do
+            for test in ping list; do
+                path=$PING_PATH desc="\`GET /_ping\` c=$c"
+                [[ $test == ping ]] || { path=$LIST_PATH desc="\`GET /containers/json\` c=$c"; }
+                rc=0
+                line=$("$LOADGEN" paired --socket "${FRONT_SOCK[$a]}" --against "${FRONT_SOCK[$b]}" \
+                    --watch-pid "${FRONT_PID[$a]}" --watch-pid-against "${FRONT_PID[$b]}" \
+                    --path "$path" -c "$c" --duration "$AUDIT_SECS" --warmup "$WARMUP" \
+                    --phase-ms "$AUDIT_PHASE_MS" --threads "$LOADGEN_THREADS" \
+                    --tag "upstream=$up" --tag "test=${test}_c$c" --tag "desc=$desc" --tag "run=$run" \
+                    --tag "audit_a=$([[ $a == sockwarden ]] && echo on || echo off)" \
+                    2>"$TMP/loadgen.err") || rc=$?
+                if [[ -z $line ]]; then
+                    line=$(printf '{"mode":"paired","upstream":"%s","test":"%s","run":"%s","ok":0,"errors":1,"first_error":"loadgen exit %s: %s"}' \
+                        "$up" "${test}_c$c" "$run" "$rc" "$(tr -d '"\\\n' <"$TMP/loadgen.err" | cut -c1-200)")
+                fi
+                printf '%s\n' "$line" >>"$RESULTS"
+                printf '  audit %-9s run %s  A=%s  %s\n' "${test}_c$c" "$run" "$a" \
+                    "$(grep -o '"ratio":[0-9.]*' <<<"$line" || echo failed)" >&2
+            done
+        done
+        stop_fronts_quietly
+    done
+}
+
+# Stops the live fronts without recording their peak RSS.
+stop_fronts_quietly() {
+    local front
+    for front in "${LIVE_FRONTS[@]}"; do
+        [[ -z ${FRONT_PID[$front]:-} ]] || stop_pid "${FRONT_PID[$front]}" 10
+    done
+    LIVE_FRONTS=()
+    FRONT_SOCK=()
+    FRONT_PID=()
+    RESTARTED=()
+    DEAD=()
+}
+
 run_upstream() {
     local up=$1 front c
     start_upstream "$up"
@@ -447,6 +507,7 @@ run_upstream() {
     interleave "$up" upload "${SIZE_MIB} MiB request body (\`$UP_METHOD ${UP_PATH%%\?*}\`)" "$REPEAT" \
         upload --method "$UP_METHOD" --path "$UP_PATH" --size "${SIZE_MIB}MiB" "${UP_TAR[@]}"
     stop_fronts "$up"
+    audit_cost "$up"
     stop_upstream "$up"
 }
 
@@ -504,7 +565,8 @@ mkdir -p "$(dirname "$OUT")"
     echo "- settings: req/s runs of ${DURATION} s after ${WARMUP} s warm-up on fresh keep-alive connections," \
         "concurrency $CONCURRENCY, median of $ROUNDS interleaved rounds; ${SIZE_MIB} MiB transfers, median of" \
         "$STUB_REPEAT (stub) / $DOCKER_REPEAT (docker) interleaved runs; load generator $LOADGEN_THREADS thread(s)," \
-        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, all on the same $(nproc) CPUs"
+        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, all on the same $(nproc) CPUs;" \
+        "audit cost: $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test, phases of ${AUDIT_PHASE_MS} ms"
     echo "- command: \`scripts/bench.sh\`; the run took $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
     echo
     echo "Fronts: \`direct\` = load generator straight to the upstream socket; \`sockwarden\` ="

@@ -279,8 +279,8 @@ pub struct Trail {
     id: String,
     time: SystemTime,
     started: Instant,
-    listener: Option<Arc<str>>,
-    peer: Option<(Peer, Arc<Evidence>)>,
+    /// `"listener":...,"peer":{...}`, from the connection (see [`connection_fields`]).
+    conn_fields: Option<Arc<[u8]>>,
     method: Method,
     uri: Uri,
     user_agent: Option<HeaderValue>,
@@ -411,56 +411,64 @@ impl Trail {
         }
     }
 
-    /// Writes the record of this request as it stands, one JSON line, into `out` (in the
-    /// writer thread).
+    /// Writes the record of this request as it stands, one JSON line, into `out` (on the
+    /// thread that served the request: its data is still in that CPU's caches).
     pub(crate) fn write_line(&self, event: &'static str, counts: &Counts, out: &mut Vec<u8>) {
         let facts = self.facts();
         let operation = facts.operation.as_deref();
         let normalized = facts.normalized.as_deref();
         let mut o = line::Obj::open(out);
-        o.with("time", |out| {
+        o.with(b"time", |out| {
             line::rfc3339(out, counts.at.unwrap_or(self.time))
         });
-        o.str("id", &self.id);
-        o.str("event", event);
-        o.opt_str("listener", self.listener.as_deref());
-        o.str_or_null("client", facts.client.as_deref());
-        if let Some((peer, evidence)) = &self.peer {
-            o.with("peer", |out| write_peer(out, peer, evidence));
+        o.str(b"id", &self.id);
+        o.str(b"event", event);
+        if let Some(fields) = &self.conn_fields {
+            o.fields(fields);
         }
+        o.str_or_null(b"client", facts.client.as_deref());
         o.opt_str(
-            "user_agent",
+            b"user_agent",
             self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
         );
-        o.str("method", self.method.as_str());
+        o.str(b"method", self.method.as_str());
         o.str(
-            "raw_path",
+            b"raw_path",
             normalized.map_or(self.uri.path(), |n| n.raw_path.as_str()),
         );
-        o.opt_str("path", normalized.map(|n| n.path.as_str()));
+        o.opt_str(b"path", normalized.map(|n| n.path.as_str()));
         if let Some(version) = normalized.and_then(|n| n.version) {
-            o.str("api_version", &version.to_string());
+            // Digits and a dot: nothing to escape.
+            o.with(b"api_version", |out| {
+                out.push(b'"');
+                line::push_display(out, version);
+                out.push(b'"');
+            });
         }
-        o.with("query", |out| {
+        o.with(b"query", |out| {
             write_query(out, normalized.map_or(&[], |n| n.query.pairs()))
         });
-        o.opt_str("operation", operation.map(|op| op.name));
-        o.str("decision", verdict(&facts).as_str());
-        o.opt_str("policy", facts.policy.as_deref());
-        o.opt_str("rule", facts.rule.as_deref());
-        if let Some(reason) = &facts.reason {
-            o.str("reason", &reason.to_string());
+        o.opt_str(b"operation", operation.map(|op| op.name));
+        o.str(b"decision", verdict(&facts).as_str());
+        o.opt_str(b"policy", facts.policy.as_deref());
+        o.opt_str(b"rule", facts.rule.as_deref());
+        match &facts.reason {
+            Some(Reason::Allowed(operation)) => o.with(b"reason", |out| {
+                line::string_with_suffix(out, operation, " is allowed")
+            }),
+            Some(Reason::Text(text)) => o.str(b"reason", text),
+            None => {}
         }
-        o.strs("violations", facts.violations.iter().map(String::as_str));
-        o.opt_uint("status", counts.status.map(u64::from));
-        o.millis("duration_ms", counts.duration.as_micros());
-        o.uint("bytes_in", counts.bytes_in);
-        o.uint("bytes_out", counts.bytes_out);
-        o.str("end", counts.end);
-        o.opt_str("error", facts.error.as_deref());
+        o.strs(b"violations", facts.violations.iter().map(String::as_str));
+        o.opt_uint(b"status", counts.status.map(u64::from));
+        o.millis(b"duration_ms", counts.duration.as_micros());
+        o.uint(b"bytes_in", counts.bytes_in);
+        o.uint(b"bytes_out", counts.bytes_out);
+        o.str(b"end", counts.end);
+        o.opt_str(b"error", facts.error.as_deref());
         let objects = objects(operation, normalized, facts.settings.as_ref());
         if !objects.is_empty() {
-            o.with("objects", |out| {
+            o.with(b"objects", |out| {
                 let mut m = line::Obj::open(out);
                 for (kind, name) in &objects {
                     m.escaped_str(kind, name);
@@ -469,7 +477,7 @@ impl Trail {
             });
         }
         if let Some(settings) = &facts.settings {
-            o.with("settings", |out| {
+            o.with(b"settings", |out| {
                 // Plain data: serializing cannot fail; `null` keeps the line valid if it did.
                 if serde_json::to_writer(&mut *out, settings).is_err() {
                     out.extend_from_slice(b"null");
@@ -477,11 +485,11 @@ impl Trail {
             });
         }
         o.strs(
-            "defaults_applied",
+            b"defaults_applied",
             facts.defaults.iter().map(String::as_str),
         );
         if let Some(body) = &facts.body {
-            o.with("body", |out| {
+            o.with(b"body", |out| {
                 if serde_json::to_writer(&mut *out, body).is_err() {
                     out.extend_from_slice(b"null");
                 }
@@ -544,28 +552,40 @@ pub struct Record {
     restart_needed: Vec<String>,
 }
 
+/// A connection's part of each of its records: `"listener":"...","peer":{...}`, written once
+/// when the connection is accepted (the members only, to be spliced into a record).
+pub fn connection_fields(listener: &str, peer: &Peer, evidence: &Evidence) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(160);
+    let mut o = line::Obj::open(&mut out);
+    o.str(b"listener", listener);
+    o.with(b"peer", |out| write_peer(out, peer, evidence));
+    o.close();
+    // Without the braces: `Obj::fields` splices the members into the record.
+    Arc::from(out.get(1..out.len() - 1).unwrap_or_default())
+}
+
 /// The identity evidence of the peer: `{"uid":..,"gid":..,"pid":..,"exe":..,"loginuid":..}`
 /// for unix peers, `{"addr":..}` (and the certificate's subject and SANs) for TCP and TLS.
 fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
     let mut o = line::Obj::open(out);
     match peer {
         Peer::Unix { uid, gid, pid } => {
-            o.uint("uid", u64::from(*uid));
-            o.uint("gid", u64::from(*gid));
-            o.opt_int("pid", pid.map(i64::from));
+            o.uint(b"uid", u64::from(*uid));
+            o.uint(b"gid", u64::from(*gid));
+            o.opt_int(b"pid", pid.map(i64::from));
         }
-        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.with("addr", |out| {
+        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.with(b"addr", |out| {
             out.push(b'"');
             line::push_display(out, addr);
             out.push(b'"');
         }),
     }
     if let Some(exe) = &evidence.exe {
-        o.str("exe", &exe.to_string_lossy());
+        o.str(b"exe", &exe.to_string_lossy());
     }
-    o.opt_uint("loginuid", evidence.loginuid.map(u64::from));
-    o.opt_str("cert_subject", evidence.cert_subject.as_deref());
-    o.strs("cert_san", evidence.cert_san.iter().map(String::as_str));
+    o.opt_uint(b"loginuid", evidence.loginuid.map(u64::from));
+    o.opt_str(b"cert_subject", evidence.cert_subject.as_deref());
+    o.strs(b"cert_san", evidence.cert_san.iter().map(String::as_str));
     o.close();
 }
 
@@ -798,8 +818,7 @@ where
             id: self.audit.next_id(),
             time: SystemTime::now(),
             started: Instant::now(),
-            listener: conn.map(|c| c.listener.clone()),
-            peer: conn.map(|c| (c.peer.clone(), c.evidence.clone())),
+            conn_fields: conn.map(|c| c.audit_fields.clone()),
             method: request.method().clone(),
             uri: request.uri().clone(),
             user_agent: request.headers().get(header::USER_AGENT).cloned(),

@@ -1,7 +1,7 @@
-//! Writing one audit record as a JSON line, straight from the request's trail into the writer's
-//! batch buffer: no intermediate record to build and drop, and string escaping that skips
+//! Writing one audit record as a JSON line, straight from the request's trail into a scratch
+//! buffer that is appended to the writer's batch: no intermediate record to build and drop, and string escaping that skips
 //! eight plain bytes at a time (most of a record is plain ASCII). This is the audit log's hot
-//! path: it runs once per request, in the writer thread.
+//! path: it runs once per request, on the thread that served it.
 
 use std::io::Write as _;
 
@@ -19,14 +19,18 @@ impl<'a> Obj<'a> {
     }
 
     /// A member's key. Keys are sockwarden's own field names (plain ASCII, nothing to
-    /// escape); a key that comes from a client goes through [`Obj::escaped_key`].
-    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
-        debug_assert!(!key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
-        let separator: &[u8] = if self.first { b"\"" } else { b",\"" };
+    /// escape), as byte arrays: copying a fixed-size array compiles to a few stores where a
+    /// `&str` would cost a `memcpy` call, and a record has some twenty keys. A key that comes
+    /// from a client goes through [`Obj::escaped_key`].
+    fn key<const N: usize>(&mut self, key: &'static [u8; N]) -> &mut Vec<u8> {
+        debug_assert!(!key.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20));
+        self.out.reserve(N + 4);
+        if !self.first {
+            self.out.push(b',');
+        }
         self.first = false;
-        self.out.reserve(key.len() + 4);
-        self.out.extend_from_slice(separator);
-        self.out.extend_from_slice(key.as_bytes());
+        self.out.push(b'"');
+        self.out.extend_from_slice(key);
         self.out.extend_from_slice(b"\":");
         self.out
     }
@@ -43,20 +47,20 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":"value"`.
-    pub fn str(&mut self, key: &'static str, value: &str) {
+    pub fn str<const N: usize>(&mut self, key: &'static [u8; N], value: &str) {
         let out = self.key(key);
         string(out, value);
     }
 
     /// `"key":"value"` when there is a value.
-    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+    pub fn opt_str<const N: usize>(&mut self, key: &'static [u8; N], value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
         }
     }
 
     /// `"key":"value"` or `"key":null`.
-    pub fn str_or_null(&mut self, key: &'static str, value: Option<&str>) {
+    pub fn str_or_null<const N: usize>(&mut self, key: &'static [u8; N], value: Option<&str>) {
         let out = self.key(key);
         match value {
             Some(value) => string(out, value),
@@ -65,20 +69,20 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":n`.
-    pub fn uint(&mut self, key: &'static str, n: u64) {
+    pub fn uint<const N: usize>(&mut self, key: &'static [u8; N], n: u64) {
         let out = self.key(key);
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
     /// `"key":n` when there is a number.
-    pub fn opt_uint(&mut self, key: &'static str, n: Option<u64>) {
+    pub fn opt_uint<const N: usize>(&mut self, key: &'static [u8; N], n: Option<u64>) {
         if let Some(n) = n {
             self.uint(key, n);
         }
     }
 
     /// `"key":n`, a signed number when there is one.
-    pub fn opt_int(&mut self, key: &'static str, n: Option<i64>) {
+    pub fn opt_int<const N: usize>(&mut self, key: &'static [u8; N], n: Option<i64>) {
         if let Some(n) = n {
             let out = self.key(key);
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -86,7 +90,7 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":ms` with microsecond resolution (`151.171`).
-    pub fn millis(&mut self, key: &'static str, micros: u128) {
+    pub fn millis<const N: usize>(&mut self, key: &'static [u8; N], micros: u128) {
         let out = self.key(key);
         out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
         let frac = (micros % 1000) as u16;
@@ -99,7 +103,11 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":[strings]` unless empty.
-    pub fn strs<'s>(&mut self, key: &'static str, values: impl ExactSizeIterator<Item = &'s str>) {
+    pub fn strs<'s, const N: usize>(
+        &mut self,
+        key: &'static [u8; N],
+        values: impl ExactSizeIterator<Item = &'s str>,
+    ) {
         if values.len() == 0 {
             return;
         }
@@ -119,8 +127,24 @@ impl<'a> Obj<'a> {
         string(out, value);
     }
 
+    /// Members written beforehand (`"a":1,"b":"x"`, no braces), spliced in as they are.
+    pub fn fields(&mut self, members: &[u8]) {
+        if members.is_empty() {
+            return;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(members);
+    }
+
     /// `"key":` followed by whatever `write` puts there (a nested object, or serde output).
-    pub fn with(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+    pub fn with<const N: usize>(
+        &mut self,
+        key: &'static [u8; N],
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let out = self.key(key);
         write(out);
     }
@@ -215,40 +239,55 @@ fn needs_escape(word: u64) -> u64 {
 }
 
 /// Writes `s` as a JSON string. Non-ASCII text is valid UTF-8 (a `&str`) and passes through.
+/// One pass: eight bytes are checked and, when plain (the common case), copied as one word.
 #[inline]
 pub(super) fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    if plain(bytes) {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-        return;
-    }
-    escaped(out, bytes);
-}
-
-/// Whether `bytes` holds nothing to escape (the common case), eight bytes at a time.
-#[inline]
-fn plain(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
+    let mut done = 0;
     for chunk in chunks.by_ref() {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         if needs_escape(u64::from_le_bytes(word)) != 0 {
-            return false;
+            return escaped(out, bytes, done);
         }
+        out.extend_from_slice(&word);
+        done += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+    for &b in chunks.remainder() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return escaped(out, bytes, done);
+        }
+        out.push(b);
+        done += 1;
+    }
+    out.push(b'"');
 }
 
-/// The rest of [`string`] for text with something to escape (the opening quote is written).
-fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut start = 0;
-    let mut i = 0;
+/// Writes `s` followed by `suffix` as one JSON string; `suffix` is sockwarden's own text,
+/// with nothing to escape.
+pub(super) fn string_with_suffix(out: &mut Vec<u8>, s: &str, suffix: &'static str) {
+    #[cfg(debug_assertions)]
+    debug_assert!(plain(suffix.as_bytes()));
+    string(out, s);
+    out.pop();
+    out.extend_from_slice(suffix.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether `bytes` holds nothing to escape (for debug assertions).
+#[cfg(debug_assertions)]
+fn plain(bytes: &[u8]) -> bool {
+    !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
+/// The rest of [`string`] from `bytes[start..]`, which holds something to escape (the opening
+/// quote and `bytes[..start]` are written).
+fn escaped(out: &mut Vec<u8>, bytes: &[u8], start: usize) {
+    let mut start = start;
+    let mut i = start;
     while i < bytes.len() {
         if let Some(chunk) = bytes.get(i..i + 8) {
             let mut word = [0u8; 8];
@@ -343,15 +382,15 @@ mod tests {
     fn objects_and_numbers() {
         let mut out = Vec::new();
         let mut o = Obj::open(&mut out);
-        o.str("a", "x");
-        o.opt_str("skip", None);
-        o.str_or_null("n", None);
-        o.uint("u", 7);
-        o.opt_int("i", Some(-3));
-        o.millis("ms", 151_171);
-        o.strs("l", ["p", "q"].into_iter());
-        o.strs("empty", std::iter::empty());
-        o.with("o", |out| out.extend_from_slice(b"{}"));
+        o.str(b"a", "x");
+        o.opt_str(b"skip", None);
+        o.str_or_null(b"n", None);
+        o.uint(b"u", 7);
+        o.opt_int(b"i", Some(-3));
+        o.millis(b"ms", 151_171);
+        o.strs(b"l", ["p", "q"].into_iter());
+        o.strs(b"empty", std::iter::empty());
+        o.with(b"o", |out| out.extend_from_slice(b"{}"));
         o.close();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
@@ -360,7 +399,7 @@ mod tests {
         );
         let mut out = Vec::new();
         let mut o = Obj::open(&mut out);
-        o.millis("ms", 5);
+        o.millis(b"ms", 5);
         o.close();
         assert_eq!(out, br#"{"ms":0.005}"#);
     }
