@@ -303,20 +303,112 @@ fn median(v: &mut [f64]) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // rps
 
+/// What went wrong in a worker: counted, with the first error's text.
 #[derive(Default)]
-struct WorkerStats {
-    latencies_us: Vec<u32>,
-    bytes: u64,
+struct Tally {
     errors: u64,
     bad_status: u64,
     first_error: Option<String>,
 }
 
-struct RpsPlan {
+impl Tally {
+    /// An error; `counted` when it happened inside the measured window.
+    fn error(&mut self, counted: bool, text: impl FnOnce() -> String) {
+        if counted {
+            self.errors += 1;
+        }
+        self.first_error.get_or_insert_with(text);
+    }
+
+    /// Adds another worker's tally.
+    fn add(&mut self, other: Tally) {
+        self.errors += other.errors;
+        self.bad_status += other.bad_status;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+/// How one request on a keep-alive connection went.
+enum Exchange {
+    /// Answered; the status and the body's length.
+    Done(StatusCode, u64),
+    /// The connection failed (it is dropped; the next request opens another).
+    Failed(BoxError),
+    /// Still unanswered at the deadline.
+    TimedOut,
+    /// The request could not even be built: nothing will work.
+    Unsendable(String),
+}
+
+/// The request every worker sends.
+struct Target {
     socket: PathBuf,
     host: HeaderValue,
     method: Method,
     path: String,
+}
+
+impl Target {
+    /// The connection in `slot`, or a new one; `None` after a failed connect (noted, with a
+    /// short pause before the caller tries again).
+    async fn checkout(
+        &self,
+        slot: &mut Option<SendRequest<Empty<Bytes>>>,
+        tally: &mut Tally,
+    ) -> Option<SendRequest<Empty<Bytes>>> {
+        if let Some(s) = slot.take() {
+            return Some(s);
+        }
+        match connect(&self.socket).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tally.error(true, || format!("connect: {e}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                None
+            }
+        }
+    }
+
+    /// Sends the request on `s` and reads the whole response, giving up at `deadline`.
+    async fn exchange(&self, s: &mut SendRequest<Empty<Bytes>>, deadline: Instant) -> Exchange {
+        let req = Request::builder()
+            .method(self.method.clone())
+            .uri(self.path.as_str())
+            .header(header::HOST, self.host.clone())
+            .header(header::USER_AGENT, "sockwarden-loadgen")
+            .body(Empty::<Bytes>::new());
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => return Exchange::Unsendable(e.to_string()),
+        };
+        let res = tokio::time::timeout_at(deadline, async {
+            s.ready().await?;
+            let resp = s.send_request(req).await?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            let n = drain(&mut body).await?;
+            Ok::<_, BoxError>((status, n))
+        })
+        .await;
+        match res {
+            Ok(Ok((status, n))) => Exchange::Done(status, n),
+            Ok(Err(e)) => Exchange::Failed(e),
+            Err(_) => Exchange::TimedOut,
+        }
+    }
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    latencies_us: Vec<u32>,
+    bytes: u64,
+    tally: Tally,
+}
+
+struct RpsPlan {
+    target: Target,
     measure_start: Instant,
     end: Instant,
 }
@@ -330,69 +422,35 @@ async fn rps_worker(plan: std::sync::Arc<RpsPlan>) -> WorkerStats {
     // A request stuck past the end of the run (plus a grace period) is abandoned.
     let deadline = plan.end + Duration::from_secs(10);
     while Instant::now() < plan.end {
-        let mut s = match sender.take() {
-            Some(s) => s,
-            None => match connect(&plan.socket).await {
-                Ok(s) => s,
-                Err(e) => {
-                    st.errors += 1;
-                    st.first_error
-                        .get_or_insert_with(|| format!("connect: {e}"));
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let req = Request::builder()
-            .method(plan.method.clone())
-            .uri(plan.path.as_str())
-            .header(header::HOST, plan.host.clone())
-            .header(header::USER_AGENT, "sockwarden-loadgen")
-            .body(Empty::<Bytes>::new());
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => {
-                st.errors += 1;
-                st.first_error.get_or_insert_with(|| e.to_string());
-                break;
-            }
+        let Some(mut s) = plan.target.checkout(&mut sender, &mut st.tally).await else {
+            continue;
         };
         let t0 = Instant::now();
-        let res = tokio::time::timeout_at(deadline, async {
-            s.ready().await?;
-            let resp = s.send_request(req).await?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            let n = drain(&mut body).await?;
-            Ok::<_, BoxError>((status, n))
-        })
-        .await;
+        let res = plan.target.exchange(&mut s, deadline).await;
         let t1 = Instant::now();
         let in_window = t0 >= plan.measure_start && t1 <= plan.end;
         match res {
-            Ok(Ok((status, n))) => {
+            Exchange::Done(status, n) => {
                 if in_window {
                     let us = (t1 - t0).as_micros();
                     st.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
                     st.bytes += n;
                     if !status.is_success() {
-                        st.bad_status += 1;
-                        st.first_error
+                        st.tally.bad_status += 1;
+                        st.tally
+                            .first_error
                             .get_or_insert_with(|| format!("status {status}"));
                     }
                 }
                 sender = Some(s);
             }
-            Ok(Err(e)) => {
-                if in_window {
-                    st.errors += 1;
-                }
-                st.first_error.get_or_insert_with(|| e.to_string());
+            Exchange::Failed(e) => st.tally.error(in_window, || e.to_string()),
+            Exchange::TimedOut => {
+                st.tally.error(true, || "request timed out".into());
+                break;
             }
-            Err(_) => {
-                st.errors += 1;
-                st.first_error
-                    .get_or_insert_with(|| "request timed out".into());
+            Exchange::Unsendable(e) => {
+                st.tally.error(true, || e);
                 break;
             }
         }
@@ -416,10 +474,12 @@ async fn run_rps(a: RpsArgs) -> Result<Value, BoxError> {
     let measure_start = start + Duration::from_secs_f64(a.warmup);
     let end = measure_start + Duration::from_secs_f64(a.duration);
     let plan = std::sync::Arc::new(RpsPlan {
-        socket: a.common.socket.clone(),
-        host: HeaderValue::from_str(&a.common.host)?,
-        method: a.method.clone(),
-        path: a.path.clone(),
+        target: Target {
+            socket: a.common.socket.clone(),
+            host: HeaderValue::from_str(&a.common.host)?,
+            method: a.method.clone(),
+            path: a.path.clone(),
+        },
         measure_start,
         end,
     });
@@ -439,18 +499,19 @@ async fn run_rps(a: RpsArgs) -> Result<Value, BoxError> {
     };
 
     let mut lat: Vec<u32> = Vec::new();
-    let (mut bytes, mut errors, mut bad_status) = (0u64, 0u64, 0u64);
-    let mut first_error = None;
+    let mut bytes = 0u64;
+    let mut tally = Tally::default();
     for w in workers {
         let st = w.await?;
         lat.extend_from_slice(&st.latencies_us);
         bytes += st.bytes;
-        errors += st.errors;
-        bad_status += st.bad_status;
-        if first_error.is_none() {
-            first_error = st.first_error;
-        }
+        tally.add(st.tally);
     }
+    let Tally {
+        errors,
+        bad_status,
+        first_error,
+    } = tally;
     lat.sort_unstable();
     let n = lat.len() as u64;
     let mean = if n > 0 {
@@ -495,10 +556,8 @@ fn phase_front(i: u64) -> usize {
 }
 
 struct PairedPlan {
-    sockets: [PathBuf; 2],
-    host: HeaderValue,
-    method: Method,
-    path: String,
+    /// Front A's target, then B's.
+    targets: [Target; 2],
     measure_start: Instant,
     end: Instant,
     phase: Duration,
@@ -534,9 +593,7 @@ struct PairedStats {
     /// Every request each front completed in the measured window (for CPU per request).
     done: [u64; 2],
     latencies_us: [Vec<u32>; 2],
-    errors: u64,
-    bad_status: u64,
-    first_error: Option<String>,
+    tally: Tally,
 }
 
 /// One connection to each front; every request goes to the current phase's front.
@@ -547,49 +604,18 @@ async fn paired_worker(plan: std::sync::Arc<PairedPlan>) -> PairedStats {
     while Instant::now() < plan.end {
         let phase = plan.phase_at(Instant::now());
         let front = phase_front(phase);
-        let mut s = match senders[front].take() {
-            Some(s) => s,
-            None => match connect(&plan.sockets[front]).await {
-                Ok(s) => s,
-                Err(e) => {
-                    st.errors += 1;
-                    st.first_error
-                        .get_or_insert_with(|| format!("connect: {e}"));
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let req = Request::builder()
-            .method(plan.method.clone())
-            .uri(plan.path.as_str())
-            .header(header::HOST, plan.host.clone())
-            .header(header::USER_AGENT, "sockwarden-loadgen")
-            .body(Empty::<Bytes>::new());
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => {
-                st.first_error.get_or_insert_with(|| e.to_string());
-                st.errors += 1;
-                break;
-            }
+        let target = &plan.targets[front];
+        let Some(mut s) = target.checkout(&mut senders[front], &mut st.tally).await else {
+            continue;
         };
         let t0 = Instant::now();
-        let res = tokio::time::timeout_at(deadline, async {
-            s.ready().await?;
-            let resp = s.send_request(req).await?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            drain(&mut body).await?;
-            Ok::<_, BoxError>(status)
-        })
-        .await;
+        let res = target.exchange(&mut s, deadline).await;
         let t1 = Instant::now();
         // Counted for its phase only if it completed in a phase of its own front.
         let done_phase = plan.phase_at(t1);
         let counted = plan.counted(t1) && phase_front(done_phase) == front;
         match res {
-            Ok(Ok(status)) => {
+            Exchange::Done(status, _) => {
                 if t1 >= plan.measure_start && t1 <= plan.end {
                     st.done[front] += 1;
                 }
@@ -602,23 +628,21 @@ async fn paired_worker(plan: std::sync::Arc<PairedPlan>) -> PairedStats {
                     let us = (t1 - t0).as_micros();
                     st.latencies_us[front].push(u32::try_from(us).unwrap_or(u32::MAX));
                     if !status.is_success() {
-                        st.bad_status += 1;
-                        st.first_error
+                        st.tally.bad_status += 1;
+                        st.tally
+                            .first_error
                             .get_or_insert_with(|| format!("status {status}"));
                     }
                 }
                 senders[front] = Some(s);
             }
-            Ok(Err(e)) => {
-                if counted {
-                    st.errors += 1;
-                }
-                st.first_error.get_or_insert_with(|| e.to_string());
+            Exchange::Failed(e) => st.tally.error(counted, || e.to_string()),
+            Exchange::TimedOut => {
+                st.tally.error(true, || "request timed out".into());
+                break;
             }
-            Err(_) => {
-                st.errors += 1;
-                st.first_error
-                    .get_or_insert_with(|| "request timed out".into());
+            Exchange::Unsendable(e) => {
+                st.tally.error(true, || e);
                 break;
             }
         }
@@ -651,11 +675,15 @@ async fn run_paired(a: PairedArgs) -> Result<Value, BoxError> {
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(r.warmup);
     let end = measure_start + measured;
-    let plan = std::sync::Arc::new(PairedPlan {
-        sockets: [r.common.socket.clone(), a.against.clone()],
-        host: HeaderValue::from_str(&r.common.host)?,
+    let host = HeaderValue::from_str(&r.common.host)?;
+    let target = |socket: &PathBuf| Target {
+        socket: socket.clone(),
+        host: host.clone(),
         method: r.method.clone(),
         path: r.path.clone(),
+    };
+    let plan = std::sync::Arc::new(PairedPlan {
+        targets: [target(&r.common.socket), target(&a.against)],
         measure_start,
         end,
         phase,
@@ -673,7 +701,7 @@ async fn run_paired(a: PairedArgs) -> Result<Value, BoxError> {
     let phases = (2 * pairs) as usize;
     let mut per_phase = vec![0u64; phases];
     let mut lat: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
-    let (mut errors, mut bad_status, mut first_error) = (0u64, 0u64, None);
+    let mut tally = Tally::default();
     let mut done = [0u64; 2];
     for w in workers {
         let st = w.await?;
@@ -685,12 +713,13 @@ async fn run_paired(a: PairedArgs) -> Result<Value, BoxError> {
         for (all, of_worker) in lat.iter_mut().zip(&st.latencies_us) {
             all.extend_from_slice(of_worker);
         }
-        errors += st.errors;
-        bad_status += st.bad_status;
-        if first_error.is_none() {
-            first_error = st.first_error;
-        }
+        tally.add(st.tally);
     }
+    let Tally {
+        errors,
+        bad_status,
+        first_error,
+    } = tally;
     // Each pair: the A phase and the B phase next to it (A B, then B A, ...).
     let mut ratios: Vec<f64> = (0..pairs as usize)
         .filter_map(|k| {

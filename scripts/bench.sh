@@ -367,11 +367,7 @@ stop_fronts() {
         log "$front peak RSS (VmHWM) on $up: ${hwm:-?} kB${RESTARTED[$front]:+ (restarted during the run)}"
         stop_pid "$pid" 10
     done
-    LIVE_FRONTS=()
-    FRONT_SOCK=()
-    FRONT_PID=()
-    RESTARTED=()
-    DEAD=()
+    forget_fronts
 }
 
 # A proxy that died during the run (crash, or a signal from elsewhere) is reported with the end
@@ -477,17 +473,22 @@ audit_cost() {
     done
 }
 
+# Clears the bookkeeping of the fronts once they are stopped.
+forget_fronts() {
+    LIVE_FRONTS=()
+    FRONT_SOCK=()
+    FRONT_PID=()
+    RESTARTED=()
+    DEAD=()
+}
+
 # Stops the live fronts without recording their peak RSS.
 stop_fronts_quietly() {
     local front
     for front in "${LIVE_FRONTS[@]}"; do
         [[ -z ${FRONT_PID[$front]:-} ]] || stop_pid "${FRONT_PID[$front]}" 10
     done
-    LIVE_FRONTS=()
-    FRONT_SOCK=()
-    FRONT_PID=()
-    RESTARTED=()
-    DEAD=()
+    forget_fronts
 }
 
 run_upstream() {

@@ -438,12 +438,7 @@ impl Trail {
         );
         o.opt_str(b"path", normalized.map(|n| n.path.as_str()));
         if let Some(version) = normalized.and_then(|n| n.version) {
-            // Digits and a dot: nothing to escape.
-            o.with(b"api_version", |out| {
-                out.push(b'"');
-                line::push_display(out, version);
-                out.push(b'"');
-            });
+            o.plain_display(b"api_version", version);
         }
         o.with(b"query", |out| {
             write_query(out, normalized.map_or(&[], |n| n.query.pairs()))
@@ -574,11 +569,7 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
             o.uint(b"gid", u64::from(*gid));
             o.opt_int(b"pid", pid.map(i64::from));
         }
-        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.with(b"addr", |out| {
-            out.push(b'"');
-            line::push_display(out, addr);
-            out.push(b'"');
-        }),
+        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.plain_display(b"addr", addr),
     }
     if let Some(exe) = &evidence.exe {
         o.str(b"exe", &exe.to_string_lossy());

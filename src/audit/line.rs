@@ -1,8 +1,10 @@
 //! Writing one audit record as a JSON line, straight from the request's trail into a scratch
-//! buffer that is appended to the writer's batch: no intermediate record to build and drop, and string escaping that skips
-//! eight plain bytes at a time (most of a record is plain ASCII). This is the audit log's hot
-//! path: it runs once per request, on the thread that served it.
+//! buffer that is appended to the writer's batch: no intermediate record to build and drop,
+//! and string escaping that skips eight plain bytes at a time (most of a record is plain
+//! ASCII). This is the audit log's hot path: it runs once per request, on the thread that
+//! served it.
 
+use std::fmt::Display;
 use std::io::Write as _;
 
 /// An object being written; members are separated and keys quoted as they come.
@@ -18,17 +20,31 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
+    /// Starts a member: the comma before every member but the first.
+    fn member(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    /// `"key":"text"` for a value whose text (`Display`) needs no escaping: a number, an
+    /// address, an API version.
+    pub fn plain_display<const N: usize>(&mut self, key: &'static [u8; N], value: impl Display) {
+        let out = self.key(key);
+        out.push(b'"');
+        push_display(out, value);
+        out.push(b'"');
+    }
+
     /// A member's key. Keys are sockwarden's own field names (plain ASCII, nothing to
     /// escape), as byte arrays: copying a fixed-size array compiles to a few stores where a
     /// `&str` would cost a `memcpy` call, and a record has some twenty keys. A key that comes
     /// from a client goes through [`Obj::escaped_key`].
     fn key<const N: usize>(&mut self, key: &'static [u8; N]) -> &mut Vec<u8> {
-        debug_assert!(!key.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20));
+        debug_assert!(!key.iter().any(|&b| special(b)));
         self.out.reserve(N + 4);
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
+        self.member();
         self.out.push(b'"');
         self.out.extend_from_slice(key);
         self.out.extend_from_slice(b"\":");
@@ -37,10 +53,7 @@ impl<'a> Obj<'a> {
 
     /// A member's key that a client chose (a query parameter's name): escaped.
     fn escaped_key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
+        self.member();
         string(self.out, key);
         self.out.push(b':');
         self.out
@@ -132,10 +145,7 @@ impl<'a> Obj<'a> {
         if members.is_empty() {
             return;
         }
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
+        self.member();
         self.out.extend_from_slice(members);
     }
 
@@ -222,9 +232,14 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// Writes a number (or anything else whose text needs no escaping) without a temporary.
-pub(super) fn push_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+fn push_display(out: &mut Vec<u8>, value: impl Display) {
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{value}");
+}
+
+/// Whether JSON needs byte `b` escaped in a string: `"`, `\` or a control character.
+fn special(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 /// Bytes of `word` that are `"`, `\` or a control character (below 0x20), as their high bits.
@@ -257,7 +272,7 @@ pub(super) fn string(out: &mut Vec<u8>, s: &str) {
         done += 8;
     }
     for &b in chunks.remainder() {
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if special(b) {
             return escaped(out, bytes, done);
         }
         out.push(b);
@@ -280,7 +295,7 @@ pub(super) fn string_with_suffix(out: &mut Vec<u8>, s: &str, suffix: &'static st
 /// Whether `bytes` holds nothing to escape (for debug assertions).
 #[cfg(debug_assertions)]
 fn plain(bytes: &[u8]) -> bool {
-    !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    !bytes.iter().any(|&b| special(b))
 }
 
 /// The rest of [`string`] from `bytes[start..]`, which holds something to escape (the opening
@@ -298,7 +313,7 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8], start: usize) {
             }
         }
         let b = bytes[i];
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if special(b) {
             out.extend_from_slice(&bytes[start..i]);
             escape(out, b);
             start = i + 1;

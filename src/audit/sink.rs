@@ -13,18 +13,15 @@
 //! turns into refused requests), counts the records lost, logs it, and is retried on the next
 //! batch (a file is reopened first).
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use std::cell::RefCell;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Condvar, Mutex};
 
 use super::Record;
 use crate::metrics::Metrics;
@@ -92,7 +89,7 @@ impl SinkState {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
         self.batch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -303,10 +300,7 @@ impl Writer {
                 }
                 if pending.stop {
                     // Write what is there and end.
-                    std::mem::swap(&mut pending.batch, &mut spare);
-                    self.state.pending.store(0, Ordering::Relaxed);
-                    let reopen = std::mem::take(&mut pending.reopen);
-                    drop(pending);
+                    let reopen = self.take(pending, &mut spare);
                     self.flush(&mut spare, reopen);
                     return;
                 }
@@ -316,21 +310,27 @@ impl Writer {
             // queue's size is written at once, so the window never fills the queue.
             let reopen = {
                 let pending = self.state.lock();
-                let (mut pending, _) = self
+                let (pending, _) = self
                     .state
                     .wake
                     .wait_timeout_while(pending, BATCH_WINDOW, |p| {
                         p.batch.len() < self.state.early() && !p.stop && !p.reopen
                     })
                     .unwrap_or_else(|p| p.into_inner());
-                std::mem::swap(&mut pending.batch, &mut spare);
-                self.state.pending.store(0, Ordering::Relaxed);
-                std::mem::take(&mut pending.reopen)
+                self.take(pending, &mut spare)
             };
             self.flush(&mut spare, reopen);
             self.metrics
                 .audit_queue(self.state.pending.load(Ordering::Relaxed), self.state.limit);
         }
+    }
+
+    /// Takes the pending batch (leaving `spare`, emptied, in its place) and whether a reopen
+    /// was asked for.
+    fn take(&self, mut pending: MutexGuard<'_, Pending>, spare: &mut Batch) -> bool {
+        std::mem::swap(&mut pending.batch, spare);
+        self.state.pending.store(0, Ordering::Relaxed);
+        std::mem::take(&mut pending.reopen)
     }
 
     fn flush(&mut self, lines: &mut Batch, reopen: bool) {
