@@ -836,8 +836,10 @@ where
                 );
                 trail.note_error(&error);
                 let body = std::mem::replace(request.body_mut(), body::empty());
-                drop(body);
-                Box::pin(std::future::ready(Ok(error.into_response())))
+                Box::pin(async move {
+                    body::drain_refused(body).await;
+                    Ok(error.into_response())
+                })
             };
         Box::pin(async move {
             let Ok(mut response) = future.await;

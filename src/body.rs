@@ -162,6 +162,15 @@ where
 /// How much of a refused request's body is read and thrown away before answering.
 pub const DRAIN_LIMIT: u64 = 1 << 20;
 
+/// How long a refused client may take to finish sending its body.
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What every refusal does with the request's body before answering: [`drain`] it, up to
+/// [`DRAIN_LIMIT`] and [`DRAIN_TIME`].
+pub async fn drain_refused(body: ProxyBody) {
+    drain(body, DRAIN_LIMIT, DRAIN_TIME).await;
+}
+
 /// Reads and discards up to `limit` bytes of `body` (or until `deadline`), so that a client
 /// still sending its body when it is refused reads the refusal instead of failing with a broken
 /// pipe. Beyond the limit the connection is closed after the answer, as any server would.

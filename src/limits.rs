@@ -332,7 +332,14 @@ where
                 let future = self.inner.call(request);
                 Box::pin(async move { future.await.map_err(Into::into) })
             }
-            Some(refusal) => Box::pin(async move { Err(refusal.into()) }),
+            Some(refusal) => {
+                // Read what the client is still sending, so that it reads the 429.
+                let body = request.into_body();
+                Box::pin(async move {
+                    crate::body::drain_refused(body).await;
+                    Err(refusal.into())
+                })
+            }
         }
     }
 }

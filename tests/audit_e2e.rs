@@ -634,6 +634,11 @@ fn a_failing_sink_refuses_requests_when_failing_closed() {
         stderr.contains("sockwarden: unavailable: the audit log cannot be written"),
         "{stderr}"
     );
+    // A client still sending a body reads the refusal too.
+    let resp = http_request(&proxy.socket, &big_load_request(), T).expect("refusal read");
+    let (status, body) = split_response(&resp);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("the audit log cannot be written"), "{body}");
     let samples = scrape(&proxy);
     assert!(
         metric(
@@ -989,6 +994,73 @@ burst = 3
             &samples,
             "sockwarden_limited_total{client=\"ci\",limit=\"rate\"}"
         ) >= 1.0
+    );
+}
+
+/// A `POST /images/load` whose body (768 KiB, more than a unix socket buffers) the client
+/// writes in full before it reads the answer, as simple clients do.
+fn big_load_request() -> Vec<u8> {
+    let body = vec![b'x'; 768 * 1024];
+    let mut request = format!(
+        "POST /v1.41/images/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
+}
+
+#[test]
+fn refusals_read_the_body_the_client_is_sending() {
+    // Refused by the policy (read-only: no image.load) until the rate limit refuses: either
+    // way the client finishes writing its body and reads the answer, rather than failing with
+    // a broken pipe.
+    let proxy = start(&format!(
+        r#"
+[[client]]
+name = "ci"
+policy = "read-only"
+uids = [{uid}]
+[client.limits]
+requests_per_second = 1
+burst = 2
+"#,
+        uid = current_uid()
+    ));
+    let request = big_load_request();
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let resp = http_request(&proxy.socket, &request, T)
+            .unwrap_or_else(|e| panic!("after {seen:?}: the refusal was not read: {e}"));
+        let (status, body) = split_response(&resp);
+        match status {
+            403 => assert!(body.contains("image.load"), "{body}"),
+            429 => assert!(body.contains("sockwarden: too many requests"), "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+        seen.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert!(seen.contains(&403) && seen.contains(&429), "{seen:?}");
+    // The record counts the bytes read from the client.
+    let r = wait_record(&audit_path(&proxy), |r| r["status"] == 429);
+    assert_eq!(r["bytes_in"], 768 * 1024, "{r}");
+    // The docker CLI streaming an archive prints the refusal (rate limit or policy, by the
+    // time it asks), not a broken pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("big.tar");
+    std::fs::write(&archive, vec![0u8; 768 * 1024]).unwrap();
+    let out = proxy
+        .docker()
+        .run(&["load", "-i", &archive.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Error response from daemon: sockwarden:"),
+        "{stderr}"
     );
 }
 

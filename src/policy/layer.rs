@@ -18,9 +18,6 @@ use crate::listener::framing::Framing;
 use crate::reload::Caller;
 use crate::route::{self, Normalized, Operation};
 
-/// How long a refused client may take to finish sending its body.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// What authorization established about a request; set once, read by inner layers.
 #[derive(Debug, Clone)]
 pub struct Authorized {
@@ -118,7 +115,7 @@ where
                 }
                 let body = std::mem::replace(request.body_mut(), crate::body::empty());
                 Box::pin(async move {
-                    crate::body::drain(body, crate::body::DRAIN_LIMIT, DRAIN_TIME).await;
+                    crate::body::drain_refused(body).await;
                     Err(refusal.into())
                 })
             }
