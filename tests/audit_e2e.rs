@@ -928,9 +928,9 @@ fn metrics_and_health_on_the_admin_listener() {
         .any(|(n, _)| n == "sockwarden_audit_queue_depth"));
 }
 
-#[test]
-fn rate_limit_answers_429_in_docker_shape() {
-    let proxy = start(&format!(
+/// A proxy whose client `ci` (read-only) may make one request a second, `burst` at once.
+fn rate_limited_proxy(burst: u32) -> Proxy {
+    start(&format!(
         r#"
 [[client]]
 name = "ci"
@@ -938,10 +938,15 @@ policy = "read-only"
 uids = [{uid}]
 [client.limits]
 requests_per_second = 1
-burst = 3
+burst = {burst}
 "#,
         uid = current_uid()
-    ));
+    ))
+}
+
+#[test]
+fn rate_limit_answers_429_in_docker_shape() {
+    let proxy = rate_limited_proxy(3);
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..6 {
@@ -1016,18 +1021,7 @@ fn refusals_read_the_body_the_client_is_sending() {
     // Refused by the policy (read-only: no image.load) until the rate limit refuses: either
     // way the client finishes writing its body and reads the answer, rather than failing with
     // a broken pipe.
-    let proxy = start(&format!(
-        r#"
-[[client]]
-name = "ci"
-policy = "read-only"
-uids = [{uid}]
-[client.limits]
-requests_per_second = 1
-burst = 2
-"#,
-        uid = current_uid()
-    ));
+    let proxy = rate_limited_proxy(2);
     let request = big_load_request();
     let mut seen = Vec::new();
     for _ in 0..6 {
