@@ -320,6 +320,35 @@ impl Tally {
         self.first_error.get_or_insert_with(text);
     }
 
+    /// A response; one with a failure status is counted as such.
+    fn response(&mut self, status: StatusCode) {
+        if !status.is_success() {
+            self.bad_status += 1;
+            self.first_error
+                .get_or_insert_with(|| format!("status {status}"));
+        }
+    }
+
+    /// An exchange that brought no response; `true` when the worker must stop (the deadline
+    /// passed, or no request can be sent at all). `counted`: inside the measured window.
+    fn failed(&mut self, exchange: Exchange, counted: bool) -> bool {
+        match exchange {
+            Exchange::Done(..) => false,
+            Exchange::Failed(e) => {
+                self.error(counted, || e.to_string());
+                false
+            }
+            Exchange::TimedOut => {
+                self.error(true, || "request timed out".into());
+                true
+            }
+            Exchange::Unsendable(e) => {
+                self.error(true, || e);
+                true
+            }
+        }
+    }
+
     /// Adds another worker's tally.
     fn add(&mut self, other: Tally) {
         self.errors += other.errors;
@@ -429,31 +458,22 @@ async fn rps_worker(plan: std::sync::Arc<RpsPlan>) -> WorkerStats {
         let res = plan.target.exchange(&mut s, deadline).await;
         let t1 = Instant::now();
         let in_window = t0 >= plan.measure_start && t1 <= plan.end;
-        match res {
-            Exchange::Done(status, n) => {
-                if in_window {
-                    let us = (t1 - t0).as_micros();
-                    st.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                    st.bytes += n;
-                    if !status.is_success() {
-                        st.tally.bad_status += 1;
-                        st.tally
-                            .first_error
-                            .get_or_insert_with(|| format!("status {status}"));
-                    }
+        let (status, n) = match res {
+            Exchange::Done(status, n) => (status, n),
+            failure => {
+                if st.tally.failed(failure, in_window) {
+                    break;
                 }
-                sender = Some(s);
+                continue;
             }
-            Exchange::Failed(e) => st.tally.error(in_window, || e.to_string()),
-            Exchange::TimedOut => {
-                st.tally.error(true, || "request timed out".into());
-                break;
-            }
-            Exchange::Unsendable(e) => {
-                st.tally.error(true, || e);
-                break;
-            }
+        };
+        if in_window {
+            let us = (t1 - t0).as_micros();
+            st.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+            st.bytes += n;
+            st.tally.response(status);
         }
+        sender = Some(s);
     }
     st
 }
@@ -614,38 +634,29 @@ async fn paired_worker(plan: std::sync::Arc<PairedPlan>) -> PairedStats {
         // Counted for its phase only if it completed in a phase of its own front.
         let done_phase = plan.phase_at(t1);
         let counted = plan.counted(t1) && phase_front(done_phase) == front;
-        match res {
-            Exchange::Done(status, _) => {
-                if t1 >= plan.measure_start && t1 <= plan.end {
-                    st.done[front] += 1;
+        let status = match res {
+            Exchange::Done(status, _) => status,
+            failure => {
+                if st.tally.failed(failure, counted) {
+                    break;
                 }
-                if counted {
-                    let i = usize::try_from(done_phase).unwrap_or(usize::MAX);
-                    if st.per_phase.len() <= i {
-                        st.per_phase.resize(i + 1, 0);
-                    }
-                    st.per_phase[i] += 1;
-                    let us = (t1 - t0).as_micros();
-                    st.latencies_us[front].push(u32::try_from(us).unwrap_or(u32::MAX));
-                    if !status.is_success() {
-                        st.tally.bad_status += 1;
-                        st.tally
-                            .first_error
-                            .get_or_insert_with(|| format!("status {status}"));
-                    }
-                }
-                senders[front] = Some(s);
+                continue;
             }
-            Exchange::Failed(e) => st.tally.error(counted, || e.to_string()),
-            Exchange::TimedOut => {
-                st.tally.error(true, || "request timed out".into());
-                break;
-            }
-            Exchange::Unsendable(e) => {
-                st.tally.error(true, || e);
-                break;
-            }
+        };
+        if t1 >= plan.measure_start && t1 <= plan.end {
+            st.done[front] += 1;
         }
+        if counted {
+            let i = usize::try_from(done_phase).unwrap_or(usize::MAX);
+            if st.per_phase.len() <= i {
+                st.per_phase.resize(i + 1, 0);
+            }
+            st.per_phase[i] += 1;
+            let us = (t1 - t0).as_micros();
+            st.latencies_us[front].push(u32::try_from(us).unwrap_or(u32::MAX));
+            st.tally.response(status);
+        }
+        senders[front] = Some(s);
     }
     st
 }

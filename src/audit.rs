@@ -551,12 +551,10 @@ pub struct Record {
 /// when the connection is accepted (the members only, to be spliced into a record).
 pub fn connection_fields(listener: &str, peer: &Peer, evidence: &Evidence) -> Arc<[u8]> {
     let mut out = Vec::with_capacity(160);
-    let mut o = line::Obj::open(&mut out);
+    let mut o = line::Obj::members(&mut out);
     o.str(b"listener", listener);
     o.with(b"peer", |out| write_peer(out, peer, evidence));
-    o.close();
-    // Without the braces: `Obj::fields` splices the members into the record.
-    Arc::from(out.get(1..out.len() - 1).unwrap_or_default())
+    Arc::from(out)
 }
 
 /// The identity evidence of the peer: `{"uid":..,"gid":..,"pid":..,"exe":..,"loginuid":..}`

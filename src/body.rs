@@ -160,32 +160,27 @@ where
 }
 
 /// How much of a refused request's body is read and thrown away before answering.
-pub const DRAIN_LIMIT: u64 = 1 << 20;
+const DRAIN_LIMIT: u64 = 1 << 20;
 
 /// How long a refused client may take to finish sending its body.
-pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// What every refusal does with the request's body before answering: [`drain`] it, up to
-/// [`DRAIN_LIMIT`] and [`DRAIN_TIME`].
-pub async fn drain_refused(body: ProxyBody) {
-    drain(body, DRAIN_LIMIT, DRAIN_TIME).await;
-}
-
-/// Reads and discards up to `limit` bytes of `body` (or until `deadline`), so that a client
-/// still sending its body when it is refused reads the refusal instead of failing with a broken
+/// What every refusal (policy, limits, the fail-closed audit) does with the request's body
+/// before answering: reads and discards up to [`DRAIN_LIMIT`] bytes (or for [`DRAIN_TIME`]),
+/// so that a client still sending its body reads the refusal instead of failing with a broken
 /// pipe. Beyond the limit the connection is closed after the answer, as any server would.
-pub async fn drain(mut body: ProxyBody, limit: u64, deadline: std::time::Duration) {
+pub async fn drain_refused(mut body: ProxyBody) {
     use http_body_util::BodyExt;
     let mut seen = 0u64;
     let reading = async {
         while let Some(Ok(frame)) = body.frame().await {
             if let Some(data) = frame.data_ref() {
                 seen += data.len() as u64;
-                if seen > limit {
+                if seen > DRAIN_LIMIT {
                     break;
                 }
             }
         }
     };
-    let _ = tokio::time::timeout(deadline, reading).await;
+    let _ = tokio::time::timeout(DRAIN_TIME, reading).await;
 }

@@ -94,10 +94,8 @@ pub struct ConnInfo {
     pub peer: Peer,
     /// The client the peer was identified as; `None` refuses everything.
     pub client: Option<Arc<str>>,
-    /// What /proc told about the peer, for the audit log.
-    pub evidence: Arc<crate::identity::Evidence>,
-    /// The connection's part of every audit record (listener and peer evidence), written as
-    /// JSON once per connection rather than once per request.
+    /// The connection's part of every audit record (listener, and the peer with what /proc
+    /// told about it), written as JSON once per connection rather than once per request.
     pub audit_fields: Arc<[u8]>,
     /// The configuration generation `client` was identified under; after a reload the peer
     /// is identified again, request by request.

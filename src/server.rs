@@ -280,11 +280,10 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         },
         None => (None, None),
     };
-    let evidence = Arc::new(Evidence::collect(&peer));
+    let evidence = Evidence::collect(&peer);
     let info = ConnInfo {
         audit_fields: crate::audit::connection_fields(&name, &peer, &evidence),
         listener: name.clone(),
-        evidence,
         peer,
         client,
         generation: runtime.generation,

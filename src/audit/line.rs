@@ -20,6 +20,12 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
+    /// Members on their own, without braces (`"a":1,"b":"x"`), appended to `out`, to be
+    /// spliced into records later with [`Obj::fields`].
+    pub fn members(out: &'a mut Vec<u8>) -> Obj<'a> {
+        Obj { out, first: true }
+    }
+
     /// Starts a member: the comma before every member but the first.
     fn member(&mut self) {
         if !self.first {
