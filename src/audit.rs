@@ -41,7 +41,7 @@ use crate::inspect::Summary;
 use crate::listener::{ConnInfo, Peer};
 use crate::metrics::Metrics;
 use crate::policy::Reason;
-use crate::route::{Normalized, Operation};
+use crate::route::{Creates, Normalized, ObjectKind, Operation};
 
 pub use sink::SinkConfig;
 
@@ -675,7 +675,8 @@ fn redact_env_list(value: &mut serde_json::Value) {
     }
 }
 
-/// The objects a request concerns: the route's object by its kind, and what a create names.
+/// The objects a request concerns, by kind: the route's object (from the operation table),
+/// what a create names in its query or body, and the image a create or build uses.
 fn objects(
     operation: Option<&Operation>,
     normalized: Option<&Normalized>,
@@ -683,23 +684,8 @@ fn objects(
 ) -> BTreeMap<&'static str, String> {
     let mut out = BTreeMap::new();
     let Some(op) = operation else { return out };
-    let kind = op.name.split('.').next().unwrap_or_default();
-    let kind: Option<&'static str> = match kind {
-        "container" => Some("container"),
-        "image" => Some("image"),
-        "volume" => Some("volume"),
-        "network" => Some("network"),
-        "exec" => Some("exec"),
-        "service" => Some("service"),
-        "plugin" => Some("plugin"),
-        "secret" => Some("secret"),
-        "config" => Some("config"),
-        "node" => Some("node"),
-        "task" => Some("task"),
-        _ => None,
-    };
-    if let (Some(kind), Some(object)) = (kind, &op.object) {
-        out.insert(kind, object.clone());
+    if let (Some(kind), Some(object)) = (op.info.object, &op.object) {
+        out.insert(kind.as_str(), object.clone());
     }
     let query = |name: &str| {
         normalized.and_then(|n| {
@@ -710,45 +696,34 @@ fn objects(
                 .map(|(_, v)| v.clone())
         })
     };
-    match op.name {
-        "container.create" => {
-            if let Some(name) = query("name").filter(|n| !n.is_empty()) {
-                out.insert("container", name);
-            }
+    let creates = op.info.creates;
+    if let Some(Creates {
+        kind,
+        query: Some(param),
+    }) = creates
+    {
+        if let Some(name) = query(param).filter(|n| !n.is_empty()) {
+            // Image references come with their tag in a parameter of its own.
+            let tag = (kind == ObjectKind::Image)
+                .then(|| query("tag"))
+                .flatten()
+                .filter(|t| !t.is_empty());
+            out.insert(
+                kind.as_str(),
+                match tag {
+                    Some(tag) => format!("{name}:{tag}"),
+                    None => name,
+                },
+            );
         }
-        "exec.create" => {
-            // The route's object is the container the exec runs in.
-            if let Some(id) = out.remove("exec") {
-                out.insert("container", id);
-            }
-        }
-        "image.create" => {
-            if let Some(image) = query("fromImage").or_else(|| query("fromSrc")) {
-                let tag = query("tag").filter(|t| !t.is_empty());
-                out.insert(
-                    "image",
-                    match tag {
-                        Some(tag) => format!("{image}:{tag}"),
-                        None => image,
-                    },
-                );
-            }
-        }
-        "image.build" => {
-            if let Some(tag) = query("t") {
-                out.insert("image", tag);
-            }
-        }
-        _ => {}
     }
     if let Some(summary) = settings {
         if let Some(image) = &summary.image {
             out.entry("image").or_insert_with(|| image.clone());
         }
-        if let Some(name) = &summary.name {
-            if let Some(kind) = kind {
-                out.entry(kind).or_insert_with(|| name.clone());
-            }
+        if let (Some(name), Some(creates)) = (&summary.name, creates) {
+            out.entry(creates.kind.as_str())
+                .or_insert_with(|| name.clone());
         }
     }
     out
@@ -905,6 +880,46 @@ impl Trail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The objects the audit record names for `method target`.
+    fn objects_of(
+        method: &str,
+        target: &str,
+        name: Option<&str>,
+    ) -> BTreeMap<&'static str, String> {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri: Uri = target.parse().unwrap();
+        let normalized = crate::route::normalize(&method, &uri).unwrap();
+        let op = crate::route::classify(&method, &normalized.path, &normalized.query);
+        let summary = name.map(|n| Summary {
+            name: Some(n.to_owned()),
+            ..Summary::default()
+        });
+        objects(Some(&op), Some(&normalized), summary.as_ref())
+    }
+
+    #[test]
+    fn objects_follow_the_operation_table() {
+        let o = objects_of("POST", "/images/create?fromImage=busybox&tag=1.36", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("busybox:1.36"));
+        let o = objects_of("POST", "/images/create?fromSrc=-&repo=mine&tag=2", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("mine:2"));
+        let o = objects_of("POST", "/v1.41/containers/web/exec", None);
+        assert_eq!(o.get("container").map(String::as_str), Some("web"));
+        assert!(!o.contains_key("exec"), "{o:?}");
+        let o = objects_of("POST", "/exec/abc/start", None);
+        assert_eq!(o.get("exec").map(String::as_str), Some("abc"));
+        let o = objects_of("POST", "/containers/create?name=job", None);
+        assert_eq!(o.get("container").map(String::as_str), Some("job"));
+        let o = objects_of("POST", "/volumes/create", Some("cache"));
+        assert_eq!(o.get("volume").map(String::as_str), Some("cache"));
+        let o = objects_of("POST", "/build?t=app:1", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("app:1"));
+        let o = objects_of("GET", "/distribution/busybox/json", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("busybox"));
+        let o = objects_of("GET", "/_ping", None);
+        assert!(o.is_empty(), "{o:?}");
+    }
 
     #[test]
     fn secrets_in_query_are_redacted() {

@@ -151,7 +151,7 @@ pub fn main() -> ExitCode {
         },
         Command::Operations => {
             for info in crate::route::OPERATION_TABLE {
-                let danger = if info.dangerous { "dangerous" } else { "-" };
+                let danger = if info.dangerous() { "dangerous" } else { "-" };
                 println!(
                     "{:<28} {:<7} {:<10} {}",
                     info.name,

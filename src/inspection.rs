@@ -22,6 +22,7 @@ use crate::body::{self, ProxyBody};
 use crate::error::{BoxError, ProxyError};
 use crate::inspect;
 use crate::policy::Authorized;
+use crate::route::{BodyUse, Inspector, OperationInfo};
 
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
 pub const INSPECT_LIMIT: usize = 1 << 20;
@@ -39,54 +40,17 @@ enum Check {
     Empty,
 }
 
-/// Operations whose requests carry a body (JSON, a tar stream, ...). Any other named operation
-/// with a non-empty body is refused: a body where none belongs is read differently by
-/// different parsers (and by old daemons, as on `start`).
-const TAKES_BODY: &[&str] = &[
-    "container.create",
-    "container.update",
-    "container.archive.put",
-    "container.commit",
-    "container.checkpoint.create",
-    "exec.create",
-    "exec.start",
-    "image.load",
-    "image.import",
-    "image.build",
-    "volume.create",
-    "volume.update",
-    "network.create",
-    "network.connect",
-    "network.disconnect",
-    "service.create",
-    "service.update",
-    "secret.create",
-    "secret.update",
-    "config.create",
-    "config.update",
-    "swarm.init",
-    "swarm.join",
-    "swarm.update",
-    "swarm.unlock",
-    "node.update",
-    "plugin.pull",
-    "plugin.upgrade",
-    "plugin.set",
-    "plugin.create",
-    "system.auth",
-    "system.debug",
-    "unknown",
-];
-
-fn check_for(operation: &str, body_known_empty: bool) -> Option<Check> {
-    match operation {
-        "container.create" | "container.update" | "exec.create" | "volume.create"
-        | "network.create" | "network.connect" | "service.create" | "service.update"
-        | "plugin.pull" | "plugin.upgrade" => Some(Check::Body),
-        "container.start" => Some(Check::NoBody),
-        "image.build" => Some(Check::Query),
-        _ if !body_known_empty && !TAKES_BODY.contains(&operation) => Some(Check::Empty),
-        _ => None,
+/// What to inspect for an operation, from its entry in the operation table; `None` when its
+/// body streams to the daemon untouched (or it has none).
+fn check_for(info: &OperationInfo, body_known_empty: bool) -> Option<Check> {
+    match info.body {
+        BodyUse::Inspected(Inspector::ContainerStart) => Some(Check::NoBody),
+        BodyUse::Inspected(inspector) if !inspector.reads_body() => Some(Check::Query),
+        BodyUse::Inspected(_) => Some(Check::Body),
+        // A body where none belongs is read differently by different parsers (and by old
+        // daemons, as on `start`): it must be empty.
+        BodyUse::None if !body_known_empty => Some(Check::Empty),
+        BodyUse::None | BodyUse::Streamed => None,
     }
 }
 
@@ -99,52 +63,45 @@ pub fn check_request(
     if !authorized.policy.inspection {
         return Ok(None);
     }
-    let operation = authorized.operation.name;
+    let Some(inspector) = authorized.operation.info.inspector() else {
+        return Ok(None);
+    };
     let rules = &authorized.policy.inspect;
     let query = authorized.normalized.query.pairs();
-    let result = match operation {
-        "container.create" => inspect::container_create(body, query, &rules.container).map(Some),
-        "container.update" => inspect::container_update(body, &rules.container).map(Some),
-        "container.start" => inspect::container_start_query(query)
-            .and_then(|()| inspect::container_start(body).map(Some)),
-        "exec.create" => inspect::exec_create(body, &rules.exec).map(Some),
-        "volume.create" => inspect::volume_create(body, &rules.volume).map(Some),
-        "network.create" => inspect::network_create(body, &rules.network).map(Some),
-        "network.connect" => inspect::network_connect(body, &rules.container).map(Some),
-        "image.build" => inspect::build_query(query, &rules.build).map(Some),
-        "service.create" => inspect::service_create(body, query, &rules.container).map(Some),
-        "service.update" => inspect::service_update(body, query, &rules.container).map(Some),
-        "plugin.pull" => inspect::plugin_pull(body, query, &rules.plugin).map(Some),
-        "plugin.upgrade" => inspect::plugin_upgrade(
+    let result = match inspector {
+        Inspector::ContainerCreate => inspect::container_create(body, query, &rules.container),
+        Inspector::ContainerUpdate => inspect::container_update(body, &rules.container),
+        Inspector::ContainerStart => {
+            inspect::container_start_query(query).and_then(|()| inspect::container_start(body))
+        }
+        Inspector::ExecCreate => inspect::exec_create(body, &rules.exec),
+        Inspector::VolumeCreate => inspect::volume_create(body, &rules.volume),
+        Inspector::NetworkCreate => inspect::network_create(body, &rules.network),
+        Inspector::NetworkConnect => inspect::network_connect(body, &rules.container),
+        Inspector::Build => inspect::build_query(query, &rules.build),
+        Inspector::ServiceCreate => inspect::service_create(body, query, &rules.container),
+        Inspector::ServiceUpdate => inspect::service_update(body, query, &rules.container),
+        Inspector::PluginPull => inspect::plugin_pull(body, query, &rules.plugin),
+        Inspector::PluginUpgrade => inspect::plugin_upgrade(
             body,
             query,
             authorized.operation.object.as_deref(),
             &rules.plugin,
-        )
-        .map(Some),
-        _ => Ok(None),
+        ),
     };
-    result.map_err(|violation| ProxyError::Denied {
+    result.map(Some).map_err(|violation| ProxyError::Denied {
         what: format!(
-            "{operation} ({} {})",
-            authorized.method, authorized.normalized.path
+            "{} ({} {})",
+            authorized.operation.name, authorized.method, authorized.normalized.path
         ),
         reason: violation.to_string(),
         policy: authorized.policy.name.to_string(),
-        rule: format!("{}.{}", authorized.policy.name, section(operation)),
+        rule: format!(
+            "{}.{}",
+            authorized.policy.name,
+            inspector.section().as_str()
+        ),
     })
-}
-
-/// The policy section whose settings decide an operation's inspection.
-fn section(operation: &str) -> &'static str {
-    match operation {
-        "exec.create" => "exec",
-        "volume.create" => "volume",
-        "network.create" => "network",
-        "image.build" => "build",
-        "plugin.pull" | "plugin.upgrade" => "plugin",
-        _ => "container",
-    }
 }
 
 /// Adds [`Inspect`] in front of a service.
@@ -187,7 +144,7 @@ where
             .extensions()
             .get::<Authorized>()
             .filter(|a| a.policy.inspection)
-            .and_then(|a| check_for(a.operation.name, body_known_empty));
+            .and_then(|a| check_for(a.operation.info, body_known_empty));
         let Some(check) = check else {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
@@ -254,7 +211,9 @@ async fn inspect_request(
 /// The policy's enforced defaults (resource limits a create leaves unset) applied to the body:
 /// the new body and what was set, or `None` when nothing applies. Also used by `explain`.
 pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, Vec<String>)> {
-    if !authorized.policy.inspection || authorized.operation.name != "container.create" {
+    if !authorized.policy.inspection
+        || authorized.operation.info.inspector() != Some(Inspector::ContainerCreate)
+    {
         return None;
     }
     inspect::defaults::container_defaults(body, &authorized.policy.inspect.container)

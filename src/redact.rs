@@ -57,9 +57,10 @@ where
     }
 
     fn call(&mut self, request: Request<ProxyBody>) -> RedactFuture {
-        let redact = request.extensions().get::<Authorized>().is_some_and(|a| {
-            a.policy.redact_env && matches!(a.operation.name, "container.inspect" | "image.inspect")
-        });
+        let redact = request
+            .extensions()
+            .get::<Authorized>()
+            .is_some_and(|a| a.policy.redact_env && a.operation.info.redacts_env);
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await.map_err(Into::into)?;

@@ -29,8 +29,8 @@ pub use normalize::{
     RouteErrorKind, ALLOWED_METHODS, MAX_PATH_LEN,
 };
 pub use operation::{
-    classify, operation_info, operation_names, Access, Operation, OperationInfo, OPERATIONS,
-    OPERATION_TABLE, UNKNOWN,
+    classify, operation_info, operation_names, Access, BodyUse, Creates, Inspector, ObjectKind,
+    Operation, OperationInfo, Section, OPERATIONS, OPERATION_TABLE, UNKNOWN,
 };
 pub use query::Query;
 

@@ -554,6 +554,32 @@ paths = ["/libpod/*"]
     }
 
     #[test]
+    fn guardrail_agrees_with_the_operation_table_for_every_operation() {
+        // `sockwarden operations` prints `OperationInfo::dangerous`; the guardrail must refuse
+        // exactly those operations when a policy names them without acknowledging them.
+        for info in crate::route::OPERATION_TABLE {
+            let name = info.name;
+            let opened = authority(&format!("[policy.p]\nallow = [{name:?}]"), CLIENT);
+            assert_eq!(
+                opened.is_err(),
+                info.dangerous(),
+                "{name}: guardrail {opened:?}, table says dangerous = {}",
+                info.dangerous()
+            );
+            if let (Err(err), Some(why)) = (&opened, info.danger) {
+                assert!(err.0.contains(why), "{name}: {err} lacks {why:?}");
+            }
+            if info.dangerous() {
+                authority(
+                    &format!("[policy.p]\nallow = [{name:?}]\nallow_dangerous = [{name:?}]"),
+                    CLIENT,
+                )
+                .unwrap_or_else(|e| panic!("{name} acknowledged: {e}"));
+            }
+        }
+    }
+
+    #[test]
     fn inspection_can_only_be_off_when_everything_is_open() {
         let err = authority(
             "[policy.p]\nallow = [\"container.create\"]\ninspection = false",

@@ -1046,15 +1046,19 @@ fn operations_table_is_consistent() {
     ];
     for (name, access, dangerous) in expect {
         let info = operation_info(name).unwrap();
-        assert_eq!((info.access, info.dangerous), (access, dangerous), "{name}");
+        assert_eq!(
+            (info.access, info.dangerous()),
+            (access, dangerous),
+            "{name}"
+        );
     }
     // Every plugin write is dangerous.
     for info in OPERATION_TABLE {
         if info.name.starts_with("plugin.") && info.access == Access::Write {
-            assert!(info.dangerous, "{}", info.name);
+            assert!(info.dangerous(), "{}", info.name);
         }
         if info.name.starts_with("swarm.") {
-            assert!(info.dangerous, "{}", info.name);
+            assert!(info.dangerous(), "{}", info.name);
         }
     }
 }
@@ -1155,6 +1159,63 @@ fn escape_object_round_trips() {
             }
             // `%` and non-ASCII names are refused on the way in, so never resolved.
             Err(e) => assert!(name.contains('%') || !name.is_ascii(), "{name}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn every_route_variable_names_an_object_kind() {
+    for (_, pattern, name) in route_table() {
+        let info = operation_info(name).unwrap();
+        if pattern.contains('{') && name != "system.debug" {
+            assert!(
+                info.object.is_some(),
+                "{name} ({pattern}) names no object kind"
+            );
+        }
+    }
+    // The exec create route's variable is the container the exec runs in.
+    let op = classify_target("POST", "/containers/web/exec");
+    assert_eq!(op.info.object, Some(ObjectKind::Container));
+    assert_eq!(
+        classify_target("POST", "/exec/abc/start").info.object,
+        Some(ObjectKind::Exec)
+    );
+}
+
+#[test]
+fn every_inspector_reads_exactly_one_operation_and_hijacks_match_the_table() {
+    use crate::route::{BodyUse, Inspector};
+    let inspectors = [
+        Inspector::ContainerCreate,
+        Inspector::ContainerUpdate,
+        Inspector::ContainerStart,
+        Inspector::ExecCreate,
+        Inspector::VolumeCreate,
+        Inspector::NetworkCreate,
+        Inspector::NetworkConnect,
+        Inspector::Build,
+        Inspector::ServiceCreate,
+        Inspector::ServiceUpdate,
+        Inspector::PluginPull,
+        Inspector::PluginUpgrade,
+    ];
+    for inspector in inspectors {
+        let readers: Vec<&str> = OPERATION_TABLE
+            .iter()
+            .filter(|i| i.body == BodyUse::Inspected(inspector))
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(readers.len(), 1, "{inspector:?} read by {readers:?}");
+    }
+    // Only exec and tunnel operations hijack, and every one of them does but exec.create.
+    for info in OPERATION_TABLE {
+        match info.access {
+            Access::Tunnel => assert!(info.hijack.is_some(), "{}", info.name),
+            Access::Exec if info.name != "exec.create" => {
+                assert!(info.hijack.is_some(), "{}", info.name)
+            }
+            _ => assert!(info.hijack.is_none(), "{}", info.name),
         }
     }
 }
