@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use serde::Serialize;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use crate::body::{self, EndOfBody, Observed, ProxyBody};
 use crate::error::ProxyError;
@@ -797,11 +798,17 @@ where
         request.extensions_mut().insert(trail.clone());
         let bytes_in = Arc::new(AtomicU64::new(0));
 
+        // Every diagnostic about this request (and its hijacked session) carries its id, the
+        // same as the audit record's and the X-Request-Id header's; the authorize layer adds
+        // the operation.
+        let span = tracing::info_span!("request", id = %trail.id, op = tracing::field::Empty);
         let future: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> =
             if self.audit.admits() {
                 let request =
                     request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
-                Box::pin(self.inner.call(request))
+                // The inner layers decide synchronously in `call`: inside the span too.
+                let future = span.in_scope(|| self.inner.call(request));
+                Box::pin(future.instrument(span))
             } else {
                 // Fail closed: nothing happens that cannot be recorded.
                 let error = ProxyError::Unavailable(

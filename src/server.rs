@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::admin::Admin;
 use crate::audit::Audit;
@@ -290,7 +291,15 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         slot,
         over_limit,
     };
-    tracing::debug!(listener = %name, peer = %info.peer, client = ?info.client, "connection");
+    // Every diagnostic line of the connection, its requests and hijacked sessions says where
+    // it came from and who it is.
+    let span = tracing::info_span!(
+        "conn",
+        listener = %name,
+        peer = %info.peer,
+        client = info.client.as_deref().unwrap_or("-"),
+    );
+    tracing::debug!(parent: &span, "connection");
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -303,7 +312,9 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         .max_buf_size(limits.max_header_bytes.max(DEFAULT_BUF))
         // A connection over its limit gets its one 429 and is closed.
         .keep_alive(over_limit.is_none());
-    serve_connection(stream, info, &builder, shared).await;
+    serve_connection(stream, info, &builder, shared)
+        .instrument(span)
+        .await;
 }
 
 /// hyper's default read buffer limit (8 KiB + 400 KiB), kept unless a larger head is allowed.

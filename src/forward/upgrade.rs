@@ -28,7 +28,9 @@ pub fn spawn_bridge(
     daemon: OnUpgrade,
     session: Session,
 ) {
-    let span = tracing::debug_span!("hijack", kind = ?kind);
+    // Info level, so that the relay keeps its request's and connection's spans as parents
+    // whatever the log level.
+    let span = tracing::info_span!("hijack", kind = ?kind);
     let forced = drain.clone();
     drain.spawn(
         async move {

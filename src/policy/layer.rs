@@ -125,6 +125,7 @@ where
 
 /// Puts the decision into the audit trail.
 fn note(trail: &Trail, authorized: &Authorized) {
+    tracing::Span::current().record("op", authorized.operation.name);
     trail.note_request(authorized.normalized.clone(), authorized.operation.clone());
     let verdict = if authorized.would_deny {
         Verdict::WouldDeny
@@ -143,6 +144,7 @@ fn note(trail: &Trail, authorized: &Authorized) {
 fn note_refused(trail: &Trail, method: &Method, uri: &Uri) {
     if let Ok(normalized) = route::normalize(method, uri) {
         let operation = route::classify(method, &normalized.path, &normalized.query);
+        tracing::Span::current().record("op", operation.name);
         trail.note_request(Arc::new(normalized), Arc::new(operation));
     }
 }
