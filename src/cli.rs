@@ -169,7 +169,7 @@ pub fn main() -> ExitCode {
 fn load(
     config: Option<PathBuf>,
     compat: Option<Compat>,
-) -> Result<Config, crate::config::ConfigError> {
+) -> Result<Config, crate::error::ConfigError> {
     match (config, compat) {
         (Some(path), _) => Config::load(&path),
         (None, Some(Compat::DockerSocketProxy)) => Config::docker_socket_proxy(&env_var),

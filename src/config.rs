@@ -10,19 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::ConfigError;
 use crate::identity::{ClientDef, ListenerClients, RawClient};
+pub use crate::listener::ListenAddr;
 use crate::policy::{Authority, RawPolicy, BUILTIN_DEFAULT_PROFILE};
-
-/// A configuration problem, naming the setting (and line, when the file is at fault).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl ConfigError {
-    fn setting(name: &str, message: impl std::fmt::Display) -> Self {
-        ConfigError(format!("{name}: {message}"))
-    }
-}
 
 /// Where the real Docker daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,39 +44,6 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// How many idle pooled connections are kept.
     pub pool_max_idle: usize,
-}
-
-/// One listening socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    /// A unix socket file.
-    Unix {
-        /// The socket's path.
-        path: PathBuf,
-        /// File mode applied before the socket becomes reachable.
-        mode: u32,
-        /// Group owning the socket file, if not our own.
-        group: Option<u32>,
-    },
-    /// A TCP address.
-    Tcp(SocketAddr),
-    /// A TCP address speaking TLS, with client certificates required.
-    Tls {
-        /// The address.
-        addr: SocketAddr,
-        /// Server certificate, key and client CA, loaded.
-        tls: crate::listener::TlsSettings,
-    },
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenAddr::Unix { path, .. } => write!(f, "unix://{}", path.display()),
-            ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
-            ListenAddr::Tls { addr, .. } => write!(f, "tcp://{addr} (tls)"),
-        }
-    }
 }
 
 /// Log output format.

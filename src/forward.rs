@@ -16,8 +16,8 @@ pub use upstream::Upstream;
 
 use std::sync::Arc;
 
-use crate::audit::Trail;
 use crate::body::{self, ProxyBody};
+use crate::context::Trail;
 use crate::error::ProxyError;
 use crate::limits::ConnectionSlot;
 use crate::listener::ConnInfo;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::listener::Peer;
 
 /// A `[[client]]` entry as written.

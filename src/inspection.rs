@@ -17,8 +17,8 @@ use tower::{Layer, Service};
 
 use std::sync::Arc;
 
-use crate::audit::Trail;
 use crate::body::{self, ProxyBody};
+use crate::context::Trail;
 use crate::error::{BoxError, ProxyError};
 use crate::inspect;
 use crate::policy::Authorized;

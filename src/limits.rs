@@ -10,21 +10,14 @@
 //! connection counts belong to the process, so a reload cannot let a client exceed its limit.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
 use serde::Deserialize;
-use tower::{Layer, Service};
 
-use crate::body::ProxyBody;
-use crate::config::ConfigError;
-use crate::error::{BoxError, ProxyError};
-use crate::listener::ConnInfo;
-use crate::reload::Caller;
+use crate::error::ConfigError;
+
+pub mod layer;
 
 /// Default largest request head (request line and headers) a client may send: registry
 /// credentials (`X-Registry-Config`) can run to several KiB, so this leaves ample room while
@@ -290,85 +283,6 @@ impl Drop for ConnectionSlot {
             }
         }
     }
-}
-
-/// Adds [`RateLimit`] in front of a service.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RateLimitLayer;
-
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
-
-    fn layer(&self, inner: S) -> RateLimit<S> {
-        RateLimit { inner }
-    }
-}
-
-/// Answers 429 to a client over its request rate; everything else passes on.
-#[derive(Clone, Debug)]
-pub struct RateLimit<S> {
-    inner: S,
-}
-
-type LimitFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
-
-impl<S> Service<Request<ProxyBody>> for RateLimit<S>
-where
-    S: Service<Request<ProxyBody>, Response = Response<ProxyBody>>,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<ProxyBody>;
-    type Error = BoxError;
-    type Future = LimitFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> LimitFuture {
-        match limit_for(&request) {
-            None => {
-                let future = self.inner.call(request);
-                Box::pin(async move { future.await.map_err(Into::into) })
-            }
-            Some(refusal) => {
-                // Read what the client is still sending, so that it reads the 429.
-                let body = request.into_body();
-                Box::pin(async move {
-                    crate::body::drain_refused(body).await;
-                    Err(refusal.into())
-                })
-            }
-        }
-    }
-}
-
-/// The limit a request runs into, if any: its connection was over the client's connection
-/// limit, or the client is over its request rate.
-fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
-    let caller = request.extensions().get::<Caller>()?;
-    let client = caller.client.as_deref()?;
-    if let Some(max) = request
-        .extensions()
-        .get::<ConnInfo>()
-        .and_then(|c| c.over_limit)
-    {
-        return Some(ProxyError::Limited {
-            limit: "connections",
-            what: format!("client {client} is limited to {max} concurrent connections"),
-            retry_after: Some(Duration::from_secs(1)),
-        });
-    }
-    let exceeded = caller.runtime.limits.admit(client).err()?;
-    Some(ProxyError::Limited {
-        limit: "rate",
-        what: format!(
-            "client {client} is limited to {} requests per second",
-            exceeded.per_second
-        ),
-        retry_after: Some(exceeded.retry_after),
-    })
 }
 
 #[cfg(test)]

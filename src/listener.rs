@@ -18,7 +18,38 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use crate::config::ListenAddr;
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A unix socket file.
+    Unix {
+        /// The socket's path.
+        path: PathBuf,
+        /// File mode applied before the socket becomes reachable.
+        mode: u32,
+        /// Group owning the socket file, if not our own.
+        group: Option<u32>,
+    },
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A TCP address speaking TLS, with client certificates required.
+    Tls {
+        /// The address.
+        addr: SocketAddr,
+        /// Server certificate, key and client CA, loaded.
+        tls: TlsSettings,
+    },
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Unix { path, .. } => write!(f, "unix://{}", path.display()),
+            ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
+            ListenAddr::Tls { addr, .. } => write!(f, "tcp://{addr} (tls)"),
+        }
+    }
+}
 
 pub mod framing;
 pub mod tls;

@@ -30,6 +30,6 @@ pub fn catalogue() -> Vec<(&'static str, Option<&'static str>)> {
 pub(crate) fn compile_for_test(
     name: &str,
     raw: &RawPolicy,
-) -> Result<Policy, crate::config::ConfigError> {
+) -> Result<Policy, crate::error::ConfigError> {
     engine::compile_policy(name, name, raw, &catalogue())
 }

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::audit::Audit;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::error::ConfigError;
 use crate::identity::{self, ListenerClients};
 use crate::limits::Limits;
 use crate::listener::Peer;
@@ -61,15 +62,6 @@ impl Runtime {
         let clients = self.listeners.get(listener).unwrap_or(&none);
         identity::identify(self.authority.clients(), clients, peer)
     }
-}
-
-/// Who is asking, under which configuration: the snapshot one request is decided with.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The client, if the peer matched one.
-    pub client: Option<Arc<str>>,
-    /// The configuration in force when the request arrived.
-    pub runtime: Arc<Runtime>,
 }
 
 /// Where the configuration comes from, to read it again.

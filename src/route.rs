@@ -18,15 +18,17 @@
 //! assert_eq!(op.object.as_deref(), Some("web"));
 //! ```
 
+mod error;
 mod normalize;
 mod operation;
 mod query;
 #[cfg(test)]
 mod tests;
 
+pub use error::{RouteError, RouteErrorKind};
 pub use normalize::{
-    check_content_type, escape_object, normalize, ApiVersion, Normalized, RouteError,
-    RouteErrorKind, ALLOWED_METHODS, MAX_PATH_LEN,
+    check_content_type, escape_object, normalize, ApiVersion, Normalized, ALLOWED_METHODS,
+    MAX_PATH_LEN,
 };
 pub use operation::{
     classify, operation_info, operation_names, Access, BodyUse, Creates, Inspector, ObjectKind,

@@ -16,13 +16,14 @@ use crate::admin::Admin;
 use crate::audit::Audit;
 use crate::body;
 use crate::config::{Config, ListenAddr};
+use crate::context::Caller;
 use crate::forward::{Forward, Upstream};
 use crate::identity::Evidence;
 use crate::limits::Connections;
 use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
 use crate::metrics::Metrics;
-use crate::reload::{Caller, ConfigSource, Live};
+use crate::reload::{ConfigSource, Live};
 use crate::shutdown::Drain;
 use crate::stack::{self, ProxyService};
 
@@ -283,7 +284,7 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
     };
     let evidence = Evidence::collect(&peer);
     let info = ConnInfo {
-        audit_fields: crate::audit::connection_fields(&name, &peer, &evidence),
+        audit_fields: crate::audit::record::connection_fields(&name, &peer, &evidence),
         listener: name.clone(),
         peer,
         client,

@@ -7,20 +7,21 @@ use http::{Request, Response};
 use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
-use crate::audit::{Audit, AuditLayer};
+use crate::audit::layer::AuditLayer;
+use crate::audit::Audit;
 use crate::body::ProxyBody;
-use crate::error::RescueLayer;
 use crate::forward::Forward;
 use crate::inspection::InspectLayer;
-use crate::limits::RateLimitLayer;
+use crate::limits::layer::RateLimitLayer;
 use crate::policy::AuthorizeLayer;
 use crate::redact::RedactLayer;
+use crate::respond::RescueLayer;
 
 /// The assembled request path: infallible, every failure is already a response.
 pub type ProxyService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBody>, Infallible>;
 
 /// Builds the stack in front of `forward`, recording into `audit`. Each request arrives with
-/// its [`crate::reload::Caller`]: the client and the configuration snapshot it is decided under.
+/// its [`crate::context::Caller`]: the client and the configuration snapshot it is decided under.
 pub fn build(forward: Forward, audit: Audit) -> ProxyService {
     let service = ServiceBuilder::new()
         // Outermost, so it sees the final status of every request, refusals included, and

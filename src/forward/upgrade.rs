@@ -37,7 +37,7 @@ pub fn spawn_bridge(
             let _open = session.trail.as_ref().map(|t| t.metrics().session_opened());
             let (to_daemon, to_client, end) = relay(client, daemon, &forced).await;
             if let Some(trail) = &session.trail {
-                trail.close_session(to_daemon, to_client, end);
+                crate::audit::layer::close_session(trail, to_daemon, to_client, end);
             }
             drop(session.slot);
         }

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// A TLS listener's settings: the files as configured and the server config built from them.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use http::Method;
 
 use super::rules::{Effect, InspectRules, Pattern, Policy, RawPolicy, Rule};
 use super::{guardrails, profiles};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::identity::{ClientDef, RawClient};
 
 /// What the engine needs to know about a request.

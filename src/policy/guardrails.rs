@@ -4,7 +4,7 @@
 //! opens it by accident with a wildcard such as `container.*`.
 
 use super::rules::{Effect, Policy};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Fails if an allow rule of `policy` reaches a dangerous operation that is neither
 /// acknowledged nor unconditionally denied.

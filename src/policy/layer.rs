@@ -11,11 +11,11 @@ use http::{HeaderMap, Method, Request, Response, Uri};
 use tower::{Layer, Service};
 
 use super::{Authority, Decision, Policy, RequestFacts};
-use crate::audit::{Trail, Verdict};
 use crate::body::ProxyBody;
+use crate::context::Caller;
+use crate::context::{Trail, Verdict};
 use crate::error::{BoxError, ProxyError};
 use crate::listener::framing::Framing;
-use crate::reload::Caller;
 use crate::route::{self, Normalized, Operation};
 
 /// What authorization established about a request; set once, read by inner layers.

@@ -3,7 +3,7 @@
 //! README, the examples and the binary show the same rules.
 
 use super::rules::RawPolicy;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The profile the built-in default (no config file) applies to its owner.
 pub const BUILTIN_DEFAULT_PROFILE: &str = "read-only";

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::Method;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::inspect::{
     BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
 };

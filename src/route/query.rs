@@ -1,6 +1,6 @@
 //! The query string, read the way the daemon reads it (Go `url.ParseQuery` via `r.Form`).
 
-use super::normalize::{hex_value, RouteError, RouteErrorKind};
+use super::error::{hex_value, RouteError, RouteErrorKind};
 
 /// A parsed query: the `key=value` pairs in the order sent, repeats kept.
 ///

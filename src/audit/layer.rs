@@ -1,0 +1,199 @@
+//! The audit layer: the outermost layer of the request path. It gives each request its
+//! [`Trail`] and id, refuses requests while a fail-closed audit log cannot write, records what
+//! sockwarden answered itself, and writes the request's record when its response is complete
+//! (and a hijacked session's when it opens and closes).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use super::record::{write_line, Counts};
+use super::{Audit, REQUEST_ID_HEADER};
+use crate::body::{self, EndOfBody, Observed, ProxyBody};
+use crate::context::{verdict, Caller, Facts, Trail};
+use crate::error::ProxyError;
+use crate::listener::ConnInfo;
+
+/// Adds [`AuditLayer`]'s service around the request path.
+#[derive(Clone, Debug)]
+pub struct AuditLayer {
+    audit: Audit,
+}
+
+impl AuditLayer {
+    /// Records into `audit`.
+    pub fn new(audit: Audit) -> AuditLayer {
+        AuditLayer { audit }
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = AuditService<S>;
+
+    fn layer(&self, inner: S) -> AuditService<S> {
+        AuditService {
+            inner,
+            audit: self.audit.clone(),
+        }
+    }
+}
+
+/// Opens a [`Trail`] for each request and writes its record when the response is complete.
+#[derive(Clone, Debug)]
+pub struct AuditService<S> {
+    inner: S,
+    audit: Audit,
+}
+
+type AuditFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+impl<S> Service<Request<ProxyBody>> for AuditService<S>
+where
+    S: Service<Request<ProxyBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = AuditFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ProxyBody>) -> AuditFuture {
+        let conn = request.extensions().get::<ConnInfo>();
+        let trail = Arc::new(Trail {
+            audit: self.audit.clone(),
+            id: self.audit.next_id(),
+            time: SystemTime::now(),
+            started: Instant::now(),
+            conn_fields: conn.map(|c| c.audit_fields.clone()),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            user_agent: request.headers().get(header::USER_AGENT).cloned(),
+            facts: Mutex::new(Facts {
+                client: request
+                    .extensions()
+                    .get::<Caller>()
+                    .and_then(|c| c.client.clone()),
+                ..Facts::default()
+            }),
+        });
+        request.extensions_mut().insert(trail.clone());
+        let bytes_in = Arc::new(AtomicU64::new(0));
+
+        // Every diagnostic about this request (and its hijacked session) carries its id, the
+        // same as the audit record's and the X-Request-Id header's; the authorize layer adds
+        // the operation.
+        let span = tracing::info_span!("request", id = %trail.id, op = tracing::field::Empty);
+        let future: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> =
+            if self.audit.admits() {
+                let request =
+                    request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
+                // The inner layers decide synchronously in `call`: inside the span too.
+                let future = span.in_scope(|| self.inner.call(request));
+                Box::pin(future.instrument(span))
+            } else {
+                // Fail closed: nothing happens that cannot be recorded.
+                let error = ProxyError::Unavailable(
+                    "the audit log cannot be written (audit.on_failure = \"closed\")".into(),
+                );
+                trail.note_error(&error);
+                let body = std::mem::replace(request.body_mut(), body::empty());
+                Box::pin(async move {
+                    body::drain_refused(body).await;
+                    Ok(error.into_response())
+                })
+            };
+        Box::pin(async move {
+            let Ok(mut response) = future.await;
+            // sockwarden answered itself (respond::Rescue hands the error over).
+            if let Some(error) = response.extensions_mut().remove::<ProxyError>() {
+                trail.note_error(&error);
+            }
+            let status = response.status();
+            {
+                let facts = trail.facts();
+                let operation = facts.operation.as_ref().map_or("none", |o| o.name);
+                trail.metrics().latency(
+                    facts.client.as_ref(),
+                    operation,
+                    trail.started.elapsed().as_secs_f64(),
+                );
+            }
+            if let Ok(value) = HeaderValue::from_str(&trail.id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            let bytes_out = Arc::new(AtomicU64::new(0));
+            let counted = bytes_out.clone();
+            let finished = trail.clone();
+            let on_end = move |end: EndOfBody| {
+                finish(&finished, status, &bytes_in, &counted, end);
+            };
+            Ok(response.map(|b| body::boxed(Observed::new(b, bytes_out, on_end))))
+        })
+    }
+}
+
+/// The response is complete (or the client went away): metrics and the record.
+fn finish(
+    trail: &Trail,
+    status: StatusCode,
+    bytes_in: &AtomicU64,
+    bytes_out: &AtomicU64,
+    end: EndOfBody,
+) {
+    let session = status == StatusCode::SWITCHING_PROTOCOLS;
+    let counts = Counts {
+        at: None,
+        status: Some(status.as_u16()),
+        duration: trail.started.elapsed(),
+        bytes_in: bytes_in.load(Ordering::Relaxed),
+        bytes_out: bytes_out.load(Ordering::Relaxed),
+        end: match end {
+            EndOfBody::Complete => "complete",
+            EndOfBody::Error => "error",
+            EndOfBody::Dropped => "client_gone",
+        },
+    };
+    {
+        let facts = trail.facts();
+        let operation = facts.operation.as_ref().map_or("none", |o| o.name);
+        trail.metrics().request(
+            facts.client.as_ref(),
+            operation,
+            verdict(&facts).as_str(),
+            status.as_u16(),
+        );
+    }
+    let event = if session { "session_open" } else { "request" };
+    submit(trail, event, counts);
+}
+
+/// Writes the `session_close` record of a hijacked session.
+pub fn close_session(trail: &Trail, to_daemon: u64, to_client: u64, end: &'static str) {
+    let counts = Counts {
+        at: Some(SystemTime::now()),
+        status: None,
+        duration: trail.started.elapsed(),
+        bytes_in: to_daemon,
+        bytes_out: to_client,
+        end,
+    };
+    submit(trail, "session_close", counts);
+}
+
+/// Queues the record of a request or session, written from its trail on this thread.
+fn submit(trail: &Trail, event: &'static str, counts: Counts) {
+    trail
+        .audit
+        .push(|out| write_line(trail, event, &counts, out));
+}

@@ -1,0 +1,386 @@
+//! The audit record of a request or hijacked session: one JSON line written straight from the
+//! request's [`Trail`] (no intermediate structure), with the connection's part written once
+//! per connection, and the redaction of what a record must never show.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::line;
+use crate::context::{verdict, Trail};
+use crate::identity::Evidence;
+use crate::inspect::Summary;
+use crate::listener::Peer;
+use crate::policy::Reason;
+use crate::route::{Creates, Normalized, ObjectKind, Operation};
+
+/// What is known when a request or session ends.
+#[derive(Debug)]
+pub(crate) struct Counts {
+    /// When the event happened, if not when the request arrived.
+    pub(crate) at: Option<SystemTime>,
+    pub(crate) status: Option<u16>,
+    pub(crate) duration: Duration,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) end: &'static str,
+}
+
+/// Writes the record of this request as it stands, one JSON line, into `out` (on the
+/// thread that served the request: its data is still in that CPU's caches).
+pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, out: &mut Vec<u8>) {
+    let facts = trail.facts();
+    let operation = facts.operation.as_deref();
+    let normalized = facts.normalized.as_deref();
+    let mut o = line::Obj::open(out);
+    o.with(b"time", |out| {
+        line::rfc3339(out, counts.at.unwrap_or(trail.time))
+    });
+    o.str(b"id", &trail.id);
+    o.str(b"event", event);
+    if let Some(fields) = &trail.conn_fields {
+        o.fields(fields);
+    }
+    o.str_or_null(b"client", facts.client.as_deref());
+    o.opt_str(
+        b"user_agent",
+        trail.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+    );
+    o.str(b"method", trail.method.as_str());
+    o.str(
+        b"raw_path",
+        normalized.map_or(trail.uri.path(), |n| n.raw_path.as_str()),
+    );
+    o.opt_str(b"path", normalized.map(|n| n.path.as_str()));
+    if let Some(version) = normalized.and_then(|n| n.version) {
+        o.plain_display(b"api_version", version);
+    }
+    o.with(b"query", |out| {
+        write_query(out, normalized.map_or(&[], |n| n.query.pairs()))
+    });
+    o.opt_str(b"operation", operation.map(|op| op.name));
+    o.str(b"decision", verdict(&facts).as_str());
+    o.opt_str(b"policy", facts.policy.as_deref());
+    o.opt_str(b"rule", facts.rule.as_deref());
+    match &facts.reason {
+        Some(Reason::Allowed(operation)) => o.with(b"reason", |out| {
+            line::string_with_suffix(out, operation, " is allowed")
+        }),
+        Some(Reason::Text(text)) => o.str(b"reason", text),
+        None => {}
+    }
+    o.strs(b"violations", facts.violations.iter().map(String::as_str));
+    o.opt_uint(b"status", counts.status.map(u64::from));
+    o.millis(b"duration_ms", counts.duration.as_micros());
+    o.uint(b"bytes_in", counts.bytes_in);
+    o.uint(b"bytes_out", counts.bytes_out);
+    o.str(b"end", counts.end);
+    o.opt_str(b"error", facts.error.as_deref());
+    let objects = objects(operation, normalized, facts.settings.as_ref());
+    if !objects.is_empty() {
+        o.with(b"objects", |out| {
+            let mut m = line::Obj::open(out);
+            for (kind, name) in &objects {
+                m.escaped_str(kind, name);
+            }
+            m.close();
+        });
+    }
+    if let Some(settings) = &facts.settings {
+        o.with(b"settings", |out| {
+            // Plain data: serializing cannot fail; `null` keeps the line valid if it did.
+            if serde_json::to_writer(&mut *out, settings).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        });
+    }
+    o.strs(
+        b"defaults_applied",
+        facts.defaults.iter().map(String::as_str),
+    );
+    if let Some(body) = facts.body.as_deref().and_then(redacted_body) {
+        o.with(b"body", |out| {
+            if serde_json::to_writer(&mut *out, &body).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        });
+    }
+    o.close();
+    out.push(b'\n');
+}
+
+/// A connection's part of each of its records: `"listener":"...","peer":{...}`, written once
+/// when the connection is accepted (the members only, to be spliced into a record).
+pub fn connection_fields(listener: &str, peer: &Peer, evidence: &Evidence) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(160);
+    let mut o = line::Obj::members(&mut out);
+    o.str(b"listener", listener);
+    o.with(b"peer", |out| write_peer(out, peer, evidence));
+    Arc::from(out)
+}
+
+/// The identity evidence of the peer: `{"uid":..,"gid":..,"pid":..,"exe":..,"loginuid":..}`
+/// for unix peers, `{"addr":..}` (and the certificate's subject and SANs) for TCP and TLS.
+fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
+    let mut o = line::Obj::open(out);
+    match peer {
+        Peer::Unix { uid, gid, pid } => {
+            o.uint(b"uid", u64::from(*uid));
+            o.uint(b"gid", u64::from(*gid));
+            o.opt_int(b"pid", pid.map(i64::from));
+        }
+        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.plain_display(b"addr", addr),
+    }
+    if let Some(exe) = &evidence.exe {
+        o.str(b"exe", &exe.to_string_lossy());
+    }
+    o.opt_uint(b"loginuid", evidence.loginuid.map(u64::from));
+    o.opt_str(b"cert_subject", evidence.cert_subject.as_deref());
+    o.strs(b"cert_san", evidence.cert_san.iter().map(String::as_str));
+    o.close();
+}
+
+/// The query as `{"name":["value",...]}`, secrets redacted.
+fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    let mut o = line::Obj::open(out);
+    for (name, values) in redacted_query(pairs) {
+        o.escaped_strs(&name, values.iter().map(String::as_str));
+    }
+    o.close();
+}
+
+/// Query parameters whose values are secrets or carry them (build args hold tokens as often
+/// as not): their values become `<redacted>`.
+fn secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "buildargs"
+        || [
+            "auth",
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "credential",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn redacted_query(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in pairs {
+        let value = if secret_param(name) {
+            redact_param(name, value)
+        } else {
+            value.clone()
+        };
+        out.entry(name.clone()).or_default().push(value);
+    }
+    out
+}
+
+/// `buildargs` keeps its keys (which arguments were set) and loses its values.
+fn redact_param(name: &str, value: &str) -> String {
+    if name.eq_ignore_ascii_case("buildargs") {
+        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(value) {
+            for v in map.values_mut() {
+                *v = serde_json::Value::String(REDACTED.into());
+            }
+            return serde_json::Value::Object(map).to_string();
+        }
+    }
+    REDACTED.into()
+}
+
+/// An inspected body as the record shows it: parsed, credentials and `Env` values redacted;
+/// `None` when it is not JSON.
+fn redacted_body(bytes: &[u8]) -> Option<serde_json::Value> {
+    let mut value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    redact_json(&mut value);
+    Some(value)
+}
+
+/// Redacts a logged body in place: `Env` entries keep their names, build arguments and
+/// anything that looks like a credential lose their values. Keys compare case-insensitively,
+/// as the daemon reads them.
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if lower == "env" {
+                    redact_env_list(v);
+                } else if lower == "buildargs" || secret_param(&lower) {
+                    *v = serde_json::Value::String(REDACTED.into());
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+fn redact_env_list(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                if let serde_json::Value::String(s) = item {
+                    let name = s.split('=').next().unwrap_or_default();
+                    *s = if s.contains('=') {
+                        format!("{name}={REDACTED}")
+                    } else {
+                        name.to_owned()
+                    };
+                } else {
+                    *item = serde_json::Value::String(REDACTED.into());
+                }
+            }
+        }
+        serde_json::Value::Null => {}
+        other => *other = serde_json::Value::String(REDACTED.into()),
+    }
+}
+
+/// The objects a request concerns, by kind: the route's object (from the operation table),
+/// what a create names in its query or body, and the image a create or build uses.
+fn objects(
+    operation: Option<&Operation>,
+    normalized: Option<&Normalized>,
+    settings: Option<&Summary>,
+) -> BTreeMap<&'static str, String> {
+    let mut out = BTreeMap::new();
+    let Some(op) = operation else { return out };
+    if let (Some(kind), Some(object)) = (op.info.object, &op.object) {
+        out.insert(kind.as_str(), object.clone());
+    }
+    let query = |name: &str| {
+        normalized.and_then(|n| {
+            n.query
+                .pairs()
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let creates = op.info.creates;
+    if let Some(Creates {
+        kind,
+        query: Some(param),
+    }) = creates
+    {
+        if let Some(name) = query(param).filter(|n| !n.is_empty()) {
+            // Image references come with their tag in a parameter of its own.
+            let tag = (kind == ObjectKind::Image)
+                .then(|| query("tag"))
+                .flatten()
+                .filter(|t| !t.is_empty());
+            out.insert(
+                kind.as_str(),
+                match tag {
+                    Some(tag) => format!("{name}:{tag}"),
+                    None => name,
+                },
+            );
+        }
+    }
+    if let Some(summary) = settings {
+        if let Some(image) = &summary.image {
+            out.entry("image").or_insert_with(|| image.clone());
+        }
+        if let (Some(name), Some(creates)) = (&summary.name, creates) {
+            out.entry(creates.kind.as_str())
+                .or_insert_with(|| name.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Method, Uri};
+
+    /// The objects the audit record names for `method target`.
+    fn objects_of(
+        method: &str,
+        target: &str,
+        name: Option<&str>,
+    ) -> BTreeMap<&'static str, String> {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri: Uri = target.parse().unwrap();
+        let normalized = crate::route::normalize(&method, &uri).unwrap();
+        let op = crate::route::classify(&method, &normalized.path, &normalized.query);
+        let summary = name.map(|n| Summary {
+            name: Some(n.to_owned()),
+            ..Summary::default()
+        });
+        objects(Some(&op), Some(&normalized), summary.as_ref())
+    }
+
+    #[test]
+    fn objects_follow_the_operation_table() {
+        let o = objects_of("POST", "/images/create?fromImage=busybox&tag=1.36", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("busybox:1.36"));
+        let o = objects_of("POST", "/images/create?fromSrc=-&repo=mine&tag=2", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("mine:2"));
+        let o = objects_of("POST", "/v1.41/containers/web/exec", None);
+        assert_eq!(o.get("container").map(String::as_str), Some("web"));
+        assert!(!o.contains_key("exec"), "{o:?}");
+        let o = objects_of("POST", "/exec/abc/start", None);
+        assert_eq!(o.get("exec").map(String::as_str), Some("abc"));
+        let o = objects_of("POST", "/containers/create?name=job", None);
+        assert_eq!(o.get("container").map(String::as_str), Some("job"));
+        let o = objects_of("POST", "/volumes/create", Some("cache"));
+        assert_eq!(o.get("volume").map(String::as_str), Some("cache"));
+        let o = objects_of("POST", "/build?t=app:1", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("app:1"));
+        let o = objects_of("GET", "/distribution/busybox/json", None);
+        assert_eq!(o.get("image").map(String::as_str), Some("busybox"));
+        let o = objects_of("GET", "/_ping", None);
+        assert!(o.is_empty(), "{o:?}");
+    }
+
+    #[test]
+    fn secrets_in_query_are_redacted() {
+        let pairs = vec![
+            ("t".to_owned(), "app:1".to_owned()),
+            (
+                "buildargs".to_owned(),
+                r#"{"NPM_TOKEN":"s3cr3t","VERSION":"1"}"#.to_owned(),
+            ),
+            ("registryAuth".to_owned(), "abc".to_owned()),
+        ];
+        let q = redacted_query(&pairs);
+        assert_eq!(q["t"], vec!["app:1"]);
+        let args: serde_json::Value = serde_json::from_str(&q["buildargs"][0]).unwrap();
+        assert_eq!(args["NPM_TOKEN"], REDACTED);
+        assert_eq!(args["VERSION"], REDACTED);
+        assert_eq!(q["registryAuth"], vec![REDACTED]);
+        let text = serde_json::to_string(&q).unwrap();
+        assert!(!text.contains("s3cr3t") && !text.contains("abc"));
+    }
+
+    #[test]
+    fn bodies_lose_env_values_and_credentials() {
+        let mut body = serde_json::json!({
+            "Image": "busybox",
+            "env": ["DB_PASSWORD=hunter2", "PLAIN"],
+            "HostConfig": {"Binds": ["/srv:/srv"]},
+            "BuildArgs": {"TOKEN": "x"},
+            "auth": {"password": "pw", "Username": "u"},
+            "IdentityToken": "tok",
+        });
+        redact_json(&mut body);
+        let text = body.to_string();
+        for secret in ["hunter2", "\"x\"", "\"pw\"", "tok\""] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(body["env"][0], "DB_PASSWORD=<redacted>");
+        assert_eq!(body["env"][1], "PLAIN");
+        assert_eq!(body["HostConfig"]["Binds"][0], "/srv:/srv");
+    }
+}

@@ -1,0 +1,136 @@
+//! How sockwarden answers a request itself: every failure becomes a response in the Docker
+//! daemon's own error shape, `{"message": "..."}`, so the docker CLI prints it as `Error
+//! response from daemon: ...`. The outermost service is infallible toward hyper: a service
+//! error would make hyper drop the connection without writing anything.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use crate::body::ProxyBody;
+use crate::error::{chain, BoxError, ProxyError};
+
+impl ProxyError {
+    /// Renders the error as a Docker-shaped JSON response.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let mut response = docker_error(self.status(), &format!("sockwarden: {self}"));
+        if let ProxyError::Limited {
+            retry_after: Some(wait),
+            ..
+        } = &self
+        {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// A JSON error response exactly as the Docker daemon shapes its own.
+pub fn docker_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "message": message }).to_string() + "\n";
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The outermost error boundary: any error of the inner layers becomes the response the client
+/// sees, so the service handed to hyper never fails (hyper would drop the connection without an
+/// answer). Errors that are not a [`ProxyError`] are logged and answered 500.
+#[derive(Clone, Debug)]
+pub struct Rescue<S> {
+    inner: S,
+    not_ready: Option<String>,
+}
+
+/// Adds [`Rescue`] around a service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RescueLayer;
+
+impl<S> tower::Layer<S> for RescueLayer {
+    type Service = Rescue<S>;
+
+    fn layer(&self, inner: S) -> Rescue<S> {
+        Rescue {
+            inner,
+            not_ready: None,
+        }
+    }
+}
+
+type RescueFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>>
+            + Send,
+    >,
+>;
+
+impl<S, B> tower::Service<http::Request<B>> for Rescue<S>
+where
+    S: tower::Service<http::Request<B>, Response = Response<ProxyBody>, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = std::convert::Infallible;
+    type Future = RescueFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        match self.inner.poll_ready(cx) {
+            std::task::Poll::Ready(Err(e)) => {
+                // Answered in `call`, which the caller makes next.
+                self.not_ready = Some(chain(e.as_ref()));
+                std::task::Poll::Ready(Ok(()))
+            }
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(())),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> RescueFuture {
+        if let Some(reason) = self.not_ready.take() {
+            tracing::error!(error = %reason, "service not ready");
+            return Box::pin(std::future::ready(Ok(docker_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sockwarden: not ready",
+            ))));
+        }
+        let future = self.inner.call(request);
+        Box::pin(async move { Ok(rescue(future.await)) })
+    }
+}
+
+/// Maps one result of the inner layers to the response the client sees. A [`ProxyError`] also
+/// travels in the response's extensions, for the audit layer outside to record.
+fn rescue(result: Result<Response<ProxyBody>, BoxError>) -> Response<ProxyBody> {
+    match result {
+        Ok(response) => response,
+        Err(err) => match err.downcast::<ProxyError>() {
+            Ok(proxy_error) => {
+                tracing::debug!(error = %proxy_error, "request answered by sockwarden");
+                let mut response = proxy_error.clone().into_response();
+                response.extensions_mut().insert(*proxy_error);
+                response
+            }
+            Err(other) => {
+                tracing::error!(error = %chain(other.as_ref()), "unexpected error on the request path");
+                docker_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "sockwarden: internal error",
+                )
+            }
+        },
+    }
+}
