@@ -261,7 +261,8 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
 }
 
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
-/// (`would-deny`) and the request goes on.
+/// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
+/// violation as a dry run's does (the error boundary notes the decision, rule and reason).
 fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<(), ProxyError> {
     match check_request(authorized, body) {
         Ok(summary) => {
@@ -276,7 +277,12 @@ fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<
             }
             Ok(())
         }
-        Err(refusal) => Err(refusal),
+        Err(refusal) => {
+            if let (Some(trail), ProxyError::Denied { reason, .. }) = (trail, &refusal) {
+                trail.note_violations(vec![reason.clone()]);
+            }
+            Err(refusal)
+        }
     }
 }
 

@@ -537,16 +537,28 @@ impl Collector {
             b.flag("allow_buildkit", refused);
         }
         for (key, flag) in [
-            ("remote", "allow_remote"),
             ("extrahosts", "allow_extra_hosts"),
             ("cgroupparent", "allow_cgroup_parent"),
-            ("ulimits", "allow_ulimits"),
             ("cpusetcpus", "allow_cpuset"),
             ("cpusetmems", "allow_cpuset"),
         ] {
             if nonempty(key) {
                 b.flag(flag, refused);
             }
+        }
+        // Asked as the inspector asks (the query's values, in order; redacted ones are not
+        // among these parameters): BuildKit's `remote=client-session` fetches nothing, and
+        // `ulimits=null` (the 20.10 CLI) or `[]` sets none.
+        let pairs: Vec<(String, String)> = r
+            .query
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+            .collect();
+        if crate::inspect::build::fetches_remote_context(&pairs) {
+            b.flag("allow_remote", refused);
+        }
+        if crate::inspect::build::sets_ulimits(&pairs) {
+            b.flag("allow_ulimits", refused);
         }
         if let Some(cache) = r.query_first("cachefrom").filter(|c| !c.is_empty()) {
             if serde_json::from_str::<Vec<String>>(cache).map_or(true, |l| !l.is_empty()) {
@@ -592,10 +604,8 @@ impl Collector {
                 }
             }
         }
-        let pairs: Vec<(String, String)> = r
-            .query
-            .iter()
-            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
             .filter(|(_, v)| v != "<redacted>")
             .collect();
         self.builds.insert(pairs);
