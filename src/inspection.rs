@@ -213,7 +213,12 @@ async fn inspect_request(
     };
     let trail = parts.extensions.get::<Arc<Trail>>().cloned();
     if check == Check::Query {
-        judge(authorized, trail.as_deref(), &[])?;
+        if let Err(refusal) = judge(authorized, trail.as_deref(), &[]) {
+            // The client may still be sending its body (a build context): read it first, as
+            // every other refusal does, so that it reads the 403 instead of a broken pipe.
+            body::drain_refused(body).await;
+            return Err(refusal);
+        }
         return Ok(Request::from_parts(parts, body));
     }
     let bytes = read_limited(body).await?;
