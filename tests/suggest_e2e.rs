@@ -3,13 +3,13 @@
 //! workload again under the suggestion, enforced: nothing is refused, and nothing the workload
 //! never needed is open.
 //!
-//! The workload: `docker version`/`ps`, `docker volume create`, `docker run` with a read-only
-//! bind of a temporary directory, the volume, a memory limit and environment, a detached container
-//! started by Debian's 20.10 CLI (whose create body says `"Ulimits": null`), `docker exec`,
-//! `docker logs`, a classic build by each CLI (`DOCKER_BUILDKIT=0`, `FROM` the fixture image;
-//! the 20.10 CLI sends `ulimits=null`), a BuildKit build by the 20.10 CLI (over `/session`,
-//! with `remote=client-session`), `docker image inspect`, `docker rm`, `docker volume rm`,
-//! `docker rmi`.
+//! The workload: `docker version`/`ps`, `docker volume create`, `docker run --ulimit`, `docker
+//! run` with a read-only bind of a temporary directory, the volume, a memory limit and
+//! environment, a detached container started by Debian's 20.10 CLI (whose create body says
+//! `"Ulimits": null`), `docker exec`, `docker logs`, a classic build by each CLI
+//! (`DOCKER_BUILDKIT=0`, `FROM` the fixture image; the 20.10 CLI sends `ulimits=null`), a
+//! BuildKit build by the 20.10 CLI (over `/session`, with `remote=client-session`), `docker
+//! image inspect`, `docker rm`, `docker volume rm`, `docker rmi`.
 //!
 //! Two recordings: one under a dry-run policy that lets everything through while inspection
 //! records what each request asked for, and one enforced under a policy that is too tight
@@ -34,6 +34,10 @@ const CLIENT: &str = "ci";
 const SUGGESTED: &str = "suggested";
 const MEMORY: &str = "64m";
 const MEMORY_BYTES: i64 = 64 << 20;
+/// The warm-up run's `--ulimit`.
+const ULIMIT: &str = "nofile=1024:1024";
+/// What the recording policies allow of it.
+const ULIMITS_ALLOWED: &str = "ulimits = { nofile = 65536 }";
 
 /// A proxy for the client `ci` (the test's uid) under `policy` (the whole `[policy.NAME]`
 /// text), writing its audit log to `audit.log` in its directory.
@@ -183,11 +187,14 @@ fn workload(proxy: &Proxy, job: &Job, cleanup: &Cleanup, strict: bool) -> Vec<St
                 "none",
                 "--memory",
                 MEMORY,
+                "--ulimit",
+                ULIMIT,
                 &image,
-                "echo",
-                "warm-up",
+                "sh",
+                "-c",
+                "echo warm-up $(ulimit -n)",
             ],
-            Some("warm-up"),
+            Some("warm-up 1024"),
         ),
         (
             &cli,
@@ -392,11 +399,20 @@ fn check_suggestion(text: &str, records: &[Value], job: &Job) -> toml::Table {
         "allow_host_namespaces",
         "allow_devices",
         "cap_add",
-        "ulimits",
         "allow_port_bindings",
     ] {
         assert!(!container.contains_key(never), "container {never}:\n{text}");
     }
+    // The ulimit the warm-up run set, no higher, and no other.
+    let ulimits = container.get("ulimits").and_then(toml::Value::as_table);
+    assert_eq!(
+        ulimits.map(|u| u
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_integer()))
+            .collect::<Vec<_>>()),
+        Some(vec![("nofile".to_owned(), Some(1024))]),
+        "{text}"
+    );
     let build = policy["build"].as_table().unwrap();
     assert_eq!(
         build.get("allow_buildkit").and_then(toml::Value::as_bool),
@@ -505,7 +521,22 @@ fn replay(text: &str, job: &Job, probes: &[(Vec<&str>, &str)]) {
                 "--memory",
                 MEMORY,
                 "--ulimit",
-                "nofile=1024:1024",
+                "nofile=2048:2048",
+                &image,
+                "true",
+            ],
+            "ulimits",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--memory",
+                MEMORY,
+                "--ulimit",
+                "nproc=64:64",
                 &image,
                 "true",
             ],
@@ -592,7 +623,8 @@ fn suggestion_from_a_dry_run_recording_replays_and_opens_nothing_more() {
     // and host paths under /tmp pass it, so the creates' settings are recorded.
     let recorder = proxy(
         "record",
-        r#"[policy.record]
+        &format!(
+            r#"[policy.record]
 allow = ["*", "unknown"]
 allow_dangerous = ["*", "unknown"]
 mode = "audit"
@@ -600,7 +632,9 @@ mode = "audit"
 [policy.record.container]
 bind_sources = ["/tmp"]
 require_read_only_binds = false
-"#,
+{ULIMITS_ALLOWED}
+"#
+        ),
         true,
     );
     workload(&recorder, &job, &cleanup, true);
@@ -690,10 +724,15 @@ fn suggestion_from_enforced_refusals_replays() {
     // Too tight: no host path may be bound and BuildKit is closed; refused requests fail.
     let recorder = proxy(
         "tight",
-        r#"[policy.tight]
+        &format!(
+            r#"[policy.tight]
 allow = ["*", "unknown"]
 allow_dangerous = ["*", "unknown"]
-"#,
+
+[policy.tight.container]
+{ULIMITS_ALLOWED}
+"#
+        ),
         false,
     );
     let steps = workload(&recorder, &job, &cleanup, false);

@@ -9,7 +9,7 @@
 //!   raw-path rules open unknown routes).
 //! - Inspection sections come from the `settings` the inspector recorded for creates (bind
 //!   sources, capabilities, images, networks, namespaces, runtimes, ports, security options,
-//!   devices, restart policies, limits), the query of builds, and the `violations` of refused
+//!   devices, restart policies, limits, ulimits), the query of builds, and the `violations` of refused
 //!   requests, which name the setting that would have allowed them. Every other setting keeps
 //!   its safe default and is omitted. Limits (`max_*`) are only added where they cost the
 //!   observed traffic nothing: the largest value seen, when every create set it.
@@ -118,6 +118,8 @@ struct Section {
     lists: BTreeMap<String, BTreeMap<String, Ev>>,
     /// Integer settings set explicitly: key -> (value, comment).
     ints: BTreeMap<String, (i64, String)>,
+    /// Table settings of largest values (`ulimits`): key -> name -> (largest, evidence).
+    maxima: BTreeMap<String, BTreeMap<String, (i64, Ev)>>,
     /// What the current record already counted for (a record counts once per line).
     marked: BTreeSet<(String, String)>,
 }
@@ -140,6 +142,22 @@ impl Section {
             .entry(value.to_owned())
             .or_default()
             .add(refused);
+    }
+}
+
+impl Section {
+    fn maximum(&mut self, key: &str, name: &str, value: i64, refused: bool) {
+        if !self.marked.insert((key.to_owned(), format!("{name}\0"))) {
+            return;
+        }
+        let entry = self
+            .maxima
+            .entry(key.to_owned())
+            .or_default()
+            .entry(name.to_owned())
+            .or_insert((value, Ev::default()));
+        entry.0 = entry.0.max(value);
+        entry.1.add(refused);
     }
 }
 
@@ -454,6 +472,9 @@ impl Collector {
         }
         if let Some(runtime) = &s.runtime {
             c.item("runtimes", runtime, refused);
+        }
+        for (name, hard) in &s.ulimits {
+            c.maximum("ulimits", name, *hard, refused);
         }
         for b in &s.port_bindings {
             c.flag("allow_port_bindings", refused);
@@ -1004,6 +1025,24 @@ impl Collector {
         for (key, (value, why)) in &section.ints {
             out.push_str(&format!("{key} = {value}  # {why}\n"));
         }
+        for (key, names) in &section.maxima {
+            if !matches!(defaults.get(key), Some(toml::Value::Table(_))) {
+                continue;
+            }
+            let entries: Vec<String> = names
+                .iter()
+                .map(|(name, (max, _))| format!("{} = {max}", inline_key(name)))
+                .collect();
+            let evidence: Vec<String> = names
+                .iter()
+                .map(|(name, (_, ev))| format!("{}: {ev}", inline_key(name)))
+                .collect();
+            out.push_str(&format!(
+                "{key} = {{ {} }}  # the largest hard limits seen ({})\n",
+                entries.join(", "),
+                evidence.join("; ")
+            ));
+        }
         out
     }
 
@@ -1086,6 +1125,20 @@ fn toml_key(name: &str) -> String {
         name.to_owned()
     } else {
         toml::Value::String(name.to_owned()).to_string()
+    }
+}
+
+/// A TOML key on one line (inline tables and comments cannot span lines): bare when it can
+/// be, else a basic string with JSON's escapes, which TOML reads the same.
+fn inline_key(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        name.to_owned()
+    } else {
+        serde_json::to_string(name).unwrap_or_else(|_| "\"\"".to_owned())
     }
 }
 

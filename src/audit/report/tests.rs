@@ -56,6 +56,11 @@ fn wide_rules() -> ContainerRules {
         port_host_ips: vec!["127.0.0.1".into(), "0.0.0.0".into()],
         min_host_port: 1,
         allow_restart_always: true,
+        ulimits: [
+            ("nofile".to_owned(), 1 << 20),
+            ("nproc".to_owned(), 1 << 20),
+        ]
+        .into(),
         ..ContainerRules::default()
     }
 }
@@ -955,4 +960,56 @@ fn enforced_refusals_from_the_real_inspectors_converge() {
             "{body}"
         );
     }
+}
+
+#[test]
+fn ulimits_asked_for_become_the_largest_seen_and_null_asks_for_none() {
+    // The 20.10 CLI's create body says `"Ulimits": null`: no ulimits.
+    let null = r#"{"Image":"busybox","HostConfig":{"Ulimits":null,"Memory":0}}"#;
+    let (text, config) = suggested(&[create(null, "ci-a")]);
+    assert!(!text.contains("ulimits"), "{text}");
+    passes(&config, "POST", "/containers/create", null).unwrap();
+    let err = passes(
+        &config,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":1}]}}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("(ulimits)"), "{err}");
+
+    let small = r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":1024,"Hard":2048}]}}"#;
+    let big = r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":4096,"Hard":4096},{"Name":"nproc","Soft":64,"Hard":64}]}}"#;
+    let (text, config) = suggested(&[
+        create(null, "ci-a"),
+        create(small, "ci-b"),
+        create(big, "ci-c"),
+    ]);
+    let c = policy_table(&text)["container"].as_table().unwrap().clone();
+    let ulimits = c["ulimits"].as_table().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(ulimits.len(), 2, "{text}");
+    assert_eq!(ulimits["nofile"].as_integer(), Some(4096));
+    assert_eq!(ulimits["nproc"].as_integer(), Some(64));
+    for body in [null, small, big] {
+        passes(&config, "POST", "/containers/create", body).unwrap();
+    }
+    for body in [
+        r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":8192}]}}"#,
+        r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"core","Soft":0,"Hard":0}]}}"#,
+    ] {
+        let err = passes(&config, "POST", "/containers/create", body).unwrap_err();
+        assert!(err.contains("(ulimits)"), "{body}: {err}");
+    }
+    // A name that needs quoting (a log is input too) stays one valid line.
+    let mut odd = create(PLAIN, "ci-d");
+    if let Some(s) = odd.settings.as_mut() {
+        s.ulimits.insert("we\"ird\nname".into(), 5);
+    }
+    let (text, _) = suggested(&[odd]);
+    let c = policy_table(&text)["container"].as_table().unwrap().clone();
+    assert_eq!(
+        c["ulimits"]["we\"ird\nname"].as_integer(),
+        Some(5),
+        "{text}"
+    );
 }
