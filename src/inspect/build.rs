@@ -82,7 +82,7 @@ fn nonempty<'q>(query: &'q [(String, String)], key: &str) -> Option<&'q str> {
 /// The `remote` value by which a BuildKit build (`version=2`) says its context comes over the
 /// client's session (`/session`), not from a URL: moby's BuildKit backend then passes no
 /// `context` to the frontend (`builder-next/builder.go`), and the daemon fetches nothing.
-pub(crate) const CLIENT_SESSION_REMOTE: &str = "client-session";
+const CLIENT_SESSION_REMOTE: &str = "client-session";
 
 /// Whether a build query makes the daemon fetch its context from elsewhere (`allow_remote`):
 /// any non-empty `remote`, except BuildKit's `client-session`. The classic builder (any

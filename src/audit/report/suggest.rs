@@ -9,10 +9,12 @@
 //!   raw-path rules open unknown routes).
 //! - Inspection sections come from the `settings` the inspector recorded for creates (bind
 //!   sources, capabilities, images, networks, namespaces, runtimes, ports, security options,
-//!   devices, restart policies, limits, ulimits), the query of builds, and the `violations` of refused
-//!   requests, which name the setting that would have allowed them. Every other setting keeps
-//!   its safe default and is omitted. Limits (`max_*`) are only added where they cost the
-//!   observed traffic nothing: the largest value seen, when every create set it.
+//!   devices, restart policies, limits, ulimits), the query of builds (read as the inspector
+//!   reads it), and the `violations` of refused requests (dry-run and enforced alike), which
+//!   name the setting that would have allowed them. Every other setting keeps its safe default
+//!   and is omitted. Limits (`max_*`) are only added where they cost the observed traffic
+//!   nothing: the largest value seen, when every create set it; `ulimits` holds the largest
+//!   hard limit seen per name.
 //!
 //! The result is checked before it is printed: it must parse as part of a configuration, and
 //! every distinct operation/route seen, and every build query, must pass it. What cannot be
@@ -143,10 +145,11 @@ impl Section {
             .or_default()
             .add(refused);
     }
-}
 
-impl Section {
+    /// A table setting of largest values (`ulimits = { nofile = 1024 }`): `name` asked for
+    /// `value`.
     fn maximum(&mut self, key: &str, name: &str, value: i64, refused: bool) {
+        // Marked apart from list items of the same key (a NUL ends no list value).
         if !self.marked.insert((key.to_owned(), format!("{name}\0"))) {
             return;
         }
