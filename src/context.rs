@@ -142,6 +142,13 @@ impl Trail {
         facts.violations = violations;
     }
 
+    /// Inspection refused the request (enforced): what it refused, for the record's
+    /// `violations`. The decision, rule and reason come with the refusal itself
+    /// ([`Trail::note_error`]).
+    pub fn note_violations(&self, violations: Vec<String>) {
+        self.facts().violations = violations;
+    }
+
     /// Enforced defaults the policy added to the body (`Memory=268435456`, ...).
     pub fn note_defaults(&self, applied: Vec<String>) {
         self.facts().defaults = applied;

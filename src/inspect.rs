@@ -164,6 +164,9 @@ pub struct Summary {
     pub devices: Vec<String>,
     #[serde(skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// `Ulimits`: name -> largest hard limit asked for.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ulimits: std::collections::BTreeMap<String, i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
     /// `HostIp:HostPort->port/proto`.

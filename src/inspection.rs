@@ -170,7 +170,12 @@ async fn inspect_request(
     };
     let trail = parts.extensions.get::<Arc<Trail>>().cloned();
     if check == Check::Query {
-        judge(authorized, trail.as_deref(), &[])?;
+        if let Err(refusal) = judge(authorized, trail.as_deref(), &[]) {
+            // The client may still be sending its body (a build context): read it first, as
+            // every other refusal does, so that it reads the 403 instead of a broken pipe.
+            body::drain_refused(body).await;
+            return Err(refusal);
+        }
         return Ok(Request::from_parts(parts, body));
     }
     let bytes = read_limited(body).await?;
@@ -220,7 +225,8 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
 }
 
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
-/// (`would-deny`) and the request goes on.
+/// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
+/// violation as a dry run's does (the error boundary notes the decision, rule and reason).
 fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<(), ProxyError> {
     match check_request(authorized, body) {
         Ok(summary) => {
@@ -235,7 +241,12 @@ fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<
             }
             Ok(())
         }
-        Err(refusal) => Err(refusal),
+        Err(refusal) => {
+            if let (Some(trail), ProxyError::Denied { reason, .. }) = (trail, &refusal) {
+                trail.note_violations(vec![reason.clone()]);
+            }
+            Err(refusal)
+        }
     }
 }
 

@@ -305,6 +305,13 @@ fn records_allowed_refused_hijacked_and_daemon_errors_field_by_field() {
     assert_eq!(r["decision"], "deny");
     assert!(r["reason"].as_str().unwrap().contains("Privileged"), "{r}");
     assert_eq!(r["rule"], "work.container");
+    // Its violations are listed, as a dry run's are (what `audit suggest` widens from).
+    assert_eq!(
+        r["violations"],
+        Value::from(vec![r["reason"].clone()]),
+        "{r}"
+    );
+    assert!(r.get("settings").is_none(), "{r}");
 
     // A malformed request: 400, never forwarded, still recorded.
     let resp = http_request(

@@ -186,6 +186,9 @@ pub struct Settings {
     /// Resource limits.
     #[serde(deserialize_with = "nullable")]
     pub limits: LimitSettings,
+    /// `Ulimits`: name -> largest hard limit.
+    #[serde(deserialize_with = "nullable")]
+    pub ulimits: BTreeMap<String, i64>,
     /// OCI runtime.
     pub runtime: Option<String>,
     /// `HostIp:HostPort->port/proto`.

@@ -79,6 +79,37 @@ fn nonempty<'q>(query: &'q [(String, String)], key: &str) -> Option<&'q str> {
     first(query, key).filter(|v| !v.is_empty())
 }
 
+/// The `remote` value by which a BuildKit build (`version=2`) says its context comes over the
+/// client's session (`/session`), not from a URL: moby's BuildKit backend then passes no
+/// `context` to the frontend (`builder-next/builder.go`), and the daemon fetches nothing.
+const CLIENT_SESSION_REMOTE: &str = "client-session";
+
+/// Whether a build query makes the daemon fetch its context from elsewhere (`allow_remote`):
+/// any non-empty `remote`, except BuildKit's `client-session`. The classic builder (any
+/// `version` but `2`) reads `client-session` differently (an old daemon's experimental session
+/// context, a newer one's error), so there it still counts as remote. Also read by
+/// `audit suggest`, so that it proposes `allow_remote` exactly when this refuses without it.
+pub(crate) fn fetches_remote_context(query: &[(String, String)]) -> bool {
+    match nonempty(query, "remote") {
+        None => false,
+        Some(CLIENT_SESSION_REMOTE) => first(query, "version") != Some("2"),
+        Some(_) => true,
+    }
+}
+
+/// Whether a build query sets ulimits (`allow_ulimits`): a `ulimits` JSON list with at least
+/// one entry (entries that are not objects are refused whatever the policy says). Absent,
+/// empty, `null` (what the 20.10 CLI's classic builder sends) and `[]` leave the build without
+/// ulimits, as the daemon decodes them into an empty list; malformed JSON is refused whatever
+/// the policy says. Also read by `audit suggest`.
+pub(crate) fn sets_ulimits(query: &[(String, String)]) -> bool {
+    matches!(
+        json_param(query, "ulimits"),
+        Ok(Some(Value::Array(items)))
+            if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Object(_)))
+    )
+}
+
 /// Inspects the query parameters of `POST /build`: `query` are the percent-decoded pairs in
 /// order. Repeated parameters are refused except `t` and `extrahosts`.
 pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Summary, Violation> {
@@ -121,7 +152,7 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             ));
         }
     }
-    if nonempty(query, "remote").is_some() && !rules.allow_remote {
+    if fetches_remote_context(query) && !rules.allow_remote {
         return Err(qdeny_rule(
             "remote",
             "remote build contexts (fetched by the daemon) are not allowed",
@@ -210,10 +241,11 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
 
     if let Some(v) = json_param(query, "ulimits")? {
         let p = Path::query("ulimits");
-        for (i, item) in super::common::array(&v, &p)?.iter().enumerate() {
+        let items = super::common::array(&v, &p)?;
+        for (i, item) in items.iter().enumerate() {
             strukt(item, &p.index(i))?;
         }
-        if !rules.allow_ulimits {
+        if !items.is_empty() && !rules.allow_ulimits {
             return Err(qdeny_rule(
                 "ulimits",
                 "ulimits on build are not allowed",

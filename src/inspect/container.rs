@@ -978,8 +978,13 @@ pub(crate) fn isolation(v: &Value, fp: &Path<'_>) -> Result<(), Violation> {
 }
 
 /// `Ulimits` (container and service): each name listed in `ulimits`, with
-/// `0 <= soft <= hard <= max`.
-pub(crate) fn ulimits(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
+/// `0 <= soft <= hard <= max`. The summary records each name's largest hard limit.
+pub(crate) fn ulimits(
+    v: &Value,
+    fp: &Path<'_>,
+    rules: &ContainerRules,
+    sum: &mut Summary,
+) -> Result<(), Violation> {
     for (i, u) in array(v, fp)?.iter().enumerate() {
         let ip = fp.index(i);
         if u.is_null() {
@@ -1009,6 +1014,8 @@ pub(crate) fn ulimits(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Resul
                 "ulimits",
             ));
         }
+        let seen = sum.ulimits.entry(name.to_owned()).or_insert(hard);
+        *seen = (*seen).max(hard);
     }
     Ok(())
 }
@@ -2074,7 +2081,7 @@ fn resource_field(
                 ));
             }
         }
-        "Ulimits" => ulimits(v, fp, rules)?,
+        "Ulimits" => ulimits(v, fp, rules, sum)?,
         "CpuCount" | "CpuPercent" => {
             if int64(v, fp)? != 0 {
                 return Err(deny(fp, "Windows-only resource setting refused"));

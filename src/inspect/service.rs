@@ -460,7 +460,7 @@ fn container_spec(
             "Isolation" => isolation(val, &fp)?,
             "Sysctls" => sysctls(val, &fp, rules)?,
             "CapabilityAdd" => cap_add(val, &fp, rules, sum)?,
-            "Ulimits" => ulimits(val, &fp, rules)?,
+            "Ulimits" => ulimits(val, &fp, rules, sum)?,
             "OomScoreAdj" => oom_score_adj(val, &fp, rules)?,
             _ => return Err(deny(&fp, "internal: unhandled field")),
         }

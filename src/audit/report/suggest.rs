@@ -9,10 +9,12 @@
 //!   raw-path rules open unknown routes).
 //! - Inspection sections come from the `settings` the inspector recorded for creates (bind
 //!   sources, capabilities, images, networks, namespaces, runtimes, ports, security options,
-//!   devices, restart policies, limits), the query of builds, and the `violations` of refused
-//!   requests, which name the setting that would have allowed them. Every other setting keeps
-//!   its safe default and is omitted. Limits (`max_*`) are only added where they cost the
-//!   observed traffic nothing: the largest value seen, when every create set it.
+//!   devices, restart policies, limits, ulimits), the query of builds (read as the inspector
+//!   reads it), and the `violations` of refused requests (dry-run and enforced alike), which
+//!   name the setting that would have allowed them. Every other setting keeps its safe default
+//!   and is omitted. Limits (`max_*`) are only added where they cost the observed traffic
+//!   nothing: the largest value seen, when every create set it; `ulimits` holds the largest
+//!   hard limit seen per name.
 //!
 //! The result is checked before it is printed: it must parse as part of a configuration, and
 //! every distinct operation/route seen, and every build query, must pass it. What cannot be
@@ -29,6 +31,7 @@ use super::{read_file, Period, Record};
 use crate::config::Config;
 use crate::inspect::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
 use crate::policy::RequestFacts;
+use crate::route::Section as Inspected;
 
 /// Why no policy could be suggested.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,8 @@ struct Section {
     lists: BTreeMap<String, BTreeMap<String, Ev>>,
     /// Integer settings set explicitly: key -> (value, comment).
     ints: BTreeMap<String, (i64, String)>,
+    /// Table settings of largest values (`ulimits`): key -> name -> (largest, evidence).
+    maxima: BTreeMap<String, BTreeMap<String, (i64, Ev)>>,
     /// What the current record already counted for (a record counts once per line).
     marked: BTreeSet<(String, String)>,
 }
@@ -140,6 +145,23 @@ impl Section {
             .entry(value.to_owned())
             .or_default()
             .add(refused);
+    }
+
+    /// A table setting of largest values (`ulimits = { nofile = 1024 }`): `name` asked for
+    /// `value`.
+    fn maximum(&mut self, key: &str, name: &str, value: i64, refused: bool) {
+        // Marked apart from list items of the same key (a NUL ends no list value).
+        if !self.marked.insert((key.to_owned(), format!("{name}\0"))) {
+            return;
+        }
+        let entry = self
+            .maxima
+            .entry(key.to_owned())
+            .or_default()
+            .entry(name.to_owned())
+            .or_insert((value, Ev::default()));
+        entry.0 = entry.0.max(value);
+        entry.1.add(refused);
     }
 }
 
@@ -226,14 +248,20 @@ fn defaults(section: &str) -> toml::Table {
     }
 }
 
-/// The section whose settings decide an operation's inspection (as `inspection.rs`).
-fn section_of(operation: &str) -> &'static str {
-    match operation {
-        "exec.create" => "exec",
-        "volume.create" => "volume",
-        "network.create" => "network",
-        "image.build" => "build",
-        _ => "container",
+/// The section whose settings decide an operation's inspection, from the operation table;
+/// `None` for an operation nothing inspects, or whose section (`plugin`) `suggest` does not
+/// write.
+fn section_of(operation: &str) -> Option<&'static str> {
+    let section = crate::route::operation_info(operation)?
+        .inspector()?
+        .section();
+    match section {
+        Inspected::Plugin => None,
+        Inspected::Container
+        | Inspected::Exec
+        | Inspected::Volume
+        | Inspected::Network
+        | Inspected::Build => Some(section.as_str()),
     }
 }
 
@@ -455,6 +483,9 @@ impl Collector {
         if let Some(runtime) = &s.runtime {
             c.item("runtimes", runtime, refused);
         }
+        for (name, hard) in &s.ulimits {
+            c.maximum("ulimits", name, *hard, refused);
+        }
         for b in &s.port_bindings {
             c.flag("allow_port_bindings", refused);
             let Some((host, _)) = b.split_once("->") else {
@@ -537,16 +568,28 @@ impl Collector {
             b.flag("allow_buildkit", refused);
         }
         for (key, flag) in [
-            ("remote", "allow_remote"),
             ("extrahosts", "allow_extra_hosts"),
             ("cgroupparent", "allow_cgroup_parent"),
-            ("ulimits", "allow_ulimits"),
             ("cpusetcpus", "allow_cpuset"),
             ("cpusetmems", "allow_cpuset"),
         ] {
             if nonempty(key) {
                 b.flag(flag, refused);
             }
+        }
+        // Asked as the inspector asks (the query's values, in order; redacted ones are not
+        // among these parameters): BuildKit's `remote=client-session` fetches nothing, and
+        // `ulimits=null` (the 20.10 CLI) or `[]` sets none.
+        let pairs: Vec<(String, String)> = r
+            .query
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+            .collect();
+        if crate::inspect::build::fetches_remote_context(&pairs) {
+            b.flag("allow_remote", refused);
+        }
+        if crate::inspect::build::sets_ulimits(&pairs) {
+            b.flag("allow_ulimits", refused);
         }
         if let Some(cache) = r.query_first("cachefrom").filter(|c| !c.is_empty()) {
             if serde_json::from_str::<Vec<String>>(cache).map_or(true, |l| !l.is_empty()) {
@@ -592,10 +635,8 @@ impl Collector {
                 }
             }
         }
-        let pairs: Vec<(String, String)> = r
-            .query
-            .iter()
-            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
             .filter(|(_, v)| v != "<redacted>")
             .collect();
         self.builds.insert(pairs);
@@ -605,11 +646,10 @@ impl Collector {
     fn violation(&mut self, op: &str, v: &str) {
         let refused = self.refused;
         let (reason, setting) = split_violation(v);
-        let Some(setting) = setting else {
+        let (Some(setting), Some(name)) = (setting, section_of(op)) else {
             *self.unallowable.entry(v.to_owned()).or_default() += 1;
             return;
         };
-        let name = section_of(op);
         let defaults = defaults(name);
         let value: Option<String> = match setting {
             "bind_sources" => between(reason, "host path ", " is not allowed").map(str::to_owned),
@@ -994,6 +1034,24 @@ impl Collector {
         for (key, (value, why)) in &section.ints {
             out.push_str(&format!("{key} = {value}  # {why}\n"));
         }
+        for (key, names) in &section.maxima {
+            if !matches!(defaults.get(key), Some(toml::Value::Table(_))) {
+                continue;
+            }
+            let entries: Vec<String> = names
+                .iter()
+                .map(|(name, (max, _))| format!("{} = {max}", inline_key(name)))
+                .collect();
+            let evidence: Vec<String> = names
+                .iter()
+                .map(|(name, (_, ev))| format!("{}: {ev}", inline_key(name)))
+                .collect();
+            out.push_str(&format!(
+                "{key} = {{ {} }}  # the largest hard limits seen ({})\n",
+                entries.join(", "),
+                evidence.join("; ")
+            ));
+        }
         out
     }
 
@@ -1076,6 +1134,20 @@ fn toml_key(name: &str) -> String {
         name.to_owned()
     } else {
         toml::Value::String(name.to_owned()).to_string()
+    }
+}
+
+/// A TOML key on one line (inline tables and comments cannot span lines): bare when it can
+/// be, else a basic string with JSON's escapes, which TOML reads the same.
+fn inline_key(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        name.to_owned()
+    } else {
+        serde_json::to_string(name).unwrap_or_else(|_| "\"\"".to_owned())
     }
 }
 

@@ -56,6 +56,11 @@ fn wide_rules() -> ContainerRules {
         port_host_ips: vec!["127.0.0.1".into(), "0.0.0.0".into()],
         min_host_port: 1,
         allow_restart_always: true,
+        ulimits: [
+            ("nofile".to_owned(), 1 << 20),
+            ("nproc".to_owned(), 1 << 20),
+        ]
+        .into(),
         ..ContainerRules::default()
     }
 }
@@ -741,5 +746,292 @@ fn violation_parsing() {
     assert_eq!(
         suggest::tests_support::quoted(r#"network "a\"b" is not allowed"#),
         Some("a\"b".to_string())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builds as real CLIs send them, and refusals as the real inspectors word them
+
+/// A build record: `query` as sent (`a=1&b=2`, percent-encoded), decoded as the audit log
+/// holds it.
+fn build(query: &str, decision: &str) -> Record {
+    let mut r = request("image.build", "POST", "/build", decision);
+    let target: Uri = format!("/build?{query}").parse().unwrap();
+    let normalized = crate::route::normalize(&Method::POST, &target).unwrap();
+    for (k, v) in normalized.query.pairs() {
+        r.query.entry(k.clone()).or_default().push(v.clone());
+    }
+    r
+}
+
+/// What the 20.10 CLI's classic builder (`DOCKER_BUILDKIT=0`) sends: `ulimits=null`.
+const CLASSIC_2010: &str = "buildargs=%7B%7D&cachefrom=%5B%5D&cgroupparent=&cpuperiod=0&cpuquota=0\
+    &cpusetcpus=&cpusetmems=&cpushares=0&dockerfile=Dockerfile&labels=%7B%7D&memory=0&memswap=0\
+    &networkmode=default&rm=1&shmsize=0&t=ci%2Fapp%3A1&target=&ulimits=null&version=1";
+/// What it sends for a BuildKit build: the context comes over `/session`, `remote=client-session`.
+const BUILDKIT_2010: &str = "buildargs=%7B%7D&buildid=b1&cachefrom=%5B%5D&cgroupparent=\
+    &cpuperiod=0&cpuquota=0&cpusetcpus=&cpusetmems=&cpushares=0&dockerfile=Dockerfile\
+    &labels=%7B%7D&memory=0&memswap=0&networkmode=default&remote=client-session&rm=1\
+    &session=s1&shmsize=0&t=ci%2Fapp%3A2&target=&ulimits=null&version=2";
+
+#[test]
+fn null_ulimits_and_client_session_ask_for_nothing() {
+    let (text, config) = suggested(&[build(CLASSIC_2010, "allow"), build(BUILDKIT_2010, "allow")]);
+    let b = policy_table(&text)["build"].as_table().unwrap().clone();
+    assert_eq!(b["allow_buildkit"].as_bool(), Some(true), "{text}");
+    for widened in ["allow_ulimits", "allow_remote", "allow_unknown_params"] {
+        assert!(!b.contains_key(widened), "{widened}:\n{text}");
+    }
+    assert!(text.contains("2 of 2 distinct build queries"), "{text}");
+    for query in [CLASSIC_2010, BUILDKIT_2010] {
+        passes(&config, "POST", &format!("/build?{query}"), "").unwrap();
+    }
+    // `[]` sets no ulimits either; a list with one does, and a remote URL, or
+    // `client-session` on the classic builder, is still a remote context.
+    passes(&config, "POST", "/build?ulimits=%5B%5D&t=ci/app:3", "").unwrap();
+    for (target, setting) in [
+        (
+            "/build?ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Soft%22%3A1%2C%22Hard%22%3A1%7D%5D",
+            "allow_ulimits",
+        ),
+        ("/build?remote=client-session&version=1", "allow_remote"),
+        ("/build?remote=client-session", "allow_remote"),
+        (
+            "/build?version=2&session=s&remote=https://example.com/x.git",
+            "allow_remote",
+        ),
+    ] {
+        let err = passes(&config, "POST", target, "").unwrap_err();
+        assert!(err.contains(setting), "{target}: {err}");
+    }
+
+    // The same parameters where they do ask: the suggestion widens for them.
+    let ulimits = build(
+        "ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Soft%22%3A1%2C%22Hard%22%3A1%7D%5D",
+        "allow",
+    );
+    let remote = build("remote=https%3A%2F%2Fexample.com%2Fx.git", "allow");
+    let classic_session = build("remote=client-session&version=1", "allow");
+    let (text, _) = suggested(&[ulimits]);
+    assert_eq!(
+        policy_table(&text)["build"]["allow_ulimits"].as_bool(),
+        Some(true),
+        "{text}"
+    );
+    for r in [remote, classic_session] {
+        let (text, _) = suggested(&[r]);
+        let b = policy_table(&text)["build"].as_table().unwrap().clone();
+        assert_eq!(b["allow_remote"].as_bool(), Some(true), "{text}");
+        assert!(!b.contains_key("allow_buildkit"), "{text}");
+    }
+}
+
+/// The record the audit log holds for a request under `config`, as the inspection layer notes
+/// it: allowed with the inspected settings, or refused with the inspector's own violation
+/// (enforced: `deny`, as the error boundary records it).
+fn recorded(config: &Config, method: &str, target: &str, body: &str) -> Record {
+    let m = Method::from_bytes(method.as_bytes()).unwrap();
+    let uri: Uri = target.parse().unwrap();
+    let authorized = crate::policy::authorize(
+        &config.authority,
+        Some(Arc::from(CLIENT)),
+        &m,
+        &uri,
+        &HeaderMap::new(),
+    )
+    .unwrap_or_else(|e| panic!("{target}: {e}"));
+    let mut r = request(
+        authorized.operation.name,
+        method,
+        &authorized.normalized.path,
+        "allow",
+    );
+    for (k, v) in authorized.normalized.query.pairs() {
+        r.query.entry(k.clone()).or_default().push(v.clone());
+    }
+    match crate::inspection::check_request(&authorized, body.as_bytes()) {
+        Ok(summary) => r.settings = summary.as_ref().map(settings_of),
+        Err(crate::error::ProxyError::Denied { reason, rule, .. }) => {
+            r.decision = Some("deny".into());
+            r.status = Some(403);
+            r.rule = Some(rule);
+            r.violations = vec![reason.clone()];
+            r.reason = Some(reason);
+        }
+        Err(e) => panic!("{target}: not an inspection refusal: {e}"),
+    }
+    r
+}
+
+/// `suggest` reads values out of refusal text (`host path X is not allowed`); a refusal worded
+/// differently would silently stop widening. Each request here is refused by the real
+/// inspector, one setting at a time, and the policy suggested from those refusals is tried
+/// again until nothing is refused: every setting a CI job typically trips over must be
+/// recovered from the inspector's own words, and nothing else widened.
+#[test]
+fn enforced_refusals_from_the_real_inspectors_converge() {
+    let requests: &[(&str, &str, &str)] = &[
+        (
+            "POST",
+            "/containers/create?name=ci-a",
+            r#"{"Image":"busybox","Env":["A=1"],"HostConfig":{"Binds":["/srv/ci/work:/work"],"Memory":67108864,"NetworkMode":"none"}}"#,
+        ),
+        (
+            "POST",
+            "/containers/create?name=ci-b",
+            r#"{"Image":"ghcr.io/org/tool:1","HostConfig":{"CapAdd":["NET_ADMIN"],"NetworkMode":"ci-net","SecurityOpt":["apparmor=ci-profile"],"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":20}}}"#,
+        ),
+        (
+            "POST",
+            "/containers/create?name=ci-c",
+            r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"80"}]}}}"#,
+        ),
+        ("POST", &*format!("/build?{BUILDKIT_2010}"), ""),
+        ("POST", "/build?networkmode=host&t=ci/app:4", ""),
+        (
+            "POST",
+            "/volumes/create",
+            r#"{"Name":"ci-vol","Driver":"nfs"}"#,
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"n","Driver":"macvlan"}"#,
+        ),
+    ];
+    let mut config = config(
+        "[policy.start]\nallow = [\"*\"]\nallow_dangerous = [\"*\"]\n",
+        "start",
+    );
+    let mut records = Vec::new();
+    let mut text = String::new();
+    for round in 0.. {
+        let now: Vec<Record> = requests
+            .iter()
+            .map(|(m, t, b)| recorded(&config, m, t, b))
+            .collect();
+        let refused = now.iter().filter(|r| !r.violations.is_empty()).count();
+        if refused == 0 {
+            break;
+        }
+        assert!(
+            round < 6,
+            "still refused after {round} rounds:\n{:#?}\n{text}",
+            now.iter().flat_map(|r| &r.violations).collect::<Vec<_>>()
+        );
+        records.extend(now);
+        (text, config) = suggested(&records);
+    }
+    let table = policy_table(&text);
+    let c = table["container"].as_table().unwrap();
+    let strs = |v: &toml::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(strs(&c["bind_sources"]), vec!["/srv/ci/work"], "{text}");
+    assert_eq!(c["require_read_only_binds"].as_bool(), Some(false));
+    assert_eq!(strs(&c["cap_add"]), vec!["NET_ADMIN"]);
+    assert_eq!(strs(&c["networks"]), vec!["ci-net"]);
+    assert_eq!(strs(&c["security_opt"]), vec!["apparmor=ci-profile"]);
+    assert_eq!(c["max_restart_retries"].as_integer(), Some(20));
+    assert_eq!(c["allow_port_bindings"].as_bool(), Some(true));
+    assert_eq!(strs(&c["port_host_ips"]), vec!["0.0.0.0"]);
+    assert_eq!(c["min_host_port"].as_integer(), Some(80));
+    let b = table["build"].as_table().unwrap();
+    assert_eq!(b["allow_buildkit"].as_bool(), Some(true), "{text}");
+    assert_eq!(strs(&b["network_modes"]), vec!["default", "host"]);
+    assert!(!b.contains_key("allow_remote") && !b.contains_key("allow_ulimits"));
+    assert_eq!(strs(&table["volume"]["drivers"]), vec!["nfs"]);
+    assert_eq!(strs(&table["network"]["drivers"]), vec!["macvlan"]);
+    for never in ["allow_privileged", "allow_host_namespaces", "allow_devices"] {
+        assert!(!c.contains_key(never), "{never}:\n{text}");
+    }
+    // Beside what was refused, nothing more: another host path, another capability.
+    for body in [
+        r#"{"Image":"busybox","HostConfig":{"Binds":["/srv/other:/work"]}}"#,
+        r#"{"Image":"busybox","HostConfig":{"CapAdd":["SYS_ADMIN"]}}"#,
+        r#"{"Image":"busybox","HostConfig":{"Privileged":true}}"#,
+    ] {
+        assert!(
+            passes(&config, "POST", "/containers/create", body).is_err(),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn ulimits_asked_for_become_the_largest_seen_and_null_asks_for_none() {
+    // The 20.10 CLI's create body says `"Ulimits": null`: no ulimits.
+    let null = r#"{"Image":"busybox","HostConfig":{"Ulimits":null,"Memory":0}}"#;
+    let (text, config) = suggested(&[create(null, "ci-a")]);
+    assert!(!text.contains("ulimits"), "{text}");
+    passes(&config, "POST", "/containers/create", null).unwrap();
+    let err = passes(
+        &config,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":1}]}}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("(ulimits)"), "{err}");
+
+    let small = r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":1024,"Hard":2048}]}}"#;
+    let big = r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":4096,"Hard":4096},{"Name":"nproc","Soft":64,"Hard":64}]}}"#;
+    let (text, config) = suggested(&[
+        create(null, "ci-a"),
+        create(small, "ci-b"),
+        create(big, "ci-c"),
+    ]);
+    let c = policy_table(&text)["container"].as_table().unwrap().clone();
+    let ulimits = c["ulimits"].as_table().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(ulimits.len(), 2, "{text}");
+    assert_eq!(ulimits["nofile"].as_integer(), Some(4096));
+    assert_eq!(ulimits["nproc"].as_integer(), Some(64));
+    for body in [null, small, big] {
+        passes(&config, "POST", "/containers/create", body).unwrap();
+    }
+    for body in [
+        r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":8192}]}}"#,
+        r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"core","Soft":0,"Hard":0}]}}"#,
+    ] {
+        let err = passes(&config, "POST", "/containers/create", body).unwrap_err();
+        assert!(err.contains("(ulimits)"), "{body}: {err}");
+    }
+    // A name that needs quoting (a log is input too) stays one valid line.
+    let mut odd = create(PLAIN, "ci-d");
+    if let Some(s) = odd.settings.as_mut() {
+        s.ulimits.insert("we\"ird\nname".into(), 5);
+    }
+    let (text, _) = suggested(&[odd]);
+    let c = policy_table(&text)["container"].as_table().unwrap().clone();
+    assert_eq!(
+        c["ulimits"]["we\"ird\nname"].as_integer(),
+        Some(5),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugin_violations_widen_no_container_setting() {
+    // The plugin section is not one `suggest` writes: its refusals are left to the operator,
+    // never read as container settings of the same name.
+    let mut pull = request("plugin.pull", "POST", "/plugins/pull", "deny");
+    pull.violations =
+        vec!["(body): plugin privilege \"network\" is not allowed (allow_network)".into()];
+    let (text, _) = suggested(&[pull]);
+    let table = policy_table(&text);
+    assert!(
+        table
+            .get("container")
+            .and_then(|c| c.as_table())
+            .is_none_or(|c| !c.contains_key("allow_network")),
+        "{text}"
+    );
+    assert!(
+        text.contains("allow_network"),
+        "the refusal is still reported: {text}"
     );
 }

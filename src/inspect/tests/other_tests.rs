@@ -474,6 +474,53 @@ fn inspect_build() {
         ),
         ("remote empty", vec![("remote", "")], none, Pass),
         (
+            // BuildKit's context over the session: nothing is fetched.
+            "remote client-session buildkit",
+            vec![
+                ("version", "2"),
+                ("session", "s"),
+                ("remote", "client-session"),
+            ],
+            |r| r.allow_buildkit = true,
+            Pass,
+        ),
+        (
+            "remote client-session buildkit not allowed",
+            vec![("version", "2"), ("remote", "client-session")],
+            none,
+            Deny("?version", "(allow_buildkit)"),
+        ),
+        (
+            "remote client-session classic",
+            vec![("remote", "client-session")],
+            |r| r.allow_buildkit = true,
+            Deny("?remote", "(allow_remote)"),
+        ),
+        (
+            "remote client-session version 1",
+            vec![("version", "1"), ("remote", "client-session")],
+            |r| r.allow_buildkit = true,
+            Deny("?remote", "(allow_remote)"),
+        ),
+        (
+            "remote client-session other case",
+            vec![("version", "2"), ("remote", "Client-Session")],
+            |r| r.allow_buildkit = true,
+            Deny("?remote", "(allow_remote)"),
+        ),
+        (
+            "remote url buildkit",
+            vec![("version", "2"), ("remote", "https://example.com/x.git")],
+            |r| r.allow_buildkit = true,
+            Deny("?remote", "(allow_remote)"),
+        ),
+        (
+            "remote client-session allowed",
+            vec![("remote", "client-session")],
+            |r| r.allow_remote = true,
+            Pass,
+        ),
+        (
             "networkmode host",
             vec![("networkmode", "host")],
             none,
@@ -580,6 +627,19 @@ fn inspect_build() {
             ],
             none,
             Pass,
+        ),
+        (
+            // Go decodes `[]` into an empty list: no ulimits.
+            "ulimits empty list",
+            vec![("ulimits", "[]")],
+            none,
+            Pass,
+        ),
+        (
+            "ulimits not objects",
+            vec![("ulimits", "[1]")],
+            |r| r.allow_ulimits = true,
+            Deny("?ulimits[0]", "object"),
         ),
         (
             "ulimits bad json",
