@@ -12,7 +12,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method, Uri};
 use sockwarden::config::Config;
 use sockwarden::inspection::check_request;
-use sockwarden::policy::authorize;
+use sockwarden::policy::layer::authorize;
 
 const CONFIG: &str = r#"
 [[client]]

@@ -27,11 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
-
 use crate::metrics::Metrics;
 
-pub use sink::SinkConfig;
+pub use sink::{Record, SinkConfig};
 
 /// The response header that carries the request id, to find a request's record.
 pub const REQUEST_ID_HEADER: &str = "x-sockwarden-request-id";
@@ -224,26 +222,4 @@ impl Audit {
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_micros(SystemTime::now()).to_string()
-}
-
-/// A record that is not a request's: a reload. (Request and session records are written
-/// straight from their trail, see `record::write_line`.)
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    /// RFC 3339, UTC, microseconds.
-    pub time: String,
-    /// Record id.
-    pub id: String,
-    /// `reload`.
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    generation: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    restart_needed: Vec<String>,
 }

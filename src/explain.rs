@@ -68,7 +68,7 @@ pub fn explain(
         reason: String::new(),
         defaults_applied: Vec::new(),
     };
-    let authorized = match policy::authorize(
+    let authorized = match policy::layer::authorize(
         &config.authority,
         Some(Arc::from(client)),
         &method,

@@ -21,7 +21,7 @@ use crate::context::Trail;
 use crate::error::ProxyError;
 use crate::limits::ConnectionSlot;
 use crate::listener::ConnInfo;
-use crate::policy::Authorized;
+use crate::policy::layer::Authorized;
 use crate::route::Hijack;
 use crate::shutdown::Drain;
 

@@ -50,7 +50,7 @@ pub struct RawClient {
     pub cert_san: Vec<String>,
     /// `audit`: this client's would-be refusals are forwarded and recorded as would-deny,
     /// whatever its policy's mode.
-    pub mode: Option<crate::policy::Mode>,
+    pub mode: Option<crate::policy::rules::Mode>,
     /// `[client.limits]`: this client's own limits, key by key over `[limits]`.
     pub limits: Option<crate::limits::RawLimits>,
 }
@@ -63,7 +63,7 @@ pub struct ClientDef {
     /// Policy name (checked to exist).
     pub policy: Arc<str>,
     /// The client's own mode, if set (`audit` overrides the policy's `enforce`).
-    pub mode: Option<crate::policy::Mode>,
+    pub mode: Option<crate::policy::rules::Mode>,
     uids: Vec<u32>,
     gids: Vec<u32>,
     sources: Vec<IpNet>,

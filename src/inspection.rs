@@ -21,7 +21,7 @@ use crate::body::{self, ProxyBody};
 use crate::context::Trail;
 use crate::error::{BoxError, ProxyError};
 use crate::inspect;
-use crate::policy::Authorized;
+use crate::policy::layer::Authorized;
 use crate::route::{BodyUse, Inspector, OperationInfo};
 
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).

@@ -7,14 +7,15 @@
 
 mod engine;
 mod guardrails;
-mod layer;
+pub mod layer;
 mod profiles;
-mod rules;
+pub mod rules;
 
-pub use engine::{Authority, Decision, Reason, RequestFacts};
-pub use layer::{authorize, AuthorizeLayer, Authorized};
+pub use engine::{Authority, Decision, Reason};
 pub use profiles::{profile_names, BUILTIN_DEFAULT_PROFILE};
-pub use rules::{Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, Rule};
+pub use rules::{
+    Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, RequestFacts, Rule,
+};
 
 /// Every operation name with why it is dangerous, if it is (from the operation table): what
 /// rules and guardrails are checked against.

@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 
 use crate::body::{self, ProxyBody};
 use crate::error::{BoxError, ProxyError};
-use crate::policy::Authorized;
+use crate::policy::layer::Authorized;
 
 /// Largest inspect response sockwarden rewrites; a larger one is refused rather than leaked.
 const REDACT_LIMIT: usize = 8 << 20;

@@ -13,7 +13,7 @@ use crate::body::ProxyBody;
 use crate::forward::Forward;
 use crate::inspection::InspectLayer;
 use crate::limits::layer::RateLimitLayer;
-use crate::policy::AuthorizeLayer;
+use crate::policy::layer::AuthorizeLayer;
 use crate::redact::RedactLayer;
 use crate::respond::RescueLayer;
 

@@ -6,7 +6,7 @@
 //!
 //! The suggested policy is proven by embedding it in a configuration, parsing it with
 //! `Config::parse`, and replaying every request of the log through the same decision the proxy
-//! makes (`policy::authorize`, then inspection for what the log lets us rebuild).
+//! makes (`policy::layer::authorize`, then inspection for what the log lets us rebuild).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -100,7 +100,7 @@ fn decide(
 ) -> Result<(), String> {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let uri: Uri = target.parse().unwrap();
-    let authorized = sockwarden::policy::authorize(
+    let authorized = sockwarden::policy::layer::authorize(
         &config.authority,
         Some(Arc::from(client)),
         &method,

@@ -3,26 +3,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use http::Method;
-
-use super::rules::{Effect, InspectRules, Pattern, Policy, RawPolicy, Rule};
+use super::rules::{Effect, InspectRules, Pattern, Policy, RawPolicy, RequestFacts, Rule};
 use super::{guardrails, profiles};
 use crate::error::ConfigError;
 use crate::identity::{ClientDef, RawClient};
-
-/// What the engine needs to know about a request.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
-    /// The classified operation (`unknown` when the route has no name); a name from the
-    /// operation table.
-    pub operation: &'static str,
-    /// HTTP method.
-    pub method: &'a Method,
-    /// Normalized path without the version prefix.
-    pub path: &'a str,
-    /// Decoded query parameters in order.
-    pub query: &'a [(String, String)],
-}
 
 /// The outcome for one request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -141,11 +125,11 @@ impl Authority {
         let Some(def) = self.clients.iter().find(|c| &*c.name == client) else {
             return false;
         };
-        def.mode == Some(super::Mode::Audit)
+        def.mode == Some(super::rules::Mode::Audit)
             || self
                 .policies
                 .get(&def.policy)
-                .is_some_and(|p| p.mode == super::Mode::Audit)
+                .is_some_and(|p| p.mode == super::rules::Mode::Audit)
     }
 
     /// The policy that governs `client`.
@@ -345,6 +329,7 @@ fn check_patterns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     fn authority(policies: &str, clients: &str) -> Result<Authority, ConfigError> {
         #[derive(serde::Deserialize)]

@@ -11,6 +11,20 @@ use crate::inspect::{
     BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
 };
 
+/// What the engine needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The classified operation (`unknown` when the route has no name); a name from the
+    /// operation table.
+    pub operation: &'static str,
+    /// HTTP method.
+    pub method: &'a Method,
+    /// Normalized path without the version prefix.
+    pub path: &'a str,
+    /// Decoded query parameters in order.
+    pub query: &'a [(String, String)],
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -253,7 +267,7 @@ impl Rule {
     }
 
     /// Whether the rule applies to a request.
-    pub fn matches(&self, facts: &super::RequestFacts<'_>) -> bool {
+    pub fn matches(&self, facts: &RequestFacts<'_>) -> bool {
         let by_operation = self
             .operations
             .iter()

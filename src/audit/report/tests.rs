@@ -88,7 +88,7 @@ fn config(policy: &str, policy_name: &str) -> Config {
 fn passes(config: &Config, method: &str, target: &str, body: &str) -> Result<(), String> {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let uri: Uri = target.parse().unwrap();
-    let authorized = crate::policy::authorize(
+    let authorized = crate::policy::layer::authorize(
         &config.authority,
         Some(Arc::from(CLIENT)),
         &method,
@@ -832,7 +832,7 @@ fn null_ulimits_and_client_session_ask_for_nothing() {
 fn recorded(config: &Config, method: &str, target: &str, body: &str) -> Record {
     let m = Method::from_bytes(method.as_bytes()).unwrap();
     let uri: Uri = target.parse().unwrap();
-    let authorized = crate::policy::authorize(
+    let authorized = crate::policy::layer::authorize(
         &config.authority,
         Some(Arc::from(CLIENT)),
         &m,
