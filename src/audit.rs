@@ -21,6 +21,7 @@ pub mod layer;
 mod line;
 pub mod record;
 pub mod report;
+pub mod schema;
 mod sink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::metrics::Metrics;
 
-pub use sink::{Record, SinkConfig};
+pub use schema::Record;
+pub use sink::SinkConfig;
 
 /// The response header that carries the request id, to find a request's record.
 pub const REQUEST_ID_HEADER: &str = "x-sockwarden-request-id";
@@ -208,14 +210,15 @@ impl Audit {
             Err(e) => (false, None, Some(e.to_owned())),
         };
         self.submit(Record {
-            time: now_rfc3339(),
-            id: self.next_id(),
-            event: "reload",
-            result: Some(if ok { "ok" } else { "error" }),
+            time: Some(now_rfc3339()),
+            id: Some(self.next_id()),
+            event: Some("reload".into()),
+            result: Some(if ok { "ok" } else { "error" }.into()),
             source: Some(source.to_owned()),
             generation,
             error,
             restart_needed: restart_needed.to_vec(),
+            ..Record::default()
         });
     }
 }

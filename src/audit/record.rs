@@ -344,6 +344,286 @@ mod tests {
         assert!(o.is_empty(), "{o:?}");
     }
 
+    // ---- One record type: whatever the writer writes, `schema::Record` reads back whole. ----
+
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use crate::audit::schema::Record;
+    use crate::audit::{Audit, AuditSettings};
+    use crate::context::{Facts, Verdict};
+    use crate::error::ProxyError;
+    use crate::metrics::Metrics;
+
+    fn quiet_audit() -> Audit {
+        let settings = AuditSettings {
+            sink: None,
+            ..AuditSettings::default()
+        };
+        Audit::start(settings, Metrics::new()).unwrap()
+    }
+
+    /// A request's trail as the layers leave it: classified, with a client and connection.
+    fn trail(audit: &Audit, method: &str, target: &str) -> Trail {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri: Uri = target.parse().unwrap();
+        let peer = Peer::Unix {
+            uid: 1000,
+            gid: 1000,
+            pid: Some(4242),
+        };
+        let evidence = Evidence {
+            exe: Some("/usr/bin/docker".into()),
+            loginuid: Some(1000),
+            cert_subject: None,
+            cert_san: Vec::new(),
+        };
+        let trail = Trail {
+            audit: audit.clone(),
+            id: audit.next_id(),
+            time: SystemTime::now(),
+            started: Instant::now(),
+            conn_fields: Some(connection_fields("ci", &peer, &evidence)),
+            method: method.clone(),
+            uri: uri.clone(),
+            user_agent: Some(http::HeaderValue::from_static(
+                "Docker-Client/20.10.24 (linux)",
+            )),
+            facts: Mutex::new(Facts {
+                client: Some(Arc::from("ci")),
+                ..Facts::default()
+            }),
+        };
+        if let Ok(normalized) = crate::route::normalize(&method, &uri) {
+            let op = crate::route::classify(&method, &normalized.path, &normalized.query);
+            trail.note_request(Arc::new(normalized), Arc::new(op));
+        }
+        trail
+    }
+
+    fn written(trail: &Trail, event: &'static str, status: Option<u16>) -> Vec<u8> {
+        let counts = Counts {
+            at: None,
+            status,
+            duration: Duration::from_micros(12_345),
+            bytes_in: 321,
+            bytes_out: 4567,
+            end: "complete",
+        };
+        let mut out = Vec::new();
+        write_line(trail, event, &counts, &mut out);
+        out
+    }
+
+    /// Every member of a summary filled in, as an inspector could.
+    fn full_summary() -> Summary {
+        let mut ulimits = BTreeMap::new();
+        ulimits.insert("nofile".to_owned(), 1024);
+        Summary {
+            kind: "container_create",
+            name: Some("job".into()),
+            image: Some("docker.io/library/busybox:latest".into()),
+            user: Some("1000:1000".into()),
+            privileged: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["ALL".into()],
+            mounts: vec![crate::inspect::MountSummary {
+                kind: "bind",
+                source: Some("/srv/cache".into()),
+                target: "/cache".into(),
+                read_only: true,
+                from: "Binds",
+            }],
+            named_volumes: vec!["data".into()],
+            networks: vec!["ci-net".into()],
+            namespaces: vec!["network=none".into()],
+            security_opt: vec!["no-new-privileges".into()],
+            devices: vec!["/dev/fuse".into()],
+            limits: crate::inspect::Limits {
+                memory: Some(1 << 28),
+                memory_swap: Some(1 << 29),
+                nano_cpus: Some(1_000_000_000),
+                cpu_shares: Some(512),
+                cpu_quota: Some(50_000),
+                pids: Some(256),
+                shm_size: Some(1 << 26),
+            },
+            ulimits,
+            runtime: Some("runc".into()),
+            port_bindings: vec!["127.0.0.1:8080->80/tcp".into()],
+            restart_policy: Some("on-failure".into()),
+            driver: Some("local".into()),
+            tags: vec!["docker.io/library/app:1".into()],
+            plugin_privileges: vec!["network=host".into()],
+        }
+    }
+
+    /// `null` members dropped (the type reads them as absent, and writes absent as nothing).
+    fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, without_nulls(v)))
+                    .collect(),
+            ),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
+            }
+            other => other,
+        }
+    }
+
+    /// Numbers compared by value (`12.345` read as f64 and written back is the same number).
+    fn same(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Result<(), String> {
+        use serde_json::Value as V;
+        match (a, b) {
+            (V::Number(x), V::Number(y)) if x.as_f64() == y.as_f64() => Ok(()),
+            (V::Object(x), V::Object(y)) => {
+                for key in x.keys().chain(y.keys()) {
+                    let (Some(p), Some(q)) = (x.get(key), y.get(key)) else {
+                        return Err(format!("{at}.{key}: only on one side"));
+                    };
+                    same(p, q, &format!("{at}.{key}"))?;
+                }
+                Ok(())
+            }
+            (V::Array(x), V::Array(y)) if x.len() == y.len() => x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .try_for_each(|(i, (p, q))| same(p, q, &format!("{at}[{i}]"))),
+            _ if a == b => Ok(()),
+            _ => Err(format!("{at}: {a} != {b}")),
+        }
+    }
+
+    /// The line reads as a [`Record`] that serializes back to the same members and values:
+    /// the writer writes nothing the type does not know, in no other shape.
+    fn round_trips(line: &[u8]) -> Record {
+        let text = std::str::from_utf8(line).unwrap();
+        assert!(text.ends_with('\n'), "{text}");
+        let written: serde_json::Value = serde_json::from_str(text).unwrap();
+        let record: Record = serde_json::from_value(written.clone()).unwrap();
+        let again = serde_json::to_value(&record).unwrap();
+        if let Err(diff) = same(&without_nulls(written), &again, "record") {
+            panic!("{diff}\nwritten: {text}read back: {again}");
+        }
+        record
+    }
+
+    #[test]
+    fn every_kind_of_record_round_trips_through_the_one_record_type() {
+        let audit = quiet_audit();
+
+        // Allowed, inspected, with defaults applied and the body logged.
+        let t = trail(&audit, "POST", "/v1.41/containers/create?name=job");
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.create"),
+        );
+        t.note_inspection(Some(full_summary()), Vec::new());
+        t.note_defaults(vec!["Memory=268435456".into()]);
+        t.note_body(&bytes::Bytes::from_static(
+            br#"{"Image":"busybox","Env":["TOKEN=x"],"HostConfig":{"Binds":["/srv/cache:/cache:ro"]}}"#,
+        ));
+        let r = round_trips(&written(&t, "request", Some(201)));
+        assert_eq!(r.decision.as_deref(), Some("allow"));
+        assert_eq!(r.settings.as_ref().unwrap().mounts.len(), 1);
+        assert_eq!(
+            r.user_agent.as_deref(),
+            Some("Docker-Client/20.10.24 (linux)")
+        );
+        assert_eq!(r.defaults_applied, vec!["Memory=268435456".to_owned()]);
+        assert!(r.body.is_some());
+        assert_eq!(r.peer.as_ref().unwrap().pid, Some(4242));
+
+        // Would-deny with violations (audit mode).
+        let t = trail(&audit, "POST", "/containers/create");
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.create"),
+        );
+        t.note_inspection(
+            None,
+            vec![
+                "HostConfig.Privileged: privileged containers are not allowed (allow_privileged)"
+                    .into(),
+            ],
+        );
+        let r = round_trips(&written(&t, "request", Some(201)));
+        assert_eq!(r.decision.as_deref(), Some("would-deny"));
+        assert_eq!(r.violations.len(), 1);
+
+        // Refused by a rule, by inspection (enforced), as malformed, by the rate limit.
+        let refusals = [
+            ProxyError::Denied {
+                what: "system.info (GET /info)".into(),
+                reason: "no rule allows system.info".into(),
+                policy: "ci".into(),
+                rule: "default-deny".into(),
+            },
+            ProxyError::BadRequest("unclean path".into()),
+            ProxyError::Limited {
+                limit: "rate",
+                what: "client ci is over 10 requests/s".into(),
+                retry_after: None,
+            },
+            ProxyError::Unavailable("the audit log cannot be written".into()),
+        ];
+        for refusal in &refusals {
+            let t = trail(&audit, "GET", "/v1.41/info?x=1");
+            t.note_violations(vec!["(body): a violation".into()]);
+            t.note_error(refusal);
+            let r = round_trips(&written(&t, "request", Some(refusal.status().as_u16())));
+            assert_eq!(r.decision.as_deref(), Some("deny"), "{refusal}");
+        }
+
+        // The daemon failed; a request the router cannot read at all.
+        let t = trail(&audit, "GET", "/containers/json");
+        t.note_error(&ProxyError::Upstream {
+            addr: "unix:///run/docker.sock".into(),
+            detail: "connection refused".into(),
+        });
+        let r = round_trips(&written(&t, "request", Some(502)));
+        assert_eq!(r.error.as_deref(), Some("connection refused"));
+        let t = trail(&audit, "GET", "/containers/../json");
+        round_trips(&written(&t, "request", Some(400)));
+
+        // A hijacked session opening and closing.
+        let t = trail(&audit, "POST", "/containers/job/attach?stream=1&stdin=1");
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.attach"),
+        );
+        let r = round_trips(&written(&t, "session_open", Some(101)));
+        assert!(r.is_request());
+        let r = round_trips(&written(&t, "session_close", None));
+        assert!(!r.is_request());
+        assert_eq!(r.objects.get("container"), Some(&Some("job".to_owned())));
+
+        // A reload record, serialized from the type itself.
+        let reload = Record {
+            time: Some("2026-12-03T08:00:00.000000Z".into()),
+            id: Some(audit.next_id()),
+            event: Some("reload".into()),
+            result: Some("ok".into()),
+            source: Some("SIGHUP".into()),
+            generation: Some(3),
+            restart_needed: vec!["listen".into()],
+            ..Record::default()
+        };
+        let mut out = Vec::new();
+        super::super::sink::record_line(&reload, &mut out);
+        assert_eq!(round_trips(&out), reload);
+    }
+
     #[test]
     fn secrets_in_query_are_redacted() {
         let pairs = vec![

@@ -23,8 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use super::schema::Record;
 use crate::metrics::Metrics;
 
 /// Mode of a new audit file: the log holds who did what, readable by its owner only.
@@ -419,26 +418,4 @@ pub(super) fn record_line(record: &Record, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"event\":\"error\"}");
     }
     out.push(b'\n');
-}
-
-/// A record that is not a request's: a reload. (Request and session records are written
-/// straight from their trail, see `super::record::write_line`.)
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    /// RFC 3339, UTC, microseconds.
-    pub time: String,
-    /// Record id.
-    pub id: String,
-    /// `reload`.
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) result: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) generation: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) error: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(super) restart_needed: Vec<String>,
 }
