@@ -1,112 +1,95 @@
-//! Response redaction: a policy with `redact_env = true` sees container and image inspect
-//! results with the values of `Env` replaced (`PASSWORD=<redacted>`), so a dashboard that
-//! needs inspect never receives the credentials passed to containers. Only those two small
-//! JSON responses are read whole; every other response streams through untouched.
+//! What must never be shown: the one set of redaction rules, shared by the audit log (query
+//! parameters, logged bodies) and by responses (`redact_env`: container and image inspect
+//! results; the response layer is `redact::layer`). A value is replaced by `<redacted>`; names
+//! (of variables, arguments, keys) stay, so a reader still sees what was set.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use tower::{Layer, Service};
-
-use crate::body::{self, ProxyBody};
-use crate::error::{BoxError, ProxyError};
-use crate::policy::layer::Authorized;
-
-/// Largest inspect response sockwarden rewrites; a larger one is refused rather than leaked.
-const REDACT_LIMIT: usize = 8 << 20;
+pub mod layer;
 
 /// What replaces each value.
 pub const REDACTED: &str = "<redacted>";
 
-/// Adds [`Redact`] in front of a service.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RedactLayer;
-
-impl<S> Layer<S> for RedactLayer {
-    type Service = Redact<S>;
-
-    fn layer(&self, inner: S) -> Redact<S> {
-        Redact { inner }
-    }
+/// Whether a query parameter or document key names a secret or carries one (build args hold
+/// tokens as often as not): its value becomes `<redacted>`.
+pub fn secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "buildargs"
+        || [
+            "auth",
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "credential",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
 }
 
-/// Rewrites inspect responses for policies that redact.
-#[derive(Clone, Debug)]
-pub struct Redact<S> {
-    inner: S,
-}
-
-type RedactFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
-
-impl<S> Service<Request<ProxyBody>> for Redact<S>
-where
-    S: Service<Request<ProxyBody>, Response = Response<ProxyBody>>,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<ProxyBody>;
-    type Error = BoxError;
-    type Future = RedactFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> RedactFuture {
-        let redact = request
-            .extensions()
-            .get::<Authorized>()
-            .is_some_and(|a| a.policy.redact_env && a.operation.info.redacts_env);
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = future.await.map_err(Into::into)?;
-            if !redact || response.status() != StatusCode::OK {
-                return Ok(response);
+/// A secret query parameter's value as it may be shown: `buildargs` keeps its keys (which
+/// arguments were set) and loses its values; anything else is replaced whole.
+pub fn query_value(name: &str, value: &str) -> String {
+    if name.eq_ignore_ascii_case("buildargs") {
+        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(value) {
+            for v in map.values_mut() {
+                *v = serde_json::Value::String(REDACTED.into());
             }
-            redact_response(response).await.map_err(Into::into)
-        })
+            return serde_json::Value::Object(map).to_string();
+        }
+    }
+    REDACTED.into()
+}
+
+/// Redacts a logged body in place: `Env` entries keep their names, build arguments and
+/// anything that looks like a credential lose their values. Keys compare case-insensitively,
+/// as the daemon reads them.
+pub fn document(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if lower == "env" {
+                    env_list(v);
+                } else if lower == "buildargs" || secret_name(&lower) {
+                    *v = serde_json::Value::String(REDACTED.into());
+                } else {
+                    document(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(document),
+        _ => {}
     }
 }
 
-async fn redact_response(response: Response<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
-    let (mut parts, body) = response.into_parts();
-    let bytes = Limited::new(body, REDACT_LIMIT)
-        .collect()
-        .await
-        .map_err(|e| ProxyError::BadUpstream(format!("inspect response not redactable: {e}")))?
-        .to_bytes();
-    let mut document: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ProxyError::BadUpstream(format!("inspect response is not JSON: {e}")))?;
-    redact_env(&mut document);
-    let text = serde_json::to_vec(&document)
-        .map_err(|e| ProxyError::BadUpstream(format!("cannot write redacted response: {e}")))?;
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.remove(header::TRANSFER_ENCODING);
-    Ok(Response::from_parts(
-        parts,
-        body::boxed(Full::new(Bytes::from(text))),
-    ))
+/// An `Env` list with its values replaced: `NAME=<redacted>` (a bare `NAME`, which sets no
+/// value, stays as it is); anything that is not a string is replaced whole.
+pub fn env_list(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                if let serde_json::Value::String(s) = item {
+                    let name = s.split('=').next().unwrap_or_default();
+                    *s = if s.contains('=') {
+                        format!("{name}={REDACTED}")
+                    } else {
+                        name.to_owned()
+                    };
+                } else {
+                    *item = serde_json::Value::String(REDACTED.into());
+                }
+            }
+        }
+        serde_json::Value::Null => {}
+        other => *other = serde_json::Value::String(REDACTED.into()),
+    }
 }
 
 /// Replaces the values of every `Env` list under `Config` and `ContainerConfig` (image inspect
 /// carries both), keeping the variable names.
-pub fn redact_env(document: &mut serde_json::Value) {
+pub fn inspect_env(document: &mut serde_json::Value) {
     for section in ["Config", "ContainerConfig"] {
-        if let Some(env) = document
-            .get_mut(section)
-            .and_then(|c| c.get_mut("Env"))
-            .and_then(|e| e.as_array_mut())
-        {
-            for entry in env.iter_mut() {
-                if let Some(text) = entry.as_str() {
-                    let name = text.split_once('=').map_or(text, |(name, _)| name);
-                    *entry = serde_json::Value::String(format!("{name}={REDACTED}"));
-                }
-            }
+        if let Some(env) = document.get_mut(section).and_then(|c| c.get_mut("Env")) {
+            env_list(env);
         }
     }
 }
@@ -122,13 +105,15 @@ mod tests {
             "Config": {"Env": ["PATH=/bin", "DB_PASSWORD=hunter2", "EMPTY", "X=a=b"], "Labels": {"k": "v"}},
             "ContainerConfig": {"Env": ["TOKEN=t"]}
         });
-        redact_env(&mut doc);
+        inspect_env(&mut doc);
         assert_eq!(
             doc["Config"]["Env"],
             serde_json::json!([
                 "PATH=<redacted>",
                 "DB_PASSWORD=<redacted>",
-                "EMPTY=<redacted>",
+                // A bare name sets no value: nothing to hide (the audit log's rule, now the
+                // only one).
+                "EMPTY",
                 "X=<redacted>"
             ])
         );

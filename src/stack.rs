@@ -14,7 +14,7 @@ use crate::forward::Forward;
 use crate::inspection::InspectLayer;
 use crate::limits::layer::RateLimitLayer;
 use crate::policy::layer::AuthorizeLayer;
-use crate::redact::RedactLayer;
+use crate::redact::layer::RedactLayer;
 use crate::respond::RescueLayer;
 
 /// The assembled request path: infallible, every failure is already a response.

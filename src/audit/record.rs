@@ -12,6 +12,7 @@ use crate::identity::Evidence;
 use crate::inspect::Summary;
 use crate::listener::Peer;
 use crate::policy::Reason;
+use crate::redact;
 use crate::route::{Creates, Normalized, ObjectKind, Operation};
 
 /// What is known when a request or session ends.
@@ -149,30 +150,11 @@ fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     o.close();
 }
 
-/// Query parameters whose values are secrets or carry them (build args hold tokens as often
-/// as not): their values become `<redacted>`.
-fn secret_param(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower == "buildargs"
-        || [
-            "auth",
-            "password",
-            "passwd",
-            "secret",
-            "token",
-            "credential",
-        ]
-        .iter()
-        .any(|word| lower.contains(word))
-}
-
-const REDACTED: &str = "<redacted>";
-
 fn redacted_query(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in pairs {
-        let value = if secret_param(name) {
-            redact_param(name, value)
+        let value = if redact::secret_name(name) {
+            redact::query_value(name, value)
         } else {
             value.clone()
         };
@@ -181,68 +163,12 @@ fn redacted_query(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// `buildargs` keeps its keys (which arguments were set) and loses its values.
-fn redact_param(name: &str, value: &str) -> String {
-    if name.eq_ignore_ascii_case("buildargs") {
-        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(value) {
-            for v in map.values_mut() {
-                *v = serde_json::Value::String(REDACTED.into());
-            }
-            return serde_json::Value::Object(map).to_string();
-        }
-    }
-    REDACTED.into()
-}
-
 /// An inspected body as the record shows it: parsed, credentials and `Env` values redacted;
 /// `None` when it is not JSON.
 fn redacted_body(bytes: &[u8]) -> Option<serde_json::Value> {
     let mut value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
-    redact_json(&mut value);
+    redact::document(&mut value);
     Some(value)
-}
-
-/// Redacts a logged body in place: `Env` entries keep their names, build arguments and
-/// anything that looks like a credential lose their values. Keys compare case-insensitively,
-/// as the daemon reads them.
-pub fn redact_json(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                let lower = key.to_ascii_lowercase();
-                if lower == "env" {
-                    redact_env_list(v);
-                } else if lower == "buildargs" || secret_param(&lower) {
-                    *v = serde_json::Value::String(REDACTED.into());
-                } else {
-                    redact_json(v);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
-        _ => {}
-    }
-}
-
-fn redact_env_list(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Array(items) => {
-            for item in items {
-                if let serde_json::Value::String(s) = item {
-                    let name = s.split('=').next().unwrap_or_default();
-                    *s = if s.contains('=') {
-                        format!("{name}={REDACTED}")
-                    } else {
-                        name.to_owned()
-                    };
-                } else {
-                    *item = serde_json::Value::String(REDACTED.into());
-                }
-            }
-        }
-        serde_json::Value::Null => {}
-        other => *other = serde_json::Value::String(REDACTED.into()),
-    }
 }
 
 /// The objects a request concerns, by kind: the route's object (from the operation table),
@@ -302,6 +228,7 @@ fn objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::REDACTED;
     use http::{Method, Uri};
 
     /// The objects the audit record names for `method target`.
@@ -654,7 +581,7 @@ mod tests {
             "auth": {"password": "pw", "Username": "u"},
             "IdentityToken": "tok",
         });
-        redact_json(&mut body);
+        redact::document(&mut body);
         let text = body.to_string();
         for secret in ["hunter2", "\"x\"", "\"pw\"", "tok\""] {
             assert!(!text.contains(secret), "{secret} in {text}");
