@@ -22,6 +22,7 @@ mod error;
 mod normalize;
 mod operation;
 mod query;
+mod table;
 #[cfg(test)]
 mod tests;
 
@@ -30,11 +31,12 @@ pub use normalize::{
     check_content_type, escape_object, normalize, ApiVersion, Normalized, ALLOWED_METHODS,
     MAX_PATH_LEN,
 };
-pub use operation::{
-    classify, operation_info, operation_names, Access, BodyUse, Creates, Inspector, ObjectKind,
-    Operation, OperationInfo, Section, OPERATIONS, OPERATION_TABLE, UNKNOWN,
-};
+pub use operation::{classify, Operation};
 pub use query::Query;
+pub use table::{
+    operation_info, operation_names, Access, BodyUse, Creates, Inspector, ObjectKind,
+    OperationInfo, Section, OPERATIONS, OPERATION_TABLE, UNKNOWN,
+};
 
 /// The endpoints that take over the connection after the response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
