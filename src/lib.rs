@@ -25,6 +25,7 @@ pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod policy;
+pub mod readiness;
 pub mod redact;
 pub mod reload;
 pub mod route;
