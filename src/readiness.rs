@@ -3,9 +3,11 @@
 //! and every request until then fails with 502), and by the admin listener's `/readyz`, which
 //! reuses a result younger than [`CACHE_FOR`] so that probes cannot load the daemon.
 //!
-//! The check is the daemon's own `GET /_ping` through the pooled upstream client; for a unix
-//! socket, the path is looked at first, so that a missing file, a file that is not a socket and
-//! a socket sockwarden's user may not open each get their own reason and fix.
+//! For a unix socket, the path is looked at first, so that a missing file, a file that is not a
+//! socket and a socket sockwarden's user may not open each get their own reason and fix. The
+//! check at start then only opens a connection and closes it (it sends no request, so the
+//! daemon, or a test's stand-in, sees no extra request); `/readyz` asks the daemon's own
+//! `GET /_ping` through the pooled upstream client.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -78,15 +80,50 @@ impl Readiness {
         result
     }
 
-    /// The check at start: logs a warning with the reason and the fix, or that the daemon
-    /// answers.
+    /// The check at start: the socket file and a connection (opened and closed again, no
+    /// request: the daemon sees nothing). Logs a warning with the reason and the fix, or that
+    /// the daemon's socket accepts connections.
     pub async fn check_at_start(&self) {
-        match self.check().await {
-            Ok(()) => tracing::info!(upstream = %self.upstream.addr(), "the Docker daemon answers /_ping"),
+        match connect(self.upstream.addr()).await {
+            Ok(()) => tracing::info!(
+                upstream = %self.upstream.addr(),
+                "the Docker daemon's socket accepts connections"
+            ),
             Err(unreachable) => tracing::warn!(
                 "{unreachable}. Serving anyway: requests fail with 502 (and /readyz says not ready) until the daemon can be reached"
             ),
         }
+    }
+}
+
+/// Whether a connection to the daemon can be opened (within [`CHECK_TIMEOUT`]); closed at once.
+pub async fn connect(addr: &UpstreamAddr) -> Result<(), Unreachable> {
+    let unreachable = |(reason, fix): (String, String)| Unreachable {
+        addr: addr.to_string(),
+        reason,
+        fix,
+    };
+    let opened = match addr {
+        UpstreamAddr::Unix(path) => {
+            look_at_socket(path).map_err(unreachable)?;
+            tokio::time::timeout(CHECK_TIMEOUT, tokio::net::UnixStream::connect(path))
+                .await
+                .map(|r| r.map(drop))
+        }
+        UpstreamAddr::Tcp(host_port) => tokio::time::timeout(
+            CHECK_TIMEOUT,
+            tokio::net::TcpStream::connect(host_port.as_str()),
+        )
+        .await
+        .map(|r| r.map(drop)),
+    };
+    match opened {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(classify(addr, &e))),
+        Err(_) => Err(unreachable((
+            format!("connecting took longer than {CHECK_TIMEOUT:?}"),
+            "check that the Docker daemon is running and not hung (its log, `systemctl status docker`)".to_owned(),
+        ))),
     }
 }
 

@@ -92,8 +92,9 @@ impl Started {
     fn log_after_check(&self) -> String {
         wait_for(T, || {
             let log = self.log();
-            (log.contains(WARNING) || log.contains("the Docker daemon answers /_ping"))
-                .then_some(log)
+            (log.contains(WARNING)
+                || log.contains("the Docker daemon's socket accepts connections"))
+            .then_some(log)
         })
         .unwrap_or_else(|| panic!("the start-up check logged nothing\n{}", self.log()))
     }
@@ -272,7 +273,7 @@ fn with_access_to_the_daemon_there_is_no_warning_and_it_is_ready() {
     });
     let log = wait_for(T, || {
         let log = proxy.log_text();
-        log.contains("the Docker daemon answers /_ping")
+        log.contains("the Docker daemon's socket accepts connections")
             .then_some(log)
     })
     .unwrap_or_else(|| panic!("no start-up check outcome\n{}", proxy.log_text()));
