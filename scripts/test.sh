@@ -64,11 +64,11 @@ if [ "$(id -u)" -ne 0 ]; then
     rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
     [ -d "$cargo_home" ] && env_args+=("CARGO_HOME=$cargo_home")
     [ -d "$rustup_home" ] && env_args+=("RUSTUP_HOME=$rustup_home")
-    while IFS='=' read -r name _; do
+    for name in $(compgen -e); do
         case $name in
         SOCKWARDEN_* | CARGO_TERM_COLOR | RUST_LOG | RUST_BACKTRACE) env_args+=("$name=${!name}") ;;
         esac
-    done < <(env)
+    done
     reexec=(sudo -- env "${env_args[@]}" bash "$script" "$@")
     if [ "$plan_mode" = 1 ]; then
         plan "not root (uid $(id -u)): would re-exec through sudo: ${reexec[*]}"
