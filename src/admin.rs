@@ -4,7 +4,7 @@
 //! | endpoint        | answer |
 //! |-----------------|--------|
 //! | `GET /healthz`  | 200 while the process serves |
-//! | `GET /readyz`   | 200 when the daemon answers `/_ping`, else 503 with the reason |
+//! | `GET /readyz`   | 200 when the daemon answers `/_ping`, else 503 with the reason and the fix (checked at most once a second) |
 //! | `GET /metrics`  | Prometheus metrics (OpenMetrics text) |
 //! | `POST /reload`  | re-reads the configuration; 200 with the new generation, or 500 with the error (the old configuration stays) |
 
@@ -19,14 +19,11 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::body;
-use crate::forward::Upstream;
 use crate::listener::Listener;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::reload::Live;
 use crate::shutdown::Drain;
-
-/// How long `/readyz` waits for the daemon's `/_ping`.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the admin endpoints need.
 #[derive(Clone, Debug)]
@@ -36,7 +33,7 @@ pub struct Admin {
     /// For `/metrics`.
     pub metrics: Metrics,
     /// For `/readyz`.
-    pub upstream: Upstream,
+    pub readiness: Readiness,
 }
 
 /// Accepts admin connections until shutdown begins.
@@ -122,49 +119,14 @@ impl Admin {
         }
     }
 
-    /// Ready when the daemon answers `/_ping` with 200 in time.
+    /// Ready when the daemon answers `/_ping` with 200 in time (a check at most
+    /// [`crate::readiness::CACHE_FOR`] old); else 503 with the reason and the fix.
     async fn ready(&self) -> Response<body::ProxyBody> {
-        let uri = match self
-            .upstream
-            .uri_for(http::uri::PathAndQuery::from_static("/_ping"))
-        {
-            Ok(uri) => uri,
-            Err(e) => {
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("not ready: {e}\n"),
-                )
-            }
-        };
-        let mut request = Request::new(body::empty());
-        *request.uri_mut() = uri;
-        // The daemon's Go server wants a plain host name; the CLI sends this one.
-        request
-            .headers_mut()
-            .insert(header::HOST, HeaderValue::from_static("api.moby.localhost"));
-        let outcome = tokio::time::timeout(READY_TIMEOUT, self.upstream.send(request)).await;
-        match outcome {
-            Ok(Ok(response)) if response.status() == StatusCode::OK => {
-                text(StatusCode::OK, "ready\n")
-            }
-            Ok(Ok(response)) => text(
+        match self.readiness.check().await {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(unreachable) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("not ready: the daemon answered {}\n", response.status()),
-            ),
-            Ok(Err(e)) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "not ready: cannot reach the daemon at {}: {}\n",
-                    self.upstream.addr(),
-                    crate::error::chain(&e)
-                ),
-            ),
-            Err(_) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "not ready: the daemon at {} did not answer within {READY_TIMEOUT:?}\n",
-                    self.upstream.addr()
-                ),
+                &format!("not ready: {unreachable}\n"),
             ),
         }
     }

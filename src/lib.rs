@@ -26,6 +26,7 @@ pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod policy;
+pub mod readiness;
 pub mod redact;
 pub mod reload;
 pub mod respond;

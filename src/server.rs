@@ -23,6 +23,7 @@ use crate::limits::Connections;
 use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::reload::{ConfigSource, Live};
 use crate::shutdown::Drain;
 use crate::stack::{self, ProxyService};
@@ -127,6 +128,13 @@ impl Server {
         let live = Live::new(self.config.clone(), self.source, audit.clone());
         let service = stack::build(Forward::new(upstream.clone(), drain.clone()), audit.clone());
         let signals = tokio::spawn(handle_signals(live.clone(), audit.clone()));
+        // Whether the daemon can be reached is checked once at start, in the background: a
+        // failure is a warning with its reason and fix, and sockwarden serves on.
+        let readiness = Readiness::new(upstream.clone());
+        let start_check = tokio::spawn({
+            let readiness = readiness.clone();
+            async move { readiness.check_at_start().await }
+        });
         let mut files = Vec::new();
         let mut accepting = tokio::task::JoinSet::new();
         if let Some(listener) = self.admin {
@@ -137,7 +145,7 @@ impl Server {
             let admin = Admin {
                 live: live.clone(),
                 metrics: audit.metrics().clone(),
-                upstream: upstream.clone(),
+                readiness,
             };
             accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
         }
@@ -159,6 +167,7 @@ impl Server {
         tracing::info!(grace = ?grace, "shutting down: no new connections");
         drain.begin();
         signals.abort();
+        start_check.abort();
         // Accept loops end at once; their listeners close, and the socket files go with them.
         while accepting.join_next().await.is_some() {}
         remove_files(&files);
