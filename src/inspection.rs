@@ -96,13 +96,36 @@ pub fn check_request(
     authorized: &Authorized,
     body: &[u8],
 ) -> Result<Option<inspect::Summary>, ProxyError> {
+    let operation = authorized.operation.name;
+    check_violation(authorized, body).map_err(|violation| ProxyError::Denied {
+        what: format!(
+            "{operation} ({} {})",
+            authorized.method, authorized.normalized.path
+        ),
+        reason: violation.to_string(),
+        policy: authorized.policy.name.to_string(),
+        rule: format!("{}.{}", authorized.policy.name, section(operation)),
+    })
+}
+
+/// Whether `operation`'s request body is read and inspected (so deciding it needs the body).
+pub fn inspects_body(operation: &str) -> bool {
+    check_for(operation, true) == Some(Check::Body)
+}
+
+/// [`check_request`] with the inspector's own refusal, which names the setting that would
+/// allow it (for `sockwarden explain`).
+pub fn check_violation(
+    authorized: &Authorized,
+    body: &[u8],
+) -> Result<Option<inspect::Summary>, inspect::Violation> {
     if !authorized.policy.inspection {
         return Ok(None);
     }
     let operation = authorized.operation.name;
     let rules = &authorized.policy.inspect;
     let query = authorized.normalized.query.pairs();
-    let result = match operation {
+    match operation {
         "container.create" => inspect::container_create(body, query, &rules.container).map(Some),
         "container.update" => inspect::container_update(body, &rules.container).map(Some),
         "container.start" => inspect::container_start_query(query)
@@ -123,20 +146,11 @@ pub fn check_request(
         )
         .map(Some),
         _ => Ok(None),
-    };
-    result.map_err(|violation| ProxyError::Denied {
-        what: format!(
-            "{operation} ({} {})",
-            authorized.method, authorized.normalized.path
-        ),
-        reason: violation.to_string(),
-        policy: authorized.policy.name.to_string(),
-        rule: format!("{}.{}", authorized.policy.name, section(operation)),
-    })
+    }
 }
 
 /// The policy section whose settings decide an operation's inspection.
-fn section(operation: &str) -> &'static str {
+pub fn section(operation: &str) -> &'static str {
     match operation {
         "exec.create" => "exec",
         "volume.create" => "volume",

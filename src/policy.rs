@@ -11,10 +11,12 @@ mod layer;
 mod profiles;
 mod rules;
 
-pub use engine::{Authority, Decision, Reason, RequestFacts};
+pub use engine::{unmet_allow_rules, Authority, Decision, Reason, RequestFacts};
 pub use layer::{authorize, AuthorizeLayer, Authorized};
 pub use profiles::{profile_names, BUILTIN_DEFAULT_PROFILE};
-pub use rules::{Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, Rule};
+pub use rules::{
+    Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, Rule, UnmetCondition,
+};
 
 /// Every operation name with why it is dangerous, if it is: what rules and guardrails are
 /// checked against.

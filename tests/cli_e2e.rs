@@ -555,6 +555,51 @@ fn logs_follow_ends_when_container_exits() {
     assert_eq!(stdout_str(&tail.proxied), "line-19\nline-20\n");
 }
 
+/// A policy that allows `container.logs` only without `follow`: `docker logs` works, and
+/// `docker logs -f` is refused with a message naming the rule and the condition it fails, not
+/// "no rule allows container.logs" (which reads as if logs were not allowed at all).
+#[test]
+fn logs_follow_refusal_names_the_conditional_rule() {
+    let policy = format!(
+        r#"[[client]]
+name = "logs-reader"
+policy = "logs"
+uids = [{uid}]
+
+[policy.logs]
+allow = ["system.ping", "system.version", "container.list", "container.inspect"]
+
+[[policy.logs.rule]]
+name = "logs-no-follow"
+effect = "allow"
+operations = ["container.logs"]
+query = {{ follow = false }}
+"#,
+        uid = current_uid()
+    );
+    let p = Proxy::start_with(&policy, &daemon_socket());
+    let c = Cleanup::new();
+    let name = c.container("logs-cond");
+    run_detached(&name, &[], &["sh", "-c", "echo hello; sleep 60"]);
+    let cli = p.docker().timeout(Duration::from_secs(30));
+    // Without -f: allowed by the conditional rule.
+    let plain = cli.run(&["logs", &name]);
+    assert!(plain.status.success(), "logs:\n{}", describe(&plain));
+    assert_eq!(stdout_str(&plain), "hello\n");
+    // With -f: refused, and the CLI prints which rule and which condition.
+    let follow = cli.run(&["logs", "-f", &name]);
+    assert!(!follow.status.success(), "logs -f:\n{}", describe(&follow));
+    let err = stderr_str(&follow);
+    assert!(
+        err.contains(
+            "rule logs-no-follow allows container.logs only when follow is not set; \
+             this request has follow=1 (policy logs, rule default-deny)"
+        ),
+        "logs -f refusal: {err}"
+    );
+    assert!(!err.contains("no rule allows"), "logs -f refusal: {err}");
+}
+
 #[test]
 fn attach_gets_output_and_exit_code() {
     let p = Proxy::start();
