@@ -42,10 +42,20 @@ enum Command {
         log_format: Option<LogFormat>,
     },
     /// Validate a configuration file and exit: 0 when valid, 2 otherwise.
+    ///
+    /// Besides the file itself, check tests what `serve` needs from this machine at start,
+    /// without creating anything, and reports it as serve would: the audit file's directory
+    /// (writable) or syslog socket, each unix socket's directory (existing or creatable, and
+    /// writable) and group, each TCP address (bindable; an address in use is not reported, as
+    /// it may be the running server's). These are checked as the user running check: run it
+    /// as the user serve runs as, or give --no-fs for a file meant for another host or user.
     Check {
         /// Configuration file (TOML).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
+        /// Check the file only, not this machine's directories, sockets and addresses.
+        #[arg(long)]
+        no_fs: bool,
     },
     /// Show what sockwarden would do with one request, without contacting the daemon: the
     /// decision, the policy and rule, why, and for a refusal what in the configuration would
@@ -127,13 +137,7 @@ pub fn main() -> ExitCode {
             log_format,
         } => serve(config, compat, log_format),
         Command::Reload { config } => reload(&config),
-        Command::Check { config } => match Config::load(&config) {
-            Ok(_) => {
-                out(format_args!("{}: ok\n", config.display()));
-                ExitCode::SUCCESS
-            }
-            Err(e) => usage_error(&e),
-        },
+        Command::Check { config, no_fs } => check(&config, no_fs),
         Command::Explain {
             config,
             compat,
@@ -177,6 +181,28 @@ pub fn main() -> ExitCode {
         }
         Command::Audit { command } => crate::audit::report::run(command),
     }
+}
+
+fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    if !no_fs {
+        if let Err(refused) = Server::preflight(&config) {
+            let (setting, e) = *refused;
+            let origin = path.display();
+            let line = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| crate::config::line_of(&text, &setting));
+            return match line {
+                Some(line) => usage_error(&format!("{origin} line {line}: {setting}: {e}")),
+                None => usage_error(&format!("{origin}: {setting}: {e}")),
+            };
+        }
+    }
+    out(format_args!("{}: ok\n", path.display()));
+    ExitCode::SUCCESS
 }
 
 fn load(

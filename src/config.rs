@@ -343,6 +343,12 @@ fn locate(text: &str, setting: &str) -> Option<usize> {
     None
 }
 
+/// The line (1-based) where `setting` (`audit.path`, `listen[1].unix`, `policy.ci.allow[2]`)
+/// is written in `text`, or where its table starts.
+pub fn line_of(text: &str, setting: &str) -> Option<usize> {
+    locate_entry(text, setting).or_else(|| locate(text, setting))
+}
+
 /// The line (1-based) of one entry of a policy's operation list: `policy.ci.allow[2]`,
 /// `policy.ci.deny[0]`, `policy.ci.rule[1].operations[0]` (or of the rule itself,
 /// `policy.ci.rule[1]`), found from the TOML parser's spans; `None` for anything else.

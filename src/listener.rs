@@ -292,6 +292,60 @@ async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Lis
     })
 }
 
+fn not_a_socket(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{} exists and is not a socket", path.display()),
+    )
+}
+
+/// What [`Listener::bind`] would fail with, found without binding anything that stays or
+/// creating any file, for `sockwarden check`: a unix socket's directory must exist or be
+/// creatable, and be writable; its path must not hold another kind of file; its group must
+/// be one this user may give files to. A TCP address is bound and released at once; an address
+/// in use is not reported (it may be the running server's, before a reload), nor a live socket.
+pub fn preflight(addr: &ListenAddr) -> io::Result<()> {
+    use nix::unistd::{access, AccessFlags};
+    let errno = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
+    match addr {
+        ListenAddr::Unix { path, group, .. } => {
+            // The nearest existing ancestor: the directory itself, or where serve would
+            // create it (`create_dir_all`).
+            let mut dir = path.parent().unwrap_or(Path::new("/"));
+            while !dir.exists() {
+                dir = dir.parent().unwrap_or(Path::new("/"));
+            }
+            if !dir.is_dir() {
+                return Err(errno(nix::errno::Errno::ENOTDIR));
+            }
+            access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(errno)?;
+            match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.file_type().is_socket() => return Err(not_a_socket(path)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(gid) = group {
+                let gid = nix::unistd::Gid::from_raw(*gid);
+                let may = nix::unistd::geteuid().is_root()
+                    || nix::unistd::getegid() == gid
+                    || nix::unistd::getgroups().is_ok_and(|groups| groups.contains(&gid));
+                if !may {
+                    return Err(errno(nix::errno::Errno::EPERM));
+                }
+            }
+            Ok(())
+        }
+        ListenAddr::Tcp(addr) | ListenAddr::Tls { addr, .. } => {
+            match std::net::TcpListener::bind(addr) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
 /// Creates the parent directory if needed and clears a stale socket file.
 async fn prepare_socket_path(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
@@ -306,10 +360,7 @@ async fn prepare_socket_path(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     if !meta.file_type().is_socket() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket", path.display()),
-        ));
+        return Err(not_a_socket(path));
     }
     match UnixStream::connect(path).await {
         Ok(_) => Err(io::Error::new(

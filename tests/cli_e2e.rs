@@ -1168,3 +1168,161 @@ fn sigterm_stops_proxy_and_removes_socket() {
         p.socket.display()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// the one-shot commands: check, closed pipes
+// ---------------------------------------------------------------------------------------------
+
+/// `sockwarden ARGS...`, its output.
+fn sockwarden(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(SOCKWARDEN)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap()
+}
+
+/// `check` refuses what `serve` would refuse at start (an audit file in a missing directory,
+/// a socket path below a file, an address that is not this host's), with serve's own words
+/// and the setting's line; `--no-fs` checks the file alone.
+#[test]
+fn check_refuses_what_serve_refuses() {
+    let dir = tempfile::Builder::new()
+        .prefix("swc.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let cases = [
+        (
+            format!("[audit]\nsink = \"file\"\npath = \"{d}/missing/audit.log\"\n[[listen]]\nunix = \"{d}/ok.sock\"\n"),
+            3,
+            "audit.path",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{d}/ok.sock\"\n[[listen]]\nunix = \"{d}/file/proxy.sock\"\n"),
+            4,
+            "listen[1].unix",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{d}/file\"\n"),
+            2,
+            "listen[0].unix",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{d}/ok.sock\"\n[admin]\ntcp = \"192.0.2.1:9180\"\n"),
+            4,
+            "admin.tcp",
+        ),
+    ];
+    for (i, (body, line, setting)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("c{i}.toml"));
+        let text = format!("{body}[upstream]\nsocket = \"{d}/docker.sock\"\n");
+        std::fs::write(&file, &text).unwrap();
+        let file = file.display().to_string();
+        let check = sockwarden(&["check", "--config", &file]);
+        assert_eq!(
+            check.status.code(),
+            Some(2),
+            "check {text}: {}",
+            describe(&check)
+        );
+        let serve = sockwarden(&["serve", "--config", &file]);
+        assert!(
+            !serve.status.success(),
+            "serve {text}: {}",
+            describe(&serve)
+        );
+        let serve_err = stderr_str(&serve);
+        let serve_err = serve_err
+            .lines()
+            .last()
+            .unwrap()
+            .strip_prefix("sockwarden: ")
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            stderr_str(&check),
+            format!("sockwarden: {file} line {line}: {setting}: {serve_err}\n"),
+            "{text}"
+        );
+        let offline = sockwarden(&["check", "--no-fs", "--config", &file]);
+        assert!(
+            offline.status.success(),
+            "check --no-fs: {}",
+            describe(&offline)
+        );
+        assert_eq!(stdout_str(&offline), format!("{file}: ok\n"));
+    }
+    // A socket directory that does not exist yet is fine: serve creates it.
+    let file = dir.path().join("ok.toml");
+    std::fs::write(
+        &file,
+        format!("[[listen]]\nunix = \"{d}/new/dir/proxy.sock\"\n[upstream]\nsocket = \"{d}/docker.sock\"\n"),
+    )
+    .unwrap();
+    let check = sockwarden(&["check", "--config", &file.display().to_string()]);
+    assert!(check.status.success(), "{}", describe(&check));
+    assert!(
+        !dir.path().join("new").exists(),
+        "check must not create anything"
+    );
+}
+
+/// Every printing command, its stdout a pipe nobody reads (`| head` that has read enough):
+/// it ends quietly, never with Rust's "failed printing to stdout" panic (exit 101).
+#[test]
+fn printing_commands_exit_quietly_on_a_closed_pipe() {
+    let p = Proxy::start_config(|dir| {
+        format!(
+            "{client}\n[upstream]\nsocket = {up}\n[[listen]]\nunix = {sock}\n[admin]\nunix = {admin}\n",
+            client = allow_all_client_toml(),
+            up = toml_str(&daemon_socket().display().to_string()),
+            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            admin = toml_str(&dir.join("admin.sock").display().to_string()),
+        )
+    });
+    let config = p.config.display().to_string();
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/audit/ci-run.jsonl"
+    );
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["operations"],
+        vec!["compat", "docker-socket-proxy"],
+        vec!["check", "--config", &config],
+        vec![
+            "explain", "--config", &config, "--client", "sw-test", "GET", "/_ping",
+        ],
+        vec!["explain", "--json", "--config", &config, "GET", "/_ping"],
+        vec!["audit", "summarize", fixtures],
+        vec!["audit", "summarize", "--json", fixtures],
+        vec!["audit", "suggest", "--client", "ci", fixtures],
+        vec!["reload", "--config", &config],
+        vec!["--help"],
+        vec!["explain", "--help"],
+        vec!["--version"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(SOCKWARDEN)
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr_str(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+    // And as a user types it.
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("{SOCKWARDEN} operations | head -2")])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_str(&out).lines().count(), 2, "{}", describe(&out));
+    assert_eq!(stderr_str(&out), "");
+}
