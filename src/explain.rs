@@ -53,7 +53,8 @@ pub struct Change {
     pub section: Option<String>,
     /// The setting (`allow`, `bind_sources`, `allow_privileged`), when it is one.
     pub setting: Option<String>,
-    /// The value to set or add (`"container.logs"`, `true`, `"/srv/cache"`), when there is one.
+    /// The value to set or add, as TOML (`"container.logs"`, `true`, `"/srv/cache"`, `500`,
+    /// `nofile = 65536` for a table entry), when there is one.
     pub value: Option<String>,
     /// Whether the change opens something that reaches the host or its data.
     pub dangerous: bool,
@@ -416,6 +417,15 @@ fn inspection_change(authorized: &Authorized, violation: &Violation) -> Option<C
             format!("set {setting} = {amount} in {table}"),
             Some(amount.to_owned()),
         ),
+        // Caps that are always in force: a request without an admissible value is refused.
+        (Some(serde_json::Value::Number(_)), None)
+            if matches!(setting, "max_restart_retries" | "min_host_port") =>
+        {
+            (
+                format!("no value of {setting} allows this; change the request"),
+                None,
+            )
+        }
         (Some(serde_json::Value::Number(_) | serde_json::Value::Null), None) => (
             format!(
                 "give a value within {setting} in the request, or remove {setting} from {table}"

@@ -262,12 +262,7 @@ impl OwnedSocketFile {
 
 async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Listener> {
     prepare_socket_path(path).await?;
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let temp = temp_socket_path(path, std::process::id());
     let _ = std::fs::remove_file(&temp);
     let listener = UnixListener::bind(&temp)?;
     let placed = (|| {
@@ -292,6 +287,20 @@ async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Lis
     })
 }
 
+/// The socket is bound under a temporary name beside `path` (`.NAME.PID.tmp`) and renamed into
+/// place once its mode and group are set.
+fn temp_socket_path(path: &Path, pid: u32) -> PathBuf {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent.join(format!(".{file_name}.{pid}.tmp"))
+}
+
+/// The largest pid Linux hands out (`pid_max` is at most 2^22): the longest temporary name.
+const PID_MAX: u32 = 1 << 22;
+
 fn not_a_socket(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::AlreadyExists,
@@ -309,6 +318,14 @@ pub fn preflight(addr: &ListenAddr) -> io::Result<()> {
     let errno = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
     match addr {
         ListenAddr::Unix { path, group, .. } => {
+            // The temporary name must fit in sun_path (108 bytes with its NUL) too, whatever
+            // serve's pid: otherwise serve fails as std does for a long path, or only sometimes.
+            if temp_socket_path(path, PID_MAX).as_os_str().len() > 107 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "path must be shorter than SUN_LEN",
+                ));
+            }
             // The nearest existing ancestor: the directory itself, or where serve would
             // create it (`create_dir_all`).
             let mut dir = path.parent().unwrap_or(Path::new("/"));

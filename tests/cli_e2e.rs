@@ -1193,6 +1193,8 @@ fn check_refuses_what_serve_refuses() {
         .unwrap();
     let d = dir.path().display().to_string();
     std::fs::write(dir.path().join("file"), "").unwrap();
+    // 102 bytes: within sun_path, but the temporary name serve binds first is not.
+    let long = format!("{d}/{}", "s".repeat(102 - d.len() - 1));
     let cases = [
         (
             format!("[audit]\nsink = \"file\"\npath = \"{d}/missing/audit.log\"\n[[listen]]\nunix = \"{d}/ok.sock\"\n"),
@@ -1206,6 +1208,11 @@ fn check_refuses_what_serve_refuses() {
         ),
         (
             format!("[[listen]]\nunix = \"{d}/file\"\n"),
+            2,
+            "listen[0].unix",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{long}\"\n"),
             2,
             "listen[0].unix",
         ),
