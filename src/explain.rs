@@ -179,7 +179,7 @@ fn judge(out: &mut Explanation, authorized: &Authorized, body: &[u8]) {
         Ok(_) => out.decision = "allow",
         Err(violation) => {
             let change = inspection_change(authorized, &violation);
-            refused(out, refusal(authorized, &violation));
+            refused(out, crate::inspection::refusal(authorized, &violation));
             if authorized.dry_run {
                 out.decision = "would-deny";
                 out.status = None;
@@ -189,24 +189,6 @@ fn judge(out: &mut Explanation, authorized: &Authorized, body: &[u8]) {
                 out.change = change;
             }
         }
-    }
-}
-
-/// The refusal the proxy would answer for an inspection violation.
-fn refusal(authorized: &Authorized, violation: &Violation) -> ProxyError {
-    let operation = authorized.operation.name;
-    ProxyError::Denied {
-        what: format!(
-            "{operation} ({} {})",
-            authorized.method, authorized.normalized.path
-        ),
-        reason: violation.to_string(),
-        policy: authorized.policy.name.to_string(),
-        rule: format!(
-            "{}.{}",
-            authorized.policy.name,
-            crate::inspection::section(operation)
-        ),
     }
 }
 

@@ -96,8 +96,14 @@ pub fn check_request(
     authorized: &Authorized,
     body: &[u8],
 ) -> Result<Option<inspect::Summary>, ProxyError> {
+    check_violation(authorized, body).map_err(|violation| refusal(authorized, &violation))
+}
+
+/// The refusal a client gets for an inspection violation: 403 naming the policy and its
+/// inspection section as the rule.
+pub fn refusal(authorized: &Authorized, violation: &inspect::Violation) -> ProxyError {
     let operation = authorized.operation.name;
-    check_violation(authorized, body).map_err(|violation| ProxyError::Denied {
+    ProxyError::Denied {
         what: format!(
             "{operation} ({} {})",
             authorized.method, authorized.normalized.path
@@ -105,7 +111,7 @@ pub fn check_request(
         reason: violation.to_string(),
         policy: authorized.policy.name.to_string(),
         rule: format!("{}.{}", authorized.policy.name, section(operation)),
-    })
+    }
 }
 
 /// Whether `operation`'s request body is read and inspected (so deciding it needs the body).
