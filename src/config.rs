@@ -350,7 +350,7 @@ pub fn line_of(text: &str, setting: &str) -> Option<usize> {
 }
 
 /// The line (1-based) of one entry of a policy's operation list: `policy.ci.allow[2]`,
-/// `policy.ci.deny[0]`, `policy.ci.rule[1].operations[0]` (or of the rule itself,
+/// `policy.ci.deny[0]`, `policy.ci.allow_dangerous[1]`, `policy.ci.rule[1].operations[0]` (or of the rule itself,
 /// `policy.ci.rule[1]`), found from the TOML parser's spans; `None` for anything else.
 fn locate_entry(text: &str, setting: &str) -> Option<usize> {
     use toml::Spanned;
@@ -365,6 +365,8 @@ fn locate_entry(text: &str, setting: &str) -> Option<usize> {
         allow: Vec<Spanned<String>>,
         #[serde(default)]
         deny: Vec<Spanned<String>>,
+        #[serde(default)]
+        allow_dangerous: Vec<Spanned<String>>,
         #[serde(default)]
         rule: Vec<Spanned<Rule>>,
     }
@@ -389,6 +391,8 @@ fn locate_entry(text: &str, setting: &str) -> Option<usize> {
         policy.allow.get(i)?.span()
     } else if let Some(i) = index(entry, "deny") {
         policy.deny.get(i)?.span()
+    } else if let Some(i) = index(entry, "allow_dangerous") {
+        policy.allow_dangerous.get(i)?.span()
     } else {
         let (rule, operation) = match entry.split_once('.') {
             Some((rule, operation)) => (rule, Some(operation)),
@@ -925,6 +929,15 @@ mod tests {
         assert!(
             err.0
                 .starts_with("f.toml line 4: policy.p.rule[0]: rule \"r\" opens image.save"),
+            "{err}"
+        );
+        let acknowledged = format!(
+            "[policy.p]\nallow = [\"image.save\"]\nallow_dangerous = [\n  \"image.save\",\n  \"image.sav\",\n]\n{listen}"
+        );
+        let err = Config::parse(&acknowledged, "f.toml").unwrap_err();
+        assert!(
+            err.0
+                .starts_with("f.toml line 5: policy.p.allow_dangerous[1]: \"image.sav\""),
             "{err}"
         );
         let text = text.replace("image.save", "imgae.save");

@@ -293,12 +293,21 @@ pub(super) fn compile_policy(
     }
     let inspect = InspectRules::from_raw(key, raw, base_policy.as_ref())?;
     own_rules(key, raw, catalogue, &mut rules)?;
-    allow_dangerous.extend(raw.allow_dangerous.iter().map(|p| Pattern::new(p)));
     check_patterns(
         &format!("{key}.allow_dangerous"),
         &allow_dangerous,
         catalogue,
     )?;
+    // The policy's own entries one by one, so an error names the entry (and its line).
+    for (i, pattern) in raw.allow_dangerous.iter().enumerate() {
+        let pattern = Pattern::new(pattern);
+        check_patterns(
+            &format!("{key}.allow_dangerous[{i}]"),
+            std::slice::from_ref(&pattern),
+            catalogue,
+        )?;
+        allow_dangerous.push(pattern);
+    }
     let inspection = raw
         .inspection
         .or(base_policy.as_ref().and_then(|b| b.inspection))
