@@ -1333,3 +1333,72 @@ fn printing_commands_exit_quietly_on_a_closed_pipe() {
     assert_eq!(stdout_str(&out).lines().count(), 2, "{}", describe(&out));
     assert_eq!(stderr_str(&out), "");
 }
+
+/// The filesystem checks run as the user running `check`, as `serve` would run: a socket
+/// directory that user cannot create is refused by both, with the same words.
+#[test]
+fn check_as_another_user_refuses_what_serve_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("swc.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[upstream]\nsocket = \"/nonexistent/docker.sock\"\n[[listen]]\nunix = \"{}/sub/proxy.sock\"\n",
+            private.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = file.display().to_string();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                SOCKWARDEN,
+            ])
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+    let check = as_nobody(&["check", "--config", &file]);
+    assert_eq!(check.status.code(), Some(2), "{}", describe(&check));
+    let serve = as_nobody(&["serve", "--config", &file]);
+    assert!(!serve.status.success(), "{}", describe(&serve));
+    let serve_err = stderr_str(&serve);
+    let serve_err = serve_err
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("sockwarden: ")
+        .unwrap();
+    assert!(
+        serve_err.ends_with("Permission denied (os error 13)"),
+        "{serve_err}"
+    );
+    assert_eq!(
+        stderr_str(&check),
+        format!("sockwarden: {file} line 4: listen[0].unix: {serve_err}\n")
+    );
+    // As root (who may create it), and with --no-fs, the same file passes.
+    let root = sockwarden(&["check", "--config", &file]);
+    assert!(root.status.success(), "{}", describe(&root));
+    let offline = as_nobody(&["check", "--no-fs", "--config", &file]);
+    assert!(offline.status.success(), "{}", describe(&offline));
+    assert!(
+        !private.join("sub").exists(),
+        "check must not create anything"
+    );
+}
