@@ -33,6 +33,11 @@ use crate::metrics::Metrics;
 pub use schema::Record;
 pub use sink::SinkConfig;
 
+/// An error opening the sink, as `serve` (and `check`) report it.
+fn sink_error(config: &SinkConfig, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("audit {config}: {e}"))
+}
+
 /// The response header that carries the request id, to find a request's record.
 pub const REQUEST_ID_HEADER: &str = "x-sockwarden-request-id";
 
@@ -95,7 +100,7 @@ impl Audit {
         let (sink, writer) = match &settings.sink {
             Some(config) => {
                 let (state, handle) = sink::start(config, settings.queue, metrics.clone())
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("audit {config}: {e}")))?;
+                    .map_err(|e| sink_error(config, e))?;
                 (Some(state), Some(handle))
             }
             None => (None, None),
@@ -116,6 +121,15 @@ impl Audit {
                 last_complaint: Mutex::new(None),
             }),
         })
+    }
+
+    /// Whether [`Audit::start`] could open the sink, without opening it (no file is created):
+    /// the same error `start` would give, for `sockwarden check`.
+    pub fn preflight(settings: &AuditSettings) -> std::io::Result<()> {
+        match &settings.sink {
+            Some(config) => sink::preflight(config).map_err(|e| sink_error(config, e)),
+            None => Ok(()),
+        }
     }
 
     /// The metrics this audit log feeds.

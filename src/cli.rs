@@ -42,12 +42,24 @@ enum Command {
         log_format: Option<LogFormat>,
     },
     /// Validate a configuration file and exit: 0 when valid, 2 otherwise.
+    ///
+    /// Besides the file itself, check tests what `serve` needs from this machine at start,
+    /// without creating anything, and reports it as serve would: the audit file's directory
+    /// (writable) or syslog socket, each unix socket's directory (existing or creatable, and
+    /// writable) and group, each TCP address (bindable; an address in use is not reported, as
+    /// it may be the running server's). These are checked as the user running check: run it
+    /// as the user serve runs as, or give --no-fs for a file meant for another host or user.
     Check {
         /// Configuration file (TOML).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
+        /// Check the file only, not this machine's directories, sockets and addresses.
+        #[arg(long)]
+        no_fs: bool,
     },
-    /// Show what sockwarden would do with one request, without contacting the daemon.
+    /// Show what sockwarden would do with one request, without contacting the daemon: the
+    /// decision, the policy and rule, why, and for a refusal what in the configuration would
+    /// allow it (a `change:` line; `change` in --json), marking dangerous changes.
     Explain {
         /// Configuration file (TOML).
         #[arg(
@@ -60,10 +72,13 @@ enum Command {
         /// Use another proxy's environment switches instead of a file (client `docker-socket-proxy`).
         #[arg(long, value_enum, value_name = "PROXY", conflicts_with = "config")]
         compat: Option<Compat>,
-        /// The client to decide for (a [[client]] name).
+        /// The client to decide for (a [[client]] name); without it, a connection that matches
+        /// no client.
         #[arg(long, value_name = "NAME")]
-        client: String,
-        /// A file holding the request body (for inspected operations such as container.create).
+        client: Option<String>,
+        /// A file holding the request body. Operations whose body is inspected
+        /// (container.create, container.update, exec.create, volume.create, network.create,
+        /// network.connect, service.create/update, plugin.pull/upgrade) are only decided with it.
         #[arg(long, value_name = "FILE")]
         body: Option<PathBuf>,
         /// Print JSON instead of text.
@@ -122,13 +137,7 @@ pub fn main() -> ExitCode {
             log_format,
         } => serve(config, compat, log_format),
         Command::Reload { config } => reload(&config),
-        Command::Check { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => usage_error(&e),
-        },
+        Command::Check { config, no_fs } => check(&config, no_fs),
         Command::Explain {
             config,
             compat,
@@ -137,33 +146,63 @@ pub fn main() -> ExitCode {
             json,
             method,
             target,
-        } => explain(config, compat, &client, body, json, &method, &target),
+        } => explain(
+            config,
+            compat,
+            client.as_deref(),
+            body,
+            json,
+            &method,
+            &target,
+        ),
         Command::Compat { proxy } => match proxy {
             Compat::DockerSocketProxy => {
                 let policy = crate::compat::docker_socket_proxy(&env_var);
-                print!(
+                out(format_args!(
                     "# From the environment switches: {}\n{}",
                     crate::compat::variables().join(", "),
                     crate::compat::to_toml(&policy, "docker-socket-proxy")
-                );
+                ));
                 ExitCode::SUCCESS
             }
         },
         Command::Operations => {
             for info in crate::route::OPERATION_TABLE {
                 let danger = if info.dangerous() { "dangerous" } else { "-" };
-                println!(
-                    "{:<28} {:<7} {:<10} {}",
+                out(format_args!(
+                    "{:<28} {:<7} {:<10} {}\n",
                     info.name,
                     format!("{:?}", info.access),
                     danger,
                     info.routes
-                );
+                ));
             }
             ExitCode::SUCCESS
         }
         Command::Audit { command } => crate::audit::report::run(command),
     }
+}
+
+fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    if !no_fs {
+        if let Err(refused) = Server::preflight(&config) {
+            let (setting, e) = *refused;
+            let origin = path.display();
+            let line = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| crate::config::line_of(&text, &setting));
+            return match line {
+                Some(line) => usage_error(&format!("{origin} line {line}: {setting}: {e}")),
+                None => usage_error(&format!("{origin}: {setting}: {e}")),
+            };
+        }
+    }
+    out(format_args!("{}: ok\n", path.display()));
+    ExitCode::SUCCESS
 }
 
 fn load(
@@ -180,7 +219,7 @@ fn load(
 fn explain(
     config: Option<PathBuf>,
     compat: Option<Compat>,
-    client: &str,
+    client: Option<&str>,
     body: Option<PathBuf>,
     json: bool,
     method: &str,
@@ -197,16 +236,35 @@ fn explain(
     match crate::explain::explain(&config, client, method, target, body.as_deref()) {
         Ok(explanation) if json => match serde_json::to_string_pretty(&explanation) {
             Ok(text) => {
-                println!("{text}");
+                out(format_args!("{text}\n"));
                 ExitCode::SUCCESS
             }
             Err(e) => usage_error(&e),
         },
         Ok(explanation) => {
-            println!("{explanation}");
+            out(format_args!("{explanation}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => usage_error(&e),
+    }
+}
+
+/// Writes a command's output to stdout. When the reader has gone away (`sockwarden operations |
+/// head -2` closes the pipe), the process ends quietly with status 0, as a command killed by
+/// SIGPIPE would in C: Rust ignores SIGPIPE, so `println!` would panic (exit 101) instead. Only
+/// the one-shot commands print through this; `serve` never does (a client closing its socket
+/// must never end the server, and its stdout audit sink handles its own write errors). Every
+/// command prints its output only once its outcome is known, so status 0 is its status.
+pub(crate) fn out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("sockwarden: cannot write to stdout: {e}");
+            std::process::exit(1)
+        }
     }
 }
 
@@ -229,7 +287,7 @@ fn reload(path: &std::path::Path) -> ExitCode {
     };
     match crate::admin::request_reload(admin) {
         Ok(answer) => {
-            println!("{answer}");
+            out(format_args!("{answer}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -245,7 +245,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
         validate(raw, false).map_err(|e| {
             let setting = e.0.split(": ").next().unwrap_or_default();
-            match locate(text, setting) {
+            match locate_entry(text, setting).or_else(|| locate(text, setting)) {
                 Some(line) => ConfigError(format!("{origin} line {line}: {e}")),
                 None => ConfigError(format!("{origin}: {e}")),
             }
@@ -299,6 +299,74 @@ fn locate(text: &str, setting: &str) -> Option<usize> {
         return Some(key_line.map_or(start, |(i, _)| i) + 1);
     }
     None
+}
+
+/// The line (1-based) where `setting` (`audit.path`, `listen[1].unix`, `policy.ci.allow[2]`)
+/// is written in `text`, or where its table starts.
+pub fn line_of(text: &str, setting: &str) -> Option<usize> {
+    locate_entry(text, setting).or_else(|| locate(text, setting))
+}
+
+/// The line (1-based) of one entry of a policy's operation list: `policy.ci.allow[2]`,
+/// `policy.ci.deny[0]`, `policy.ci.allow_dangerous[1]`, `policy.ci.rule[1].operations[0]` (or of the rule itself,
+/// `policy.ci.rule[1]`), found from the TOML parser's spans; `None` for anything else.
+fn locate_entry(text: &str, setting: &str) -> Option<usize> {
+    use toml::Spanned;
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        policy: BTreeMap<String, Policy>,
+    }
+    #[derive(Deserialize)]
+    struct Policy {
+        #[serde(default)]
+        allow: Vec<Spanned<String>>,
+        #[serde(default)]
+        deny: Vec<Spanned<String>>,
+        #[serde(default)]
+        allow_dangerous: Vec<Spanned<String>>,
+        #[serde(default)]
+        rule: Vec<Spanned<Rule>>,
+    }
+    #[derive(Deserialize)]
+    struct Rule {
+        #[serde(default)]
+        operations: Vec<Spanned<String>>,
+    }
+    fn index(segment: &str, name: &str) -> Option<usize> {
+        segment
+            .strip_prefix(name)?
+            .strip_prefix('[')?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    }
+    let rest = setting.strip_prefix("policy.")?;
+    let (name, entry) = rest.split_once('.')?;
+    let doc: Doc = toml::from_str(text).ok()?;
+    let policy = doc.policy.get(name)?;
+    let span = if let Some(i) = index(entry, "allow") {
+        policy.allow.get(i)?.span()
+    } else if let Some(i) = index(entry, "deny") {
+        policy.deny.get(i)?.span()
+    } else if let Some(i) = index(entry, "allow_dangerous") {
+        policy.allow_dangerous.get(i)?.span()
+    } else {
+        let (rule, operation) = match entry.split_once('.') {
+            Some((rule, operation)) => (rule, Some(operation)),
+            None => (entry, None),
+        };
+        let rule = policy.rule.get(index(rule, "rule")?)?;
+        match operation {
+            Some(operation) => rule
+                .get_ref()
+                .operations
+                .get(index(operation, "operations")?)?
+                .span(),
+            None => rule.span(),
+        }
+    };
+    Some(text[..span.start.min(text.len())].matches('\n').count() + 1)
 }
 
 /// One line for a TOML error: file, line, and what the parser said (which names the key).
@@ -793,6 +861,50 @@ mod tests {
         let text = "[policy.p]\ndeny = []\nallow = [\"contianer.list\"]\n[[client]]\nname = \"c\"\npolicy = \"p\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
         let err = Config::parse(text, "f.toml").unwrap_err();
         assert!(err.0.starts_with("f.toml line 3: policy.p.allow"), "{err}");
+        // In a list over several lines, the entry's own line, not the list's or the table's.
+        let listen =
+            "[[client]]\nname = \"c\"\npolicy = \"p\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
+        let text = format!(
+            "[policy.p]\nprofile = \"read-only\"\nallow = [\n  \"container.list\",\n  \"contianer.logs\",\n]\n{listen}"
+        );
+        let err = Config::parse(&text, "f.toml").unwrap_err();
+        assert!(
+            err.0.starts_with(
+                "f.toml line 5: policy.p.allow[1]: \"contianer.logs\" matches no operation"
+            ),
+            "{err}"
+        );
+        // A guardrail refusal names the entry that opens the dangerous operation.
+        let text = format!(
+            "[policy.p]\nprofile = \"read-only\"\nallow = [\n  \"container.list\",\n  \"container.export\",\n]\n{listen}"
+        );
+        let err = Config::parse(&text, "f.toml").unwrap_err();
+        assert!(err.0.starts_with("f.toml line 5: policy.p.allow[1]: rule \"allow container.export\" opens container.export"), "{err}");
+        let text = format!(
+            "[policy.p]\ndeny = [\"system.ping\"]\n\n[[policy.p.rule]]\nname = \"r\"\neffect = \"allow\"\noperations = [\n  \"container.list\",\n  \"image.save\",\n]\n{listen}"
+        );
+        let err = Config::parse(&text, "f.toml").unwrap_err();
+        assert!(
+            err.0
+                .starts_with("f.toml line 4: policy.p.rule[0]: rule \"r\" opens image.save"),
+            "{err}"
+        );
+        let acknowledged = format!(
+            "[policy.p]\nallow = [\"image.save\"]\nallow_dangerous = [\n  \"image.save\",\n  \"image.sav\",\n]\n{listen}"
+        );
+        let err = Config::parse(&acknowledged, "f.toml").unwrap_err();
+        assert!(
+            err.0
+                .starts_with("f.toml line 5: policy.p.allow_dangerous[1]: \"image.sav\""),
+            "{err}"
+        );
+        let text = text.replace("image.save", "imgae.save");
+        let err = Config::parse(&text, "f.toml").unwrap_err();
+        assert!(
+            err.0
+                .starts_with("f.toml line 9: policy.p.rule[0].operations[1]: \"imgae.save\""),
+            "{err}"
+        );
         let text =
             "[[client]]\nname = \"c\"\npolicy = \"nope\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
         let err = Config::parse(text, "f.toml").unwrap_err();

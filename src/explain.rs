@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::policy;
+use crate::inspect::Violation;
+use crate::policy::layer::Authorized;
+use crate::policy::{self, Effect, Policy, RequestFacts};
 
 /// The outcome for one request.
 #[derive(Debug, Serialize)]
@@ -37,17 +39,71 @@ pub struct Explanation {
     /// Enforced defaults the policy would add to the body before forwarding it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub defaults_applied: Vec<String>,
+    /// For a refusal: what in the configuration would allow the request (`None` when nothing
+    /// would, or the request was not refused).
+    pub change: Option<Change>,
+}
+
+/// What to change in the configuration so that a refused request would be allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// The change in words, naming the TOML table and setting:
+    /// `add "container.logs" to allow in [policy.ci]`.
+    pub text: String,
+    /// The TOML table it goes in (`[policy.ci.container]`), when it is one.
+    pub section: Option<String>,
+    /// The setting (`allow`, `bind_sources`, `allow_privileged`), when it is one.
+    pub setting: Option<String>,
+    /// The value to set or add, as TOML (`"container.logs"`, `true`, `"/srv/cache"`, `500`,
+    /// `nofile = 65536` for a table entry), when there is one.
+    pub value: Option<String>,
+    /// Whether the change opens something that reaches the host or its data.
+    pub dangerous: bool,
+    /// Why it is dangerous.
+    pub danger: Option<String>,
+}
+
+impl Change {
+    fn text(text: String) -> Change {
+        Change {
+            text,
+            section: None,
+            setting: None,
+            value: None,
+            dangerous: false,
+            danger: None,
+        }
+    }
+
+    fn setting(text: String, section: &str, setting: &str, value: Option<String>) -> Change {
+        Change {
+            section: Some(section.to_owned()),
+            setting: Some(setting.to_owned()),
+            value,
+            ..Change::text(text)
+        }
+    }
+
+    fn danger(mut self, why: Option<&str>) -> Change {
+        if let Some(why) = why {
+            self.dangerous = true;
+            self.danger = Some(why.to_owned());
+        }
+        self
+    }
 }
 
 /// Explains `method target` for `client` under `config`, with an optional request body.
+/// `client` `None` explains a connection that matches no configured client. Without a body, an
+/// operation whose body is inspected is not decided (`undecided`): the body decides it.
 pub fn explain(
     config: &Config,
-    client: &str,
+    client: Option<&str>,
     method: &str,
     target: &str,
     body: Option<&[u8]>,
 ) -> Result<Explanation, String> {
-    if !config.authority.has_client(client) {
+    if let Some(client) = client.filter(|c| !config.authority.has_client(c)) {
         return Err(format!("no client named {client:?} in the configuration"));
     }
     let method = Method::from_bytes(method.as_bytes())
@@ -56,7 +112,7 @@ pub fn explain(
         .parse()
         .map_err(|e| format!("{target:?} is not a request target: {e}"))?;
     let mut out = Explanation {
-        client: client.to_owned(),
+        client: client.unwrap_or(NO_CLIENT).to_owned(),
         method: method.to_string(),
         target: target.to_owned(),
         operation: None,
@@ -67,17 +123,25 @@ pub fn explain(
         rule: None,
         reason: String::new(),
         defaults_applied: Vec::new(),
+        change: None,
     };
     let authorized = match policy::layer::authorize(
         &config.authority,
-        Some(Arc::from(client)),
+        client.map(Arc::from),
         &method,
         &uri,
         &HeaderMap::new(),
     ) {
         Ok(authorized) => authorized,
         Err(refusal) => {
+            let denied_by = match &refusal {
+                ProxyError::Denied { rule, .. } => Some(rule.clone()),
+                _ => None,
+            };
             refused(&mut out, refusal);
+            if let Some(rule) = denied_by {
+                out.change = policy_change(config, client, &method, &uri, &rule);
+            }
             return Ok(out);
         }
     };
@@ -86,23 +150,351 @@ pub fn explain(
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
     out.reason = authorized.decision.reason.to_string();
-    let body = body.unwrap_or_default();
+    if authorized.would_deny {
+        out.change = policy_change(config, client, &method, &uri, &authorized.decision.rule);
+    }
+    let inspected = authorized.policy.inspection;
+    let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
+        return Ok(decide_without_body(out, &authorized, body));
+    };
     let rewritten = crate::inspection::apply_defaults(&authorized, body);
     if let Some((_, applied)) = &rewritten {
         out.defaults_applied = applied.clone();
     }
     let body = rewritten.as_ref().map_or(body, |(b, _)| b.as_slice());
-    match crate::inspection::check_request(&authorized, body) {
+    judge(&mut out, &authorized, body);
+    Ok(out)
+}
+
+/// The name shown for a connection that matches no client.
+const NO_CLIENT: &str = "(none: matches no client)";
+
+fn inspects_body(operation: &str) -> bool {
+    crate::inspection::inspects_body(operation)
+}
+
+/// Runs the inspection on `body` and records the outcome.
+fn judge(out: &mut Explanation, authorized: &Authorized, body: &[u8]) {
+    match crate::inspection::check_violation(authorized, body) {
         Ok(_) if authorized.would_deny => out.decision = "would-deny",
         Ok(_) => out.decision = "allow",
-        Err(refusal) if authorized.dry_run => {
-            refused(&mut out, refusal);
-            out.decision = "would-deny";
-            out.status = None;
+        Err(violation) => {
+            let change = inspection_change(authorized, &violation);
+            refused(out, crate::inspection::refusal(authorized, &violation));
+            if authorized.dry_run {
+                out.decision = "would-deny";
+                out.status = None;
+            }
+            // A policy refusal recorded in audit mode keeps its own change first.
+            if out.change.is_none() {
+                out.change = change;
+            }
         }
-        Err(refusal) => refused(&mut out, refusal),
     }
-    Ok(out)
+}
+
+/// No body was given: an operation whose body is inspected is left undecided (the policy's
+/// answer is reported, and that the body decides the rest); any other is decided on an empty
+/// body, as the proxy would.
+fn decide_without_body(
+    mut out: Explanation,
+    authorized: &Authorized,
+    body: Option<&[u8]>,
+) -> Explanation {
+    let operation = authorized.operation.name;
+    if body.is_none() && authorized.policy.inspection && inspects_body(operation) {
+        if authorized.would_deny {
+            // The rules already refuse it (audit mode): no body could change that.
+            out.decision = "would-deny";
+            return out;
+        }
+        out.decision = "undecided";
+        out.status = None;
+        out.reason = format!(
+            "{operation}'s request body is inspected and decides the answer: give the body \
+             with --body FILE (the policy's rules allow the operation: {})",
+            out.reason
+        );
+        return out;
+    }
+    judge(&mut out, authorized, body.unwrap_or_default());
+    out
+}
+
+/// What would allow a request the policy's rules refuse (`rule` decided it).
+fn policy_change(
+    config: &Config,
+    client: Option<&str>,
+    method: &Method,
+    uri: &Uri,
+    rule: &str,
+) -> Option<Change> {
+    let Some(client) = client else {
+        return Some(Change::text(
+            "add a [[client]] (name, policy) whose match covers this connection: uids, users, \
+             gids or groups for a unix peer, sources for a TCP peer, cert_cn or cert_san for a \
+             TLS peer; or set fallback = \"CLIENT\" on the [[listen]] it connects to"
+                .into(),
+        ));
+    };
+    let policy = config.authority.policy_for(client)?;
+    let normalized = crate::route::normalize(method, uri).ok()?;
+    let operation = crate::route::classify(method, &normalized.path, &normalized.query);
+    let facts = RequestFacts {
+        operation: operation.name,
+        method,
+        path: &normalized.path,
+        query: normalized.query.pairs(),
+    };
+    let table = format!("[policy.{}]", policy.name);
+    let danger = policy::catalogue()
+        .into_iter()
+        .find(|(name, _)| *name == operation.name)
+        .and_then(|(_, why)| why);
+    let allow = allow_change(policy, &facts, client, danger);
+    if rule == "default-deny" {
+        let unmet = policy::unmet_allow_rules(policy, &facts);
+        if let Some((conditional, conditions)) = unmet.first() {
+            let params: Vec<String> = conditions
+                .iter()
+                .map(|c| format!("query.{}", c.param))
+                .collect();
+            let text = format!(
+                "change or remove {} of rule {} in [[policy.{}.rule]] (it wants {}), or {}",
+                params.join(" and "),
+                conditional.name,
+                policy.name,
+                conditions
+                    .iter()
+                    .map(|c| c.wanted.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                allow.text
+            );
+            return Some(Change { text, ..allow });
+        }
+        return Some(allow);
+    }
+    // A deny rule decided: it must go or stop matching, and an allow must remain.
+    let deny = policy.rules.iter().find(|r| *r.name == *rule)?;
+    let pattern = deny.operations.first().map(|p| p.as_str().to_owned());
+    let mut text = match (rule.strip_prefix("deny "), &pattern) {
+        (Some(shorthand), Some(pattern)) if shorthand == pattern && !deny.is_conditional() => {
+            if deny.operations.iter().any(|p| p.is_wildcard()) {
+                format!(
+                    "narrow \"{pattern}\" in deny of {table} so that it no longer matches {}",
+                    operation.name
+                )
+            } else {
+                format!("remove \"{pattern}\" from deny in {table}")
+            }
+        }
+        _ => format!(
+            "remove or narrow the deny rule {} in [[policy.{}.rule]] (it matches this request)",
+            deny.name, policy.name
+        ),
+    };
+    if policy.builtin_profile {
+        text = format!(
+            "the built-in profile {} denies it: give client {client} its own [policy.NAME] \
+             without that rule",
+            policy.name
+        );
+    }
+    let allowed_otherwise = policy
+        .rules
+        .iter()
+        .any(|r| r.effect == Effect::Allow && r.matches(&facts));
+    if !allowed_otherwise {
+        text = format!("{text}, and {}", allow.text);
+    }
+    Some(Change {
+        text,
+        section: Some(table),
+        setting: Some("deny".into()),
+        value: pattern,
+        dangerous: allow.dangerous,
+        danger: allow.danger,
+    })
+}
+
+/// The allow entry that would open the request's operation in `policy`.
+fn allow_change(
+    policy: &Policy,
+    facts: &RequestFacts<'_>,
+    client: &str,
+    danger: Option<&str>,
+) -> Change {
+    let operation = facts.operation;
+    let (table, how) = if policy.builtin_profile {
+        (
+            "[policy.NAME]".to_owned(),
+            format!(
+                " (with profile = \"{}\", and policy = \"NAME\" for client {client}: the \
+                 built-in profile itself cannot change)",
+                policy.name
+            ),
+        )
+    } else {
+        (format!("[policy.{}]", policy.name), String::new())
+    };
+    let text = if operation == "unknown" {
+        format!(
+            "add a rule with effect = \"allow\", methods = [\"{}\"], paths = [\"{}\"] to \
+             [[policy.{}.rule]], and \"unknown\" to allow_dangerous in {table}{how}",
+            facts.method,
+            facts.path.escape_debug(),
+            policy.name
+        )
+    } else if danger.is_some() {
+        format!("add \"{operation}\" to allow and to allow_dangerous in {table}{how}")
+    } else {
+        format!("add \"{operation}\" to allow in {table}{how}")
+    };
+    let danger = if operation == "unknown" {
+        Some("routes sockwarden cannot name pass unchecked")
+    } else {
+        danger
+    };
+    Change::setting(text, &table, "allow", Some(format!("\"{operation}\""))).danger(danger)
+}
+
+/// What would allow a request the inspection refused: the setting the violation names, set to
+/// admit this request's value.
+fn inspection_change(authorized: &Authorized, violation: &Violation) -> Option<Change> {
+    let policy = &authorized.policy;
+    let Some(setting) = violation.setting.as_deref() else {
+        return Some(Change::text(format!(
+            "none: no setting allows this ({}); change the request",
+            violation
+        )));
+    };
+    let section = crate::inspection::section(authorized.operation.name);
+    let table = if policy.builtin_profile {
+        format!("[policy.NAME.{section}]")
+    } else {
+        format!("[policy.{}.{section}]", policy.name)
+    };
+    let current = current_setting(&policy.inspect, section, setting);
+    let value = violation.value.as_deref();
+    let (text, value) = match (&current, value) {
+        (Some(serde_json::Value::Bool(now)), _) => (
+            format!("set {setting} = {} in {table}", !now),
+            Some((!now).to_string()),
+        ),
+        (Some(serde_json::Value::Object(_)), Some(entry)) => (
+            format!(
+                "add {entry} to [{}.{setting}]",
+                table.trim_matches(['[', ']'])
+            ),
+            Some(entry.to_owned()),
+        ),
+        (Some(serde_json::Value::Array(_)), Some(entry)) => {
+            let quoted = format!("\"{}\"", entry.escape_debug());
+            (
+                format!("add {quoted} to {setting} in {table}"),
+                Some(quoted),
+            )
+        }
+        (Some(serde_json::Value::Number(_) | serde_json::Value::Null), Some(amount)) => (
+            format!("set {setting} = {amount} in {table}"),
+            Some(amount.to_owned()),
+        ),
+        // Caps that are always in force: a request without an admissible value is refused.
+        (Some(serde_json::Value::Number(_)), None)
+            if matches!(setting, "max_restart_retries" | "min_host_port") =>
+        {
+            (
+                format!("no value of {setting} allows this; change the request"),
+                None,
+            )
+        }
+        (Some(serde_json::Value::Number(_) | serde_json::Value::Null), None) => (
+            format!(
+                "give a value within {setting} in the request, or remove {setting} from {table}"
+            ),
+            None,
+        ),
+        _ => (
+            format!("no value of {setting} allows this; change the request"),
+            None,
+        ),
+    };
+    let text = if policy.builtin_profile {
+        format!(
+            "{text} (in a [policy.NAME] with profile = \"{}\", used by this client instead)",
+            policy.name
+        )
+    } else {
+        text
+    };
+    Some(
+        Change::setting(text, &table, setting, value).danger(dangerous_setting(setting, violation)),
+    )
+}
+
+/// A setting's value in force, as JSON (`null` for an unset cap).
+fn current_setting(
+    rules: &crate::policy::InspectRules,
+    section: &str,
+    setting: &str,
+) -> Option<serde_json::Value> {
+    let section = match section {
+        "container" => serde_json::to_value(&rules.container),
+        "exec" => serde_json::to_value(&rules.exec),
+        "volume" => serde_json::to_value(&rules.volume),
+        "network" => serde_json::to_value(&rules.network),
+        "build" => serde_json::to_value(&rules.build),
+        "plugin" => serde_json::to_value(&rules.plugin),
+        _ => return None,
+    };
+    section.ok()?.get(setting).cloned()
+}
+
+/// Inspection settings whose widening gives a client's containers (or the daemon acting for
+/// it) reach into the host, and why.
+const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
+    ("allow_privileged", "privileged means full root on the host"),
+    ("cap_add", "added capabilities widen what a container can do to the host kernel"),
+    ("bind_sources", "the client's containers reach these host files"),
+    (
+        "require_read_only_binds",
+        "a writable bind lets a container plant symlinks that later binds follow outside bind_sources",
+    ),
+    ("allow_mount_driver_config", "volume driver options can bind host paths"),
+    ("allow_special_mount_targets", "mounts over /proc, /sys or /dev reach the host kernel"),
+    ("allow_volumes_from", "inherits another container's mounts, including host binds"),
+    ("allow_host_namespaces", "host namespaces see and reach the host's processes and network"),
+    ("allow_devices", "host devices are host access"),
+    ("security_opt", "disabling seccomp, AppArmor or SELinux removes a confinement"),
+    ("allow_cgroup_parent", "places the container outside the daemon's resource control"),
+    ("allow_unmasked_paths", "unmasked /proc paths expose the host kernel"),
+    ("sysctls", "kernel settings"),
+    ("runtimes", "another OCI runtime may not isolate the same way"),
+    ("allow_unknown_config_fields", "fields the inspector does not know pass uninspected"),
+    ("allow_unknown_params", "parameters the inspector does not know pass uninspected"),
+    ("allow_remote", "the daemon fetches URLs from the host's network"),
+    ("allow_buildkit", "BuildKit's session is opaque to inspection"),
+    ("allow_driver_opts", "a local volume with o=bind is a host bind"),
+    ("names", "plugins run as root on the host"),
+    ("privileges", "plugin privileges are host access"),
+];
+
+/// Whether widening `setting` to admit the violation's value is dangerous, and why.
+fn dangerous_setting(setting: &str, violation: &Violation) -> Option<&'static str> {
+    if setting == "network_modes" && violation.value.as_deref() == Some("host") {
+        return Some("the build shares the host's network namespace");
+    }
+    if setting == "drivers" && matches!(violation.value.as_deref(), Some("macvlan" | "ipvlan")) {
+        return Some("puts containers on the host's LAN");
+    }
+    if setting == "allow_privileged" && violation.field.starts_with("Privileged") {
+        return Some("a privileged exec has every capability in the container");
+    }
+    DANGEROUS_SETTINGS
+        .iter()
+        .find(|(name, _)| *name == setting)
+        .map(|(_, why)| *why)
 }
 
 fn refused(out: &mut Explanation, refusal: ProxyError) {
@@ -142,6 +534,10 @@ impl std::fmt::Display for Explanation {
                 f,
                 "decision:  WOULD-DENY (audit mode: forwarded, recorded as would-deny)"
             )?,
+            None if self.decision == "undecided" => writeln!(
+                f,
+                "decision:  UNDECIDED (the request body decides: --body FILE)"
+            )?,
             None => writeln!(f, "decision:  ALLOW (forwarded to the daemon)")?,
             Some(status) => writeln!(f, "decision:  DENY (HTTP {status})")?,
         }
@@ -158,6 +554,178 @@ impl std::fmt::Display for Explanation {
                 self.defaults_applied.join(", ")
             )?;
         }
-        write!(f, "reason:    {}", self.reason)
+        write!(f, "reason:    {}", self.reason)?;
+        if let Some(change) = &self.change {
+            write!(f, "\nchange:    {}", change.text)?;
+            if let Some(why) = &change.danger {
+                write!(f, "\n           DANGEROUS: {why}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[upstream]
+socket = "/nonexistent/docker.sock"
+[[listen]]
+unix = "/nonexistent/sockwarden.sock"
+[[client]]
+name = "ci"
+policy = "ci"
+uids = [1001]
+[[client]]
+name = "ro"
+policy = "read-only"
+uids = [1002]
+[policy.ci]
+profile = "ci"
+deny = ["volume.create"]
+[[policy.ci.rule]]
+name = "logs-no-follow"
+effect = "allow"
+operations = ["container.top"]
+query = { ps_args = "aux" }
+[policy.ci.container]
+bind_sources = ["/srv/ci"]
+max_pids = 100
+[policy.ci.container.ulimits]
+nofile = 1024
+"#;
+
+    fn run(client: Option<&str>, method: &str, target: &str, body: Option<&str>) -> Explanation {
+        let config = Config::parse(CONFIG, "t.toml").unwrap();
+        explain(&config, client, method, target, body.map(str::as_bytes)).unwrap()
+    }
+
+    fn change(e: &Explanation) -> &Change {
+        e.change
+            .as_ref()
+            .unwrap_or_else(|| panic!("no change: {e:?}"))
+    }
+
+    #[test]
+    fn policy_refusals_say_what_to_add_or_remove() {
+        // Not allowed: the allow entry, in the policy's own table.
+        let e = run(Some("ci"), "GET", "/v1.43/images/x/get", None);
+        assert_eq!(e.decision, "deny");
+        let c = change(&e);
+        assert_eq!(
+            c.text,
+            "add \"image.save\" to allow and to allow_dangerous in [policy.ci]"
+        );
+        assert!(c.dangerous, "{c:?}");
+        assert_eq!(c.setting.as_deref(), Some("allow"));
+        assert!(
+            e.to_string().contains("\nchange:    add \"image.save\""),
+            "{e}"
+        );
+        let e = run(Some("ci"), "POST", "/containers/x/pause", None);
+        let c = change(&e);
+        assert_eq!(c.text, "add \"container.pause\" to allow in [policy.ci]");
+        assert!(!c.dangerous);
+        // A deny rule: remove it.
+        let e = run(Some("ci"), "POST", "/volumes/create", Some("{}"));
+        assert_eq!(
+            change(&e).text,
+            "remove \"volume.create\" from deny in [policy.ci]"
+        );
+        // A built-in profile used by name cannot be edited: a policy of one's own.
+        let e = run(Some("ro"), "POST", "/containers/x/exec", None);
+        let c = change(&e);
+        assert!(c.text.starts_with("add \"exec.create\" to allow and to allow_dangerous in [policy.NAME] (with profile = \"read-only\""), "{c:?}");
+        // No client: the [[client]] to add.
+        let e = run(None, "GET", "/_ping", None);
+        assert_eq!(e.rule.as_deref(), Some("no-client"));
+        assert!(change(&e).text.starts_with("add a [[client]]"), "{e:?}");
+        // An allowed request has no change.
+        assert!(run(Some("ci"), "GET", "/_ping", None).change.is_none());
+    }
+
+    #[test]
+    fn conditional_rule_refusal_names_rule_condition_and_change() {
+        let e = run(Some("ci"), "GET", "/containers/x/top?ps_args=ef", None);
+        assert_eq!(
+            e.reason,
+            "rule logs-no-follow allows container.top only when ps_args=aux; this request has ps_args=ef"
+        );
+        let c = change(&e);
+        assert!(
+            c.text.starts_with(
+                "change or remove query.ps_args of rule logs-no-follow in [[policy.ci.rule]]"
+            ),
+            "{c:?}"
+        );
+        assert!(
+            c.text
+                .ends_with("add \"container.top\" to allow in [policy.ci]"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn inspection_refusals_name_setting_and_value() {
+        let create = "/v1.43/containers/create";
+        let case = |host_config: &str| {
+            let body = format!(r#"{{"Image":"busybox","HostConfig":{{{host_config}}}}}"#);
+            let e = run(Some("ci"), "POST", create, Some(&body));
+            assert_eq!(e.decision, "deny", "{e:?}");
+            change(&e).clone()
+        };
+        let c = case(r#""Privileged":true,"PidsLimit":10"#);
+        assert_eq!(
+            c.text,
+            "set allow_privileged = true in [policy.ci.container]"
+        );
+        assert!(c.dangerous);
+        let c = case(r#""Binds":["/srv/cache:/c:ro"],"PidsLimit":10"#);
+        assert_eq!(
+            c.text,
+            "add \"/srv/cache\" to bind_sources in [policy.ci.container]"
+        );
+        assert_eq!(c.value.as_deref(), Some("\"/srv/cache\""));
+        assert!(c.dangerous);
+        let c = case(r#""Binds":["/srv/ci/x:/c"],"PidsLimit":10"#);
+        assert_eq!(
+            c.text,
+            "set require_read_only_binds = false in [policy.ci.container]"
+        );
+        let c = case(r#""PidsLimit":500"#);
+        assert_eq!(c.text, "set max_pids = 500 in [policy.ci.container]");
+        assert!(!c.dangerous);
+        let c = case(r#""PidsLimit":10,"Ulimits":[{"Name":"nofile","Soft":10,"Hard":4096}]"#);
+        assert_eq!(c.text, "add nofile = 4096 to [policy.ci.container.ulimits]");
+        let c = case(r#""PidsLimit":10,"CapAdd":["NET_ADMIN"]"#);
+        assert_eq!(
+            c.text,
+            "add \"NET_ADMIN\" to cap_add in [policy.ci.container]"
+        );
+        // Nothing allows a malformed body.
+        let e = run(Some("ci"), "POST", create, Some("{"));
+        assert!(
+            change(&e).text.starts_with("none: no setting allows this"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn inspected_body_is_needed_to_decide() {
+        let e = run(Some("ci"), "POST", "/v1.43/containers/create", None);
+        assert_eq!(e.decision, "undecided");
+        assert_eq!(e.status, None);
+        assert!(e.reason.contains("--body FILE"), "{e:?}");
+        assert!(!e.reason.contains("invalid JSON"), "{e:?}");
+        assert!(e.to_string().contains("UNDECIDED"), "{e}");
+        // An empty body is a body: decided (and refused) as the proxy would.
+        let e = run(Some("ci"), "POST", "/v1.43/containers/create", Some(""));
+        assert_eq!(e.decision, "deny");
+        assert!(e.reason.contains("invalid JSON"), "{e:?}");
+        // Operations that take no inspected body are decided without one.
+        let e = run(Some("ci"), "POST", "/v1.43/containers/x/start", None);
+        assert_eq!(e.decision, "allow");
     }
 }

@@ -62,6 +62,29 @@ pub struct Violation {
     pub field: String,
     /// Human-readable reason; ends with `(setting_name)` when a rule setting would allow it.
     pub reason: String,
+    /// That setting (`allow_privileged`, `bind_sources`, `max_pids`), when one would allow it.
+    pub setting: Option<String>,
+    /// The request's value the setting would have to admit, where there is one: the entry a
+    /// list setting would need (a host path, a capability, `nofile = 65536` for `ulimits`), or
+    /// the amount a cap would have to reach. Read by `sockwarden explain`.
+    pub value: Option<String>,
+}
+
+impl Violation {
+    /// The same refusal, noting the request's value (see [`Violation::value`]).
+    pub fn with_value(mut self, value: impl fmt::Display) -> Violation {
+        self.value = Some(value.to_string());
+        self
+    }
+
+    /// [`Violation::with_value`] when `known`: the request has a value that could be admitted.
+    pub fn with_value_if(self, known: bool, value: impl fmt::Display) -> Violation {
+        if known {
+            self.with_value(value)
+        } else {
+            self
+        }
+    }
 }
 
 impl fmt::Display for Violation {
@@ -81,6 +104,8 @@ impl From<docker_json::JsonError> for Violation {
                 e.path
             },
             reason: format!("invalid JSON: {}", e.message),
+            setting: None,
+            value: None,
         }
     }
 }

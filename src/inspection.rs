@@ -60,6 +60,36 @@ pub fn check_request(
     authorized: &Authorized,
     body: &[u8],
 ) -> Result<Option<inspect::Summary>, ProxyError> {
+    check_violation(authorized, body).map_err(|violation| refusal(authorized, &violation))
+}
+
+/// The refusal a client gets for an inspection violation: 403 naming the policy and its
+/// inspection section as the rule.
+pub fn refusal(authorized: &Authorized, violation: &inspect::Violation) -> ProxyError {
+    let operation = authorized.operation.name;
+    ProxyError::Denied {
+        what: format!(
+            "{operation} ({} {})",
+            authorized.method, authorized.normalized.path
+        ),
+        reason: violation.to_string(),
+        policy: authorized.policy.name.to_string(),
+        rule: format!("{}.{}", authorized.policy.name, section(operation)),
+    }
+}
+
+/// Whether `operation`'s request body is read and inspected (so deciding it needs the body).
+pub fn inspects_body(operation: &str) -> bool {
+    crate::route::operation_info(operation)
+        .is_some_and(|info| check_for(info, true) == Some(Check::Body))
+}
+
+/// [`check_request`] with the inspector's own refusal, which names the setting that would
+/// allow it (for `sockwarden explain`).
+pub fn check_violation(
+    authorized: &Authorized,
+    body: &[u8],
+) -> Result<Option<inspect::Summary>, inspect::Violation> {
     if !authorized.policy.inspection {
         return Ok(None);
     }
@@ -89,19 +119,15 @@ pub fn check_request(
             &rules.plugin,
         ),
     };
-    result.map(Some).map_err(|violation| ProxyError::Denied {
-        what: format!(
-            "{} ({} {})",
-            authorized.operation.name, authorized.method, authorized.normalized.path
-        ),
-        reason: violation.to_string(),
-        policy: authorized.policy.name.to_string(),
-        rule: format!(
-            "{}.{}",
-            authorized.policy.name,
-            inspector.section().as_str()
-        ),
-    })
+    result.map(Some)
+}
+
+/// The policy section whose settings decide an operation's inspection (`container` for an
+/// operation nothing inspects), from the operation table.
+pub fn section(operation: &str) -> &'static str {
+    crate::route::operation_info(operation)
+        .and_then(|info| info.inspector())
+        .map_or("container", |inspector| inspector.section().as_str())
 }
 
 /// Adds [`Inspect`] in front of a service.

@@ -8,6 +8,9 @@
 //!   -> daemon (pooled connections; 101 responses bridge the two upgraded sockets)
 //! ```
 
+// Commands print through `cli::out`, which ends quietly on a closed pipe; `println!` panics.
+#![deny(clippy::print_stdout)]
+
 pub mod admin;
 pub mod audit;
 pub mod body;

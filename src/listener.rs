@@ -293,12 +293,7 @@ impl OwnedSocketFile {
 
 async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Listener> {
     prepare_socket_path(path).await?;
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let temp = temp_socket_path(path, std::process::id());
     let _ = std::fs::remove_file(&temp);
     let listener = UnixListener::bind(&temp)?;
     let placed = (|| {
@@ -323,6 +318,82 @@ async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Lis
     })
 }
 
+/// The socket is bound under a temporary name beside `path` (`.NAME.PID.tmp`) and renamed into
+/// place once its mode and group are set.
+fn temp_socket_path(path: &Path, pid: u32) -> PathBuf {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent.join(format!(".{file_name}.{pid}.tmp"))
+}
+
+/// The largest pid Linux hands out (`pid_max` is at most 2^22): the longest temporary name.
+const PID_MAX: u32 = 1 << 22;
+
+fn not_a_socket(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{} exists and is not a socket", path.display()),
+    )
+}
+
+/// What [`Listener::bind`] would fail with, found without binding anything that stays or
+/// creating any file, for `sockwarden check`: a unix socket's directory must exist or be
+/// creatable, and be writable; its path must not hold another kind of file; its group must
+/// be one this user may give files to. A TCP address is bound and released at once; an address
+/// in use is not reported (it may be the running server's, before a reload), nor a live socket.
+pub fn preflight(addr: &ListenAddr) -> io::Result<()> {
+    use nix::unistd::{access, AccessFlags};
+    let errno = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
+    match addr {
+        ListenAddr::Unix { path, group, .. } => {
+            // The temporary name must fit in sun_path (108 bytes with its NUL) too, whatever
+            // serve's pid: otherwise serve fails as std does for a long path, or only sometimes.
+            if temp_socket_path(path, PID_MAX).as_os_str().len() > 107 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "path must be shorter than SUN_LEN",
+                ));
+            }
+            // The nearest existing ancestor: the directory itself, or where serve would
+            // create it (`create_dir_all`).
+            let mut dir = path.parent().unwrap_or(Path::new("/"));
+            while !dir.exists() {
+                dir = dir.parent().unwrap_or(Path::new("/"));
+            }
+            if !dir.is_dir() {
+                return Err(errno(nix::errno::Errno::ENOTDIR));
+            }
+            access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(errno)?;
+            match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.file_type().is_socket() => return Err(not_a_socket(path)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(gid) = group {
+                let gid = nix::unistd::Gid::from_raw(*gid);
+                let may = nix::unistd::geteuid().is_root()
+                    || nix::unistd::getegid() == gid
+                    || nix::unistd::getgroups().is_ok_and(|groups| groups.contains(&gid));
+                if !may {
+                    return Err(errno(nix::errno::Errno::EPERM));
+                }
+            }
+            Ok(())
+        }
+        ListenAddr::Tcp(addr) | ListenAddr::Tls { addr, .. } => {
+            match std::net::TcpListener::bind(addr) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
 /// Creates the parent directory if needed and clears a stale socket file.
 async fn prepare_socket_path(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
@@ -337,10 +408,7 @@ async fn prepare_socket_path(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     if !meta.file_type().is_socket() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket", path.display()),
-        ));
+        return Err(not_a_socket(path));
     }
     match UnixStream::connect(path).await {
         Ok(_) => Err(io::Error::new(

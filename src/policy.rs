@@ -11,10 +11,11 @@ pub mod layer;
 mod profiles;
 pub mod rules;
 
-pub use engine::{Authority, Decision, Reason};
+pub use engine::{unmet_allow_rules, Authority, Decision, Reason};
 pub use profiles::{profile_names, BUILTIN_DEFAULT_PROFILE};
 pub use rules::{
     Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, RequestFacts, Rule,
+    UnmetCondition,
 };
 
 /// Every operation name with why it is dangerous, if it is (from the operation table): what

@@ -57,6 +57,14 @@ pub enum StartError {
     Audit(std::io::Error),
 }
 
+/// The configuration key an address is written under.
+fn address_key(addr: &ListenAddr) -> &'static str {
+    match addr {
+        ListenAddr::Unix { .. } => "unix",
+        ListenAddr::Tcp(_) | ListenAddr::Tls { .. } => "tcp",
+    }
+}
+
 /// A server with its listeners bound and its audit log open, not yet accepting.
 #[derive(Debug)]
 pub struct Server {
@@ -108,6 +116,41 @@ impl Server {
             admin,
             audit,
         })
+    }
+
+    /// What [`Server::bind`] would refuse, found without binding or creating anything (see
+    /// [`crate::listener::preflight`]), for `sockwarden check`: the setting at fault and the
+    /// error exactly as `serve` reports it. Checked as the user running it.
+    pub fn preflight(config: &Config) -> Result<(), Box<(String, StartError)>> {
+        if let Err(e) = Audit::preflight(&config.audit) {
+            let setting = match &config.audit.sink {
+                Some(crate::audit::SinkConfig::Syslog(_)) => "audit.syslog_socket",
+                _ => "audit.path",
+            };
+            return Err(Box::new((setting.to_owned(), StartError::Audit(e))));
+        }
+        for (index, listen) in config.listeners.iter().enumerate() {
+            if let Err(source) = crate::listener::preflight(&listen.addr) {
+                let setting = format!("listen[{index}].{}", address_key(&listen.addr));
+                let addr = listen.addr.clone();
+                return Err(Box::new((
+                    setting,
+                    StartError::Bind {
+                        index,
+                        addr,
+                        source,
+                    },
+                )));
+            }
+        }
+        if let Some(addr) = &config.admin {
+            if let Err(source) = crate::listener::preflight(addr) {
+                let setting = format!("admin.{}", address_key(addr));
+                let addr = addr.clone();
+                return Err(Box::new((setting, StartError::Admin { addr, source })));
+            }
+        }
+        Ok(())
     }
 
     /// The TCP addresses actually bound, in listener order.

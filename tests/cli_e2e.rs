@@ -555,6 +555,51 @@ fn logs_follow_ends_when_container_exits() {
     assert_eq!(stdout_str(&tail.proxied), "line-19\nline-20\n");
 }
 
+/// A policy that allows `container.logs` only without `follow`: `docker logs` works, and
+/// `docker logs -f` is refused with a message naming the rule and the condition it fails, not
+/// "no rule allows container.logs" (which reads as if logs were not allowed at all).
+#[test]
+fn logs_follow_refusal_names_the_conditional_rule() {
+    let policy = format!(
+        r#"[[client]]
+name = "logs-reader"
+policy = "logs"
+uids = [{uid}]
+
+[policy.logs]
+allow = ["system.ping", "system.version", "container.list", "container.inspect"]
+
+[[policy.logs.rule]]
+name = "logs-no-follow"
+effect = "allow"
+operations = ["container.logs"]
+query = {{ follow = false }}
+"#,
+        uid = current_uid()
+    );
+    let p = Proxy::start_with(&policy, &daemon_socket());
+    let c = Cleanup::new();
+    let name = c.container("logs-cond");
+    run_detached(&name, &[], &["sh", "-c", "echo hello; sleep 60"]);
+    let cli = p.docker().timeout(Duration::from_secs(30));
+    // Without -f: allowed by the conditional rule.
+    let plain = cli.run(&["logs", &name]);
+    assert!(plain.status.success(), "logs:\n{}", describe(&plain));
+    assert_eq!(stdout_str(&plain), "hello\n");
+    // With -f: refused, and the CLI prints which rule and which condition.
+    let follow = cli.run(&["logs", "-f", &name]);
+    assert!(!follow.status.success(), "logs -f:\n{}", describe(&follow));
+    let err = stderr_str(&follow);
+    assert!(
+        err.contains(
+            "rule logs-no-follow allows container.logs only when follow is not set; \
+             this request has follow=1 (policy logs, rule default-deny)"
+        ),
+        "logs -f refusal: {err}"
+    );
+    assert!(!err.contains("no rule allows"), "logs -f refusal: {err}");
+}
+
 #[test]
 fn attach_gets_output_and_exit_code() {
     let p = Proxy::start();
@@ -1121,5 +1166,239 @@ fn sigterm_stops_proxy_and_removes_socket() {
         !p.socket.exists(),
         "socket {} left behind after SIGTERM",
         p.socket.display()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// the one-shot commands: check, closed pipes
+// ---------------------------------------------------------------------------------------------
+
+/// `sockwarden ARGS...`, its output.
+fn sockwarden(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(SOCKWARDEN)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap()
+}
+
+/// `check` refuses what `serve` would refuse at start (an audit file in a missing directory,
+/// a socket path below a file, an address that is not this host's), with serve's own words
+/// and the setting's line; `--no-fs` checks the file alone.
+#[test]
+fn check_refuses_what_serve_refuses() {
+    let dir = tempfile::Builder::new()
+        .prefix("swc.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    // 102 bytes: within sun_path, but the temporary name serve binds first is not.
+    let long = format!("{d}/{}", "s".repeat(102 - d.len() - 1));
+    let cases = [
+        (
+            format!("[audit]\nsink = \"file\"\npath = \"{d}/missing/audit.log\"\n[[listen]]\nunix = \"{d}/ok.sock\"\n"),
+            3,
+            "audit.path",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{d}/ok.sock\"\n[[listen]]\nunix = \"{d}/file/proxy.sock\"\n"),
+            4,
+            "listen[1].unix",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{d}/file\"\n"),
+            2,
+            "listen[0].unix",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{long}\"\n"),
+            2,
+            "listen[0].unix",
+        ),
+        (
+            format!("[[listen]]\nunix = \"{d}/ok.sock\"\n[admin]\ntcp = \"192.0.2.1:9180\"\n"),
+            4,
+            "admin.tcp",
+        ),
+    ];
+    for (i, (body, line, setting)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("c{i}.toml"));
+        let text = format!("{body}[upstream]\nsocket = \"{d}/docker.sock\"\n");
+        std::fs::write(&file, &text).unwrap();
+        let file = file.display().to_string();
+        let check = sockwarden(&["check", "--config", &file]);
+        assert_eq!(
+            check.status.code(),
+            Some(2),
+            "check {text}: {}",
+            describe(&check)
+        );
+        let serve = sockwarden(&["serve", "--config", &file]);
+        assert!(
+            !serve.status.success(),
+            "serve {text}: {}",
+            describe(&serve)
+        );
+        let serve_err = stderr_str(&serve);
+        let serve_err = serve_err
+            .lines()
+            .last()
+            .unwrap()
+            .strip_prefix("sockwarden: ")
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            stderr_str(&check),
+            format!("sockwarden: {file} line {line}: {setting}: {serve_err}\n"),
+            "{text}"
+        );
+        let offline = sockwarden(&["check", "--no-fs", "--config", &file]);
+        assert!(
+            offline.status.success(),
+            "check --no-fs: {}",
+            describe(&offline)
+        );
+        assert_eq!(stdout_str(&offline), format!("{file}: ok\n"));
+    }
+    // A socket directory that does not exist yet is fine: serve creates it.
+    let file = dir.path().join("ok.toml");
+    std::fs::write(
+        &file,
+        format!("[[listen]]\nunix = \"{d}/new/dir/proxy.sock\"\n[upstream]\nsocket = \"{d}/docker.sock\"\n"),
+    )
+    .unwrap();
+    let check = sockwarden(&["check", "--config", &file.display().to_string()]);
+    assert!(check.status.success(), "{}", describe(&check));
+    assert!(
+        !dir.path().join("new").exists(),
+        "check must not create anything"
+    );
+}
+
+/// Every printing command, its stdout a pipe nobody reads (`| head` that has read enough):
+/// it ends quietly, never with Rust's "failed printing to stdout" panic (exit 101).
+#[test]
+fn printing_commands_exit_quietly_on_a_closed_pipe() {
+    let p = Proxy::start_config(|dir| {
+        format!(
+            "{client}\n[upstream]\nsocket = {up}\n[[listen]]\nunix = {sock}\n[admin]\nunix = {admin}\n",
+            client = allow_all_client_toml(),
+            up = toml_str(&daemon_socket().display().to_string()),
+            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            admin = toml_str(&dir.join("admin.sock").display().to_string()),
+        )
+    });
+    let config = p.config.display().to_string();
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/audit/ci-run.jsonl"
+    );
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["operations"],
+        vec!["compat", "docker-socket-proxy"],
+        vec!["check", "--config", &config],
+        vec![
+            "explain", "--config", &config, "--client", "sw-test", "GET", "/_ping",
+        ],
+        vec!["explain", "--json", "--config", &config, "GET", "/_ping"],
+        vec!["audit", "summarize", fixtures],
+        vec!["audit", "summarize", "--json", fixtures],
+        vec!["audit", "suggest", "--client", "ci", fixtures],
+        vec!["reload", "--config", &config],
+        vec!["--help"],
+        vec!["explain", "--help"],
+        vec!["--version"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(SOCKWARDEN)
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr_str(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+    // And as a user types it.
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("{SOCKWARDEN} operations | head -2")])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_str(&out).lines().count(), 2, "{}", describe(&out));
+    assert_eq!(stderr_str(&out), "");
+}
+
+/// The filesystem checks run as the user running `check`, as `serve` would run: a socket
+/// directory that user cannot create is refused by both, with the same words.
+#[test]
+fn check_as_another_user_refuses_what_serve_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("swc.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[upstream]\nsocket = \"/nonexistent/docker.sock\"\n[[listen]]\nunix = \"{}/sub/proxy.sock\"\n",
+            private.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = file.display().to_string();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                SOCKWARDEN,
+            ])
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+    let check = as_nobody(&["check", "--config", &file]);
+    assert_eq!(check.status.code(), Some(2), "{}", describe(&check));
+    let serve = as_nobody(&["serve", "--config", &file]);
+    assert!(!serve.status.success(), "{}", describe(&serve));
+    let serve_err = stderr_str(&serve);
+    let serve_err = serve_err
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("sockwarden: ")
+        .unwrap();
+    assert!(
+        serve_err.ends_with("Permission denied (os error 13)"),
+        "{serve_err}"
+    );
+    assert_eq!(
+        stderr_str(&check),
+        format!("sockwarden: {file} line 4: listen[0].unix: {serve_err}\n")
+    );
+    // As root (who may create it), and with --no-fs, the same file passes.
+    let root = sockwarden(&["check", "--config", &file]);
+    assert!(root.status.success(), "{}", describe(&root));
+    let offline = as_nobody(&["check", "--no-fs", "--config", &file]);
+    assert!(offline.status.success(), "{}", describe(&offline));
+    assert!(
+        !private.join("sub").exists(),
+        "check must not create anything"
     );
 }

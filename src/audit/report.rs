@@ -796,13 +796,13 @@ pub fn run(command: AuditCommand) -> ExitCode {
         AuditCommand::Summarize { json, files } => match summarize_files(&names(&files)) {
             Ok(summary) if json => match serde_json::to_string_pretty(&summary) {
                 Ok(text) => {
-                    println!("{text}");
+                    crate::cli::out(format_args!("{text}\n"));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),
             },
             Ok(summary) => {
-                println!("{summary}");
+                crate::cli::out(format_args!("{summary}\n"));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
@@ -815,7 +815,7 @@ pub fn run(command: AuditCommand) -> ExitCode {
             let policy_name = policy_name.unwrap_or_else(|| client.clone());
             match suggest::suggest_files(&names(&files), &client, &policy_name) {
                 Ok(text) => {
-                    print!("{text}");
+                    crate::cli::out(format_args!("{text}"));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),

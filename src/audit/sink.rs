@@ -243,6 +243,34 @@ fn open_file(path: &PathBuf) -> io::Result<File> {
         .open(path)
 }
 
+/// What [`Sink::open`] would fail with, found without creating or writing anything: the
+/// file's directory must exist and be writable (or the file itself writable); a syslog socket
+/// must accept a connection (connecting sends nothing).
+pub(super) fn preflight(config: &SinkConfig) -> io::Result<()> {
+    use nix::unistd::{access, AccessFlags};
+    let errno = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
+    match config {
+        SinkConfig::Stdout => Ok(()),
+        SinkConfig::Syslog(path) => connect_syslog(path).map(drop),
+        SinkConfig::File(path) => match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Err(errno(nix::errno::Errno::EISDIR)),
+            Ok(_) => access(path.as_path(), AccessFlags::W_OK).map_err(errno),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => std::path::Path::new("."),
+                };
+                let meta = std::fs::metadata(parent)?;
+                if !meta.is_dir() {
+                    return Err(errno(nix::errno::Errno::ENOTDIR));
+                }
+                access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(errno)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
 fn connect_syslog(path: &PathBuf) -> io::Result<UnixDatagram> {
     let socket = UnixDatagram::unbound()?;
     socket.connect(path)?;

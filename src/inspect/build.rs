@@ -165,7 +165,8 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
                 "networkmode",
                 format!("build network mode {} is not allowed", quote(nm)),
                 "network_modes",
-            ));
+            )
+            .with_value(nm));
         }
     }
     if all(query, "extrahosts").iter().any(|v| !v.is_empty()) && !rules.allow_extra_hosts {
@@ -234,7 +235,9 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
         }
         if let Some((max, setting)) = cap {
             if n > max {
-                return Err(qdeny_rule(key, format!("{key} {n} exceeds {max}"), setting));
+                return Err(
+                    qdeny_rule(key, format!("{key} {n} exceeds {max}"), setting).with_value(n)
+                );
             }
         }
     }
@@ -294,11 +297,10 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
         }
         let r = normalize_image(t).map_err(|m| qdeny("t", m))?;
         if !rules.tags.is_empty() && !image_matches(&r, &rules.tags) {
-            return Err(qdeny_rule(
-                "t",
-                format!("tag {} is not allowed", r.full()),
-                "tags",
-            ));
+            return Err(
+                qdeny_rule("t", format!("tag {} is not allowed", r.full()), "tags")
+                    .with_value(r.full()),
+            );
         }
         sum.tags.push(r.full());
     }

@@ -11,6 +11,8 @@ pub(crate) fn deny(p: &Path<'_>, reason: impl Into<String>) -> Violation {
     Violation {
         field: p.render(),
         reason: reason.into(),
+        setting: None,
+        value: None,
     }
 }
 
@@ -19,6 +21,8 @@ pub(crate) fn deny_rule(p: &Path<'_>, reason: impl AsRef<str>, setting: &str) ->
     Violation {
         field: p.render(),
         reason: format!("{} ({setting})", reason.as_ref()),
+        setting: Some(setting.to_owned()),
+        value: None,
     }
 }
 
@@ -839,6 +843,8 @@ pub(crate) fn check_query_repeats(
             return Err(Violation {
                 field: format!("?{k}"),
                 reason: "repeated query parameter refused (the daemon uses the first one)".into(),
+                setting: None,
+                value: None,
             });
         }
     }
@@ -866,6 +872,8 @@ pub(crate) fn qdeny(key: &str, reason: impl Into<String>) -> Violation {
     Violation {
         field: format!("?{key}"),
         reason: reason.into(),
+        setting: None,
+        value: None,
     }
 }
 
@@ -873,6 +881,8 @@ pub(crate) fn qdeny_rule(key: &str, reason: impl AsRef<str>, setting: &str) -> V
     Violation {
         field: format!("?{key}"),
         reason: format!("{} ({setting})", reason.as_ref()),
+        setting: Some(setting.to_owned()),
+        value: None,
     }
 }
 

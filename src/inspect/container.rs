@@ -390,7 +390,8 @@ fn create_query(
                 "platform",
                 format!("platform {} is not allowed", quote(pl)),
                 "platforms",
-            ));
+            )
+            .with_value(pl));
         }
     }
     Ok(())
@@ -482,7 +483,8 @@ fn config_field(
                         fp,
                         format!("StopTimeout {n} is outside 0..={max}"),
                         "max_stop_timeout_secs",
-                    ));
+                    )
+                    .with_value(n));
                 }
             }
         }
@@ -511,11 +513,10 @@ pub(crate) fn image(
     match normalize_image(s) {
         Ok(r) => {
             if !rules.images.is_empty() && !image_matches(&r, &rules.images) {
-                return Err(deny_rule(
-                    fp,
-                    format!("image {} is not allowed", r.full()),
-                    "images",
-                ));
+                return Err(
+                    deny_rule(fp, format!("image {} is not allowed", r.full()), "images")
+                        .with_value(r.full()),
+                );
             }
             sum.image = Some(r.full());
         }
@@ -816,7 +817,8 @@ fn host_field(
                         fp,
                         format!("ShmSize {n} exceeds {max}"),
                         "max_shm_size_bytes",
-                    ));
+                    )
+                    .with_value(n));
                 }
             }
             if n > 0 {
@@ -832,7 +834,8 @@ fn host_field(
                         fp,
                         format!("runtime {} is not allowed", quote(s)),
                         "runtimes",
-                    ));
+                    )
+                    .with_value(s));
                 }
                 sum.runtime = Some(s.to_string());
             }
@@ -890,11 +893,9 @@ pub(crate) fn cap_add(
             ));
         };
         if !allowed.contains(&n) {
-            return Err(deny_rule(
-                &ip,
-                format!("capability {n} is not allowed"),
-                "cap_add",
-            ));
+            return Err(
+                deny_rule(&ip, format!("capability {n} is not allowed"), "cap_add").with_value(&n),
+            );
         }
         sum.cap_add.push(n);
     }
@@ -927,7 +928,8 @@ pub(crate) fn group_add(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Res
                 &fp.index(i),
                 format!("supplementary group {} is not allowed", quote(g)),
                 "group_add",
-            ));
+            )
+            .with_value(g));
         }
     }
     Ok(())
@@ -958,11 +960,10 @@ pub(crate) fn oom_score_adj(
 pub(crate) fn sysctls(v: &Value, fp: &Path<'_>, rules: &ContainerRules) -> Result<(), Violation> {
     for (k, _) in str_map(v, fp)? {
         if !rules.sysctls.iter().any(|pat| glob(pat, k)) {
-            return Err(deny_rule(
-                &fp.key(k),
-                format!("sysctl {k} is not allowed"),
-                "sysctls",
-            ));
+            return Err(
+                deny_rule(&fp.key(k), format!("sysctl {k} is not allowed"), "sysctls")
+                    .with_value(k),
+            );
         }
     }
     Ok(())
@@ -1005,14 +1006,21 @@ pub(crate) fn ulimits(
                 &ip,
                 format!("ulimit {} is not allowed", quote(name)),
                 "ulimits",
-            ));
+            )
+            .with_value(format!("{name} = {hard}")));
         };
         if soft < 0 || hard < 0 || soft > hard || hard > *max {
-            return Err(deny_rule(
+            let refused = deny_rule(
                 &ip,
                 format!("ulimit {name} soft {soft} / hard {hard} must satisfy 0 <= soft <= hard <= {max}"),
                 "ulimits",
-            ));
+            );
+            // Only a higher maximum can allow it; a negative or inverted pair never passes.
+            return Err(if soft >= 0 && soft <= hard {
+                refused.with_value(format!("{name} = {hard}"))
+            } else {
+                refused
+            });
         }
         let seen = sum.ulimits.entry(name.to_owned()).or_insert(hard);
         *seen = (*seen).max(hard);
@@ -1111,7 +1119,8 @@ pub(crate) fn network_name(
                 fp,
                 format!("network {} is not allowed", quote(s)),
                 "networks",
-            ));
+            )
+            .with_value(s));
         }
     }
     if !sum.networks.iter().any(|n| n == s) {
@@ -1241,11 +1250,9 @@ fn host_bind(
 ) -> Result<String, Violation> {
     let c = clean_path(src);
     if !host_path_allowed(&c, &rules.bind_sources) {
-        return Err(deny_rule(
-            p,
-            format!("host path {c} is not allowed"),
-            "bind_sources",
-        ));
+        return Err(
+            deny_rule(p, format!("host path {c} is not allowed"), "bind_sources").with_value(&c),
+        );
     }
     if rules.require_read_only_binds && !read_only {
         return Err(deny_rule(
@@ -1546,7 +1553,8 @@ fn tmpfs_options(v: Option<&Value>, p: &Path<'_>, rules: &ContainerRules) -> Res
                 &p.field("SizeBytes"),
                 format!("tmpfs size must be set and at most {max} bytes"),
                 "max_tmpfs_bytes",
-            ));
+            )
+            .with_value_if(size > 0, size));
         }
     }
     Ok(())
@@ -1586,7 +1594,8 @@ fn tmpfs_map_options(opts: &str, p: &Path<'_>, rules: &ContainerRules) -> Result
                     p,
                     format!("tmpfs size must be set and at most {max} bytes"),
                     "max_tmpfs_bytes",
-                ))
+                )
+                .with_value_if(size.is_some_and(|n| n > 0), size.unwrap_or(0)))
             }
         }
     }
@@ -1647,7 +1656,8 @@ pub(crate) fn security_opt(o: &str, p: &Path<'_>, rules: &ContainerRules) -> Res
                 p,
                 "disabling no-new-privileges is not allowed",
                 "security_opt",
-            )),
+            )
+            .with_value("no-new-privileges=false")),
             None => Err(deny(p, format!("invalid security option {}", quote(o)))),
         },
         "label" | "apparmor" | "seccomp" | "writable-cgroups" => {
@@ -1658,7 +1668,8 @@ pub(crate) fn security_opt(o: &str, p: &Path<'_>, rules: &ContainerRules) -> Res
                     p,
                     format!("security option {} is not allowed", quote(&norm)),
                     "security_opt",
-                ))
+                )
+                .with_value(&norm))
             }
         }
         _ => Err(deny(p, format!("unknown security option {}", quote(o)))),
@@ -1690,7 +1701,8 @@ pub(crate) fn log_driver(
                     &fp,
                     format!("log driver {} is not allowed", quote(t)),
                     "log_drivers",
-                ));
+                )
+                .with_value(t));
             }
         } else {
             opts = str_map(val, &fp)?;
@@ -1726,7 +1738,8 @@ pub(crate) fn log_driver(
                 &cp.key("max-size"),
                 format!("max-size must be set and at most {max} bytes"),
                 "max_log_size_bytes",
-            ));
+            )
+            .with_value_if(size.is_some_and(|n| n > 0), size.unwrap_or(0)));
         }
     }
     if let Some(max) = rules.max_log_files {
@@ -1735,7 +1748,8 @@ pub(crate) fn log_driver(
                 &cp.key("max-file"),
                 format!("max-file must be set and at most {max}"),
                 "max_log_files",
-            ));
+            )
+            .with_value_if(files.is_some(), files.unwrap_or(0)));
         }
     }
     Ok(())
@@ -1780,7 +1794,8 @@ fn port_bindings(
                     &bp.field("HostIp"),
                     format!("host address {eff_ip} is not allowed"),
                     "port_host_ips",
-                ));
+                )
+                .with_value(eff_ip));
             }
             if !hport.is_empty() {
                 let (lo, hi) = hport.split_once('-').unwrap_or((hport, hport));
@@ -1792,7 +1807,8 @@ fn port_bindings(
                                 &bp.field("HostPort"),
                                 format!("host port {n} is below {}", rules.min_host_port),
                                 "min_host_port",
-                            ))
+                            )
+                            .with_value(n))
                         }
                         Err(_) => {
                             return Err(deny(
@@ -1836,7 +1852,8 @@ fn restart_policy(
                         rules.max_restart_retries
                     ),
                     "max_restart_retries",
-                ));
+                )
+                .with_value_if(count >= 1, count));
             }
         }
         "always" | "unless-stopped" => {
@@ -1884,7 +1901,8 @@ fn resource_field(
                         fp,
                         format!("CpuShares {n} exceeds {max}"),
                         "max_cpu_shares",
-                    ));
+                    )
+                    .with_value(n));
                 }
             }
             if n > 0 {
@@ -2124,7 +2142,9 @@ fn finish_resources(
                     ));
                 }
                 if n > max {
-                    return Err(deny_rule(&fp, format!("{name} {n} exceeds {max}"), setting));
+                    return Err(
+                        deny_rule(&fp, format!("{name} {n} exceeds {max}"), setting).with_value(n)
+                    );
                 }
             }
             Ok(())
@@ -2175,7 +2195,8 @@ fn finish_resources(
                     &fp,
                     format!("MemoryReservation {r} exceeds {max}"),
                     "max_memory_bytes",
-                ));
+                )
+                .with_value(r));
             }
         }
     }
@@ -2192,11 +2213,10 @@ fn finish_resources(
             (Some(n), _) if n > 0 && n <= max => {}
             (None, false) => {}
             (Some(n), _) if n > max => {
-                return Err(deny_rule(
-                    &fp,
-                    format!("PidsLimit {n} exceeds {max}"),
-                    "max_pids",
-                ));
+                return Err(
+                    deny_rule(&fp, format!("PidsLimit {n} exceeds {max}"), "max_pids")
+                        .with_value(n),
+                );
             }
             (Some(n), _) => {
                 return Err(deny_rule(

@@ -129,7 +129,8 @@ pub fn network_create(body: &[u8], rules: &NetworkRules) -> Result<Summary, Viol
             &p.field("Driver"),
             format!("network driver {} is not allowed", quote(eff)),
             "drivers",
-        ));
+        )
+        .with_value(eff));
     }
     sum.driver = Some(eff.to_string());
     Ok(sum)

@@ -26,7 +26,10 @@ pub fn plugin_pull(
     let mut sum = Summary::new("plugin_pull");
     sum.image = Some(remote(query, rules)?);
     if let Some(name) = first(query, "name").filter(|n| !n.is_empty()) {
-        sum.name = Some(plugin_name(name, rules).map_err(|m| qdeny_rule("name", m, "names"))?);
+        sum.name = Some(
+            plugin_name(name, rules)
+                .map_err(|m| qdeny_rule("name", m, "names").with_value(name))?,
+        );
     }
     privileges(body, rules, &mut sum)?;
     Ok(sum)
@@ -43,9 +46,14 @@ pub fn plugin_upgrade(
     check_query_keys(query, &["remote"], &[], None)?;
     let mut sum = Summary::new("plugin_upgrade");
     let name = name.unwrap_or("");
-    let checked = plugin_name(name, rules).map_err(|m| Violation {
-        field: "(path)".into(),
-        reason: format!("{m} (names)"),
+    let checked = plugin_name(name, rules).map_err(|m| {
+        Violation {
+            field: "(path)".into(),
+            reason: format!("{m} (names)"),
+            setting: Some("names".into()),
+            value: None,
+        }
+        .with_value(name)
     })?;
     sum.name = Some(checked);
     sum.image = Some(remote(query, rules)?);
@@ -57,7 +65,9 @@ pub fn plugin_upgrade(
 fn remote(query: &[(String, String)], rules: &PluginRules) -> Result<String, Violation> {
     match first(query, "remote").filter(|r| !r.is_empty()) {
         None => Err(qdeny("remote", "the plugin reference is required")),
-        Some(r) => plugin_name(r, rules).map_err(|m| qdeny_rule("remote", m, "names")),
+        Some(r) => {
+            plugin_name(r, rules).map_err(|m| qdeny_rule("remote", m, "names").with_value(r))
+        }
     }
 }
 
@@ -105,7 +115,8 @@ fn privileges(body: &[u8], rules: &PluginRules, sum: &mut Summary) -> Result<(),
                 &ip.field("Name"),
                 format!("plugin privilege {} is not allowed", quote(name)),
                 "privileges",
-            ));
+            )
+            .with_value(name));
         }
         for (j, v) in values.iter().enumerate() {
             let listed = rules
@@ -121,7 +132,8 @@ fn privileges(body: &[u8], rules: &PluginRules, sum: &mut Summary) -> Result<(),
                         quote(v)
                     ),
                     "privileges",
-                ));
+                )
+                .with_value(format!("{name}={v}")));
             }
             sum.plugin_privileges.push(format!("{name}={v}"));
         }

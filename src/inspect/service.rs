@@ -287,7 +287,7 @@ fn capped(
             ));
         }
         if n > max {
-            return Err(deny_rule(&fp, format!("{name} {n} exceeds {max}"), setting));
+            return Err(deny_rule(&fp, format!("{name} {n} exceeds {max}"), setting).with_value(n));
         }
     }
     Ok(())
@@ -441,7 +441,8 @@ fn container_spec(
                             &fp,
                             format!("StopGracePeriod {ns}ns exceeds {max}s"),
                             "max_stop_timeout_secs",
-                        ));
+                        )
+                        .with_value(ns / 1_000_000_000 + i64::from(ns % 1_000_000_000 != 0)));
                     }
                 }
             }
@@ -688,7 +689,8 @@ fn resources(
                             &fp,
                             format!("SwapBytes {n} exceeds {max}"),
                             "max_memory_swap_bytes",
-                        ));
+                        )
+                        .with_value(n));
                     }
                 }
                 sum.limits.memory_swap = Some(n);
@@ -733,7 +735,7 @@ fn reservations(
                 return Err(deny(&fp, format!("negative {c}")));
             }
             if let Some(max) = max.filter(|m| n > *m) {
-                return Err(deny_rule(&fp, format!("{c} {n} exceeds {max}"), setting));
+                return Err(deny_rule(&fp, format!("{c} {n} exceeds {max}"), setting).with_value(n));
             }
             continue;
         }
@@ -978,14 +980,16 @@ fn endpoint_spec(
                     &ip,
                     "a service publishes on all interfaces (0.0.0.0), which is not allowed",
                     "port_host_ips",
-                ));
+                )
+                .with_value("0.0.0.0"));
             }
             if published != 0 && published < i128::from(rules.min_host_port) {
                 return Err(deny_rule(
                     &ip.field("PublishedPort"),
                     format!("host port {published} is below {}", rules.min_host_port),
                     "min_host_port",
-                ));
+                )
+                .with_value(published));
             }
             let proto = if proto.is_empty() { "tcp" } else { proto };
             sum.port_bindings

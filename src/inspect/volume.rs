@@ -61,7 +61,8 @@ pub fn volume_create(body: &[u8], rules: &VolumeRules) -> Result<Summary, Violat
             &p.field("Driver"),
             format!("volume driver {} is not allowed", quote(eff)),
             "drivers",
-        ));
+        )
+        .with_value(eff));
     }
     sum.driver = Some(eff.to_string());
     if !opts.is_empty() && !rules.allow_driver_opts {

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::rules::{Effect, InspectRules, Pattern, Policy, RawPolicy, RequestFacts, Rule};
+use super::rules::{
+    Effect, InspectRules, Pattern, Policy, RawPolicy, RequestFacts, Rule, UnmetCondition,
+};
 use super::{guardrails, profiles};
 use crate::error::ConfigError;
 use crate::identity::{ClientDef, RawClient};
@@ -184,9 +186,49 @@ pub(super) fn decide_with(policy: &Policy, facts: &RequestFacts<'_>) -> Decision
         None => Decision::deny(
             Some(policy.name.clone()),
             "default-deny",
-            format!("no rule allows {}", facts.operation),
+            default_deny_reason(policy, facts),
         ),
     }
+}
+
+/// Why nothing allowed the request: `no rule allows X`, or, when allow rules name the
+/// operation but their query conditions do not hold, which rule and which condition. Only
+/// computed on a refusal, so the allowed path stays as fast as before.
+fn default_deny_reason(policy: &Policy, facts: &RequestFacts<'_>) -> String {
+    let unmet = unmet_allow_rules(policy, facts);
+    if unmet.is_empty() {
+        return format!("no rule allows {}", facts.operation);
+    }
+    unmet
+        .iter()
+        .map(|(rule, conditions)| {
+            let wanted: Vec<&str> = conditions.iter().map(|c| c.wanted.as_str()).collect();
+            let found: Vec<&str> = conditions.iter().map(|c| c.found.as_str()).collect();
+            format!(
+                "rule {} allows {} only when {}; this request has {}",
+                rule.name,
+                facts.operation,
+                wanted.join(" and "),
+                found.join(" and ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The allow rules that name the request's operation but whose query conditions it fails,
+/// with those conditions.
+pub fn unmet_allow_rules<'p>(
+    policy: &'p Policy,
+    facts: &RequestFacts<'_>,
+) -> Vec<(&'p Rule, Vec<UnmetCondition>)> {
+    policy
+        .rules
+        .iter()
+        .filter(|r| r.effect == Effect::Allow && r.is_conditional() && r.names(facts))
+        .map(|r| (r, r.unmet_conditions(facts.query)))
+        .filter(|(_, unmet)| !unmet.is_empty())
+        .collect()
 }
 
 /// Makes sure `name` is a policy, compiling a built-in profile of that name on first use.
@@ -205,7 +247,8 @@ fn ensure_policy(
             profiles::profile_names().join(", ")
         )));
     };
-    let policy = compile_policy(&format!("profile {name}"), name, &raw, catalogue)?;
+    let mut policy = compile_policy(&format!("profile {name}"), name, &raw, catalogue)?;
+    policy.builtin_profile = true;
     policies.insert(Arc::from(name), Arc::new(policy));
     Ok(())
 }
@@ -236,12 +279,21 @@ pub(super) fn compile_policy(
     }
     let inspect = InspectRules::from_raw(key, raw, base_policy.as_ref())?;
     own_rules(key, raw, catalogue, &mut rules)?;
-    allow_dangerous.extend(raw.allow_dangerous.iter().map(|p| Pattern::new(p)));
     check_patterns(
         &format!("{key}.allow_dangerous"),
         &allow_dangerous,
         catalogue,
     )?;
+    // The policy's own entries one by one, so an error names the entry (and its line).
+    for (i, pattern) in raw.allow_dangerous.iter().enumerate() {
+        let pattern = Pattern::new(pattern);
+        check_patterns(
+            &format!("{key}.allow_dangerous[{i}]"),
+            std::slice::from_ref(&pattern),
+            catalogue,
+        )?;
+        allow_dangerous.push(pattern);
+    }
     let inspection = raw
         .inspection
         .or(base_policy.as_ref().and_then(|b| b.inspection))
@@ -266,6 +318,7 @@ pub(super) fn compile_policy(
             .mode
             .or(base_policy.as_ref().and_then(|b| b.mode))
             .unwrap_or_default(),
+        builtin_profile: false,
     };
     guardrails::check(key, &policy, catalogue)?;
     Ok(policy)
@@ -281,20 +334,24 @@ fn own_rules(
         (&raw.allow, Effect::Allow, "allow"),
         (&raw.deny, Effect::Deny, "deny"),
     ] {
-        for pattern in list {
-            let rule = Rule::for_operations(&format!("{word} {pattern}"), effect, &[pattern]);
-            check_patterns(&format!("{key}.{word}"), &rule.operations, catalogue)?;
+        for (i, pattern) in list.iter().enumerate() {
+            let mut rule = Rule::for_operations(&format!("{word} {pattern}"), effect, &[pattern]);
+            let entry = format!("{key}.{word}[{i}]");
+            check_patterns(&entry, &rule.operations, catalogue)?;
+            rule.key = Some(entry);
             out.push(rule);
         }
     }
     for (i, raw_rule) in raw.rule.iter().enumerate() {
         let rule_key = format!("{key}.rule[{i}]");
         let rule = Rule::from_raw(&rule_key, raw_rule)?;
-        check_patterns(
-            &format!("{rule_key}.operations"),
-            &rule.operations,
-            catalogue,
-        )?;
+        for (j, pattern) in rule.operations.iter().enumerate() {
+            check_patterns(
+                &format!("{rule_key}.operations[{j}]"),
+                std::slice::from_ref(pattern),
+                catalogue,
+            )?;
+        }
         if out.iter().any(|r| r.name == rule.name) {
             return Err(ConfigError(format!(
                 "{rule_key}.name: {:?} is used twice",
@@ -442,6 +499,28 @@ query = { all = "1" }
         );
         assert!(decide(&a, "c", "container.list", &[("all", "1")]).allowed);
         assert!(!decide(&a, "c", "container.list", &[("all", "true")]).allowed);
+        // A refusal names the conditional rule and the condition the request fails.
+        let d = decide(&a, "c", "container.logs", &[("follow", "1")]);
+        assert_eq!(&*d.rule, "default-deny");
+        assert_eq!(
+            d.reason.to_string(),
+            "rule logs-without-follow allows container.logs only when follow is not set; \
+             this request has follow=1"
+        );
+        let d = decide(&a, "c", "container.list", &[]);
+        assert_eq!(
+            d.reason.to_string(),
+            "rule only-all allows container.list only when all=1; this request has no all"
+        );
+        let d = decide(&a, "c", "container.list", &[("all", "a\nb")]);
+        assert!(
+            d.reason.to_string().ends_with("has all=a\\nb"),
+            "{}",
+            d.reason
+        );
+        // No conditional rule names the operation: the plain reason.
+        let d = decide(&a, "c", "container.create", &[]);
+        assert_eq!(d.reason.to_string(), "no rule allows container.create");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub fn check(
                     && r.operations.iter().any(|p| p.matches_operation(operation))
             });
             if !acknowledged && !denied {
+                // Named by the rule's own entry (its line), else by the policy.
+                let key = rule.key.as_deref().unwrap_or(key);
                 return Err(ConfigError(format!(
                     "{key}: rule {:?} opens {operation}, which {why}; \
                      add it to allow_dangerous to open it on purpose, or deny it",

@@ -189,6 +189,9 @@ pub struct Rule {
     methods: Vec<Method>,
     paths: Vec<Pattern>,
     query: Vec<QueryCondition>,
+    /// Where the rule is written (`policy.ci.allow[2]`, `policy.ci.rule[0]`), so an error
+    /// about it names that entry's line; `None` for rules made in code.
+    pub key: Option<String>,
 }
 
 impl Rule {
@@ -201,6 +204,7 @@ impl Rule {
             methods: Vec::new(),
             paths: Vec::new(),
             query: Vec::new(),
+            key: None,
         }
     }
 
@@ -253,6 +257,7 @@ impl Rule {
             methods,
             paths: raw.paths.iter().map(|p| Pattern::new(p)).collect(),
             query,
+            key: Some(key.to_owned()),
         })
     }
 
@@ -268,6 +273,12 @@ impl Rule {
 
     /// Whether the rule applies to a request.
     pub fn matches(&self, facts: &RequestFacts<'_>) -> bool {
+        self.names(facts) && self.query.iter().all(|c| c.holds(facts.query))
+    }
+
+    /// Whether the rule names the request's operation (or, for `unknown`, its method and
+    /// path), its query conditions aside.
+    pub fn names(&self, facts: &RequestFacts<'_>) -> bool {
         let by_operation = self
             .operations
             .iter()
@@ -276,11 +287,73 @@ impl Rule {
             && !self.paths.is_empty()
             && self.paths.iter().any(|p| p.matches(facts.path))
             && (self.methods.is_empty() || self.methods.contains(facts.method));
-        (by_operation || by_path) && self.query.iter().all(|c| c.holds(facts.query))
+        by_operation || by_path
+    }
+
+    /// The query conditions this request does not meet, each in words: what the rule wants
+    /// and what the request has (`follow is not set`, `follow=1`). Only for refusals: it
+    /// allocates.
+    pub fn unmet_conditions(&self, query: &[(String, String)]) -> Vec<UnmetCondition> {
+        self.query
+            .iter()
+            .filter(|c| !c.holds(query))
+            .map(|c| {
+                let name = c.param();
+                UnmetCondition {
+                    param: name.to_owned(),
+                    wanted: c.to_string(),
+                    found: match query.iter().find(|(k, _)| k == name) {
+                        Some((_, value)) => format!("{name}={}", shown(value)),
+                        None => format!("no {name}"),
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// A query condition a request fails (see [`Rule::unmet_conditions`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnmetCondition {
+    /// The query parameter.
+    pub param: String,
+    /// What the rule wants, in words (`follow is not set`, `all=1`).
+    pub wanted: String,
+    /// What the request has (`follow=1`, `no all`).
+    pub found: String,
+}
+
+/// A client's query value as shown in a refusal: escaped, at most 64 characters.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = value
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().count() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
+impl std::fmt::Display for QueryCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryCondition::Equals(name, want) => write!(f, "{name}={}", shown(want)),
+            QueryCondition::Bool(name, true) => write!(f, "{name} is set (true, 1, yes)"),
+            QueryCondition::Bool(name, false) => write!(f, "{name} is not set"),
+        }
     }
 }
 
 impl QueryCondition {
+    fn param(&self) -> &str {
+        match self {
+            QueryCondition::Equals(name, _) | QueryCondition::Bool(name, _) => name,
+        }
+    }
+
     fn holds(&self, query: &[(String, String)]) -> bool {
         let first = |name: &str| {
             query
@@ -314,6 +387,8 @@ pub struct Policy {
     pub redact_env: bool,
     /// Enforce, or only record would-be refusals.
     pub mode: Mode,
+    /// A built-in profile used by name: the configuration has no `[policy.NAME]` table for it.
+    pub builtin_profile: bool,
 }
 
 /// The inspection settings of one policy, each section defaulting to the safe profile.
