@@ -91,7 +91,7 @@ where
         let bytes_in = Arc::new(AtomicU64::new(0));
 
         // Every diagnostic about this request (and its hijacked session) carries its id, the
-        // same as the audit record's and the X-Request-Id header's; the authorize layer adds
+        // same as the audit record's and the X-Sockwarden-Request-Id header's; the authorize layer adds
         // the operation.
         let span = tracing::info_span!("request", id = %trail.id, op = tracing::field::Empty);
         let future: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> =

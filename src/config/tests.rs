@@ -1,0 +1,250 @@
+//! Tests of configuration loading and validation.
+
+use super::*;
+
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../../config/sockwarden.toml");
+    // The example names the "docker" group, which may not exist on a build machine.
+    let text = text.replace("group = \"docker\"", "group = \"0\"");
+    let config = Config::parse(&text, "config/sockwarden.toml").unwrap();
+    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(
+        config.upstream.addr,
+        UpstreamAddr::Unix(PathBuf::from("/var/run/docker.sock"))
+    );
+    assert!(matches!(
+        config.listeners[0].addr,
+        ListenAddr::Unix {
+            mode: 0o660,
+            group: Some(0),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn every_shipped_example_is_valid() {
+    let examples = [
+        (
+            "ci-runner",
+            include_str!("../../config/examples/ci-runner.toml"),
+        ),
+        (
+            "dashboard",
+            include_str!("../../config/examples/dashboard.toml"),
+        ),
+        (
+            "watchtower",
+            include_str!("../../config/examples/watchtower.toml"),
+        ),
+        (
+            "multi-user",
+            include_str!("../../config/examples/multi-user.toml"),
+        ),
+    ];
+    for (name, text) in examples {
+        let config = Config::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!config.listeners.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn example_documents_every_inspection_setting() {
+    use crate::inspect::{
+        BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
+    };
+    let text = include_str!("../../config/sockwarden.toml");
+    let sections = [
+        (
+            "container",
+            toml::to_string(&ContainerRules::default()).unwrap(),
+        ),
+        ("exec", toml::to_string(&ExecRules::default()).unwrap()),
+        ("volume", toml::to_string(&VolumeRules::default()).unwrap()),
+        (
+            "network",
+            toml::to_string(&NetworkRules::default()).unwrap(),
+        ),
+        ("build", toml::to_string(&BuildRules::default()).unwrap()),
+        ("plugin", toml::to_string(&PluginRules::default()).unwrap()),
+    ];
+    for (section, defaults) in sections {
+        for line in defaults.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap();
+            assert!(
+                text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),
+                "config/sockwarden.toml does not document {section}.{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let err = Config::parse("[server]\nheader_read_timout = \"1s\"\n", "f.toml").unwrap_err();
+    assert!(err.0.contains("f.toml line 2"), "{err}");
+    assert!(err.0.contains("header_read_timout"), "{err}");
+}
+
+#[test]
+fn semantic_errors_name_the_line_too() {
+    let text = "[[listen]]\nunix = \"/tmp/a.sock\"\n\n[[listen]]\nunix = \"/tmp/b.sock\"\nmode = \"999\"\n";
+    let err = Config::parse(text, "f.toml").unwrap_err();
+    assert!(err.0.starts_with("f.toml line 6: listen[1].mode"), "{err}");
+    let text = "[policy.p]\ndeny = []\nallow = [\"contianer.list\"]\n[[client]]\nname = \"c\"\npolicy = \"p\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
+    let err = Config::parse(text, "f.toml").unwrap_err();
+    assert!(err.0.starts_with("f.toml line 3: policy.p.allow"), "{err}");
+    // In a list over several lines, the entry's own line, not the list's or the table's.
+    let listen = "[[client]]\nname = \"c\"\npolicy = \"p\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
+    let text = format!(
+        "[policy.p]\nprofile = \"read-only\"\nallow = [\n  \"container.list\",\n  \"contianer.logs\",\n]\n{listen}"
+    );
+    let err = Config::parse(&text, "f.toml").unwrap_err();
+    assert!(
+        err.0.starts_with(
+            "f.toml line 5: policy.p.allow[1]: \"contianer.logs\" matches no operation"
+        ),
+        "{err}"
+    );
+    // A guardrail refusal names the entry that opens the dangerous operation.
+    let text = format!(
+        "[policy.p]\nprofile = \"read-only\"\nallow = [\n  \"container.list\",\n  \"container.export\",\n]\n{listen}"
+    );
+    let err = Config::parse(&text, "f.toml").unwrap_err();
+    assert!(err.0.starts_with("f.toml line 5: policy.p.allow[1]: rule \"allow container.export\" opens container.export"), "{err}");
+    let text = format!(
+        "[policy.p]\ndeny = [\"system.ping\"]\n\n[[policy.p.rule]]\nname = \"r\"\neffect = \"allow\"\noperations = [\n  \"container.list\",\n  \"image.save\",\n]\n{listen}"
+    );
+    let err = Config::parse(&text, "f.toml").unwrap_err();
+    assert!(
+        err.0
+            .starts_with("f.toml line 4: policy.p.rule[0]: rule \"r\" opens image.save"),
+        "{err}"
+    );
+    let acknowledged = format!(
+        "[policy.p]\nallow = [\"image.save\"]\nallow_dangerous = [\n  \"image.save\",\n  \"image.sav\",\n]\n{listen}"
+    );
+    let err = Config::parse(&acknowledged, "f.toml").unwrap_err();
+    assert!(
+        err.0
+            .starts_with("f.toml line 5: policy.p.allow_dangerous[1]: \"image.sav\""),
+        "{err}"
+    );
+    let text = text.replace("image.save", "imgae.save");
+    let err = Config::parse(&text, "f.toml").unwrap_err();
+    assert!(
+        err.0
+            .starts_with("f.toml line 9: policy.p.rule[0].operations[1]: \"imgae.save\""),
+        "{err}"
+    );
+    let text = "[[client]]\nname = \"c\"\npolicy = \"nope\"\n[[listen]]\nunix = \"/tmp/c.sock\"\n";
+    let err = Config::parse(text, "f.toml").unwrap_err();
+    assert!(
+        err.0.starts_with("f.toml line 3: client[0].policy"),
+        "{err}"
+    );
+    assert_eq!(locate("[server]\nx = 1\n", "upstream.socket"), None);
+}
+
+#[test]
+fn bad_duration_names_setting() {
+    let text = "[server]\nshutdown_grace = \"soon\"\n[[listen]]\nunix = \"/tmp/x.sock\"\n";
+    let err = Config::parse(text, "f.toml").unwrap_err();
+    assert!(err.0.contains("server.shutdown_grace"), "{err}");
+}
+
+#[test]
+fn listener_needs_exactly_one_address() {
+    let err = Config::parse("[[listen]]\nmode = \"0600\"\n", "f").unwrap_err();
+    assert!(err.0.contains("listen[0]"), "{err}");
+    let err =
+        Config::parse("[[listen]]\ntcp = \"127.0.0.1:1\"\nmode = \"0600\"\n", "f").unwrap_err();
+    assert!(err.0.contains("listen[0].mode"), "{err}");
+}
+
+#[test]
+fn bad_mode_and_group() {
+    let err = Config::parse("[[listen]]\nunix = \"/tmp/a\"\nmode = \"999\"\n", "f").unwrap_err();
+    assert!(err.0.contains("listen[0].mode"), "{err}");
+    let err = Config::parse(
+        "[[listen]]\nunix = \"/tmp/a\"\ngroup = \"no-such-group-xyz\"\n",
+        "f",
+    )
+    .unwrap_err();
+    assert!(err.0.contains("listen[0].group"), "{err}");
+}
+
+#[test]
+fn forwarding_to_itself_is_refused() {
+    let text = "[upstream]\nsocket = \"/tmp/s.sock\"\n[[listen]]\nunix = \"/tmp/s.sock\"\n";
+    let err = Config::parse(text, "f").unwrap_err();
+    assert!(err.0.contains("forward to itself"), "{err}");
+}
+
+#[test]
+fn no_listener_in_file_is_an_error_but_builtin_has_one() {
+    assert!(Config::parse("", "f").is_err());
+    let builtin = Config::builtin().unwrap();
+    assert!(matches!(
+        builtin.listeners[0].addr,
+        ListenAddr::Unix {
+            mode: DEFAULT_SOCKET_MODE,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn tls_listener_files_are_loaded_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).display().to_string();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(path("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(path("other-key.pem"), other_key.serialize_pem()).unwrap();
+    std::fs::write(path("ca.pem"), cert.pem()).unwrap();
+    let config = |cert: &str, key: &str, ca: &str| {
+        format!(
+            "[[listen]]\nunix = \"/tmp/x.sock\"\n[[listen]]\ntcp = \"127.0.0.1:2376\"\n\
+             tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
+            path(cert),
+            path(key),
+            path(ca)
+        )
+    };
+    let ok = Config::parse(&config("cert.pem", "key.pem", "ca.pem"), "f").unwrap();
+    assert!(matches!(ok.listeners[1].addr, ListenAddr::Tls { .. }));
+    assert_eq!(
+        ok.listeners[1].addr.to_string(),
+        "tcp://127.0.0.1:2376 (tls)"
+    );
+    let err = Config::parse(&config("cert.pem", "missing.pem", "ca.pem"), "f").unwrap_err();
+    assert!(err.0.contains("listen[1].tls_key: cannot read"), "{err}");
+    let err = Config::parse(&config("cert.pem", "other-key.pem", "ca.pem"), "f").unwrap_err();
+    assert!(err.0.contains("listen[1].tls_key:"), "{err}");
+    let err = Config::parse(&config("cert.pem", "key.pem", "key.pem"), "f").unwrap_err();
+    assert!(err.0.contains("listen[1].tls_client_ca:"), "{err}");
+    let err = Config::parse(
+        &format!(
+            "[[listen]]\ntcp = \"127.0.0.1:2376\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            path("cert.pem"),
+            path("key.pem")
+        ),
+        "f",
+    )
+    .unwrap_err();
+    assert!(err.0.contains("listen[0].tls_client_ca: required"), "{err}");
+    let err = Config::parse(
+        "[[listen]]\nunix = \"/tmp/x.sock\"\ntls_cert = \"/c.pem\"\n",
+        "f",
+    )
+    .unwrap_err();
+    assert!(err.0.contains("listen[0].tls_cert: only applies"), "{err}");
+}
