@@ -12,6 +12,7 @@ use crate::error::ProxyError;
 use crate::inspect::Violation;
 use crate::policy::layer::Authorized;
 use crate::policy::{self, Effect, Policy, RequestFacts};
+use crate::refusal::{Refusal, RefusalKind, UnmetRule};
 
 /// The outcome for one request.
 #[derive(Debug, Serialize)]
@@ -133,15 +134,11 @@ pub fn explain(
         &HeaderMap::new(),
     ) {
         Ok(authorized) => authorized,
-        Err(refusal) => {
-            let denied_by = match &refusal {
-                ProxyError::Denied { rule, .. } => Some(rule.clone()),
-                _ => None,
-            };
-            refused(&mut out, refusal);
-            if let Some(rule) = denied_by {
-                out.change = policy_change(config, client, &method, &uri, &rule);
+        Err(error) => {
+            if let ProxyError::Denied(refusal) = &error {
+                out.change = policy_change(config, client, &method, &uri, refusal);
             }
+            refused(&mut out, error);
             return Ok(out);
         }
     };
@@ -150,8 +147,20 @@ pub fn explain(
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
     out.reason = authorized.decision.reason.to_string();
-    if authorized.would_deny {
-        out.change = policy_change(config, client, &method, &uri, &authorized.decision.rule);
+    if let Some(kind) = authorized
+        .decision
+        .refusal()
+        .filter(|_| authorized.would_deny)
+    {
+        let refusal = Refusal {
+            operation: authorized.operation.name,
+            method: method.clone(),
+            path: authorized.normalized.path.clone(),
+            policy: authorized.decision.policy.clone(),
+            rule: authorized.decision.rule.clone(),
+            kind: kind.clone(),
+        };
+        out.change = policy_change(config, client, &method, &uri, &refusal);
     }
     let inspected = authorized.policy.inspection;
     let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
@@ -221,14 +230,15 @@ fn decide_without_body(
     out
 }
 
-/// What would allow a request the policy's rules refuse (`rule` decided it).
+/// What would allow a request the policy's rules refuse.
 fn policy_change(
     config: &Config,
     client: Option<&str>,
     method: &Method,
     uri: &Uri,
-    rule: &str,
+    refusal: &Refusal,
 ) -> Option<Change> {
+    let rule: &str = &refusal.rule;
     let Some(client) = client else {
         return Some(Change::text(
             "add a [[client]] (name, policy) whose match covers this connection: uids, users, \
@@ -252,9 +262,16 @@ fn policy_change(
         .find(|(name, _)| *name == operation.name)
         .and_then(|(_, why)| why);
     let allow = allow_change(policy, &facts, client, danger);
-    if rule == "default-deny" {
-        let unmet = policy::unmet_allow_rules(policy, &facts);
-        if let Some((conditional, conditions)) = unmet.first() {
+    match &refusal.kind {
+        RefusalKind::DenyRule => {}
+        RefusalKind::Conditions(unmet) => {
+            let Some(UnmetRule {
+                rule: conditional,
+                conditions,
+            }) = unmet.first()
+            else {
+                return Some(allow);
+            };
             let params: Vec<String> = conditions
                 .iter()
                 .map(|c| format!("query.{}", c.param))
@@ -262,7 +279,7 @@ fn policy_change(
             let text = format!(
                 "change or remove {} of rule {} in [[policy.{}.rule]] (it wants {}), or {}",
                 params.join(" and "),
-                conditional.name,
+                conditional,
                 policy.name,
                 conditions
                     .iter()
@@ -273,7 +290,10 @@ fn policy_change(
             );
             return Some(Change { text, ..allow });
         }
-        return Some(allow);
+        RefusalKind::NotAllowed => return Some(allow),
+        RefusalKind::NoClient | RefusalKind::UnknownClient(_) | RefusalKind::Inspection(_) => {
+            return None
+        }
     }
     // A deny rule decided: it must go or stop matching, and an allow must remain.
     let deny = policy.rules.iter().find(|r| *r.name == *rule)?;
@@ -497,24 +517,17 @@ fn dangerous_setting(setting: &str, violation: &Violation) -> Option<&'static st
         .map(|(_, why)| *why)
 }
 
-fn refused(out: &mut Explanation, refusal: ProxyError) {
+fn refused(out: &mut Explanation, error: ProxyError) {
     out.decision = "deny";
-    out.status = Some(refusal.status().as_u16());
-    if let ProxyError::Denied {
-        what,
-        reason,
-        policy,
-        rule,
-    } = &refusal
-    {
-        if let Some((operation, _)) = what.split_once(' ') {
-            out.operation = Some(operation.to_owned());
+    out.status = Some(error.status().as_u16());
+    match &error {
+        ProxyError::Denied(refusal) => {
+            out.operation = Some(refusal.operation.to_owned());
+            out.policy = Some(refusal.policy.as_deref().unwrap_or("none").to_owned());
+            out.rule = Some(refusal.rule.to_string());
+            out.reason = refusal.reason().to_string();
         }
-        out.policy = Some(policy.clone());
-        out.rule = Some(rule.clone());
-        out.reason = reason.clone();
-    } else {
-        out.reason = refusal.to_string();
+        _ => out.reason = error.to_string(),
     }
 }
 

@@ -851,12 +851,17 @@ fn recorded(config: &Config, method: &str, target: &str, body: &str) -> Record {
     }
     match crate::inspection::check_request(&authorized, body.as_bytes()) {
         Ok(summary) => r.settings = summary.as_ref().map(settings_of),
-        Err(crate::error::ProxyError::Denied { reason, rule, .. }) => {
+        Err(crate::error::ProxyError::Denied(refusal)) => {
             r.decision = Some("deny".into());
             r.status = Some(403);
-            r.rule = Some(rule);
-            r.violations = vec![reason.clone()];
-            r.reason = Some(reason);
+            r.rule = Some(refusal.rule.to_string());
+            r.violations = refusal
+                .kind
+                .violation()
+                .map(crate::audit::schema::Violation::from)
+                .into_iter()
+                .collect();
+            r.reason = Some(refusal.reason().to_string());
         }
         Err(e) => panic!("{target}: not an inspection refusal: {e}"),
     }
