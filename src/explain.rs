@@ -13,6 +13,7 @@ use crate::inspect::Violation;
 use crate::policy::layer::Authorized;
 use crate::policy::{self, Effect, Policy, RequestFacts};
 use crate::refusal::{Refusal, RefusalKind, UnmetRule};
+use crate::route::Normalized;
 
 /// The outcome for one request.
 #[derive(Debug, Serialize)]
@@ -126,17 +127,26 @@ pub fn explain(
         defaults_applied: Vec::new(),
         change: None,
     };
-    let authorized = match policy::layer::authorize(
+    // Read once, as the request path does: the refusal's explanation uses the same reading.
+    let (normalized, operation) = match policy::layer::read_request(&method, &uri) {
+        Ok(read) => read,
+        Err(error) => {
+            refused(&mut out, error);
+            return Ok(out);
+        }
+    };
+    let authorized = match policy::layer::decide(
         &config.authority,
         client.map(Arc::from),
         &method,
-        &uri,
         &HeaderMap::new(),
+        normalized.clone(),
+        operation,
     ) {
         Ok(authorized) => authorized,
         Err(error) => {
             if let ProxyError::Denied(refusal) = &error {
-                out.change = policy_change(config, client, &method, &uri, refusal);
+                out.change = policy_change(config, client, &method, &normalized, refusal);
             }
             refused(&mut out, error);
             return Ok(out);
@@ -160,7 +170,7 @@ pub fn explain(
             rule: authorized.decision.rule.clone(),
             kind: kind.clone(),
         };
-        out.change = policy_change(config, client, &method, &uri, &refusal);
+        out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
     let inspected = authorized.policy.inspection;
     let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
@@ -235,7 +245,7 @@ fn policy_change(
     config: &Config,
     client: Option<&str>,
     method: &Method,
-    uri: &Uri,
+    normalized: &Normalized,
     refusal: &Refusal,
 ) -> Option<Change> {
     let rule: &str = &refusal.rule;
@@ -248,10 +258,9 @@ fn policy_change(
         ));
     };
     let policy = config.authority.policy_for(client)?;
-    let normalized = crate::route::normalize(method, uri).ok()?;
-    let operation = crate::route::classify(method, &normalized.path, &normalized.query);
+    let operation = refusal.operation;
     let facts = RequestFacts {
-        operation: operation.name,
+        operation,
         method,
         path: &normalized.path,
         query: normalized.query.pairs(),
@@ -259,7 +268,7 @@ fn policy_change(
     let table = format!("[policy.{}]", policy.name);
     let danger = policy::catalogue()
         .into_iter()
-        .find(|(name, _)| *name == operation.name)
+        .find(|(name, _)| *name == operation)
         .and_then(|(_, why)| why);
     let allow = allow_change(policy, &facts, client, danger);
     match &refusal.kind {
@@ -303,7 +312,7 @@ fn policy_change(
             if deny.operations.iter().any(|p| p.is_wildcard()) {
                 format!(
                     "narrow \"{pattern}\" in deny of {table} so that it no longer matches {}",
-                    operation.name
+                    operation
                 )
             } else {
                 format!("remove \"{pattern}\" from deny in {table}")

@@ -147,8 +147,9 @@ fn note(trail: &Trail, authorized: &Authorized) {
     );
 }
 
-/// Normalizes and classifies a request: what the daemon will read, and what it does.
-fn read_request(
+/// Normalizes and classifies a request: what the daemon will read, and what it does. Done
+/// once per request (also by `explain`); [`decide`] takes the result.
+pub fn read_request(
     method: &Method,
     uri: &Uri,
 ) -> Result<(Arc<Normalized>, Arc<Operation>), ProxyError> {
@@ -171,8 +172,8 @@ pub fn authorize(
     decide(authority, client, method, headers, normalized, operation)
 }
 
-/// [`authorize`] for a request already read.
-fn decide(
+/// [`authorize`] for a request already read ([`read_request`]).
+pub fn decide(
     authority: &Authority,
     client: Option<Arc<str>>,
     method: &Method,
