@@ -656,6 +656,60 @@ mod tests {
         assert_eq!(round_trips(&out), reload);
     }
 
+    /// Which decision a record keeps is a rule, not the order of writes: audit mode keeps the
+    /// rule's would-deny over inspection's; a refusal beats any earlier allow or would-deny.
+    #[test]
+    fn decisions_settle_by_rank_not_by_order() {
+        let audit = quiet_audit();
+        let violation = Violation {
+            field: "HostConfig.Privileged".into(),
+            reason: "privileged containers are not allowed (allow_privileged)".into(),
+            setting: Some("allow_privileged".into()),
+            value: None,
+        };
+        let t = trail(&audit, "POST", "/containers/create");
+        t.note_decision(
+            Verdict::WouldDeny,
+            Some(Arc::from("ro")),
+            Arc::from("default-deny"),
+            Reason::Refused("container.create", RefusalKind::NotAllowed),
+        );
+        t.note_inspection(None, Some(("container.create", violation.clone())));
+        let r = round_trips(&written(&t, "request", Some(201)));
+        assert_eq!(r.decision.as_deref(), Some("would-deny"));
+        assert_eq!(r.rule.as_deref(), Some("default-deny"));
+        assert_eq!(r.reason.as_deref(), Some("no rule allows container.create"));
+        assert_eq!(r.violations.len(), 1);
+
+        // Enforced: allowed by a rule, then refused by inspection.
+        let t = trail(&audit, "POST", "/containers/create");
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.create"),
+        );
+        t.note_error(&ProxyError::Denied(Box::new(Refusal {
+            operation: "container.create",
+            method: Method::POST,
+            path: "/containers/create".into(),
+            policy: Some(Arc::from("ci")),
+            rule: Arc::from("ci.container"),
+            kind: RefusalKind::Inspection(violation),
+        })));
+        // A later allow changes nothing.
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.create"),
+        );
+        let r = round_trips(&written(&t, "request", Some(403)));
+        assert_eq!(r.decision.as_deref(), Some("deny"));
+        assert_eq!(r.rule.as_deref(), Some("ci.container"));
+        assert_eq!(r.violations[0].setting.as_deref(), Some("allow_privileged"));
+    }
+
     #[test]
     fn secrets_in_query_are_redacted() {
         let pairs = vec![
