@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::error::ProxyError;
-use crate::inspect::Summary;
+use crate::inspect::{Summary, Violation};
 use crate::metrics::Metrics;
 use crate::policy::Reason;
+use crate::refusal::RefusalKind;
 use crate::reload::Runtime;
 use crate::route::{Normalized, Operation};
 
@@ -88,11 +89,43 @@ pub(crate) struct Facts {
     pub(crate) policy: Option<Arc<str>>,
     pub(crate) rule: Option<Arc<str>>,
     pub(crate) reason: Option<Reason>,
-    pub(crate) violations: Vec<String>,
+    /// Inspection's refusal (enforced, or only recorded in audit mode).
+    pub(crate) violations: Vec<Violation>,
     pub(crate) settings: Option<Summary>,
     pub(crate) body: Option<bytes::Bytes>,
     pub(crate) defaults: Vec<String>,
     pub(crate) error: Option<String>,
+}
+
+impl Facts {
+    /// Notes a decision, by rank rather than by order: a refusal (`deny`) replaces an allow or
+    /// a `would-deny` and is never replaced (it is the answer the client got); a `would-deny`
+    /// replaces an allow but not an earlier `would-deny` (audit mode keeps the first reason:
+    /// the rule's, before inspection's); an allow only fills in a missing decision. A
+    /// decision without a policy keeps the one already noted.
+    fn settle(
+        &mut self,
+        verdict: Verdict,
+        policy: Option<Arc<str>>,
+        rule: Arc<str>,
+        reason: Reason,
+    ) {
+        let rank = |v: Option<Verdict>| match v {
+            None => 0,
+            Some(Verdict::Allow) => 1,
+            Some(Verdict::WouldDeny) => 2,
+            Some(Verdict::Deny) => 3,
+        };
+        if rank(Some(verdict)) <= rank(self.verdict) {
+            return;
+        }
+        self.verdict = Some(verdict);
+        if policy.is_some() {
+            self.policy = policy;
+        }
+        self.rule = Some(rule);
+        self.reason = Some(reason);
+    }
 }
 
 impl Trail {
@@ -120,33 +153,29 @@ impl Trail {
         rule: Arc<str>,
         reason: Reason,
     ) {
-        let mut facts = self.facts();
-        facts.verdict = Some(verdict);
-        facts.policy = policy;
-        facts.rule = Some(rule);
-        facts.reason = Some(reason);
+        self.facts().settle(verdict, policy, rule, reason);
     }
 
-    /// Inspection passed (or, in audit mode, would have refused with `violations`) and saw
-    /// these settings.
-    pub fn note_inspection(&self, settings: Option<Summary>, violations: Vec<String>) {
+    /// Inspection passed (`violation` `None`), or in audit mode would have refused the
+    /// request of `operation` with `violation`; it saw these settings.
+    pub fn note_inspection(
+        &self,
+        settings: Option<Summary>,
+        violation: Option<(&'static str, Violation)>,
+    ) {
         let mut facts = self.facts();
-        // A request a rule already refuses (in audit mode) keeps that rule as its reason;
-        // the violations are listed as well.
-        if !violations.is_empty() && facts.verdict != Some(Verdict::WouldDeny) {
-            facts.verdict = Some(Verdict::WouldDeny);
-            facts.rule = Some(Arc::from("inspection"));
-            facts.reason = violations.first().cloned().map(Reason::Text);
+        if let Some((operation, violation)) = violation {
+            // A request a rule already refuses (in audit mode) keeps that rule as its reason
+            // (see `Facts::settle`); the violation is listed as well.
+            facts.settle(
+                Verdict::WouldDeny,
+                None,
+                Arc::from("inspection"),
+                Reason::Refused(operation, RefusalKind::Inspection(violation.clone())),
+            );
+            facts.violations = vec![violation];
         }
         facts.settings = settings;
-        facts.violations = violations;
-    }
-
-    /// Inspection refused the request (enforced): what it refused, for the record's
-    /// `violations`. The decision, rule and reason come with the refusal itself
-    /// ([`Trail::note_error`]).
-    pub fn note_violations(&self, violations: Vec<String>) {
-        self.facts().violations = violations;
     }
 
     /// Enforced defaults the policy added to the body (`Memory=268435456`, ...).
@@ -162,48 +191,42 @@ impl Trail {
     /// sockwarden answered the request itself with `error`.
     pub fn note_error(&self, error: &ProxyError) {
         let mut facts = self.facts();
-        match error {
+        let deny =
+            |rule: &'static str, reason: &str| (Arc::from(rule), Reason::Text(reason.to_owned()));
+        let (rule, reason) = match error {
             ProxyError::Upstream { detail, .. } => {
                 facts.error = Some(detail.clone());
                 self.audit.metrics().upstream_error();
+                return;
             }
-            ProxyError::BadUpstream(detail) => facts.error = Some(detail.clone()),
-            ProxyError::Denied {
-                reason,
-                policy,
-                rule,
-                ..
-            } => {
-                facts.verdict = Some(Verdict::Deny);
-                if policy != "none" {
-                    facts.policy = Some(Arc::from(policy.as_str()));
+            ProxyError::BadUpstream(detail) => {
+                facts.error = Some(detail.clone());
+                return;
+            }
+            ProxyError::Denied(refusal) => {
+                if let Some(violation) = refusal.kind.violation() {
+                    facts.violations = vec![violation.clone()];
                 }
-                facts.rule = Some(Arc::from(rule.as_str()));
-                facts.reason = Some(Reason::Text(reason.clone()));
+                let reason = Reason::Refused(refusal.operation, refusal.kind.clone());
+                facts.settle(
+                    Verdict::Deny,
+                    refusal.policy.clone(),
+                    refusal.rule.clone(),
+                    reason,
+                );
+                return;
             }
-            ProxyError::BadRequest(reason) => {
-                facts.verdict = Some(Verdict::Deny);
-                facts.rule = Some(Arc::from("bad-request"));
-                facts.reason = Some(Reason::Text(reason.clone()));
-            }
+            ProxyError::BadRequest(reason) => deny("bad-request", reason),
             ProxyError::Limited { limit, what, .. } => {
-                facts.verdict = Some(Verdict::Deny);
-                facts.rule = Some(Arc::from(match *limit {
-                    "connections" => "connection-limit",
-                    _ => "rate-limit",
-                }));
-                facts.reason = Some(Reason::Text(what.clone()));
                 let client = facts.client.clone();
                 self.audit
                     .metrics()
-                    .limited(client.as_deref().unwrap_or(""), limit);
+                    .limited(client.as_deref().unwrap_or(""), limit.as_str());
+                deny(limit.rule(), what)
             }
-            ProxyError::Unavailable(reason) => {
-                facts.verdict = Some(Verdict::Deny);
-                facts.rule = Some(Arc::from("audit-unavailable"));
-                facts.reason = Some(Reason::Text(reason.clone()));
-            }
-        }
+            ProxyError::Unavailable(reason) => deny("audit-unavailable", reason),
+        };
+        facts.settle(Verdict::Deny, None, rule, reason);
     }
 
     /// The metrics, for the session gauge.

@@ -1,8 +1,11 @@
 //! The program's error types: why a request was answered by sockwarden itself
 //! ([`ProxyError`], turned into a response by `respond`) and why a configuration was refused
-//! ([`ConfigError`]). A leaf module: every other module may use it, it uses none of them.
+//! ([`ConfigError`]). Low in the module graph: every other module may use it; it uses only
+//! the refusal value ([`Refusal`]), itself low.
 
 use http::StatusCode;
+
+pub use crate::refusal::Refusal;
 
 /// A boxed error, as tower and hyper pass them around.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -21,26 +24,17 @@ pub enum ProxyError {
         /// What went wrong.
         detail: String,
     },
-    /// The client's policy refuses the request.
-    #[error("{what} refused: {reason} (policy {policy}, rule {rule})")]
-    Denied {
-        /// The operation and request line.
-        what: String,
-        /// Why.
-        reason: String,
-        /// The policy consulted.
-        policy: String,
-        /// The rule (or inspection setting) that refused.
-        rule: String,
-    },
+    /// The client's policy (its rules or its inspection) refuses the request.
+    #[error("{0}")]
+    Denied(Box<Refusal>),
     /// The daemon answered in a way sockwarden will not relay.
     #[error("unexpected answer from the Docker daemon: {0}")]
     BadUpstream(String),
     /// A client limit (requests per second, concurrent connections) was hit.
     #[error("too many requests: {what}")]
     Limited {
-        /// `rate` or `connections`.
-        limit: &'static str,
+        /// Which kind of limit.
+        limit: Limit,
         /// Which limit, for whom.
         what: String,
         /// When to try again (the `Retry-After` header, rounded up to whole seconds).
@@ -56,10 +50,37 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::Denied { .. } => StatusCode::FORBIDDEN,
+            ProxyError::Denied(_) => StatusCode::FORBIDDEN,
             ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The kind of client limit a request hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Requests per second.
+    Rate,
+    /// Concurrent connections.
+    Connections,
+}
+
+impl Limit {
+    /// The metrics label (`rate`, `connections`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Rate => "rate",
+            Limit::Connections => "connections",
+        }
+    }
+
+    /// The audit record's rule (`rate-limit`, `connection-limit`).
+    pub fn rule(self) -> &'static str {
+        match self {
+            Limit::Rate => "rate-limit",
+            Limit::Connections => "connection-limit",
         }
     }
 }

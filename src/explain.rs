@@ -12,6 +12,8 @@ use crate::error::ProxyError;
 use crate::inspect::Violation;
 use crate::policy::layer::Authorized;
 use crate::policy::{self, Effect, Policy, RequestFacts};
+use crate::refusal::{Refusal, RefusalKind, UnmetRule};
+use crate::route::Normalized;
 
 /// The outcome for one request.
 #[derive(Debug, Serialize)]
@@ -125,23 +127,28 @@ pub fn explain(
         defaults_applied: Vec::new(),
         change: None,
     };
-    let authorized = match policy::layer::authorize(
+    // Read once, as the request path does: the refusal's explanation uses the same reading.
+    let (normalized, operation) = match policy::layer::read_request(&method, &uri) {
+        Ok(read) => read,
+        Err(error) => {
+            refused(&mut out, error);
+            return Ok(out);
+        }
+    };
+    let authorized = match policy::layer::decide(
         &config.authority,
         client.map(Arc::from),
         &method,
-        &uri,
         &HeaderMap::new(),
+        normalized.clone(),
+        operation,
     ) {
         Ok(authorized) => authorized,
-        Err(refusal) => {
-            let denied_by = match &refusal {
-                ProxyError::Denied { rule, .. } => Some(rule.clone()),
-                _ => None,
-            };
-            refused(&mut out, refusal);
-            if let Some(rule) = denied_by {
-                out.change = policy_change(config, client, &method, &uri, &rule);
+        Err(error) => {
+            if let ProxyError::Denied(refusal) = &error {
+                out.change = policy_change(config, client, &method, &normalized, refusal);
             }
+            refused(&mut out, error);
             return Ok(out);
         }
     };
@@ -150,8 +157,20 @@ pub fn explain(
     out.policy = authorized.decision.policy.as_deref().map(str::to_owned);
     out.rule = Some(authorized.decision.rule.to_string());
     out.reason = authorized.decision.reason.to_string();
-    if authorized.would_deny {
-        out.change = policy_change(config, client, &method, &uri, &authorized.decision.rule);
+    if let Some(kind) = authorized
+        .decision
+        .refusal()
+        .filter(|_| authorized.would_deny)
+    {
+        let refusal = Refusal {
+            operation: authorized.operation.name,
+            method: method.clone(),
+            path: authorized.normalized.path.clone(),
+            policy: authorized.decision.policy.clone(),
+            rule: authorized.decision.rule.clone(),
+            kind: kind.clone(),
+        };
+        out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
     let inspected = authorized.policy.inspection;
     let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
@@ -221,14 +240,15 @@ fn decide_without_body(
     out
 }
 
-/// What would allow a request the policy's rules refuse (`rule` decided it).
+/// What would allow a request the policy's rules refuse.
 fn policy_change(
     config: &Config,
     client: Option<&str>,
     method: &Method,
-    uri: &Uri,
-    rule: &str,
+    normalized: &Normalized,
+    refusal: &Refusal,
 ) -> Option<Change> {
+    let rule: &str = &refusal.rule;
     let Some(client) = client else {
         return Some(Change::text(
             "add a [[client]] (name, policy) whose match covers this connection: uids, users, \
@@ -238,10 +258,9 @@ fn policy_change(
         ));
     };
     let policy = config.authority.policy_for(client)?;
-    let normalized = crate::route::normalize(method, uri).ok()?;
-    let operation = crate::route::classify(method, &normalized.path, &normalized.query);
+    let operation = refusal.operation;
     let facts = RequestFacts {
-        operation: operation.name,
+        operation,
         method,
         path: &normalized.path,
         query: normalized.query.pairs(),
@@ -249,12 +268,19 @@ fn policy_change(
     let table = format!("[policy.{}]", policy.name);
     let danger = policy::catalogue()
         .into_iter()
-        .find(|(name, _)| *name == operation.name)
+        .find(|(name, _)| *name == operation)
         .and_then(|(_, why)| why);
     let allow = allow_change(policy, &facts, client, danger);
-    if rule == "default-deny" {
-        let unmet = policy::unmet_allow_rules(policy, &facts);
-        if let Some((conditional, conditions)) = unmet.first() {
+    match &refusal.kind {
+        RefusalKind::DenyRule => {}
+        RefusalKind::Conditions(unmet) => {
+            let Some(UnmetRule {
+                rule: conditional,
+                conditions,
+            }) = unmet.first()
+            else {
+                return Some(allow);
+            };
             let params: Vec<String> = conditions
                 .iter()
                 .map(|c| format!("query.{}", c.param))
@@ -262,7 +288,7 @@ fn policy_change(
             let text = format!(
                 "change or remove {} of rule {} in [[policy.{}.rule]] (it wants {}), or {}",
                 params.join(" and "),
-                conditional.name,
+                conditional,
                 policy.name,
                 conditions
                     .iter()
@@ -273,7 +299,10 @@ fn policy_change(
             );
             return Some(Change { text, ..allow });
         }
-        return Some(allow);
+        RefusalKind::NotAllowed => return Some(allow),
+        RefusalKind::NoClient | RefusalKind::UnknownClient(_) | RefusalKind::Inspection(_) => {
+            return None
+        }
     }
     // A deny rule decided: it must go or stop matching, and an allow must remain.
     let deny = policy.rules.iter().find(|r| *r.name == *rule)?;
@@ -283,7 +312,7 @@ fn policy_change(
             if deny.operations.iter().any(|p| p.is_wildcard()) {
                 format!(
                     "narrow \"{pattern}\" in deny of {table} so that it no longer matches {}",
-                    operation.name
+                    operation
                 )
             } else {
                 format!("remove \"{pattern}\" from deny in {table}")
@@ -497,24 +526,17 @@ fn dangerous_setting(setting: &str, violation: &Violation) -> Option<&'static st
         .map(|(_, why)| *why)
 }
 
-fn refused(out: &mut Explanation, refusal: ProxyError) {
+fn refused(out: &mut Explanation, error: ProxyError) {
     out.decision = "deny";
-    out.status = Some(refusal.status().as_u16());
-    if let ProxyError::Denied {
-        what,
-        reason,
-        policy,
-        rule,
-    } = &refusal
-    {
-        if let Some((operation, _)) = what.split_once(' ') {
-            out.operation = Some(operation.to_owned());
+    out.status = Some(error.status().as_u16());
+    match &error {
+        ProxyError::Denied(refusal) => {
+            out.operation = Some(refusal.operation.to_owned());
+            out.policy = Some(refusal.policy.as_deref().unwrap_or("none").to_owned());
+            out.rule = Some(refusal.rule.to_string());
+            out.reason = refusal.reason().to_string();
         }
-        out.policy = Some(policy.clone());
-        out.rule = Some(rule.clone());
-        out.reason = reason.clone();
-    } else {
-        out.reason = refusal.to_string();
+        _ => out.reason = error.to_string(),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::context::Trail;
 use crate::error::{BoxError, ProxyError};
 use crate::inspect;
 use crate::policy::layer::Authorized;
+use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{BodyUse, Inspector, OperationInfo};
 
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
@@ -67,15 +68,14 @@ pub fn check_request(
 /// inspection section as the rule.
 pub fn refusal(authorized: &Authorized, violation: &inspect::Violation) -> ProxyError {
     let operation = authorized.operation.name;
-    ProxyError::Denied {
-        what: format!(
-            "{operation} ({} {})",
-            authorized.method, authorized.normalized.path
-        ),
-        reason: violation.to_string(),
-        policy: authorized.policy.name.to_string(),
-        rule: format!("{}.{}", authorized.policy.name, section(operation)),
-    }
+    ProxyError::Denied(Box::new(Refusal {
+        operation,
+        method: authorized.method.clone(),
+        path: authorized.normalized.path.clone(),
+        policy: Some(authorized.policy.name.clone()),
+        rule: Arc::from(format!("{}.{}", authorized.policy.name, section(operation))),
+        kind: RefusalKind::Inspection(violation.clone()),
+    }))
 }
 
 /// Whether `operation`'s request body is read and inspected (so deciding it needs the body).
@@ -254,25 +254,21 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
 /// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
 /// violation as a dry run's does (the error boundary notes the decision, rule and reason).
 fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<(), ProxyError> {
-    match check_request(authorized, body) {
+    match check_violation(authorized, body) {
         Ok(summary) => {
             if let Some(trail) = trail {
-                trail.note_inspection(summary, Vec::new());
+                trail.note_inspection(summary, None);
             }
             Ok(())
         }
-        Err(ProxyError::Denied { reason, .. }) if authorized.dry_run => {
+        Err(violation) if authorized.dry_run => {
             if let Some(trail) = trail {
-                trail.note_inspection(None, vec![reason]);
+                trail.note_inspection(None, Some((authorized.operation.name, violation)));
             }
             Ok(())
         }
-        Err(refusal) => {
-            if let (Some(trail), ProxyError::Denied { reason, .. }) = (trail, &refusal) {
-                trail.note_violations(vec![reason.clone()]);
-            }
-            Err(refusal)
-        }
+        // The refusal carries the violation to the record (`Trail::note_error`).
+        Err(violation) => Err(refusal(authorized, &violation)),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod policy;
 pub mod readiness;
 pub mod redact;
+pub mod refusal;
 pub mod reload;
 pub mod respond;
 pub mod route;

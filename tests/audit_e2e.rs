@@ -305,12 +305,22 @@ fn records_allowed_refused_hijacked_and_daemon_errors_field_by_field() {
     assert_eq!(r["decision"], "deny");
     assert!(r["reason"].as_str().unwrap().contains("Privileged"), "{r}");
     assert_eq!(r["rule"], "work.container");
-    // Its violations are listed, as a dry run's are (what `audit suggest` widens from).
+    // Its violations are listed, as a dry run's are (what `audit suggest` widens from): as
+    // objects naming the field, the reason and the setting that would allow it.
+    let violations = r["violations"].as_array().expect("violations");
+    assert_eq!(violations.len(), 1, "{r}");
+    let v = &violations[0];
     assert_eq!(
-        r["violations"],
-        Value::from(vec![r["reason"].clone()]),
+        format!(
+            "{}: {}",
+            v["field"].as_str().unwrap(),
+            v["reason"].as_str().unwrap()
+        ),
+        r["reason"].as_str().unwrap(),
         "{r}"
     );
+    assert_eq!(v["field"], "HostConfig.Privileged", "{r}");
+    assert_eq!(v["setting"], "allow_privileged", "{r}");
     assert!(r.get("settings").is_none(), "{r}");
 
     // A malformed request: 400, never forwarded, still recorded.
@@ -361,7 +371,10 @@ fn would_deny_in_audit_mode_is_forwarded_and_recorded() {
     assert_eq!(r["policy"], "read-only");
     assert_eq!(r["rule"], "default-deny");
     assert!(
-        r["violations"][0].as_str().unwrap().contains("Privileged"),
+        r["violations"][0]["field"]
+            .as_str()
+            .unwrap()
+            .contains("Privileged"),
         "{r}"
     );
     assert!(r["peer"]["uid"].is_number());
@@ -416,7 +429,10 @@ mode = "audit"
     assert_eq!(r["status"], 201);
     assert_eq!(r["rule"], "inspection");
     assert!(
-        r["violations"][0].as_str().unwrap().contains("Privileged"),
+        r["violations"][0]["field"]
+            .as_str()
+            .unwrap()
+            .contains("Privileged"),
         "{r}"
     );
 }

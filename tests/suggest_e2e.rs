@@ -760,8 +760,18 @@ allow_dangerous = ["*", "unknown"]
                 && r["status"] == 403
                 && r["violations"].as_array().is_some_and(|v| {
                     v.len() == 1
-                        && v[0] == r["reason"]
-                        && v[0].as_str().unwrap().ends_with(&format!("({setting})"))
+                        && r["reason"].as_str()
+                            == Some(&format!(
+                                "{}: {}",
+                                v[0]["field"].as_str().unwrap_or(""),
+                                v[0]["reason"].as_str().unwrap_or("")
+                            ))
+                        && v[0]["reason"]
+                            .as_str()
+                            .is_some_and(|t| t.ends_with(&format!("({setting})")))
+                        && v[0]["setting"] == setting
+                        // A list setting's refusal names the entry it would need.
+                        && (setting != "bind_sources" || v[0]["value"].is_string())
                 })
         })
     };

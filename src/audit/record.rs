@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::line;
 use crate::context::{verdict, Trail};
 use crate::identity::Evidence;
-use crate::inspect::Summary;
+use crate::inspect::{Summary, Violation};
 use crate::listener::Peer;
 use crate::policy::Reason;
 use crate::redact;
@@ -68,9 +68,15 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
             line::string_with_suffix(out, operation, " is allowed")
         }),
         Some(Reason::Text(text)) => o.str(b"reason", text),
+        // A refusal is put into words only here, when its record is written.
+        Some(reason @ Reason::Refused(..)) => o.str(b"reason", &reason.to_string()),
         None => {}
     }
-    o.strs(b"violations", facts.violations.iter().map(String::as_str));
+    if !facts.violations.is_empty() {
+        o.with(b"violations", |out| {
+            write_violations(out, &facts.violations)
+        });
+    }
     o.opt_uint(b"status", counts.status.map(u64::from));
     o.millis(b"duration_ms", counts.duration.as_micros());
     o.uint(b"bytes_in", counts.bytes_in);
@@ -108,6 +114,24 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
     }
     o.close();
     out.push(b'\n');
+}
+
+/// Inspection refusals as objects: `[{"field":..,"reason":..,"setting":..,"value":..}]`,
+/// absent members left out.
+fn write_violations(out: &mut Vec<u8>, violations: &[Violation]) {
+    out.push(b'[');
+    for (i, v) in violations.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let mut o = line::Obj::open(out);
+        o.str(b"field", &v.field);
+        o.str(b"reason", &v.reason);
+        o.opt_str(b"setting", v.setting.as_deref());
+        o.opt_str(b"value", v.value.as_deref());
+        o.close();
+    }
+    out.push(b']');
 }
 
 /// A connection's part of each of its records: `"listener":"...","peer":{...}`, written once
@@ -281,6 +305,7 @@ mod tests {
     use crate::context::{Facts, Verdict};
     use crate::error::ProxyError;
     use crate::metrics::Metrics;
+    use crate::refusal::{Refusal, RefusalKind};
 
     fn quiet_audit() -> Audit {
         let settings = AuditSettings {
@@ -451,7 +476,7 @@ mod tests {
             Arc::from("ci-allow"),
             Reason::Allowed("container.create"),
         );
-        t.note_inspection(Some(full_summary()), Vec::new());
+        t.note_inspection(Some(full_summary()), None);
         t.note_defaults(vec!["Memory=268435456".into()]);
         t.note_body(&bytes::Bytes::from_static(
             br#"{"Image":"busybox","Env":["TOKEN=x"],"HostConfig":{"Binds":["/srv/cache:/cache:ro"]}}"#,
@@ -477,26 +502,72 @@ mod tests {
         );
         t.note_inspection(
             None,
-            vec![
-                "HostConfig.Privileged: privileged containers are not allowed (allow_privileged)"
-                    .into(),
-            ],
+            Some((
+                "container.create",
+                Violation {
+                    field: "HostConfig.Privileged".into(),
+                    reason: "privileged containers are not allowed (allow_privileged)".into(),
+                    setting: Some("allow_privileged".into()),
+                    value: None,
+                },
+            )),
         );
-        let r = round_trips(&written(&t, "request", Some(201)));
+        let line = written(&t, "request", Some(201));
+        let r = round_trips(&line);
         assert_eq!(r.decision.as_deref(), Some("would-deny"));
         assert_eq!(r.violations.len(), 1);
+        assert_eq!(r.violations[0].setting.as_deref(), Some("allow_privileged"));
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("HostConfig.Privileged: privileged containers are not allowed (allow_privileged)")
+        );
+        let raw: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            raw["violations"],
+            serde_json::json!([{
+                "field": "HostConfig.Privileged",
+                "reason": "privileged containers are not allowed (allow_privileged)",
+                "setting": "allow_privileged",
+            }])
+        );
 
-        // Refused by a rule, by inspection (enforced), as malformed, by the rate limit.
+        // Refused by a rule (of each kind), by inspection (enforced), as malformed, by the rate
+        // limit, by the audit gate.
+        let denied = |kind: RefusalKind, rule: &str| {
+            ProxyError::Denied(Box::new(Refusal {
+                operation: "system.info",
+                method: Method::GET,
+                path: "/info".into(),
+                policy: Some(Arc::from("ci")),
+                rule: Arc::from(rule),
+                kind,
+            }))
+        };
+        let bind = Violation {
+            field: "HostConfig.Binds[0]".into(),
+            reason: "host path /var/run/docker.sock is not allowed (bind_sources)".into(),
+            setting: Some("bind_sources".into()),
+            value: Some("/var/run/docker.sock".into()),
+        };
         let refusals = [
-            ProxyError::Denied {
-                what: "system.info (GET /info)".into(),
-                reason: "no rule allows system.info".into(),
-                policy: "ci".into(),
-                rule: "default-deny".into(),
-            },
+            denied(RefusalKind::NotAllowed, "default-deny"),
+            denied(RefusalKind::DenyRule, "deny system.*"),
+            denied(RefusalKind::NoClient, "no-client"),
+            denied(
+                RefusalKind::Conditions(vec![crate::refusal::UnmetRule {
+                    rule: Arc::from("info"),
+                    conditions: vec![crate::refusal::UnmetCondition {
+                        param: "x".into(),
+                        wanted: "x is not set".into(),
+                        found: "x=1".into(),
+                    }],
+                }]),
+                "default-deny",
+            ),
+            denied(RefusalKind::Inspection(bind.clone()), "ci.container"),
             ProxyError::BadRequest("unclean path".into()),
             ProxyError::Limited {
-                limit: "rate",
+                limit: crate::error::Limit::Rate,
                 what: "client ci is over 10 requests/s".into(),
                 retry_after: None,
             },
@@ -504,11 +575,45 @@ mod tests {
         ];
         for refusal in &refusals {
             let t = trail(&audit, "GET", "/v1.41/info?x=1");
-            t.note_violations(vec!["(body): a violation".into()]);
+            // Allowed first: the refusal that follows decides the record.
+            t.note_decision(
+                Verdict::Allow,
+                Some(Arc::from("ci")),
+                Arc::from("ci-allow"),
+                Reason::Allowed("system.info"),
+            );
             t.note_error(refusal);
-            let r = round_trips(&written(&t, "request", Some(refusal.status().as_u16())));
+            let line = written(&t, "request", Some(refusal.status().as_u16()));
+            let r = round_trips(&line);
             assert_eq!(r.decision.as_deref(), Some("deny"), "{refusal}");
+            assert_ne!(r.rule.as_deref(), Some("ci-allow"), "{refusal}");
+            if let ProxyError::Denied(refusal) = refusal {
+                assert_eq!(r.reason, Some(refusal.reason().to_string()));
+                assert_eq!(r.rule.as_deref(), Some(&*refusal.rule));
+                assert_eq!(r.operation.as_deref(), Some("system.info"));
+                if let RefusalKind::Inspection(v) = &refusal.kind {
+                    assert_eq!(r.violations, vec![crate::audit::schema::Violation::from(v)]);
+                    assert_eq!(
+                        r.violations[0].value.as_deref(),
+                        Some("/var/run/docker.sock")
+                    );
+                    let raw: serde_json::Value = serde_json::from_slice(&line).unwrap();
+                    assert_eq!(raw["violations"][0]["setting"], "bind_sources");
+                    assert_eq!(raw["violations"][0]["value"], "/var/run/docker.sock");
+                    assert_eq!(raw["violations"][0]["field"], "HostConfig.Binds[0]");
+                } else {
+                    assert!(r.violations.is_empty(), "{refusal}");
+                }
+            }
         }
+        let t = trail(&audit, "GET", "/v1.41/info");
+        t.note_error(&refusals[0]);
+        let r = round_trips(&written(&t, "request", Some(403)));
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("no rule allows system.info"),
+            "a refusal's reason is today's text"
+        );
 
         // The daemon failed; a request the router cannot read at all.
         let t = trail(&audit, "GET", "/containers/json");
@@ -549,6 +654,60 @@ mod tests {
         let mut out = Vec::new();
         super::super::sink::record_line(&reload, &mut out);
         assert_eq!(round_trips(&out), reload);
+    }
+
+    /// Which decision a record keeps is a rule, not the order of writes: audit mode keeps the
+    /// rule's would-deny over inspection's; a refusal beats any earlier allow or would-deny.
+    #[test]
+    fn decisions_settle_by_rank_not_by_order() {
+        let audit = quiet_audit();
+        let violation = Violation {
+            field: "HostConfig.Privileged".into(),
+            reason: "privileged containers are not allowed (allow_privileged)".into(),
+            setting: Some("allow_privileged".into()),
+            value: None,
+        };
+        let t = trail(&audit, "POST", "/containers/create");
+        t.note_decision(
+            Verdict::WouldDeny,
+            Some(Arc::from("ro")),
+            Arc::from("default-deny"),
+            Reason::Refused("container.create", RefusalKind::NotAllowed),
+        );
+        t.note_inspection(None, Some(("container.create", violation.clone())));
+        let r = round_trips(&written(&t, "request", Some(201)));
+        assert_eq!(r.decision.as_deref(), Some("would-deny"));
+        assert_eq!(r.rule.as_deref(), Some("default-deny"));
+        assert_eq!(r.reason.as_deref(), Some("no rule allows container.create"));
+        assert_eq!(r.violations.len(), 1);
+
+        // Enforced: allowed by a rule, then refused by inspection.
+        let t = trail(&audit, "POST", "/containers/create");
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.create"),
+        );
+        t.note_error(&ProxyError::Denied(Box::new(Refusal {
+            operation: "container.create",
+            method: Method::POST,
+            path: "/containers/create".into(),
+            policy: Some(Arc::from("ci")),
+            rule: Arc::from("ci.container"),
+            kind: RefusalKind::Inspection(violation),
+        })));
+        // A later allow changes nothing.
+        t.note_decision(
+            Verdict::Allow,
+            Some(Arc::from("ci")),
+            Arc::from("ci-allow"),
+            Reason::Allowed("container.create"),
+        );
+        let r = round_trips(&written(&t, "request", Some(403)));
+        assert_eq!(r.decision.as_deref(), Some("deny"));
+        assert_eq!(r.rule.as_deref(), Some("ci.container"));
+        assert_eq!(r.violations[0].setting.as_deref(), Some("allow_privileged"));
     }
 
     #[test]

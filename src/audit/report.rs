@@ -458,8 +458,9 @@ impl Summarizer {
             refusal.count += 1;
             refusal.period.see(r.time.as_deref());
             for v in &r.violations {
-                if !refusal.violations.contains(v) {
-                    refusal.violations.push(v.clone());
+                let v = v.to_string();
+                if !refusal.violations.contains(&v) {
+                    refusal.violations.push(v);
                 }
             }
         }

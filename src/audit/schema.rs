@@ -76,9 +76,10 @@ pub struct Record {
     /// Why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Inspection refusals (`FIELD: reason (setting)`).
+    /// Inspection refusals, as objects (older logs wrote `FIELD: reason (setting)` strings:
+    /// read through [`Violation::from_legacy`]).
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     /// Status returned to the client (101 for an opened session).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -124,6 +125,178 @@ pub struct Record {
     /// Reloads: changed settings that take effect only after a restart.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub restart_needed: Vec<String>,
+}
+
+/// One inspection refusal of a record: what `inspect::Violation` holds, as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RawViolation")]
+pub struct Violation {
+    /// JSON path (`HostConfig.Binds[0]`, `(body)`) or query parameter (`?networkmode`).
+    pub field: String,
+    /// Why, in words (ends with `(setting)` when a setting would allow it).
+    pub reason: String,
+    /// The setting that would allow it (`bind_sources`, `allow_privileged`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+    /// The request's value that setting would have to admit (a host path, a capability, an
+    /// image reference, an amount).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// A violation as found in a log: an object, or (older logs, the fixtures) a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawViolation {
+    Text(String),
+    Object {
+        #[serde(default, deserialize_with = "nullable")]
+        field: String,
+        #[serde(default, deserialize_with = "nullable")]
+        reason: String,
+        #[serde(default)]
+        setting: Option<String>,
+        #[serde(default)]
+        value: Option<String>,
+    },
+}
+
+impl From<RawViolation> for Violation {
+    fn from(raw: RawViolation) -> Violation {
+        match raw {
+            RawViolation::Text(text) => Violation::from_legacy(&text),
+            RawViolation::Object {
+                field,
+                reason,
+                setting,
+                value,
+            } => Violation {
+                field,
+                reason,
+                setting,
+                value,
+            },
+        }
+    }
+}
+
+impl From<&crate::inspect::Violation> for Violation {
+    fn from(v: &crate::inspect::Violation) -> Violation {
+        Violation {
+            field: v.field.clone(),
+            reason: v.reason.clone(),
+            setting: v.setting.clone(),
+            value: v.value.clone(),
+        }
+    }
+}
+
+/// `FIELD: reason`, as the client read it.
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.field, self.reason)
+        }
+    }
+}
+
+/// Legacy reader: the one place that reads a violation's English text. Audit logs written
+/// before violations were objects hold `FIELD: reason (setting)` strings; each is turned into
+/// the structured form once, when read, recovering the setting from the reason's
+/// `(setting)` suffix and the value from the inspectors' wording of that setting's refusal.
+/// Nothing else parses violation text; new records carry setting and value themselves.
+impl Violation {
+    /// Reads one legacy violation string.
+    pub fn from_legacy(text: &str) -> Violation {
+        let (field, reason) = text.split_once(": ").unwrap_or(("", text));
+        let (_, setting) = legacy::split(text);
+        let value = setting.and_then(|setting| legacy::value(reason, setting));
+        Violation {
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+            setting: setting.map(str::to_owned),
+            value,
+        }
+    }
+}
+
+impl From<&str> for Violation {
+    fn from(text: &str) -> Violation {
+        Violation::from_legacy(text)
+    }
+}
+
+impl From<String> for Violation {
+    fn from(text: String) -> Violation {
+        Violation::from_legacy(&text)
+    }
+}
+
+/// The legacy reader's text parsing (see [`Violation::from_legacy`]).
+pub(crate) mod legacy {
+    /// Splits a violation `FIELD: REASON (setting)` into the reason and the setting, if any.
+    pub(crate) fn split(v: &str) -> (&str, Option<&str>) {
+        let reason = v.split_once(": ").map_or(v, |(_, r)| r);
+        let setting = reason
+            .strip_suffix(')')
+            .and_then(|r| r.rfind('(').and_then(|i| r.get(i + 1..)))
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        (reason, setting)
+    }
+
+    /// The request's value in a refusal's reason, as the inspectors word each setting's
+    /// refusal (`host path X is not allowed`, `capability X is not allowed`, `"X"`).
+    pub(crate) fn value(reason: &str, setting: &str) -> Option<String> {
+        match setting {
+            "bind_sources" => between(reason, "host path ", " is not allowed").map(str::to_owned),
+            "require_read_only_binds" => {
+                between(reason, "host path ", " must be mounted").map(str::to_owned)
+            }
+            "cap_add" => between(reason, "capability ", " is not allowed").map(str::to_owned),
+            "images" => between(reason, "image ", " is not allowed").map(str::to_owned),
+            "tags" => between(reason, "tag ", " is not allowed").map(str::to_owned),
+            "port_host_ips" => {
+                between(reason, "host address ", " is not allowed").map(str::to_owned)
+            }
+            "min_host_port" => between(reason, "host port ", " is below").map(str::to_owned),
+            "security_opt" if reason.starts_with("disabling no-new-privileges") => {
+                Some("no-new-privileges=false".into())
+            }
+            "sysctls" => between(reason, "sysctl ", " is not allowed").map(str::to_owned),
+            "max_restart_retries" => between(reason, ", got ", " (")
+                .filter(|n| n.parse::<i64>().is_ok_and(|n| n >= 1))
+                .map(str::to_owned),
+            "networks" | "runtimes" | "security_opt" | "platforms" | "drivers"
+            | "network_modes" | "log_drivers" | "group_add" => quoted(reason),
+            _ => None,
+        }
+    }
+
+    /// The first JSON-quoted string in `text`.
+    pub(crate) fn quoted(text: &str) -> Option<String> {
+        let start = text.find('"')?;
+        let rest = text.get(start..)?;
+        let mut escaped = false;
+        for (i, c) in rest.char_indices().skip(1) {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => return serde_json::from_str(rest.get(..=i)?).ok(),
+                _ => escaped = false,
+            }
+        }
+        None
+    }
+
+    /// The text between `prefix` and `suffix` in `reason`.
+    fn between<'a>(reason: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+        reason
+            .find(prefix)
+            .and_then(|i| reason.get(i + prefix.len()..))
+            .and_then(|rest| rest.find(suffix).and_then(|j| rest.get(..j)))
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// The peer of a connection.

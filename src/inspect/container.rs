@@ -1259,7 +1259,8 @@ fn host_bind(
             p,
             format!("host path {c} must be mounted read-only"),
             "require_read_only_binds",
-        ));
+        )
+        .with_value(&c));
     }
     Ok(c)
 }

@@ -77,14 +77,14 @@ fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
         .and_then(|c| c.over_limit)
     {
         return Some(ProxyError::Limited {
-            limit: "connections",
+            limit: crate::error::Limit::Connections,
             what: format!("client {client} is limited to {max} concurrent connections"),
             retry_after: Some(Duration::from_secs(1)),
         });
     }
     let exceeded = caller.runtime.limits.admit(client).err()?;
     Some(ProxyError::Limited {
-        limit: "rate",
+        limit: crate::error::Limit::Rate,
         what: format!(
             "client {client} is limited to {} requests per second",
             exceeded.per_second

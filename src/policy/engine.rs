@@ -9,6 +9,7 @@ use super::rules::{
 use super::{guardrails, profiles};
 use crate::error::ConfigError;
 use crate::identity::{ClientDef, RawClient};
+use crate::refusal::{RefusalKind, UnmetRule};
 
 /// The outcome for one request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -24,23 +25,39 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn deny(policy: Option<Arc<str>>, rule: &str, reason: String) -> Decision {
+    fn deny(
+        policy: Option<Arc<str>>,
+        rule: &str,
+        operation: &'static str,
+        kind: RefusalKind,
+    ) -> Decision {
         Decision {
             allowed: false,
             policy,
             rule: Arc::from(rule),
-            reason: Reason::Text(reason),
+            reason: Reason::Refused(operation, kind),
+        }
+    }
+
+    /// Why the rules refuse the request (`None` for an allow).
+    pub fn refusal(&self) -> Option<&RefusalKind> {
+        match &self.reason {
+            Reason::Refused(_, kind) => Some(kind),
+            _ => None,
         }
     }
 }
 
-/// The reason of a [`Decision`]. An allow (every forwarded request) keeps only the operation
-/// name and is put into words when displayed, so deciding allocates no text.
+/// The reason of a decision, as the audit record gives it. An allow (every forwarded request)
+/// keeps only the operation name, and a refusal its typed kind: both are put into words when
+/// displayed, so deciding allocates no text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// `{operation} is allowed`.
     Allowed(&'static str),
-    /// Any other reason, already in words.
+    /// The operation is refused, for this reason.
+    Refused(&'static str, RefusalKind),
+    /// Any other reason (a malformed request, a limit), already in words.
     Text(String),
 }
 
@@ -48,6 +65,7 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::Allowed(operation) => write!(f, "{operation} is allowed"),
+            Reason::Refused(operation, kind) => kind.reason(operation).fmt(f),
             Reason::Text(text) => f.write_str(text),
         }
     }
@@ -143,14 +161,15 @@ impl Authority {
     /// Decides one request for `client` (`None`: the connection matched no client).
     pub fn decide(&self, client: Option<&str>, facts: &RequestFacts<'_>) -> Decision {
         let Some(client) = client else {
+            return Decision::deny(None, "no-client", facts.operation, RefusalKind::NoClient);
+        };
+        let Some(policy) = self.policy_for(client) else {
             return Decision::deny(
                 None,
                 "no-client",
-                "this connection matches no configured client".into(),
+                facts.operation,
+                RefusalKind::UnknownClient(Arc::from(client)),
             );
-        };
-        let Some(policy) = self.policy_for(client) else {
-            return Decision::deny(None, "no-client", format!("unknown client {client:?}"));
         };
         decide_with(policy, facts)
     }
@@ -168,7 +187,8 @@ pub(super) fn decide_with(policy: &Policy, facts: &RequestFacts<'_>) -> Decision
                 return Decision::deny(
                     Some(policy.name.clone()),
                     &rule.name,
-                    format!("{} is denied", facts.operation),
+                    facts.operation,
+                    RefusalKind::DenyRule,
                 )
             }
             Effect::Allow => {
@@ -186,34 +206,29 @@ pub(super) fn decide_with(policy: &Policy, facts: &RequestFacts<'_>) -> Decision
         None => Decision::deny(
             Some(policy.name.clone()),
             "default-deny",
-            default_deny_reason(policy, facts),
+            facts.operation,
+            default_deny_kind(policy, facts),
         ),
     }
 }
 
-/// Why nothing allowed the request: `no rule allows X`, or, when allow rules name the
-/// operation but their query conditions do not hold, which rule and which condition. Only
-/// computed on a refusal, so the allowed path stays as fast as before.
-fn default_deny_reason(policy: &Policy, facts: &RequestFacts<'_>) -> String {
+/// Why nothing allowed the request: no rule allows it, or allow rules name the operation but
+/// their query conditions do not hold (which rule, which condition). Only computed on a
+/// refusal, so the allowed path stays as fast as before.
+fn default_deny_kind(policy: &Policy, facts: &RequestFacts<'_>) -> RefusalKind {
     let unmet = unmet_allow_rules(policy, facts);
     if unmet.is_empty() {
-        return format!("no rule allows {}", facts.operation);
+        return RefusalKind::NotAllowed;
     }
-    unmet
-        .iter()
-        .map(|(rule, conditions)| {
-            let wanted: Vec<&str> = conditions.iter().map(|c| c.wanted.as_str()).collect();
-            let found: Vec<&str> = conditions.iter().map(|c| c.found.as_str()).collect();
-            format!(
-                "rule {} allows {} only when {}; this request has {}",
-                rule.name,
-                facts.operation,
-                wanted.join(" and "),
-                found.join(" and ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    RefusalKind::Conditions(
+        unmet
+            .into_iter()
+            .map(|(rule, conditions)| UnmetRule {
+                rule: rule.name.clone(),
+                conditions,
+            })
+            .collect(),
+    )
 }
 
 /// The allow rules that name the request's operation but whose query conditions it fails,

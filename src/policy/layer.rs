@@ -10,12 +10,13 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, Method, Request, Response, Uri};
 use tower::{Layer, Service};
 
-use super::{Authority, Decision, Policy, RequestFacts};
+use super::{Authority, Decision, Policy, Reason, RequestFacts};
 use crate::body::ProxyBody;
 use crate::context::Caller;
 use crate::context::{Trail, Verdict};
 use crate::error::{BoxError, ProxyError};
 use crate::listener::framing::Framing;
+use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{self, Normalized, Operation};
 
 /// What authorization established about a request; set once, read by inner layers.
@@ -90,15 +91,26 @@ where
             .get::<Framing>()
             .and_then(Framing::refusal)
             .map(ProxyError::BadRequest);
+        // The request as the daemon reads it, read once: the trail notes it before anything
+        // is decided, so a refused request's record names what it asked for without reading
+        // it again.
+        let read = read_request(request.method(), request.uri());
+        if let (Some(trail), Ok((normalized, operation))) = (&trail, &read) {
+            tracing::Span::current().record("op", operation.name);
+            trail.note_request(normalized.clone(), operation.clone());
+        }
         let decided = match framing {
             Some(refusal) => Err(refusal),
-            None => authorize(
-                authority,
-                client,
-                request.method(),
-                request.uri(),
-                request.headers(),
-            ),
+            None => read.and_then(|(normalized, operation)| {
+                decide(
+                    authority,
+                    client,
+                    request.method(),
+                    request.headers(),
+                    normalized,
+                    operation,
+                )
+            }),
         };
         match decided {
             Ok(authorized) => {
@@ -110,9 +122,6 @@ where
                 Box::pin(async move { future.await.map_err(Into::into) })
             }
             Err(refusal) => {
-                if let Some(trail) = &trail {
-                    note_refused(trail, request.method(), request.uri());
-                }
                 let body = std::mem::replace(request.body_mut(), crate::body::empty());
                 Box::pin(async move {
                     crate::body::drain_refused(body).await;
@@ -123,10 +132,8 @@ where
     }
 }
 
-/// Puts the decision into the audit trail.
+/// Puts the decision into the audit trail (the request itself is already there).
 fn note(trail: &Trail, authorized: &Authorized) {
-    tracing::Span::current().record("op", authorized.operation.name);
-    trail.note_request(authorized.normalized.clone(), authorized.operation.clone());
     let verdict = if authorized.would_deny {
         Verdict::WouldDeny
     } else {
@@ -140,13 +147,16 @@ fn note(trail: &Trail, authorized: &Authorized) {
     );
 }
 
-/// For the audit record of a refused request: what it asked for, when it can be read.
-fn note_refused(trail: &Trail, method: &Method, uri: &Uri) {
-    if let Ok(normalized) = route::normalize(method, uri) {
-        let operation = route::classify(method, &normalized.path, &normalized.query);
-        tracing::Span::current().record("op", operation.name);
-        trail.note_request(Arc::new(normalized), Arc::new(operation));
-    }
+/// Normalizes and classifies a request: what the daemon will read, and what it does. Done
+/// once per request (also by `explain`); [`decide`] takes the result.
+pub fn read_request(
+    method: &Method,
+    uri: &Uri,
+) -> Result<(Arc<Normalized>, Arc<Operation>), ProxyError> {
+    let normalized =
+        route::normalize(method, uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    let operation = route::classify(method, &normalized.path, &normalized.query);
+    Ok((Arc::new(normalized), Arc::new(operation)))
 }
 
 /// The decision for one request, or the refusal to answer with. A client or policy in audit
@@ -158,10 +168,20 @@ pub fn authorize(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Authorized, ProxyError> {
-    let normalized =
-        route::normalize(method, uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    let (normalized, operation) = read_request(method, uri)?;
+    decide(authority, client, method, headers, normalized, operation)
+}
+
+/// [`authorize`] for a request already read ([`read_request`]).
+pub fn decide(
+    authority: &Authority,
+    client: Option<Arc<str>>,
+    method: &Method,
+    headers: &HeaderMap,
+    normalized: Arc<Normalized>,
+    operation: Arc<Operation>,
+) -> Result<Authorized, ProxyError> {
     route::check_content_type(headers).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-    let operation = route::classify(method, &normalized.path, &normalized.query);
     let facts = RequestFacts {
         operation: operation.name,
         method,
@@ -178,21 +198,27 @@ pub fn authorize(
         (true, Some(client), Some(policy)) => Ok(Authorized {
             client,
             method: method.clone(),
-            normalized: Arc::new(normalized),
-            operation: Arc::new(operation),
+            normalized,
+            operation,
             would_deny: !decision.allowed,
             decision,
             policy,
             dry_run,
         }),
-        _ => Err(ProxyError::Denied {
-            what: format!("{} ({} {})", operation.name, method, normalized.path),
-            reason: decision.reason.to_string(),
-            policy: decision
-                .policy
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "none".into()),
-            rule: decision.rule.to_string(),
-        }),
+        _ => {
+            let kind = match decision.reason {
+                Reason::Refused(_, kind) => kind,
+                // A client without a policy: the engine refuses it, so this is not reached.
+                Reason::Allowed(_) | Reason::Text(_) => RefusalKind::NoClient,
+            };
+            Err(ProxyError::Denied(Box::new(Refusal {
+                operation: operation.name,
+                method: method.clone(),
+                path: normalized.path.clone(),
+                policy: decision.policy,
+                rule: decision.rule,
+                kind,
+            })))
+        }
     }
 }

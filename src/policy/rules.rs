@@ -312,16 +312,7 @@ impl Rule {
     }
 }
 
-/// A query condition a request fails (see [`Rule::unmet_conditions`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UnmetCondition {
-    /// The query parameter.
-    pub param: String,
-    /// What the rule wants, in words (`follow is not set`, `all=1`).
-    pub wanted: String,
-    /// What the request has (`follow=1`, `no all`).
-    pub found: String,
-}
+pub use crate::refusal::UnmetCondition;
 
 /// A client's query value as shown in a refusal: escaped, at most 64 characters.
 fn shown(value: &str) -> String {

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use http::Method;
 
 use super::{read_file, Period, Record};
+use crate::audit::schema::Violation;
 use crate::config::Config;
 use crate::inspect::{BuildRules, ContainerRules, ExecRules, NetworkRules, VolumeRules};
 use crate::policy::RequestFacts;
@@ -376,13 +377,13 @@ impl Collector {
 
 #[cfg(test)]
 pub(super) mod tests_support {
-    /// [`collect::split_violation`].
+    /// The legacy reader's split (`schema::legacy::split`).
     pub fn split(v: &str) -> (&str, Option<&str>) {
-        super::collect::split_violation(v)
+        crate::audit::schema::legacy::split(v)
     }
 
-    /// [`collect::quoted`].
+    /// The legacy reader's `quoted` (`schema::legacy::quoted`).
     pub fn quoted(text: &str) -> Option<String> {
-        super::collect::quoted(text)
+        crate::audit::schema::legacy::quoted(text)
     }
 }

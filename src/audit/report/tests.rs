@@ -851,12 +851,17 @@ fn recorded(config: &Config, method: &str, target: &str, body: &str) -> Record {
     }
     match crate::inspection::check_request(&authorized, body.as_bytes()) {
         Ok(summary) => r.settings = summary.as_ref().map(settings_of),
-        Err(crate::error::ProxyError::Denied { reason, rule, .. }) => {
+        Err(crate::error::ProxyError::Denied(refusal)) => {
             r.decision = Some("deny".into());
             r.status = Some(403);
-            r.rule = Some(rule);
-            r.violations = vec![reason.clone()];
-            r.reason = Some(reason);
+            r.rule = Some(refusal.rule.to_string());
+            r.violations = refusal
+                .kind
+                .violation()
+                .map(crate::audit::schema::Violation::from)
+                .into_iter()
+                .collect();
+            r.reason = Some(refusal.reason().to_string());
         }
         Err(e) => panic!("{target}: not an inspection refusal: {e}"),
     }
@@ -1033,5 +1038,135 @@ fn plugin_violations_widen_no_container_setting() {
     assert!(
         text.contains("allow_network"),
         "the refusal is still reported: {text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structured violations, and the legacy string form
+
+/// A violation as new records hold it: the setting and value are read as they are, whatever
+/// the reason's words.
+fn structured(field: &str, setting: &str, value: &str) -> crate::audit::schema::Violation {
+    crate::audit::schema::Violation {
+        field: field.into(),
+        reason: "worded in any way at all".into(),
+        setting: Some(setting.into()),
+        value: Some(value.into()),
+    }
+}
+
+#[test]
+fn structured_violations_widen_without_reading_their_text() {
+    let create = |violation| {
+        let mut r = request("container.create", "POST", "/containers/create", "deny");
+        r.settings = Some(Settings {
+            kind: Some("container_create".into()),
+            image: Some("docker.io/library/busybox:latest".into()),
+            ..Settings::default()
+        });
+        r.violations = vec![violation];
+        r
+    };
+    let records = [
+        create(structured(
+            "HostConfig.Binds[0]",
+            "bind_sources",
+            "/srv/cache",
+        )),
+        create(structured("HostConfig.CapAdd[0]", "cap_add", "NET_ADMIN")),
+        create(structured("Image", "images", "ghcr.io/org/tool:1")),
+        create(structured(
+            "HostConfig.Binds[1]",
+            "require_read_only_binds",
+            "/srv/ci",
+        )),
+    ];
+    let (text, _) = suggested(&records);
+    let table = policy_table(&text);
+    let c = table["container"].as_table().unwrap();
+    let strs = |key: &str| -> Vec<String> {
+        c.get(key)
+            .and_then(|v| v.as_array())
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        strs("bind_sources").contains(&"/srv/cache".to_owned()),
+        "{text}"
+    );
+    assert!(strs("cap_add").contains(&"NET_ADMIN".to_owned()), "{text}");
+    assert!(
+        strs("images").contains(&"ghcr.io/org/tool".to_owned()),
+        "{text}"
+    );
+    assert!(
+        strs("bind_sources").contains(&"/srv/ci".to_owned()),
+        "{text}"
+    );
+    assert_eq!(
+        c["require_read_only_binds"].as_bool(),
+        Some(false),
+        "{text}"
+    );
+}
+
+#[test]
+fn legacy_violation_strings_read_into_the_structured_form() {
+    let line = r#"{"event":"request","operation":"container.create","decision":"deny","violations":["HostConfig.Binds[0]: host path /var/run/docker.sock is not allowed (bind_sources)","HostConfig.NetworkMode: network \"ci-net\" is not allowed (networks)","(body): a request body on container start is refused (API < 1.24 applies it as the HostConfig)",{"field":"HostConfig.CapAdd[0]","reason":"capability NET_ADMIN is not allowed (cap_add)","setting":"cap_add","value":"NET_ADMIN"}]}"#;
+    let r: Record = serde_json::from_str(line).unwrap();
+    let v = &r.violations;
+    assert_eq!(v.len(), 4);
+    assert_eq!(v[0].field, "HostConfig.Binds[0]");
+    assert_eq!(
+        v[0].reason,
+        "host path /var/run/docker.sock is not allowed (bind_sources)"
+    );
+    assert_eq!(v[0].setting.as_deref(), Some("bind_sources"));
+    assert_eq!(v[0].value.as_deref(), Some("/var/run/docker.sock"));
+    assert_eq!(v[1].setting.as_deref(), Some("networks"));
+    assert_eq!(v[1].value.as_deref(), Some("ci-net"));
+    assert_eq!(v[2].field, "(body)");
+    assert_eq!(v[2].setting, None);
+    assert_eq!(v[2].value, None);
+    assert_eq!(v[3].value.as_deref(), Some("NET_ADMIN"));
+    // Shown as the client read it, whichever form it was read from.
+    assert_eq!(
+        v[1].to_string(),
+        r#"HostConfig.NetworkMode: network "ci-net" is not allowed (networks)"#
+    );
+    assert_eq!(
+        v[3].to_string(),
+        "HostConfig.CapAdd[0]: capability NET_ADMIN is not allowed (cap_add)"
+    );
+    // Written back, a legacy violation is an object.
+    let again = serde_json::to_value(&r).unwrap();
+    assert_eq!(again["violations"][0]["setting"], "bind_sources");
+    assert_eq!(again["violations"][0]["value"], "/var/run/docker.sock");
+}
+
+#[test]
+fn the_fixture_logs_legacy_violations_read_structured() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/audit/ci-run.jsonl"
+    ))
+    .unwrap();
+    let violations: Vec<crate::audit::schema::Violation> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .flat_map(|r| r.violations)
+        .collect();
+    assert!(!violations.is_empty());
+    assert!(
+        violations.iter().all(|v| v.setting.is_some()),
+        "{violations:?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.setting.as_deref() == Some("allow_buildkit")),
+        "{violations:?}"
     );
 }

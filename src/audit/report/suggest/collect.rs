@@ -40,38 +40,28 @@ pub(super) fn repository(image: &str) -> Option<String> {
     crate::inspect::normalize_image(image).ok().map(|r| r.repo)
 }
 
-/// The first JSON-quoted string in `text`.
-pub(super) fn quoted(text: &str) -> Option<String> {
-    let start = text.find('"')?;
-    let rest = text.get(start..)?;
-    let mut escaped = false;
-    for (i, c) in rest.char_indices().skip(1) {
-        match c {
-            '\\' if !escaped => escaped = true,
-            '"' if !escaped => return serde_json::from_str(rest.get(..=i)?).ok(),
-            _ => escaped = false,
-        }
-    }
-    None
-}
-
-/// The text between `prefix` and `suffix` in `reason`.
-pub(super) fn between<'a>(reason: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
-    reason
-        .find(prefix)
-        .and_then(|i| reason.get(i + prefix.len()..))
-        .and_then(|rest| rest.find(suffix).and_then(|j| rest.get(..j)))
-        .filter(|s| !s.is_empty())
-}
-
-/// Splits a violation `FIELD: REASON (setting)` into the reason and the setting, if any.
-pub(super) fn split_violation(v: &str) -> (&str, Option<&str>) {
-    let reason = v.split_once(": ").map_or(v, |(_, r)| r);
-    let setting = reason
-        .strip_suffix(')')
-        .and_then(|r| r.rfind('(').and_then(|i| r.get(i + 1..)))
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-    (reason, setting)
+/// The settings `suggest` widens to the value a refusal names: the lists (a host path, a
+/// capability, a network, ...) and the two caps a request cannot simply stay within. Other
+/// caps are left to the operator (a refused amount is not a reason to raise a limit).
+fn widens_by_value(setting: &str) -> bool {
+    matches!(
+        setting,
+        "bind_sources"
+            | "require_read_only_binds"
+            | "cap_add"
+            | "port_host_ips"
+            | "min_host_port"
+            | "security_opt"
+            | "sysctls"
+            | "max_restart_retries"
+            | "networks"
+            | "runtimes"
+            | "platforms"
+            | "drivers"
+            | "network_modes"
+            | "log_drivers"
+            | "group_add"
+    )
 }
 
 pub(super) fn is_host_like(mode: &str) -> bool {
@@ -316,34 +306,20 @@ impl Collector {
         self.builds.insert(pairs);
     }
 
-    /// Widens the right section for one violation of a refused (or would-be refused) request.
-    pub(super) fn violation(&mut self, op: &str, v: &str) {
+    /// Widens the right section for one violation of a refused (or would-be refused) request,
+    /// from the setting and value the violation carries (old logs' text is read into the
+    /// same form by `schema::Violation::from_legacy`).
+    pub(super) fn violation(&mut self, op: &str, v: &Violation) {
         let refused = self.refused;
-        let (reason, setting) = split_violation(v);
-        let (Some(setting), Some(name)) = (setting, section_of(op)) else {
-            *self.unallowable.entry(v.to_owned()).or_default() += 1;
+        let (Some(setting), Some(name)) = (v.setting.as_deref(), section_of(op)) else {
+            *self.unallowable.entry(v.to_string()).or_default() += 1;
             return;
         };
+        let reason = v.reason.as_str();
         let defaults = defaults(name);
         let value: Option<String> = match setting {
-            "bind_sources" => between(reason, "host path ", " is not allowed").map(str::to_owned),
-            "require_read_only_binds" => {
-                between(reason, "host path ", " must be mounted").map(str::to_owned)
-            }
-            "cap_add" => between(reason, "capability ", " is not allowed").map(str::to_owned),
-            "images" => between(reason, "image ", " is not allowed").and_then(repository),
-            "tags" => between(reason, "tag ", " is not allowed").and_then(repository),
-            "port_host_ips" => {
-                between(reason, "host address ", " is not allowed").map(str::to_owned)
-            }
-            "min_host_port" => between(reason, "host port ", " is below").map(str::to_owned),
-            "security_opt" if reason.starts_with("disabling no-new-privileges") => {
-                Some("no-new-privileges=false".into())
-            }
-            "sysctls" => between(reason, "sysctl ", " is not allowed").map(str::to_owned),
-            "max_restart_retries" => between(reason, ", got ", " (").map(str::to_owned),
-            "networks" | "runtimes" | "security_opt" | "platforms" | "drivers"
-            | "network_modes" | "log_drivers" | "group_add" => quoted(reason),
+            "images" | "tags" => v.value.as_deref().and_then(repository),
+            _ if widens_by_value(setting) => v.value.clone(),
             _ => None,
         };
         self.from_violations = true;
@@ -355,7 +331,7 @@ impl Collector {
                     section.flag(setting, refused);
                 }
                 if setting == "require_read_only_binds" {
-                    if let Some(path) = between(reason, "host path ", " must be mounted") {
+                    if let Some(path) = v.value.as_deref() {
                         section.item("bind_sources", path, refused);
                     }
                 }
@@ -380,7 +356,7 @@ impl Collector {
                     self.images_unknowable
                         .get_or_insert_with(|| format!("a create was refused: {reason}"));
                 }
-                *self.unresolved.entry(v.to_owned()).or_default() += 1;
+                *self.unresolved.entry(v.to_string()).or_default() += 1;
             }
         }
     }

@@ -1,0 +1,256 @@
+//! A refusal as a value: which operation was refused, by which policy and rule, and why (its
+//! [`RefusalKind`]: no client, a deny rule, nothing allowing it, unmet conditions of
+//! conditional allow rules, or an inspection [`Violation`] with its field, the setting that
+//! would allow it and the offending value).
+//!
+//! The layer that decides builds it once; the response (its `Display` is the message the
+//! client reads), the audit record (the violation as a structured object), the metrics,
+//! `explain` and `audit suggest` read its parts. Nothing downstream parses its text.
+//!
+//! Low in the module graph: it depends only on the inspectors' [`Violation`] type.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::inspect::Violation;
+
+/// One refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The classified operation (a name from the operation table).
+    pub operation: &'static str,
+    /// The request method, for the message.
+    pub method: Method,
+    /// The normalized path, for the message.
+    pub path: String,
+    /// The policy consulted (`None`: the connection matched no client).
+    pub policy: Option<Arc<str>>,
+    /// The rule that refused: a rule's name, `default-deny`, `no-client`, or for inspection
+    /// `POLICY.SECTION` (the policy's inspection section).
+    pub rule: Arc<str>,
+    /// Why.
+    pub kind: RefusalKind,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The connection matches no configured client.
+    NoClient,
+    /// The client has no policy (a client name the configuration does not know).
+    UnknownClient(Arc<str>),
+    /// A deny rule matches the request.
+    DenyRule,
+    /// No rule allows the operation (default deny).
+    NotAllowed,
+    /// Allow rules name the operation, but their query conditions do not hold.
+    Conditions(Vec<UnmetRule>),
+    /// Inspection refused the body or query.
+    Inspection(Violation),
+}
+
+/// A conditional allow rule the request fails, with the conditions it fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmetRule {
+    /// The rule's name.
+    pub rule: Arc<str>,
+    /// What it wants and what the request has.
+    pub conditions: Vec<UnmetCondition>,
+}
+
+/// A query condition a request fails (see `policy::Rule::unmet_conditions`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnmetCondition {
+    /// The query parameter.
+    pub param: String,
+    /// What the rule wants, in words (`follow is not set`, `all=1`).
+    pub wanted: String,
+    /// What the request has (`follow=1`, `no all`).
+    pub found: String,
+}
+
+impl RefusalKind {
+    /// The reason in words, as the client and the audit record read it, for `operation`.
+    pub fn reason(&self, operation: &'static str) -> ReasonText<'_> {
+        ReasonText {
+            kind: self,
+            operation,
+        }
+    }
+
+    /// The inspection violation, for an inspection refusal.
+    pub fn violation(&self) -> Option<&Violation> {
+        match self {
+            RefusalKind::Inspection(violation) => Some(violation),
+            _ => None,
+        }
+    }
+
+    /// A short name of the kind (`no-client`, `deny-rule`, `not-allowed`, `conditions`,
+    /// `inspection`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefusalKind::NoClient | RefusalKind::UnknownClient(_) => "no-client",
+            RefusalKind::DenyRule => "deny-rule",
+            RefusalKind::NotAllowed => "not-allowed",
+            RefusalKind::Conditions(_) => "conditions",
+            RefusalKind::Inspection(_) => "inspection",
+        }
+    }
+}
+
+/// [`RefusalKind::reason`]: written when displayed, so building a refusal allocates no text.
+#[derive(Debug, Clone, Copy)]
+pub struct ReasonText<'a> {
+    kind: &'a RefusalKind,
+    operation: &'static str,
+}
+
+impl fmt::Display for ReasonText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let operation = self.operation;
+        match self.kind {
+            RefusalKind::NoClient => f.write_str("this connection matches no configured client"),
+            RefusalKind::UnknownClient(client) => write!(f, "unknown client {client:?}"),
+            RefusalKind::DenyRule => write!(f, "{operation} is denied"),
+            RefusalKind::NotAllowed => write!(f, "no rule allows {operation}"),
+            RefusalKind::Conditions(rules) => {
+                for (i, unmet) in rules.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "rule {} allows {operation} only when ", unmet.rule)?;
+                    join(f, unmet.conditions.iter().map(|c| c.wanted.as_str()))?;
+                    f.write_str("; this request has ")?;
+                    join(f, unmet.conditions.iter().map(|c| c.found.as_str()))?;
+                }
+                Ok(())
+            }
+            RefusalKind::Inspection(violation) => violation.fmt(f),
+        }
+    }
+}
+
+fn join<'s>(f: &mut fmt::Formatter<'_>, parts: impl Iterator<Item = &'s str>) -> fmt::Result {
+    for (i, part) in parts.enumerate() {
+        if i > 0 {
+            f.write_str(" and ")?;
+        }
+        f.write_str(part)?;
+    }
+    Ok(())
+}
+
+impl Refusal {
+    /// The reason in words (`no rule allows system.info`, `FIELD: why (setting)`).
+    pub fn reason(&self) -> ReasonText<'_> {
+        self.kind.reason(self.operation)
+    }
+}
+
+/// The message a client reads (after `sockwarden: `):
+/// `OPERATION (METHOD PATH) refused: REASON (policy POLICY, rule RULE)`.
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({} {}) refused: {} (policy {}, rule {})",
+            self.operation,
+            self.method,
+            self.path,
+            self.reason(),
+            self.policy.as_deref().unwrap_or("none"),
+            self.rule
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(kind: RefusalKind, policy: Option<&str>, rule: &str) -> Refusal {
+        Refusal {
+            operation: "container.create",
+            method: Method::POST,
+            path: "/containers/create".into(),
+            policy: policy.map(Arc::from),
+            rule: Arc::from(rule),
+            kind,
+        }
+    }
+
+    #[test]
+    fn every_kind_renders_the_clients_message() {
+        let cases = [
+            (
+                refusal(RefusalKind::NotAllowed, Some("read-only"), "default-deny"),
+                "container.create (POST /containers/create) refused: no rule allows \
+                 container.create (policy read-only, rule default-deny)",
+            ),
+            (
+                refusal(RefusalKind::DenyRule, Some("ci"), "deny container.*"),
+                "container.create (POST /containers/create) refused: container.create is \
+                 denied (policy ci, rule deny container.*)",
+            ),
+            (
+                refusal(RefusalKind::NoClient, None, "no-client"),
+                "container.create (POST /containers/create) refused: this connection matches \
+                 no configured client (policy none, rule no-client)",
+            ),
+            (
+                refusal(
+                    RefusalKind::UnknownClient(Arc::from("x")),
+                    None,
+                    "no-client",
+                ),
+                "container.create (POST /containers/create) refused: unknown client \"x\" \
+                 (policy none, rule no-client)",
+            ),
+            (
+                refusal(
+                    RefusalKind::Conditions(vec![UnmetRule {
+                        rule: Arc::from("logs"),
+                        conditions: vec![
+                            UnmetCondition {
+                                param: "follow".into(),
+                                wanted: "follow is not set".into(),
+                                found: "follow=1".into(),
+                            },
+                            UnmetCondition {
+                                param: "tail".into(),
+                                wanted: "tail=10".into(),
+                                found: "no tail".into(),
+                            },
+                        ],
+                    }]),
+                    Some("ci"),
+                    "default-deny",
+                ),
+                "container.create (POST /containers/create) refused: rule logs allows \
+                 container.create only when follow is not set and tail=10; this request has \
+                 follow=1 and no tail (policy ci, rule default-deny)",
+            ),
+            (
+                refusal(
+                    RefusalKind::Inspection(Violation {
+                        field: "HostConfig.Privileged".into(),
+                        reason: "privileged containers are not allowed (allow_privileged)".into(),
+                        setting: Some("allow_privileged".into()),
+                        value: None,
+                    }),
+                    Some("ci"),
+                    "ci.container",
+                ),
+                "container.create (POST /containers/create) refused: HostConfig.Privileged: \
+                 privileged containers are not allowed (allow_privileged) (policy ci, rule \
+                 ci.container)",
+            ),
+        ];
+        for (refusal, text) in cases {
+            assert_eq!(refusal.to_string(), text);
+        }
+    }
+}
