@@ -155,40 +155,6 @@ pub(crate) fn canon(key: &str, table: &[&'static str]) -> Option<&'static str> {
     table.iter().copied().find(|n| n.eq_ignore_ascii_case(key))
 }
 
-/// Field names of several tables, grouped by length, for the case-insensitive lookup of many
-/// keys against large tables (`HostConfig` has ~70 fields). [`FieldIndex::canon`] answers as
-/// [`canon`] over the tables in order would, and says which table matched.
-pub(crate) struct FieldIndex {
-    by_len: Vec<Vec<(&'static str, usize)>>,
-}
-
-impl FieldIndex {
-    /// `tables` in lookup order; a name's tag is the position of its table.
-    pub(crate) fn new(tables: &[&[&'static str]]) -> FieldIndex {
-        let mut by_len: Vec<Vec<(&'static str, usize)>> = Vec::new();
-        for (tag, table) in tables.iter().enumerate() {
-            for name in table.iter().copied() {
-                if by_len.len() <= name.len() {
-                    by_len.resize_with(name.len() + 1, Vec::new);
-                }
-                if let Some(bucket) = by_len.get_mut(name.len()) {
-                    bucket.push((name, tag));
-                }
-            }
-        }
-        FieldIndex { by_len }
-    }
-
-    /// The canonical spelling of `key` and the tag of its table (first match in table order).
-    pub(crate) fn canon(&self, key: &str) -> Option<(&'static str, usize)> {
-        self.by_len
-            .get(key.len())?
-            .iter()
-            .copied()
-            .find(|(n, _)| n.eq_ignore_ascii_case(key))
-    }
-}
-
 /// Refuses unknown fields of a security-relevant struct; returns each known field (canonical
 /// name) with its value, skipping `null` (absent).
 pub(crate) fn known_fields<'v>(

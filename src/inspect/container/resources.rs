@@ -1,0 +1,497 @@
+//! `container.Resources` (part of `HostConfig`, and the body of an update) and the checks that
+//! span several of its fields.
+
+use super::super::common::{
+    array, boolean, deny, deny_rule, int, int64, known_fields, str_list, str_map, string, strukt,
+};
+use super::super::docker_json::{quote, GoInt, Path, Value};
+use super::super::table::Table;
+use super::super::Violation;
+use super::{Check, Ctx, Mode};
+
+/// `container.Resources` (also the body of `/update`, with `RestartPolicy`).
+pub(crate) static RESOURCES: Table<Check> = Table::new(
+    "Resources",
+    &[
+        ("CpuShares", cpu_shares),
+        ("Memory", |v, p, ctx| {
+            ctx.seen.memory = Some(int64(v, p)?);
+            Ok(())
+        }),
+        ("NanoCpus", |v, p, ctx| {
+            ctx.seen.nano_cpus = Some(int64(v, p)?);
+            Ok(())
+        }),
+        ("CgroupParent", cgroup_parent),
+        ("BlkioWeight", blkio_weight),
+        ("BlkioWeightDevice", |v, p, ctx| {
+            blkio_devices("BlkioWeightDevice", ("Weight", GoInt::Uint16), v, p, ctx)
+        }),
+        ("BlkioDeviceReadBps", |v, p, ctx| {
+            blkio_devices("BlkioDeviceReadBps", ("Rate", GoInt::Uint64), v, p, ctx)
+        }),
+        ("BlkioDeviceWriteBps", |v, p, ctx| {
+            blkio_devices("BlkioDeviceWriteBps", ("Rate", GoInt::Uint64), v, p, ctx)
+        }),
+        ("BlkioDeviceReadIOps", |v, p, ctx| {
+            blkio_devices("BlkioDeviceReadIOps", ("Rate", GoInt::Uint64), v, p, ctx)
+        }),
+        ("BlkioDeviceWriteIOps", |v, p, ctx| {
+            blkio_devices("BlkioDeviceWriteIOps", ("Rate", GoInt::Uint64), v, p, ctx)
+        }),
+        ("CpuPeriod", cpu_period),
+        ("CpuQuota", cpu_quota),
+        ("CpuRealtimePeriod", realtime),
+        ("CpuRealtimeRuntime", realtime),
+        ("CpusetCpus", cpuset),
+        ("CpusetMems", cpuset),
+        ("Devices", devices),
+        ("DeviceCgroupRules", device_cgroup_rules),
+        ("DeviceRequests", device_requests),
+        ("KernelMemory", kernel_memory),
+        ("KernelMemoryTCP", kernel_memory),
+        ("MemoryReservation", |v, p, ctx| {
+            ctx.seen.memory_reservation = Some(int64(v, p)?);
+            Ok(())
+        }),
+        ("MemorySwap", |v, p, ctx| {
+            ctx.seen.memory_swap = Some(int64(v, p)?);
+            Ok(())
+        }),
+        ("MemorySwappiness", memory_swappiness),
+        ("OomKillDisable", oom_kill_disable),
+        ("PidsLimit", |v, p, ctx| {
+            ctx.seen.pids = Some(int64(v, p)?);
+            Ok(())
+        }),
+        ("Ulimits", ulimits),
+        ("CpuCount", windows_int64),
+        ("CpuPercent", windows_int64),
+        ("IOMaximumIOps", windows_uint64),
+        ("IOMaximumBandwidth", windows_uint64),
+    ],
+);
+
+fn cpu_shares(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    let n = int64(v, fp)?;
+    if n < 0 {
+        return Err(deny(fp, "negative CpuShares"));
+    }
+    if let Some(max) = ctx.rules.max_cpu_shares {
+        if n > max {
+            return Err(deny_rule(
+                fp,
+                format!("CpuShares {n} exceeds {max}"),
+                "max_cpu_shares",
+            ));
+        }
+    }
+    if n > 0 {
+        ctx.sum.limits.cpu_shares = Some(n);
+    }
+    Ok(())
+}
+
+fn cpu_quota(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    let n = int64(v, fp)?;
+    if n < 0 {
+        return Err(deny(fp, format!("CpuQuota {n} (unlimited) is refused")));
+    }
+    ctx.seen.cpu_quota = Some(n);
+    Ok(())
+}
+
+fn cpu_period(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+    if int64(v, fp)? < 0 {
+        return Err(deny(fp, "negative CpuPeriod"));
+    }
+    Ok(())
+}
+
+fn cgroup_parent(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    let s = string(v, fp)?;
+    if !s.is_empty() && !ctx.rules.allow_cgroup_parent {
+        return Err(deny_rule(
+            fp,
+            "setting the parent cgroup is not allowed",
+            "allow_cgroup_parent",
+        ));
+    }
+    Ok(())
+}
+
+fn blkio_weight(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    if int(v, fp, GoInt::Uint16)? != 0 && !ctx.rules.allow_blkio {
+        return Err(deny_rule(
+            fp,
+            "block-IO settings are not allowed",
+            "allow_blkio",
+        ));
+    }
+    Ok(())
+}
+
+/// A list of `blkiodev.WeightDevice` (`Path`, `Weight`) or `ThrottleDevice` (`Path`, `Rate`),
+/// named `c` in refusals.
+fn blkio_devices(
+    c: &str,
+    (num, ty): (&'static str, GoInt),
+    v: &Value<'_>,
+    fp: &Path<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Violation> {
+    for (i, d) in array(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        if d.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let s = strukt(d, &ip)?;
+        for (dc, dv) in known_fields(&s, &ip, &["Path", num], c)? {
+            if dc == "Path" {
+                string(dv, &ip.field(dc))?;
+            } else {
+                int(dv, &ip.field(dc), ty)?;
+            }
+        }
+        if !ctx.rules.allow_blkio {
+            return Err(deny_rule(
+                &ip,
+                "block-IO device settings are not allowed",
+                "allow_blkio",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn realtime(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+    if int64(v, fp)? != 0 {
+        return Err(deny(fp, "real-time CPU scheduling is refused"));
+    }
+    Ok(())
+}
+
+fn cpuset(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    if !string(v, fp)?.is_empty() && !ctx.rules.allow_cpuset {
+        return Err(deny_rule(
+            fp,
+            "CPU / memory-node pinning is not allowed",
+            "allow_cpuset",
+        ));
+    }
+    Ok(())
+}
+
+fn devices(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    for (i, d) in array(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        if d.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let s = strukt(d, &ip)?;
+        let mut host = "";
+        for (dc, dv) in known_fields(
+            &s,
+            &ip,
+            &["PathOnHost", "PathInContainer", "CgroupPermissions"],
+            "DeviceMapping",
+        )? {
+            let x = string(dv, &ip.field(dc))?;
+            if dc == "PathOnHost" {
+                host = x;
+            }
+        }
+        if !ctx.rules.allow_devices {
+            return Err(deny_rule(
+                &ip,
+                format!("host device {} is not allowed", quote(host)),
+                "allow_devices",
+            ));
+        }
+        ctx.sum.devices.push(format!("device:{host}"));
+    }
+    Ok(())
+}
+
+fn device_cgroup_rules(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    for (i, r) in str_list(v, fp)?.iter().enumerate() {
+        if !ctx.rules.allow_devices {
+            return Err(deny_rule(
+                &fp.index(i),
+                "device cgroup rules are not allowed",
+                "allow_devices",
+            ));
+        }
+        ctx.sum.devices.push(format!("cgroup-rule:{r}"));
+    }
+    Ok(())
+}
+
+/// A name a struct's fields leave for the check of the whole.
+pub(crate) type Name<'v> = &'v str;
+
+/// The check of one field of a `DeviceRequest`.
+type DeviceRequestCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut Name<'v>) -> Result<(), Violation>;
+
+/// `container.DeviceRequest` fields: `Driver` is recorded; the others only need their type.
+pub(crate) static DEVICE_REQUEST: Table<DeviceRequestCheck> = Table::new(
+    "DeviceRequest",
+    &[
+        ("Driver", |v, p, driver| {
+            *driver = string(v, p)?;
+            Ok(())
+        }),
+        ("Count", |v, p, _| int64(v, p).map(drop)),
+        ("DeviceIDs", |v, p, _| str_list(v, p).map(drop)),
+        ("Capabilities", |v, p, _| {
+            for (j, inner) in array(v, p)?.iter().enumerate() {
+                str_list(inner, &p.index(j))?;
+            }
+            Ok(())
+        }),
+        ("Options", |v, p, _| str_map(v, p).map(drop)),
+    ],
+);
+
+fn device_requests(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    for (i, d) in array(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        if d.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let s = strukt(d, &ip)?;
+        let mut driver = "";
+        DEVICE_REQUEST.strict(&s, &ip, |check, dv, dp| check(dv, dp, &mut driver))?;
+        if !ctx.rules.allow_devices {
+            return Err(deny_rule(
+                &ip,
+                "device requests (GPUs, vendor hooks) are not allowed",
+                "allow_devices",
+            ));
+        }
+        ctx.seen.device_requests = true;
+        ctx.sum.devices.push(format!("request:{driver}"));
+    }
+    Ok(())
+}
+
+fn kernel_memory(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+    if int64(v, fp)? != 0 {
+        return Err(deny(
+            fp,
+            "kernel memory limits (deprecated kmem accounting) are refused",
+        ));
+    }
+    Ok(())
+}
+
+fn memory_swappiness(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+    let n = int64(v, fp)?;
+    if !(-1..=100).contains(&n) {
+        return Err(deny(fp, format!("MemorySwappiness {n} is outside 0..=100")));
+    }
+    Ok(())
+}
+
+fn oom_kill_disable(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    if boolean(v, fp)? && !ctx.rules.allow_oom_kill_disable {
+        return Err(deny_rule(
+            fp,
+            "disabling the OOM killer is not allowed",
+            "allow_oom_kill_disable",
+        ));
+    }
+    Ok(())
+}
+
+fn windows_int64(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+    if int64(v, fp)? != 0 {
+        return Err(deny(fp, "Windows-only resource setting refused"));
+    }
+    Ok(())
+}
+
+fn windows_uint64(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+    if int(v, fp, GoInt::Uint64)? != 0 {
+        return Err(deny(fp, "Windows-only resource setting refused"));
+    }
+    Ok(())
+}
+
+/// `Ulimits` (container and service): each name listed in `ulimits`, with
+/// `0 <= soft <= hard <= max`.
+pub(crate) fn ulimits(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    for (i, u) in array(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        if u.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let s = strukt(u, &ip)?;
+        let (mut name, mut soft, mut hard) = ("", 0i64, 0i64);
+        for (uc, uv) in known_fields(&s, &ip, &["Name", "Soft", "Hard"], "Ulimit")? {
+            let up = ip.field(uc);
+            match uc {
+                "Name" => name = string(uv, &up)?,
+                "Soft" => soft = int64(uv, &up)?,
+                _ => hard = int64(uv, &up)?,
+            }
+        }
+        let Some(max) = ctx.rules.ulimits.get(name) else {
+            return Err(deny_rule(
+                &ip,
+                format!("ulimit {} is not allowed", quote(name)),
+                "ulimits",
+            ));
+        };
+        if soft < 0 || hard < 0 || soft > hard || hard > *max {
+            return Err(deny_rule(
+                &ip,
+                format!("ulimit {name} soft {soft} / hard {hard} must satisfy 0 <= soft <= hard <= {max}"),
+                "ulimits",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Cross-field resource checks. `base` is the object holding the resource fields
+/// (`HostConfig` for create, the root for update).
+pub(super) fn finish(ctx: &mut Ctx<'_>, base: &Path<'_>, mode: Mode) -> Result<(), Violation> {
+    let create = mode == Mode::Create;
+    let (rules, seen) = (ctx.rules, &ctx.seen);
+    capped(
+        base,
+        create,
+        "Memory",
+        seen.memory,
+        rules.max_memory_bytes,
+        "max_memory_bytes",
+    )?;
+    capped(
+        base,
+        create,
+        "NanoCpus",
+        seen.nano_cpus,
+        rules.max_nano_cpus,
+        "max_nano_cpus",
+    )?;
+    swap_and_reservation(ctx, base, create)?;
+    let (rules, seen) = (ctx.rules, &ctx.seen);
+    if rules.max_nano_cpus.is_some() && seen.cpu_quota.unwrap_or(0) > 0 {
+        return Err(deny_rule(
+            &base.field("CpuQuota"),
+            "CpuQuota cannot be used while NanoCpus is capped; set NanoCpus",
+            "max_nano_cpus",
+        ));
+    }
+    if let Some(max) = rules.max_pids {
+        pids_limit(seen.pids, max, &base.field("PidsLimit"), create)?;
+    }
+    let nz = |v: Option<i64>| v.filter(|n| *n != 0);
+    let limits = &mut ctx.sum.limits;
+    limits.memory = nz(seen.memory);
+    limits.memory_swap = nz(seen.memory_swap);
+    limits.nano_cpus = nz(seen.nano_cpus);
+    limits.cpu_quota = nz(seen.cpu_quota);
+    limits.pids = seen.pids;
+    Ok(())
+}
+
+/// A capped value: create needs it present and in 1..=max; update checks it when non-zero.
+fn capped(
+    base: &Path<'_>,
+    create: bool,
+    name: &str,
+    val: Option<i64>,
+    max: Option<i64>,
+    setting: &str,
+) -> Result<(), Violation> {
+    let fp = base.field(name);
+    let n = val.unwrap_or(0);
+    if n < 0 {
+        return Err(deny(&fp, format!("negative {name}")));
+    }
+    if let Some(max) = max {
+        if create && n == 0 {
+            return Err(deny_rule(
+                &fp,
+                format!("{name} is required (at most {max})"),
+                setting,
+            ));
+        }
+        if n > max {
+            return Err(deny_rule(&fp, format!("{name} {n} exceeds {max}"), setting));
+        }
+    }
+    Ok(())
+}
+
+/// `MemorySwap` (not unlimited, at least `Memory`, capped) and `MemoryReservation` (between 0
+/// and `Memory`, capped like it).
+fn swap_and_reservation(ctx: &Ctx<'_>, base: &Path<'_>, create: bool) -> Result<(), Violation> {
+    let (rules, seen) = (ctx.rules, &ctx.seen);
+    let mem = seen.memory.unwrap_or(0);
+    match seen.memory_swap {
+        Some(s) if s < 0 => {
+            return Err(deny(
+                &base.field("MemorySwap"),
+                format!("MemorySwap {s} (unlimited swap) is refused"),
+            ))
+        }
+        Some(s) if s > 0 && mem > 0 && s < mem => {
+            return Err(deny(
+                &base.field("MemorySwap"),
+                "MemorySwap must be at least Memory",
+            ))
+        }
+        _ => {}
+    }
+    capped(
+        base,
+        create,
+        "MemorySwap",
+        seen.memory_swap,
+        rules.max_memory_swap_bytes,
+        "max_memory_swap_bytes",
+    )?;
+    if let Some(r) = seen.memory_reservation {
+        let fp = base.field("MemoryReservation");
+        if r < 0 || (mem > 0 && r > mem) {
+            return Err(deny(&fp, "MemoryReservation must be between 0 and Memory"));
+        }
+        if let Some(max) = rules.max_memory_bytes {
+            if r > max {
+                return Err(deny_rule(
+                    &fp,
+                    format!("MemoryReservation {r} exceeds {max}"),
+                    "max_memory_bytes",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `PidsLimit` under `max_pids`: create needs it in 1..=max; update checks it when present.
+fn pids_limit(pids: Option<i64>, max: i64, fp: &Path<'_>, create: bool) -> Result<(), Violation> {
+    match (pids, create) {
+        (Some(n), _) if n > 0 && n <= max => Ok(()),
+        (None, false) => Ok(()),
+        (Some(n), _) if n > max => Err(deny_rule(
+            fp,
+            format!("PidsLimit {n} exceeds {max}"),
+            "max_pids",
+        )),
+        (Some(n), _) => Err(deny_rule(
+            fp,
+            format!("PidsLimit {n} means unlimited"),
+            "max_pids",
+        )),
+        (None, true) => Err(deny_rule(
+            fp,
+            format!("PidsLimit is required (at most {max})"),
+            "max_pids",
+        )),
+    }
+}
