@@ -13,8 +13,8 @@ mod users;
 
 pub(crate) use images::{image_matches, normalize_image};
 pub(crate) use json::{
-    array, boolean, canon, deny, deny_rule, int, int64, known_fields, object, parse_body, set_keys,
-    str_list, str_map, str_slice, string, strukt,
+    array, boolean, canon, deny, deny_rule, int, int64, object, parse_body, set_keys, str_list,
+    str_map, str_slice, string, strukt,
 };
 pub(crate) use labels::{check_labels, local_tmpfs_opts_only};
 pub(crate) use names::{glob, is_hex, valid_object_name};

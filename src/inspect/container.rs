@@ -45,10 +45,13 @@ pub(crate) use security::{cap_add, security_opt};
 pub(crate) use self::{
     config::{CONFIG, HEALTHCHECK},
     host::HOST,
+    host::RESTART_POLICY,
     logging::LOG_CONFIG,
     mounts::{BIND_OPTIONS, DRIVER_CONFIG, MOUNT, TMPFS_OPTIONS, VOLUME_OPTIONS},
     networking::{ENDPOINT_SETTINGS, IPAM_CONFIG, NETWORKING_CONFIG, PORT_BINDING},
-    resources::{DEVICE_REQUEST, RESOURCES},
+    resources::{
+        DEVICE_MAPPING, DEVICE_REQUEST, RESOURCES, THROTTLE_DEVICE, ULIMIT, WEIGHT_DEVICE,
+    },
 };
 
 /// The state of one inspection of a container (or service) spec, handed to every check: the

@@ -150,32 +150,3 @@ pub(crate) fn set_keys<'v>(v: &'v Value<'v>, p: &Path<'_>) -> Result<Vec<&'v str
 pub(crate) fn canon(key: &str, table: &[&'static str]) -> Option<&'static str> {
     table.iter().copied().find(|n| n.eq_ignore_ascii_case(key))
 }
-
-/// Refuses unknown fields of a security-relevant struct; returns each known field (canonical
-/// name) with its value, skipping `null` (absent).
-pub(crate) fn known_fields<'v>(
-    s: &Struct<'v>,
-    p: &Path<'_>,
-    table: &[&'static str],
-    what: &str,
-) -> Result<Vec<(&'static str, &'v Value<'v>)>, Violation> {
-    let mut out = Vec::with_capacity(s.entries().len());
-    for (k, v) in s.entries() {
-        match canon(k, table) {
-            Some(c) => {
-                if !v.is_null() {
-                    out.push((c, v));
-                }
-            }
-            None => {
-                return Err(deny(
-                    &p.field(k),
-                    format!(
-                        "unknown field in {what} refused (it would reach the daemon uninspected)"
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(out)
-}

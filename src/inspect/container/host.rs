@@ -2,8 +2,7 @@
 //! shares with it (`ExtraHosts`, `GroupAdd`, `OomScoreAdj`, `Sysctls`, `Isolation`).
 
 use super::super::common::{
-    boolean, deny, deny_rule, glob, int64, known_fields, ram_in_bytes, str_list, str_map, string,
-    strukt,
+    boolean, deny, deny_rule, glob, int64, ram_in_bytes, str_list, str_map, string, strukt,
 };
 use super::super::docker_json::{quote, Path, Value};
 use super::super::table::{unknown_in, Table};
@@ -269,6 +268,32 @@ fn capabilities(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Vio
     Ok(())
 }
 
+/// What the fields of a `RestartPolicy` leave for its check.
+#[derive(Default)]
+pub(crate) struct RestartFields<'v> {
+    name: &'v str,
+    count: i64,
+}
+
+/// The check of one field of a `RestartPolicy`.
+type RestartCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut RestartFields<'v>) -> Result<(), Violation>;
+
+/// `container.RestartPolicy`.
+pub(crate) static RESTART_POLICY: Table<RestartCheck> = Table::new(
+    "RestartPolicy",
+    &[
+        ("Name", |v, p, r| {
+            r.name = string(v, p)?;
+            Ok(())
+        }),
+        ("MaximumRetryCount", |v, p, r| {
+            r.count = int64(v, p)?;
+            Ok(())
+        }),
+    ],
+);
+
 /// `RestartPolicy` (create's `HostConfig`, update body).
 pub(super) fn restart_policy(
     v: &Value<'_>,
@@ -276,14 +301,9 @@ pub(super) fn restart_policy(
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Violation> {
     let s = strukt(v, p)?;
-    let (mut name, mut count) = ("", 0i64);
-    for (c, val) in known_fields(&s, p, &["Name", "MaximumRetryCount"], "RestartPolicy")? {
-        if c == "Name" {
-            name = string(val, &p.field(c))?;
-        } else {
-            count = int64(val, &p.field(c))?;
-        }
-    }
+    let mut f = RestartFields::default();
+    RESTART_POLICY.strict(&s, p, |check, val, fp| check(val, fp, &mut f))?;
+    let RestartFields { name, count } = f;
     let rules = ctx.rules;
     let np = p.field("Name");
     match name {

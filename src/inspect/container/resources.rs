@@ -2,10 +2,10 @@
 //! span several of its fields.
 
 use super::super::common::{
-    array, boolean, deny, deny_rule, int, int64, known_fields, str_list, str_map, string, strukt,
+    array, boolean, deny, deny_rule, int, int64, str_list, str_map, string, strukt,
 };
 use super::super::docker_json::{quote, GoInt, Path, Value};
-use super::super::table::Table;
+use super::super::table::{unknown_in, Table};
 use super::super::Violation;
 use super::{Check, Ctx, Mode};
 
@@ -25,19 +25,19 @@ pub(crate) static RESOURCES: Table<Check> = Table::new(
         ("CgroupParent", cgroup_parent),
         ("BlkioWeight", blkio_weight),
         ("BlkioWeightDevice", |v, p, ctx| {
-            blkio_devices("BlkioWeightDevice", ("Weight", GoInt::Uint16), v, p, ctx)
+            blkio_devices("BlkioWeightDevice", &WEIGHT_DEVICE, v, p, ctx)
         }),
         ("BlkioDeviceReadBps", |v, p, ctx| {
-            blkio_devices("BlkioDeviceReadBps", ("Rate", GoInt::Uint64), v, p, ctx)
+            blkio_devices("BlkioDeviceReadBps", &THROTTLE_DEVICE, v, p, ctx)
         }),
         ("BlkioDeviceWriteBps", |v, p, ctx| {
-            blkio_devices("BlkioDeviceWriteBps", ("Rate", GoInt::Uint64), v, p, ctx)
+            blkio_devices("BlkioDeviceWriteBps", &THROTTLE_DEVICE, v, p, ctx)
         }),
         ("BlkioDeviceReadIOps", |v, p, ctx| {
-            blkio_devices("BlkioDeviceReadIOps", ("Rate", GoInt::Uint64), v, p, ctx)
+            blkio_devices("BlkioDeviceReadIOps", &THROTTLE_DEVICE, v, p, ctx)
         }),
         ("BlkioDeviceWriteIOps", |v, p, ctx| {
-            blkio_devices("BlkioDeviceWriteIOps", ("Rate", GoInt::Uint64), v, p, ctx)
+            blkio_devices("BlkioDeviceWriteIOps", &THROTTLE_DEVICE, v, p, ctx)
         }),
         ("CpuPeriod", cpu_period),
         ("CpuQuota", cpu_quota),
@@ -131,11 +131,10 @@ fn blkio_weight(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), V
     Ok(())
 }
 
-/// A list of `blkiodev.WeightDevice` (`Path`, `Weight`) or `ThrottleDevice` (`Path`, `Rate`),
-/// named `c` in refusals.
+/// A list of `blkiodev.WeightDevice` or `ThrottleDevice` (`table`), named `c` in refusals.
 fn blkio_devices(
     c: &str,
-    (num, ty): (&'static str, GoInt),
+    table: &Table<Check>,
     v: &Value<'_>,
     fp: &Path<'_>,
     ctx: &mut Ctx<'_>,
@@ -146,13 +145,8 @@ fn blkio_devices(
             return Err(deny(&ip, "null element refused"));
         }
         let s = strukt(d, &ip)?;
-        for (dc, dv) in known_fields(&s, &ip, &["Path", num], c)? {
-            if dc == "Path" {
-                string(dv, &ip.field(dc))?;
-            } else {
-                int(dv, &ip.field(dc), ty)?;
-            }
-        }
+        let unknown = |fp: &Path<'_>| Some(unknown_in(c, fp));
+        table.walk(&s, &ip, true, unknown, |check, dv, dp| check(dv, dp, ctx))?;
         if !ctx.rules.allow_blkio {
             return Err(deny_rule(
                 &ip,
@@ -190,17 +184,7 @@ fn devices(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violat
         }
         let s = strukt(d, &ip)?;
         let mut host = "";
-        for (dc, dv) in known_fields(
-            &s,
-            &ip,
-            &["PathOnHost", "PathInContainer", "CgroupPermissions"],
-            "DeviceMapping",
-        )? {
-            let x = string(dv, &ip.field(dc))?;
-            if dc == "PathOnHost" {
-                host = x;
-            }
-        }
+        DEVICE_MAPPING.strict(&s, &ip, |check, dv, dp| check(dv, dp, &mut host))?;
         if !ctx.rules.allow_devices {
             return Err(deny_rule(
                 &ip,
@@ -227,15 +211,76 @@ fn device_cgroup_rules(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Resul
     Ok(())
 }
 
+/// `blkiodev.WeightDevice`.
+pub(crate) static WEIGHT_DEVICE: Table<Check> = Table::new(
+    "WeightDevice",
+    &[
+        ("Path", |v, p, _| string(v, p).map(drop)),
+        ("Weight", |v, p, _| int(v, p, GoInt::Uint16).map(drop)),
+    ],
+);
+
+/// `blkiodev.ThrottleDevice`.
+pub(crate) static THROTTLE_DEVICE: Table<Check> = Table::new(
+    "ThrottleDevice",
+    &[
+        ("Path", |v, p, _| string(v, p).map(drop)),
+        ("Rate", |v, p, _| int(v, p, GoInt::Uint64).map(drop)),
+    ],
+);
+
+/// `container.DeviceMapping`: every field is a string; `PathOnHost` is left for the check.
+pub(crate) static DEVICE_MAPPING: Table<NameCheck> = Table::new(
+    "DeviceMapping",
+    &[
+        ("PathOnHost", |v, p, host| {
+            *host = string(v, p)?;
+            Ok(())
+        }),
+        ("PathInContainer", |v, p, _| string(v, p).map(drop)),
+        ("CgroupPermissions", |v, p, _| string(v, p).map(drop)),
+    ],
+);
+
+/// What the fields of a `Ulimit` leave for its check.
+#[derive(Default)]
+pub(crate) struct UlimitFields<'v> {
+    name: &'v str,
+    soft: i64,
+    hard: i64,
+}
+
+/// The check of one field of a `Ulimit`.
+type UlimitCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut UlimitFields<'v>) -> Result<(), Violation>;
+
+/// `units.Ulimit`.
+pub(crate) static ULIMIT: Table<UlimitCheck> = Table::new(
+    "Ulimit",
+    &[
+        ("Name", |v, p, u| {
+            u.name = string(v, p)?;
+            Ok(())
+        }),
+        ("Soft", |v, p, u| {
+            u.soft = int64(v, p)?;
+            Ok(())
+        }),
+        ("Hard", |v, p, u| {
+            u.hard = int64(v, p)?;
+            Ok(())
+        }),
+    ],
+);
+
 /// A name a struct's fields leave for the check of the whole.
 pub(crate) type Name<'v> = &'v str;
 
-/// The check of one field of a `DeviceRequest`.
-type DeviceRequestCheck =
-    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut Name<'v>) -> Result<(), Violation>;
+/// The check of one field of a struct that leaves one name for the check of the whole.
+type NameCheck = for<'v> fn(&'v Value<'v>, &Path<'_>, &mut Name<'v>) -> Result<(), Violation>;
 
 /// `container.DeviceRequest` fields: `Driver` is recorded; the others only need their type.
-pub(crate) static DEVICE_REQUEST: Table<DeviceRequestCheck> = Table::new(
+pub(crate) static DEVICE_REQUEST: Table<NameCheck> = Table::new(
     "DeviceRequest",
     &[
         ("Driver", |v, p, driver| {
@@ -328,15 +373,9 @@ pub(crate) fn ulimits(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result
             return Err(deny(&ip, "null element refused"));
         }
         let s = strukt(u, &ip)?;
-        let (mut name, mut soft, mut hard) = ("", 0i64, 0i64);
-        for (uc, uv) in known_fields(&s, &ip, &["Name", "Soft", "Hard"], "Ulimit")? {
-            let up = ip.field(uc);
-            match uc {
-                "Name" => name = string(uv, &up)?,
-                "Soft" => soft = int64(uv, &up)?,
-                _ => hard = int64(uv, &up)?,
-            }
-        }
+        let mut f = UlimitFields::default();
+        ULIMIT.strict(&s, &ip, |check, uv, up| check(uv, up, &mut f))?;
+        let UlimitFields { name, soft, hard } = f;
         let Some(max) = ctx.rules.ulimits.get(name) else {
             return Err(deny_rule(
                 &ip,

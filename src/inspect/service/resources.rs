@@ -1,8 +1,6 @@
 //! A task's `Resources`, `RestartPolicy` and `Placement`.
 
-use super::super::common::{
-    array, deny, deny_rule, int, int64, known_fields, str_list, string, strukt,
-};
+use super::super::common::{array, deny, deny_rule, int, int64, str_list, string, strukt};
 use super::super::container::{walk, Check, Ctx};
 use super::super::docker_json::{quote, GoInt, Path, Value};
 use super::super::table::Table;
@@ -95,6 +93,69 @@ pub(crate) static PLACEMENT: Table<Check> = Table::new(
     ],
 );
 
+/// `swarm.PlacementPreference`.
+pub(crate) static PLACEMENT_PREFERENCE: Table<Check> = Table::new(
+    "PlacementPreference",
+    &[("Spread", |v, p, ctx| walk(&SPREAD_OVER, v, p, ctx))],
+);
+
+/// `swarm.SpreadOver`.
+pub(crate) static SPREAD_OVER: Table<Check> = Table::new(
+    "SpreadOver",
+    &[("SpreadDescriptor", |v, p, _| string(v, p).map(drop))],
+);
+
+/// `swarm.Platform`.
+pub(crate) static PLATFORM: Table<Check> = Table::new(
+    "Platform",
+    &[
+        ("Architecture", |v, p, _| string(v, p).map(drop)),
+        ("OS", |v, p, _| string(v, p).map(drop)),
+    ],
+);
+
+/// The check of one field of a generic resource: it leaves the resource's kind.
+type KindCheck = for<'v> fn(&'v Value<'v>, &Path<'_>, &mut &'v str) -> Result<(), Violation>;
+
+/// `swarm.GenericResource`.
+pub(crate) static GENERIC_RESOURCE: Table<KindCheck> = Table::new(
+    "GenericResource",
+    &[
+        ("NamedResourceSpec", |v, p, kind| {
+            let s = strukt(v, p)?;
+            NAMED_RESOURCE.strict(&s, p, |check, val, fp| check(val, fp, kind))
+        }),
+        ("DiscreteResourceSpec", |v, p, kind| {
+            let s = strukt(v, p)?;
+            DISCRETE_RESOURCE.strict(&s, p, |check, val, fp| check(val, fp, kind))
+        }),
+    ],
+);
+
+/// `swarm.NamedGenericResource`.
+pub(crate) static NAMED_RESOURCE: Table<KindCheck> = Table::new(
+    "NamedResourceSpec",
+    &[
+        ("Kind", |v, p, kind| {
+            *kind = string(v, p)?;
+            Ok(())
+        }),
+        ("Value", |v, p, _| string(v, p).map(drop)),
+    ],
+);
+
+/// `swarm.DiscreteGenericResource`.
+pub(crate) static DISCRETE_RESOURCE: Table<KindCheck> = Table::new(
+    "DiscreteResourceSpec",
+    &[
+        ("Kind", |v, p, kind| {
+            *kind = string(v, p)?;
+            Ok(())
+        }),
+        ("Value", |v, p, _| int64(v, p).map(drop)),
+    ],
+);
+
 /// `TaskTemplate.Resources`.
 pub(super) fn resources(v: &Value<'_>, p: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
     walk(&RESOURCE_REQUIREMENTS, v, p, ctx)
@@ -162,25 +223,7 @@ fn generic_resources(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<
         }
         let gs = strukt(g, &ip)?;
         let mut kind = "";
-        for (gc, gv) in known_fields(
-            &gs,
-            &ip,
-            &["NamedResourceSpec", "DiscreteResourceSpec"],
-            "GenericResource",
-        )? {
-            let gp = ip.field(gc);
-            let spec = strukt(gv, &gp)?;
-            for (sc, sv) in known_fields(&spec, &gp, &["Kind", "Value"], gc)? {
-                let sp = gp.field(sc);
-                if sc == "Kind" {
-                    kind = string(sv, &sp)?;
-                } else if gc == "NamedResourceSpec" {
-                    string(sv, &sp)?;
-                } else {
-                    int64(sv, &sp)?;
-                }
-            }
-        }
+        GENERIC_RESOURCE.strict(&gs, &ip, |check, gv, gp| check(gv, gp, &mut kind))?;
         if !ctx.rules.allow_devices {
             return Err(deny_rule(
                 &ip,
@@ -219,29 +262,19 @@ fn constraints(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Viol
 }
 
 /// `Placement.Preferences`: `[{"Spread": {"SpreadDescriptor": "..."}}]`.
-fn preferences(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+fn preferences(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
     for (i, pref) in array(v, fp)?.iter().enumerate() {
         let ip = fp.index(i);
-        let ps = strukt(pref, &ip)?;
-        for (_, sv) in known_fields(&ps, &ip, &["Spread"], "PlacementPreference")? {
-            let sp = ip.field("Spread");
-            let ss = strukt(sv, &sp)?;
-            for (_, dv) in known_fields(&ss, &sp, &["SpreadDescriptor"], "SpreadOver")? {
-                string(dv, &sp.field("SpreadDescriptor"))?;
-            }
-        }
+        walk(&PLACEMENT_PREFERENCE, pref, &ip, ctx)?;
     }
     Ok(())
 }
 
 /// `Placement.Platforms`: `[{"Architecture": "...", "OS": "..."}]`.
-fn platforms(v: &Value<'_>, fp: &Path<'_>, _: &mut Ctx<'_>) -> Result<(), Violation> {
+fn platforms(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
     for (i, pl) in array(v, fp)?.iter().enumerate() {
         let ip = fp.index(i);
-        let ps = strukt(pl, &ip)?;
-        for (pc, pv) in known_fields(&ps, &ip, &["Architecture", "OS"], "Platform")? {
-            string(pv, &ip.field(pc))?;
-        }
+        walk(&PLATFORM, pl, &ip, ctx)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! references).
 
 use super::super::common::{
-    array, check_target, deny, deny_rule, int, int64, known_fields, str_list, string, strukt,
+    array, check_target, deny, deny_rule, int, int64, str_list, string, strukt,
 };
 use super::super::container::{
     a_bool, a_str_list, a_string, cap_add, extra_hosts, group_add, healthcheck, image, isolation,
@@ -129,12 +129,15 @@ pub(crate) static CONFIG_REFERENCE: Table<RefCheck> = Table::new(
         ("File", file_target),
         ("Runtime", |v, p| {
             let rt = strukt(v, p)?;
-            known_fields(&rt, p, &[], "ConfigReferenceRuntimeTarget").map(drop)
+            RUNTIME_TARGET.strict(&rt, p, |check, val, fp| check(val, fp))
         }),
         ("ConfigID", |v, p| string(v, p).map(drop)),
         ("ConfigName", |v, p| string(v, p).map(drop)),
     ],
 );
+
+/// `swarm.ConfigReferenceRuntimeTarget`: no fields.
+pub(crate) static RUNTIME_TARGET: Table<RefCheck> = Table::new("ConfigReferenceRuntimeTarget", &[]);
 
 /// `swarm.SecretReferenceFileTarget` / `ConfigReferenceFileTarget`.
 pub(crate) static FILE_TARGET: Table<RefCheck> = Table::new(

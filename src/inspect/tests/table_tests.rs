@@ -3,19 +3,27 @@
 //! table does not declare is refused as unknown, at every place the struct appears in a body.
 
 use crate::inspect::container::{
-    BIND_OPTIONS, CONFIG, DEVICE_REQUEST, DRIVER_CONFIG, ENDPOINT_SETTINGS, HEALTHCHECK, HOST,
-    IPAM_CONFIG, LOG_CONFIG, LOG_DRIVER, MOUNT, NETWORKING_CONFIG, PORT_BINDING, RESOURCES,
-    TMPFS_OPTIONS, UPDATE_EXTRA, VOLUME_OPTIONS,
+    BIND_OPTIONS, CONFIG, DEVICE_MAPPING, DEVICE_REQUEST, DRIVER_CONFIG, ENDPOINT_SETTINGS,
+    HEALTHCHECK, HOST, IPAM_CONFIG, LOG_CONFIG, LOG_DRIVER, MOUNT, NETWORKING_CONFIG, PORT_BINDING,
+    RESOURCES, RESTART_POLICY as CONTAINER_RESTART_POLICY, THROTTLE_DEVICE, TMPFS_OPTIONS, ULIMIT,
+    UPDATE_EXTRA, VOLUME_OPTIONS, WEIGHT_DEVICE,
 };
+use crate::inspect::exec::EXEC;
+use crate::inspect::network::{CONFIG_FROM, CONNECT, IPAM, IPAM_POOL, NETWORK};
+use crate::inspect::plugin::PLUGIN_PRIVILEGE;
 use crate::inspect::service::{
-    APPARMOR, CONFIG_REFERENCE, CONTAINER_SPEC, CREDENTIAL_SPEC, DNS_CONFIG, ENDPOINT_SPEC,
-    FILE_TARGET, LIMIT, MODE, NETWORK_ATTACHMENT, PLACEMENT, PORT_CONFIG, PRIVILEGES, REPLICATED,
-    REPLICATED_JOB, RESERVATIONS, RESOURCE_REQUIREMENTS, RESTART_POLICY, SECCOMP, SECRET_REFERENCE,
-    SELINUX_CONTEXT, SPEC, TASK, UPDATE_CONFIG,
+    APPARMOR, CONFIG_REFERENCE, CONTAINER_SPEC, CREDENTIAL_SPEC, DISCRETE_RESOURCE, DNS_CONFIG,
+    ENDPOINT_SPEC, FILE_TARGET, GENERIC_RESOURCE, LIMIT, MODE, NAMED_RESOURCE, NETWORK_ATTACHMENT,
+    PLACEMENT, PLACEMENT_PREFERENCE, PLATFORM, PORT_CONFIG, PRIVILEGES, REPLICATED, REPLICATED_JOB,
+    RESERVATIONS, RESOURCE_REQUIREMENTS, RESTART_POLICY, RUNTIME_TARGET, SECCOMP, SECRET_REFERENCE,
+    SELINUX_CONTEXT, SPEC, SPREAD_OVER, TASK, UPDATE_CONFIG,
 };
 use crate::inspect::table::Table;
+use crate::inspect::volume::VOLUME;
 use crate::inspect::{
-    container_create, container_update, service_create, ContainerRules, Summary, Violation,
+    container_create, container_update, exec_create, network_connect, network_create, plugin_pull,
+    service_create, volume_create, ContainerRules, ExecRules, NetworkRules, PluginRules, Summary,
+    Violation, VolumeRules,
 };
 
 /// Values of every JSON shape but null: each field's check refuses at least one of them.
@@ -55,6 +63,31 @@ fn update(body: &[u8]) -> Result<Summary, Violation> {
 
 fn service(body: &[u8]) -> Result<Summary, Violation> {
     service_create(body, &[], &rules())
+}
+
+fn exec(body: &[u8]) -> Result<Summary, Violation> {
+    exec_create(body, &ExecRules::default())
+}
+
+fn volume(body: &[u8]) -> Result<Summary, Violation> {
+    volume_create(body, &VolumeRules::default())
+}
+
+fn network(body: &[u8]) -> Result<Summary, Violation> {
+    network_create(body, &NetworkRules::default())
+}
+
+fn connect(body: &[u8]) -> Result<Summary, Violation> {
+    network_connect(body, &rules())
+}
+
+fn plugin(body: &[u8]) -> Result<Summary, Violation> {
+    let rules = PluginRules {
+        names: vec!["docker.io/vieux/sshfs".into()],
+        ..PluginRules::default()
+    };
+    let query = [("remote".to_string(), "vieux/sshfs".to_string())];
+    plugin_pull(body, &query, &rules)
 }
 
 fn place<F: Copy>(
@@ -133,6 +166,41 @@ fn places() -> Vec<Place> {
             r#"{"HostConfig":{"Mounts":[{"Type":"tmpfs","Target":"/mnt","TmpfsOptions":{}}]}}"#,
             &[],
             "HostConfig.Mounts[0].TmpfsOptions",
+            c,
+        ),
+        place(
+            &CONTAINER_RESTART_POLICY,
+            r#"{"HostConfig":{"RestartPolicy":{}}}"#,
+            &[],
+            "HostConfig.RestartPolicy",
+            c,
+        ),
+        place(
+            &ULIMIT,
+            r#"{"HostConfig":{"Ulimits":[{}]}}"#,
+            &[],
+            "HostConfig.Ulimits[0]",
+            c,
+        ),
+        place(
+            &DEVICE_MAPPING,
+            r#"{"HostConfig":{"Devices":[{}]}}"#,
+            &[],
+            "HostConfig.Devices[0]",
+            c,
+        ),
+        place(
+            &WEIGHT_DEVICE,
+            r#"{"HostConfig":{"BlkioWeightDevice":[{}]}}"#,
+            &[],
+            "HostConfig.BlkioWeightDevice[0]",
+            c,
+        ),
+        place(
+            &THROTTLE_DEVICE,
+            r#"{"HostConfig":{"BlkioDeviceReadBps":[{}]}}"#,
+            &[],
+            "HostConfig.BlkioDeviceReadBps[0]",
             c,
         ),
         place(
@@ -321,6 +389,55 @@ fn places() -> Vec<Place> {
             s,
         ),
         place(
+            &PLACEMENT_PREFERENCE,
+            r#"{"TaskTemplate":{"Placement":{"Preferences":[{}]}}}"#,
+            &[],
+            "TaskTemplate.Placement.Preferences[0]",
+            s,
+        ),
+        place(
+            &SPREAD_OVER,
+            r#"{"TaskTemplate":{"Placement":{"Preferences":[{"Spread":{}}]}}}"#,
+            &[],
+            "TaskTemplate.Placement.Preferences[0].Spread",
+            s,
+        ),
+        place(
+            &PLATFORM,
+            r#"{"TaskTemplate":{"Placement":{"Platforms":[{}]}}}"#,
+            &[],
+            "TaskTemplate.Placement.Platforms[0]",
+            s,
+        ),
+        place(
+            &GENERIC_RESOURCE,
+            r#"{"TaskTemplate":{"Resources":{"Reservations":{"GenericResources":[{}]}}}}"#,
+            &[],
+            "TaskTemplate.Resources.Reservations.GenericResources[0]",
+            s,
+        ),
+        place(
+            &NAMED_RESOURCE,
+            r#"{"TaskTemplate":{"Resources":{"Reservations":{"GenericResources":[{"NamedResourceSpec":{}}]}}}}"#,
+            &[],
+            "TaskTemplate.Resources.Reservations.GenericResources[0].NamedResourceSpec",
+            s,
+        ),
+        place(
+            &DISCRETE_RESOURCE,
+            r#"{"TaskTemplate":{"Resources":{"Reservations":{"GenericResources":[{"DiscreteResourceSpec":{}}]}}}}"#,
+            &[],
+            "TaskTemplate.Resources.Reservations.GenericResources[0].DiscreteResourceSpec",
+            s,
+        ),
+        place(
+            &RUNTIME_TARGET,
+            r#"{"TaskTemplate":{"ContainerSpec":{"Configs":[{"Runtime":{}}]}}}"#,
+            &[],
+            "TaskTemplate.ContainerSpec.Configs[0].Runtime",
+            s,
+        ),
+        place(
             &LOG_DRIVER,
             r#"{"TaskTemplate":{"LogDriver":{}}}"#,
             &[],
@@ -348,6 +465,33 @@ fn places() -> Vec<Place> {
             "EndpointSpec.Ports[0]",
             s,
         ),
+        place(&EXEC, "{}", &[], "", exec),
+        place(&VOLUME, "{}", &[], "", volume),
+        place(&NETWORK, "{}", &[], "", network),
+        place(&IPAM, r#"{"IPAM":{}}"#, &[], "IPAM", network),
+        place(
+            &IPAM_POOL,
+            r#"{"IPAM":{"Config":[{}]}}"#,
+            &[],
+            "IPAM.Config[0]",
+            network,
+        ),
+        place(
+            &CONFIG_FROM,
+            r#"{"ConfigFrom":{}}"#,
+            &[],
+            "ConfigFrom",
+            network,
+        ),
+        place(&CONNECT, "{}", &[], "", connect),
+        place(
+            &ENDPOINT_SETTINGS,
+            r#"{"Container":"c","EndpointConfig":{}}"#,
+            &[],
+            "EndpointConfig",
+            connect,
+        ),
+        place(&PLUGIN_PRIVILEGE, "[{}]", &[], "[0]", plugin),
     ]
 }
 
