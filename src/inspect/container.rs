@@ -28,7 +28,7 @@ use super::common::{
 };
 use super::docker_json::{quote, GoInt, Path, Value};
 use super::rules::ContainerRules;
-use super::table::{unknown_in, unknown_lenient, Table};
+use super::table::{unknown_in, unknown_lenient, Joined, Table};
 use super::{Summary, Violation};
 
 pub(crate) use config::{healthcheck, image, labels, user, working_dir};
@@ -159,9 +159,7 @@ const LEGACY_TOP_FIELDS: &[&str] = &["Cpuset"];
 
 /// Whether `key` names a `HostConfig` field (or a legacy wrapper field) written at the top level.
 fn is_top_level_host_field(key: &str) -> bool {
-    host::HOST.find(key).is_some()
-        || resources::RESOURCES.find(key).is_some()
-        || canon(key, LEGACY_TOP_FIELDS).is_some()
+    host::HOST_CONFIG.index().find(key).is_some() || canon(key, LEGACY_TOP_FIELDS).is_some()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,8 +176,9 @@ pub fn container_create(
     let root = parse_body(body)?;
     let p = Path::ROOT;
     let top = strukt(&root, &p)?;
+    let index = config::CONFIG.index();
     for (key, val) in top.entries() {
-        let Some((c, check)) = config::CONFIG.find(key) else {
+        let Some((c, check)) = index.find(key) else {
             if is_top_level_host_field(key) {
                 return Err(deny(
                     &p.field(key),
@@ -218,6 +217,9 @@ pub fn container_create(
 pub(crate) static UPDATE_EXTRA: Table<Check> =
     Table::new("update body", &[("RestartPolicy", host::restart_policy)]);
 
+/// An update body: [`resources::RESOURCES`] and [`UPDATE_EXTRA`].
+static UPDATE: Joined<Check> = Joined::new(&[&resources::RESOURCES, &UPDATE_EXTRA]);
+
 /// Inspects `POST /containers/{id}/update`: `Resources` fields and `RestartPolicy`, with the same
 /// caps as create. Absent or zero values mean "unchanged" and pass.
 pub fn container_update(body: &[u8], rules: &ContainerRules) -> Result<Summary, Violation> {
@@ -225,11 +227,9 @@ pub fn container_update(body: &[u8], rules: &ContainerRules) -> Result<Summary, 
     let root = parse_body(body)?;
     let p = Path::ROOT;
     let top = strukt(&root, &p)?;
+    let index = UPDATE.index();
     for (key, val) in top.entries() {
-        let found = resources::RESOURCES
-            .find(key)
-            .or_else(|| UPDATE_EXTRA.find(key));
-        let Some((c, check)) = found else {
+        let Some((c, check)) = index.find(key) else {
             return Err(unknown_in("update body", &p.field(key)));
         };
         if !val.is_null() {

@@ -26,8 +26,62 @@ use super::Violation;
 pub(crate) struct Table<F: 'static> {
     what: &'static str,
     fields: &'static [(&'static str, F)],
-    /// Entry indices by name length, built on first use.
-    by_len: OnceLock<Box<[Box<[u16]>]>>,
+    /// The lookup index, built on first use.
+    index: OnceLock<Index<F>>,
+}
+
+/// The fields of one or more tables ordered by name length (table order within a length), so
+/// a key is only compared with the names of its length.
+pub(crate) struct Index<F: 'static> {
+    /// `starts[n]..starts[n + 1]` are the entries whose name is `n` bytes long.
+    starts: Box<[u32]>,
+    entries: Box<[(&'static str, F)]>,
+}
+
+impl<F: Copy + 'static> Index<F> {
+    fn build(tables: &[&[(&'static str, F)]]) -> Index<F> {
+        let all = || tables.iter().flat_map(|t| t.iter());
+        let longest = all().map(|(n, _)| n.len()).max().unwrap_or(0);
+        let mut entries: Vec<(&'static str, F)> = all().copied().collect();
+        entries.sort_by_key(|(n, _)| n.len()); // stable: table order within a length
+        let mut starts = Vec::with_capacity(longest + 2);
+        let mut at = 0usize;
+        for len in 0..=longest + 1 {
+            while entries.get(at).is_some_and(|(n, _)| n.len() < len) {
+                at += 1;
+            }
+            starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+        }
+        Index {
+            starts: starts.into_boxed_slice(),
+            entries: entries.into_boxed_slice(),
+        }
+    }
+
+    /// The position of the entry `key` names (ASCII case-insensitively), first in table order.
+    fn position(&self, key: &str) -> Option<usize> {
+        let len = key.len();
+        let (Some(&a), Some(&b)) = (self.starts.get(len), self.starts.get(len + 1)) else {
+            return None;
+        };
+        let (a, b) = (a as usize, b as usize);
+        // A cheap first-byte filter before the full comparison (keys are ASCII here).
+        let first = key.as_bytes().first()? | 0x20;
+        let bucket = self.entries.get(a..b)?;
+        let i = bucket.iter().position(|(n, _)| {
+            n.as_bytes().first().is_some_and(|c| c | 0x20 == first) && n.eq_ignore_ascii_case(key)
+        })?;
+        Some(a + i)
+    }
+
+    fn entry(&self, at: usize) -> Option<(&'static str, F)> {
+        self.entries.get(at).copied()
+    }
+
+    /// The field `key` names: its canonical name and its check.
+    pub(crate) fn find(&self, key: &str) -> Option<(&'static str, F)> {
+        self.entry(self.position(key)?)
+    }
 }
 
 impl<F: Copy + 'static> Table<F> {
@@ -36,7 +90,7 @@ impl<F: Copy + 'static> Table<F> {
         Table {
             what,
             fields,
-            by_len: OnceLock::new(),
+            index: OnceLock::new(),
         }
     }
 
@@ -52,26 +106,15 @@ impl<F: Copy + 'static> Table<F> {
         self.fields.iter().map(|(n, _)| *n)
     }
 
-    fn index(&self) -> &[Box<[u16]>] {
-        self.by_len.get_or_init(|| {
-            let longest = self.fields.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-            let mut by_len: Vec<Vec<u16>> = vec![Vec::new(); longest + 1];
-            for (i, (name, _)) in self.fields.iter().enumerate() {
-                if let (Some(bucket), Ok(i)) = (by_len.get_mut(name.len()), u16::try_from(i)) {
-                    bucket.push(i);
-                }
-            }
-            by_len.into_iter().map(Vec::into_boxed_slice).collect()
-        })
+    /// The lookup index, for the lookups of one struct.
+    pub(crate) fn index(&self) -> &Index<F> {
+        self.index.get_or_init(|| Index::build(&[self.fields]))
     }
 
     /// The field `key` names (Go's case-insensitive match): its canonical name and its check.
+    #[cfg(test)]
     pub(crate) fn find(&self, key: &str) -> Option<(&'static str, F)> {
-        let bucket = self.index().get(key.len())?;
-        bucket.iter().find_map(|&i| {
-            let (name, check) = self.fields.get(usize::from(i))?;
-            name.eq_ignore_ascii_case(key).then_some((*name, *check))
-        })
+        self.index().find(key)
     }
 
     /// Walks a struct whose unknown fields are refused: every key is looked up first (an
@@ -124,17 +167,32 @@ impl<F: Copy + 'static> Table<F> {
         unknown: impl Fn(&Path<'_>) -> Option<Violation>,
         mut run: impl FnMut(F, &'v Value<'v>, &Path<'_>) -> Result<(), Violation>,
     ) -> Result<(), Violation> {
+        let index = self.index();
+        // The positions found by the first pass, so the second does not look the keys up again
+        // (for the first keys; a larger struct looks the rest up twice).
+        let mut found = [usize::MAX; 24];
         if keys_first {
-            for (key, _) in s.entries() {
-                if self.find(key).is_none() {
-                    if let Some(refusal) = unknown(&p.field(key)) {
-                        return Err(refusal);
+            for (i, (key, _)) in s.entries().iter().enumerate() {
+                match index.position(key) {
+                    Some(at) => {
+                        if let Some(slot) = found.get_mut(i) {
+                            *slot = at;
+                        }
+                    }
+                    None => {
+                        if let Some(refusal) = unknown(&p.field(key)) {
+                            return Err(refusal);
+                        }
                     }
                 }
             }
         }
-        for (key, v) in s.entries() {
-            match self.find(key) {
+        for (i, (key, v)) in s.entries().iter().enumerate() {
+            let at = match found.get(i) {
+                Some(&at) if at != usize::MAX => Some(at),
+                _ => index.position(key),
+            };
+            match at.and_then(|at| index.entry(at)) {
                 Some((name, check)) => {
                     if !v.is_null() {
                         run(check, v, &p.field(name))?;
@@ -167,4 +225,28 @@ pub(crate) fn unknown_in(what: &str, fp: &Path<'_>) -> Violation {
 /// The refusal of an unknown field that `allow_unknown_config_fields` would let through.
 pub(crate) fn unknown_lenient(fp: &Path<'_>) -> Violation {
     deny_rule(fp, "unknown field refused", "allow_unknown_config_fields")
+}
+
+/// Several tables read as one struct (`HostConfig` embeds `Resources`): a key is looked up in
+/// each table in order, with one index over all of them.
+pub(crate) struct Joined<F: 'static> {
+    tables: &'static [&'static Table<F>],
+    index: OnceLock<Index<F>>,
+}
+
+impl<F: Copy + 'static> Joined<F> {
+    pub(crate) const fn new(tables: &'static [&'static Table<F>]) -> Self {
+        Joined {
+            tables,
+            index: OnceLock::new(),
+        }
+    }
+
+    /// The index over all the tables, for the lookups of one struct.
+    pub(crate) fn index(&self) -> &Index<F> {
+        self.index.get_or_init(|| {
+            let fields: Vec<&[(&'static str, F)]> = self.tables.iter().map(|t| t.fields).collect();
+            Index::build(&fields)
+        })
+    }
 }

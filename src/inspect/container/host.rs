@@ -5,7 +5,7 @@ use super::super::common::{
     boolean, deny, deny_rule, glob, int64, ram_in_bytes, str_list, str_map, string, strukt,
 };
 use super::super::docker_json::{quote, Path, Value};
-use super::super::table::{unknown_in, Table};
+use super::super::table::{unknown_in, Joined, Table};
 use super::super::Violation;
 use super::{
     a_bool, a_str_list, a_string, logging, mounts, namespaces, networking, resources, security,
@@ -67,6 +67,11 @@ pub(crate) static HOST: Table<Check> = Table::new(
     ],
 );
 
+/// A `HostConfig` object: [`HOST`] and the embedded [`RESOURCES`].
+///
+/// [`RESOURCES`]: super::resources::RESOURCES
+pub(crate) static HOST_CONFIG: Joined<Check> = Joined::new(&[&HOST, &resources::RESOURCES]);
+
 /// moby `oci.DefaultSpec` masked paths (20.10; `/sys/devices/virtual/powercap` added in 25).
 const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/proc/asound",
@@ -96,8 +101,9 @@ pub(super) fn host_config(
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Violation> {
     let s = strukt(v, hp)?;
+    let index = HOST_CONFIG.index();
     for (key, v) in s.entries() {
-        let Some((c, check)) = HOST.find(key).or_else(|| resources::RESOURCES.find(key)) else {
+        let Some((c, check)) = index.find(key) else {
             return Err(unknown_in("HostConfig", &hp.field(key)));
         };
         if !v.is_null() {
