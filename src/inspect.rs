@@ -39,6 +39,7 @@ pub mod service;
 pub mod volume;
 
 mod common;
+mod table;
 
 #[cfg(test)]
 mod tests;

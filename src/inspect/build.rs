@@ -50,7 +50,7 @@ const LIST_PARAMS: &[&str] = &["t", "extrahosts", "securityopt"];
 
 /// Parses a JSON-valued query parameter strictly.
 fn query_json<'a>(key: &'static str, v: &'a str) -> Result<Value<'a>, Violation> {
-    docker_json::parse(v.as_bytes()).map_err(|e| {
+    docker_json::parser::parse(v.as_bytes()).map_err(|e| {
         let at = if e.path.is_empty() {
             String::new()
         } else {

@@ -1,79 +1,84 @@
 //! `POST /containers/{id}/exec` (`ExecConfig`).
 
 use super::common::{
-    boolean, canon, deny, deny_rule, int, parse_body, str_list, str_slice, string, strukt,
-    user_is_root,
+    boolean, deny, deny_rule, int, parse_body, str_list, str_slice, string, strukt, user_is_root,
 };
 use super::container::working_dir;
-use super::docker_json::{quote, GoInt, Path};
+use super::docker_json::{quote, GoInt, Path, Value};
 use super::rules::ExecRules;
+use super::table::Table;
 use super::{Summary, Violation};
 
-const EXEC_FIELDS: &[&str] = &[
-    "User",
-    "Privileged",
-    "Tty",
-    "ConsoleSize",
-    "AttachStdin",
-    "AttachStderr",
-    "AttachStdout",
-    "Detach",
-    "DetachKeys",
-    "Env",
-    "WorkingDir",
-    "Cmd",
-];
+/// The state of one exec inspection: the rules, the user (checked once the body is read) and
+/// the summary.
+pub(crate) struct Exec<'v> {
+    rules: &'v ExecRules,
+    user: &'v str,
+    sum: Summary,
+}
+
+/// The check of one field of an exec body.
+pub(crate) type ExecCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut Exec<'v>) -> Result<(), Violation>;
+
+/// `container.ExecOptions` (the exec create body).
+pub(crate) static EXEC: Table<ExecCheck> = Table::new(
+    "exec body",
+    &[
+        ("User", |v, p, e| {
+            e.user = string(v, p)?;
+            Ok(())
+        }),
+        ("Privileged", privileged),
+        ("Tty", a_bool),
+        ("ConsoleSize", |v, p, _| {
+            for (i, n) in super::common::array(v, p)?.iter().enumerate() {
+                int(n, &p.index(i), GoInt::Uint64)?;
+            }
+            Ok(())
+        }),
+        ("AttachStdin", a_bool),
+        ("AttachStderr", a_bool),
+        ("AttachStdout", a_bool),
+        ("Detach", a_bool),
+        ("DetachKeys", |v, p, _| string(v, p).map(drop)),
+        ("Env", |v, p, _| str_list(v, p).map(drop)),
+        ("WorkingDir", |v, p, _| working_dir(string(v, p)?, p)),
+        ("Cmd", |v, p, _| str_slice(v, p).map(drop)),
+    ],
+);
+
+fn a_bool(v: &Value<'_>, p: &Path<'_>, _: &mut Exec<'_>) -> Result<(), Violation> {
+    boolean(v, p).map(drop)
+}
+
+fn privileged(v: &Value<'_>, fp: &Path<'_>, e: &mut Exec<'_>) -> Result<(), Violation> {
+    if boolean(v, fp)? {
+        if !e.rules.allow_privileged {
+            return Err(deny_rule(
+                fp,
+                "privileged exec is not allowed",
+                "allow_privileged",
+            ));
+        }
+        e.sum.privileged = true;
+    }
+    Ok(())
+}
 
 /// Inspects the body of `POST /containers/{id}/exec`. Unknown fields are refused.
 pub fn exec_create(body: &[u8], rules: &ExecRules) -> Result<Summary, Violation> {
-    let mut sum = Summary::new("exec_create");
     let root = parse_body(body)?;
     let p = Path::ROOT;
     let s = strukt(&root, &p)?;
-    let mut user = "";
-    for (key, v) in s.entries() {
-        let Some(c) = canon(key, EXEC_FIELDS) else {
-            return Err(deny(&p.field(key), "unknown field in exec body refused"));
-        };
-        if v.is_null() {
-            continue;
-        }
-        let fp = p.field(c);
-        match c {
-            "User" => user = string(v, &fp)?,
-            "Privileged" => {
-                if boolean(v, &fp)? {
-                    if !rules.allow_privileged {
-                        return Err(deny_rule(
-                            &fp,
-                            "privileged exec is not allowed",
-                            "allow_privileged",
-                        ));
-                    }
-                    sum.privileged = true;
-                }
-            }
-            "Tty" | "AttachStdin" | "AttachStderr" | "AttachStdout" | "Detach" => {
-                boolean(v, &fp)?;
-            }
-            "ConsoleSize" => {
-                for (i, n) in super::common::array(v, &fp)?.iter().enumerate() {
-                    int(n, &fp.index(i), GoInt::Uint64)?;
-                }
-            }
-            "DetachKeys" => {
-                string(v, &fp)?;
-            }
-            "Env" => {
-                str_list(v, &fp)?;
-            }
-            "WorkingDir" => working_dir(string(v, &fp)?, &fp)?,
-            "Cmd" => {
-                str_slice(v, &fp)?;
-            }
-            _ => return Err(deny(&fp, "internal: unhandled field")),
-        }
-    }
+    let mut e = Exec {
+        rules,
+        user: "",
+        sum: Summary::new("exec_create"),
+    };
+    let unknown = |fp: &Path<'_>| Some(deny(fp, "unknown field in exec body refused"));
+    EXEC.walk(&s, &p, false, unknown, |check, v, fp| check(v, fp, &mut e))?;
+    let user = e.user;
     if !rules.allow_root_user && user_is_root(user) {
         let reason = if user.is_empty() {
             "no User: the exec runs as the container's user, which may be root".to_string()
@@ -83,7 +88,7 @@ pub fn exec_create(body: &[u8], rules: &ExecRules) -> Result<Summary, Violation>
         return Err(deny_rule(&p.field("User"), reason, "allow_root_user"));
     }
     if !user.is_empty() {
-        sum.user = Some(user.to_string());
+        e.sum.user = Some(user.to_string());
     }
-    Ok(sum)
+    Ok(e.sum)
 }

@@ -1,129 +1,218 @@
-//! `POST /networks/create` (`NetworkCreateRequest`).
+//! `POST /networks/create` (`NetworkCreateRequest`) and `POST /networks/{id}/connect`.
 
 use super::common::{
-    array, boolean, canon, check_labels, deny, deny_rule, is_hex, known_fields, parse_body,
-    str_map, string, strukt,
+    array, boolean, check_labels, deny, deny_rule, is_hex, parse_body, str_map, string, strukt,
 };
 use super::container::endpoint_settings;
 use super::docker_json::{quote, Path, Value};
 use super::rules::{ContainerRules, NetworkRules};
+use super::table::Table;
 use super::{Summary, Violation};
 
-const NETWORK_FIELDS: &[&str] = &[
-    "Name",
-    "CheckDuplicate",
-    "Driver",
-    "Scope",
-    "EnableIPv4",
-    "EnableIPv6",
-    "IPAM",
-    "Internal",
-    "Attachable",
-    "Ingress",
-    "ConfigOnly",
+/// The state of one network create inspection: the rules, the driver (checked once the body is
+/// read) and the summary.
+pub(crate) struct Network<'v> {
+    rules: &'v NetworkRules,
+    driver: &'v str,
+    sum: Summary,
+}
+
+/// The check of one field of a network create body.
+pub(crate) type NetworkCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut Network<'v>) -> Result<(), Violation>;
+
+/// `network.CreateRequest` (the network create body).
+pub(crate) static NETWORK: Table<NetworkCheck> = Table::new(
+    "network create body",
+    &[
+        ("Name", |v, p, n| {
+            let name = string(v, p)?;
+            if name.len() >= 4 && is_hex(name) {
+                return Err(deny(
+                    p,
+                    format!("network name {} looks like an ID prefix", quote(name)),
+                ));
+            }
+            n.sum.name = Some(name.to_string());
+            Ok(())
+        }),
+        ("CheckDuplicate", a_bool),
+        ("Driver", |v, p, n| {
+            n.driver = string(v, p)?;
+            Ok(())
+        }),
+        ("Scope", |v, p, _| {
+            let sc = string(v, p)?;
+            if !sc.is_empty() && sc != "local" {
+                return Err(deny(p, format!("network scope {} is refused", quote(sc))));
+            }
+            Ok(())
+        }),
+        ("EnableIPv4", a_bool),
+        ("EnableIPv6", |v, p, n| {
+            if boolean(v, p)? && !n.rules.allow_ipv6 {
+                return Err(deny_rule(p, "IPv6 networks are not allowed", "allow_ipv6"));
+            }
+            Ok(())
+        }),
+        ("IPAM", |v, p, n| {
+            let s = strukt(v, p)?;
+            IPAM.strict(&s, p, |check, val, fp| check(val, fp, n.rules))
+        }),
+        ("Internal", a_bool),
+        ("Attachable", a_bool),
+        ("Ingress", |v, p, _| {
+            if boolean(v, p)? {
+                return Err(deny(
+                    p,
+                    "ingress networks (the swarm routing mesh) are refused",
+                ));
+            }
+            Ok(())
+        }),
+        ("ConfigOnly", |v, p, n| {
+            if boolean(v, p)? && !n.rules.allow_config_networks {
+                return Err(deny_rule(
+                    p,
+                    "config-only networks are not allowed",
+                    "allow_config_networks",
+                ));
+            }
+            Ok(())
+        }),
+        ("ConfigFrom", config_from),
+        ("Options", |v, p, n| {
+            if let Some((k, _)) = str_map(v, p)?.first() {
+                if !n.rules.allow_options {
+                    return Err(deny_rule(
+                        &p.key(k),
+                        "network driver options are not allowed",
+                        "allow_options",
+                    ));
+                }
+            }
+            Ok(())
+        }),
+        ("Labels", |v, p, n| {
+            let m = str_map(v, p)?;
+            check_labels(&m, p, &n.rules.reserved_labels)
+        }),
+    ],
+);
+
+/// The check of one field of a struct below a network create body.
+pub(crate) type RulesCheck = fn(&Value<'_>, &Path<'_>, &NetworkRules) -> Result<(), Violation>;
+
+/// The check of one field of `ConfigFrom`: it leaves the network's name.
+type ConfigFromCheck = for<'v> fn(&'v Value<'v>, &Path<'_>, &mut &'v str) -> Result<(), Violation>;
+
+/// `network.ConfigReference`.
+pub(crate) static CONFIG_FROM: Table<ConfigFromCheck> = Table::new(
     "ConfigFrom",
-    "Options",
-    "Labels",
-];
+    &[("Network", |v, p, network| {
+        *network = string(v, p)?;
+        Ok(())
+    })],
+);
+
+/// `network.IPAM`.
+pub(crate) static IPAM: Table<RulesCheck> = Table::new(
+    "IPAM",
+    &[
+        ("Driver", |v, p, _| {
+            let d = string(v, p)?;
+            if !d.is_empty() && d != "default" {
+                return Err(deny(p, format!("IPAM driver {} is refused", quote(d))));
+            }
+            Ok(())
+        }),
+        ("Config", ipam_pools),
+        ("Options", |v, p, rules| {
+            if let Some((k, _)) = str_map(v, p)?.first() {
+                if !rules.allow_ipam_config {
+                    return Err(deny_rule(
+                        &p.key(k),
+                        "IPAM options are not allowed",
+                        "allow_ipam_config",
+                    ));
+                }
+            }
+            Ok(())
+        }),
+    ],
+);
+
+/// `network.IPAMConfig` (one address pool).
+pub(crate) static IPAM_POOL: Table<RulesCheck> = Table::new(
+    "IPAMConfig",
+    &[
+        ("Subnet", a_string),
+        ("IPRange", a_string),
+        ("Gateway", a_string),
+        ("AuxiliaryAddresses", |v, p, _| str_map(v, p).map(drop)),
+    ],
+);
+
+fn a_bool(v: &Value<'_>, p: &Path<'_>, _: &mut Network<'_>) -> Result<(), Violation> {
+    boolean(v, p).map(drop)
+}
+
+fn a_string(v: &Value<'_>, p: &Path<'_>, _: &NetworkRules) -> Result<(), Violation> {
+    string(v, p).map(drop)
+}
+
+/// `ConfigFrom`: reusing another network's configuration needs `allow_config_networks`.
+fn config_from(v: &Value<'_>, fp: &Path<'_>, n: &mut Network<'_>) -> Result<(), Violation> {
+    let s = strukt(v, fp)?;
+    let mut network = "";
+    CONFIG_FROM.strict(&s, fp, |check, val, p| check(val, p, &mut network))?;
+    if !network.is_empty() && !n.rules.allow_config_networks {
+        return Err(deny_rule(
+            fp,
+            "reusing another network's configuration is not allowed",
+            "allow_config_networks",
+        ));
+    }
+    Ok(())
+}
+
+/// `IPAM.Config`: explicit pools need `allow_ipam_config`.
+fn ipam_pools(v: &Value<'_>, fp: &Path<'_>, rules: &NetworkRules) -> Result<(), Violation> {
+    for (i, cfg) in array(v, fp)?.iter().enumerate() {
+        let ip = fp.index(i);
+        if cfg.is_null() {
+            return Err(deny(&ip, "null element refused"));
+        }
+        let cs = strukt(cfg, &ip)?;
+        IPAM_POOL.strict(&cs, &ip, |check, val, p| check(val, p, rules))?;
+        if !rules.allow_ipam_config {
+            return Err(deny_rule(
+                &ip,
+                "explicit subnets / gateways are not allowed",
+                "allow_ipam_config",
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Inspects the body of `POST /networks/create`. Unknown fields are refused.
 pub fn network_create(body: &[u8], rules: &NetworkRules) -> Result<Summary, Violation> {
-    let mut sum = Summary::new("network_create");
     let root = parse_body(body)?;
     let p = Path::ROOT;
     let s = strukt(&root, &p)?;
-    let mut driver = "";
-    for (key, v) in s.entries() {
-        let Some(c) = canon(key, NETWORK_FIELDS) else {
-            return Err(deny(
-                &p.field(key),
-                "unknown field in network create body refused",
-            ));
-        };
-        if v.is_null() {
-            continue;
-        }
-        let fp = p.field(c);
-        match c {
-            "Name" => {
-                let n = string(v, &fp)?;
-                if n.len() >= 4 && is_hex(n) {
-                    return Err(deny(
-                        &fp,
-                        format!("network name {} looks like an ID prefix", quote(n)),
-                    ));
-                }
-                sum.name = Some(n.to_string());
-            }
-            "Driver" => driver = string(v, &fp)?,
-            "Scope" => {
-                let sc = string(v, &fp)?;
-                if !sc.is_empty() && sc != "local" {
-                    return Err(deny(&fp, format!("network scope {} is refused", quote(sc))));
-                }
-            }
-            "CheckDuplicate" | "Internal" | "Attachable" | "EnableIPv4" => {
-                boolean(v, &fp)?;
-            }
-            "EnableIPv6" => {
-                if boolean(v, &fp)? && !rules.allow_ipv6 {
-                    return Err(deny_rule(
-                        &fp,
-                        "IPv6 networks are not allowed",
-                        "allow_ipv6",
-                    ));
-                }
-            }
-            "Ingress" => {
-                if boolean(v, &fp)? {
-                    return Err(deny(
-                        &fp,
-                        "ingress networks (the swarm routing mesh) are refused",
-                    ));
-                }
-            }
-            "ConfigOnly" => {
-                if boolean(v, &fp)? && !rules.allow_config_networks {
-                    return Err(deny_rule(
-                        &fp,
-                        "config-only networks are not allowed",
-                        "allow_config_networks",
-                    ));
-                }
-            }
-            "ConfigFrom" => {
-                let cf = strukt(v, &fp)?;
-                for (_, nv) in known_fields(&cf, &fp, &["Network"], "ConfigFrom")? {
-                    let n = string(nv, &fp.field("Network"))?;
-                    if !n.is_empty() && !rules.allow_config_networks {
-                        return Err(deny_rule(
-                            &fp,
-                            "reusing another network's configuration is not allowed",
-                            "allow_config_networks",
-                        ));
-                    }
-                }
-            }
-            "IPAM" => ipam(v, &fp, rules)?,
-            "Options" => {
-                if let Some((k, _)) = str_map(v, &fp)?.first() {
-                    if !rules.allow_options {
-                        return Err(deny_rule(
-                            &fp.key(k),
-                            "network driver options are not allowed",
-                            "allow_options",
-                        ));
-                    }
-                }
-            }
-            "Labels" => {
-                let m = str_map(v, &fp)?;
-                check_labels(&m, &fp, &rules.reserved_labels)?;
-            }
-            _ => return Err(deny(&fp, "internal: unhandled field")),
-        }
-    }
-    let eff = if driver.is_empty() { "bridge" } else { driver };
+    let mut n = Network {
+        rules,
+        driver: "",
+        sum: Summary::new("network_create"),
+    };
+    let unknown = |fp: &Path<'_>| Some(deny(fp, "unknown field in network create body refused"));
+    NETWORK.walk(&s, &p, false, unknown, |check, v, fp| check(v, fp, &mut n))?;
+    let eff = if n.driver.is_empty() {
+        "bridge"
+    } else {
+        n.driver
+    };
     if !rules.drivers.iter().any(|d| d == eff) {
         return Err(deny_rule(
             &p.field("Driver"),
@@ -132,93 +221,47 @@ pub fn network_create(body: &[u8], rules: &NetworkRules) -> Result<Summary, Viol
         )
         .with_value(eff));
     }
-    sum.driver = Some(eff.to_string());
-    Ok(sum)
+    n.sum.driver = Some(eff.to_string());
+    Ok(n.sum)
 }
 
-fn ipam(v: &Value, p: &Path<'_>, rules: &NetworkRules) -> Result<(), Violation> {
-    let s = strukt(v, p)?;
-    for (c, val) in known_fields(&s, p, &["Driver", "Config", "Options"], "IPAM")? {
-        let fp = p.field(c);
-        match c {
-            "Driver" => {
-                let d = string(val, &fp)?;
-                if !d.is_empty() && d != "default" {
-                    return Err(deny(&fp, format!("IPAM driver {} is refused", quote(d))));
-                }
-            }
-            "Options" => {
-                if let Some((k, _)) = str_map(val, &fp)?.first() {
-                    if !rules.allow_ipam_config {
-                        return Err(deny_rule(
-                            &fp.key(k),
-                            "IPAM options are not allowed",
-                            "allow_ipam_config",
-                        ));
-                    }
-                }
-            }
-            _ => {
-                for (i, cfg) in array(val, &fp)?.iter().enumerate() {
-                    let ip = fp.index(i);
-                    if cfg.is_null() {
-                        return Err(deny(&ip, "null element refused"));
-                    }
-                    let cs = strukt(cfg, &ip)?;
-                    for (cc, cv) in known_fields(
-                        &cs,
-                        &ip,
-                        &["Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"],
-                        "IPAMConfig",
-                    )? {
-                        if cc == "AuxiliaryAddresses" {
-                            str_map(cv, &ip.field(cc))?;
-                        } else {
-                            string(cv, &ip.field(cc))?;
-                        }
-                    }
-                    if !rules.allow_ipam_config {
-                        return Err(deny_rule(
-                            &ip,
-                            "explicit subnets / gateways are not allowed",
-                            "allow_ipam_config",
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+/// The state of one network connect inspection.
+pub(crate) struct Connect<'r> {
+    rules: &'r ContainerRules,
+    sum: Summary,
 }
+
+/// The check of one field of a network connect body.
+pub(crate) type ConnectCheck = fn(&Value<'_>, &Path<'_>, &mut Connect<'_>) -> Result<(), Violation>;
+
+/// `network.ConnectOptions` (the network connect body).
+pub(crate) static CONNECT: Table<ConnectCheck> = Table::new(
+    "network connect body",
+    &[
+        ("Container", |v, p, c| {
+            c.sum.name = Some(string(v, p)?.to_string());
+            Ok(())
+        }),
+        ("EndpointConfig", |v, p, c| endpoint_settings(v, p, c.rules)),
+    ],
+);
 
 /// Inspects the body of `POST /networks/{id}/connect`: `Container` (returned as
 /// `Summary::name` for the caller's ownership check) and `EndpointConfig`, checked like
 /// `NetworkingConfig` entries of a create body with the container rules. The network itself
 /// (path parameter) is the caller's to resolve.
 pub fn network_connect(body: &[u8], rules: &ContainerRules) -> Result<Summary, Violation> {
-    let mut sum = Summary::new("network_connect");
     let root = parse_body(body)?;
     let p = Path::ROOT;
     let s = strukt(&root, &p)?;
-    for (key, v) in s.entries() {
-        let Some(c) = canon(key, &["Container", "EndpointConfig"]) else {
-            return Err(deny(
-                &p.field(key),
-                "unknown field in network connect body refused",
-            ));
-        };
-        if v.is_null() {
-            continue;
-        }
-        let fp = p.field(c);
-        if c == "Container" {
-            sum.name = Some(string(v, &fp)?.to_string());
-        } else {
-            endpoint_settings(v, &fp, rules)?;
-        }
-    }
-    if sum.name.as_deref().is_none_or(str::is_empty) {
+    let mut c = Connect {
+        rules,
+        sum: Summary::new("network_connect"),
+    };
+    let unknown = |fp: &Path<'_>| Some(deny(fp, "unknown field in network connect body refused"));
+    CONNECT.walk(&s, &p, false, unknown, |check, v, fp| check(v, fp, &mut c))?;
+    if c.sum.name.as_deref().is_none_or(str::is_empty) {
         return Err(deny(&p.field("Container"), "Container is required"));
     }
-    Ok(sum)
+    Ok(c.sum)
 }

@@ -9,11 +9,12 @@
 //! plugin that needs it.
 
 use super::common::{
-    array, check_query_keys, deny, deny_rule, first, image_matches, known_fields, normalize_image,
-    parse_body, qdeny, qdeny_rule, str_list, string, strukt,
+    array, check_query_keys, deny, deny_rule, first, image_matches, normalize_image, parse_body,
+    qdeny, qdeny_rule, str_list, string, strukt,
 };
-use super::docker_json::{quote, Path};
+use super::docker_json::{quote, Path, Value};
 use super::rules::PluginRules;
+use super::table::Table;
 use super::{Summary, Violation};
 
 /// Inspects `POST /plugins/pull?remote=R[&name=N]` and its privileges body.
@@ -80,6 +81,33 @@ fn plugin_name(name: &str, rules: &PluginRules) -> Result<String, String> {
     Ok(r.full())
 }
 
+/// What the fields of a `PluginPrivilege` leave for its check.
+#[derive(Default)]
+pub(crate) struct PrivilegeFields<'v> {
+    name: &'v str,
+    values: Vec<&'v str>,
+}
+
+/// The check of one field of a `PluginPrivilege`.
+type PrivilegeCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut PrivilegeFields<'v>) -> Result<(), Violation>;
+
+/// `types.PluginPrivilege`.
+pub(crate) static PLUGIN_PRIVILEGE: Table<PrivilegeCheck> = Table::new(
+    "PluginPrivilege",
+    &[
+        ("Name", |v, p, f| {
+            f.name = string(v, p)?;
+            Ok(())
+        }),
+        ("Description", |v, p, _| string(v, p).map(drop)),
+        ("Value", |v, p, f| {
+            f.values = str_list(v, p)?;
+            Ok(())
+        }),
+    ],
+);
+
 /// The granted privileges: an array (or `null`) of `PluginPrivilege`. Unknown fields refused.
 fn privileges(body: &[u8], rules: &PluginRules, sum: &mut Summary) -> Result<(), Violation> {
     let root = parse_body(body)?;
@@ -93,22 +121,9 @@ fn privileges(body: &[u8], rules: &PluginRules, sum: &mut Summary) -> Result<(),
             return Err(deny(&ip, "null element refused"));
         }
         let s = strukt(item, &ip)?;
-        let (mut name, mut values) = ("", Vec::new());
-        for (c, v) in known_fields(
-            &s,
-            &ip,
-            &["Name", "Description", "Value"],
-            "PluginPrivilege",
-        )? {
-            let fp = ip.field(c);
-            match c {
-                "Name" => name = string(v, &fp)?,
-                "Description" => {
-                    string(v, &fp)?;
-                }
-                _ => values = str_list(v, &fp)?,
-            }
-        }
+        let mut f = PrivilegeFields::default();
+        PLUGIN_PRIVILEGE.strict(&s, &ip, |check, v, fp| check(v, fp, &mut f))?;
+        let PrivilegeFields { name, values } = f;
         let bare = rules.privileges.iter().any(|a| a == name);
         if values.is_empty() && !bare {
             return Err(deny_rule(

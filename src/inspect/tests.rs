@@ -5,6 +5,7 @@ mod json_tests;
 mod other_tests;
 mod plugin_tests;
 mod service_tests;
+mod table_tests;
 
 use super::{Summary, Violation};
 

@@ -1,61 +1,78 @@
 //! `POST /volumes/create` (`VolumeCreateBody`).
 
 use super::common::{
-    canon, check_labels, deny, deny_rule, local_tmpfs_opts_only, parse_body, str_map, string,
-    strukt, valid_object_name,
+    check_labels, deny, deny_rule, local_tmpfs_opts_only, parse_body, str_map, string, strukt,
+    valid_object_name,
 };
-use super::docker_json::{quote, Path};
+use super::docker_json::{quote, Path, Value};
 use super::rules::VolumeRules;
+use super::table::Table;
 use super::{Summary, Violation};
 
-const VOLUME_FIELDS: &[&str] = &[
-    "Name",
-    "Driver",
-    "DriverOpts",
-    "Labels",
-    "ClusterVolumeSpec",
-];
+/// The state of one volume inspection: the rules, what the driver check needs, the summary.
+pub(crate) struct Volume<'v> {
+    rules: &'v VolumeRules,
+    driver: &'v str,
+    opts: Vec<(&'v str, &'v str)>,
+    sum: Summary,
+}
+
+/// The check of one field of a volume create body.
+pub(crate) type VolumeCheck =
+    for<'v> fn(&'v Value<'v>, &Path<'_>, &mut Volume<'v>) -> Result<(), Violation>;
+
+/// `volume.CreateOptions` (the volume create body).
+pub(crate) static VOLUME: Table<VolumeCheck> = Table::new(
+    "volume create body",
+    &[
+        ("Name", |v, p, vol| {
+            let n = string(v, p)?;
+            if !n.is_empty() {
+                if !valid_object_name(n) {
+                    return Err(deny(p, format!("invalid volume name {}", quote(n))));
+                }
+                vol.sum.name = Some(n.to_string());
+            }
+            Ok(())
+        }),
+        ("Driver", |v, p, vol| {
+            vol.driver = string(v, p)?;
+            Ok(())
+        }),
+        ("DriverOpts", |v, p, vol| {
+            vol.opts = str_map(v, p)?;
+            Ok(())
+        }),
+        ("Labels", |v, p, vol| {
+            let m = str_map(v, p)?;
+            check_labels(&m, p, &vol.rules.reserved_labels)
+        }),
+        ("ClusterVolumeSpec", |_, p, _| {
+            Err(deny(p, "cluster (CSI) volumes are refused"))
+        }),
+    ],
+);
 
 /// Inspects the body of `POST /volumes/create`. Unknown fields are refused.
 pub fn volume_create(body: &[u8], rules: &VolumeRules) -> Result<Summary, Violation> {
-    let mut sum = Summary::new("volume_create");
     let root = parse_body(body)?;
     let p = Path::ROOT;
     let s = strukt(&root, &p)?;
-    let mut driver = "";
-    let mut opts: Vec<(&str, &str)> = Vec::new();
-    for (key, v) in s.entries() {
-        let Some(c) = canon(key, VOLUME_FIELDS) else {
-            return Err(deny(
-                &p.field(key),
-                "unknown field in volume create body refused",
-            ));
-        };
-        if v.is_null() {
-            continue;
-        }
-        let fp = p.field(c);
-        match c {
-            "Name" => {
-                let n = string(v, &fp)?;
-                if !n.is_empty() {
-                    if !valid_object_name(n) {
-                        return Err(deny(&fp, format!("invalid volume name {}", quote(n))));
-                    }
-                    sum.name = Some(n.to_string());
-                }
-            }
-            "Driver" => driver = string(v, &fp)?,
-            "DriverOpts" => opts = str_map(v, &fp)?,
-            "Labels" => {
-                let m = str_map(v, &fp)?;
-                check_labels(&m, &fp, &rules.reserved_labels)?;
-            }
-            "ClusterVolumeSpec" => return Err(deny(&fp, "cluster (CSI) volumes are refused")),
-            _ => return Err(deny(&fp, "internal: unhandled field")),
-        }
-    }
-    let eff = if driver.is_empty() { "local" } else { driver };
+    let mut vol = Volume {
+        rules,
+        driver: "",
+        opts: Vec::new(),
+        sum: Summary::new("volume_create"),
+    };
+    let unknown = |fp: &Path<'_>| Some(deny(fp, "unknown field in volume create body refused"));
+    VOLUME.walk(&s, &p, false, unknown, |check, v, fp| {
+        check(v, fp, &mut vol)
+    })?;
+    let eff = if vol.driver.is_empty() {
+        "local"
+    } else {
+        vol.driver
+    };
     if !rules.drivers.iter().any(|d| d == eff) {
         return Err(deny_rule(
             &p.field("Driver"),
@@ -64,11 +81,11 @@ pub fn volume_create(body: &[u8], rules: &VolumeRules) -> Result<Summary, Violat
         )
         .with_value(eff));
     }
-    sum.driver = Some(eff.to_string());
-    if !opts.is_empty() && !rules.allow_driver_opts {
+    vol.sum.driver = Some(eff.to_string());
+    if !vol.opts.is_empty() && !rules.allow_driver_opts {
         let op = p.field("DriverOpts");
         let tmpfs_ok = rules.allow_tmpfs_driver_opts && eff == "local";
-        match (tmpfs_ok, local_tmpfs_opts_only(&opts)) {
+        match (tmpfs_ok, local_tmpfs_opts_only(&vol.opts)) {
             (true, Ok(())) => {}
             (true, Err(m)) => {
                 return Err(deny_rule(
@@ -86,5 +103,5 @@ pub fn volume_create(body: &[u8], rules: &VolumeRules) -> Result<Summary, Violat
             }
         }
     }
-    Ok(sum)
+    Ok(vol.sum)
 }

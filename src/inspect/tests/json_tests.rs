@@ -4,7 +4,8 @@ use crate::inspect::common::{
     clean_path, glob, host_path_allowed, kernel_size, normalize_cap, normalize_image, ram_in_bytes,
     user_is_root,
 };
-use crate::inspect::docker_json::{go_int, parse, GoInt, Path, Value, MAX_DEPTH};
+use crate::inspect::docker_json::parser::parse;
+use crate::inspect::docker_json::{go_int, GoInt, Path, Value, MAX_DEPTH};
 use crate::inspect::go_bool;
 
 #[test]
