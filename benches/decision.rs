@@ -11,7 +11,7 @@ use std::sync::Arc;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method, Uri};
 use sockwarden::config::Config;
-use sockwarden::inspection::check_request;
+use sockwarden::inspect::layer::check_request;
 use sockwarden::policy::layer::authorize;
 
 const CONFIG: &str = r#"

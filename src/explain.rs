@@ -176,7 +176,7 @@ pub fn explain(
     let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
         return Ok(decide_without_body(out, &authorized, body));
     };
-    let rewritten = crate::inspection::apply_defaults(&authorized, body);
+    let rewritten = crate::inspect::layer::apply_defaults(&authorized, body);
     if let Some((_, applied)) = &rewritten {
         out.defaults_applied = applied.clone();
     }
@@ -189,17 +189,17 @@ pub fn explain(
 const NO_CLIENT: &str = "(none: matches no client)";
 
 fn inspects_body(operation: &str) -> bool {
-    crate::inspection::inspects_body(operation)
+    crate::inspect::layer::inspects_body(operation)
 }
 
 /// Runs the inspection on `body` and records the outcome.
 fn judge(out: &mut Explanation, authorized: &Authorized, body: &[u8]) {
-    match crate::inspection::check_violation(authorized, body) {
+    match crate::inspect::layer::check_violation(authorized, body) {
         Ok(_) if authorized.would_deny => out.decision = "would-deny",
         Ok(_) => out.decision = "allow",
         Err(violation) => {
             let change = inspection_change(authorized, &violation);
-            refused(out, crate::inspection::refusal(authorized, &violation));
+            refused(out, crate::inspect::layer::refusal(authorized, &violation));
             if authorized.dry_run {
                 out.decision = "would-deny";
                 out.status = None;
@@ -398,7 +398,7 @@ fn inspection_change(authorized: &Authorized, violation: &Violation) -> Option<C
             violation
         )));
     };
-    let section = crate::inspection::section(authorized.operation.name);
+    let section = crate::inspect::layer::section(authorized.operation.name);
     let table = if policy.builtin_profile {
         format!("[policy.NAME.{section}]")
     } else {

@@ -23,7 +23,6 @@ pub mod explain;
 pub mod forward;
 pub mod identity;
 pub mod inspect;
-pub mod inspection;
 pub mod limits;
 pub mod listener;
 pub mod logging;

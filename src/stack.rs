@@ -11,7 +11,7 @@ use crate::audit::layer::AuditLayer;
 use crate::audit::Audit;
 use crate::body::ProxyBody;
 use crate::forward::Forward;
-use crate::inspection::InspectLayer;
+use crate::inspect::layer::InspectLayer;
 use crate::limits::layer::RateLimitLayer;
 use crate::policy::layer::AuthorizeLayer;
 use crate::redact::layer::RedactLayer;

@@ -108,7 +108,7 @@ fn decide(
         &HeaderMap::new(),
     )
     .map_err(|e| e.to_string())?;
-    sockwarden::inspection::check_request(&authorized, body.as_bytes())
+    sockwarden::inspect::layer::check_request(&authorized, body.as_bytes())
         .map(drop)
         .map_err(|e| e.to_string())
 }

@@ -96,7 +96,7 @@ fn passes(config: &Config, method: &str, target: &str, body: &str) -> Result<(),
         &HeaderMap::new(),
     )
     .map_err(|e| e.to_string())?;
-    crate::inspection::check_request(&authorized, body.as_bytes())
+    crate::inspect::layer::check_request(&authorized, body.as_bytes())
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -849,7 +849,7 @@ fn recorded(config: &Config, method: &str, target: &str, body: &str) -> Record {
     for (k, v) in authorized.normalized.query.pairs() {
         r.query.entry(k.clone()).or_default().push(v.clone());
     }
-    match crate::inspection::check_request(&authorized, body.as_bytes()) {
+    match crate::inspect::layer::check_request(&authorized, body.as_bytes()) {
         Ok(summary) => r.settings = summary.as_ref().map(settings_of),
         Err(crate::error::ProxyError::Denied(refusal)) => {
             r.decision = Some("deny".into());

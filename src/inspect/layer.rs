@@ -1,7 +1,7 @@
-//! The inspection layer: for the operations whose body or parameters can change the host's
-//! security, read the (small, JSON) body up to a limit, run the matching inspector from
-//! `inspect` with the client's policy settings, and forward exactly the bytes that were
-//! inspected. Everything else streams through untouched.
+//! The inspection layer, beside the inspectors it runs: for the operations whose body or
+//! parameters can change the host's security, read the (small, JSON) body up to a limit, run
+//! the matching inspector from `inspect` with the client's policy settings, and forward
+//! exactly the bytes that were inspected. Everything else streams through untouched.
 //!
 //! A body that is too large, arrives broken, has the wrong media type or fails inspection is
 //! refused; nothing is ever passed through uninspected on these routes.
