@@ -47,7 +47,7 @@ mod tests;
 
 pub use build::build_query;
 pub use common::go_bool;
-pub(crate) use common::normalize_image;
+pub(crate) use common::{glob, is_host_like, normalize_image};
 pub use container::{container_create, container_start, container_start_query, container_update};
 pub use exec::exec_create;
 pub use network::{network_connect, network_create};

@@ -17,7 +17,7 @@ pub(crate) use json::{
     str_map, str_slice, string, strukt,
 };
 pub(crate) use labels::{check_labels, local_tmpfs_opts_only};
-pub(crate) use names::{glob, is_hex, valid_object_name};
+pub(crate) use names::{glob, is_hex, is_host_like, valid_object_name};
 pub(crate) use paths::{check_target, clean_path, host_path_allowed, is_under};
 pub use query::go_bool;
 pub(crate) use query::{

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::inspect::{
-    BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
+    glob, BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,
 };
 
 /// What the engine needs to know about a request.
@@ -137,35 +137,13 @@ impl Pattern {
         if operation == "unknown" {
             return self.0 == "unknown";
         }
-        glob(self.0.as_bytes(), operation.as_bytes())
+        glob(&self.0, operation)
     }
 
     /// Matches a path (or any other text).
     pub fn matches(&self, text: &str) -> bool {
-        glob(self.0.as_bytes(), text.as_bytes())
+        glob(&self.0, text)
     }
-}
-
-/// Iterative glob with `*` only; linear backtracking, no recursion.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&b| b == b'*')
 }
 
 /// A condition on one query parameter.

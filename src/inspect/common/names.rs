@@ -1,6 +1,8 @@
 //! Name patterns: globs, hex IDs, Docker object names.
 
-/// Glob with `*` matching any (possibly empty) text; everything else literal.
+/// Glob with `*` matching any (possibly empty) text; everything else literal. The one glob
+/// matcher: policy patterns (operations, paths) and inspection allowlists (images, networks,
+/// sysctls) both use it. Iterative, linear backtracking, no recursion.
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let p = pattern.as_bytes();
     let t = text.as_bytes();
@@ -30,6 +32,15 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// Whether a namespace mode reaches outside the container: `host`, or `container:NAME` (another
+/// container's namespace), in any case. Shared by the inspectors and `audit suggest`.
+pub(crate) fn is_host_like(mode: &str) -> bool {
+    mode.eq_ignore_ascii_case("host")
+        || mode
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("container:"))
 }
 
 pub(crate) fn is_hex(s: &str) -> bool {

@@ -1,7 +1,7 @@
 //! Namespace modes (`NetworkMode`, `PidMode`, `IpcMode`, `UTSMode`, `UsernsMode`, `Cgroup`,
 //! `CgroupnsMode`) and network names (also for `EndpointsConfig` keys and service networks).
 
-use super::super::common::{deny, deny_rule, glob, is_hex, string};
+use super::super::common::{deny, deny_rule, glob, is_hex, is_host_like, string};
 use super::super::docker_json::{quote, Path, Value};
 use super::super::rules::ContainerRules;
 use super::super::{Summary, Violation};
@@ -59,12 +59,6 @@ pub(super) fn ipc_mode(v: &Value<'_>, fp: &Path<'_>, ctx: &mut Ctx<'_>) -> Resul
     } else {
         ns_mode("ipc", s, fp, &["private", "none"], ctx)
     }
-}
-
-fn is_host_like(s: &str) -> bool {
-    s.eq_ignore_ascii_case("host")
-        || s.get(..10)
-            .is_some_and(|p| p.eq_ignore_ascii_case("container:"))
 }
 
 fn ns_mode(

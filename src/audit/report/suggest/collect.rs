@@ -2,6 +2,7 @@
 //! suggested policy (container creates' settings, build queries, refusals' violations).
 
 use super::*;
+use crate::inspect::is_host_like;
 
 /// Defaults of one section, serialized: which keys exist, their types and default values.
 pub(super) fn defaults(section: &str) -> toml::Table {
@@ -62,13 +63,6 @@ fn widens_by_value(setting: &str) -> bool {
             | "log_drivers"
             | "group_add"
     )
-}
-
-pub(super) fn is_host_like(mode: &str) -> bool {
-    mode.eq_ignore_ascii_case("host")
-        || mode
-            .get(..10)
-            .is_some_and(|p| p.eq_ignore_ascii_case("container:"))
 }
 
 /// `no-new-privileges` in any spelling that enables it (always allowed).
