@@ -114,6 +114,18 @@ pub(crate) fn sets_ulimits(query: &[(String, String)]) -> bool {
 /// order. Repeated parameters are refused except `t` and `extrahosts`.
 pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Summary, Violation> {
     let mut sum = Summary::new("build");
+    build_params_known(query, rules)?;
+    builder_version(query, rules)?;
+    build_sandbox(query, rules)?;
+    build_resources(query, rules)?;
+    build_json_params(query, rules)?;
+    dockerfile_and_tags(query, rules, &mut sum)?;
+    Ok(sum)
+}
+
+/// Every parameter is one the daemon knows (unless `allow_unknown_params`), none repeated
+/// where the daemon reads only the first.
+fn build_params_known(query: &[(String, String)], rules: &BuildRules) -> Result<(), Violation> {
     if rules.allow_unknown_params {
         check_query_repeats(query, LIST_PARAMS)?;
     } else {
@@ -124,7 +136,11 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             Some("allow_unknown_params"),
         )?;
     }
+    Ok(())
+}
 
+/// The builder: classic, or BuildKit (and its parameters) only with `allow_buildkit`.
+fn builder_version(query: &[(String, String)], rules: &BuildRules) -> Result<(), Violation> {
     match first(query, "version").unwrap_or("") {
         "" | "1" => {}
         "2" => {
@@ -152,6 +168,12 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             ));
         }
     }
+    Ok(())
+}
+
+/// What the build's containers may reach: remote contexts, network mode, extra hosts, security
+/// options, cgroup parent, isolation, CPU and memory-node pinning.
+fn build_sandbox(query: &[(String, String)], rules: &BuildRules) -> Result<(), Violation> {
     if fetches_remote_context(query) && !rules.allow_remote {
         return Err(qdeny_rule(
             "remote",
@@ -206,8 +228,11 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             ));
         }
     }
+    Ok(())
+}
 
-    // Integers.
+/// Integer resource parameters: never negative (unlimited), within the policy's caps.
+fn build_resources(query: &[(String, String)], rules: &BuildRules) -> Result<(), Violation> {
     let caps: [(&str, Option<(i64, &str)>); 6] = [
         (
             "memory",
@@ -241,7 +266,11 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             }
         }
     }
+    Ok(())
+}
 
+/// The JSON-valued parameters: ulimits, labels, build args, cache sources.
+fn build_json_params(query: &[(String, String)], rules: &BuildRules) -> Result<(), Violation> {
     if let Some(v) = json_param(query, "ulimits")? {
         let p = Path::query("ulimits");
         let items = super::common::array(&v, &p)?;
@@ -283,6 +312,15 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
             ));
         }
     }
+    Ok(())
+}
+
+/// The Dockerfile path stays inside the context; tags are allowed names (noted in `sum`).
+fn dockerfile_and_tags(
+    query: &[(String, String)],
+    rules: &BuildRules,
+    sum: &mut Summary,
+) -> Result<(), Violation> {
     if let Some(df) = nonempty(query, "dockerfile") {
         if df.starts_with('/') || df.split(['/', '\\']).any(|c| c == "..") {
             return Err(qdeny(
@@ -304,5 +342,5 @@ pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Sum
         }
         sum.tags.push(r.full());
     }
-    Ok(sum)
+    Ok(())
 }
