@@ -12,12 +12,12 @@ use crate::error::{chain, BoxError, ProxyError};
 
 impl ProxyError {
     /// Renders the error as a Docker-shaped JSON response.
-    pub fn into_response(self) -> Response<ProxyBody> {
+    pub fn to_response(&self) -> Response<ProxyBody> {
         let mut response = docker_error(self.status(), &format!("sockwarden: {self}"));
         if let ProxyError::Limited {
             retry_after: Some(wait),
             ..
-        } = &self
+        } = self
         {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response
@@ -120,7 +120,7 @@ fn rescue(result: Result<Response<ProxyBody>, BoxError>) -> Response<ProxyBody> 
         Err(err) => match err.downcast::<ProxyError>() {
             Ok(proxy_error) => {
                 tracing::debug!(error = %proxy_error, "request answered by sockwarden");
-                let mut response = proxy_error.clone().into_response();
+                let mut response = proxy_error.to_response();
                 response.extensions_mut().insert(*proxy_error);
                 response
             }

@@ -110,7 +110,7 @@ where
                 let body = std::mem::replace(request.body_mut(), body::empty());
                 Box::pin(async move {
                     body::drain_refused(body).await;
-                    Ok(error.into_response())
+                    Ok(error.to_response())
                 })
             };
         Box::pin(async move {
