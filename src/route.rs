@@ -61,3 +61,28 @@ impl Hijack {
         matches!(self, Hijack::Attach | Hijack::AttachWebsocket)
     }
 }
+
+/// A request read once, the way the daemon will read it: its normalized target and the
+/// operation it addresses. The first layer that sees the request (the audit layer) reads it
+/// and leaves it in the request's extensions, so the request span names its operation from
+/// the start and the authorize layer decides on the same reading instead of a second one.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The request target as the daemon reads it.
+    pub normalized: std::sync::Arc<Normalized>,
+    /// What the request does.
+    pub operation: std::sync::Arc<Operation>,
+}
+
+impl Reading {
+    /// Normalizes and classifies `method` and `uri`; an error is a target that could be read
+    /// two ways (or not at all) and is refused.
+    pub fn of(method: &http::Method, uri: &http::Uri) -> Result<Reading, RouteError> {
+        let normalized = normalize(method, uri)?;
+        let operation = classify(method, &normalized.path, &normalized.query);
+        Ok(Reading {
+            normalized: std::sync::Arc::new(normalized),
+            operation: std::sync::Arc::new(operation),
+        })
+    }
+}

@@ -21,6 +21,7 @@ use crate::body::{self, EndOfBody, Observed, ProxyBody};
 use crate::context::{verdict, Caller, Facts, Trail};
 use crate::error::ProxyError;
 use crate::listener::ConnInfo;
+use crate::route::Reading;
 
 /// Adds [`AuditLayer`]'s service around the request path.
 #[derive(Clone, Debug)]
@@ -91,9 +92,19 @@ where
         let bytes_in = Arc::new(AtomicU64::new(0));
 
         // Every diagnostic about this request (and its hijacked session) carries its id, the
-        // same as the audit record's and the X-Sockwarden-Request-Id header's; the authorize layer adds
-        // the operation.
-        let span = tracing::info_span!("request", id = %trail.id, op = tracing::field::Empty);
+        // same as the audit record's and the X-Sockwarden-Request-Id header's, and its operation.
+        // The request is read (normalized, classified) here, once: the span names the
+        // operation from the start (recording it later would format the span's fields twice)
+        // and the authorize layer decides on this same reading.
+        let reading = Reading::of(request.method(), request.uri()).ok();
+        let op = reading.as_ref().map(|r| r.operation.name);
+        let span = match op {
+            Some(op) => tracing::info_span!("request", id = %trail.id, op),
+            None => tracing::info_span!("request", id = %trail.id),
+        };
+        if let Some(reading) = reading {
+            request.extensions_mut().insert(reading);
+        }
         let future: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> =
             if self.audit.admits() {
                 let request =

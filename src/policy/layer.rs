@@ -17,7 +17,7 @@ use crate::context::{Trail, Verdict};
 use crate::error::{BoxError, ProxyError};
 use crate::listener::framing::Framing;
 use crate::refusal::{Refusal, RefusalKind};
-use crate::route::{self, Normalized, Operation};
+use crate::route::{self, Normalized, Operation, Reading};
 
 /// What authorization established about a request; set once, read by inner layers.
 #[derive(Debug, Clone)]
@@ -94,9 +94,13 @@ where
         // The request as the daemon reads it, read once: the trail notes it before anything
         // is decided, so a refused request's record names what it asked for without reading
         // it again.
-        let read = read_request(request.method(), request.uri());
+        // The audit layer read it first (its span names the operation); a stack without one
+        // reads it here.
+        let read = match request.extensions_mut().remove::<Reading>() {
+            Some(reading) => Ok((reading.normalized, reading.operation)),
+            None => read_request(request.method(), request.uri()),
+        };
         if let (Some(trail), Ok((normalized, operation))) = (&trail, &read) {
-            tracing::Span::current().record("op", operation.name);
             trail.note_request(normalized.clone(), operation.clone());
         }
         let decided = match framing {
@@ -153,10 +157,8 @@ pub fn read_request(
     method: &Method,
     uri: &Uri,
 ) -> Result<(Arc<Normalized>, Arc<Operation>), ProxyError> {
-    let normalized =
-        route::normalize(method, uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-    let operation = route::classify(method, &normalized.path, &normalized.query);
-    Ok((Arc::new(normalized), Arc::new(operation)))
+    let reading = Reading::of(method, uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    Ok((reading.normalized, reading.operation))
 }
 
 /// The decision for one request, or the refusal to answer with. A client or policy in audit

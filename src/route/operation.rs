@@ -39,7 +39,14 @@ impl Operation {
     }
 
     fn new(name: &'static str, object: Option<String>, sub: Option<String>) -> Operation {
-        let info = operation_info(name).unwrap_or(&UNKNOWN_INFO);
+        Operation::with_info(operation_info(name).unwrap_or(&UNKNOWN_INFO), object, sub)
+    }
+
+    fn with_info(
+        info: &'static OperationInfo,
+        object: Option<String>,
+        sub: Option<String>,
+    ) -> Operation {
         Operation {
             name: info.name,
             object,
@@ -264,34 +271,67 @@ pub fn classify(method: &Method, path: &str, query: &Query) -> Operation {
     if *method == Method::OPTIONS {
         return Operation::new("system.options", None, None);
     }
-    for route in ROUTES {
-        if route.method.as_ref().is_some_and(|m| m != method) {
+    for route in compiled() {
+        if route.method.as_ref().is_some_and(|m| m != method) || !path.starts_with(route.lead) {
             continue;
         }
-        let lead = route.pattern.split('{').next().unwrap_or(route.pattern);
-        if !path.starts_with(lead) {
+        let mut captures: Vec<&str> = Vec::new();
+        if !match_tokens(&route.tokens, path, &mut captures) {
             continue;
         }
-        let Some(mut captures) = match_pattern(route.pattern, path) else {
-            continue;
-        };
-        let mut name = route.name;
-        if name == IMAGE_CREATE {
+        let info = if route.name == IMAGE_CREATE {
             let pull = query
                 .get("fromImage")
                 .is_some_and(|image| !image.is_empty())
                 && !query.contains("fromSrc");
-            name = if pull { "image.pull" } else { "image.import" };
-        }
-        let sub = if captures.len() > 1 {
-            captures.pop()
+            if pull {
+                route.info
+            } else {
+                route.import_info
+            }
         } else {
-            None
+            route.info
         };
-        let object = captures.pop();
-        return Operation::new(name, object, sub);
+        let mut captures = captures.into_iter().map(str::to_owned);
+        let object = captures.next();
+        let sub = captures.next();
+        return Operation::with_info(info, object, sub);
     }
     Operation::new(UNKNOWN, None, None)
+}
+
+/// A route made ready for matching once, at first use: its literal lead (a cheap first test),
+/// its tokens and its operation's facts, so classifying a request neither re-parses patterns
+/// nor searches the operation table by name.
+struct Compiled {
+    method: Option<Method>,
+    lead: &'static str,
+    tokens: Vec<Token<'static>>,
+    name: &'static str,
+    info: &'static OperationInfo,
+    /// For `POST /images/create` only: the facts of its import reading.
+    import_info: &'static OperationInfo,
+}
+
+/// [`ROUTES`], compiled; a pattern this matcher does not support never matches (a test checks
+/// there is none).
+fn compiled() -> &'static [Compiled] {
+    static COMPILED: std::sync::LazyLock<Vec<Compiled>> = std::sync::LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .filter_map(|route| {
+                Some(Compiled {
+                    method: route.method.clone(),
+                    lead: route.pattern.split('{').next().unwrap_or(route.pattern),
+                    tokens: tokens(route.pattern)?,
+                    name: route.name,
+                    info: operation_info(route.name).unwrap_or(&UNKNOWN_INFO),
+                    import_info: operation_info("image.import").unwrap_or(&UNKNOWN_INFO),
+                })
+            })
+            .collect()
+    });
+    &COMPILED
 }
 
 /// A piece of a route pattern.
@@ -337,20 +377,10 @@ fn tokens(pattern: &str) -> Option<Vec<Token<'_>>> {
     Some(out)
 }
 
-/// Matches `path` against a gorilla pattern (anchored at both ends), returning the variables.
-/// Variables are tried longest first, as Go's regexp (leftmost-first, greedy) would bind them.
-/// One difference: Go's `.` does not match `\n` (the daemon answers "page not found" to
-/// `/containers/a%0Ab/json`); normalized paths never hold control bytes, so it cannot matter.
-fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<Vec<String>> {
-    let tokens = tokens(pattern)?;
-    let mut captures: Vec<&'a str> = Vec::new();
-    if match_tokens(&tokens, path, &mut captures) {
-        Some(captures.into_iter().map(str::to_owned).collect())
-    } else {
-        None
-    }
-}
-
+/// Matches `path` against a gorilla pattern's tokens (anchored at both ends), collecting the
+/// variables. Variables are tried longest first, as Go's regexp (leftmost-first, greedy) would
+/// bind them. One difference: Go's `.` does not match `\n` (the daemon answers "page not found"
+/// to `/containers/a%0Ab/json`); normalized paths never hold control bytes, so it cannot matter.
 fn match_tokens<'a>(tokens: &[Token<'_>], path: &'a str, captures: &mut Vec<&'a str>) -> bool {
     let Some((first, rest)) = tokens.split_first() else {
         return path.is_empty();
