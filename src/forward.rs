@@ -38,6 +38,11 @@ impl Forward {
         Forward { upstream, drain }
     }
 
+    /// Daemon-state lookups through the same pooled client.
+    pub fn lookup(&self) -> crate::lookup::Lookup {
+        crate::lookup::Lookup::new(self.upstream.clone())
+    }
+
     async fn forward(
         self,
         mut request: Request<ProxyBody>,
