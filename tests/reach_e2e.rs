@@ -9,6 +9,8 @@
 //!
 //! Run as root (mounts a tmpfs, `setpriv`): `bash scripts/test.sh reach_e2e`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 mod support;
 
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -155,7 +157,7 @@ client = "ro"
             outside,
             cleanup: Cleanup::new(),
             _tmpfs: tmpfs,
-            base: base,
+            base,
         }
     }
 
