@@ -38,9 +38,9 @@ impl Forward {
         Forward { upstream, drain }
     }
 
-    /// Daemon-state lookups through the same pooled client.
-    pub fn lookup(&self) -> crate::lookup::Lookup {
-        crate::lookup::Lookup::new(self.upstream.clone())
+    /// The pooled client it forwards through (daemon-state lookups share it).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     async fn forward(

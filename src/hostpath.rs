@@ -139,6 +139,26 @@ pub fn no_symlinks(path: &str) -> Result<(), HostProblem> {
     }
 }
 
+/// What `sockwarden check` warns about each writable bind source (see the module
+/// documentation): every write bind of it would be refused as things stand.
+pub fn writable_source_warnings(authority: &crate::policy::Authority) -> Vec<String> {
+    let mounts = read_mountinfo();
+    authority
+        .writable_bind_sources()
+        .into_iter()
+        .filter_map(|(policy, source)| {
+            let problem = no_symlinks(&source).err().or_else(|| match &mounts {
+                Ok(m) => safe_mount(&source, m).err(),
+                Err(e) => Some(e.clone()),
+            })?;
+            Some(format!(
+                "policy.{policy}.container.bind_sources: {}; writable binds of it are refused",
+                problem.reason(&source)
+            ))
+        })
+        .collect()
+}
+
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {

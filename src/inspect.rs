@@ -48,10 +48,8 @@ mod tests;
 pub use build::build_query;
 pub use common::go_bool;
 pub(crate) use common::{clean_path, glob, is_host_like, is_under, normalize_image};
-pub use container::{
-    container_create, container_start, container_start_query, container_update, image_settings,
-    stored_container, volume_as_mount, DaemonDefaults, StoredContainer, REACH_FREE,
-};
+pub use container::{container_create, container_start, container_start_query, container_update};
+pub(crate) use container::{image_settings, stored_container, volume_as_mount, DaemonDefaults};
 pub use exec::{exec_create, stored_exec};
 pub use network::{network_connect, network_create};
 pub use plugin::{plugin_pull, plugin_upgrade};

@@ -13,6 +13,7 @@ use crate::body::ProxyBody;
 use crate::forward::Forward;
 use crate::inspect::layer::InspectLayer;
 use crate::limits::layer::RateLimitLayer;
+use crate::lookup::Lookup;
 use crate::policy::layer::AuthorizeLayer;
 use crate::redact::layer::RedactLayer;
 use crate::respond::RescueLayer;
@@ -24,7 +25,7 @@ pub type ProxyService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBo
 /// its [`crate::context::Caller`]: the client and the configuration snapshot it is decided under.
 pub fn build(forward: Forward, audit: Audit) -> ProxyService {
     // The inspection layer asks the daemon about existing objects through the same client.
-    let lookup = forward.lookup();
+    let lookup = Lookup::new(forward.upstream().clone());
     let service = ServiceBuilder::new()
         // Outermost, so it sees the final status of every request, refusals included, and
         // counts the bytes the client really sent and received: the audit record and the

@@ -1082,3 +1082,29 @@ fn ci_jobs_own_containers_and_cache_keep_working() {
     assert_eq!(env.ci().ok_str(&["exec", &plain, "echo", "ok"]), "ok");
     env.admin().ok(&["kill", &plain]);
 }
+
+#[test]
+fn check_warns_about_writable_sources_off_nosuid_nodev_mounts() {
+    let env = Env::new();
+    let out = Command::new(support::SOCKWARDEN)
+        .arg("check")
+        .arg("--config")
+        .arg(&env.proxy.config)
+        .output()
+        .unwrap();
+    let err = stderr_str(&out);
+    assert!(out.status.success(), "{}", support::describe(&out));
+    let plain = env.path(&env.plain);
+    assert!(
+        err.contains("warning")
+            && err.contains("policy.ci.container.bind_sources")
+            && err.contains(&format!("writable host path {plain} is on the mount"))
+            && err.contains("nosuid,nodev"),
+        "{err}"
+    );
+    // The cache is fine, and the read-only policy's source is not writable.
+    let cache = env.path(&env.cache);
+    let rodir = env.path(&env.rodir);
+    assert!(!err.contains(&format!("path {cache} ")), "{err}");
+    assert!(!err.contains(&rodir), "{err}");
+}

@@ -37,12 +37,12 @@ pub(crate) use config::{healthcheck, image, user, working_dir};
 pub(crate) use host::{extra_hosts, group_add, isolation, oom_score_adj, sysctls};
 pub(crate) use logging::{log_driver, LOG_DRIVER};
 pub(crate) use mounts::mounts;
-pub use mounts::volume_as_mount;
+pub(crate) use mounts::volume_as_mount;
 pub(crate) use namespaces::network_name;
 pub(crate) use networking::endpoint_settings;
 pub(crate) use resources::ulimits;
 pub(crate) use security::{cap_add, security_opt};
-pub use stored::{image_settings, stored_container, DaemonDefaults, StoredContainer, REACH_FREE};
+pub(crate) use stored::{image_settings, stored_container, DaemonDefaults};
 
 /// The struct tables, for the test that every declared field is checked.
 #[cfg(test)]
