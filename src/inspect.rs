@@ -20,8 +20,10 @@
 //!
 //! What the inspectors cannot do (needs I/O, left to the caller): resolve names to IDs and check
 //! ownership of images, volumes (`Summary::named_volumes`), networks (`Summary::networks`) and
-//! containers; resolve symlinks under allowed bind sources; see the daemon's defaults
+//! containers; look at the host's bind sources; see the daemon's defaults
 //! (`default-cgroupns-mode`, `default-ipc-mode`, API-version dependent defaults); rewrite bodies.
+//! `crate::reach` does the lookups and host checks, and hands what the daemon stored to the
+//! pure [`stored_container`], [`stored_exec`], [`volume_as_mount`] and [`image_settings`].
 
 use serde::Serialize;
 use std::fmt;

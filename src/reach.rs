@@ -48,19 +48,29 @@ pub async fn check_reach(
         // Nothing else is reached (the table marks only containers and execs).
         _ => return Ok(Reached::default()),
     };
+    check_container(&container, rules, writable, lookup).await
+}
+
+/// Checks a stored container as a reach of it (see [`check_reach`]).
+async fn check_container(
+    container: &str,
+    rules: &InspectRules,
+    writable: &WritableSources,
+    lookup: &Lookup,
+) -> Result<Reached, Violation> {
     let Some(doc) = lookup
-        .container(&container)
+        .container(container)
         .await
-        .map_err(|e| unchecked("container", &container, &e))?
+        .map_err(|e| unchecked("container", container, &e))?
     else {
         return Ok(Reached::default());
     };
     let defaults = daemon_defaults(lookup).await?;
     let stored = inspect::stored_container(&doc, &rules.container, &defaults)
-        .map_err(|v| labelled("container", &container, v))?;
+        .map_err(|v| labelled("container", container, v))?;
     check_mounts(&stored.summary, rules, writable, lookup)
         .await
-        .map_err(|v| labelled("container", &container, v))?;
+        .map_err(|v| labelled("container", container, v))?;
     let id =
         Some(stored.id).filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()));
     Ok(Reached { container_id: id })
@@ -84,7 +94,32 @@ pub async fn check_create(
             inspect::image_settings(&image, &doc, body, &rules.container)?;
         }
     }
+    // `VolumesFrom` (with allow_volumes_from) mounts what the named containers mount: each is
+    // reached as a start of it would be.
+    for source in volumes_from(body) {
+        check_container(&source, rules, writable, lookup).await?;
+    }
     check_mounts(summary, rules, writable, lookup).await
+}
+
+/// The containers a create body's `HostConfig.VolumesFrom` names (`name[:ro|:rw]`).
+fn volumes_from(body: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let field = |v: &serde_json::Value, name: &str| {
+        v.as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .map(|(_, v)| v.clone())
+    };
+    let list = field(&v, "HostConfig").and_then(|h| field(&h, "VolumesFrom"));
+    list.and_then(|l| l.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .map(|e| e.split(':').next().unwrap_or(e).to_owned())
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 /// The `Image` of a create body exactly as sent (the daemon looks it up by that string).
@@ -106,11 +141,20 @@ async fn check_mounts(
     writable: &WritableSources,
     lookup: &Lookup,
 ) -> Result<(), Violation> {
+    let mut seen: Vec<(&str, &str, bool)> = Vec::new();
     for m in &summary.mounts {
         let (Some(source), kind) = (m.source.as_deref(), m.kind) else {
             continue;
         };
-        let field = format!("HostConfig.{}[{}]", m.from, m.target);
+        // A bind is listed both in the stored HostConfig and among the mount points.
+        if seen.contains(&(kind, source, m.read_only)) {
+            continue;
+        }
+        seen.push((kind, source, m.read_only));
+        let field = match m.from.strip_prefix("stored ") {
+            Some(from) => format!("{from}[{}]", m.target),
+            None => format!("HostConfig.{}[{}]", m.from, m.target),
+        };
         let host_path = match kind {
             "bind" => source.to_owned(),
             "volume" => {

@@ -121,6 +121,7 @@ allow_dangerous = ["exec.create", "exec.start", "container.archive.put",
 [policy.ci.container]
 bind_sources = [{c}, {p}]
 require_read_only_binds = false
+allow_volumes_from = true
 
 [policy.ro]
 profile = "ci"
@@ -1107,4 +1108,89 @@ fn check_warns_about_writable_sources_off_nosuid_nodev_mounts() {
     let rodir = env.path(&env.rodir);
     assert!(!err.contains(&format!("path {cache} ")), "{err}");
     assert!(!err.contains(&rodir), "{err}");
+}
+
+#[test]
+fn volumes_from_reaches_the_containers_it_names() {
+    let env = Env::new();
+    let image = test_image();
+    let cache = env.path(&env.cache);
+    let bound = env.name("vf-admin");
+    env.admin().ok(&[
+        "create",
+        "--name",
+        &bound,
+        "--network",
+        "none",
+        "-v",
+        "/etc:/host-etc",
+        &image,
+        "true",
+    ]);
+    // ci naming it in VolumesFrom: refused at create, nothing created.
+    for docker in both_clis(env.ci()) {
+        let name = env.name("vf-ci");
+        let out = docker.run(&[
+            "create",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "--volumes-from",
+            &bound,
+            &image,
+            "true",
+        ]);
+        refused(&out, &["container.create", &bound, "bind_sources"]);
+        assert!(!env.exists(&name));
+    }
+    // A container the admin made that inherits it: its mount points hold the bind, though its
+    // HostConfig does not.
+    let heir = env.name("vf-heir");
+    env.admin().ok(&[
+        "create",
+        "--name",
+        &heir,
+        "--network",
+        "none",
+        "--volumes-from",
+        &bound,
+        &image,
+        "true",
+    ]);
+    refused(
+        &env.ci().run(&["start", &heir]),
+        &["container.start", "Mounts", "/etc", "bind_sources"],
+    );
+    assert_eq!(env.inspect(&heir, "{{.State.Status}}"), "created");
+    // Inheriting from ci's own container with the cache works.
+    let own = env.name("vf-own");
+    env.ci().ok(&[
+        "create",
+        "--name",
+        &own,
+        "--network",
+        "none",
+        "-v",
+        &format!("{cache}:/c"),
+        &image,
+        "true",
+    ]);
+    let out = env.ci().run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        &own,
+        &image,
+        "sh",
+        "-c",
+        "echo inherited > /c/vf && echo ok",
+    ]);
+    assert_eq!(succeeded(&out).trim(), "ok");
+    assert_eq!(
+        std::fs::read_to_string(env.cache.join("vf")).unwrap(),
+        "inherited\n"
+    );
 }

@@ -334,6 +334,13 @@ pub(super) const UNKNOWN_INFO: OperationInfo = op(UNKNOWN, W, "anything the daem
 ///   running as root; `disable`/`delete` can remove an authorization plugin);
 /// - `unknown`: a route this table does not know may be newer than it.
 ///
+/// Reaching their object (`reaches`, see `crate::reach`): `container.start`, `.restart`,
+/// `.attach`, `.attach.websocket` (run or feed its processes, mount its binds), `exec.create`
+/// (a process in it), `exec.start` (the exec, then its container), `container.archive.get`,
+/// `.head`, `.put`, `container.copy` (files through its mounts). Not reaching: stop, kill,
+/// pause, wait, logs, inspect, resize, rename, delete (nothing runs or mounts), `unpause` (it
+/// resumes what already ran), `export` and `commit` (the container's own layer, no mounts).
+///
 /// Not dangerous on purpose: `container.create`, `volume.create`, `network.create`/`connect`
 /// (their bodies are inspected field by field), the prunes and deletes (destructive but scoped
 /// by the policy's owner filters), `secret.inspect` (the daemon never returns secret data),

@@ -298,7 +298,7 @@ fn bind(
 }
 
 /// Checks a host path; returns it cleaned.
-fn host_bind(
+pub(super) fn host_bind(
     src: &str,
     read_only: bool,
     p: &Path<'_>,

@@ -10,10 +10,12 @@
 //! (or a mount at its start) more than an ordinary container has, see [`REACH_FREE`] for the
 //! ones that are not; an unknown non-zero field is refused.
 
-use super::super::common::{check_user_and_image, deny, parse_body, string, strukt};
+use super::super::common::{
+    array, boolean, check_user_and_image, deny, parse_body, string, strukt,
+};
 use super::super::docker_json::{quote, Path, Value};
 use super::super::rules::ContainerRules;
-use super::super::{Summary, Violation};
+use super::super::{MountSummary, Summary, Violation};
 use super::{config, host, Ctx};
 
 /// What the daemon fills in itself, read from its `/info`.
@@ -137,6 +139,9 @@ pub fn stored_container(
     if let Some(hc) = top.get("HostConfig").filter(|v| !v.is_null()) {
         stored_host_config(hc, &hp, &mut ctx, defaults)?;
     }
+    if let Some(mounts) = top.get("Mounts").filter(|v| !v.is_null()) {
+        mount_points(mounts, &p.field("Mounts"), &mut ctx)?;
+    }
     check_user_and_image(
         ctx.seen.user.as_deref(),
         ctx.seen.image,
@@ -183,6 +188,61 @@ fn stored_host_config(
     }
     Ok(())
 }
+
+/// The container's mount points as the daemon resolved them (`Mounts` of the inspect answer):
+/// every bind and named volume it mounts at start, including those inherited through
+/// `VolumesFrom`, which its `HostConfig` does not list.
+fn mount_points(v: &Value<'_>, mp: &Path<'_>, ctx: &mut Ctx<'_>) -> Result<(), Violation> {
+    for (i, m) in array(v, mp)?.iter().enumerate() {
+        let ip = mp.index(i);
+        let s = strukt(m, &ip)?;
+        let text = |name: &str| -> Result<&str, Violation> {
+            match s.get(name).filter(|v| !v.is_null()) {
+                Some(v) => string(v, &ip.field(name)),
+                None => Ok(""),
+            }
+        };
+        let rw = match s.get("RW").filter(|v| !v.is_null()) {
+            Some(v) => boolean(v, &ip.field("RW"))?,
+            None => true,
+        };
+        let (typ, target) = (text("Type")?, text("Destination")?.to_owned());
+        let (kind, source) = match typ {
+            "bind" => (
+                "bind",
+                super::mounts::host_bind(text("Source")?, !rw, &ip.field("Source"), ctx.rules)?,
+            ),
+            "volume" => {
+                let name = text("Name")?;
+                if name.is_empty() {
+                    continue;
+                }
+                if !ctx.sum.named_volumes.iter().any(|n| n == name) {
+                    ctx.sum.named_volumes.push(name.to_owned());
+                }
+                ("volume", name.to_owned())
+            }
+            "tmpfs" => continue,
+            other => {
+                return Err(deny(
+                    &ip.field("Type"),
+                    format!("mount type {} is refused", quote(other)),
+                ))
+            }
+        };
+        ctx.sum.mounts.push(MountSummary {
+            kind,
+            source: Some(source),
+            target,
+            read_only: !rw,
+            from: STORED_MOUNTS,
+        });
+    }
+    Ok(())
+}
+
+/// `MountSummary::from` of a stored mount point.
+pub const STORED_MOUNTS: &str = "stored Mounts";
 
 /// Whether a stored value is one the daemon writes by itself.
 fn daemon_default(field: &str, v: &Value<'_>, defaults: &DaemonDefaults) -> bool {
