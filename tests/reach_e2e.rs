@@ -664,7 +664,7 @@ fn an_admins_containers_cannot_be_started_or_reached_by_ci() {
         );
         let req = format!(
             "POST /v1.41/containers/{name}/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: d\r\n\
-             Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+             Connection: Upgrade, close\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
         );
         let resp = http_request(&env.ci, req.as_bytes(), Duration::from_secs(10)).unwrap();
         let resp = String::from_utf8_lossy(&resp);
