@@ -202,7 +202,7 @@ fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
         }
     }
     if !no_fs {
-        for warning in crate::hostpath::writable_source_warnings(&config.authority) {
+        for warning in crate::hostpath::source_warnings(&config.authority) {
             eprintln!("sockwarden: warning: {}: {warning}", path.display());
         }
     }

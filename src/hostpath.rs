@@ -139,20 +139,30 @@ pub fn no_symlinks(path: &str) -> Result<(), HostProblem> {
     }
 }
 
-/// What `sockwarden check` warns about each writable bind source (see the module
-/// documentation): every write bind of it would be refused as things stand.
-pub fn writable_source_warnings(authority: &crate::policy::Authority) -> Vec<String> {
+/// What `sockwarden check` warns about the bind sources (see the module documentation): a
+/// source with a symlink in its path, or missing, refuses every bind of it; a writable source
+/// off a nosuid,nodev mount refuses every writable bind of it.
+pub fn source_warnings(authority: &crate::policy::Authority) -> Vec<String> {
     let mounts = read_mountinfo();
+    let writable = authority.writable_bind_sources();
     authority
-        .writable_bind_sources()
+        .bind_sources(false)
         .into_iter()
         .filter_map(|(policy, source)| {
-            let problem = no_symlinks(&source).err().or_else(|| match &mounts {
-                Ok(m) => safe_mount(&source, m).err(),
-                Err(e) => Some(e.clone()),
-            })?;
+            let is_writable = writable.iter().any(|(p, s)| *p == policy && *s == source);
+            let (problem, what) = match no_symlinks(&source) {
+                Err(problem) => (problem, "binds of it are refused"),
+                Ok(()) if is_writable => {
+                    let problem = match &mounts {
+                        Ok(m) => safe_mount(&source, m).err(),
+                        Err(e) => Some(e.clone()),
+                    }?;
+                    (problem, "writable binds of it are refused")
+                }
+                Ok(()) => return None,
+            };
             Some(format!(
-                "policy.{policy}.container.bind_sources: {}; writable binds of it are refused",
+                "policy.{policy}.container.bind_sources: {}; {what}",
                 problem.reason(&source)
             ))
         })

@@ -1108,6 +1108,40 @@ fn check_warns_about_writable_sources_off_nosuid_nodev_mounts() {
     let rodir = env.path(&env.rodir);
     assert!(!err.contains(&format!("path {cache} ")), "{err}");
     assert!(!err.contains(&rodir), "{err}");
+    // A source spelled through a symlink refuses every bind of it: check says so.
+    let alias = env.base.path().join("alias");
+    symlink(&env.rodir, &alias).unwrap();
+    let text = std::fs::read_to_string(&env.proxy.config).unwrap().replace(
+        &format!("bind_sources = [{}]", toml_str(&rodir)),
+        &format!(
+            "bind_sources = [{}]",
+            toml_str(&alias.display().to_string())
+        ),
+    );
+    let config = env.base.path().join("alias.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(support::SOCKWARDEN)
+        .args(["check", "--no-fs", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_str(&out).contains("warning"),
+        "--no-fs checks the file alone"
+    );
+    let out = Command::new(support::SOCKWARDEN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = stderr_str(&out);
+    assert!(
+        err.contains("policy.ro.container.bind_sources")
+            && err.contains(
+                "is a symlink on the host (the daemon would follow it); binds of it are refused"
+            ),
+        "{err}"
+    );
 }
 
 #[test]

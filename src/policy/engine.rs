@@ -89,10 +89,18 @@ impl Authority {
     /// not require read-only binds), cleaned, with the policy's name: binds strictly below
     /// them are refused (see `crate::hostpath`).
     pub fn writable_bind_sources(&self) -> Vec<(Arc<str>, String)> {
+        self.bind_sources(true)
+    }
+
+    /// The bind sources of every inspected policy (`writable_only`: of those that allow
+    /// writable binds), cleaned, with the policy's name.
+    pub fn bind_sources(&self, writable_only: bool) -> Vec<(Arc<str>, String)> {
         let mut out: Vec<(Arc<str>, String)> = self
             .policies
             .values()
-            .filter(|p| p.inspection && !p.inspect.container.require_read_only_binds)
+            .filter(|p| {
+                p.inspection && !(writable_only && p.inspect.container.require_read_only_binds)
+            })
             .flat_map(|p| {
                 p.inspect
                     .container
