@@ -276,9 +276,10 @@ fn is_zero(v: &Value<'_>) -> bool {
 
 /// The settings an image brings to a create that leaves them unset, held to the body's rules
 /// as if the body had set them (the body wins where it sets the value, as in the daemon):
-/// `WorkingDir` (not under `/proc`) and the `Volumes` targets (not under `/proc`, `/sys`,
-/// `/dev`). The image's `User` needs nothing more: under a non-root rule a create without
-/// `User` is already refused. `image` names the image for messages; `doc` is its
+/// `WorkingDir` (not under `/proc`), the `Volumes` targets (not under `/proc`, `/sys`, `/dev`),
+/// `Labels` (merged into the container's: no reserved keys) and `Env` (no loader variables
+/// with device requests). The image's `User` needs nothing more: under a non-root rule a create
+/// without `User` is already refused. `image` names the image for messages; `doc` is its
 /// `GET /images/{name}/json`, `body` the create body (already inspected).
 pub fn image_settings(
     image: &str,
@@ -297,6 +298,12 @@ pub fn image_settings(
             !matches!(v, Value::Null) && !matches!(v, Value::String(s) if s.is_empty())
         })
     };
+    let device_requests = body_top
+        .get("HostConfig")
+        .and_then(Value::as_object)
+        .and_then(|h| h.as_struct().ok())
+        .and_then(|h| h.get("DeviceRequests"))
+        .is_some_and(|d| matches!(d, Value::Array(a) if !a.is_empty()));
     let root = parse_body(doc).map_err(named)?;
     let p = Path::ROOT;
     let top = strukt(&root, &p).map_err(named)?;
@@ -312,8 +319,21 @@ pub fn image_settings(
             config::working_dir(string(wd, &wp).map_err(named)?, &wp).map_err(named)?;
         }
     }
-    if let Some(vols) = s.get("Volumes").filter(|v| !v.is_null()) {
-        super::mounts::volumes(vols, &cp.field("Volumes"), &mut ctx).map_err(named)?;
+    // Image fields through the create checks of the same name (which also read their type).
+    for field in ["Volumes", "Labels", "Env"] {
+        let Some(v) = s.get(field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let check = config::CONFIG.index().find(field).map(|(_, check)| check);
+        if let Some(check) = check {
+            check(v, &cp.field(field), &mut ctx).map_err(named)?;
+        }
+    }
+    if let (true, Some(i)) = (device_requests, ctx.seen.ld_env) {
+        return Err(named(deny(
+            &cp.field("Env").index(i),
+            "LD_PRELOAD / LD_LIBRARY_PATH / LD_AUDIT are refused together with device requests (vendor hooks, CVE-2025-23266)",
+        )));
     }
     Ok(())
 }

@@ -267,6 +267,18 @@ fn an_images_settings_are_checked_unless_the_body_sets_them() {
     let vols = image(r#","Volumes":{"/dev/shm/x":{}}"#);
     let e = image_settings("x", vols.as_bytes(), body, &rules).unwrap_err();
     assert_eq!(e.setting.as_deref(), Some("allow_special_mount_targets"));
+    let ld = image(r#","Env":["PATH=/bin","LD_PRELOAD=/x.so"]"#);
+    assert!(image_settings("x", ld.as_bytes(), body, &rules).is_ok());
+    let gpu = br#"{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}"#;
+    let e = image_settings("x", ld.as_bytes(), gpu, &rules).unwrap_err();
+    assert_eq!(e.field, "image \"x\" Config.Env[1]");
+    let owned = image(r#","Labels":{"sockwarden.owner":"alice"}"#);
+    let reserving = ContainerRules {
+        reserved_labels: vec!["sockwarden.owner".into()],
+        ..ContainerRules::default()
+    };
+    assert!(image_settings("x", owned.as_bytes(), body, &rules).is_ok());
+    assert!(image_settings("x", owned.as_bytes(), body, &reserving).is_err());
     let fine = image(r#","WorkingDir":"/srv","Volumes":{"/data":{}},"User":"1000""#);
     assert!(image_settings("x", fine.as_bytes(), body, &rules).is_ok());
 }
