@@ -5,6 +5,12 @@
 //!
 //! A body that is too large, arrives broken, has the wrong media type or fails inspection is
 //! refused; nothing is ever passed through uninspected on these routes.
+//!
+//! The checks that need the daemon's state run here too (`crate::reach`, through a `Lookup`
+//! on the forwarder's client): a container create that passed has its image, named volumes and
+//! host bind sources checked; an operation that reaches an existing container or exec (the
+//! operation table's `reaches`) has the object's stored configuration checked, and addresses a
+//! container by the full ID that was checked.
 
 use std::future::Future;
 use std::pin::Pin;
