@@ -201,6 +201,11 @@ fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
             };
         }
     }
+    if !no_fs {
+        for warning in crate::hostpath::source_warnings(&config.authority) {
+            eprintln!("sockwarden: warning: {}: {warning}", path.display());
+        }
+    }
     out(format_args!("{}: ok\n", path.display()));
     ExitCode::SUCCESS
 }

@@ -38,6 +38,11 @@ impl Forward {
         Forward { upstream, drain }
     }
 
+    /// The pooled client it forwards through (daemon-state lookups share it).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
     async fn forward(
         self,
         mut request: Request<ProxyBody>,

@@ -20,8 +20,10 @@
 //!
 //! What the inspectors cannot do (needs I/O, left to the caller): resolve names to IDs and check
 //! ownership of images, volumes (`Summary::named_volumes`), networks (`Summary::networks`) and
-//! containers; resolve symlinks under allowed bind sources; see the daemon's defaults
+//! containers; look at the host's bind sources; see the daemon's defaults
 //! (`default-cgroupns-mode`, `default-ipc-mode`, API-version dependent defaults); rewrite bodies.
+//! `crate::reach` does the lookups and host checks, and hands what the daemon stored to the
+//! pure [`stored_container`], [`stored_exec`], [`volume_as_mount`] and [`image_settings`].
 
 use serde::Serialize;
 use std::fmt;
@@ -47,9 +49,10 @@ mod tests;
 
 pub use build::build_query;
 pub use common::go_bool;
-pub(crate) use common::{glob, is_host_like, normalize_image};
+pub(crate) use common::{clean_path, glob, is_host_like, is_under, normalize_image};
 pub use container::{container_create, container_start, container_start_query, container_update};
-pub use exec::exec_create;
+pub(crate) use container::{image_settings, stored_container, volume_as_mount, DaemonDefaults};
+pub use exec::{exec_create, stored_exec};
 pub use network::{network_connect, network_create};
 pub use plugin::{plugin_pull, plugin_upgrade};
 pub use rules::{BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules};

@@ -13,6 +13,7 @@ use crate::body::ProxyBody;
 use crate::forward::Forward;
 use crate::inspect::layer::InspectLayer;
 use crate::limits::layer::RateLimitLayer;
+use crate::lookup::Lookup;
 use crate::policy::layer::AuthorizeLayer;
 use crate::redact::layer::RedactLayer;
 use crate::respond::RescueLayer;
@@ -23,6 +24,8 @@ pub type ProxyService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBo
 /// Builds the stack in front of `forward`, recording into `audit`. Each request arrives with
 /// its [`crate::context::Caller`]: the client and the configuration snapshot it is decided under.
 pub fn build(forward: Forward, audit: Audit) -> ProxyService {
+    // The inspection layer asks the daemon about existing objects through the same client.
+    let lookup = Lookup::new(forward.upstream().clone());
     let service = ServiceBuilder::new()
         // Outermost, so it sees the final status of every request, refusals included, and
         // counts the bytes the client really sent and received: the audit record and the
@@ -44,8 +47,10 @@ pub fn build(forward: Forward, audit: Audit) -> ProxyService {
         // Bodies and parameters that can change the host's security (container create and
         // update, exec create, volume and network create, build parameters, start without a
         // body) are read, inspected under the client's policy and forwarded byte for byte;
+        // operations that reach an existing container or exec have its stored configuration
+        // checked (through `lookup`), and creates their host paths, volumes and image;
         // everything else streams past untouched.
-        .layer(InspectLayer)
+        .layer(InspectLayer::new(lookup))
         .service(forward);
     BoxCloneSyncService::new(service)
 }

@@ -620,7 +620,8 @@ fn suggestion_from_a_dry_run_recording_replays_and_opens_nothing_more() {
     let job = Job::new();
     let cleanup = Cleanup::new();
     // Everything goes through (audit mode); inspection records what each request asks for,
-    // and host paths under /tmp pass it, so the creates' settings are recorded.
+    // and read-only host paths under /tmp pass it, so the creates' settings are recorded.
+    // (Read-only: were /tmp a writable source, binds below it would be refused.)
     let recorder = proxy(
         "record",
         &format!(
@@ -631,7 +632,6 @@ mode = "audit"
 
 [policy.record.container]
 bind_sources = ["/tmp"]
-require_read_only_binds = false
 {ULIMITS_ALLOWED}
 "#
         ),

@@ -21,6 +21,7 @@ mod namespaces;
 mod networking;
 mod resources;
 mod security;
+mod stored;
 
 use super::common::{
     array, boolean, canon, check_labels, check_query_keys, check_user_and_image, deny, first, int,
@@ -36,10 +37,12 @@ pub(crate) use config::{healthcheck, image, user, working_dir};
 pub(crate) use host::{extra_hosts, group_add, isolation, oom_score_adj, sysctls};
 pub(crate) use logging::{log_driver, LOG_DRIVER};
 pub(crate) use mounts::mounts;
+pub(crate) use mounts::volume_as_mount;
 pub(crate) use namespaces::network_name;
 pub(crate) use networking::endpoint_settings;
 pub(crate) use resources::ulimits;
 pub(crate) use security::{cap_add, security_opt};
+pub(crate) use stored::{image_settings, stored_container, DaemonDefaults};
 
 /// The struct tables, for the test that every declared field is checked.
 #[cfg(test)]

@@ -92,3 +92,51 @@ pub fn exec_create(body: &[u8], rules: &ExecRules) -> Result<Summary, Violation>
     }
     Ok(e.sum)
 }
+
+/// Checks an exec instance as the daemon stored it (`GET /exec/{id}/json`) against the rules
+/// its create would face (`ProcessConfig.privileged`, `ProcessConfig.user`), and returns the
+/// ID of the container it runs in (which the caller checks in turn). The daemon does not
+/// report an exec's `WorkingDir` or `Env`: those of an exec someone else created stay unseen.
+pub fn stored_exec(doc: &[u8], rules: &ExecRules) -> Result<String, Violation> {
+    let root = parse_body(doc)?;
+    let p = Path::ROOT;
+    let s = strukt(&root, &p)?;
+    let cid = match s.get("ContainerID") {
+        Some(v) if !v.is_null() => string(v, &p.field("ContainerID"))?,
+        _ => "",
+    };
+    if cid.is_empty() {
+        return Err(deny(&p.field("ContainerID"), "the exec names no container"));
+    }
+    let pp = p.field("ProcessConfig");
+    let (privileged, user) = match s.get("ProcessConfig").filter(|v| !v.is_null()) {
+        Some(pc) => {
+            let pcs = strukt(pc, &pp)?;
+            let privileged = match pcs.get("privileged").filter(|v| !v.is_null()) {
+                Some(v) => boolean(v, &pp.field("privileged"))?,
+                None => false,
+            };
+            let user = match pcs.get("user").filter(|v| !v.is_null()) {
+                Some(v) => string(v, &pp.field("user"))?,
+                None => "",
+            };
+            (privileged, user)
+        }
+        None => (false, ""),
+    };
+    if privileged && !rules.allow_privileged {
+        return Err(deny_rule(
+            &pp.field("privileged"),
+            "privileged exec is not allowed",
+            "allow_privileged",
+        ));
+    }
+    if !rules.allow_root_user && user_is_root(user) {
+        return Err(deny_rule(
+            &pp.field("user"),
+            format!("the exec runs as {}, which may be root", quote(user)),
+            "allow_root_user",
+        ));
+    }
+    Ok(cid.to_owned())
+}

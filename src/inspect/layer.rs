@@ -5,6 +5,12 @@
 //!
 //! A body that is too large, arrives broken, has the wrong media type or fails inspection is
 //! refused; nothing is ever passed through uninspected on these routes.
+//!
+//! The checks that need the daemon's state run here too (`crate::reach`, through a `Lookup`
+//! on the forwarder's client): a container create that passed has its image, named volumes and
+//! host bind sources checked; an operation that reaches an existing container or exec (the
+//! operation table's `reaches`) has the object's stored configuration checked, and addresses a
+//! container by the full ID that was checked.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,12 +24,15 @@ use tower::{Layer, Service};
 use std::sync::Arc;
 
 use crate::body::{self, ProxyBody};
-use crate::context::Trail;
+use crate::context::{Caller, Trail};
 use crate::error::{BoxError, ProxyError};
+use crate::hostpath::WritableSources;
 use crate::inspect;
+use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
+use crate::reach;
 use crate::refusal::{Refusal, RefusalKind};
-use crate::route::{BodyUse, Inspector, OperationInfo};
+use crate::route::{escape_object, BodyUse, Inspector, OperationInfo};
 
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
 pub const INSPECT_LIMIT: usize = 1 << 20;
@@ -130,15 +139,28 @@ pub fn section(operation: &str) -> &'static str {
         .map_or("container", |inspector| inspector.section().as_str())
 }
 
-/// Adds [`Inspect`] in front of a service.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct InspectLayer;
+/// Adds [`Inspect`] in front of a service; `lookup` reads the daemon's state for the checks
+/// that need it (`crate::reach`).
+#[derive(Clone, Debug)]
+pub struct InspectLayer {
+    lookup: Lookup,
+}
+
+impl InspectLayer {
+    /// The layer, reading daemon state through `lookup`.
+    pub fn new(lookup: Lookup) -> InspectLayer {
+        InspectLayer { lookup }
+    }
+}
 
 impl<S> Layer<S> for InspectLayer {
     type Service = Inspect<S>;
 
     fn layer(&self, inner: S) -> Inspect<S> {
-        Inspect { inner }
+        Inspect {
+            inner,
+            lookup: self.lookup.clone(),
+        }
     }
 }
 
@@ -146,6 +168,7 @@ impl<S> Layer<S> for InspectLayer {
 #[derive(Clone, Debug)]
 pub struct Inspect<S> {
     inner: S,
+    lookup: Lookup,
 }
 
 type InspectFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
@@ -166,29 +189,139 @@ where
 
     fn call(&mut self, request: Request<ProxyBody>) -> InspectFuture {
         let body_known_empty = http_body::Body::is_end_stream(request.body());
-        let check = request
+        let inspected = request
             .extensions()
             .get::<Authorized>()
-            .filter(|a| a.policy.inspection)
-            .and_then(|a| check_for(a.operation.info, body_known_empty));
-        let Some(check) = check else {
+            .filter(|a| a.policy.inspection);
+        let check = inspected.and_then(|a| check_for(a.operation.info, body_known_empty));
+        let reaches = inspected.is_some_and(|a| a.operation.info.reaches);
+        if check.is_none() && !reaches {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
-        };
+        }
         // The ready service is used for this request; a fresh clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let lookup = self.lookup.clone();
         Box::pin(async move {
-            let request = inspect_request(request, check).await?;
+            let request = match check {
+                Some(check) => inspect_request(request, check, &lookup).await?,
+                None => request,
+            };
+            let request = if reaches {
+                reach_request(request, &lookup).await?
+            } else {
+                request
+            };
             inner.call(request).await.map_err(Into::into)
         })
     }
+}
+
+/// The bind sources containers may write to, from the configuration the request is decided
+/// under.
+fn writable_sources(extensions: &http::Extensions) -> WritableSources {
+    WritableSources(
+        extensions
+            .get::<Caller>()
+            .map(|c| {
+                c.runtime
+                    .authority
+                    .writable_bind_sources()
+                    .into_iter()
+                    .map(|(_, s)| s)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+/// Checks the existing object an operation reaches (see `crate::reach`), and addresses a
+/// container by the full ID that was checked.
+async fn reach_request(
+    request: Request<ProxyBody>,
+    lookup: &Lookup,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    let (mut parts, body) = request.into_parts();
+    let Some(authorized) = parts.extensions.get::<Authorized>().cloned() else {
+        return Err(ProxyError::BadRequest("request was not authorized".into()));
+    };
+    let (Some(kind), Some(name)) = (
+        authorized.operation.info.object,
+        authorized.operation.object.as_deref(),
+    ) else {
+        return Ok(Request::from_parts(parts, body));
+    };
+    let trail = parts.extensions.get::<Arc<Trail>>().cloned();
+    let writable = writable_sources(&parts.extensions);
+    let checked =
+        reach::check_reach(kind, name, &authorized.policy.inspect, &writable, lookup).await;
+    match checked {
+        Ok(reached) => {
+            if let Some(id) = reached.container_id {
+                address_by_id(&mut parts, &authorized, name, &id)?;
+            }
+            Ok(Request::from_parts(parts, body))
+        }
+        Err(violation) if authorized.dry_run => {
+            if let Some(trail) = trail.as_deref() {
+                trail.note_inspection(None, Some((authorized.operation.name, violation)));
+            }
+            Ok(Request::from_parts(parts, body))
+        }
+        Err(violation) => {
+            // A streamed body (an archive, an exec start's options) is read first, so that the
+            // client reads the refusal instead of a broken pipe.
+            body::drain_refused(body).await;
+            Err(refusal(&authorized, &violation))
+        }
+    }
+}
+
+/// Rewrites `/containers/{name}/...` to `/containers/{id}/...` (version prefix and query
+/// kept as sent): the daemon acts on the container that was checked, whatever the name
+/// points at by then.
+fn address_by_id(
+    parts: &mut http::request::Parts,
+    authorized: &Authorized,
+    name: &str,
+    id: &str,
+) -> Result<(), ProxyError> {
+    const PREFIX: &str = "/containers/";
+    let normalized = &authorized.normalized;
+    let Some(rest) = normalized
+        .path
+        .strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix(name))
+    else {
+        return Ok(());
+    };
+    let version = match normalized.version {
+        Some(_) => normalized
+            .raw_path
+            .split('/')
+            .nth(1)
+            .map(|v| format!("/{v}"))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = format!("{version}{PREFIX}{id}{}{query}", escape_object(rest));
+    parts.uri = target
+        .parse()
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
+    Ok(())
 }
 
 /// Reads, checks and rebuilds the request, or refuses it.
 async fn inspect_request(
     request: Request<ProxyBody>,
     check: Check,
+    lookup: &Lookup,
 ) -> Result<Request<ProxyBody>, ProxyError> {
     let (parts, body) = request.into_parts();
     let Some(authorized) = parts.extensions.get::<Authorized>() else {
@@ -231,7 +364,15 @@ async fn inspect_request(
         }
         None => bytes,
     };
-    judge(authorized, trail.as_deref(), &bytes)?;
+    let summary = judge(authorized, trail.as_deref(), &bytes)?;
+    if let Some(summary) = summary
+        .filter(|_| authorized.operation.info.inspector() == Some(Inspector::ContainerCreate))
+    {
+        let writable = writable_sources(&parts.extensions);
+        let rules = &authorized.policy.inspect;
+        let checked = reach::check_create(&bytes, &summary, rules, &writable, lookup).await;
+        settle(authorized, trail.as_deref(), checked)?;
+    }
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -253,21 +394,44 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
 /// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
 /// violation as a dry run's does (the error boundary notes the decision, rule and reason).
-fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<(), ProxyError> {
+fn judge(
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+    body: &[u8],
+) -> Result<Option<inspect::Summary>, ProxyError> {
     match check_violation(authorized, body) {
         Ok(summary) => {
             if let Some(trail) = trail {
-                trail.note_inspection(summary, None);
+                trail.note_inspection(summary.clone(), None);
             }
-            Ok(())
+            Ok(summary)
         }
+        Err(violation) if authorized.dry_run => {
+            if let Some(trail) = trail {
+                trail.note_inspection(None, Some((authorized.operation.name, violation)));
+            }
+            Ok(None)
+        }
+        // The refusal carries the violation to the record (`Trail::note_error`).
+        Err(violation) => Err(refusal(authorized, &violation)),
+    }
+}
+
+/// A daemon-state check's outcome, as [`judge`] settles an inspection's: noted in a dry run,
+/// refused when enforced.
+fn settle(
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+    checked: Result<(), inspect::Violation>,
+) -> Result<(), ProxyError> {
+    match checked {
+        Ok(()) => Ok(()),
         Err(violation) if authorized.dry_run => {
             if let Some(trail) = trail {
                 trail.note_inspection(None, Some((authorized.operation.name, violation)));
             }
             Ok(())
         }
-        // The refusal carries the violation to the record (`Trail::note_error`).
         Err(violation) => Err(refusal(authorized, &violation)),
     }
 }

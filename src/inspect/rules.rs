@@ -27,15 +27,18 @@ pub struct ContainerRules {
     /// may use, as prefixes on whole path components after `path.Clean` of both sides:
     /// `/srv/ci` allows `/srv/ci` and `/srv/ci/x`, not `/srv/ci2`. The root `/` and the Docker /
     /// containerd sockets (or a directory containing them, e.g. `/run`) are only allowed when
-    /// listed exactly. Symlinks are not resolved here: only list directories that clients cannot
-    /// write symlinks into (see `require_read_only_binds`).
+    /// listed exactly. On the host (`crate::hostpath`, at create and at every start) the source
+    /// must exist with no symlink in its path, and nothing strictly below a source that any
+    /// policy lets containers write to may be bound.
     pub bind_sources: Vec<String>,
-    /// Require every allowed host bind to be read-only (`:ro` / `ReadOnly: true`). A writable
-    /// bind lets a client plant a symlink that a later bind follows outside `bind_sources`.
+    /// Require every allowed host bind to be read-only (`:ro` / `ReadOnly: true`). When false,
+    /// the sources are writable: only each source itself may be bound, and it must be on a
+    /// `nosuid,nodev` mount (setuid files and device nodes left there must not act on the host).
     pub require_read_only_binds: bool,
-    /// Allow named volumes (`Binds` `name:/dst`, `Mounts` type `volume` with a `Source`). The
-    /// caller must still check that each volume in `Summary.named_volumes` belongs to the
-    /// client: a volume created with `local` bind options is a host bind.
+    /// Allow named volumes (`Binds` `name:/dst`, `Mounts` type `volume` with a `Source`). An
+    /// existing volume whose stored options bind a host path is judged as that host bind
+    /// (`bind_sources`), other driver options and drivers are refused (`crate::reach`). Who owns
+    /// a volume is not checked.
     pub allow_named_volumes: bool,
     /// Allow `Mounts[].VolumeOptions.DriverConfig` (on-the-fly volumes). Even when true, only the
     /// `local` driver with tmpfs options (`type=tmpfs`, `device=tmpfs`, `o=size=..,uid=..`) is

@@ -4,6 +4,7 @@ mod container_tests;
 mod json_tests;
 mod other_tests;
 mod plugin_tests;
+mod reach_tests;
 mod service_tests;
 mod table_tests;
 

@@ -85,6 +85,37 @@ pub struct Authority {
 }
 
 impl Authority {
+    /// The bind sources containers may write to, under any inspected policy (one that does
+    /// not require read-only binds), cleaned, with the policy's name: binds strictly below
+    /// them are refused (see `crate::hostpath`).
+    pub fn writable_bind_sources(&self) -> Vec<(Arc<str>, String)> {
+        self.bind_sources(true)
+    }
+
+    /// The bind sources of every inspected policy (`writable_only`: of those that allow
+    /// writable binds), cleaned, with the policy's name.
+    pub fn bind_sources(&self, writable_only: bool) -> Vec<(Arc<str>, String)> {
+        let mut out: Vec<(Arc<str>, String)> = self
+            .policies
+            .values()
+            .filter(|p| {
+                p.inspection && !(writable_only && p.inspect.container.require_read_only_binds)
+            })
+            .flat_map(|p| {
+                p.inspect
+                    .container
+                    .bind_sources
+                    .iter()
+                    .map(|s| crate::inspect::clean_path(s))
+                    .filter(|s| s.starts_with('/'))
+                    .map(|s| (Arc::clone(&p.name), s))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Compiles clients and policies, checking every reference and the guardrails.
     /// `catalogue` lists every operation name with why it is dangerous, if it is.
     pub fn compile(

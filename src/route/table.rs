@@ -213,6 +213,10 @@ pub struct OperationInfo {
     pub body: BodyUse,
     /// The kind of object the route's first path variable names, if it has one.
     pub object: Option<ObjectKind>,
+    /// Whether the operation reaches into that object (runs or feeds a process in it, starts
+    /// it, moves files through its mounts): then the object's stored configuration is held to
+    /// the rules a create of it would face (see `crate::reach`). Only a container or an exec.
+    pub reaches: bool,
     /// What it creates, for the audit record.
     pub creates: Option<Creates>,
     /// Whether its answer carries container environments (`Env`), redacted under `redact_env`.
@@ -258,6 +262,12 @@ impl OperationInfo {
         self
     }
 
+    /// The route's object is reached (see [`OperationInfo::reaches`]).
+    const fn reaches_object(mut self) -> Self {
+        self.reaches = true;
+        self
+    }
+
     const fn creates(mut self, kind: ObjectKind, query: Option<&'static str>) -> Self {
         self.creates = Some(Creates { kind, query });
         self
@@ -279,6 +289,7 @@ const fn op(name: &'static str, access: Access, routes: &'static str) -> Operati
         hijack: None,
         body: BodyUse::None,
         object: None,
+        reaches: false,
         creates: None,
         redacts_env: false,
     }
@@ -323,6 +334,13 @@ pub(super) const UNKNOWN_INFO: OperationInfo = op(UNKNOWN, W, "anything the daem
 ///   running as root; `disable`/`delete` can remove an authorization plugin);
 /// - `unknown`: a route this table does not know may be newer than it.
 ///
+/// Reaching their object (`reaches`, see `crate::reach`): `container.start`, `.restart`,
+/// `.attach`, `.attach.websocket` (run or feed its processes, mount its binds), `exec.create`
+/// (a process in it), `exec.start` (the exec, then its container), `container.archive.get`,
+/// `.head`, `.put`, `container.copy` (files through its mounts). Not reaching: stop, kill,
+/// pause, wait, logs, inspect, resize, rename, delete (nothing runs or mounts), `unpause` (it
+/// resumes what already ran), `export` and `commit` (the container's own layer, no mounts).
+///
 /// Not dangerous on purpose: `container.create`, `volume.create`, `network.create`/`connect`
 /// (their bodies are inspected field by field), the prunes and deletes (destructive but scoped
 /// by the policy's owner filters), `secret.inspect` (the daemon never returns secret data),
@@ -348,21 +366,26 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .names(ObjectKind::Container),
     op("container.archive.get", R, "GET /containers/{name}/archive")
         .dangerous_because("reads files out of a container")
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.archive.head", R, "HEAD /containers/{name}/archive")
         .dangerous_because("probes files inside a container")
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.archive.put", W, "PUT /containers/{name}/archive")
         .dangerous_because("writes files into a container")
         .streams_body()
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.start", W, "POST /containers/{name}/start")
         .inspected_by(Inspector::ContainerStart)
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.stop", W, "POST /containers/{name}/stop")
         .names(ObjectKind::Container),
     op("container.restart", W, "POST /containers/{name}/restart")
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.kill", W, "POST /containers/{name}/kill")
         .names(ObjectKind::Container),
     op("container.pause", W, "POST /containers/{name}/pause")
@@ -376,11 +399,13 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("container.attach", X, "POST /containers/{name}/attach")
         .dangerous_because("writes to a container's stdin and reads its output")
         .hijacks(Hijack::Attach)
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.attach.websocket", X, "GET /containers/{name}/attach/ws")
         .dangerous_because("writes to a container's stdin and reads its output")
         .hijacks(Hijack::AttachWebsocket)
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.rename", W, "POST /containers/{name}/rename")
         .names(ObjectKind::Container),
     op("container.update", W, "POST /containers/{name}/update")
@@ -396,7 +421,8 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .creates(ObjectKind::Image, Some("repo")),
     op("container.copy", R, "POST /containers/{name}/copy (API < 1.24)")
         .dangerous_because("reads files out of a container (legacy API)")
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("container.checkpoint.list", R, "GET /containers/{name}/checkpoints")
         .dangerous_because("lists a host directory the client names (dir=)")
         .names(ObjectKind::Container),
@@ -410,12 +436,14 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("exec.create", X, "POST /containers/{name}/exec")
         .dangerous_because("runs commands inside a container")
         .inspected_by(Inspector::ExecCreate)
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .reaches_object(),
     op("exec.start", X, "POST /exec/{id}/start")
         .dangerous_because("runs commands inside a container")
         .hijacks(Hijack::ExecStart)
         .streams_body()
-        .names(ObjectKind::Exec),
+        .names(ObjectKind::Exec)
+        .reaches_object(),
     op("exec.resize", W, "POST /exec/{id}/resize")
         .names(ObjectKind::Exec),
     op("exec.inspect", R, "GET /exec/{id}/json")

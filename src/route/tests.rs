@@ -1219,3 +1219,38 @@ fn every_inspector_reads_exactly_one_operation_and_hijacks_match_the_table() {
         }
     }
 }
+
+#[test]
+fn reaching_operations_name_a_container_or_an_exec() {
+    let reaching: Vec<&str> = OPERATION_TABLE
+        .iter()
+        .filter(|i| i.reaches)
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        reaching,
+        [
+            "container.archive.get",
+            "container.archive.head",
+            "container.archive.put",
+            "container.start",
+            "container.restart",
+            "container.attach",
+            "container.attach.websocket",
+            "container.copy",
+            "exec.create",
+            "exec.start",
+        ]
+    );
+    for info in OPERATION_TABLE.iter().filter(|i| i.reaches) {
+        assert!(
+            matches!(info.object, Some(ObjectKind::Container | ObjectKind::Exec)),
+            "{}",
+            info.name
+        );
+    }
+    // Every process-running operation reaches what it runs in.
+    for info in OPERATION_TABLE.iter().filter(|i| i.access == Access::Exec) {
+        assert!(info.reaches, "{}", info.name);
+    }
+}

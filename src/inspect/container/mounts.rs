@@ -298,7 +298,7 @@ fn bind(
 }
 
 /// Checks a host path; returns it cleaned.
-fn host_bind(
+pub(super) fn host_bind(
     src: &str,
     read_only: bool,
     p: &Path<'_>,
@@ -577,4 +577,68 @@ fn tmpfs_map_options(opts: &str, p: &Path<'_>, rules: &ContainerRules) -> Result
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Named volumes as the daemon stored them
+
+/// Judges a named volume as the daemon stored it (`GET /volumes/{name}`), mounted read-only or
+/// not: a `local` volume without options (or with a tmpfs's only) is storage of the daemon's
+/// own; one whose options bind a host directory (`device=/path` with `o=bind` or `type=none`)
+/// is that host bind, checked against `bind_sources` and `require_read_only_binds` (its cleaned
+/// path returned for the host checks); any other options (a device, a network filesystem) or
+/// another driver reach outside the daemon's storage and are refused. `p` names the mount.
+pub fn volume_as_mount(
+    name: &str,
+    doc: &[u8],
+    read_only: bool,
+    p: &Path<'_>,
+    rules: &ContainerRules,
+) -> Result<Option<String>, Violation> {
+    let root = super::super::common::parse_body(doc)?;
+    let vp = Path::ROOT;
+    let s = strukt(&root, &vp)?;
+    let driver = match s.get("Driver").filter(|v| !v.is_null()) {
+        Some(v) => string(v, &vp.field("Driver"))?,
+        None => "",
+    };
+    let opts = match s.get("Options").filter(|v| !v.is_null()) {
+        Some(v) => str_map(v, &vp.field("Options"))?,
+        None => Vec::new(),
+    };
+    if !driver.is_empty() && driver != "local" {
+        return Err(deny(
+            p,
+            format!(
+                "volume {} uses the driver {} (plugin-defined storage, possibly host paths)",
+                quote(name),
+                quote(driver)
+            ),
+        ));
+    }
+    if opts.is_empty() || local_tmpfs_opts_only(&opts).is_ok() {
+        return Ok(None);
+    }
+    let get = |k: &str| opts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let bind = get("type").is_some_and(|t| t == "none" || t.is_empty())
+        || get("o").is_some_and(|o| o.split(',').any(|x| x == "bind" || x == "rbind"));
+    match get("device") {
+        Some(device) if bind && device.starts_with('/') => {
+            let read_only = read_only
+                || get("o").is_some_and(|o| o.split(',').any(|x| x == "ro"));
+            host_bind(device, read_only, p, rules)
+                .map(Some)
+                .map_err(|mut v| {
+                    v.reason = format!("volume {} binds the host: {}", quote(name), v.reason);
+                    v
+                })
+        }
+        _ => Err(deny(
+            p,
+            format!(
+                "volume {} has driver options that mount storage outside the daemon's own (a host device, directory or network share)",
+                quote(name)
+            ),
+        )),
+    }
 }
