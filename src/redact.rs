@@ -208,6 +208,15 @@ fn variable_name(s: &str) -> bool {
 /// `ENV NAME <redacted>`, and `ARG NAME` (no value) stays.
 pub fn instruction(s: &str) -> Option<String> {
     let trimmed = s.trim_start();
+    // `ONBUILD ENV K=V`: the instruction it defers.
+    if let Some(deferred) = trimmed
+        .get(..8)
+        .filter(|w| w.eq_ignore_ascii_case("ONBUILD "))
+        .and_then(|_| trimmed.get(8..))
+    {
+        let word = trimmed.get(..7).unwrap_or("ONBUILD");
+        return instruction(deferred).map(|shown| format!("{word} {shown}"));
+    }
     let keyword = trimmed.get(..3)?;
     if !(keyword.eq_ignore_ascii_case("ENV") || keyword.eq_ignore_ascii_case("ARG")) {
         return None;

@@ -81,9 +81,7 @@ pub fn violation(authorized: &Authorized) -> Option<Violation> {
         .find_map(|(_, v)| {
             super::ps_args::check(v).err().map(|why| Violation {
                 field: "?ps_args".into(),
-                reason: format!(
-                    "{why}: process environments cannot be redacted from ps output ({SETTING})"
-                ),
+                reason: format!("{why}; ps output cannot be redacted ({SETTING})"),
                 setting: Some(SETTING.into()),
                 value: Some(v.clone()),
             })

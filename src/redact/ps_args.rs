@@ -113,31 +113,60 @@ pub const FORMAT_KEYWORDS: &[&str] = &[
     "min_flt",
 ];
 
+/// With a format list, the letters admitted: selection, threads and width only. A format
+/// list beside another format option (`-c -o pid,args`) fails procps' first reading, and
+/// its BSD reading of `-ec` prints environments.
+pub const UNIX_LETTERS_WITH_FORMAT: &str = "eAadNLTw";
+
+/// BSD letters admitted beside a format list (selection and width).
+pub const BSD_LETTERS_WITH_FORMAT: &str = "axrw";
+
+/// Whether `ps_args` has a format list (`-o`, `o`, `-O`, `O`, `--format`).
+fn has_format_list(ps_args: &str) -> bool {
+    ps_args.split(' ').any(|word| {
+        if let Some(long) = word.strip_prefix("--") {
+            long == "format" || long.starts_with("format=")
+        } else {
+            let letters = word.strip_prefix('-').unwrap_or(word);
+            letters.contains(['o', 'O'])
+        }
+    })
+}
+
 /// Checks `ps_args` against the grammar; the error says which word is refused and why.
 pub fn check(ps_args: &str) -> Result<(), String> {
     if ps_args.is_empty() {
         // The daemon's default, `-ef`.
         return Ok(());
     }
-    let mut words = ps_args.split(' ');
-    while let Some(word) = words.next() {
+    let (unix_letters, bsd_letters) = if has_format_list(ps_args) {
+        (UNIX_LETTERS_WITH_FORMAT, BSD_LETTERS_WITH_FORMAT)
+    } else {
+        (UNIX_LETTERS, BSD_LETTERS)
+    };
+    let mut after_format = false;
+    for word in ps_args.split(' ') {
+        if std::mem::take(&mut after_format) {
+            format_list(word)?;
+            continue;
+        }
         let format = if let Some(long) = word.strip_prefix("--") {
             long_option(long)?
         } else if let Some(unix) = word.strip_prefix('-') {
-            bundle(word, unix, UNIX_LETTERS, "UNIX")?
+            bundle(word, unix, unix_letters, "UNIX")?
         } else if word.is_empty() {
             return Err("an empty ps option (two blanks in a row) is refused".into());
         } else {
-            bundle(word, word, BSD_LETTERS, "BSD")?
+            bundle(word, word, bsd_letters, "BSD")?
         };
         match format {
             Format::None => {}
             Format::Inline(list) => format_list(list)?,
-            Format::Next => match words.next() {
-                Some(list) => format_list(list)?,
-                None => return Err(format!("ps option {word:?} needs a format list")),
-            },
+            Format::Next => after_format = true,
         }
+    }
+    if after_format {
+        return Err("a ps format option needs a format list".into());
     }
     Ok(())
 }
@@ -181,14 +210,14 @@ fn bundle<'a>(
             });
         }
         if !allowed.contains(c) {
-            let why = if c == 'e' {
-                " (BSD option e prints every process's environment)".to_owned()
+            let what = if c == 'e' && style == "BSD" {
+                "prints every process's environment".to_owned()
             } else {
-                String::new()
+                "is not one known not to show environments".to_owned()
             };
             return Err(format!(
-                "{style} ps option {c:?} in {word:?} is not one that cannot show \
-                 environments{why}; allowed: {allowed}, o/O with a format list"
+                "{style} ps option {c:?} in {word:?} {what} (allowed {style} options: \
+                 {allowed}, o/O with a format list)"
             ));
         }
     }
@@ -243,6 +272,8 @@ mod tests {
             "-eo pid,user,args",
             "o pid,comm",
             "axo pid=PID,comm=",
+            "-eo pid,args --forest",
+            "-eLo pid,args",
             "--forest",
             "--format pid,args",
             "--format=pid,%cpu",
@@ -281,6 +312,10 @@ mod tests {
             "-",
             " ",
             "-ef  aux",
+            "-ec -o pid,args",
+            "-f -o pid",
+            "aux o pid",
+            "-o pid -F",
             "-ef\taux",
             "--sort=pid",
             "-p 1",

@@ -88,6 +88,12 @@ fn builder_records_lose_values_keep_names() {
             "/bin/sh -c #(nop)  CMD [\"sh\"]",
         ),
         ("ENV K=hunter2", "ENV K=<redacted>"),
+        (
+            "/bin/sh -c #(nop)  ONBUILD ENV OB=hunter2",
+            "/bin/sh -c #(nop)  ONBUILD ENV OB=<redacted>",
+        ),
+        ("ONBUILD ARG A=hunter2", "ONBUILD ARG A=<redacted>"),
+        ("ONBUILD RUN make", "ONBUILD RUN make"),
         ("env K=hunter2", "env K=<redacted>"),
         ("ARG A=hunter2", "ARG A=<redacted>"),
         (
