@@ -435,10 +435,13 @@ fn plugin(doc: &mut Value) {
     }
 }
 
-/// A swarm `TaskSpec`: its container's `Env` and mounts, its log driver's options.
+/// A swarm `TaskSpec`: its container's (or plugin's) `Env`, its mounts, its log driver's
+/// options.
 fn task_spec(spec: &mut Value) {
-    if let Some(env) = at(spec, &["ContainerSpec", "Env"]) {
-        env_list(env);
+    for runtime in ["ContainerSpec", "PluginSpec"] {
+        if let Some(env) = at(spec, &[runtime, "Env"]) {
+            env_list(env);
+        }
     }
     mounts(at(spec, &["ContainerSpec", "Mounts"]));
     if let Some(opts) = at(spec, &["LogDriver", "Options"]) {

@@ -180,6 +180,7 @@ fn service_and_task_specs() {
             "Mounts": [{"Type": "volume", "Source": "v", "Target": "/v",
                 "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"o": "password=hunter2"}}}}]},
         "LogDriver": {"Name": "splunk", "Options": {"splunk-token": "hunter2"}},
+        "PluginSpec": {"Name": "p", "Env": ["KEY=hunter2"]},
         "ForceUpdate": 0
     });
     let mut services = serde_json::json!([{

@@ -223,8 +223,8 @@ pub enum Answer {
     Volume,
     /// Plugin inspect or list: `Settings.Env`.
     Plugin,
-    /// Service inspect or list: the task template's `ContainerSpec.Env`, log driver options
-    /// and volume driver options (in `Spec` and `PreviousSpec`).
+    /// Service inspect or list: the task template's `ContainerSpec.Env` and `PluginSpec.Env`,
+    /// log driver options and volume driver options (in `Spec` and `PreviousSpec`).
     Service,
     /// Task inspect or list: the same in the task's `Spec`.
     Task,
