@@ -665,6 +665,38 @@ nofile = 1024
     }
 
     #[test]
+    fn top_that_would_print_environments_is_refused_naming_redact_env() {
+        let e = run(
+            Some("ro"),
+            "GET",
+            "/v1.41/containers/x/top?ps_args=aux%20e",
+            None,
+        );
+        assert_eq!(e.decision, "deny");
+        assert_eq!(e.rule.as_deref(), Some("read-only.redact_env"));
+        assert!(e.reason.contains("?ps_args"), "{e:?}");
+        let c = change(&e);
+        assert!(
+            c.text
+                .starts_with("set redact_env = false in [policy.NAME]"),
+            "{c:?}"
+        );
+        assert!(c.dangerous, "{c:?}");
+        for ok in [
+            "",
+            "?ps_args=-ef",
+            "?ps_args=aux",
+            "?ps_args=-o%20pid%2Cargs",
+        ] {
+            let e = run(Some("ro"), "GET", &format!("/containers/x/top{ok}"), None);
+            assert_eq!(e.decision, "allow", "{ok}: {e:?}");
+        }
+        // A policy without redact_env runs any ps options, as before.
+        let e = run(Some("ci"), "GET", "/containers/x/top?ps_args=aux", None);
+        assert_eq!(e.decision, "allow", "{e:?}");
+    }
+
+    #[test]
     fn policy_refusals_say_what_to_add_or_remove() {
         // Not allowed: the allow entry, in the policy's own table.
         let e = run(Some("ci"), "GET", "/v1.43/images/x/get", None);

@@ -1219,3 +1219,48 @@ fn every_inspector_reads_exactly_one_operation_and_hijacks_match_the_table() {
         }
     }
 }
+
+#[test]
+fn image_writes_and_redactions_are_table_facts() {
+    let writers: BTreeSet<&str> = OPERATION_TABLE
+        .iter()
+        .filter(|i| i.writes_image.is_some())
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        writers,
+        BTreeSet::from([
+            "container.commit",
+            "image.build",
+            "image.import",
+            "image.load",
+            "image.tag"
+        ])
+    );
+    // Every read the read-only profile opens whose answer can carry a secret redacts it.
+    for name in [
+        "container.inspect",
+        "container.top",
+        "image.inspect",
+        "image.history",
+        "volume.list",
+        "volume.inspect",
+        "service.list",
+        "service.inspect",
+        "task.list",
+        "task.inspect",
+        "plugin.list",
+        "plugin.inspect",
+        "system.events",
+        "system.df",
+        "exec.inspect",
+    ] {
+        let info = operation_info(name).unwrap();
+        assert!(info.redacts.is_some(), "{name}");
+        assert_eq!(info.access, Access::Read, "{name}");
+    }
+    assert_eq!(
+        operation_info("system.events").unwrap().redacts,
+        Some(Redaction::Events)
+    );
+}
