@@ -756,3 +756,46 @@ fn tag_build_commit_import_and_load_cannot_write_a_trusted_name() {
         Some(trusted_id.as_str())
     );
 }
+
+/// The Debian CLI's BuildKit build under the ci profile: the session's h2c upgrade is refused,
+/// the CLI shows only `received 403`, and sockwarden's log says why at warn level.
+#[test]
+fn buildkit_session_refusal_the_cli_cannot_show_is_logged() {
+    let clean = Cleanup::new();
+    let p = names_proxy();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nLABEL x=1\n", test_image()),
+    )
+    .unwrap();
+    let tag = clean.image("sec-bk");
+    let out = p
+        .docker()
+        .bin(OLD_CLI)
+        .env("DOCKER_BUILDKIT", "1")
+        .env("BUILDKIT_PROGRESS", "plain")
+        .timeout(Duration::from_secs(120))
+        .run(&["build", "-t", &tag, ctx.path().to_str().unwrap()]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{shown}");
+    assert!(
+        !shown.contains("no rule allows build.session"),
+        "the CLI could show the reason after all: {shown}"
+    );
+    let line = support::wait_for(T, || {
+        p.log_text()
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains("h2c upgrade refused"))
+            .map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("no warn line; CLI said {shown}\n{}", p.log_text()));
+    assert!(
+        line.contains("build.session") && line.contains("policy ci-names"),
+        "{line}"
+    );
+}
