@@ -751,6 +751,32 @@ fn tag_build_commit_import_and_load_cannot_write_a_trusted_name() {
         ]);
         assert_eq!(out, "still-runs");
     }
+    // The API directly, at old and new versions, with the name split and spelled differently.
+    let image = test_image();
+    let repo = image.rsplit_once(':').map_or(image.as_str(), |(r, _)| r);
+    let tag = image.rsplit_once(':').map_or("latest", |(_, t)| t);
+    for version in ["/v1.24", "/v1.41", ""] {
+        for query in [
+            format!("repo={repo}&tag={tag}"),
+            format!("repo=docker.io%2Flibrary%2F{repo}&tag={tag}"),
+            format!("repo={repo}%3Aother&tag={tag}"),
+            format!("repo={image}"),
+            format!("tag={tag}&repo=index.docker.io/library/{repo}"),
+            format!("repo={repo}&repo=unrelated&tag={tag}"),
+        ] {
+            let target = format!("{version}/images/{other}/tag?{query}");
+            let req = format!(
+                "POST {target} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let resp = http_request(&p.socket, req.as_bytes(), T).unwrap();
+            let resp = String::from_utf8_lossy(&resp).into_owned();
+            assert!(resp.starts_with("HTTP/1.1 403"), "{target}: {resp}");
+            assert!(
+                resp.contains("allow_writing_run_images"),
+                "{target}: {resp}"
+            );
+        }
+    }
     assert_eq!(
         image_id(&test_image()).as_deref(),
         Some(trusted_id.as_str())
