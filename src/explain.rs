@@ -194,6 +194,16 @@ fn inspects_body(operation: &str) -> bool {
 
 /// Runs the inspection on `body` and records the outcome.
 fn judge(out: &mut Explanation, authorized: &Authorized, body: &[u8]) {
+    // An answer that could not be redacted is refused first, in either mode (as the redaction
+    // layer does).
+    if let Some(violation) = crate::redact::layer::violation(authorized) {
+        let change = inspection_change(authorized, &violation);
+        refused(out, crate::redact::layer::refusal(authorized, violation));
+        if out.change.is_none() {
+            out.change = change;
+        }
+        return;
+    }
     match crate::inspect::layer::check_violation(authorized, body) {
         Ok(_) if authorized.would_deny => out.decision = "would-deny",
         Ok(_) => out.decision = "allow",
@@ -398,6 +408,22 @@ fn inspection_change(authorized: &Authorized, violation: &Violation) -> Option<C
             violation
         )));
     };
+    if setting == "redact_env" {
+        let table = if policy.builtin_profile {
+            "[policy.NAME]".to_owned()
+        } else {
+            format!("[policy.{}]", policy.name)
+        };
+        return Some(
+            Change::setting(
+                format!("set redact_env = false in {table}"),
+                &table,
+                setting,
+                Some("false".into()),
+            )
+            .danger(dangerous_setting(setting, violation)),
+        );
+    }
     let section = crate::inspect::layer::section(authorized.operation.name);
     let table = if policy.builtin_profile {
         format!("[policy.NAME.{section}]")
@@ -506,6 +532,14 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
     ("allow_buildkit", "BuildKit's session is opaque to inspection"),
     ("allow_driver_opts", "a local volume with o=bind is a host bind"),
     ("names", "plugins run as root on the host"),
+    (
+        "redact_env",
+        "answers then carry environments, tokens and passwords (process environments in top)",
+    ),
+    (
+        "allow_writing_run_images",
+        "a client can put any content under a name the images allowlist trusts, and run it",
+    ),
     ("privileges", "plugin privileges are host access"),
 ];
 
@@ -628,6 +662,38 @@ nofile = 1024
         e.change
             .as_ref()
             .unwrap_or_else(|| panic!("no change: {e:?}"))
+    }
+
+    #[test]
+    fn top_that_would_print_environments_is_refused_naming_redact_env() {
+        let e = run(
+            Some("ro"),
+            "GET",
+            "/v1.41/containers/x/top?ps_args=aux%20e",
+            None,
+        );
+        assert_eq!(e.decision, "deny");
+        assert_eq!(e.rule.as_deref(), Some("read-only.redact_env"));
+        assert!(e.reason.contains("?ps_args"), "{e:?}");
+        let c = change(&e);
+        assert!(
+            c.text
+                .starts_with("set redact_env = false in [policy.NAME]"),
+            "{c:?}"
+        );
+        assert!(c.dangerous, "{c:?}");
+        for ok in [
+            "",
+            "?ps_args=-ef",
+            "?ps_args=aux",
+            "?ps_args=-o%20pid%2Cargs",
+        ] {
+            let e = run(Some("ro"), "GET", &format!("/containers/x/top{ok}"), None);
+            assert_eq!(e.decision, "allow", "{ok}: {e:?}");
+        }
+        // A policy without redact_env runs any ps options, as before.
+        let e = run(Some("ci"), "GET", "/containers/x/top?ps_args=aux", None);
+        assert_eq!(e.decision, "allow", "{e:?}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod container;
 pub mod defaults;
 pub mod docker_json;
 pub mod exec;
+pub mod image_names;
 pub mod layer;
 pub mod network;
 pub mod plugin;

@@ -107,8 +107,38 @@ where
                 "sockwarden: not ready",
             ))));
         }
+        let h2c = asks_for_h2c(request.headers());
         let future = self.inner.call(request);
-        Box::pin(async move { Ok(rescue(future.await)) })
+        Box::pin(async move {
+            let response = rescue(future.await);
+            if h2c {
+                warn_refused_h2c(&response);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Whether a request asks to upgrade to h2c (BuildKit's `/session` and `/grpc`).
+fn asks_for_h2c(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("h2c"))
+        })
+    })
+}
+
+/// A client whose h2c upgrade fails shows only the status (`unable to upgrade to h2c,
+/// received 403`), never sockwarden's message: the refusal and its reason go to the log at
+/// warn level, inside the request's span.
+fn warn_refused_h2c(response: &Response<ProxyBody>) {
+    if let Some(error) = response.extensions().get::<ProxyError>() {
+        tracing::warn!(
+            status = response.status().as_u16(),
+            reason = %error,
+            "h2c upgrade refused (the client shows only the status)"
+        );
     }
 }
 

@@ -416,6 +416,12 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(peer, error = %crate::error::chain(&e), "connection ended with an error");
+        let error = crate::error::chain(&e);
+        if e.is_parse_version_h2() {
+            // An HTTP/2 client (prior knowledge) gets no HTTP/1.1 answer it could show.
+            tracing::warn!(peer, error = %error, "HTTP/2 connection refused: sockwarden speaks HTTP/1.1");
+        } else {
+            tracing::debug!(peer, error = %error, "connection ended with an error");
+        }
     }
 }

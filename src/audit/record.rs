@@ -179,6 +179,8 @@ fn redacted_query(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
     for (name, value) in pairs {
         let value = if redact::secret_name(name) {
             redact::query_value(name, value)
+        } else if redact::secret_values(name) {
+            redact::changes_value(value)
         } else {
             value.clone()
         };

@@ -11,7 +11,7 @@ mod query;
 mod sizes;
 mod users;
 
-pub(crate) use images::{image_matches, normalize_image};
+pub(crate) use images::{image_matches, normalize_image, ImageRef};
 pub(crate) use json::{
     array, boolean, canon, deny, deny_rule, int, int64, object, parse_body, set_keys, str_list,
     str_map, str_slice, string, strukt,

@@ -32,7 +32,7 @@ use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
 use crate::reach;
 use crate::refusal::{Refusal, RefusalKind};
-use crate::route::{escape_object, BodyUse, Inspector, OperationInfo};
+use crate::route::{escape_object, BodyUse, Inspector, OperationInfo, Section};
 
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
 pub const INSPECT_LIMIT: usize = 1 << 20;
@@ -53,6 +53,16 @@ enum Check {
 /// What to inspect for an operation, from its entry in the operation table; `None` when its
 /// body streams to the daemon untouched (or it has none).
 fn check_for(info: &OperationInfo, body_known_empty: bool) -> Option<Check> {
+    let check = body_check(info, body_known_empty);
+    // An operation that writes an image name has its query checked even when its body
+    // streams (commit, import, load) or must be empty (tag).
+    if check.is_none() && info.writes_image.is_some() {
+        return Some(Check::Query);
+    }
+    check
+}
+
+fn body_check(info: &OperationInfo, body_known_empty: bool) -> Option<Check> {
     match info.body {
         BodyUse::Inspected(Inspector::ContainerStart) => Some(Check::NoBody),
         BodyUse::Inspected(inspector) if !inspector.reads_body() => Some(Check::Query),
@@ -102,12 +112,28 @@ pub fn check_violation(
     if !authorized.policy.inspection {
         return Ok(None);
     }
-    let Some(inspector) = authorized.operation.info.inspector() else {
-        return Ok(None);
-    };
+    let info = authorized.operation.info;
     let rules = &authorized.policy.inspect;
     let query = authorized.normalized.query.pairs();
-    let result = match inspector {
+    let summary = match info.inspector() {
+        Some(inspector) => Some(run_inspector(authorized, inspector, body)?),
+        None => None,
+    };
+    if let Some(write) = info.writes_image {
+        let written = inspect::image_names::check(write, query, &rules.build, &rules.container)?;
+        return Ok(Some(summary.unwrap_or(written)));
+    }
+    Ok(summary)
+}
+
+fn run_inspector(
+    authorized: &Authorized,
+    inspector: Inspector,
+    body: &[u8],
+) -> Result<inspect::Summary, inspect::Violation> {
+    let rules = &authorized.policy.inspect;
+    let query = authorized.normalized.query.pairs();
+    match inspector {
         Inspector::ContainerCreate => inspect::container_create(body, query, &rules.container),
         Inspector::ContainerUpdate => inspect::container_update(body, &rules.container),
         Inspector::ContainerStart => {
@@ -127,16 +153,19 @@ pub fn check_violation(
             authorized.operation.object.as_deref(),
             &rules.plugin,
         ),
-    };
-    result.map(Some)
+    }
 }
 
-/// The policy section whose settings decide an operation's inspection (`container` for an
-/// operation nothing inspects), from the operation table.
+/// The policy section whose settings decide an operation's inspection (`build` for one that
+/// only writes image names, `container` for an operation nothing inspects), from the
+/// operation table.
 pub fn section(operation: &str) -> &'static str {
-    crate::route::operation_info(operation)
-        .and_then(|info| info.inspector())
-        .map_or("container", |inspector| inspector.section().as_str())
+    let info = crate::route::operation_info(operation);
+    match info.and_then(|info| info.inspector()) {
+        Some(inspector) => inspector.section().as_str(),
+        None if info.is_some_and(|i| i.writes_image.is_some()) => Section::Build.as_str(),
+        None => Section::Container.as_str(),
+    }
 }
 
 /// Adds [`Inspect`] in front of a service; `lookup` reads the daemon's state for the checks
@@ -345,6 +374,10 @@ async fn inspect_request(
                 authorized.operation.name,
                 bytes.len()
             )));
+        }
+        // A tag writes an image name: its query is checked too.
+        if authorized.operation.info.writes_image.is_some() {
+            judge(authorized, trail.as_deref(), &[])?;
         }
         return Ok(Request::from_parts(parts, body::empty()));
     }

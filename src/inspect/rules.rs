@@ -340,6 +340,11 @@ pub struct BuildRules {
     pub tags: Vec<String>,
     /// Label keys only the proxy may set (`labels` parameter).
     pub reserved_labels: Vec<String>,
+    /// Allow tag, build (`t`), commit, import and load to write an image name that
+    /// `[policy.NAME.container] images` allows to run. Off: such a write is refused, so no
+    /// client can put its own content under a name the allowlist trusts (`docker tag evil
+    /// busybox`). Without an `images` list there is nothing to protect and this is not read.
+    pub allow_writing_run_images: bool,
     /// Accept query parameters unknown to this inspector.
     pub allow_unknown_params: bool,
 }
@@ -360,6 +365,7 @@ impl Default for BuildRules {
             max_cpu_shares: None,
             tags: Vec::new(),
             reserved_labels: Vec::new(),
+            allow_writing_run_images: false,
             allow_unknown_params: false,
         }
     }

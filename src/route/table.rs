@@ -193,6 +193,67 @@ pub struct Creates {
     pub query: Option<&'static str>,
 }
 
+/// The secret values an operation's answer can carry, and how a policy with `redact_env` keeps
+/// them from the client (the rules themselves are in `crate::redact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redaction {
+    /// A JSON answer (one object or a list of them) of this shape: the values are replaced,
+    /// names and shape stay.
+    Answer(Answer),
+    /// A stream of JSON events, one per line: each is rewritten as it passes (exec command
+    /// lines in `exec_create: ...` actions).
+    Events,
+    /// `ps` output cannot be redacted (an environment is not told apart from arguments in it):
+    /// the request's `ps_args` must name only `ps` options that cannot show environments.
+    PsArgs,
+}
+
+/// The shape of a JSON answer whose secret values are redacted (see [`Redaction::Answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Container inspect: `Config.Env`, `HostConfig.LogConfig.Config`, volume driver options
+    /// of `HostConfig.Mounts`.
+    Container,
+    /// Image inspect: `Env`, and `ENV`/`ARG` values in the builder's `Cmd` records and
+    /// `OnBuild`, of `Config` and `ContainerConfig`.
+    Image,
+    /// Image history: `ENV`/`ARG` and build-argument values in `CreatedBy`.
+    History,
+    /// Volume inspect, or a volume list (`{"Volumes": [...]}`): `Options` values.
+    Volume,
+    /// Plugin inspect or list: `Settings.Env`.
+    Plugin,
+    /// Service inspect or list: the task template's `ContainerSpec.Env` and `PluginSpec.Env`,
+    /// log driver options and volume driver options (in `Spec` and `PreviousSpec`).
+    Service,
+    /// Task inspect or list: the same in the task's `Spec`.
+    Task,
+    /// `GET /system/df`: volumes' `Options`, build cache descriptions.
+    DiskUsage,
+    /// Exec inspect: the command's arguments.
+    Exec,
+}
+
+/// Where an operation writes an image name, for the build `tags` rules and the names the
+/// container `images` allowlist trusts (see `crate::inspect::image_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritesImage {
+    /// A reference in `repo` with an optional separate `tag`, read as the daemon's
+    /// `RepoTagReference` (`tag`, when given, replaces a tag in `repo`).
+    RepoTag {
+        /// The parameter holding the repository (and maybe a tag).
+        repo: &'static str,
+        /// The parameter holding the tag.
+        tag: &'static str,
+    },
+    /// Every value of this repeatable parameter is a reference (build `t`; BuildKit's image
+    /// outputs name more).
+    References(&'static str),
+    /// The names are inside the streamed body, which sockwarden does not read (`image.load`:
+    /// the archive's `manifest.json` and `repositories`).
+    InBody,
+}
+
 /// One named operation and every fixed fact about it: the one table the guardrails, the
 /// inspection dispatch, the redaction, the audit record, `audit suggest`, `operations` and
 /// `explain` read.
@@ -219,8 +280,10 @@ pub struct OperationInfo {
     pub reaches: bool,
     /// What it creates, for the audit record.
     pub creates: Option<Creates>,
-    /// Whether its answer carries container environments (`Env`), redacted under `redact_env`.
-    pub redacts_env: bool,
+    /// Which secret values its answer can carry, redacted (or refused) under `redact_env`.
+    pub redacts: Option<Redaction>,
+    /// Where it writes an image name, if it does.
+    pub writes_image: Option<WritesImage>,
 }
 
 impl OperationInfo {
@@ -273,8 +336,17 @@ impl OperationInfo {
         self
     }
 
-    const fn redacts_env(mut self) -> Self {
-        self.redacts_env = true;
+    const fn redacts(mut self, redaction: Redaction) -> Self {
+        self.redacts = Some(redaction);
+        self
+    }
+
+    const fn redacts_answer(self, answer: Answer) -> Self {
+        self.redacts(Redaction::Answer(answer))
+    }
+
+    const fn writes_image(mut self, write: WritesImage) -> Self {
+        self.writes_image = Some(write);
         self
     }
 }
@@ -291,7 +363,8 @@ const fn op(name: &'static str, access: Access, routes: &'static str) -> Operati
         object: None,
         reaches: false,
         creates: None,
-        redacts_env: false,
+        redacts: None,
+        writes_image: None,
     }
 }
 
@@ -352,9 +425,10 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .creates(ObjectKind::Container, Some("name")),
     op("container.inspect", R, "GET /containers/{name}/json")
         .names(ObjectKind::Container)
-        .redacts_env(),
+        .redacts_answer(Answer::Container),
     op("container.top", R, "GET /containers/{name}/top")
-        .names(ObjectKind::Container),
+        .names(ObjectKind::Container)
+        .redacts(Redaction::PsArgs),
     op("container.logs", R, "GET /containers/{name}/logs")
         .names(ObjectKind::Container),
     op("container.stats", R, "GET /containers/{name}/stats")
@@ -418,7 +492,8 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("container.commit", W, "POST /commit")
         .dangerous_because("turns a container's files into an image")
         .streams_body()
-        .creates(ObjectKind::Image, Some("repo")),
+        .creates(ObjectKind::Image, Some("repo"))
+        .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
     op("container.copy", R, "POST /containers/{name}/copy (API < 1.24)")
         .dangerous_because("reads files out of a container (legacy API)")
         .names(ObjectKind::Container)
@@ -447,41 +522,47 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("exec.resize", W, "POST /exec/{id}/resize")
         .names(ObjectKind::Exec),
     op("exec.inspect", R, "GET /exec/{id}/json")
-        .names(ObjectKind::Exec),
+        .names(ObjectKind::Exec)
+        .redacts_answer(Answer::Exec),
     op("image.list", R, "GET /images/json"),
     op("image.search", R, "GET /images/search"),
     op("image.save", R, "GET /images/get, GET /images/{name}/get")
         .dangerous_because("exports images, layers and all")
         .names(ObjectKind::Image),
     op("image.history", R, "GET /images/{name}/history")
-        .names(ObjectKind::Image),
+        .names(ObjectKind::Image)
+        .redacts_answer(Answer::History),
     op("image.inspect", R, "GET /images/{name}/json")
         .names(ObjectKind::Image)
-        .redacts_env(),
+        .redacts_answer(Answer::Image),
     op("image.attestations", R, "GET /images/{name}/attestations (API 1.55)")
         .names(ObjectKind::Image),
     op("image.load", W, "POST /images/load")
         .dangerous_because("loads arbitrary image content and retags silently")
-        .streams_body(),
+        .streams_body()
+        .writes_image(WritesImage::InBody),
     op("image.pull", W, "POST /images/create?fromImage=... (no fromSrc)")
         .creates(ObjectKind::Image, Some("fromImage")),
     op("image.import", W, "POST /images/create otherwise (fromSrc=...)")
         .dangerous_because("imports an arbitrary root filesystem (or fetches a URL)")
         .streams_body()
-        .creates(ObjectKind::Image, Some("repo")),
+        .creates(ObjectKind::Image, Some("repo"))
+        .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
     op("image.push", W, "POST /images/{name}/push")
         .dangerous_because("sends images to a registry")
         .names(ObjectKind::Image),
     op("image.tag", W, "POST /images/{name}/tag")
         .dangerous_because("can re-point a name others use (busybox:latest) at any image")
-        .names(ObjectKind::Image),
+        .names(ObjectKind::Image)
+        .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
     op("image.prune", W, "POST /images/prune"),
     op("image.delete", W, "DELETE /images/{name}")
         .names(ObjectKind::Image),
     op("image.build", W, "POST /build")
         .dangerous_because("runs build steps and makes the daemon fetch remote contexts")
         .inspected_by(Inspector::Build)
-        .creates(ObjectKind::Image, Some("t")),
+        .creates(ObjectKind::Image, Some("t"))
+        .writes_image(WritesImage::References("t")),
     op("build.prune", W, "POST /build/prune"),
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
@@ -491,10 +572,12 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH)")
         .hijacks(Hijack::Grpc),
     op("system.ping", R, "GET /_ping, HEAD /_ping"),
-    op("system.events", R, "GET /events"),
+    op("system.events", R, "GET /events")
+        .redacts(Redaction::Events),
     op("system.info", R, "GET /info"),
     op("system.version", R, "GET /version"),
-    op("system.df", R, "GET /system/df"),
+    op("system.df", R, "GET /system/df")
+        .redacts_answer(Answer::DiskUsage),
     op("system.auth", W, "POST /auth")
         .dangerous_because("makes the daemon log in to a registry of the client's choosing")
         .streams_body(),
@@ -502,9 +585,11 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("system.debug", R, "any method /debug/vars, /debug/pprof/, /debug/pprof/{name}")
         .dangerous_because("exposes the daemon's profiler and internal state")
         .streams_body(),
-    op("volume.list", R, "GET /volumes"),
+    op("volume.list", R, "GET /volumes")
+        .redacts_answer(Answer::Volume),
     op("volume.inspect", R, "GET /volumes/{name}")
-        .names(ObjectKind::Volume),
+        .names(ObjectKind::Volume)
+        .redacts_answer(Answer::Volume),
     op("volume.create", W, "POST /volumes/create")
         .inspected_by(Inspector::VolumeCreate)
         .creates(ObjectKind::Volume, None),
@@ -548,9 +633,11 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("swarm.unlock", W, "POST /swarm/unlock")
         .dangerous_because("handles the swarm unlock key")
         .streams_body(),
-    op("service.list", R, "GET /services"),
+    op("service.list", R, "GET /services")
+        .redacts_answer(Answer::Service),
     op("service.inspect", R, "GET /services/{id}")
-        .names(ObjectKind::Service),
+        .names(ObjectKind::Service)
+        .redacts_answer(Answer::Service),
     op("service.create", W, "POST /services/create")
         .dangerous_because("runs containers on every node of a swarm (their spec is inspected, but a swarm reaches other hosts)")
         .inspected_by(Inspector::ServiceCreate)
@@ -573,9 +660,11 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .dangerous_because("changes node roles and placement")
         .streams_body()
         .names(ObjectKind::Node),
-    op("task.list", R, "GET /tasks"),
+    op("task.list", R, "GET /tasks")
+        .redacts_answer(Answer::Task),
     op("task.inspect", R, "GET /tasks/{id}")
-        .names(ObjectKind::Task),
+        .names(ObjectKind::Task)
+        .redacts_answer(Answer::Task),
     op("task.logs", R, "GET /tasks/{id}/logs")
         .names(ObjectKind::Task),
     op("secret.list", R, "GET /secrets"),
@@ -604,9 +693,11 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .dangerous_because("writes swarm configs")
         .streams_body()
         .names(ObjectKind::Config),
-    op("plugin.list", R, "GET /plugins"),
+    op("plugin.list", R, "GET /plugins")
+        .redacts_answer(Answer::Plugin),
     op("plugin.inspect", R, "GET /plugins/{name}/json")
-        .names(ObjectKind::Plugin),
+        .names(ObjectKind::Plugin)
+        .redacts_answer(Answer::Plugin),
     op("plugin.privileges", R, "GET /plugins/privileges"),
     op("plugin.delete", W, "DELETE /plugins/{name}")
         .dangerous_because("removes plugins")

@@ -1254,3 +1254,48 @@ fn reaching_operations_name_a_container_or_an_exec() {
         assert!(info.reaches, "{}", info.name);
     }
 }
+
+#[test]
+fn image_writes_and_redactions_are_table_facts() {
+    let writers: BTreeSet<&str> = OPERATION_TABLE
+        .iter()
+        .filter(|i| i.writes_image.is_some())
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        writers,
+        BTreeSet::from([
+            "container.commit",
+            "image.build",
+            "image.import",
+            "image.load",
+            "image.tag"
+        ])
+    );
+    // Every read the read-only profile opens whose answer can carry a secret redacts it.
+    for name in [
+        "container.inspect",
+        "container.top",
+        "image.inspect",
+        "image.history",
+        "volume.list",
+        "volume.inspect",
+        "service.list",
+        "service.inspect",
+        "task.list",
+        "task.inspect",
+        "plugin.list",
+        "plugin.inspect",
+        "system.events",
+        "system.df",
+        "exec.inspect",
+    ] {
+        let info = operation_info(name).unwrap();
+        assert!(info.redacts.is_some(), "{name}");
+        assert_eq!(info.access, Access::Read, "{name}");
+    }
+    assert_eq!(
+        operation_info("system.events").unwrap().redacts,
+        Some(Redaction::Events)
+    );
+}

@@ -1170,3 +1170,21 @@ fn the_fixture_logs_legacy_violations_read_structured() {
         "{violations:?}"
     );
 }
+
+#[test]
+fn a_refused_write_onto_a_run_image_suggests_the_setting_in_build() {
+    let mut tag = request("image.tag", "POST", "/images/x/tag", "deny");
+    tag.query.insert("repo".into(), vec!["busybox".into()]);
+    tag.violations = vec![
+        "?repo: docker.io/library/busybox:latest is an image the policy allows to run (images); \
+         writing it would let any content run under that name (allow_writing_run_images)"
+            .into(),
+    ];
+    let (text, _) = suggested(&[tag]);
+    let b = policy_table(&text)["build"].as_table().unwrap().clone();
+    assert_eq!(
+        b["allow_writing_run_images"].as_bool(),
+        Some(true),
+        "{text}"
+    );
+}

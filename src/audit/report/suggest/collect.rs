@@ -20,12 +20,17 @@ pub(super) fn defaults(section: &str) -> toml::Table {
 }
 
 /// The section whose settings decide an operation's inspection, from the operation table;
-/// `None` for an operation nothing inspects, or whose section (`plugin`) `suggest` does not
-/// write.
+/// `None` for an operation nothing inspects (and that writes no image name), or whose section
+/// (`plugin`) `suggest` does not write.
 pub(super) fn section_of(operation: &str) -> Option<&'static str> {
-    let section = crate::route::operation_info(operation)?
-        .inspector()?
-        .section();
+    let info = crate::route::operation_info(operation)?;
+    // An operation that only writes image names is decided by the build section (`tags`,
+    // `allow_writing_run_images`).
+    let section = match info.inspector() {
+        Some(inspector) => inspector.section(),
+        None if info.writes_image.is_some() => Inspected::Build,
+        None => return None,
+    };
     match section {
         Inspected::Plugin => None,
         Inspected::Container
