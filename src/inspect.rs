@@ -28,9 +28,12 @@ use std::fmt;
 
 pub mod build;
 pub mod container;
+pub mod context;
 pub mod defaults;
 pub mod docker_json;
+pub mod dockerfile;
 pub mod exec;
+pub mod fetch;
 pub mod layer;
 pub mod network;
 pub mod plugin;
@@ -39,7 +42,7 @@ pub mod samples;
 pub mod service;
 pub mod volume;
 
-mod common;
+pub(crate) mod common;
 mod table;
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub use normalize::{
 pub use operation::{classify, Operation};
 pub use query::Query;
 pub use table::{
-    operation_info, operation_names, Access, BodyUse, Creates, Inspector, ObjectKind,
+    operation_info, operation_names, Access, BodyUse, Creates, Fetch, Inspector, ObjectKind,
     OperationInfo, Section, OPERATIONS, OPERATION_TABLE, UNKNOWN,
 };
 

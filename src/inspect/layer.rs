@@ -25,6 +25,9 @@ use crate::policy::layer::Authorized;
 use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{BodyUse, Inspector, OperationInfo};
 
+mod context;
+pub mod fetch;
+
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
 pub const INSPECT_LIMIT: usize = 1 << 20;
 
@@ -39,6 +42,8 @@ enum Check {
     Query,
     /// An operation that takes no body got one that may not be empty: it must be.
     Empty,
+    /// Only what it makes the daemon fetch (its query or path); the body, if any, streams.
+    Fetch,
 }
 
 /// What to inspect for an operation, from its entry in the operation table; `None` when its
@@ -94,6 +99,7 @@ pub fn check_violation(
         return Ok(None);
     }
     let Some(inspector) = authorized.operation.info.inspector() else {
+        fetch_sources(authorized, None)?;
         return Ok(None);
     };
     let rules = &authorized.policy.inspect;
@@ -119,7 +125,54 @@ pub fn check_violation(
             &rules.plugin,
         ),
     };
-    result.map(Some)
+    let summary = result?;
+    fetch_sources(authorized, summary.image.as_deref())?;
+    Ok(Some(summary))
+}
+
+/// The sources an operation makes the daemon fetch from (see `route::Fetch`), with those
+/// forbidden by their text refused; returns the ones on DNS names, left to resolve.
+/// `image` is a service spec's image, as its inspector read it.
+fn fetch_sources(
+    authorized: &Authorized,
+    image: Option<&str>,
+) -> Result<Vec<inspect::fetch::Source>, inspect::Violation> {
+    let Some(kind) = authorized.operation.info.fetch else {
+        return Ok(Vec::new());
+    };
+    let sources = inspect::fetch::request_sources(
+        kind,
+        authorized.normalized.query.pairs(),
+        authorized.operation.object.as_deref(),
+        image,
+    )?;
+    inspect::fetch::check_literal(sources, &fetch::local_facts())
+}
+
+/// Resolves the DNS names an operation makes the daemon fetch from and refuses forbidden
+/// addresses (after [`check_violation`] passed). `image`: as for [`fetch_sources`].
+async fn judge_names(
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+    image: Option<&str>,
+) -> Result<(), ProxyError> {
+    if !authorized.policy.inspection {
+        return Ok(());
+    }
+    let checked = match fetch_sources(authorized, image) {
+        Ok(names) => fetch::check_names(&names, &fetch::local_facts()).await,
+        Err(violation) => Err(violation),
+    };
+    match checked {
+        Ok(()) => Ok(()),
+        Err(violation) if authorized.dry_run => {
+            if let Some(trail) = trail {
+                trail.note_inspection(None, Some((authorized.operation.name, violation)));
+            }
+            Ok(())
+        }
+        Err(violation) => Err(refusal(authorized, &violation)),
+    }
 }
 
 /// The policy section whose settings decide an operation's inspection (`container` for an
@@ -170,7 +223,13 @@ where
             .extensions()
             .get::<Authorized>()
             .filter(|a| a.policy.inspection)
-            .and_then(|a| check_for(a.operation.info, body_known_empty));
+            .and_then(|a| {
+                check_for(a.operation.info, body_known_empty).or(a
+                    .operation
+                    .info
+                    .fetch
+                    .map(|_| Check::Fetch))
+            });
         let Some(check) = check else {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
@@ -179,30 +238,66 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let request = inspect_request(request, check).await?;
-            inner.call(request).await.map_err(Into::into)
+            match inspect_request(request, check).await? {
+                Inspected::Ready(request) => inner.call(request).await.map_err(Into::into),
+                Inspected::Streaming(request, pump) => {
+                    // The context is read as it is forwarded; a refusal found on the way
+                    // wins over whatever the daemon answered to the broken body.
+                    let call = inner.call(request);
+                    let forwarded = async move { call.await.map_err(Into::<BoxError>::into) };
+                    let (response, refused) = tokio::join!(forwarded, pump);
+                    match refused {
+                        Some(refusal) => Err(refusal.into()),
+                        None => response,
+                    }
+                }
+            }
         })
     }
+}
+
+/// A request ready to forward, or one whose body is inspected while it is forwarded.
+enum Inspected {
+    Ready(Request<ProxyBody>),
+    Streaming(
+        Request<ProxyBody>,
+        Pin<Box<dyn Future<Output = Option<ProxyError>> + Send>>,
+    ),
 }
 
 /// Reads, checks and rebuilds the request, or refuses it.
 async fn inspect_request(
     request: Request<ProxyBody>,
     check: Check,
-) -> Result<Request<ProxyBody>, ProxyError> {
+) -> Result<Inspected, ProxyError> {
     let (parts, body) = request.into_parts();
     let Some(authorized) = parts.extensions.get::<Authorized>() else {
         return Err(ProxyError::BadRequest("request was not authorized".into()));
     };
     let trail = parts.extensions.get::<Arc<Trail>>().cloned();
-    if check == Check::Query {
-        if let Err(refusal) = judge(authorized, trail.as_deref(), &[]) {
+    if matches!(check, Check::Query | Check::Fetch) {
+        let judged = match check {
+            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|_| ()),
+            _ => Ok(()),
+        };
+        let judged = match judged {
+            Ok(()) => judge_names(authorized, trail.as_deref(), None).await,
+            Err(e) => Err(e),
+        };
+        if let Err(refusal) = judged {
             // The client may still be sending its body (a build context): read it first, as
             // every other refusal does, so that it reads the 403 instead of a broken pipe.
             body::drain_refused(body).await;
             return Err(refusal);
         }
-        return Ok(Request::from_parts(parts, body));
+        if context::scans(authorized) {
+            let (upstream, pump) = context::stream(body, authorized, trail);
+            return Ok(Inspected::Streaming(
+                Request::from_parts(parts, upstream),
+                Box::pin(pump),
+            ));
+        }
+        return Ok(Inspected::Ready(Request::from_parts(parts, body)));
     }
     let bytes = read_limited(body).await?;
     if check == Check::Empty {
@@ -213,7 +308,8 @@ async fn inspect_request(
                 bytes.len()
             )));
         }
-        return Ok(Request::from_parts(parts, body::empty()));
+        judge_names(authorized, trail.as_deref(), None).await?;
+        return Ok(Inspected::Ready(Request::from_parts(parts, body::empty())));
     }
     if check == Check::Body && !bytes.is_empty() {
         require_json(&parts.headers)?;
@@ -231,12 +327,16 @@ async fn inspect_request(
         }
         None => bytes,
     };
-    judge(authorized, trail.as_deref(), &bytes)?;
+    let image = judge(authorized, trail.as_deref(), &bytes)?;
+    judge_names(authorized, trail.as_deref(), image.as_deref()).await?;
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
-    Ok(Request::from_parts(parts, body::boxed(Full::new(bytes))))
+    Ok(Inspected::Ready(Request::from_parts(
+        parts,
+        body::boxed(Full::new(bytes)),
+    )))
 }
 
 /// The policy's enforced defaults (resource limits a create leaves unset) applied to the body:
@@ -253,19 +353,25 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
 /// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
 /// violation as a dry run's does (the error boundary notes the decision, rule and reason).
-fn judge(authorized: &Authorized, trail: Option<&Trail>, body: &[u8]) -> Result<(), ProxyError> {
+/// Returns the image the inspector read (a service's, for the fetch rule).
+fn judge(
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+    body: &[u8],
+) -> Result<Option<String>, ProxyError> {
     match check_violation(authorized, body) {
         Ok(summary) => {
+            let image = summary.as_ref().and_then(|s| s.image.clone());
             if let Some(trail) = trail {
                 trail.note_inspection(summary, None);
             }
-            Ok(())
+            Ok(image)
         }
         Err(violation) if authorized.dry_run => {
             if let Some(trail) = trail {
                 trail.note_inspection(None, Some((authorized.operation.name, violation)));
             }
-            Ok(())
+            Ok(None)
         }
         // The refusal carries the violation to the record (`Trail::note_error`).
         Err(violation) => Err(refusal(authorized, &violation)),
