@@ -488,10 +488,10 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("build.prune", W, "POST /build/prune"),
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH)")
+        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
         .hijacks(Hijack::Session),
     op("build.grpc", T, "POST /grpc")
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH)")
+        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
         .hijacks(Hijack::Grpc),
     op("system.ping", R, "GET /_ping, HEAD /_ping"),
     op("system.events", R, "GET /events"),
