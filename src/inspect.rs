@@ -17,6 +17,8 @@
 //! | `POST /build` (query only)          | [`build_query`]           | [`BuildRules`]   |
 //! | `POST /services/create`, `/{id}/update` | [`service_create`], [`service_update`] | [`ContainerRules`] |
 //! | `POST /plugins/pull`, `/{name}/upgrade` | [`plugin_pull`], [`plugin_upgrade`] | [`PluginRules`] |
+//! | `POST /build` (the context, as it streams) | [`context`], [`dockerfile`] | [`BuildRules`] |
+//! | every operation that fetches (`route::Fetch`) | [`fetch`]       | – (one rule)     |
 //!
 //! What the inspectors cannot do (needs I/O, left to the caller): resolve names to IDs and check
 //! ownership of images, volumes (`Summary::named_volumes`), networks (`Summary::networks`) and
