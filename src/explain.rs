@@ -528,8 +528,14 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
     ("runtimes", "another OCI runtime may not isolate the same way"),
     ("allow_unknown_config_fields", "fields the inspector does not know pass uninspected"),
     ("allow_unknown_params", "parameters the inspector does not know pass uninspected"),
-    ("allow_remote", "the daemon fetches URLs from the host's network"),
-    ("allow_buildkit", "BuildKit's session is opaque to inspection"),
+    (
+        "allow_remote",
+        "the daemon fetches URLs from the host's network (loopback and link-local hosts stay refused, but a URL may redirect there)",
+    ),
+    (
+        "allow_buildkit",
+        "BuildKit's session is opaque to inspection: its Dockerfile (ADD URLs, FROM images) is never seen, so the fetch rule cannot apply",
+    ),
     ("allow_driver_opts", "a local volume with o=bind is a host bind"),
     ("names", "plugins run as root on the host"),
     (

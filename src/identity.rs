@@ -18,6 +18,8 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use crate::listener::Peer;
 
+pub mod deputy;
+
 /// A `[[client]]` entry as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

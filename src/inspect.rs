@@ -17,6 +17,8 @@
 //! | `POST /build` (query only)          | [`build_query`]           | [`BuildRules`]   |
 //! | `POST /services/create`, `/{id}/update` | [`service_create`], [`service_update`] | [`ContainerRules`] |
 //! | `POST /plugins/pull`, `/{name}/upgrade` | [`plugin_pull`], [`plugin_upgrade`] | [`PluginRules`] |
+//! | `POST /build` (the context, as it streams) | [`context`], [`dockerfile`] | [`BuildRules`] |
+//! | every operation that fetches (`route::Fetch`) | [`fetch`]       | – (one rule)     |
 //!
 //! What the inspectors cannot do (needs I/O, left to the caller): resolve names to IDs and check
 //! ownership of images, volumes (`Summary::named_volumes`), networks (`Summary::networks`) and
@@ -30,9 +32,12 @@ use std::fmt;
 
 pub mod build;
 pub mod container;
+pub mod context;
 pub mod defaults;
 pub mod docker_json;
+pub mod dockerfile;
 pub mod exec;
+pub mod fetch;
 pub mod image_names;
 pub mod layer;
 pub mod network;
@@ -42,7 +47,7 @@ pub mod samples;
 pub mod service;
 pub mod volume;
 
-mod common;
+pub(crate) mod common;
 mod table;
 
 #[cfg(test)]

@@ -136,6 +136,9 @@ pub struct ConnInfo {
     pub slot: Option<Arc<crate::limits::ConnectionSlot>>,
     /// Set when the client was over its connection limit: every request is answered 429.
     pub over_limit: Option<usize>,
+    /// Set when the peer is the Docker daemon itself (or may be): the connection is never
+    /// attributed to a client, not even after a reload (`identity::deputy`).
+    pub from_daemon: bool,
 }
 
 /// An accepted connection of either kind.
@@ -147,6 +150,17 @@ pub enum Stream {
     Tcp(TcpStream),
     /// From a TLS listener, handshake done.
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Our side's address of a TCP or TLS connection.
+    pub fn local_tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Unix(_) => None,
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+        }
+    }
 }
 
 /// An accepted connection, possibly still owing its TLS handshake. The handshake runs in the

@@ -34,8 +34,9 @@ pub use normalize::{
 pub use operation::{classify, Operation};
 pub use query::Query;
 pub use table::{
-    operation_info, operation_names, Access, Answer, BodyUse, Creates, Inspector, ObjectKind,
-    OperationInfo, Redaction, Section, WritesImage, OPERATIONS, OPERATION_TABLE, UNKNOWN,
+    operation_info, operation_names, Access, Answer, BodyUse, Creates, Fetch, Inspector,
+    ObjectKind, OperationInfo, Redaction, Section, WritesImage, OPERATIONS, OPERATION_TABLE,
+    UNKNOWN,
 };
 
 /// The endpoints that take over the connection after the response head.

@@ -165,6 +165,8 @@ impl Server {
     /// configuration; SIGUSR1 reopens the audit file.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let drain = Drain::new();
+        // The fetch rule refuses sources that are these listeners (`inspect::fetch`).
+        crate::inspect::layer::fetch::set_own_listeners(self.tcp_addrs());
         let upstream = Upstream::new(&self.config.upstream)
             .map_err(|e| StartError::Upstream(e.to_string()))?;
         let audit = self.audit.clone();
@@ -199,6 +201,10 @@ impl Server {
             drain: drain.clone(),
             connections: Connections::default(),
             metrics: audit.metrics().clone(),
+            daemon_socket: match &self.config.upstream.addr {
+                crate::config::UpstreamAddr::Unix(path) => Some(path.clone()),
+                crate::config::UpstreamAddr::Tcp(_) => None,
+            },
         });
         for (name, listener) in self.listeners {
             tracing::info!(listener = %name, upstream = %self.config.upstream.addr, "listening");
@@ -282,6 +288,8 @@ struct Shared {
     drain: Drain,
     connections: Connections,
     metrics: Metrics,
+    /// The daemon's unix socket, to tell its own connections apart (`identity::deputy`).
+    daemon_socket: Option<std::path::PathBuf>,
 }
 
 /// Accepts on one listener until shutdown begins.
@@ -325,7 +333,12 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
     };
     let _open = shared.metrics.connection_opened(&name);
     let runtime = shared.live.current();
-    let client = runtime.identify(&name, &peer);
+    let from_daemon = daemon_origin(&stream, &peer, &name, &shared).await;
+    let client = if from_daemon.is_some() {
+        None
+    } else {
+        runtime.identify(&name, &peer)
+    };
     let limits = runtime.limits.settings(client.as_deref()).clone();
     let (slot, over_limit) = match &client {
         Some(c) => match shared.connections.try_open(c, limits.max_connections) {
@@ -334,7 +347,10 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         },
         None => (None, None),
     };
-    let evidence = Evidence::collect(&peer);
+    let mut evidence = Evidence::collect(&peer);
+    if let Some(Some(pid)) = from_daemon {
+        evidence.exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    }
     let info = ConnInfo {
         audit_fields: crate::audit::record::connection_fields(&name, &peer, &evidence),
         listener: name.clone(),
@@ -343,6 +359,7 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         generation: runtime.generation,
         slot,
         over_limit,
+        from_daemon: from_daemon.is_some(),
     };
     // Every diagnostic line of the connection, its requests and hijacked sessions says where
     // it came from and who it is.
@@ -370,6 +387,37 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         .await;
 }
 
+/// Whether a TCP peer is the Docker daemon itself (`Some(Some(pid))`), may be (`Some(None)`)
+/// or is not (`None`); see `identity::deputy`. Logged at warn level: a client made the daemon
+/// fetch from sockwarden.
+async fn daemon_origin(
+    stream: &Stream,
+    peer: &crate::listener::Peer,
+    listener: &str,
+    shared: &Shared,
+) -> Option<Option<i32>> {
+    use crate::identity::deputy::{tcp_origin, Origin};
+    let (crate::listener::Peer::Tcp(addr) | crate::listener::Peer::Tls { addr, .. }) = peer else {
+        return None;
+    };
+    let (local, socket) = (stream.local_tcp_addr()?, shared.daemon_socket.clone()?);
+    let addr = *addr;
+    let origin = tokio::task::spawn_blocking(move || tcp_origin(local, addr, &socket))
+        .await
+        .unwrap_or_else(|e| Origin::Unknown(format!("the lookup failed: {e}")));
+    match origin {
+        Origin::Other => None,
+        Origin::Daemon(pid) => {
+            tracing::warn!(listener, peer = %addr, daemon.pid = pid, "a connection from the Docker daemon itself (a fetch a client asked of it) is refused and attributed to no client");
+            Some(Some(pid))
+        }
+        Origin::Unknown(why) => {
+            tracing::warn!(listener, peer = %addr, reason = %why, "a connection that may come from the Docker daemon itself is refused and attributed to no client");
+            Some(None)
+        }
+    }
+}
+
 /// hyper's default read buffer limit (8 KiB + 400 KiB), kept unless a larger head is allowed.
 const DEFAULT_BUF: usize = 8192 + 4096 * 100;
 
@@ -389,8 +437,11 @@ async fn serve_connection(
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(body::boxed);
         let runtime = live.current();
-        // After a reload the peer is attributed again under the configuration in force.
-        let client = if runtime.generation == info.generation {
+        // After a reload the peer is attributed again under the configuration in force
+        // (the daemon's own connections never are).
+        let client = if info.from_daemon {
+            None
+        } else if runtime.generation == info.generation {
             info.client.clone()
         } else {
             runtime.identify(&info.listener, &info.peer)

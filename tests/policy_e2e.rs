@@ -695,7 +695,7 @@ fn read_only_clients_see_inspect_without_env_values() {
 // === swarm services and plugins, refused by inspection ===
 
 /// The `ci` profile with service and plugin writes acknowledged, so that they reach body
-/// inspection; plugins only from the unreachable registry `127.0.0.1:1`, with no privileges.
+/// inspection; plugins only from the unreachable registry `sw-nx.invalid:1` (not on this host: the fetch rule refuses a loopback registry), with no privileges.
 fn swarm_proxy() -> Proxy {
     let uid = current_uid();
     Proxy::start_with(
@@ -712,7 +712,7 @@ allow = ["service.create", "service.update", "plugin.pull", "plugin.upgrade", "p
 allow_dangerous = ["service.create", "service.update", "plugin.pull", "plugin.upgrade"]
 
 [policy.ci-swarm.plugin]
-names = ["127.0.0.1:1/sw/*", "sw-nx-plugin"]
+names = ["sw-nx.invalid:1/sw/*", "sw-nx-plugin"]
 "#
         ),
         &daemon_socket(),
@@ -835,7 +835,7 @@ fn service_mounts_are_inspected() {
         (
             "plugin runtime",
             "/services/create".into(),
-            r#"{"TaskTemplate":{"Runtime":"plugin","PluginSpec":{"Name":"p","Remote":"127.0.0.1:1/sw/p"}}}"#.into(),
+            r#"{"TaskTemplate":{"Runtime":"plugin","PluginSpec":{"Name":"p","Remote":"sw-nx.invalid:1/sw/p"}}}"#.into(),
             "TaskTemplate",
         ),
         (
@@ -961,7 +961,7 @@ fn plugin_install_privileges_are_inspected() {
     let _serial = serial();
     let proxy = swarm_proxy();
     let pull = |query: &str, body: &str| post_json(&format!("/plugins/pull?{query}"), body);
-    let remote = "remote=127.0.0.1%3A1%2Fsw%2Fplugin";
+    let remote = "remote=sw-nx.invalid%3A1%2Fsw%2Fplugin";
     let refused: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "host network",
@@ -1006,37 +1006,45 @@ fn plugin_install_privileges_are_inspected() {
         (
             "upgrade with privileges",
             post_json(
-                "/plugins/sw-nx-plugin/upgrade?remote=127.0.0.1%3A1%2Fsw%2Fplugin",
+                "/plugins/sw-nx-plugin/upgrade?remote=sw-nx.invalid%3A1%2Fsw%2Fplugin",
                 r#"[{"Name":"device","Value":["/dev/sda"]}]"#,
             ),
             "(privileges)",
         ),
     ];
     let legitimate: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("no privileges", pull(remote, "[]"), 500, "127.0.0.1:1"),
-        ("null privileges", pull(remote, "null"), 500, "127.0.0.1:1"),
+        ("no privileges", pull(remote, "[]"), 500, "sw-nx.invalid:1"),
+        (
+            "null privileges",
+            pull(remote, "null"),
+            500,
+            "sw-nx.invalid:1",
+        ),
         (
             "with an allowed alias",
-            pull(&format!("{remote}&name=127.0.0.1%3A1%2Fsw%2Fmine"), "[]"),
+            pull(
+                &format!("{remote}&name=sw-nx.invalid%3A1%2Fsw%2Fmine"),
+                "[]",
+            ),
             500,
-            "127.0.0.1:1",
+            "sw-nx.invalid:1",
         ),
         (
             "a tagged reference",
-            pull("remote=127.0.0.1%3A1%2Fsw%2Fplugin%3Av2", "[]"),
+            pull("remote=sw-nx.invalid%3A1%2Fsw%2Fplugin%3Av2", "[]"),
             500,
-            "127.0.0.1:1",
+            "sw-nx.invalid:1",
         ),
         (
             "whitespace in the body",
             pull(remote, " [ ] "),
             500,
-            "127.0.0.1:1",
+            "sw-nx.invalid:1",
         ),
         (
             "upgrade of an allowed plugin",
             post_json(
-                "/plugins/sw-nx-plugin/upgrade?remote=127.0.0.1%3A1%2Fsw%2Fplugin",
+                "/plugins/sw-nx-plugin/upgrade?remote=sw-nx.invalid%3A1%2Fsw%2Fplugin",
                 "[]",
             ),
             404,
@@ -1045,7 +1053,7 @@ fn plugin_install_privileges_are_inspected() {
         (
             "upgrade with a null body",
             post_json(
-                "/plugins/sw-nx-plugin/upgrade?remote=127.0.0.1%3A1%2Fsw%2Fplugin",
+                "/plugins/sw-nx-plugin/upgrade?remote=sw-nx.invalid%3A1%2Fsw%2Fplugin",
                 "null",
             ),
             404,
@@ -1055,13 +1063,13 @@ fn plugin_install_privileges_are_inspected() {
             "v1.41 prefix",
             post_json(&format!("/v1.41/plugins/pull?{remote}"), "[]"),
             500,
-            "127.0.0.1:1",
+            "sw-nx.invalid:1",
         ),
         (
             "empty name",
             pull(&format!("name=&{remote}"), "[]"),
             500,
-            "127.0.0.1:1",
+            "sw-nx.invalid:1",
         ),
     ];
     assert_eq!(refused.len(), legitimate.len());
@@ -1077,11 +1085,11 @@ fn plugin_install_privileges_are_inspected() {
         "plugin",
         "install",
         "--grant-all-permissions",
-        "127.0.0.1:1/sw/plugin",
+        "sw-nx.invalid:1/sw/plugin",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && !err.contains("sockwarden") && err.contains("127.0.0.1:1"),
+        !out.status.success() && !err.contains("sockwarden") && err.contains("sw-nx.invalid:1"),
         "{err}"
     );
 }

@@ -34,6 +34,9 @@ use crate::reach;
 use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{escape_object, BodyUse, Inspector, OperationInfo, Section};
 
+mod context;
+pub mod fetch;
+
 /// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
 pub const INSPECT_LIMIT: usize = 1 << 20;
 
@@ -48,6 +51,8 @@ enum Check {
     Query,
     /// An operation that takes no body got one that may not be empty: it must be.
     Empty,
+    /// Only what it makes the daemon fetch (its query or path); the body, if any, streams.
+    Fetch,
 }
 
 /// What to inspect for an operation, from its entry in the operation table; `None` when its
@@ -119,6 +124,7 @@ pub fn check_violation(
         Some(inspector) => Some(run_inspector(authorized, inspector, body)?),
         None => None,
     };
+    fetch_sources(authorized, summary.as_ref().and_then(|s| s.image.as_deref()))?;
     if let Some(write) = info.writes_image {
         let written = inspect::image_names::check(write, query, &rules.build, &rules.container)?;
         return Ok(Some(summary.unwrap_or(written)));
@@ -154,6 +160,42 @@ fn run_inspector(
             &rules.plugin,
         ),
     }
+}
+
+/// The sources an operation makes the daemon fetch from (see `route::Fetch`), with those
+/// forbidden by their text refused; returns the ones on DNS names, left to resolve.
+/// `image` is a service spec's image, as its inspector read it.
+fn fetch_sources(
+    authorized: &Authorized,
+    image: Option<&str>,
+) -> Result<Vec<inspect::fetch::Source>, inspect::Violation> {
+    let Some(kind) = authorized.operation.info.fetch else {
+        return Ok(Vec::new());
+    };
+    let sources = inspect::fetch::request_sources(
+        kind,
+        authorized.normalized.query.pairs(),
+        authorized.operation.object.as_deref(),
+        image,
+    )?;
+    inspect::fetch::check_literal(sources, &fetch::local_facts())
+}
+
+/// Resolves the DNS names an operation makes the daemon fetch from and refuses forbidden
+/// addresses (after [`check_violation`] passed). `image`: as for [`fetch_sources`].
+async fn judge_names(
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+    image: Option<&str>,
+) -> Result<(), ProxyError> {
+    if !authorized.policy.inspection {
+        return Ok(());
+    }
+    let checked = match fetch_sources(authorized, image) {
+        Ok(names) => fetch::check_names(&names, &fetch::local_facts()).await,
+        Err(violation) => Err(violation),
+    };
+    settle(authorized, trail, checked)
 }
 
 /// The policy section whose settings decide an operation's inspection (`build` for one that
@@ -222,7 +264,10 @@ where
             .extensions()
             .get::<Authorized>()
             .filter(|a| a.policy.inspection);
-        let check = inspected.and_then(|a| check_for(a.operation.info, body_known_empty));
+        let check = inspected.and_then(|a| {
+            check_for(a.operation.info, body_known_empty)
+                .or(a.operation.info.fetch.map(|_| Check::Fetch))
+        });
         let reaches = inspected.is_some_and(|a| a.operation.info.reaches);
         if check.is_none() && !reaches {
             let future = self.inner.call(request);
@@ -233,16 +278,30 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let lookup = self.lookup.clone();
         Box::pin(async move {
-            let request = match check {
+            let inspected = match check {
                 Some(check) => inspect_request(request, check, &lookup).await?,
-                None => request,
+                None => Inspected::Ready(request),
             };
-            let request = if reaches {
-                reach_request(request, &lookup).await?
-            } else {
-                request
+            let inspected = match inspected {
+                Inspected::Ready(request) if reaches => {
+                    Inspected::Ready(reach_request(request, &lookup).await?)
+                }
+                other => other,
             };
-            inner.call(request).await.map_err(Into::into)
+            match inspected {
+                Inspected::Ready(request) => inner.call(request).await.map_err(Into::into),
+                Inspected::Streaming(request, pump) => {
+                    // The context is read as it is forwarded; a refusal found on the way
+                    // wins over whatever the daemon answered to the broken body.
+                    let call = inner.call(request);
+                    let forwarded = async move { call.await.map_err(Into::<BoxError>::into) };
+                    let (response, refused) = tokio::join!(forwarded, pump);
+                    match refused {
+                        Some(refusal) => Err(refusal.into()),
+                        None => response,
+                    }
+                }
+            }
         })
     }
 }
@@ -346,25 +405,49 @@ fn address_by_id(
     Ok(())
 }
 
+/// A request ready to forward, or one whose body is inspected while it is forwarded.
+enum Inspected {
+    Ready(Request<ProxyBody>),
+    Streaming(
+        Request<ProxyBody>,
+        Pin<Box<dyn Future<Output = Option<ProxyError>> + Send>>,
+    ),
+}
+
 /// Reads, checks and rebuilds the request, or refuses it.
 async fn inspect_request(
     request: Request<ProxyBody>,
     check: Check,
     lookup: &Lookup,
-) -> Result<Request<ProxyBody>, ProxyError> {
+) -> Result<Inspected, ProxyError> {
     let (parts, body) = request.into_parts();
     let Some(authorized) = parts.extensions.get::<Authorized>() else {
         return Err(ProxyError::BadRequest("request was not authorized".into()));
     };
     let trail = parts.extensions.get::<Arc<Trail>>().cloned();
-    if check == Check::Query {
-        if let Err(refusal) = judge(authorized, trail.as_deref(), &[]) {
+    if matches!(check, Check::Query | Check::Fetch) {
+        let judged = match check {
+            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|_| ()),
+            _ => Ok(()),
+        };
+        let judged = match judged {
+            Ok(()) => judge_names(authorized, trail.as_deref(), None).await,
+            Err(e) => Err(e),
+        };
+        if let Err(refusal) = judged {
             // The client may still be sending its body (a build context): read it first, as
             // every other refusal does, so that it reads the 403 instead of a broken pipe.
             body::drain_refused(body).await;
             return Err(refusal);
         }
-        return Ok(Request::from_parts(parts, body));
+        if context::scans(authorized) {
+            let (upstream, pump) = context::stream(body, authorized, trail);
+            return Ok(Inspected::Streaming(
+                Request::from_parts(parts, upstream),
+                Box::pin(pump),
+            ));
+        }
+        return Ok(Inspected::Ready(Request::from_parts(parts, body)));
     }
     let bytes = read_limited(body).await?;
     if check == Check::Empty {
@@ -379,7 +462,8 @@ async fn inspect_request(
         if authorized.operation.info.writes_image.is_some() {
             judge(authorized, trail.as_deref(), &[])?;
         }
-        return Ok(Request::from_parts(parts, body::empty()));
+        judge_names(authorized, trail.as_deref(), None).await?;
+        return Ok(Inspected::Ready(Request::from_parts(parts, body::empty())));
     }
     if check == Check::Body && !bytes.is_empty() {
         require_json(&parts.headers)?;
@@ -398,6 +482,8 @@ async fn inspect_request(
         None => bytes,
     };
     let summary = judge(authorized, trail.as_deref(), &bytes)?;
+    // A service's image, for the fetch rule.
+    let image = summary.as_ref().and_then(|s| s.image.clone());
     if let Some(summary) = summary
         .filter(|_| authorized.operation.info.inspector() == Some(Inspector::ContainerCreate))
     {
@@ -406,11 +492,15 @@ async fn inspect_request(
         let checked = reach::check_create(&bytes, &summary, rules, &writable, lookup).await;
         settle(authorized, trail.as_deref(), checked)?;
     }
+    judge_names(authorized, trail.as_deref(), image.as_deref()).await?;
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
-    Ok(Request::from_parts(parts, body::boxed(Full::new(bytes))))
+    Ok(Inspected::Ready(Request::from_parts(
+        parts,
+        body::boxed(Full::new(bytes)),
+    )))
 }
 
 /// The policy's enforced defaults (resource limits a create leaves unset) applied to the body:

@@ -314,14 +314,18 @@ pub struct BuildRules {
     /// `networkmode` values allowed (absent is always allowed). `host` or `container:<id>`
     /// only when listed.
     pub network_modes: Vec<String>,
-    /// Allow `remote` (the daemon fetches a git/HTTP context: SSRF, git CVEs).
+    /// Allow `remote` (the daemon fetches a git/HTTP context: SSRF, git CVEs) and a classic
+    /// build's Dockerfile `ADD <url>`. Even then, no URL on a loopback, link-local or
+    /// unspecified address or on one of sockwarden's listeners is fetched (a URL the daemon is
+    /// redirected to is not seen).
     pub allow_remote: bool,
     /// Allow `extrahosts`.
     pub allow_extra_hosts: bool,
     /// Allow `cgroupparent`.
     pub allow_cgroup_parent: bool,
     /// Allow BuildKit: `version=2`, `session`, `buildid`, `outputs`. BuildKit's solve options
-    /// travel inside `/session` and cannot be inspected here.
+    /// and its Dockerfile travel inside `/session` and cannot be inspected here: its `ADD`
+    /// URLs and `FROM` images escape the fetch rule.
     pub allow_buildkit: bool,
     /// Allow `cachefrom` (cache poisoning from images the client does not own).
     pub allow_cache_from: bool,

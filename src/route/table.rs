@@ -183,6 +183,25 @@ pub enum BodyUse {
     Inspected(Inspector),
 }
 
+/// What an operation makes the daemon fetch on the client's behalf, and the part of the
+/// request that names it. Every source is held to one rule (`inspect::fetch`): never a
+/// loopback, link-local or unspecified address, nor one of sockwarden's own listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// A query parameter holding an image or plugin reference: the daemon contacts its
+    /// registry (`fromImage`, `remote`).
+    RegistryQuery(&'static str),
+    /// The image reference in the route's path (`{name}`): push, distribution lookup.
+    RegistryPath,
+    /// A query parameter holding a URL the daemon downloads (`fromSrc`; `-` is the body).
+    UrlQuery(&'static str),
+    /// The image a service spec names (read by the service inspector).
+    ServiceImage,
+    /// A classic build: the `remote` context URL, and in the context's Dockerfile `ADD`
+    /// URLs and `FROM` / `COPY --from` images.
+    Build,
+}
+
 /// The object a request creates, for the audit record: its kind, and the query parameter
 /// that names it (else the name the inspector read from the body, if any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +303,8 @@ pub struct OperationInfo {
     pub redacts: Option<Redaction>,
     /// Where it writes an image name, if it does.
     pub writes_image: Option<WritesImage>,
+    /// What it makes the daemon fetch from elsewhere, if anything.
+    pub fetch: Option<Fetch>,
 }
 
 impl OperationInfo {
@@ -349,6 +370,11 @@ impl OperationInfo {
         self.writes_image = Some(write);
         self
     }
+
+    const fn fetches(mut self, fetch: Fetch) -> Self {
+        self.fetch = Some(fetch);
+        self
+    }
 }
 
 /// An operation with no body, object or danger; the builder methods above add those facts.
@@ -365,6 +391,7 @@ const fn op(name: &'static str, access: Access, routes: &'static str) -> Operati
         creates: None,
         redacts: None,
         writes_image: None,
+        fetch: None,
     }
 }
 
@@ -542,15 +569,18 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .streams_body()
         .writes_image(WritesImage::InBody),
     op("image.pull", W, "POST /images/create?fromImage=... (no fromSrc)")
-        .creates(ObjectKind::Image, Some("fromImage")),
+        .creates(ObjectKind::Image, Some("fromImage"))
+        .fetches(Fetch::RegistryQuery("fromImage")),
     op("image.import", W, "POST /images/create otherwise (fromSrc=...)")
         .dangerous_because("imports an arbitrary root filesystem (or fetches a URL)")
         .streams_body()
         .creates(ObjectKind::Image, Some("repo"))
-        .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
+        .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" })
+        .fetches(Fetch::UrlQuery("fromSrc")),
     op("image.push", W, "POST /images/{name}/push")
         .dangerous_because("sends images to a registry")
-        .names(ObjectKind::Image),
+        .names(ObjectKind::Image)
+        .fetches(Fetch::RegistryPath),
     op("image.tag", W, "POST /images/{name}/tag")
         .dangerous_because("can re-point a name others use (busybox:latest) at any image")
         .names(ObjectKind::Image)
@@ -562,14 +592,15 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .dangerous_because("runs build steps and makes the daemon fetch remote contexts")
         .inspected_by(Inspector::Build)
         .creates(ObjectKind::Image, Some("t"))
-        .writes_image(WritesImage::References("t")),
+        .writes_image(WritesImage::References("t"))
+        .fetches(Fetch::Build),
     op("build.prune", W, "POST /build/prune"),
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH)")
+        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
         .hijacks(Hijack::Session),
     op("build.grpc", T, "POST /grpc")
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH)")
+        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
         .hijacks(Hijack::Grpc),
     op("system.ping", R, "GET /_ping, HEAD /_ping"),
     op("system.events", R, "GET /events")
@@ -641,11 +672,13 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("service.create", W, "POST /services/create")
         .dangerous_because("runs containers on every node of a swarm (their spec is inspected, but a swarm reaches other hosts)")
         .inspected_by(Inspector::ServiceCreate)
-        .creates(ObjectKind::Service, None),
+        .creates(ObjectKind::Service, None)
+        .fetches(Fetch::ServiceImage),
     op("service.update", W, "POST /services/{id}/update")
         .dangerous_because("changes services on every node of a swarm (their spec is inspected, but a swarm reaches other hosts)")
         .inspected_by(Inspector::ServiceUpdate)
-        .names(ObjectKind::Service),
+        .names(ObjectKind::Service)
+        .fetches(Fetch::ServiceImage),
     op("service.delete", W, "DELETE /services/{id}")
         .names(ObjectKind::Service),
     op("service.logs", R, "GET /services/{id}/logs")
@@ -711,14 +744,16 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("plugin.pull", W, "POST /plugins/pull")
         .dangerous_because("installs plugins, which run as root")
         .inspected_by(Inspector::PluginPull)
-        .creates(ObjectKind::Plugin, None),
+        .creates(ObjectKind::Plugin, None)
+        .fetches(Fetch::RegistryQuery("remote")),
     op("plugin.push", W, "POST /plugins/{name}/push")
         .dangerous_because("sends plugins to a registry")
         .names(ObjectKind::Plugin),
     op("plugin.upgrade", W, "POST /plugins/{name}/upgrade")
         .dangerous_because("replaces plugins, which run as root")
         .inspected_by(Inspector::PluginUpgrade)
-        .names(ObjectKind::Plugin),
+        .names(ObjectKind::Plugin)
+        .fetches(Fetch::RegistryQuery("remote")),
     op("plugin.set", W, "POST /plugins/{name}/set")
         .dangerous_because("changes plugin mounts, devices and arguments")
         .streams_body()
@@ -728,7 +763,8 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .streams_body()
         .creates(ObjectKind::Plugin, Some("name")),
     op("distribution.inspect", R, "GET /distribution/{name}/json")
-        .names(ObjectKind::Image),
+        .names(ObjectKind::Image)
+        .fetches(Fetch::RegistryPath),
     UNKNOWN_INFO,
 ];
 
