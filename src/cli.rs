@@ -130,14 +130,22 @@ const EXIT_USAGE: u8 = 2;
 /// Parses the command line and runs the chosen command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Sockets passed by systemd are taken (and LISTEN_* cleared) before any thread starts.
+    let inherited = match crate::listener::activation::Inherited::from_env() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("sockwarden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
         Command::Serve {
             config,
             compat,
             log_format,
-        } => serve(config, compat, log_format),
+        } => serve(config, compat, log_format, inherited),
         Command::Reload { config } => reload(&config),
-        Command::Check { config, no_fs } => check(&config, no_fs),
+        Command::Check { config, no_fs } => check(&config, no_fs, inherited),
         Command::Explain {
             config,
             compat,
@@ -183,13 +191,48 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
+fn check(
+    path: &std::path::Path,
+    no_fs: bool,
+    inherited: crate::listener::activation::Inherited,
+) -> ExitCode {
+    use crate::listener::activation::Activation;
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
+    // With sockets passed (check run the way serve is started), they must fit as serve
+    // needs; without (ExecStartPre= gets none), entries requiring one are systemd's to create.
+    let mut notes = String::new();
+    let (passed, admin_passed) = if inherited.is_empty() {
+        (Vec::new(), false)
+    } else {
+        match inherited.assign(&config.listeners, config.admin.as_ref()) {
+            Ok(assigned) => (
+                assigned.listeners.iter().map(Option::is_some).collect(),
+                assigned.admin.is_some(),
+            ),
+            Err(e) => return usage_error(&format!("{}: {e}", path.display())),
+        }
+    };
+    for (i, listen) in config.listeners.iter().enumerate() {
+        if passed.get(i).copied().unwrap_or(false) {
+            notes.push_str(&format!(
+                "listen[{i}] {}: socket passed by systemd\n",
+                listen.addr
+            ));
+        } else if listen.activation == Activation::Required {
+            notes.push_str(&format!(
+                "listen[{i}] {}: socket to be passed by systemd (activation = \"required\")\n",
+                listen.addr
+            ));
+        }
+    }
+    if admin_passed {
+        notes.push_str("admin: socket passed by systemd\n");
+    }
     if !no_fs {
-        if let Err(refused) = Server::preflight(&config) {
+        if let Err(refused) = Server::preflight_except(&config, &passed, admin_passed) {
             let (setting, e) = *refused;
             let origin = path.display();
             let line = std::fs::read_to_string(path)
@@ -201,7 +244,7 @@ fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
             };
         }
     }
-    out(format_args!("{}: ok\n", path.display()));
+    out(format_args!("{notes}{}: ok\n", path.display()));
     ExitCode::SUCCESS
 }
 
@@ -297,7 +340,12 @@ fn reload(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFormat>) -> ExitCode {
+fn serve(
+    path: Option<PathBuf>,
+    compat: Option<Compat>,
+    log_format: Option<LogFormat>,
+    inherited: crate::listener::activation::Inherited,
+) -> ExitCode {
     let builtin = path.is_none() && compat.is_none();
     let source = match (&path, compat) {
         (Some(path), _) => crate::reload::ConfigSource::File(path.clone()),
@@ -333,7 +381,7 @@ fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFo
         }
     };
     runtime.block_on(async {
-        let server = match Server::bind(config, source).await {
+        let server = match Server::bind_with(config, source, inherited).await {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("sockwarden: {e}");

@@ -1,0 +1,455 @@
+//! Deployment paths, each exercised as a user deploys it, offline:
+//! - systemd: both units pass `systemd-analyze verify`; socket activation itself, with
+//!   sockwarden started holding listening sockets passed exactly as systemd passes them
+//!   (`LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES`, fds from 3) by a small launcher
+//!   (tests/fixtures/listen_fds.py) and by `systemd-socket-activate`, the docker CLI driven
+//!   through them; every way the passed sockets can disagree with the configuration is a clear
+//!   start-up error, and `sockwarden check` reports the same.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{
+    allow_all_client_toml, daemon_socket, test_image, toml_str, Docker, Proxy, SOCKWARDEN,
+};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn has(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `command` for at most `limit`; a process still running then is killed and the test
+/// fails (a sockwarden that should have refused to start is serving).
+fn run_limited(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "still running after {limit:?}: {command:?}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+// -------------------------------------------------------------------------------------------
+// systemd
+// -------------------------------------------------------------------------------------------
+
+/// The launcher that passes sockets as systemd does; `opts` are its options (see the script).
+fn listen_fds(opts: &[&str]) -> Vec<String> {
+    let script = repo().join("tests/fixtures/listen_fds.py");
+    let mut launcher = vec!["python3".to_owned(), script.display().to_string()];
+    launcher.extend(opts.iter().map(|s| s.to_string()));
+    launcher.push("--".to_owned());
+    launcher
+}
+
+/// The config every activation test starts from: upstream the test daemon, one unix listener
+/// at `dir/proxy.sock` (mode 0600) with `listen_extra`, the test's uid allowed everything.
+fn activation_config(dir: &Path, listen_extra: &str, more: &str) -> String {
+    format!(
+        "{clients}\n[upstream]\nsocket = {up}\n\n[[listen]]\nunix = {sock}\nmode = \"0600\"\n{listen_extra}\n{more}\n",
+        clients = allow_all_client_toml(),
+        up = toml_str(&daemon_socket().display().to_string()),
+        sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+    )
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    if !has("systemd-analyze") {
+        println!("skipped: systemd-analyze not installed (scripts/test.sh installs systemd)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The units name the installed binary; verify checks it is executable, so point them at
+    // the one under test. Nothing else is changed.
+    for unit in ["sockwarden.service", "sockwarden.socket"] {
+        let text = std::fs::read_to_string(repo().join("deploy/systemd").join(unit)).unwrap();
+        std::fs::write(
+            dir.path().join(unit),
+            text.replace("/usr/local/bin/sockwarden", SOCKWARDEN),
+        )
+        .unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .args([
+            "verify",
+            "--man=no",
+            "./sockwarden.socket",
+            "./sockwarden.service",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+        "systemd-analyze verify: {}\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // The socket unit and the reference configuration agree: its ListenStream= is the first
+    // [[listen]] entry's path and its FileDescriptorName= that entry's name.
+    let socket = std::fs::read_to_string(repo().join("deploy/systemd/sockwarden.socket")).unwrap();
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("config/sockwarden.toml")).unwrap())
+            .unwrap();
+    let first = &config["listen"][0];
+    let key = |k: &str| {
+        socket
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k}= missing"))
+            .to_owned()
+    };
+    assert_eq!(first["unix"].as_str(), Some(key("ListenStream").as_str()));
+    assert_eq!(
+        first["name"].as_str(),
+        Some(key("FileDescriptorName").as_str())
+    );
+    assert_eq!(first["mode"].as_str(), Some(key("SocketMode").as_str()));
+    assert_eq!(first["group"].as_str(), Some(key("SocketGroup").as_str()));
+    // The service keeps the socket unit's file when it stops.
+    let service =
+        std::fs::read_to_string(repo().join("deploy/systemd/sockwarden.service")).unwrap();
+    assert!(service.contains("\nRuntimeDirectoryPreserve=yes\n"));
+}
+
+/// A unix socket passed by name: sockwarden serves on it as it is (systemd's mode, not the
+/// entry's; no re-creation) and leaves the file behind at exit.
+#[test]
+fn socket_activation_unix_socket_serves_the_docker_cli() {
+    let mut proxy = Proxy::start_launched(
+        |dir| {
+            let sock = dir.join("proxy.sock").display().to_string();
+            listen_fds(&["--mode", "0660", "--unix", &sock, "--name", "docker"])
+        },
+        |dir| activation_config(dir, "name = \"docker\"\nactivation = \"required\"", ""),
+        &[],
+    );
+    let before = std::fs::metadata(&proxy.socket).unwrap();
+    assert_eq!(
+        before.mode() & 0o7777,
+        0o660,
+        "the passed socket's mode is kept"
+    );
+    let docker = proxy.docker();
+    let version = docker.ok_str(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!version.trim().is_empty());
+    let out = docker.ok_str(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &test_image(),
+        "echo",
+        "activated",
+    ]);
+    assert_eq!(out.trim(), "activated");
+    let log = proxy.log_text();
+    assert!(log.contains("using the socket passed by systemd"), "{log}");
+    assert!(
+        log.contains("SocketMode="),
+        "mode difference is logged: {log}"
+    );
+    let socket = proxy.socket.clone();
+    let status = proxy.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status}");
+    let after = std::fs::symlink_metadata(&socket).expect("systemd's socket file is left alone");
+    assert_eq!((after.dev(), after.ino()), (before.dev(), before.ino()));
+    assert_eq!(after.mode() & 0o7777, 0o660);
+}
+
+/// With systemd's own tool, where installed.
+#[test]
+fn socket_activation_with_systemd_socket_activate() {
+    if !has("systemd-socket-activate") {
+        println!("skipped: systemd-socket-activate not installed (package systemd)");
+        return;
+    }
+    let proxy = Proxy::start_launched(
+        |dir| {
+            let sock = dir.join("proxy.sock").display().to_string();
+            ["systemd-socket-activate", "-l", &sock, "--fdname=docker"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        },
+        |dir| activation_config(dir, "name = \"docker\"\nactivation = \"required\"", ""),
+        &[],
+    );
+    let ps = proxy.docker().ok_str(&["ps", "--format", "{{.ID}}"]);
+    assert!(!ps.contains("Error"), "{ps}");
+    assert!(proxy
+        .log_text()
+        .contains("using the socket passed by systemd"));
+}
+
+/// Unix and TCP sockets passed together, matched by address (systemd's default name is the
+/// unit's, which no entry carries), each serving its entry's clients.
+#[test]
+fn socket_activation_unix_and_tcp_matched_by_address() {
+    let proxy = Proxy::start_launched(
+        |dir| {
+            let sock = dir.join("proxy.sock").display().to_string();
+            let config = dir.join("sockwarden.toml").display().to_string();
+            listen_fds(&[
+                "--unix",
+                &sock,
+                "--subst",
+                &config,
+                "--tcp",
+                "127.0.0.1:0",
+                "--name",
+                "sockwarden.socket",
+                "--name",
+                "sockwarden.socket",
+            ])
+        },
+        |dir| {
+            activation_config(
+                dir,
+                "",
+                "[[listen]]\ntcp = \"127.0.0.1:@PORT@\"\nclient = \"sw-test\"\nactivation = \"required\"\n",
+            )
+        },
+        &[],
+    );
+    let config = std::fs::read_to_string(&proxy.config).unwrap();
+    let port = config
+        .lines()
+        .find_map(|l| l.strip_prefix("tcp = \"127.0.0.1:"))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("port substituted");
+    assert_ne!(port, "@PORT@");
+    let unix = proxy.docker().ok_str(&["ps", "-a", "--format", "{{.ID}}"]);
+    let tcp = Docker::new(&proxy.socket)
+        .env("DOCKER_HOST", &format!("tcp://127.0.0.1:{port}"))
+        .ok_str(&["ps", "-a", "--format", "{{.ID}}"]);
+    assert_eq!(unix, tcp);
+    let log = proxy.log_text();
+    assert_eq!(
+        log.matches("using the socket passed by systemd").count(),
+        2,
+        "{log}"
+    );
+}
+
+/// `LISTEN_PID` not this process (or unset): the variables were meant for someone else; the
+/// sockets are not taken and the entry is bound by sockwarden as usual.
+#[test]
+fn socket_activation_ignores_sockets_for_another_pid() {
+    for pid in ["other", "none"] {
+        let proxy = Proxy::start_launched(
+            |dir| {
+                let elsewhere = dir.join("elsewhere.sock").display().to_string();
+                listen_fds(&["--pid", pid, "--unix", &elsewhere])
+            },
+            |dir| activation_config(dir, "", ""),
+            &[],
+        );
+        proxy.docker().ok_str(&["version"]);
+        let log = proxy.log_text();
+        assert!(!log.contains("passed by systemd"), "{pid}: {log}");
+        // sockwarden made its own socket, with the entry's mode.
+        let mode = std::fs::metadata(&proxy.socket).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "{pid}");
+    }
+}
+
+/// Each way the passed sockets and the configuration can disagree: serve refuses to start with
+/// a message naming the socket and the entry, creates no socket file at the entry's path, and
+/// `check` (run the same way) refuses the same.
+#[test]
+fn socket_activation_mismatches_are_start_up_errors() {
+    struct Case {
+        what: &'static str,
+        listen_extra: &'static str,
+        opts: fn(&Path) -> Vec<String>,
+        expect: &'static str,
+    }
+    let cases = [
+        Case {
+            what: "bound elsewhere, no name",
+            listen_extra: "",
+            opts: |d| vec!["--unix".into(), d.join("other.sock").display().to_string()],
+            expect: "matches no [[listen]] entry",
+        },
+        Case {
+            what: "unknown name, bound elsewhere",
+            listen_extra: "name = \"docker\"",
+            opts: |d| {
+                vec![
+                    "--unix".into(),
+                    d.join("other.sock").display().to_string(),
+                    "--name".into(),
+                    "dockr".into(),
+                ]
+            },
+            expect: "FileDescriptorName=dockr",
+        },
+        Case {
+            what: "named for the entry, bound elsewhere",
+            listen_extra: "name = \"docker\"",
+            opts: |d| {
+                vec![
+                    "--unix".into(),
+                    d.join("other.sock").display().to_string(),
+                    "--name".into(),
+                    "docker".into(),
+                ]
+            },
+            expect: "listen[0] is named by the socket passed as fd 3",
+        },
+        Case {
+            what: "a TCP socket for a unix entry, by name",
+            listen_extra: "name = \"docker\"",
+            opts: |_| {
+                ["--tcp", "127.0.0.1:0", "--name", "docker"]
+                    .map(String::from)
+                    .to_vec()
+            },
+            expect: "is named by the socket passed as fd 3",
+        },
+        Case {
+            what: "a connection (Accept=yes), not a listener",
+            listen_extra: "",
+            opts: |_| vec!["--connected".into()],
+            expect: "fd 3 is not a listening unix or TCP stream socket",
+        },
+        Case {
+            what: "required, none passed",
+            listen_extra: "activation = \"required\"",
+            opts: |_| Vec::new(),
+            expect: "listen[0]: activation = \"required\" but systemd passed no socket",
+        },
+        Case {
+            what: "activation off, socket at its address",
+            listen_extra: "activation = \"off\"",
+            opts: |d| vec!["--unix".into(), d.join("proxy.sock").display().to_string()],
+            expect: "matches no [[listen]] entry",
+        },
+    ];
+    for case in cases {
+        let dir = tempfile::Builder::new()
+            .prefix("swd.")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let config = dir.path().join("sockwarden.toml");
+        std::fs::write(
+            &config,
+            activation_config(dir.path(), case.listen_extra, ""),
+        )
+        .unwrap();
+        let opts = (case.opts)(dir.path());
+        let passes_any = !opts.is_empty();
+        for command in ["serve", "check"] {
+            let mut launcher = if passes_any {
+                let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+                listen_fds(&opts)
+            } else {
+                Vec::new()
+            };
+            launcher.push(SOCKWARDEN.to_owned());
+            let mut cmd = Command::new(&launcher[0]);
+            cmd.args(&launcher[1..])
+                .arg(command)
+                .arg("--config")
+                .arg(&config)
+                .env_remove("DOCKER_HOST");
+            let out = run_limited(&mut cmd, Duration::from_secs(20));
+            let stderr = text(&out.stderr);
+            if command == "check" && !passes_any {
+                // check gets no sockets under ExecStartPre= either: a required entry is noted,
+                // not an error.
+                assert!(out.status.success(), "{}: check: {stderr}", case.what);
+                assert!(
+                    text(&out.stdout).contains("socket to be passed by systemd"),
+                    "{}: {}",
+                    case.what,
+                    text(&out.stdout)
+                );
+                continue;
+            }
+            assert!(!out.status.success(), "{}: {command} succeeded", case.what);
+            assert!(
+                stderr.contains(case.expect),
+                "{}: {command}: expected {:?} in:\n{stderr}",
+                case.what,
+                case.expect
+            );
+        }
+        if !case.what.starts_with("activation off") {
+            assert!(
+                !dir.path().join("proxy.sock").exists(),
+                "{}: no socket created",
+                case.what
+            );
+        }
+    }
+}
+
+/// `check` run the way serve is started (with the sockets): it names the passed ones and does
+/// not probe their paths.
+#[test]
+fn check_reports_passed_sockets() {
+    let dir = tempfile::Builder::new()
+        .prefix("swd.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let config = dir.path().join("sockwarden.toml");
+    std::fs::write(
+        &config,
+        activation_config(dir.path(), "name = \"docker\"", ""),
+    )
+    .unwrap();
+    let sock = dir.path().join("proxy.sock").display().to_string();
+    let mut launcher = listen_fds(&["--unix", &sock, "--name", "docker"]);
+    launcher.push(SOCKWARDEN.to_owned());
+    let out = run_limited(
+        Command::new(&launcher[0])
+            .args(&launcher[1..])
+            .arg("check")
+            .arg("--config")
+            .arg(&config),
+        Duration::from_secs(20),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "listen[0] unix://{sock}: socket passed by systemd"
+        )),
+        "{stdout}"
+    );
+}
