@@ -5,19 +5,24 @@
 //!   (tests/fixtures/listen_fds.py) and by `systemd-socket-activate`, the docker CLI driven
 //!   through them; every way the passed sockets can disagree with the configuration is a clear
 //!   start-up error, and `sockwarden check` reports the same.
+//! - container image: deploy/container/build.sh builds the `FROM scratch` image on the test
+//!   daemon (no registry), and the docker CLI is driven through the containerised sockwarden
+//!   (non-root, `--network none`, read-only, no capabilities; the daemon's socket directory and
+//!   a directory for its own socket bind-mounted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod support;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::{
-    allow_all_client_toml, daemon_socket, test_image, toml_str, Docker, Proxy, SOCKWARDEN,
+    allow_all_client_toml, daemon_socket, head_line, http_request, test_image, toml_str, wait_for,
+    Cleanup, Docker, Proxy, SOCKWARDEN,
 };
 
 fn repo() -> &'static Path {
@@ -452,4 +457,156 @@ fn check_reports_passed_sockets() {
         )),
         "{stdout}"
     );
+}
+
+// -------------------------------------------------------------------------------------------
+// Container image
+// -------------------------------------------------------------------------------------------
+
+/// The docker CLI on the test daemon itself (not through a proxy).
+fn daemon() -> Docker {
+    Docker::new(&daemon_socket())
+}
+
+/// Builds the image with deploy/container/build.sh from the binary under test; returns its tag.
+fn build_image(cleanup: &Cleanup) -> String {
+    let tag = cleanup.image("deploy-image");
+    let out = Command::new("bash")
+        .arg(repo().join("deploy/container/build.sh"))
+        .args(["--binary", SOCKWARDEN, "--tag", &tag])
+        .env("DOCKER_HOST", support::docker_host(&daemon_socket()))
+        .env("DOCKER_CONFIG", support::empty_docker_config())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build.sh: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout).trim(), tag, "build.sh prints the tag");
+    tag
+}
+
+#[test]
+fn container_image_serves_the_docker_cli() {
+    let cleanup = Cleanup::new();
+    let image = build_image(&cleanup);
+    let docker = daemon();
+    // Non-root, nothing but the binary, its libraries and its files.
+    let user = docker.ok_str(&["image", "inspect", "--format", "{{.Config.User}}", &image]);
+    assert_eq!(user.trim(), "65532:65532");
+    let no_shell = docker.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/sh",
+        &image,
+        "-c",
+        "true",
+    ]);
+    assert!(!no_shell.status.success(), "the image has no shell");
+    // Its default configuration is valid.
+    let check = docker.ok_str(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "check",
+        "--no-fs",
+        "--config",
+        "/etc/sockwarden/sockwarden.toml",
+    ]);
+    assert!(check.contains("sockwarden.toml: ok"), "{check}");
+
+    // Run it as documented: the daemon's socket and a directory for its own socket
+    // bind-mounted (the daemon's directory, /tmp/swt.*, is 0700: only its socket is shared), the daemon socket's group added, a read-only policy for root on the host.
+    let dir = tempfile::Builder::new()
+        .prefix("swc.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::os::unix::fs::chown(&run_dir, Some(65532), Some(65532)).unwrap();
+    let config = dir.path().join("sockwarden.toml");
+    std::fs::write(
+        &config,
+        "[upstream]\nsocket = \"/var/run/docker.sock\"\n\n[audit]\nsink = \"stdout\"\n\n\
+         [[client]]\nname = \"host-root\"\npolicy = \"ro\"\nuids = [0]\n\n\
+         [policy.ro]\nprofile = \"read-only\"\n\n\
+         [[listen]]\nunix = \"/run/sockwarden/docker.sock\"\nmode = \"0660\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let gid = std::fs::metadata(daemon_socket())
+        .unwrap()
+        .gid()
+        .to_string();
+    let name = cleanup.container("deploy-sockwarden");
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--group-add",
+        &gid,
+        "-v",
+        &format!("{}:/var/run/docker.sock", daemon_socket().display()),
+        "-v",
+        &format!("{}:/run/sockwarden", run_dir.display()),
+        "-v",
+        &format!("{}:/etc/sockwarden/sockwarden.toml:ro", config.display()),
+        &image,
+    ]);
+    let sock = run_dir.join("docker.sock");
+    let ready = wait_for(Duration::from_secs(20), || {
+        http_request(
+            &sock,
+            b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(2),
+        )
+        .ok()
+        .filter(|r| r.starts_with(b"HTTP/1.1 200"))
+        .map(|r| head_line(&r))
+    });
+    let logs = || text(&docker.ok(&["logs", &name]));
+    assert!(
+        ready.is_some(),
+        "containerised sockwarden not ready:\n{}",
+        logs()
+    );
+    // The socket was made by the container's user, not root.
+    assert_eq!(std::fs::metadata(&sock).unwrap().uid(), 65532);
+
+    let through = Docker::new(&sock);
+    let direct_ids = docker.ok_str(&["ps", "-aq", "--no-trunc"]);
+    let ids = through.ok_str(&["ps", "-aq", "--no-trunc"]);
+    assert_eq!(ids, direct_ids, "the same containers through the proxy");
+    let version = through.ok_str(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!version.trim().is_empty());
+    // The policy holds: a write is refused, and nothing was created.
+    let refused = through.run(&["run", "--rm", "--network", "none", &test_image(), "true"]);
+    let err = text(&refused.stderr);
+    assert!(!refused.status.success(), "read-only refuses docker run");
+    assert!(err.contains("sockwarden"), "{err}");
+    assert_eq!(docker.ok_str(&["ps", "-aq", "--no-trunc"]), direct_ids);
+    // Audit records on stdout, the container log.
+    let log = logs();
+    assert!(log.contains("\"decision\":\"deny\""), "{log}");
+    assert!(log.contains("\"operation\":\"container.list\""), "{log}");
+    // A graceful stop removes its socket.
+    docker.ok(&["stop", "-t", "10", &name]);
+    let code = docker.ok_str(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
+    assert_eq!(code.trim(), "0", "{}", logs());
+    assert!(!sock.exists(), "socket removed at stop");
 }
