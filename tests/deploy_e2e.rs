@@ -9,6 +9,10 @@
 //!   daemon (no registry), and the docker CLI is driven through the containerised sockwarden
 //!   (non-root, `--network none`, read-only, no capabilities; the daemon's socket directory and
 //!   a directory for its own socket bind-mounted).
+//! - compose: deploy/compose/compose.yaml passes `docker compose config` where the plugin is
+//!   installed, and is always parsed and its references checked: the files it mounts exist, the
+//!   mounted config passes `sockwarden check --no-fs`, the dashboard's endpoint is a listener of
+//!   that config whose client is read-only, and sockwarden sits on an internal network only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -609,4 +613,161 @@ fn container_image_serves_the_docker_cli() {
     let code = docker.ok_str(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
     assert_eq!(code.trim(), "0", "{}", logs());
     assert!(!sock.exists(), "socket removed at stop");
+}
+
+// -------------------------------------------------------------------------------------------
+// Compose
+// -------------------------------------------------------------------------------------------
+
+fn yaml(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn strings(v: &serde_yaml::Value) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `sockwarden explain --json` for `client`: the decision.
+fn decision(config: &Path, client: &str, method: &str, target: &str) -> String {
+    let out = Command::new(SOCKWARDEN)
+        .arg("explain")
+        .arg("--config")
+        .arg(config)
+        .args(["--client", client, "--json", method, target])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "explain: {}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["decision"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn compose_example_is_valid_and_its_references_hold() {
+    let dir = repo().join("deploy/compose");
+    let file = dir.join("compose.yaml");
+    let plugin = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if plugin {
+        let out = Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(&file)
+            .args(["config", "--quiet"])
+            .env("DOCKER_GID", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker compose config: {}",
+            text(&out.stderr)
+        );
+    } else {
+        println!(
+            "skipped: docker compose config (plugin not installed); the file is parsed instead"
+        );
+    }
+    let compose = yaml(&file);
+    let services = compose["services"].as_mapping().expect("services");
+    let sw = &compose["services"]["sockwarden"];
+    // The image deploy/container/build.sh builds by default.
+    let build = std::fs::read_to_string(repo().join("deploy/container/build.sh")).unwrap();
+    let image = sw["image"].as_str().expect("sockwarden image");
+    assert!(
+        build.contains(&format!("tag={image}\n")),
+        "{image} is build.sh's default tag"
+    );
+    // Hardened, not root, nothing published, only on the internal network.
+    assert_eq!(sw["read_only"].as_bool(), Some(true));
+    assert_eq!(strings(&sw["cap_drop"]), ["ALL"]);
+    assert_eq!(sw["user"].as_str(), Some("65532:65532"));
+    assert!(sw.get("ports").is_none(), "sockwarden publishes nothing");
+    assert_eq!(strings(&sw["networks"]), ["docker-api"]);
+    assert_eq!(
+        compose["networks"]["docker-api"]["internal"].as_bool(),
+        Some(true)
+    );
+    assert!(strings(&sw["group_add"])[0].contains("DOCKER_GID"));
+    // Only sockwarden mounts the Docker socket.
+    for (name, service) in services {
+        let mounts = strings(&service["volumes"]);
+        let has_socket = mounts
+            .iter()
+            .any(|m| m.starts_with("/var/run/docker.sock:"));
+        assert_eq!(has_socket, name.as_str() == Some("sockwarden"), "{name:?}");
+    }
+    // Every relative mount exists; the config mounted where --config reads passes check.
+    let mounts = strings(&sw["volumes"]);
+    let command = strings(&sw["command"]);
+    let config_target = command
+        .iter()
+        .skip_while(|a| *a != "--config")
+        .nth(1)
+        .expect("--config in command")
+        .clone();
+    let mut config = None;
+    for mount in &mounts {
+        let mut parts = mount.split(':');
+        let (source, target) = (parts.next().unwrap(), parts.next().unwrap());
+        if let Some(rel) = source.strip_prefix("./") {
+            let path = dir.join(rel);
+            assert!(path.exists(), "{mount}: {} missing", path.display());
+            if target == config_target {
+                config = Some(path);
+            }
+        }
+    }
+    let config = config.expect("the config file is mounted where --config reads it");
+    let out = Command::new(SOCKWARDEN)
+        .args(["check", "--no-fs", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "check: {}", text(&out.stderr));
+    let parsed: toml::Value = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(
+        parsed["upstream"]["socket"].as_str(),
+        Some("/var/run/docker.sock"),
+        "upstream is the mounted socket"
+    );
+    // The dashboard's endpoint is a TCP listener of that config on the internal network, and
+    // its client may read and not write.
+    let dashboard = &compose["services"]["dashboard"];
+    assert!(strings(&dashboard["networks"]).contains(&"docker-api".to_owned()));
+    let endpoint = strings(&dashboard["command"])
+        .into_iter()
+        .find_map(|a| a.split_once("tcp://sockwarden:").map(|(_, p)| p.to_owned()))
+        .expect("the dashboard points at tcp://sockwarden:PORT");
+    let listen = parsed["listen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["tcp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(&format!(":{endpoint}")))
+        })
+        .expect("a listener on the dashboard's port");
+    let client = listen["client"].as_str().expect("a fixed client");
+    for (method, target, want) in [
+        ("GET", "/v1.43/containers/json", "allow"),
+        ("GET", "/v1.43/events", "allow"),
+        ("POST", "/v1.43/containers/create", "deny"),
+        ("POST", "/v1.43/containers/x/exec", "deny"),
+        ("DELETE", "/v1.43/containers/x", "deny"),
+        ("GET", "/v1.43/containers/x/archive?path=/", "deny"),
+    ] {
+        assert_eq!(
+            decision(&config, client, method, target),
+            want,
+            "{method} {target}"
+        );
+    }
 }
