@@ -13,6 +13,9 @@
 //!   installed, and is always parsed and its references checked: the files it mounts exist, the
 //!   mounted config passes `sockwarden check --no-fs`, the dashboard's endpoint is a listener of
 //!   that config whose client is read-only, and sockwarden sits on an internal network only.
+//! - observability: every metric the Grafana dashboard (deploy/grafana/sockwarden.json) and the
+//!   Prometheus rules (deploy/prometheus/alerts.yaml) name is one a running sockwarden exports
+//!   on its /metrics, with the labels it exports, and the files have the shape their tools read.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -769,5 +772,268 @@ fn compose_example_is_valid_and_its_references_hold() {
             want,
             "{method} {target}"
         );
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Observability
+// -------------------------------------------------------------------------------------------
+
+/// Series a running sockwarden exports: name -> label names seen on its samples.
+type Exported = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// Scrapes a sockwarden that has answered, refused and reloaded, so that the labelled
+/// families have samples; returns its series.
+fn scrape_running_sockwarden() -> (Exported, String) {
+    let proxy = Proxy::start_config(|dir| {
+        format!(
+            "[upstream]\nsocket = {up}\n\n[admin]\nunix = {admin}\n\n\
+             [[client]]\nname = \"sw-test\"\npolicy = \"ro\"\nuids = [{uid}]\n\
+             [client.limits]\nrequests_per_second = 1\nburst = 8\n\n\
+             [policy.ro]\nprofile = \"read-only\"\n\n\
+             [[listen]]\nunix = {sock}\nmode = \"0600\"\n",
+            up = toml_str(&daemon_socket().display().to_string()),
+            admin = toml_str(&dir.join("admin.sock").display().to_string()),
+            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            uid = support::current_uid(),
+        )
+    });
+    let docker = proxy.docker();
+    docker.ok(&["ps"]);
+    let refused = docker.run(&["rm", "-f", "no-such-container"]);
+    assert!(!refused.status.success());
+    // Over the client's rate: answered 429 and counted as limited.
+    let limited = (0..20).any(|_| {
+        http_request(
+            &proxy.socket,
+            b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+        .is_ok_and(|r| r.starts_with(b"HTTP/1.1 429"))
+    });
+    assert!(limited, "the rate limit answered 429");
+    proxy.signal("HUP");
+    let admin = proxy.dir.path().join("admin.sock");
+    let metrics = wait_for(Duration::from_secs(10), || {
+        let resp = http_request(
+            &admin,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+        .ok()?;
+        let resp = text(&resp);
+        let body = resp.split_once("\r\n\r\n")?.1.to_owned();
+        body.contains("sockwarden_reloads_total{result=\"ok\"}")
+            .then_some(body)
+    })
+    .expect("/metrics with a reload counted");
+    let mut exported = Exported::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            for suffix in suffixes {
+                exported.entry(format!("{name}{suffix}")).or_default();
+            }
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let labels = exported.entry(line[..name_end].to_owned()).or_default();
+            if let Some(set) = line[name_end..].strip_prefix('{') {
+                for pair in set.split("\",") {
+                    if let Some((key, _)) = pair.split_once('=') {
+                        labels.insert(key.trim_start_matches(',').to_owned());
+                    }
+                }
+            }
+        }
+    }
+    (exported, metrics)
+}
+
+/// Checks one PromQL expression against the exported series: every `sockwarden_*` name exists;
+/// every label it matches on or groups by is one those series carry (or Prometheus adds).
+fn check_expr(expr: &str, exported: &Exported, what: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            if word.starts_with("sockwarden_") {
+                assert!(
+                    exported.contains_key(word),
+                    "{what}: {word} is not exported; exported: {:?}",
+                    exported.keys().collect::<Vec<_>>()
+                );
+                names.push(word.to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    assert!(
+        !names.is_empty() || expr.contains("up{"),
+        "{what}: names no sockwarden metric: {expr}"
+    );
+    // Labels: those in {..} matchers and by (..)/without (..) groupings.
+    let known: std::collections::BTreeSet<String> = names
+        .iter()
+        .flat_map(|n| exported[n].iter().cloned())
+        .chain(["instance", "job", "le"].map(String::from))
+        .collect();
+    let mut used = Vec::new();
+    for (open, close) in [("{", "}"), ("by (", ")")] {
+        for part in expr.split(open).skip(1) {
+            let inner = part.split(close).next().unwrap_or_default();
+            for item in inner.split(',') {
+                let key: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !key.is_empty() {
+                    used.push(key);
+                }
+            }
+        }
+    }
+    let labelled = names.iter().any(|n| !exported[n].is_empty());
+    if labelled {
+        for key in &used {
+            assert!(
+                known.contains(key),
+                "{what}: label {key} is not exported on {names:?}"
+            );
+        }
+    }
+    names
+}
+
+#[test]
+fn dashboard_and_alerts_name_only_exported_metrics() {
+    let (exported, metrics) = scrape_running_sockwarden();
+    assert!(
+        metrics.contains("decision=\"deny\""),
+        "a refusal is counted with decision=\"deny\": {metrics}"
+    );
+
+    // Grafana: the shape Grafana imports, every query checked.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/sockwarden.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dashboard["uid"], "sockwarden");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = std::collections::BTreeSet::new();
+    let mut used = std::collections::BTreeSet::new();
+    let mut exprs = Vec::new();
+    for panel in panels {
+        let title = panel["title"].as_str().expect("title");
+        assert!(
+            ids.insert(panel["id"].as_u64().expect("id")),
+            "{title}: id repeated"
+        );
+        let grid = &panel["gridPos"];
+        let (x, w) = (grid["x"].as_u64().unwrap(), grid["w"].as_u64().unwrap());
+        assert!(
+            x + w <= 24 && grid["h"].as_u64().unwrap() > 0,
+            "{title}: gridPos"
+        );
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title}: no query");
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            used.extend(check_expr(expr, &exported, title));
+            exprs.push(expr.to_owned());
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(def) = var["definition"].as_str() {
+            used.extend(check_expr(def, &exported, "templating"));
+        }
+    }
+    // What the dashboard is for: each of these is shown.
+    for needed in [
+        "sockwarden_requests_total",
+        "sockwarden_request_duration_seconds_bucket",
+        "sockwarden_hijacked_sessions_open",
+        "sockwarden_audit_queue_depth",
+        "sockwarden_audit_records_lost_total",
+        "sockwarden_reloads_total",
+    ] {
+        assert!(used.contains(needed), "the dashboard shows no {needed}");
+    }
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("decision=\"deny\"") && e.contains("by (client, operation)")),
+        "refusals by client and operation"
+    );
+
+    // Prometheus rules: the shape `promtool check rules` reads, every expression checked.
+    let rules = yaml(&repo().join("deploy/prometheus/alerts.yaml"));
+    let mut alerts = std::collections::BTreeMap::new();
+    for group in rules["groups"].as_sequence().expect("groups") {
+        assert!(group["name"].as_str().is_some());
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let name = rule["alert"].as_str().expect("alert name").to_owned();
+            let expr = rule["expr"].as_str().expect("expr");
+            assert!(
+                ["critical", "warning"]
+                    .contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
+                "{name}: severity"
+            );
+            assert!(
+                rule["annotations"]["summary"].as_str().is_some(),
+                "{name}: summary"
+            );
+            if let Some(duration) = rule.get("for") {
+                let d = duration.as_str().expect("for is a duration");
+                assert!(humantime::parse_duration(d).is_ok(), "{name}: for {d}");
+            }
+            let names = check_expr(expr, &exported, &name);
+            alerts.insert(name, (expr.to_owned(), names));
+        }
+    }
+    let covers = |metric: &str, also: &str| {
+        alerts
+            .values()
+            .any(|(expr, names)| names.iter().any(|n| n == metric) && expr.contains(also))
+    };
+    assert!(
+        covers("sockwarden_audit_records_lost_total", ""),
+        "audit loss alert"
+    );
+    assert!(
+        covers("sockwarden_upstream_errors_total", ""),
+        "daemon unreachable alert"
+    );
+    assert!(
+        covers("sockwarden_requests_total", "decision=\"deny\""),
+        "refusal spike alert"
+    );
+    if has("promtool") {
+        let out = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(repo().join("deploy/prometheus/alerts.yaml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "promtool: {}", text(&out.stderr));
+    } else {
+        println!("skipped: promtool check rules (promtool not installed); parsed instead");
     }
 }
