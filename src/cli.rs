@@ -1,16 +1,26 @@
-//! Command line: `sockwarden serve`, `check`, `explain`, `reload`, `compat`, `operations`.
+//! Command line: `sockwarden serve`, `check`, `explain`, `reload`, `compat`, `operations`,
+//! `audit`, and `completions`/`man` (generated from this definition).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, ListenAddr, LogFormat};
 use crate::server::Server;
 
+/// The version `--version` shows: the crate's, and the git commit it was built from (`unknown`
+/// when built outside a git checkout without SOCKWARDEN_GIT_COMMIT).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SOCKWARDEN_GIT_COMMIT"),
+    ")"
+);
+
 /// A policy-enforcing proxy for the Docker daemon socket.
 #[derive(Debug, Parser)]
-#[command(name = "sockwarden", version, about, long_about = None)]
+#[command(name = "sockwarden", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,6 +121,30 @@ enum Command {
         #[command(subcommand)]
         command: crate::audit::report::AuditCommand,
     },
+    /// Print a shell completion script, generated from this command line's definition.
+    ///
+    /// bash: `sockwarden completions bash > /etc/bash_completion.d/sockwarden`;
+    /// zsh: `sockwarden completions zsh > "${fpath[1]}/_sockwarden"`;
+    /// fish: `sockwarden completions fish > ~/.config/fish/completions/sockwarden.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), generated from this command line's definition:
+    /// `sockwarden man > /usr/local/share/man/man1/sockwarden.1`.
+    Man,
+}
+
+/// Shells `completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// Proxies sockwarden can stand in for.
@@ -188,6 +222,30 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Audit { command } => crate::audit::report::run(command),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sockwarden", &mut script);
+            out(format_args!("{}", String::from_utf8_lossy(&script)));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => {
+                    out(format_args!("{}", String::from_utf8_lossy(&page)));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sockwarden: cannot render the manual page: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -16,6 +16,8 @@
 //! - observability: every metric the Grafana dashboard (deploy/grafana/sockwarden.json) and the
 //!   Prometheus rules (deploy/prometheus/alerts.yaml) name is one a running sockwarden exports
 //!   on its /metrics, with the labels it exports, and the files have the shape their tools read.
+//! - release: `--version` shows the version and the commit (build.rs, with its fallbacks),
+//!   shell completions and the man page are generated from the command line's definition.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -1035,5 +1037,148 @@ fn dashboard_and_alerts_name_only_exported_metrics() {
         assert!(out.status.success(), "promtool: {}", text(&out.stderr));
     } else {
         println!("skipped: promtool check rules (promtool not installed); parsed instead");
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Release
+// -------------------------------------------------------------------------------------------
+
+fn sockwarden(args: &[&str]) -> String {
+    let out = Command::new(SOCKWARDEN).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+const SUBCOMMANDS: [&str; 10] = [
+    "serve",
+    "check",
+    "explain",
+    "compat",
+    "operations",
+    "reload",
+    "audit",
+    "completions",
+    "man",
+    "help",
+];
+
+#[test]
+fn version_names_the_commit_built_from() {
+    let version = sockwarden(&["--version"]);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_owned());
+    let commit = match std::env::var("SOCKWARDEN_GIT_COMMIT") {
+        Ok(set) if !set.is_empty() => set,
+        _ => head.unwrap_or_else(|| "unknown".to_owned()),
+    };
+    assert_eq!(
+        version.trim(),
+        format!("sockwarden {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// build.rs on its own: without git (or outside a checkout) "unknown", SOCKWARDEN_GIT_COMMIT
+/// taken as given but only with the characters a version may hold.
+#[test]
+fn build_script_falls_back_without_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("build-script");
+    let out = Command::new("rustc")
+        .args(["--edition", "2021", "-O", "-o"])
+        .arg(&bin)
+        .arg(repo().join("build.rs"))
+        .env("CARGO_MANIFEST_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rustc build.rs: {}",
+        text(&out.stderr)
+    );
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(&bin);
+        cmd.env_remove("SOCKWARDEN_GIT_COMMIT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        text(&out.stdout)
+    };
+    let line = "cargo:rustc-env=SOCKWARDEN_GIT_COMMIT=";
+    // Not a git checkout (the temp dir), then no git at all.
+    assert!(run(&[]).contains(&format!("{line}unknown\n")));
+    assert!(run(&[("PATH", "/nonexistent")]).contains(&format!("{line}unknown\n")));
+    let given = run(&[("SOCKWARDEN_GIT_COMMIT", "v1.2.3-4-gabc; rm -rf /\n")]);
+    assert!(
+        given.contains(&format!("{line}v1.2.3-4-gabcrm-rf\n")),
+        "{given}"
+    );
+}
+
+#[test]
+fn completions_for_each_shell_cover_every_subcommand() {
+    for (shell, checker) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
+        let script = sockwarden(&["completions", shell]);
+        for sub in SUBCOMMANDS {
+            assert!(script.contains(sub), "{shell}: {sub} missing");
+        }
+        if has(checker) {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("completion");
+            std::fs::write(&file, &script).unwrap();
+            let out = Command::new(checker).arg("-n").arg(&file).output().unwrap();
+            assert!(out.status.success(), "{checker} -n: {}", text(&out.stderr));
+        } else {
+            println!("skipped: {checker} -n (not installed); the script was generated");
+        }
+    }
+    // bash: completing `sockwarden ch` offers check.
+    if has("bash") {
+        let script = sockwarden(&["completions", "bash"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("completion.bash");
+        std::fs::write(&file, &script).unwrap();
+        let probe = format!(
+            "source {}; COMP_WORDS=(sockwarden ch); COMP_CWORD=1; COMP_LINE='sockwarden ch'; \
+             COMP_POINT=${{#COMP_LINE}}; _sockwarden sockwarden ch sockwarden; echo \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
+        assert_eq!(text(&out.stdout).trim(), "check", "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn man_page_renders_and_lists_every_subcommand() {
+    let page = sockwarden(&["man"]);
+    assert!(page.contains(".TH sockwarden 1"), "{page}");
+    assert!(page.contains(&format!("sockwarden {}", env!("CARGO_PKG_VERSION"))));
+    for sub in SUBCOMMANDS {
+        assert!(page.contains(sub), "{sub} missing");
+    }
+    if has("groff") {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sockwarden.1");
+        std::fs::write(&file, &page).unwrap();
+        let out = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "groff: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("policy"), "rendered");
+    } else {
+        println!("skipped: groff (not installed); the page was generated");
     }
 }
