@@ -265,7 +265,7 @@ fn check(
     let (passed, admin_passed) = if inherited.is_empty() {
         (Vec::new(), false)
     } else {
-        match inherited.assign(&config.listeners, config.admin.as_ref()) {
+        match inherited.assign(&config.activation_entries(), config.admin.as_ref()) {
             Ok(assigned) => (
                 assigned.listeners.iter().map(Option::is_some).collect(),
                 assigned.admin.is_some(),

@@ -92,6 +92,20 @@ pub struct Config {
     pub limits: Arc<crate::limits::Limits>,
 }
 
+impl Config {
+    /// The listen entries as socket activation matches them.
+    pub fn activation_entries(&self) -> Vec<crate::listener::activation::Entry<'_>> {
+        self.listeners
+            .iter()
+            .map(|l| crate::listener::activation::Entry {
+                addr: &l.addr,
+                name: l.name.as_deref(),
+                activation: l.activation,
+            })
+            .collect()
+    }
+}
+
 // === raw file ===
 
 #[derive(Debug, Default, Deserialize)]

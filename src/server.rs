@@ -94,7 +94,7 @@ impl Server {
         inherited: Inherited,
     ) -> Result<Server, StartError> {
         let mut assigned = inherited
-            .assign(&config.listeners, config.admin.as_ref())
+            .assign(&config.activation_entries(), config.admin.as_ref())
             .map_err(StartError::Activation)?;
         let audit =
             Audit::start(config.audit.clone(), Metrics::new()).map_err(StartError::Audit)?;

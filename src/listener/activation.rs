@@ -27,7 +27,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ListenAddr;
-use crate::config::Listen;
+
+/// What matching needs of one `[[listen]]` entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Its address.
+    pub addr: &'a ListenAddr,
+    /// Its `name` (`FileDescriptorName=`).
+    pub name: Option<&'a str>,
+    /// Its `activation`.
+    pub activation: Activation,
+}
 
 /// Whether a listener's socket may come from systemd.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -247,7 +257,7 @@ impl Inherited {
     /// Matches the passed sockets to `listeners` and `admin` (see the module's rules).
     pub fn assign(
         self,
-        listeners: &[Listen],
+        listeners: &[Entry<'_>],
         admin: Option<&ListenAddr>,
     ) -> Result<Assigned, ActivationError> {
         let mut assigned = Assigned {
@@ -266,10 +276,10 @@ impl Inherited {
             let by_name = passed
                 .name
                 .as_deref()
-                .and_then(|name| candidates().find(|(_, l)| l.name.as_deref() == Some(name)));
+                .and_then(|name| candidates().find(|(_, l)| l.name == Some(name)));
             let slot = match by_name {
                 Some((i, listen)) => {
-                    if !passed.listener.is_at(&listen.addr) {
+                    if !passed.listener.is_at(listen.addr) {
                         return Err(ActivationError::Elsewhere {
                             setting: format!("listen[{i}]"),
                             passed: passed.describe(),
@@ -279,7 +289,7 @@ impl Inherited {
                     Some(i)
                 }
                 None => candidates()
-                    .find(|(_, l)| passed.listener.is_at(&l.addr))
+                    .find(|(_, l)| passed.listener.is_at(l.addr))
                     .map(|(i, _)| i),
             };
             let (setting, holder, place) = match slot {
