@@ -164,13 +164,19 @@ const EXIT_USAGE: u8 = 2;
 /// Parses the command line and runs the chosen command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Sockets passed by systemd are taken (and LISTEN_* cleared) before any thread starts.
-    let inherited = match crate::listener::activation::Inherited::from_env() {
-        Ok(inherited) => inherited,
-        Err(e) => {
-            eprintln!("sockwarden: {e}");
-            return ExitCode::FAILURE;
+    // Sockets passed by systemd are taken (and LISTEN_* cleared) before any thread starts, by
+    // the two commands that use them.
+    let inherited = match &cli.command {
+        Command::Serve { .. } | Command::Check { .. } => {
+            match crate::listener::activation::Inherited::from_env() {
+                Ok(inherited) => inherited,
+                Err(e) => {
+                    eprintln!("sockwarden: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
+        _ => crate::listener::activation::Inherited::none(),
     };
     match cli.command {
         Command::Serve {
