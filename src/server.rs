@@ -123,7 +123,10 @@ impl Server {
         }
         let admin = match &config.admin {
             Some(addr) => match match assigned.admin.take() {
-                Some(socket) => Listener::inherited(socket, addr),
+                Some(socket) => {
+                    tracing::info!(admin = %addr, "using the socket passed by systemd");
+                    Listener::inherited(socket, addr)
+                }
                 None => Listener::bind(addr).await,
             } {
                 Ok(listener) => Some(listener),

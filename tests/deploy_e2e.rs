@@ -204,6 +204,45 @@ fn socket_activation_unix_socket_serves_the_docker_cli() {
     assert_eq!(after.mode() & 0o7777, 0o660);
 }
 
+/// The admin listener's socket passed too (matched by address): /healthz answers on it, and
+/// both files are left to systemd at exit.
+#[test]
+fn socket_activation_passes_the_admin_listener_too() {
+    let mut proxy = Proxy::start_launched(
+        |dir| {
+            let sock = dir.join("proxy.sock").display().to_string();
+            let admin = dir.join("admin.sock").display().to_string();
+            listen_fds(&["--unix", &admin, "--unix", &sock])
+        },
+        |dir| {
+            let admin = toml_str(&dir.join("admin.sock").display().to_string());
+            activation_config(dir, "", &format!("[admin]\nunix = {admin}\n"))
+        },
+        &[],
+    );
+    let admin = proxy.dir.path().join("admin.sock");
+    let resp = http_request(
+        &admin,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(resp.starts_with(b"HTTP/1.1 200"), "{}", head_line(&resp));
+    proxy.docker().ok(&["ps"]);
+    let log = proxy.log_text();
+    assert_eq!(
+        log.matches("using the socket passed by systemd").count(),
+        2,
+        "{log}"
+    );
+    let socket = proxy.socket.clone();
+    assert!(proxy.terminate(Duration::from_secs(15)).success());
+    assert!(
+        admin.exists() && socket.exists(),
+        "passed sockets are systemd's"
+    );
+}
+
 /// With systemd's own tool, where installed.
 #[test]
 fn socket_activation_with_systemd_socket_activate() {
