@@ -2,7 +2,7 @@
 # sockwarden benchmark: the same load generator against three fronts, side by side:
 #   direct      load generator straight to the upstream socket (the ceiling),
 #   sockwarden  target/release/sockwarden in front of the upstream,
-#   haproxy     HAProxy with deploy/haproxy/haproxy.cfg (docker-socket-proxy rules),
+#   haproxy     HAProxy with bench/haproxy/haproxy.cfg (docker-socket-proxy rules),
 # each in front of two upstreams:
 #   stub        examples/stub_upstream.rs, a fast Docker-daemon stand-in,
 #   docker      a private dockerd (vfs storage, no networking) started by this script.
@@ -95,7 +95,7 @@ else
 fi
 LOADGEN=$ROOT/target/release/examples/loadgen
 STUB=$ROOT/target/release/examples/stub_upstream
-HAPROXY_CFG=$ROOT/deploy/haproxy/haproxy.cfg
+HAPROXY_CFG=$ROOT/bench/haproxy/haproxy.cfg
 for f in "$LOADGEN" "$STUB"; do [[ -x $f ]] || die "missing $f"; done
 [[ " $FRONTS " != *" sockwarden "* || -x $SOCKWARDEN ]] || die "missing $SOCKWARDEN"
 
@@ -560,7 +560,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "- machine: $(nproc) CPUs ($cpu), $mem memory, Linux $(uname -r); load average at start:" \
         "$LOADAVG_START, CPUs ${BUSY_START}% busy just before the run"
     echo "- sockwarden: $rev; $(rustc --version 2>/dev/null || echo rustc unknown)"
-    echo "- haproxy: ${haproxy_v:-unknown} (deploy/haproxy/haproxy.cfg, nbthread 2, CONTAINERS=1 IMAGES=1 POST=1)"
+    echo "- haproxy: ${haproxy_v:-unknown} (bench/haproxy/haproxy.cfg, nbthread 2, CONTAINERS=1 IMAGES=1 POST=1)"
     echo "- sockwarden config: one client (the load generator's uid) with a policy allowing what those"
     echo "  HAProxy switches allow: \`system.ping\`, \`system.version\`, \`system.events\`, \`container.*\`,"
     echo "  \`image.*\` (dangerous ones included via \`allow_dangerous\`); default logging"

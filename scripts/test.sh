@@ -111,6 +111,13 @@ if has_stage test; then
     if [ -x /bin/busybox ] && LC_ALL=C ldd /bin/busybox >/dev/null 2>&1; then
         need_pkgs+=(busybox-static) # a dynamically linked busybox cannot run in the libc-less image
     fi
+    command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3) # deploy_e2e's socket-activation launcher
+fi
+# systemd-analyze verifies the units in deploy/systemd (deploy_e2e); optional: without it those
+# checks are reported as skipped.
+test_optional_pkgs=()
+if has_stage test && ! command -v systemd-analyze >/dev/null 2>&1; then
+    test_optional_pkgs+=(systemd)
 fi
 optional_pkgs=()
 if [ "$fuzz_selected" = 1 ] && ! command -v c++ >/dev/null 2>&1 && ! command -v g++ >/dev/null 2>&1 &&
@@ -140,6 +147,15 @@ elif [ "${#need_pkgs[@]}" -gt 0 ]; then
     apt_update || die "apt-get update failed; cannot install the required ${need_pkgs[*]}"
     apt-get install -y --no-install-recommends "${need_pkgs[@]}" ||
         die "apt-get install ${need_pkgs[*]} failed; the tests need them"
+fi
+if [ "${#test_optional_pkgs[@]}" -gt 0 ] && [ "$plan_mode" = 1 ]; then
+    plan "would install (optional, for deploy_e2e; a failure skips those checks): apt-get install ${test_optional_pkgs[*]}"
+elif [ "${#test_optional_pkgs[@]}" -gt 0 ]; then
+    log "installing ${test_optional_pkgs[*]} (optional: systemd-analyze for deploy_e2e)"
+    if ! { apt_update && apt-get install -y --no-install-recommends "${test_optional_pkgs[@]}"; }; then
+        log "systemd unit verification will be skipped: apt-get install ${test_optional_pkgs[*]} failed"
+        skipped+=("systemd unit verification (apt-get install ${test_optional_pkgs[*]} failed)")
+    fi
 fi
 fuzz_skip_reason=""
 if [ "$fuzz_selected" = 1 ] && [ "${#optional_pkgs[@]}" -gt 0 ] && [ "$plan_mode" != 1 ]; then

@@ -1,16 +1,26 @@
-//! Command line: `sockwarden serve`, `check`, `explain`, `reload`, `compat`, `operations`.
+//! Command line: `sockwarden serve`, `check`, `explain`, `reload`, `compat`, `operations`,
+//! `audit`, and `completions`/`man` (generated from this definition).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, ListenAddr, LogFormat};
 use crate::server::Server;
 
+/// The version `--version` shows: the crate's, and the git commit it was built from (`unknown`
+/// when built outside a git checkout without SOCKWARDEN_GIT_COMMIT).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SOCKWARDEN_GIT_COMMIT"),
+    ")"
+);
+
 /// A policy-enforcing proxy for the Docker daemon socket.
 #[derive(Debug, Parser)]
-#[command(name = "sockwarden", version, about, long_about = None)]
+#[command(name = "sockwarden", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,6 +121,30 @@ enum Command {
         #[command(subcommand)]
         command: crate::audit::report::AuditCommand,
     },
+    /// Print a shell completion script, generated from this command line's definition.
+    ///
+    /// bash: `sockwarden completions bash > /etc/bash_completion.d/sockwarden`;
+    /// zsh: `sockwarden completions zsh > "${fpath[1]}/_sockwarden"`;
+    /// fish: `sockwarden completions fish > ~/.config/fish/completions/sockwarden.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), generated from this command line's definition:
+    /// `sockwarden man > /usr/local/share/man/man1/sockwarden.1`.
+    Man,
+}
+
+/// Shells `completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// Proxies sockwarden can stand in for.
@@ -130,14 +164,28 @@ const EXIT_USAGE: u8 = 2;
 /// Parses the command line and runs the chosen command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Sockets passed by systemd are taken (and LISTEN_* cleared) before any thread starts, by
+    // the two commands that use them.
+    let inherited = match &cli.command {
+        Command::Serve { .. } | Command::Check { .. } => {
+            match crate::listener::activation::Inherited::from_env() {
+                Ok(inherited) => inherited,
+                Err(e) => {
+                    eprintln!("sockwarden: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => crate::listener::activation::Inherited::none(),
+    };
     match cli.command {
         Command::Serve {
             config,
             compat,
             log_format,
-        } => serve(config, compat, log_format),
+        } => serve(config, compat, log_format, inherited),
         Command::Reload { config } => reload(&config),
-        Command::Check { config, no_fs } => check(&config, no_fs),
+        Command::Check { config, no_fs } => check(&config, no_fs, inherited),
         Command::Explain {
             config,
             compat,
@@ -180,16 +228,75 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Audit { command } => crate::audit::report::run(command),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sockwarden", &mut script);
+            out(format_args!("{}", String::from_utf8_lossy(&script)));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => {
+                    out(format_args!("{}", String::from_utf8_lossy(&page)));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sockwarden: cannot render the manual page: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
-fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
+fn check(
+    path: &std::path::Path,
+    no_fs: bool,
+    inherited: crate::listener::activation::Inherited,
+) -> ExitCode {
+    use crate::listener::activation::Activation;
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
+    // With sockets passed (check run the way serve is started), they must fit as serve
+    // needs; without (ExecStartPre= gets none), entries requiring one are systemd's to create.
+    let mut notes = String::new();
+    let (passed, admin_passed) = if inherited.is_empty() {
+        (Vec::new(), false)
+    } else {
+        match inherited.assign(&config.activation_entries(), config.admin.as_ref()) {
+            Ok(assigned) => (
+                assigned.listeners.iter().map(Option::is_some).collect(),
+                assigned.admin.is_some(),
+            ),
+            Err(e) => return usage_error(&format!("{}: {e}", path.display())),
+        }
+    };
+    for (i, listen) in config.listeners.iter().enumerate() {
+        if passed.get(i).copied().unwrap_or(false) {
+            notes.push_str(&format!(
+                "listen[{i}] {}: socket passed by systemd\n",
+                listen.addr
+            ));
+        } else if listen.activation == Activation::Required {
+            notes.push_str(&format!(
+                "listen[{i}] {}: socket to be passed by systemd (activation = \"required\")\n",
+                listen.addr
+            ));
+        }
+    }
+    if admin_passed {
+        notes.push_str("admin: socket passed by systemd\n");
+    }
     if !no_fs {
-        if let Err(refused) = Server::preflight(&config) {
+        if let Err(refused) = Server::preflight_except(&config, &passed, admin_passed) {
             let (setting, e) = *refused;
             let origin = path.display();
             let line = std::fs::read_to_string(path)
@@ -206,7 +313,7 @@ fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
             eprintln!("sockwarden: warning: {}: {warning}", path.display());
         }
     }
-    out(format_args!("{}: ok\n", path.display()));
+    out(format_args!("{notes}{}: ok\n", path.display()));
     ExitCode::SUCCESS
 }
 
@@ -302,7 +409,12 @@ fn reload(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFormat>) -> ExitCode {
+fn serve(
+    path: Option<PathBuf>,
+    compat: Option<Compat>,
+    log_format: Option<LogFormat>,
+    inherited: crate::listener::activation::Inherited,
+) -> ExitCode {
     let builtin = path.is_none() && compat.is_none();
     let source = match (&path, compat) {
         (Some(path), _) => crate::reload::ConfigSource::File(path.clone()),
@@ -338,7 +450,7 @@ fn serve(path: Option<PathBuf>, compat: Option<Compat>, log_format: Option<LogFo
         }
     };
     runtime.block_on(async {
-        let server = match Server::bind(config, source).await {
+        let server = match Server::bind_with(config, source, inherited).await {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("sockwarden: {e}");

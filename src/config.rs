@@ -63,6 +63,10 @@ pub struct Listen {
     pub addr: ListenAddr,
     /// Fixed client or fallback.
     pub clients: ListenerClients,
+    /// The name a socket passed by systemd carries for this entry (`FileDescriptorName=`).
+    pub name: Option<Arc<str>>,
+    /// Whether the socket may, must or must not come from systemd.
+    pub activation: crate::listener::activation::Activation,
 }
 
 /// The validated configuration.
@@ -86,6 +90,20 @@ pub struct Config {
     pub admin: Option<ListenAddr>,
     /// Per-client limits.
     pub limits: Arc<crate::limits::Limits>,
+}
+
+impl Config {
+    /// The listen entries as socket activation matches them.
+    pub fn activation_entries(&self) -> Vec<crate::listener::activation::Entry<'_>> {
+        self.listeners
+            .iter()
+            .map(|l| crate::listener::activation::Entry {
+                addr: &l.addr,
+                name: l.name.as_deref(),
+                activation: l.activation,
+            })
+            .collect()
+    }
 }
 
 // === raw file ===
@@ -158,6 +176,8 @@ struct RawAdmin {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawListen {
+    name: Option<String>,
+    activation: Option<crate::listener::activation::Activation>,
     unix: Option<PathBuf>,
     tcp: Option<String>,
     mode: Option<String>,
@@ -421,6 +441,8 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
                 group: None,
             },
             clients: ListenerClients::default(),
+            name: None,
+            activation: Default::default(),
         }]
     } else {
         raw.listen
@@ -436,6 +458,7 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
     }
     check_no_loop(&upstream.addr, &addrs)?;
     check_unique_listeners(&addrs)?;
+    check_unique_names(&listeners)?;
     Ok(Config {
         upstream,
         listeners,
@@ -587,8 +610,17 @@ fn validate_listen(
         ));
     }
     let tls = (raw.tls_cert, raw.tls_key, raw.tls_client_ca);
+    if let Some(fd_name) = &raw.name {
+        crate::listener::activation::check_name(fd_name)
+            .map_err(|reason| ConfigError::setting(&format!("{name}.name"), reason))?;
+    }
     let addr = listen_addr(&name, raw.unix, raw.tcp, raw.mode, raw.group, tls)?;
-    Ok(Listen { addr, clients })
+    Ok(Listen {
+        addr,
+        clients,
+        name: raw.name.map(Arc::from),
+        activation: raw.activation.unwrap_or_default(),
+    })
 }
 
 fn listen_addr(
@@ -685,6 +717,20 @@ fn check_no_loop(upstream: &UpstreamAddr, listeners: &[ListenAddr]) -> Result<()
                         ),
                     ));
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_unique_names(listeners: &[Listen]) -> Result<(), ConfigError> {
+    for (i, a) in listeners.iter().enumerate() {
+        if let Some(name) = &a.name {
+            if listeners[..i].iter().any(|b| b.name.as_ref() == Some(name)) {
+                return Err(ConfigError::setting(
+                    &format!("listen[{i}].name"),
+                    format!("{name:?} is already the name of another [[listen]] entry"),
+                ));
             }
         }
     }

@@ -51,6 +51,7 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
+pub mod activation;
 pub mod framing;
 pub mod tls;
 
@@ -59,12 +60,13 @@ pub use tls::{ClientCert, TlsSettings};
 /// A bound listener, ready to accept.
 #[derive(Debug)]
 pub enum Listener {
-    /// A unix socket; `owned` identifies the file we created, for removal at shutdown.
+    /// A unix socket; `owned` identifies the file we created, for removal at shutdown (none
+    /// for a socket systemd passed: its file is systemd's).
     Unix {
         /// The accepting socket.
         listener: UnixListener,
         /// The socket file we created.
-        owned: OwnedSocketFile,
+        owned: Option<OwnedSocketFile>,
     },
     /// A TCP socket.
     Tcp(TcpListener),
@@ -243,6 +245,46 @@ impl Listener {
         }
     }
 
+    /// Takes over a socket systemd passed for `addr` (see [`activation`]): made non-blocking
+    /// and registered with the runtime; a unix socket's file is left as systemd made it.
+    pub fn inherited(socket: activation::StdListener, addr: &ListenAddr) -> io::Result<Listener> {
+        match socket {
+            activation::StdListener::Unix(listener, path) => {
+                listener.set_nonblocking(true)?;
+                if let (ListenAddr::Unix { mode, group, .. }, Some(path)) = (addr, &path) {
+                    if let Ok(meta) = std::fs::metadata(path) {
+                        let actual = meta.mode() & 0o7777;
+                        if actual != *mode || group.is_some_and(|g| g != meta.gid()) {
+                            tracing::warn!(
+                                path = %path.display(),
+                                mode = format!("{actual:04o}"),
+                                gid = meta.gid(),
+                                configured_mode = format!("{mode:04o}"),
+                                configured_group = ?group,
+                                "socket passed by systemd: its SocketMode=/SocketGroup= differ from the entry's mode/group, and they are what applies"
+                            );
+                        }
+                    }
+                }
+                Ok(Listener::Unix {
+                    listener: UnixListener::from_std(listener)?,
+                    owned: None,
+                })
+            }
+            activation::StdListener::Tcp(listener, _) => {
+                listener.set_nonblocking(true)?;
+                let listener = TcpListener::from_std(listener)?;
+                Ok(match addr {
+                    ListenAddr::Tls { tls, .. } => Listener::Tls {
+                        listener,
+                        config: tls.config.clone(),
+                    },
+                    _ => Listener::Tcp(listener),
+                })
+            }
+        }
+    }
+
     /// Accepts one connection with its peer's identity (TLS: before the handshake).
     pub async fn accept(&self) -> io::Result<Accepted> {
         match self {
@@ -324,11 +366,11 @@ async fn bind_unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Lis
     let meta = std::fs::symlink_metadata(path)?;
     Ok(Listener::Unix {
         listener,
-        owned: OwnedSocketFile {
+        owned: Some(OwnedSocketFile {
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
-        },
+        }),
     })
 }
 
@@ -537,7 +579,10 @@ mod tests {
         assert_eq!(mode, 0o640);
         let err = Listener::bind(&addr).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-        if let Listener::Unix { owned, .. } = &live {
+        if let Listener::Unix {
+            owned: Some(owned), ..
+        } = &live
+        {
             owned.remove();
         }
         assert!(!path.exists());

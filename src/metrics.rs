@@ -182,6 +182,15 @@ impl Metrics {
             config_generation.clone(),
         );
         config_generation.set(1);
+        // Label sets known in advance are exported from the start, at zero: a counter that
+        // first appears at 1 is missed by Prometheus' increase()/rate(), so an alert on the
+        // first lost audit record or failed reload would never fire.
+        for reason in ["queue_full", "sink_error"] {
+            let _ = audit_lost.get_or_create(&LossLabels { reason });
+        }
+        for result in ["ok", "error"] {
+            let _ = reloads.get_or_create(&ResultLabels { result });
+        }
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -357,6 +366,8 @@ mod tests {
         assert!(text.contains("sockwarden_request_duration_seconds_bucket{"));
         assert!(text.contains("sockwarden_audit_records_lost_total{reason=\"queue_full\"} 3"));
         assert!(text.contains("sockwarden_config_generation 2"));
+        assert!(text.contains("sockwarden_audit_records_lost_total{reason=\"sink_error\"} 0"));
+        assert!(text.contains("sockwarden_reloads_total{result=\"error\"} 0"));
         assert_eq!(m.audit_lost_total(), 3);
         drop(open);
         assert!(m

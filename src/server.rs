@@ -20,6 +20,7 @@ use crate::context::Caller;
 use crate::forward::{Forward, Upstream};
 use crate::identity::Evidence;
 use crate::limits::Connections;
+use crate::listener::activation::{Activation, ActivationError, Inherited};
 use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
 use crate::metrics::Metrics;
@@ -55,6 +56,9 @@ pub enum StartError {
     /// The audit sink cannot be opened.
     #[error("{0}")]
     Audit(std::io::Error),
+    /// The sockets systemd passed do not fit the listeners.
+    #[error("{0}")]
+    Activation(ActivationError),
 }
 
 /// The configuration key an address is written under.
@@ -79,12 +83,33 @@ impl Server {
     /// Binds every configured listener and opens the audit sink. Fails without leaving socket
     /// files behind. `source` is where a reload reads the configuration again.
     pub async fn bind(config: Config, source: ConfigSource) -> Result<Server, StartError> {
+        Server::bind_with(config, source, Inherited::none()).await
+    }
+
+    /// [`Server::bind`], taking the sockets systemd passed (`inherited`) for the entries they
+    /// match instead of binding those (see [`crate::listener::activation`]).
+    pub async fn bind_with(
+        config: Config,
+        source: ConfigSource,
+        inherited: Inherited,
+    ) -> Result<Server, StartError> {
+        let mut assigned = inherited
+            .assign(&config.activation_entries(), config.admin.as_ref())
+            .map_err(StartError::Activation)?;
         let audit =
             Audit::start(config.audit.clone(), Metrics::new()).map_err(StartError::Audit)?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for (index, listen) in config.listeners.iter().enumerate() {
             let addr = &listen.addr;
-            match Listener::bind(addr).await {
+            let passed = assigned.listeners.get_mut(index).and_then(Option::take);
+            let bound = match passed {
+                Some(socket) => {
+                    tracing::info!(listener = %addr, "using the socket passed by systemd");
+                    Listener::inherited(socket, addr)
+                }
+                None => Listener::bind(addr).await,
+            };
+            match bound {
                 Ok(listener) => listeners.push((Arc::from(addr.to_string()), listener)),
                 Err(source) => {
                     remove_bound(listeners.iter().map(|(_, l)| l));
@@ -97,7 +122,13 @@ impl Server {
             }
         }
         let admin = match &config.admin {
-            Some(addr) => match Listener::bind(addr).await {
+            Some(addr) => match match assigned.admin.take() {
+                Some(socket) => {
+                    tracing::info!(admin = %addr, "using the socket passed by systemd");
+                    Listener::inherited(socket, addr)
+                }
+                None => Listener::bind(addr).await,
+            } {
                 Ok(listener) => Some(listener),
                 Err(source) => {
                     remove_bound(listeners.iter().map(|(_, l)| l));
@@ -122,6 +153,17 @@ impl Server {
     /// [`crate::listener::preflight`]), for `sockwarden check`: the setting at fault and the
     /// error exactly as `serve` reports it. Checked as the user running it.
     pub fn preflight(config: &Config) -> Result<(), Box<(String, StartError)>> {
+        Server::preflight_except(config, &[], false)
+    }
+
+    /// [`Server::preflight`] for the entries whose socket does not come from systemd: those
+    /// marked in `passed` (by listen entry; `admin_passed` for the admin listener) and those
+    /// with `activation = "required"` are systemd's to create, and are not checked.
+    pub fn preflight_except(
+        config: &Config,
+        passed: &[bool],
+        admin_passed: bool,
+    ) -> Result<(), Box<(String, StartError)>> {
         if let Err(e) = Audit::preflight(&config.audit) {
             let setting = match &config.audit.sink {
                 Some(crate::audit::SinkConfig::Syslog(_)) => "audit.syslog_socket",
@@ -130,6 +172,11 @@ impl Server {
             return Err(Box::new((setting.to_owned(), StartError::Audit(e))));
         }
         for (index, listen) in config.listeners.iter().enumerate() {
+            if listen.activation == Activation::Required
+                || passed.get(index).copied().unwrap_or(false)
+            {
+                continue;
+            }
             if let Err(source) = crate::listener::preflight(&listen.addr) {
                 let setting = format!("listen[{index}].{}", address_key(&listen.addr));
                 let addr = listen.addr.clone();
@@ -143,7 +190,7 @@ impl Server {
                 )));
             }
         }
-        if let Some(addr) = &config.admin {
+        if let Some(addr) = config.admin.as_ref().filter(|_| !admin_passed) {
             if let Err(source) = crate::listener::preflight(addr) {
                 let setting = format!("admin.{}", address_key(addr));
                 let addr = addr.clone();
@@ -275,7 +322,7 @@ fn remove_files(files: &[OwnedSocketFile]) {
 
 fn socket_file(listener: &Listener) -> Option<&OwnedSocketFile> {
     match listener {
-        Listener::Unix { owned, .. } => Some(owned),
+        Listener::Unix { owned, .. } => owned.as_ref(),
         Listener::Tcp(_) | Listener::Tls { .. } => None,
     }
 }

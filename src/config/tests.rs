@@ -248,3 +248,37 @@ fn tls_listener_files_are_loaded_and_checked() {
     .unwrap_err();
     assert!(err.0.contains("listen[0].tls_cert: only applies"), "{err}");
 }
+
+#[test]
+fn listen_name_and_activation_for_socket_activation() {
+    use crate::listener::activation::Activation;
+    let base = |extra: &str| {
+        format!(
+            "[upstream]\nsocket = \"/var/run/docker.sock\"\n\
+             [[listen]]\nunix = \"/run/sw/a.sock\"\n{extra}\n\
+             [[listen]]\ntcp = \"127.0.0.1:2375\"\nname = \"api\"\n"
+        )
+    };
+    let config =
+        Config::parse(&base("name = \"docker\"\nactivation = \"required\""), "t").expect("valid");
+    assert_eq!(config.listeners[0].name.as_deref(), Some("docker"));
+    assert_eq!(config.listeners[0].activation, Activation::Required);
+    assert_eq!(config.listeners[1].activation, Activation::Auto);
+    let entries = config.activation_entries();
+    assert_eq!(entries[1].name, Some("api"));
+    for (extra, expect) in [
+        ("name = \"a:b\"", "listen[0].name"),
+        ("name = \"\"", "listen[0].name"),
+        ("name = \"two words\"", "listen[0].name"),
+        ("name = \"api\"", "listen[1].name"),
+        (
+            "activation = \"sometimes\"",
+            "expected one of `auto`, `required`, `off`",
+        ),
+    ] {
+        let err = Config::parse(&base(extra), "t")
+            .expect_err(extra)
+            .to_string();
+        assert!(err.contains(expect), "{extra}: {err}");
+    }
+}

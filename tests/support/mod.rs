@@ -204,6 +204,18 @@ impl Proxy {
 
     /// As [`Proxy::start_config`], with extra command-line arguments after `serve --config FILE`.
     pub fn start_config_args(make_config: impl FnOnce(&Path) -> String, args: &[&str]) -> Proxy {
+        Self::start_launched(|_| Vec::new(), make_config, args)
+    }
+
+    /// As [`Proxy::start_config_args`], with sockwarden started through `launcher(dir)` (a
+    /// program and its arguments, e.g. one that binds a socket and passes it as systemd does,
+    /// then execs the rest of its command line: `launcher... SOCKWARDEN serve --config FILE
+    /// args...`).
+    pub fn start_launched(
+        launcher: impl FnOnce(&Path) -> Vec<String>,
+        make_config: impl FnOnce(&Path) -> String,
+        args: &[&str],
+    ) -> Proxy {
         // /tmp, not $TMPDIR: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("swp.")
@@ -215,7 +227,16 @@ impl Proxy {
         std::fs::write(&config, make_config(dir.path())).expect("write proxy config");
         let log_file = std::fs::File::create(&log).expect("create proxy log");
         let log_file2 = log_file.try_clone().expect("clone log fd");
-        let child = Command::new(SOCKWARDEN)
+        let launcher = launcher(dir.path());
+        let mut command = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(SOCKWARDEN);
+                command
+            }
+            None => Command::new(SOCKWARDEN),
+        };
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(&config)
