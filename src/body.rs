@@ -3,6 +3,7 @@
 //! Bodies are never collected here: each frame is passed on as soon as it arrives, so memory
 //! stays flat whatever the size of an image, a build context or a log stream.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -148,6 +149,95 @@ where
             Poll::Pending => {}
         }
         polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request body's read deadline passed: the client sent nothing for this long while
+/// sockwarden waited for more of its body (`server.body_read_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout {
+    /// The configured deadline.
+    pub after: std::time::Duration,
+}
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request body: nothing received for {} (server.body_read_timeout)",
+            humantime::format_duration(self.after)
+        )
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+pin_project_lite::pin_project! {
+    /// A request body that fails with [`BodyTimeout`] when the client sends nothing for
+    /// `after` while its reader waits for more. The clock runs only while the reader waits on
+    /// the client: when the daemon is slow to take the body (a `docker load` it is still
+    /// unpacking), the reader stops asking and no time counts against the client. So an upload
+    /// of any size at any steady pace passes, and a client that stalls or trickles slower than
+    /// one frame per `after` is cut off and its connection's descriptor freed.
+    pub struct ReadDeadline<B> {
+        #[pin]
+        inner: B,
+        after: std::time::Duration,
+        waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<B> ReadDeadline<B> {
+    /// Wraps `inner` with the deadline `after`.
+    pub fn new(inner: B, after: std::time::Duration) -> Self {
+        ReadDeadline {
+            inner,
+            after,
+            waiting: None,
+        }
+    }
+}
+
+impl<B> Body for ReadDeadline<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                *this.waiting = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let after = *this.after;
+                let sleep = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        *this.waiting = None;
+                        Poll::Ready(Some(Err(Box::new(BodyTimeout { after }))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {

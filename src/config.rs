@@ -76,6 +76,11 @@ pub struct Config {
     pub authority: Arc<Authority>,
     /// Limit on reading one request head.
     pub header_read_timeout: Duration,
+    /// Longest wait for more of a request body (see [`crate::body::ReadDeadline`]).
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once, all clients together (`None`: derived from the
+    /// descriptor limit at start, see [`crate::limits::connection_budget`]).
+    pub max_connections: Option<usize>,
     /// How long in-flight work may go on after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -126,6 +131,8 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    max_connections: Option<usize>,
     shutdown_grace: Option<String>,
 }
 
@@ -170,6 +177,12 @@ struct RawListen {
 }
 
 // === defaults ===
+
+/// How long a client may send nothing while sockwarden waits for more of its request body.
+/// A minute: far above any pause of a working upload (the CLI streams `docker load` archives
+/// and build contexts as it reads them), short enough that a stalled connection's descriptor
+/// and buffers come back quickly.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The daemon socket used when neither the config nor `DOCKER_HOST` names one.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -445,6 +458,23 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             raw.server.header_read_timeout,
             Duration::from_secs(30),
         )?,
+        body_read_timeout: positive(
+            duration(
+                "server.body_read_timeout",
+                raw.server.body_read_timeout,
+                DEFAULT_BODY_READ_TIMEOUT,
+            )?,
+            "server.body_read_timeout",
+        )?,
+        max_connections: match raw.server.max_connections {
+            Some(0) => {
+                return Err(ConfigError::setting(
+                    "server.max_connections",
+                    "must be at least 1 (leave it out to derive it from the descriptor limit)",
+                ))
+            }
+            other => other,
+        },
         shutdown_grace: duration(
             "server.shutdown_grace",
             raw.server.shutdown_grace,
@@ -724,6 +754,13 @@ fn duration(name: &str, raw: Option<String>, default: Duration) -> Result<Durati
             )
         }),
     }
+}
+
+fn positive(d: Duration, name: &str) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::setting(name, "must be longer than zero"));
+    }
+    Ok(d)
 }
 
 fn parse_mode(name: &str, text: &str) -> Result<u32, ConfigError> {

@@ -43,9 +43,31 @@ pub enum ProxyError {
     /// sockwarden cannot serve requests right now (a fail-closed audit log that cannot write).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The client stopped sending its request body (`server.body_read_timeout`).
+    #[error("{0}")]
+    BodyTimeout(crate::body::BodyTimeout),
 }
 
 impl ProxyError {
+    /// A [`ProxyError::BodyTimeout`] if `error`'s source chain holds a
+    /// [`crate::body::BodyTimeout`] (the request body's deadline passed while the request was
+    /// being forwarded or read), else `None`.
+    pub fn body_timeout(error: &(dyn std::error::Error + 'static)) -> Option<ProxyError> {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(timeout) = e.downcast_ref::<crate::body::BodyTimeout>() {
+                return Some(ProxyError::BodyTimeout(*timeout));
+            }
+            if let Some(body) = e.downcast_ref::<crate::body::BodyError>() {
+                if let Some(timeout) = body.0.downcast_ref::<crate::body::BodyTimeout>() {
+                    return Some(ProxyError::BodyTimeout(*timeout));
+                }
+            }
+            cause = e.source();
+        }
+        None
+    }
+
     /// The HTTP status a client sees for this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -54,6 +76,7 @@ impl ProxyError {
             ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

@@ -89,9 +89,12 @@ impl Forward {
             .upstream
             .send(Request::from_parts(parts, body))
             .await
-            .map_err(|e| ProxyError::Upstream {
-                addr: self.upstream.addr().to_string(),
-                detail: upstream_failure(&e),
+            .map_err(|e| {
+                // The client stalled its body: that is the client's failure, not the daemon's.
+                ProxyError::body_timeout(&e).unwrap_or_else(|| ProxyError::Upstream {
+                    addr: self.upstream.addr().to_string(),
+                    detail: upstream_failure(&e),
+                })
             })?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
