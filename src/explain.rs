@@ -172,6 +172,14 @@ pub fn explain(
         };
         out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
+    // A build's query gets the policy's limits written in before it is inspected.
+    let mut authorized = authorized;
+    if let Ok(Some((_, normalized, applied))) =
+        crate::inspect::layer::rewritten_build_query(&authorized, &uri)
+    {
+        authorized.normalized = Arc::new(normalized);
+        out.defaults_applied = applied;
+    }
     let inspected = authorized.policy.inspection;
     let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
         return Ok(decide_without_body(out, &authorized, body));

@@ -45,7 +45,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use build::build_query;
+pub use build::{build_caps, build_defaults, build_query};
 pub use common::go_bool;
 pub(crate) use common::{glob, is_host_like, normalize_image};
 pub use container::{container_create, container_start, container_start_query, container_update};

@@ -1310,7 +1310,13 @@ default_pids = 256
     });
     assert_eq!(
         r["defaults_applied"],
-        serde_json::json!(["Memory=268435456", "NanoCpus=500000000", "PidsLimit=256"])
+        serde_json::json!([
+            "Memory=268435456",
+            "NanoCpus=500000000",
+            "PidsLimit=256",
+            "IpcMode=private",
+            "CgroupnsMode=private"
+        ])
     );
     assert_eq!(r["settings"]["limits"]["memory"], 268435456);
 

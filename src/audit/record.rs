@@ -37,6 +37,9 @@ pub const MAX_TEXT: usize = 1024;
 /// Most query parameters a record lists; the rest are counted under [`MORE_PARAMS`].
 pub const MAX_PARAMS: usize = 64;
 
+/// Most bytes of parameter names and values (each as bounded) a record lists.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
 /// The marker that ends a cut text: `…[truncated: 61440 bytes]`.
 pub const TRUNCATED: &str = "…[truncated: ";
 
@@ -216,11 +219,23 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
 }
 
 /// The query as `{"name":["value",...]}`, secrets redacted, each name and value bounded
-/// ([`bounded`]); beyond [`MAX_PARAMS`] parameters, the rest are counted under
+/// ([`bounded`]); beyond [`MAX_PARAMS`] parameters or [`MAX_QUERY_BYTES`], the rest are counted under
 /// [`MORE_PARAMS`]: `"…":["1000 more parameters, 61440 bytes"]`.
 fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     let mut o = line::Obj::open(out);
-    let (listed, more) = pairs.split_at(pairs.len().min(MAX_PARAMS));
+    // As many parameters as fit in MAX_PARAMS and MAX_QUERY_BYTES (each counted as bounded).
+    let mut bytes = 0;
+    let fit = pairs
+        .iter()
+        .take(MAX_PARAMS)
+        .take_while(|(k, v)| {
+            bytes += k.len().min(MAX_TEXT) + v.len().min(MAX_TEXT);
+            bytes <= MAX_QUERY_BYTES
+        })
+        .count()
+        .max(1)
+        .min(pairs.len());
+    let (listed, more) = pairs.split_at(fit);
     for (name, values) in redacted_query(listed) {
         o.escaped_strs(&name, values.iter().map(String::as_str));
     }
@@ -793,6 +808,18 @@ mod tests {
             "{key}"
         );
         assert_eq!(r.query[MORE_PARAMS], vec!["138 more parameters, 928 bytes"]);
+        // Many long values: the record stays small all the same.
+        let long = "b".repeat(2000);
+        let many: String = (0..30).map(|i| format!("&v{i}={long}")).collect();
+        let t = trail(&audit, "GET", &format!("/_ping?x=1{many}"));
+        let line = written(&t, "request", Some(200));
+        assert!(line.len() < 2 * MAX_QUERY_BYTES, "{} bytes", line.len());
+        let r = round_trips(&line);
+        assert!(
+            r.query[MORE_PARAMS][0].starts_with("23 more parameters"),
+            "{:?}",
+            r.query
+        );
         // Short text is untouched; a multi-byte character is never split.
         assert_eq!(bounded("short"), "short");
         let cut = bounded_to("ééé", 3);
