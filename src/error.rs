@@ -58,12 +58,12 @@ impl ProxyError {
             if let Some(timeout) = e.downcast_ref::<crate::body::BodyTimeout>() {
                 return Some(ProxyError::BodyTimeout(*timeout));
             }
-            if let Some(body) = e.downcast_ref::<crate::body::BodyError>() {
-                if let Some(timeout) = body.0.downcast_ref::<crate::body::BodyTimeout>() {
-                    return Some(ProxyError::BodyTimeout(*timeout));
-                }
-            }
-            cause = e.source();
+            // A body error wraps the body's own error (once per layer that boxed the body),
+            // which its `source` skips: look inside.
+            cause = match e.downcast_ref::<crate::body::BodyError>() {
+                Some(body) => Some(body.0.as_ref() as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            };
         }
         None
     }
@@ -88,6 +88,25 @@ pub enum Limit {
     Rate,
     /// Concurrent connections.
     Connections,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::{BodyError, BodyTimeout};
+
+    #[test]
+    fn a_body_timeout_is_found_through_nested_body_errors() {
+        let timeout = BodyTimeout {
+            after: std::time::Duration::from_secs(2),
+        };
+        let nested = BodyError(Box::new(BodyError(Box::new(timeout))));
+        let found = ProxyError::body_timeout(&nested);
+        assert!(matches!(found, Some(ProxyError::BodyTimeout(t)) if t == timeout));
+        assert_eq!(found.map(|e| e.status()), Some(StatusCode::REQUEST_TIMEOUT));
+        let other = BodyError(Box::new(std::io::Error::other("reset")));
+        assert!(ProxyError::body_timeout(&other).is_none());
+    }
 }
 
 impl Limit {
