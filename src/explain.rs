@@ -580,8 +580,14 @@ impl std::fmt::Display for Explanation {
         if !self.defaults_applied.is_empty() {
             writeln!(
                 f,
-                "defaults:  {} (added to the body)",
-                self.defaults_applied.join(", ")
+                "defaults:  {} (added to the {})",
+                self.defaults_applied.join(", "),
+                // A build's limits go into its query; everything else's into its body.
+                if self.operation.as_deref() == Some("image.build") {
+                    "query"
+                } else {
+                    "body"
+                }
             )?;
         }
         write!(f, "reason:    {}", self.reason)?;

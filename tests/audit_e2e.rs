@@ -708,7 +708,8 @@ fn twenty_reloads_under_load_lose_nothing() {
         } else {
             ""
         };
-        ci_client(extra)
+        // A load test: the default request rate (50/s per client) is lifted.
+        format!("{}\n[limits]\nrequests_per_second = 0\n", ci_client(extra))
     };
     let proxy = start(&variant(0));
     let audit = audit_path(&proxy);
