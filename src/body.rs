@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+pub use crate::error::BodyTimeout;
 use crate::error::BoxError;
 
 /// The one body type every layer sees, for requests and responses alike.
@@ -160,26 +161,6 @@ where
     }
 }
 
-/// The request body's read deadline passed: the client sent nothing for this long while
-/// sockwarden waited for more of its body (`server.body_read_timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyTimeout {
-    /// The configured deadline.
-    pub after: std::time::Duration,
-}
-
-impl std::fmt::Display for BodyTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "request body: nothing received for {} (server.body_read_timeout)",
-            humantime::format_duration(self.after)
-        )
-    }
-}
-
-impl std::error::Error for BodyTimeout {}
-
 pin_project_lite::pin_project! {
     /// A request body that fails with [`BodyTimeout`] when the client sends nothing for
     /// `after` while its reader waits for more. The clock runs only while the reader waits on
@@ -249,6 +230,23 @@ where
     }
 }
 
+/// The [`BodyTimeout`] in `error`'s source chain, if the request body's deadline is what
+/// failed (while the body was being forwarded or read). A [`BodyError`] wraps the body's own
+/// error (once per layer that boxed the body), which its `source` skips: this looks inside.
+pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> Option<BodyTimeout> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
+            return Some(*timeout);
+        }
+        cause = match e.downcast_ref::<BodyError>() {
+            Some(body) => Some(body.0.as_ref() as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 /// How much of a refused request's body is read and thrown away before answering.
 const DRAIN_LIMIT: u64 = 1 << 20;
 
@@ -273,4 +271,46 @@ pub async fn drain_refused(mut body: ProxyBody) {
         }
     };
     let _ = tokio::time::timeout(DRAIN_TIME, reading).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_body_timeout_is_found_through_nested_body_errors() {
+        let timeout = BodyTimeout {
+            after: Duration::from_secs(2),
+        };
+        let nested = BodyError(Box::new(BodyError(Box::new(timeout))));
+        assert_eq!(timed_out(&nested), Some(timeout));
+        let other = BodyError(Box::new(std::io::Error::other("reset")));
+        assert_eq!(timed_out(&other), None);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_counts_only_while_waiting_on_the_client() {
+        use http_body_util::BodyExt;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let deadline = Duration::from_millis(300);
+        let mut body = ReadDeadline::new(http_body_util::StreamBody::new(stream), deadline);
+        tx.send(Ok(Frame::data(Bytes::from_static(b"a"))))
+            .await
+            .unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        // The reader stays away longer than the deadline (a slow daemon): no time counts.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        tx.send(Ok(Frame::data(Bytes::from_static(b"b"))))
+            .await
+            .unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        // Now the client is silent while the reader waits: cut after the deadline.
+        let started = std::time::Instant::now();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(err.is::<BodyTimeout>(), "{err}");
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
+        drop(tx);
+    }
 }

@@ -202,7 +202,7 @@ fn check(path: &std::path::Path, no_fs: bool) -> ExitCode {
         }
     }
     // Settings that invite one client to exhaust what all share: warnings, not errors.
-    for warning in crate::limits::exhaustion_warnings(&config) {
+    for warning in crate::config::exhaustion_warnings(&config) {
         eprintln!("warning: {warning}");
     }
     out(format_args!("{}: ok\n", path.display()));

@@ -45,29 +45,10 @@ pub enum ProxyError {
     Unavailable(String),
     /// The client stopped sending its request body (`server.body_read_timeout`).
     #[error("{0}")]
-    BodyTimeout(crate::body::BodyTimeout),
+    BodyTimeout(BodyTimeout),
 }
 
 impl ProxyError {
-    /// A [`ProxyError::BodyTimeout`] if `error`'s source chain holds a
-    /// [`crate::body::BodyTimeout`] (the request body's deadline passed while the request was
-    /// being forwarded or read), else `None`.
-    pub fn body_timeout(error: &(dyn std::error::Error + 'static)) -> Option<ProxyError> {
-        let mut cause = Some(error);
-        while let Some(e) = cause {
-            if let Some(timeout) = e.downcast_ref::<crate::body::BodyTimeout>() {
-                return Some(ProxyError::BodyTimeout(*timeout));
-            }
-            // A body error wraps the body's own error (once per layer that boxed the body),
-            // which its `source` skips: look inside.
-            cause = match e.downcast_ref::<crate::body::BodyError>() {
-                Some(body) => Some(body.0.as_ref() as &(dyn std::error::Error + 'static)),
-                None => e.source(),
-            };
-        }
-        None
-    }
-
     /// The HTTP status a client sees for this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -81,6 +62,26 @@ impl ProxyError {
     }
 }
 
+/// The request body's read deadline passed: the client sent nothing for this long while
+/// sockwarden waited for more of its body (`server.body_read_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout {
+    /// The configured deadline.
+    pub after: std::time::Duration,
+}
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request body: nothing received for {} (server.body_read_timeout)",
+            humantime::format_duration(self.after)
+        )
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
 /// The kind of client limit a request hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -88,25 +89,6 @@ pub enum Limit {
     Rate,
     /// Concurrent connections.
     Connections,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::body::{BodyError, BodyTimeout};
-
-    #[test]
-    fn a_body_timeout_is_found_through_nested_body_errors() {
-        let timeout = BodyTimeout {
-            after: std::time::Duration::from_secs(2),
-        };
-        let nested = BodyError(Box::new(BodyError(Box::new(timeout))));
-        let found = ProxyError::body_timeout(&nested);
-        assert!(matches!(found, Some(ProxyError::BodyTimeout(t)) if t == timeout));
-        assert_eq!(found.map(|e| e.status()), Some(StatusCode::REQUEST_TIMEOUT));
-        let other = BodyError(Box::new(std::io::Error::other("reset")));
-        assert!(ProxyError::body_timeout(&other).is_none());
-    }
 }
 
 impl Limit {

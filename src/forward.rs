@@ -91,10 +91,13 @@ impl Forward {
             .await
             .map_err(|e| {
                 // The client stalled its body: that is the client's failure, not the daemon's.
-                ProxyError::body_timeout(&e).unwrap_or_else(|| ProxyError::Upstream {
-                    addr: self.upstream.addr().to_string(),
-                    detail: upstream_failure(&e),
-                })
+                crate::body::timed_out(&e).map_or_else(
+                    || ProxyError::Upstream {
+                        addr: self.upstream.addr().to_string(),
+                        detail: upstream_failure(&e),
+                    },
+                    ProxyError::BodyTimeout,
+                )
             })?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -283,7 +283,7 @@ fn server_limits_are_read_and_checked() {
 #[test]
 fn check_warns_about_settings_that_invite_exhaustion() {
     let warnings = |text: &str| {
-        crate::limits::exhaustion_warnings(&Config::parse(&format!("{text}{LISTEN}"), "t").unwrap())
+        crate::config::exhaustion_warnings(&Config::parse(&format!("{text}{LISTEN}"), "t").unwrap())
     };
     // The defaults invite nothing.
     assert_eq!(warnings(""), Vec::<String>::new());

@@ -379,9 +379,10 @@ async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
             format!("request body is larger than the {INSPECT_LIMIT} bytes sockwarden inspects"),
         )),
-        Err(e) => Err(ProxyError::body_timeout(e.as_ref()).unwrap_or_else(|| {
-            ProxyError::BadRequest(format!("request body could not be read: {e}"))
-        })),
+        Err(e) => Err(body::timed_out(e.as_ref()).map_or_else(
+            || ProxyError::BadRequest(format!("request body could not be read: {e}")),
+            ProxyError::BodyTimeout,
+        )),
     }
 }
 
