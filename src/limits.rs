@@ -394,6 +394,7 @@ impl Connections {
             client: client.clone(),
             counts: self.counts.clone(),
             refusing,
+            entry: None,
         };
         if *open < limit {
             *open += 1;
@@ -442,6 +443,16 @@ pub struct ConnectionSlot {
     client: Arc<str>,
     counts: Arc<Mutex<Counts>>,
     refusing: bool,
+    /// The connection's place in the process budget, which travels with the slot into the
+    /// hijacked session a connection may become (its two descriptors stay open).
+    entry: Option<Entry>,
+}
+
+impl ConnectionSlot {
+    /// Keeps the connection's place in the budget for as long as this slot lives.
+    pub fn hold(&mut self, entry: Entry) {
+        self.entry = Some(entry);
+    }
 }
 
 impl Drop for ConnectionSlot {
@@ -611,6 +622,14 @@ mod tests {
         assert!(c.enter().is_none(), "the budget is spent");
         assert_eq!(c.total(), 8);
         held.clear();
+        assert_eq!(c.total(), 2);
+        // A slot that holds its entry (a hijacked session) keeps its place in the budget.
+        let Admission::Open(mut slot) = c.admit(&greedy, None) else {
+            panic!("room again")
+        };
+        slot.hold(c.enter().unwrap());
+        assert_eq!(c.total(), 3);
+        drop(slot);
         assert_eq!(c.total(), 2);
     }
 

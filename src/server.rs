@@ -359,8 +359,6 @@ async fn establish_and_serve(
     name: Arc<str>,
     shared: Arc<Shared>,
 ) {
-    // Held for the life of the connection task (a hijacked session keeps its client slot).
-    let _entry = entry;
     let hint = accepted.peer_hint();
     let established = tokio::select! {
         established = accepted.establish(shared.header_timeout) => established,
@@ -380,9 +378,16 @@ async fn establish_and_serve(
     // A peer that matched no client is counted under the empty name: its requests are all
     // refused, but its connections still hold descriptors.
     let key = client.clone().unwrap_or_else(|| Arc::from(""));
+    // The slot holds the connection's place in the budget: with it into a hijacked session.
     let (slot, over_limit) = match shared.connections.admit(&key, limits.max_connections) {
-        Admission::Open(slot) => (Some(Arc::new(slot)), None),
-        Admission::OverLimit(max, slot) => (Some(Arc::new(slot)), Some(max)),
+        Admission::Open(mut slot) => {
+            slot.hold(entry);
+            (Some(Arc::new(slot)), None)
+        }
+        Admission::OverLimit(max, mut slot) => {
+            slot.hold(entry);
+            (Some(Arc::new(slot)), Some(max))
+        }
         Admission::Close => {
             shared.metrics.limited(&key, "connections");
             tracing::debug!(listener = %name, peer = %peer, client = %key, "too many connections waiting for their refusal; closed");

@@ -831,6 +831,9 @@ fn classic_builds_get_the_memory_cap() {
         );
         assert!(out.status.success(), "{cli}: {text}");
         assert!(text.contains("mem=2147483648"), "{cli}: {text}");
+        // Measured, as documented: the build API gives RUN steps no pids limit (the ci
+        // profile acknowledges it with allow_uncapped_builds).
+        assert!(text.contains("pids=max"), "{cli}: {text}");
         let r = wait_record(&audit_path(&proxy), |r| {
             r["operation"] == "image.build"
                 && r["objects"]["image"]
