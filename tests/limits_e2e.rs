@@ -104,6 +104,15 @@ fn status(resp: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
+/// The tests here compare the whole daemon's state before and after an attack, so they run one
+/// at a time (another test's containers would otherwise come and go in between).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static DAEMON: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DAEMON
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Names of every container and image the daemon holds.
 fn daemon_state() -> (String, String) {
     let direct = Docker::new(&daemon_socket());
@@ -178,6 +187,7 @@ fn trickle_heads() -> Vec<String> {
 /// on another listener out: with its own limit (varied) and with none (the process share).
 #[test]
 fn trickling_connections_of_one_client_cannot_block_another() {
+    let _serial = serial();
     for (limits, held) in [
         ("max_connections = 10", 10),
         // No limit of its own: three quarters of server.max_connections.
@@ -252,6 +262,7 @@ fn trickling_connections_of_one_client_cannot_block_another() {
 /// Varied: inspected, chunked, streamed (`images/load`, a build context), both API spellings.
 #[test]
 fn a_stalled_body_is_cut_after_the_deadline() {
+    let _serial = serial();
     let proxy = start("allow-all", "[server]\nbody_read_timeout = \"2s\"\n");
     let before = daemon_state();
     let cases = [
@@ -332,6 +343,7 @@ fn a_stalled_body_is_cut_after_the_deadline() {
 /// image and a classic build with a 200 MiB context, under the `ci` profile, both CLIs.
 #[test]
 fn large_uploads_pass_a_tight_body_deadline() {
+    let _serial = serial();
     let proxy = start("ci", "[server]\nbody_read_timeout = \"2s\"\n");
     let cleanup = Cleanup::new();
     let dir = tempfile::tempdir().unwrap();
@@ -395,6 +407,7 @@ fn large_uploads_pass_a_tight_body_deadline() {
 /// that `sockwarden audit summarize` still reads.
 #[test]
 fn long_queries_and_paths_are_audited_truncated() {
+    let _serial = serial();
     let proxy = start("read-only", "");
     let long = "x".repeat(60 * 1024);
     for target in [
@@ -465,6 +478,7 @@ fn long_queries_and_paths_are_audited_truncated() {
 /// slowed. Over keep-alive and over fresh connections.
 #[test]
 fn a_flood_is_rate_limited_and_its_refusals_recorded_once_a_second() {
+    let _serial = serial();
     let proxy = start("read-only", "");
     let (mut total_refused, mut recorded_before, mut first_round) = (0u64, 0usize, 0u64);
     for keep_alive in [true, false] {
@@ -563,6 +577,7 @@ fn a_flood_is_rate_limited_and_its_refusals_recorded_once_a_second() {
 /// defaults.
 #[test]
 fn check_warns_about_exhaustion() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     let base = format!(
@@ -609,6 +624,7 @@ fn inspect_modes(name: &str) -> String {
 /// unless it says `CgroupnsMode` itself; an explicit mode is inspected as before.
 #[test]
 fn unsafe_daemon_defaults_are_written_explicitly() {
+    let _serial = serial();
     let proxy = start("ci", "");
     let cleanup = Cleanup::new();
     for (cli, docker) in [
@@ -710,6 +726,7 @@ fn unsafe_daemon_defaults_are_written_explicitly() {
 /// are kept.
 #[test]
 fn ci_profile_caps_containers() {
+    let _serial = serial();
     let proxy = start("ci", "");
     let cleanup = Cleanup::new();
     for (cli, docker) in [
@@ -792,6 +809,7 @@ fn build_context(dockerfile: &str) -> tempfile::TempDir {
 /// asking for more than the caps is refused; the query the daemon got is the one recorded.
 #[test]
 fn classic_builds_get_the_memory_cap() {
+    let _serial = serial();
     let proxy = start("ci", "");
     let cleanup = Cleanup::new();
     let ctx = build_context(&format!(
@@ -894,6 +912,7 @@ fn classic_builds_get_the_memory_cap() {
 /// no limit at all); acknowledged, they run.
 #[test]
 fn builds_that_would_escape_a_pids_cap_are_refused_unless_acknowledged() {
+    let _serial = serial();
     let policy = |ack: bool| {
         format!(
             "[policy.strict]\nprofile = \"ci\"\n\n[policy.strict.build]\nallow_buildkit = true\nallow_uncapped_builds = {ack}\n"
