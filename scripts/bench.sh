@@ -313,6 +313,10 @@ allow_dangerous = ["container.*", "image.*"]
 [audit]
 $sink
 
+# A benchmark measures throughput: the default per-client request rate is lifted.
+[limits]
+requests_per_second = 0
+
 [[listen]]
 unix = "$sock"
 mode = "0600"

@@ -3,6 +3,7 @@
 //! Bodies are never collected here: each frame is passed on as soon as it arrives, so memory
 //! stays flat whatever the size of an image, a build context or a log stream.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+pub use crate::error::BodyTimeout;
 use crate::error::BoxError;
 
 /// The one body type every layer sees, for requests and responses alike.
@@ -159,6 +161,92 @@ where
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A request body that fails with [`BodyTimeout`] when the client sends nothing for
+    /// `after` while its reader waits for more. The clock runs only while the reader waits on
+    /// the client: when the daemon is slow to take the body (a `docker load` it is still
+    /// unpacking), the reader stops asking and no time counts against the client. So an upload
+    /// of any size at any steady pace passes, and a client that stalls or trickles slower than
+    /// one frame per `after` is cut off and its connection's descriptor freed.
+    pub struct ReadDeadline<B> {
+        #[pin]
+        inner: B,
+        after: std::time::Duration,
+        waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<B> ReadDeadline<B> {
+    /// Wraps `inner` with the deadline `after`.
+    pub fn new(inner: B, after: std::time::Duration) -> Self {
+        ReadDeadline {
+            inner,
+            after,
+            waiting: None,
+        }
+    }
+}
+
+impl<B> Body for ReadDeadline<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                *this.waiting = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let after = *this.after;
+                let sleep = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        *this.waiting = None;
+                        Poll::Ready(Some(Err(Box::new(BodyTimeout { after }))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The [`BodyTimeout`] in `error`'s source chain, if the request body's deadline is what
+/// failed (while the body was being forwarded or read). A [`BodyError`] wraps the body's own
+/// error (once per layer that boxed the body), which its `source` skips: this looks inside.
+pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> Option<BodyTimeout> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
+            return Some(*timeout);
+        }
+        cause = match e.downcast_ref::<BodyError>() {
+            Some(body) => Some(body.0.as_ref() as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 /// How much of a refused request's body is read and thrown away before answering.
 const DRAIN_LIMIT: u64 = 1 << 20;
 
@@ -183,4 +271,46 @@ pub async fn drain_refused(mut body: ProxyBody) {
         }
     };
     let _ = tokio::time::timeout(DRAIN_TIME, reading).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_body_timeout_is_found_through_nested_body_errors() {
+        let timeout = BodyTimeout {
+            after: Duration::from_secs(2),
+        };
+        let nested = BodyError(Box::new(BodyError(Box::new(timeout))));
+        assert_eq!(timed_out(&nested), Some(timeout));
+        let other = BodyError(Box::new(std::io::Error::other("reset")));
+        assert_eq!(timed_out(&other), None);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_counts_only_while_waiting_on_the_client() {
+        use http_body_util::BodyExt;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let deadline = Duration::from_millis(300);
+        let mut body = ReadDeadline::new(http_body_util::StreamBody::new(stream), deadline);
+        tx.send(Ok(Frame::data(Bytes::from_static(b"a"))))
+            .await
+            .unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        // The reader stays away longer than the deadline (a slow daemon): no time counts.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        tx.send(Ok(Frame::data(Bytes::from_static(b"b"))))
+            .await
+            .unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        // Now the client is silent while the reader waits: cut after the deadline.
+        let started = std::time::Instant::now();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(err.is::<BodyTimeout>(), "{err}");
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
+        drop(tx);
+    }
 }

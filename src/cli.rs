@@ -313,6 +313,10 @@ fn check(
             eprintln!("sockwarden: warning: {}: {warning}", path.display());
         }
     }
+    // Settings that invite one client to exhaust what all share: warnings, not errors.
+    for warning in crate::config::exhaustion_warnings(&config) {
+        eprintln!("warning: {warning}");
+    }
     out(format_args!("{notes}{}: ok\n", path.display()));
     ExitCode::SUCCESS
 }

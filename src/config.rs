@@ -80,6 +80,11 @@ pub struct Config {
     pub authority: Arc<Authority>,
     /// Limit on reading one request head.
     pub header_read_timeout: Duration,
+    /// Longest wait for more of a request body (see [`crate::body::ReadDeadline`]).
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once, all clients together (`None`: derived from the
+    /// descriptor limit at start, see [`crate::limits::connection_budget`]).
+    pub max_connections: Option<usize>,
     /// How long in-flight work may go on after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -144,6 +149,8 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    max_connections: Option<usize>,
     shutdown_grace: Option<String>,
 }
 
@@ -190,6 +197,12 @@ struct RawListen {
 }
 
 // === defaults ===
+
+/// How long a client may send nothing while sockwarden waits for more of its request body.
+/// A minute: far above any pause of a working upload (the CLI streams `docker load` archives
+/// and build contexts as it reads them), short enough that a stalled connection's descriptor
+/// and buffers come back quickly.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The daemon socket used when neither the config nor `DOCKER_HOST` names one.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -468,6 +481,23 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             raw.server.header_read_timeout,
             Duration::from_secs(30),
         )?,
+        body_read_timeout: positive(
+            duration(
+                "server.body_read_timeout",
+                raw.server.body_read_timeout,
+                DEFAULT_BODY_READ_TIMEOUT,
+            )?,
+            "server.body_read_timeout",
+        )?,
+        max_connections: match raw.server.max_connections {
+            Some(0) => {
+                return Err(ConfigError::setting(
+                    "server.max_connections",
+                    "must be at least 1 (leave it out to derive it from the descriptor limit)",
+                ))
+            }
+            other => other,
+        },
         shutdown_grace: duration(
             "server.shutdown_grace",
             raw.server.shutdown_grace,
@@ -770,6 +800,91 @@ fn duration(name: &str, raw: Option<String>, default: Duration) -> Result<Durati
             )
         }),
     }
+}
+
+/// Longest `server.body_read_timeout` `sockwarden check` accepts without a warning.
+const LONG_BODY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What in `config` lets one client exhaust what every client shares (descriptors, memory,
+/// the audit log's disk), for `sockwarden check` to warn about: each a sentence naming the
+/// setting and the risk. Empty when nothing does.
+pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
+    use crate::audit::{OnFailure, SinkConfig};
+    let mut out = Vec::new();
+    let fail_closed_file = matches!(config.audit.sink, Some(SinkConfig::File(_)))
+        && config.audit.on_failure == OnFailure::Closed;
+    let mut who: Vec<(String, &crate::limits::LimitSettings)> =
+        vec![("[limits]".to_owned(), config.limits.settings(None))];
+    for client in config.authority.clients() {
+        let settings = config.limits.settings(Some(&client.name));
+        if settings != config.limits.settings(None) {
+            who.push((format!("client {}", client.name), settings));
+        }
+    }
+    for (name, settings) in who {
+        if settings.max_connections.is_none() {
+            out.push(format!(
+                "{name}: max_connections = 0 lets one client hold three quarters of \
+                 server.max_connections, so clients on other listeners may be refused"
+            ));
+        }
+        if settings.rate.is_none() && fail_closed_file {
+            out.push(format!(
+                "{name}: requests_per_second = 0 with a fail-closed file audit log \
+                 (audit.on_failure = \"closed\"): a flood of requests can fill the log's disk, \
+                 and then every client is refused"
+            ));
+        }
+    }
+    if config.body_read_timeout > LONG_BODY_TIMEOUT {
+        out.push(format!(
+            "server.body_read_timeout = {}: a client trickling request bodies holds its \
+             connections that long",
+            humantime::format_duration(config.body_read_timeout)
+        ));
+    }
+    if let (Some(set), Ok((_, hard))) = (
+        config.max_connections,
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE),
+    ) {
+        let allowed = crate::limits::connection_budget(hard, config.upstream.pool_max_idle);
+        if set > allowed {
+            out.push(format!(
+                "server.max_connections = {set} exceeds what the descriptor limit \
+                 (RLIMIT_NOFILE {hard}) allows ({allowed}): accepting fails before it is reached"
+            ));
+        }
+    }
+    let mut seen = Vec::new();
+    for client in config.authority.clients() {
+        let Some(policy) = config.authority.policy_for(&client.name) else {
+            continue;
+        };
+        if seen.contains(&policy.name) || !policy.inspection {
+            continue;
+        }
+        seen.push(policy.name.clone());
+        let container = &policy.inspect.container;
+        let build = &policy.inspect.build;
+        if build.allow_uncapped_builds
+            && (container.default_pids.is_some() || container.max_pids.is_some())
+        {
+            out.push(format!(
+                "policy {}: allow_uncapped_builds: a classic build's RUN steps run without the \
+                 pids limit containers get (a fork bomb in a Dockerfile is not stopped; cap it \
+                 on the daemon's side with dockerd --cgroup-parent)",
+                policy.name
+            ));
+        }
+    }
+    out
+}
+
+fn positive(d: Duration, name: &str) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::setting(name, "must be longer than zero"));
+    }
+    Ok(d)
 }
 
 fn parse_mode(name: &str, text: &str) -> Result<u32, ConfigError> {

@@ -95,6 +95,10 @@ pub(crate) struct Facts {
     pub(crate) body: Option<bytes::Bytes>,
     pub(crate) defaults: Vec<String>,
     pub(crate) error: Option<String>,
+    /// A rate-limit refusal whose record is left out (one a second is written per client).
+    pub(crate) unrecorded: bool,
+    /// Rate-limit refusals of the client left unrecorded since its last recorded one.
+    pub(crate) suppressed: u64,
 }
 
 impl Facts {
@@ -178,6 +182,16 @@ impl Trail {
         facts.settings = settings;
     }
 
+    /// A rate-limit refusal: `Some(n)` writes its record, counting the `n` refusals left
+    /// unrecorded before it; `None` leaves its record out (see `limits::RateExceeded::record`).
+    pub fn note_rate_refusal(&self, record: Option<u64>) {
+        let mut facts = self.facts();
+        match record {
+            Some(n) => facts.suppressed = n,
+            None => facts.unrecorded = true,
+        }
+    }
+
     /// Enforced defaults the policy added to the body (`Memory=268435456`, ...).
     pub fn note_defaults(&self, applied: Vec<String>) {
         self.facts().defaults = applied;
@@ -225,6 +239,7 @@ impl Trail {
                 deny(limit.rule(), what)
             }
             ProxyError::Unavailable(reason) => deny("audit-unavailable", reason),
+            ProxyError::BodyTimeout(timeout) => deny("body-timeout", &timeout.to_string()),
         };
         facts.settle(Verdict::Deny, None, rule, reason);
     }

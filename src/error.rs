@@ -43,6 +43,9 @@ pub enum ProxyError {
     /// sockwarden cannot serve requests right now (a fail-closed audit log that cannot write).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The client stopped sending its request body (`server.body_read_timeout`).
+    #[error("{0}")]
+    BodyTimeout(BodyTimeout),
 }
 
 impl ProxyError {
@@ -54,9 +57,30 @@ impl ProxyError {
             ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
+
+/// The request body's read deadline passed: the client sent nothing for this long while
+/// sockwarden waited for more of its body (`server.body_read_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout {
+    /// The configured deadline.
+    pub after: std::time::Duration,
+}
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request body: nothing received for {} (server.body_read_timeout)",
+            humantime::format_duration(self.after)
+        )
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
 
 /// The kind of client limit a request hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

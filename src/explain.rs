@@ -172,6 +172,14 @@ pub fn explain(
         };
         out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
+    // A build's query gets the policy's limits written in before it is inspected.
+    let mut authorized = authorized;
+    if let Ok(Some((_, normalized, applied))) =
+        crate::inspect::layer::rewritten_build_query(&authorized, &uri)
+    {
+        authorized.normalized = Arc::new(normalized);
+        out.defaults_applied = applied;
+    }
     let inspected = authorized.policy.inspection;
     let Some(body) = body.filter(|_| inspected && inspects_body(authorized.operation.name)) else {
         return Ok(decide_without_body(out, &authorized, body));
@@ -612,8 +620,14 @@ impl std::fmt::Display for Explanation {
         if !self.defaults_applied.is_empty() {
             writeln!(
                 f,
-                "defaults:  {} (added to the body)",
-                self.defaults_applied.join(", ")
+                "defaults:  {} (added to the {})",
+                self.defaults_applied.join(", "),
+                // A build's limits go into its query; everything else's into its body.
+                if self.operation.as_deref() == Some("image.build") {
+                    "query"
+                } else {
+                    "body"
+                }
             )?;
         }
         write!(f, "reason:    {}", self.reason)?;

@@ -94,9 +94,15 @@ impl Forward {
             .upstream
             .send(Request::from_parts(parts, body))
             .await
-            .map_err(|e| ProxyError::Upstream {
-                addr: self.upstream.addr().to_string(),
-                detail: upstream_failure(&e),
+            .map_err(|e| {
+                // The client stalled its body: that is the client's failure, not the daemon's.
+                crate::body::timed_out(&e).map_or_else(
+                    || ProxyError::Upstream {
+                        addr: self.upstream.addr().to_string(),
+                        detail: upstream_failure(&e),
+                    },
+                    ProxyError::BodyTimeout,
+                )
             })?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -19,7 +19,7 @@ use crate::config::{Config, ListenAddr};
 use crate::context::Caller;
 use crate::forward::{Forward, Upstream};
 use crate::identity::Evidence;
-use crate::limits::Connections;
+use crate::limits::{Admission, Connections, Entry};
 use crate::listener::activation::{Activation, ActivationError, Inherited};
 use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
@@ -241,12 +241,14 @@ impl Server {
             };
             accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
         }
+        let connections = Connections::new(connection_budget(&self.config));
         let shared = Arc::new(Shared {
             live,
             service,
             header_timeout: self.config.header_read_timeout,
+            body_timeout: self.config.body_read_timeout,
             drain: drain.clone(),
-            connections: Connections::default(),
+            connections,
             metrics: audit.metrics().clone(),
             daemon_socket: match &self.config.upstream.addr {
                 crate::config::UpstreamAddr::Unix(path) => Some(path.clone()),
@@ -279,6 +281,36 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The process-wide connection budget: `server.max_connections`, else derived from the
+/// descriptor limit, which is first raised to its hard limit. A configured budget larger than
+/// the descriptors allow is kept (the admin asked for it) with a warning.
+fn connection_budget(config: &Config) -> usize {
+    let nofile = crate::limits::raise_nofile();
+    let derived =
+        nofile.map(|n| crate::limits::connection_budget(n, config.upstream.pool_max_idle));
+    let budget = match (config.max_connections, derived) {
+        (Some(set), Some(derived)) if set > derived => {
+            tracing::warn!(
+                max_connections = set,
+                nofile = nofile.unwrap_or(0),
+                "server.max_connections exceeds what the descriptor limit (RLIMIT_NOFILE) allows ({derived}); \
+                 accepting may fail with EMFILE before it is reached"
+            );
+            set
+        }
+        (Some(set), _) => set,
+        (None, Some(derived)) => derived,
+        // The limit cannot be read: assume the common default of 1,024.
+        (None, None) => crate::limits::connection_budget(1024, config.upstream.pool_max_idle),
+    };
+    tracing::info!(
+        max_connections = budget,
+        nofile = nofile.unwrap_or(0),
+        "client connections admitted at once (server.max_connections)"
+    );
+    budget
 }
 
 /// SIGHUP: reload. SIGUSR1: reopen the audit file (logrotate). Runs until aborted.
@@ -332,6 +364,7 @@ struct Shared {
     live: Live,
     service: ProxyService,
     header_timeout: Duration,
+    body_timeout: Duration,
     drain: Drain,
     connections: Connections,
     metrics: Metrics,
@@ -348,11 +381,21 @@ async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
         };
         match accepted {
             Ok(accepted) => {
+                // Over the process's budget the connection is closed before anything is read:
+                // its descriptor comes back at once, and the clients already in keep theirs.
+                let Some(entry) = shared.connections.enter() else {
+                    shared.metrics.limited("", "connections");
+                    tracing::debug!(listener = %name, peer = %accepted.peer_hint(), "server.max_connections reached; connection closed");
+                    continue;
+                };
                 // The TLS handshake, if any, runs in the connection's task, so a slow or
                 // silent client cannot hold up the accept loop.
-                shared
-                    .drain
-                    .spawn(establish_and_serve(accepted, name.clone(), shared.clone()));
+                shared.drain.spawn(establish_and_serve(
+                    accepted,
+                    entry,
+                    name.clone(),
+                    shared.clone(),
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -365,7 +408,12 @@ async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
 
 /// Completes the TLS handshake (bounded by the header timeout), identifies the client,
 /// applies its connection limits, serves.
-async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Shared>) {
+async fn establish_and_serve(
+    accepted: Accepted,
+    entry: Entry,
+    name: Arc<str>,
+    shared: Arc<Shared>,
+) {
     let hint = accepted.peer_hint();
     let established = tokio::select! {
         established = accepted.establish(shared.header_timeout) => established,
@@ -387,13 +435,27 @@ async fn establish_and_serve(accepted: Accepted, name: Arc<str>, shared: Arc<Sha
         runtime.identify(&name, &peer)
     };
     let limits = runtime.limits.settings(client.as_deref()).clone();
-    let (slot, over_limit) = match &client {
-        Some(c) => match shared.connections.try_open(c, limits.max_connections) {
-            Some(slot) => (Some(Arc::new(slot)), None),
-            None => (None, limits.max_connections),
-        },
-        None => (None, None),
+    // A peer that matched no client is counted under the empty name: its requests are all
+    // refused, but its connections still hold descriptors.
+    let key = client.clone().unwrap_or_else(|| Arc::from(""));
+    // The slot holds the connection's place in the budget: with it into a hijacked session.
+    let (slot, over_limit) = match shared.connections.admit(&key, limits.max_connections) {
+        Admission::Open(mut slot) => {
+            slot.hold(entry);
+            (Some(Arc::new(slot)), None)
+        }
+        Admission::OverLimit(max, mut slot) => {
+            slot.hold(entry);
+            (Some(Arc::new(slot)), Some(max))
+        }
+        Admission::Close => {
+            shared.metrics.limited(&key, "connections");
+            tracing::debug!(listener = %name, peer = %peer, client = %key, "too many connections waiting for their refusal; closed");
+            return;
+        }
     };
+    // The refusal of an unattributed peer is the policy's 403, not a 429.
+    let over_limit = over_limit.filter(|_| client.is_some());
     let mut evidence = Evidence::collect(&peer);
     if let Some(Some(pid)) = from_daemon {
         evidence.exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
@@ -477,12 +539,15 @@ async fn serve_connection(
     let peer = info.peer.to_string();
     let live = shared.live.clone();
     let service = shared.service.clone();
+    let body_timeout = shared.body_timeout;
     // hyper hides duplicate Content-Length headers and Content-Length beside
     // Transfer-Encoding from the service; the watch sees the raw heads (listener::framing).
     let verdicts = Verdicts::new();
     let stream = FramingWatch::new(stream, verdicts.clone());
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let mut request = request.map(body::boxed);
+        // Every request body has a read deadline: a client that stops sending mid-body is
+        // cut off (408) and its connection closed.
+        let mut request = request.map(|b| body::boxed(body::ReadDeadline::new(b, body_timeout)));
         let runtime = live.current();
         // After a reload the peer is attributed again under the configuration in force
         // (the daemon's own connections never are).

@@ -708,7 +708,8 @@ fn twenty_reloads_under_load_lose_nothing() {
         } else {
             ""
         };
-        ci_client(extra)
+        // A load test: the default request rate (50/s per client) is lifted.
+        format!("{}\n[limits]\nrequests_per_second = 0\n", ci_client(extra))
     };
     let proxy = start(&variant(0));
     let audit = audit_path(&proxy);
@@ -1310,7 +1311,13 @@ default_pids = 256
     });
     assert_eq!(
         r["defaults_applied"],
-        serde_json::json!(["Memory=268435456", "NanoCpus=500000000", "PidsLimit=256"])
+        serde_json::json!([
+            "Memory=268435456",
+            "NanoCpus=500000000",
+            "PidsLimit=256",
+            "IpcMode=private",
+            "CgroupnsMode=private"
+        ])
     );
     assert_eq!(r["settings"]["limits"]["memory"], 268435456);
 

@@ -186,6 +186,11 @@ fn finish(
         );
     }
     let event = if session { "session_open" } else { "request" };
+    // A rate-limit refusal within a second of the client's last recorded one: counted in the
+    // metrics above and in the next recorded refusal's `suppressed`, not written.
+    if trail.facts().unrecorded {
+        return;
+    }
     submit(trail, event, counts);
 }
 

@@ -2,6 +2,7 @@
 //! request's [`Trail`] (no intermediate structure), with the connection's part written once
 //! per connection, and the redaction of what a record must never show.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,6 +28,41 @@ pub(crate) struct Counts {
     pub(crate) end: &'static str,
 }
 
+/// Longest client-chosen text (a path, a query parameter's name or value, a user agent, an
+/// object name, a refused value) a record holds whole. Longer text is cut there and ends with
+/// [`TRUNCATED`] and its full length, so that a flood of 60 KB queries writes small records
+/// (the disk of a fail-closed audit log is everyone's) and the record still says what it was.
+pub const MAX_TEXT: usize = 1024;
+
+/// Most query parameters a record lists; the rest are counted under [`MORE_PARAMS`].
+pub const MAX_PARAMS: usize = 64;
+
+/// Most bytes of parameter names and values (each as bounded) a record lists.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+/// The marker that ends a cut text: `…[truncated: 61440 bytes]`.
+pub const TRUNCATED: &str = "…[truncated: ";
+
+/// The key under which the parameters beyond [`MAX_PARAMS`] are counted.
+pub const MORE_PARAMS: &str = "…";
+
+/// `text`, or its first [`MAX_TEXT`] bytes (cut at a character boundary) followed by the
+/// [`TRUNCATED`] marker and the full length in bytes.
+pub fn bounded(text: &str) -> Cow<'_, str> {
+    bounded_to(text, MAX_TEXT)
+}
+
+fn bounded_to(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}{TRUNCATED}{} bytes]", &text[..cut], text.len()))
+}
+
 /// Writes the record of this request as it stands, one JSON line, into `out` (on the
 /// thread that served the request: its data is still in that CPU's caches).
 pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, out: &mut Vec<u8>) {
@@ -45,14 +81,19 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
     o.str_or_null(b"client", facts.client.as_deref());
     o.opt_str(
         b"user_agent",
-        trail.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        trail
+            .user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(bounded)
+            .as_deref(),
     );
-    o.str(b"method", trail.method.as_str());
+    o.str(b"method", &bounded(trail.method.as_str()));
     o.str(
         b"raw_path",
-        normalized.map_or(trail.uri.path(), |n| n.raw_path.as_str()),
+        &bounded(normalized.map_or(trail.uri.path(), |n| n.raw_path.as_str())),
     );
-    o.opt_str(b"path", normalized.map(|n| n.path.as_str()));
+    o.opt_str(b"path", normalized.map(|n| bounded(&n.path)).as_deref());
     if let Some(version) = normalized.and_then(|n| n.version) {
         o.plain_display(b"api_version", version);
     }
@@ -67,9 +108,11 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
         Some(Reason::Allowed(operation)) => o.with(b"reason", |out| {
             line::string_with_suffix(out, operation, " is allowed")
         }),
-        Some(Reason::Text(text)) => o.str(b"reason", text),
+        Some(Reason::Text(text)) => o.str(b"reason", &bounded_to(text, 4 * MAX_TEXT)),
         // A refusal is put into words only here, when its record is written.
-        Some(reason @ Reason::Refused(..)) => o.str(b"reason", &reason.to_string()),
+        Some(reason @ Reason::Refused(..)) => {
+            o.str(b"reason", &bounded_to(&reason.to_string(), 4 * MAX_TEXT));
+        }
         None => {}
     }
     if !facts.violations.is_empty() {
@@ -82,13 +125,23 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
     o.uint(b"bytes_in", counts.bytes_in);
     o.uint(b"bytes_out", counts.bytes_out);
     o.str(b"end", counts.end);
-    o.opt_str(b"error", facts.error.as_deref());
+    if facts.suppressed > 0 {
+        o.uint(b"suppressed", facts.suppressed);
+    }
+    o.opt_str(
+        b"error",
+        facts
+            .error
+            .as_deref()
+            .map(|e| bounded_to(e, 4 * MAX_TEXT))
+            .as_deref(),
+    );
     let objects = objects(operation, normalized, facts.settings.as_ref());
     if !objects.is_empty() {
         o.with(b"objects", |out| {
             let mut m = line::Obj::open(out);
             for (kind, name) in &objects {
-                m.escaped_str(kind, name);
+                m.escaped_str(kind, &bounded(name));
             }
             m.close();
         });
@@ -125,10 +178,10 @@ fn write_violations(out: &mut Vec<u8>, violations: &[Violation]) {
             out.push(b',');
         }
         let mut o = line::Obj::open(out);
-        o.str(b"field", &v.field);
-        o.str(b"reason", &v.reason);
+        o.str(b"field", &bounded(&v.field));
+        o.str(b"reason", &bounded_to(&v.reason, 4 * MAX_TEXT));
         o.opt_str(b"setting", v.setting.as_deref());
-        o.opt_str(b"value", v.value.as_deref());
+        o.opt_str(b"value", v.value.as_deref().map(bounded).as_deref());
         o.close();
     }
     out.push(b']');
@@ -165,11 +218,31 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
     o.close();
 }
 
-/// The query as `{"name":["value",...]}`, secrets redacted.
+/// The query as `{"name":["value",...]}`, secrets redacted, each name and value bounded
+/// ([`bounded`]); beyond [`MAX_PARAMS`] parameters or [`MAX_QUERY_BYTES`], the rest are counted under
+/// [`MORE_PARAMS`]: `"…":["1000 more parameters, 61440 bytes"]`.
 fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     let mut o = line::Obj::open(out);
-    for (name, values) in redacted_query(pairs) {
+    // As many parameters as fit in MAX_PARAMS and MAX_QUERY_BYTES (each counted as bounded).
+    let mut bytes = 0;
+    let fit = pairs
+        .iter()
+        .take(MAX_PARAMS)
+        .take_while(|(k, v)| {
+            bytes += k.len().min(MAX_TEXT) + v.len().min(MAX_TEXT);
+            bytes <= MAX_QUERY_BYTES
+        })
+        .count()
+        .max(1)
+        .min(pairs.len());
+    let (listed, more) = pairs.split_at(fit);
+    for (name, values) in redacted_query(listed) {
         o.escaped_strs(&name, values.iter().map(String::as_str));
+    }
+    if !more.is_empty() {
+        let bytes: usize = more.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let note = format!("{} more parameters, {bytes} bytes", more.len());
+        o.escaped_strs(MORE_PARAMS, std::iter::once(note.as_str()));
     }
     o.close();
 }
@@ -178,13 +251,15 @@ fn redacted_query(pairs: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in pairs {
         let value = if redact::secret_name(name) {
-            redact::query_value(name, value)
+            bounded(&redact::query_value(name, value)).into_owned()
         } else if redact::secret_values(name) {
-            redact::changes_value(value)
+            bounded(&redact::changes_value(value)).into_owned()
         } else {
-            value.clone()
+            bounded(value).into_owned()
         };
-        out.entry(name.clone()).or_default().push(value);
+        out.entry(bounded(name).into_owned())
+            .or_default()
+            .push(value);
     }
     out
 }
@@ -710,6 +785,47 @@ mod tests {
         assert_eq!(r.decision.as_deref(), Some("deny"));
         assert_eq!(r.rule.as_deref(), Some("ci.container"));
         assert_eq!(r.violations[0].setting.as_deref(), Some("allow_privileged"));
+    }
+
+    #[test]
+    fn long_paths_and_queries_are_cut_with_their_length() {
+        let audit = quiet_audit();
+        // An URI holds at most 64 KiB (hyper refuses longer request heads anyway).
+        let long = "a".repeat(30 * 1024);
+        let many: String = (0..200).map(|i| format!("&p{i}=x")).collect();
+        let target = format!("/v1.41/_ping?q={long}&{long}=v{many}");
+        let t = trail(&audit, "GET", &target);
+        let line = written(&t, "request", Some(200));
+        assert!(line.len() < 16 * 1024, "{} bytes", line.len());
+        let r = round_trips(&line);
+        let q = &r.query["q"][0];
+        assert!(q.starts_with(&"a".repeat(MAX_TEXT)), "{q}");
+        assert!(
+            q.ends_with(&format!("{TRUNCATED}{} bytes]", 30 * 1024)),
+            "{q}"
+        );
+        let key = r.query.keys().find(|k| k.len() > MAX_TEXT).unwrap();
+        assert!(
+            key.ends_with(&format!("{TRUNCATED}{} bytes]", 30 * 1024)),
+            "{key}"
+        );
+        assert_eq!(r.query[MORE_PARAMS], vec!["138 more parameters, 928 bytes"]);
+        // Many long values: the record stays small all the same.
+        let long = "b".repeat(2000);
+        let many: String = (0..30).map(|i| format!("&v{i}={long}")).collect();
+        let t = trail(&audit, "GET", &format!("/_ping?x=1{many}"));
+        let line = written(&t, "request", Some(200));
+        assert!(line.len() < 2 * MAX_QUERY_BYTES, "{} bytes", line.len());
+        let r = round_trips(&line);
+        assert!(
+            r.query[MORE_PARAMS][0].starts_with("23 more parameters"),
+            "{:?}",
+            r.query
+        );
+        // Short text is untouched; a multi-byte character is never split.
+        assert_eq!(bounded("short"), "short");
+        let cut = bounded_to("ééé", 3);
+        assert!(cut.starts_with('é') && cut.contains("6 bytes"), "{cut}");
     }
 
     #[test]

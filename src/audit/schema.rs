@@ -95,6 +95,10 @@ pub struct Record {
     /// `complete`, `client_gone` or `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
+    /// Rate-limit refusals of this client since its last recorded one that have no record of
+    /// their own (at most one such refusal is recorded per client and second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
     /// Objects the request names.
     #[serde(
         deserialize_with = "nullable",

@@ -282,3 +282,59 @@ fn listen_name_and_activation_for_socket_activation() {
         assert!(err.contains(expect), "{extra}: {err}");
     }
 }
+
+/// A listener, which every configuration file needs (appended last: it closes any table).
+const LISTEN: &str = "\n[[listen]]\nunix = \"/tmp/sw-test.sock\"\n";
+
+#[test]
+fn server_limits_are_read_and_checked() {
+    let config = Config::parse(LISTEN, "t").unwrap();
+    assert_eq!(config.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT);
+    assert_eq!(config.max_connections, None);
+    let config = Config::parse(
+        &format!("[server]\nbody_read_timeout = \"2s\"\nmax_connections = 300\n{LISTEN}"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(config.body_read_timeout, Duration::from_secs(2));
+    assert_eq!(config.max_connections, Some(300));
+    for (text, setting) in [
+        (
+            "[server]\nbody_read_timeout = \"0s\"\n",
+            "server.body_read_timeout",
+        ),
+        (
+            "[server]\nbody_read_timeout = \"soon\"\n",
+            "server.body_read_timeout",
+        ),
+        ("[server]\nmax_connections = 0\n", "server.max_connections"),
+    ] {
+        let err = Config::parse(&format!("{text}{LISTEN}"), "t").unwrap_err();
+        assert!(err.0.contains(setting), "{text}: {err}");
+    }
+}
+
+#[test]
+fn check_warns_about_settings_that_invite_exhaustion() {
+    let warnings = |text: &str| {
+        crate::config::exhaustion_warnings(&Config::parse(&format!("{text}{LISTEN}"), "t").unwrap())
+    };
+    // The defaults invite nothing.
+    assert_eq!(warnings(""), Vec::<String>::new());
+    assert!(LISTEN.starts_with("\n[[listen]]"));
+    let w = warnings(
+        "[audit]\nsink = \"file\"\npath = \"/var/log/sw.jsonl\"\n[limits]\nmax_connections = 0\nrequests_per_second = 0\n[server]\nbody_read_timeout = \"1h\"\n",
+    );
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(w[0].contains("max_connections = 0"), "{w:#?}");
+    assert!(w[1].contains("fail-closed file audit log"), "{w:#?}");
+    assert!(w[2].contains("server.body_read_timeout"), "{w:#?}");
+    // An open audit log cannot refuse everyone; a client's own limits are named.
+    let w = warnings(
+        "[audit]\nsink = \"file\"\npath = \"/var/log/sw.jsonl\"\non_failure = \"open\"\n[[client]]\nname = \"ci\"\npolicy = \"ci\"\nuids = [1]\n[client.limits]\nmax_connections = 0\n",
+    );
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].starts_with("client ci: max_connections"), "{w:#?}");
+    // The ci profile acknowledges builds without a pids limit: said so.
+    assert!(w[1].contains("policy ci: allow_uncapped_builds"), "{w:#?}");
+}

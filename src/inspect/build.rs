@@ -7,7 +7,7 @@ use super::common::{
     normalize_image, qdeny, qdeny_rule, query_int, str_list, str_map, strukt,
 };
 use super::docker_json::{self, quote, Path, Value};
-use super::rules::BuildRules;
+use super::rules::{BuildRules, ContainerRules};
 use super::{Summary, Violation};
 
 pub(crate) const BUILD_PARAMS: &[&str] = &[
@@ -341,6 +341,161 @@ fn dockerfile_and_tags(
             );
         }
         sum.tags.push(r.full());
+    }
+    Ok(())
+}
+
+/// The CPU period written with a default CPU quota (the kernel's own default, 100 ms).
+const CPU_PERIOD: i64 = 100_000;
+
+/// The smaller of two optional caps.
+fn tighter(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether the policy's container section caps pids: then a build's containers, which the
+/// build API cannot give a pids limit, need `allow_uncapped_builds`.
+fn caps_pids(container: &ContainerRules) -> bool {
+    container.default_pids.is_some() || container.max_pids.is_some()
+}
+
+/// The value of an integer parameter, 0 when absent or empty (as the daemon reads it); `None`
+/// when it is not an integer (the inspector refuses it).
+fn int_param(query: &[(String, String)], key: &'static str) -> Option<i64> {
+    query_int(key, first(query, key).unwrap_or("")).ok()
+}
+
+/// The parameters a build query gets so that its classic-build `RUN` containers are held to
+/// the policy's container limits, as a container create is (`memory`, `memswap`, `cpuperiod`
+/// with `cpuquota`), each only where the query leaves it unset (absent, empty or 0):
+/// - `memory`: `default_memory_bytes`, else the tighter of the build's and the container's
+///   `max_memory_bytes`;
+/// - `memswap`: with a `max_memory_swap_bytes`, twice the memory (the daemon's own default)
+///   up to that cap, never below the memory;
+/// - `cpuquota` (with `cpuperiod` 100000): `default_nano_cpus`, else `max_nano_cpus`, as a
+///   share of the period.
+///
+/// The caller writes them into the query (replacing unset occurrences) before the query is
+/// inspected, so the inspected query is the one forwarded.
+pub fn build_defaults(
+    query: &[(String, String)],
+    build: &BuildRules,
+    container: &ContainerRules,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut memory = int_param(query, "memory").unwrap_or(0);
+    if memory == 0 {
+        let cap = tighter(build.max_memory_bytes, container.max_memory_bytes);
+        if let Some(m) = container
+            .default_memory_bytes
+            .map(|d| cap.map_or(d, |c| d.min(c)))
+            .or(cap)
+        {
+            memory = m;
+            out.push(("memory", m.to_string()));
+        }
+    }
+    if let (Some(cap), Some(0)) = (container.max_memory_swap_bytes, int_param(query, "memswap")) {
+        if memory > 0 {
+            out.push((
+                "memswap",
+                memory.saturating_mul(2).min(cap).max(memory).to_string(),
+            ));
+        }
+    }
+    let quota_unset =
+        int_param(query, "cpuquota") == Some(0) && int_param(query, "cpuperiod") == Some(0);
+    if let Some(nano) = container.default_nano_cpus.or(container.max_nano_cpus) {
+        if quota_unset && nano > 0 {
+            let quota = (nano.saturating_mul(CPU_PERIOD) / 1_000_000_000).max(1000);
+            out.push(("cpuperiod", CPU_PERIOD.to_string()));
+            out.push(("cpuquota", quota.to_string()));
+        }
+    }
+    out
+}
+
+/// The policy's container limits applied to a build (after [`build_defaults`] were written):
+/// `memory`, `memswap`, `cpushares`, `shmsize` and the CPU quota within the container section's
+/// caps, as for a container create; and, where the container section caps pids, a build only
+/// with `allow_uncapped_builds` (the build API has no pids parameter, so a `RUN` step's
+/// containers would run without a pids limit), as for any BuildKit build under a cap
+/// (BuildKit's containers get none of the build's resource parameters).
+pub fn build_caps(
+    query: &[(String, String)],
+    build: &BuildRules,
+    container: &ContainerRules,
+) -> Result<(), Violation> {
+    let caps: [(&'static str, Option<i64>, &str); 4] = [
+        ("memory", container.max_memory_bytes, "max_memory_bytes"),
+        (
+            "memswap",
+            container.max_memory_swap_bytes,
+            "max_memory_swap_bytes",
+        ),
+        ("cpushares", container.max_cpu_shares, "max_cpu_shares"),
+        (
+            "shmsize",
+            container.max_shm_size_bytes,
+            "max_shm_size_bytes",
+        ),
+    ];
+    for (key, cap, setting) in caps {
+        let (Some(max), Some(n)) = (cap, int_param(query, key)) else {
+            continue;
+        };
+        if n > max {
+            return Err(qdeny_rule(
+                key,
+                format!("{key} {n} exceeds the container limit {max}"),
+                setting,
+            )
+            .with_value(n));
+        }
+    }
+    if let Some(max) = container.max_nano_cpus {
+        let quota = int_param(query, "cpuquota").unwrap_or(0);
+        let period = match int_param(query, "cpuperiod").unwrap_or(0) {
+            0 => CPU_PERIOD,
+            p => p,
+        };
+        let nano = i128::from(quota) * 1_000_000_000 / i128::from(period.max(1));
+        if quota <= 0 || nano > i128::from(max) {
+            return Err(qdeny_rule(
+                "cpuquota",
+                format!("a build's CPU quota must be set and at most {max} NanoCpus"),
+                "max_nano_cpus",
+            )
+            .with_value(nano));
+        }
+    }
+    if build.allow_uncapped_builds {
+        return Ok(());
+    }
+    if caps_pids(container) && first(query, "version") != Some("2") {
+        return Err(Violation {
+            field: "(build)".into(),
+            reason: "a classic build's RUN containers cannot be given a pids limit (the build \
+                     API has none) and this policy caps containers' pids (allow_uncapped_builds)"
+                .into(),
+            setting: Some("allow_uncapped_builds".into()),
+            value: None,
+        });
+    }
+    let capped = caps_pids(container)
+        || container.default_memory_bytes.is_some()
+        || container.max_memory_bytes.is_some()
+        || container.default_nano_cpus.is_some()
+        || container.max_nano_cpus.is_some();
+    if capped && first(query, "version") == Some("2") {
+        return Err(qdeny_rule(
+            "version",
+            "BuildKit's build containers get none of the policy's container limits",
+            "allow_uncapped_builds",
+        ));
     }
     Ok(())
 }

@@ -124,7 +124,10 @@ pub fn check_violation(
         Some(inspector) => Some(run_inspector(authorized, inspector, body)?),
         None => None,
     };
-    fetch_sources(authorized, summary.as_ref().and_then(|s| s.image.as_deref()))?;
+    fetch_sources(
+        authorized,
+        summary.as_ref().and_then(|s| s.image.as_deref()),
+    )?;
     if let Some(write) = info.writes_image {
         let written = inspect::image_names::check(write, query, &rules.build, &rules.container)?;
         return Ok(Some(summary.unwrap_or(written)));
@@ -140,7 +143,16 @@ fn run_inspector(
     let rules = &authorized.policy.inspect;
     let query = authorized.normalized.query.pairs();
     match inspector {
-        Inspector::ContainerCreate => inspect::container_create(body, query, &rules.container),
+        Inspector::ContainerCreate => {
+            match inspect::defaults::cgroupns_unwritable(
+                body,
+                &rules.container,
+                authorized.normalized.version,
+            ) {
+                Some(violation) => Err(violation),
+                None => inspect::container_create(body, query, &rules.container),
+            }
+        }
         Inspector::ContainerUpdate => inspect::container_update(body, &rules.container),
         Inspector::ContainerStart => {
             inspect::container_start_query(query).and_then(|()| inspect::container_start(body))
@@ -149,7 +161,9 @@ fn run_inspector(
         Inspector::VolumeCreate => inspect::volume_create(body, &rules.volume),
         Inspector::NetworkCreate => inspect::network_create(body, &rules.network),
         Inspector::NetworkConnect => inspect::network_connect(body, &rules.container),
-        Inspector::Build => inspect::build_query(query, &rules.build),
+        Inspector::Build => inspect::build_query(query, &rules.build).and_then(|summary| {
+            inspect::build_caps(query, &rules.build, &rules.container).map(|()| summary)
+        }),
         Inspector::ServiceCreate => inspect::service_create(body, query, &rules.container),
         Inspector::ServiceUpdate => inspect::service_update(body, query, &rules.container),
         Inspector::PluginPull => inspect::plugin_pull(body, query, &rules.plugin),
@@ -265,8 +279,11 @@ where
             .get::<Authorized>()
             .filter(|a| a.policy.inspection);
         let check = inspected.and_then(|a| {
-            check_for(a.operation.info, body_known_empty)
-                .or(a.operation.info.fetch.map(|_| Check::Fetch))
+            check_for(a.operation.info, body_known_empty).or(a
+                .operation
+                .info
+                .fetch
+                .map(|_| Check::Fetch))
         });
         let reaches = inspected.is_some_and(|a| a.operation.info.reaches);
         if check.is_none() && !reaches {
@@ -426,6 +443,18 @@ async fn inspect_request(
     };
     let trail = parts.extensions.get::<Arc<Trail>>().cloned();
     if matches!(check, Check::Query | Check::Fetch) {
+        let original = authorized.clone();
+        let mut parts = parts;
+        // Enforced limits rewrite the query first; the rewritten query is inspected and sent.
+        let authorized = match apply_query_defaults(&mut parts, trail.as_deref()) {
+            Ok(Some(rewritten)) => rewritten,
+            Ok(None) => original,
+            Err(error) => {
+                body::drain_refused(body).await;
+                return Err(error);
+            }
+        };
+        let authorized = &authorized;
         let judged = match check {
             Check::Query => judge(authorized, trail.as_deref(), &[]).map(|_| ()),
             _ => Ok(()),
@@ -503,15 +532,94 @@ async fn inspect_request(
     )))
 }
 
+/// The policy's container limits written into a build's query (see
+/// [`inspect::build_defaults`]): the request's target is replaced, and the [`Authorized`]
+/// that inner layers and the audit record read describes the rewritten query. `Ok(None)` when
+/// nothing is written.
+fn apply_query_defaults(
+    parts: &mut http::request::Parts,
+    trail: Option<&Trail>,
+) -> Result<Option<Authorized>, ProxyError> {
+    let Some(authorized) = parts.extensions.get::<Authorized>() else {
+        return Ok(None);
+    };
+    let Some((uri, normalized, applied)) = rewritten_build_query(authorized, &parts.uri)? else {
+        return Ok(None);
+    };
+    let rewritten = Authorized {
+        normalized: Arc::new(normalized),
+        ..authorized.clone()
+    };
+    if let Some(trail) = trail {
+        trail.note_request(rewritten.normalized.clone(), rewritten.operation.clone());
+        trail.note_defaults(applied);
+    }
+    parts.uri = uri;
+    parts.extensions.insert(rewritten.clone());
+    Ok(Some(rewritten))
+}
+
+/// The build query with the policy's limits written in: the new target, how the daemon reads
+/// it, and what was written (`memory=2147483648`); `None` when nothing applies. A parameter
+/// written replaces the query's own occurrences of it (which are unset: empty or 0), so the
+/// daemon reads exactly the value inspected. Also used by `explain`.
+pub fn rewritten_build_query(
+    authorized: &Authorized,
+    uri: &http::Uri,
+) -> Result<Option<(http::Uri, crate::route::Normalized, Vec<String>)>, ProxyError> {
+    if !authorized.policy.inspection
+        || authorized.operation.info.inspector() != Some(Inspector::Build)
+    {
+        return Ok(None);
+    }
+    let rules = &authorized.policy.inspect;
+    let additions = inspect::build_defaults(
+        authorized.normalized.query.pairs(),
+        &rules.build,
+        &rules.container,
+    );
+    if additions.is_empty() {
+        return Ok(None);
+    }
+    let mut pieces: Vec<String> = Vec::new();
+    for piece in uri.query().unwrap_or("").split('&') {
+        if piece.is_empty() {
+            continue;
+        }
+        let replaced = crate::route::Query::parse(piece)
+            .ok()
+            .and_then(|q| q.pairs().first().map(|(k, _)| k.clone()))
+            .is_some_and(|key| additions.iter().any(|(k, _)| *k == key));
+        if !replaced {
+            pieces.push(piece.to_owned());
+        }
+    }
+    let applied: Vec<String> = additions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pieces.extend(applied.iter().cloned());
+    let target = format!("{}?{}", uri.path(), pieces.join("&"));
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
+    let normalized = crate::route::normalize(&authorized.method, &uri)
+        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    Ok(Some((uri, normalized, applied)))
+}
+
 /// The policy's enforced defaults (resource limits a create leaves unset) applied to the body:
 /// the new body and what was set, or `None` when nothing applies. Also used by `explain`.
 pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, Vec<String>)> {
-    if !authorized.policy.inspection
-        || authorized.operation.info.inspector() != Some(Inspector::ContainerCreate)
-    {
+    if !authorized.policy.inspection {
         return None;
     }
-    inspect::defaults::container_defaults(body, &authorized.policy.inspect.container)
+    let rules = &authorized.policy.inspect.container;
+    let version = authorized.normalized.version;
+    match authorized.operation.info.inspector()? {
+        Inspector::ContainerCreate => inspect::defaults::container_defaults(body, rules, version),
+        Inspector::ServiceCreate | Inspector::ServiceUpdate => {
+            inspect::defaults::service_defaults(body, rules, version)
+        }
+        _ => None,
+    }
 }
 
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
@@ -565,9 +673,10 @@ async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
             format!("request body is larger than the {INSPECT_LIMIT} bytes sockwarden inspects"),
         )),
-        Err(e) => Err(ProxyError::BadRequest(format!(
-            "request body could not be read: {e}"
-        ))),
+        Err(e) => Err(body::timed_out(e.as_ref()).map_or_else(
+            || ProxyError::BadRequest(format!("request body could not be read: {e}")),
+            ProxyError::BodyTimeout,
+        )),
     }
 }
 

@@ -351,6 +351,12 @@ pub struct BuildRules {
     pub allow_writing_run_images: bool,
     /// Accept query parameters unknown to this inspector.
     pub allow_unknown_params: bool,
+    /// Allow builds whose containers cannot be held to the container section's limits: a
+    /// classic build while containers' pids are capped (`default_pids`, `max_pids`: the build
+    /// API has no pids parameter, so `RUN` steps run without a pids limit), and a BuildKit
+    /// build under any container limit (BuildKit's containers get none of them). Memory and
+    /// CPU limits reach classic builds without it (written into the query).
+    pub allow_uncapped_builds: bool,
 }
 
 impl Default for BuildRules {
@@ -371,6 +377,7 @@ impl Default for BuildRules {
             reserved_labels: Vec::new(),
             allow_writing_run_images: false,
             allow_unknown_params: false,
+            allow_uncapped_builds: false,
         }
     }
 }

@@ -83,6 +83,12 @@ fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
         });
     }
     let exceeded = caller.runtime.limits.admit(client).err()?;
+    if let Some(trail) = request
+        .extensions()
+        .get::<std::sync::Arc<crate::context::Trail>>()
+    {
+        trail.note_rate_refusal(exceeded.record);
+    }
     Some(ProxyError::Limited {
         limit: crate::error::Limit::Rate,
         what: format!(

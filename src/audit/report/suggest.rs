@@ -226,6 +226,10 @@ struct Collector {
     pids_unlimited_seen: bool,
     build_caps: BTreeMap<&'static str, Cap>,
     build_caps_unknowable: bool,
+    /// Classic and BuildKit builds seen: under container caps the policy must acknowledge that
+    /// their containers escape them (`allow_uncapped_builds`).
+    classic_builds: Ev,
+    buildkit_builds: Ev,
     /// Whether a violation widened a setting.
     from_violations: bool,
     /// Violations that no setting can allow, with counts.

@@ -923,3 +923,119 @@ fn inspect_mutations_never_panic() {
         let _ = build_query(&q, &BuildRules::default());
     }
 }
+
+fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn build_gets_the_container_limits_it_leaves_unset() {
+    use crate::inspect::build_defaults;
+    let build = BuildRules::default();
+    let capped = ContainerRules {
+        default_memory_bytes: Some(1 << 30),
+        max_memory_bytes: Some(4 << 30),
+        max_memory_swap_bytes: Some(3 << 30),
+        default_nano_cpus: Some(1_500_000_000),
+        ..ContainerRules::default()
+    };
+    let written = |pairs: &[(&str, &str)], c: &ContainerRules, b: &BuildRules| {
+        build_defaults(&query(pairs), b, c)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+    };
+    for unset in [vec![], vec![("memory", "")], vec![("memory", "0")]] {
+        assert_eq!(
+            written(&unset, &capped, &build),
+            [
+                "memory=1073741824",
+                "memswap=2147483648",
+                "cpuperiod=100000",
+                "cpuquota=150000"
+            ],
+            "{unset:?}"
+        );
+    }
+    // The client's own values are kept (and checked by build_caps).
+    assert_eq!(
+        written(
+            &[
+                ("memory", "104857600"),
+                ("memswap", "209715200"),
+                ("cpuquota", "50000")
+            ],
+            &capped,
+            &build
+        ),
+        Vec::<String>::new()
+    );
+    // No default: the tighter cap; swap never below the memory.
+    let caps_only = ContainerRules {
+        max_memory_bytes: Some(8 << 30),
+        max_memory_swap_bytes: Some(1 << 30),
+        ..ContainerRules::default()
+    };
+    let tighter = BuildRules {
+        max_memory_bytes: Some(2 << 30),
+        ..BuildRules::default()
+    };
+    assert_eq!(
+        written(&[], &caps_only, &tighter),
+        ["memory=2147483648", "memswap=2147483648"]
+    );
+    assert!(written(&[], &ContainerRules::default(), &build).is_empty());
+}
+
+#[test]
+fn build_caps_follow_the_container_section() {
+    use crate::inspect::build_caps;
+    let ci = ContainerRules {
+        max_memory_bytes: Some(8 << 30),
+        max_shm_size_bytes: Some(1 << 30),
+        max_cpu_shares: Some(1024),
+        default_pids: Some(1024),
+        ..ContainerRules::default()
+    };
+    let acked = BuildRules {
+        allow_uncapped_builds: true,
+        ..BuildRules::default()
+    };
+    let check = |pairs: &[(&str, &str)], b: &BuildRules| build_caps(&query(pairs), b, &ci);
+    assert!(check(&[("memory", "1073741824")], &acked).is_ok());
+    for (key, value, setting) in [
+        ("memory", "17179869184", "max_memory_bytes"),
+        ("shmsize", "4294967296", "max_shm_size_bytes"),
+        ("cpushares", "2048", "max_cpu_shares"),
+    ] {
+        let v = check(&[(key, value)], &acked).unwrap_err();
+        assert_eq!(v.setting.as_deref(), Some(setting), "{v:?}");
+        assert_eq!(v.field, format!("?{key}"));
+    }
+    // Pids cannot reach a build: refused unless acknowledged; BuildKit likewise.
+    let v = check(&[], &BuildRules::default()).unwrap_err();
+    assert_eq!(v.setting.as_deref(), Some("allow_uncapped_builds"));
+    let v = check(&[("version", "2")], &BuildRules::default()).unwrap_err();
+    assert_eq!(v.field, "?version");
+    assert!(check(&[("version", "2")], &acked).is_ok());
+    // Under a CPU cap the quota must be set and within it.
+    let cpu = ContainerRules {
+        max_nano_cpus: Some(2_000_000_000),
+        ..ContainerRules::default()
+    };
+    let cpu_check =
+        |pairs: &[(&str, &str)]| build_caps(&query(pairs), &BuildRules::default(), &cpu);
+    assert!(cpu_check(&[("cpuquota", "200000"), ("cpuperiod", "100000")]).is_ok());
+    assert!(cpu_check(&[("cpuquota", "300000")]).is_err());
+    assert!(cpu_check(&[]).is_err());
+    // Without any cap nothing is refused.
+    assert!(build_caps(
+        &query(&[("memory", "99999999999")]),
+        &BuildRules::default(),
+        &ContainerRules::default()
+    )
+    .is_ok());
+}

@@ -230,6 +230,12 @@ impl Collector {
         {
             b.flag("allow_buildkit", refused);
         }
+        if r.query_first("version") == Some("2") {
+            self.buildkit_builds.add(refused);
+        } else {
+            self.classic_builds.add(refused);
+        }
+        let b = &mut self.build;
         for (key, flag) in [
             ("extrahosts", "allow_extra_hosts"),
             ("cgroupparent", "allow_cgroup_parent"),

@@ -31,6 +31,25 @@ impl Collector {
                     .insert(setting.to_owned(), (max, why.to_owned()));
             }
         }
+        // Builds cannot be held to the container caps proposed above (no pids limit for a
+        // classic build's RUN steps, no limit at all for BuildKit's): builds that were seen
+        // need the acknowledgement, or the policy would refuse them.
+        let capped = |keys: &[&str]| keys.iter().any(|k| self.container.ints.contains_key(*k));
+        let classic = std::mem::take(&mut self.classic_builds);
+        let buildkit = std::mem::take(&mut self.buildkit_builds);
+        let pids = capped(&["max_pids"]);
+        let any = capped(&["max_pids", "max_memory_bytes", "max_nano_cpus"]);
+        for (seen, needs) in [(classic, pids), (buildkit, any)] {
+            if needs && seen.allowed + seen.refused > 0 {
+                let ev = self
+                    .build
+                    .flags
+                    .entry("allow_uncapped_builds".to_owned())
+                    .or_default();
+                ev.allowed += seen.allowed;
+                ev.refused += seen.refused;
+            }
+        }
         if !self.build_caps_unknowable {
             for (setting, cap) in std::mem::take(&mut self.build_caps) {
                 if let Some(max) = cap.max {
