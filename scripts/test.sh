@@ -419,7 +419,14 @@ if [ "$fuzz_selected" = 1 ]; then
         cargo fetch --locked --manifest-path fuzz/Cargo.toml >"$tmpd/fuzz-fetch.log" 2>&1
         frc=$?
         set -e
-        if [ "$frc" -ne 0 ]; then
+        if [ "$frc" -ne 0 ] && grep -q "cannot update the lock file" "$tmpd/fuzz-fetch.log"; then
+            # Not the network: fuzz/Cargo.lock is behind the crate's dependencies. That is a
+            # defect of the checkout (refresh it with `cargo fetch --manifest-path
+            # fuzz/Cargo.toml`), and fuzzing must not quietly stop running because of it.
+            tail -n 5 "$tmpd/fuzz-fetch.log" >&2
+            fuzz_failed "fuzz/Cargo.lock is out of date (cargo fetch --locked)"
+            fuzz_skip_reason="fuzz/Cargo.lock is out of date"
+        elif [ "$frc" -ne 0 ]; then
             tail -n 5 "$tmpd/fuzz-fetch.log" >&2
             fuzz_skip_reason="the fuzz crate's dependencies cannot be downloaded (cargo fetch exit $frc; registry unreachable?)"
         fi
