@@ -40,7 +40,7 @@ pub(crate) use mounts::mounts;
 pub(crate) use mounts::volume_as_mount;
 pub(crate) use namespaces::network_name;
 pub(crate) use networking::endpoint_settings;
-pub(crate) use resources::ulimits;
+pub(crate) use resources::{capped, ulimits};
 pub(crate) use security::{cap_add, security_opt};
 pub(crate) use stored::{image_settings, stored_container, DaemonDefaults};
 

@@ -35,10 +35,9 @@ mod resources;
 mod task;
 
 use super::common::{
-    check_query_keys, check_user_and_image, deny, deny_rule, first, int64, parse_body, qdeny,
-    string,
+    check_query_keys, check_user_and_image, deny, first, int64, parse_body, qdeny, string,
 };
-use super::container::{a_uint64, labels, walk_lenient, Check, Ctx};
+use super::container::{a_uint64, capped, labels, walk_lenient, Check, Ctx};
 use super::docker_json::{quote, Path, Value};
 use super::rules::ContainerRules;
 use super::table::Table;
@@ -202,6 +201,7 @@ fn service_spec(body: &[u8], mut ctx: Ctx<'_>) -> Result<Summary, Violation> {
     let lp = lp.field("Limits");
     capped(
         &lp,
+        true,
         "MemoryBytes",
         seen.memory,
         rules.max_memory_bytes,
@@ -209,44 +209,16 @@ fn service_spec(body: &[u8], mut ctx: Ctx<'_>) -> Result<Summary, Violation> {
     )?;
     capped(
         &lp,
+        true,
         "NanoCPUs",
         seen.nano_cpus,
         rules.max_nano_cpus,
         "max_nano_cpus",
     )?;
-    capped(&lp, "Pids", seen.pids, rules.max_pids, "max_pids")?;
+    capped(&lp, true, "Pids", seen.pids, rules.max_pids, "max_pids")?;
     let limits = &mut ctx.sum.limits;
     limits.memory = seen.memory.filter(|n| *n != 0);
     limits.nano_cpus = seen.nano_cpus.filter(|n| *n != 0);
     limits.pids = seen.pids.filter(|n| *n != 0);
     Ok(ctx.sum)
-}
-
-/// A limit under a cap: when the cap is set it must be present and within `1..=cap`, as for a
-/// container create body.
-fn capped(
-    base: &Path<'_>,
-    name: &str,
-    val: Option<i64>,
-    max: Option<i64>,
-    setting: &str,
-) -> Result<(), Violation> {
-    let fp = base.field(name);
-    let n = val.unwrap_or(0);
-    if n < 0 {
-        return Err(deny(&fp, format!("negative {name}")));
-    }
-    if let Some(max) = max {
-        if n == 0 {
-            return Err(deny_rule(
-                &fp,
-                format!("{name} is required (at most {max})"),
-                setting,
-            ));
-        }
-        if n > max {
-            return Err(deny_rule(&fp, format!("{name} {n} exceeds {max}"), setting).with_value(n));
-        }
-    }
-    Ok(())
 }

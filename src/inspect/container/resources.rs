@@ -446,7 +446,8 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, base: &Path<'_>, mode: Mode) -> Result<(
 }
 
 /// A capped value: create needs it present and in 1..=max; update checks it when non-zero.
-fn capped(
+/// Also a service's resource limits (as a create).
+pub(crate) fn capped(
     base: &Path<'_>,
     create: bool,
     name: &str,
