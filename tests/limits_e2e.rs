@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    current_uid, daemon_socket, http_request, test_image, toml_str, unique_name, wait_for, Cleanup,
-    Docker, Proxy, DEBIAN_DOCKER_CLI, SOCKWARDEN,
+    audit_records, current_uid, daemon_socket, http_request, test_image, toml_str, unique_name,
+    wait_audit_record, wait_for, Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI, SOCKWARDEN,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -78,21 +78,14 @@ fn other_sock(proxy: &Proxy) -> PathBuf {
     proxy.dir.path().join("other.sock")
 }
 
+/// Every record in the audit file.
 fn records(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    audit_records(path)
 }
 
+/// Waits for a record matching `pred` (records are written just after the response ends).
 fn wait_record(path: &Path, pred: impl Fn(&Value) -> bool) -> Value {
-    wait_for(T, || records(path).into_iter().find(|r| pred(r))).unwrap_or_else(|| {
-        panic!(
-            "no matching audit record in {}:\n{}",
-            path.display(),
-            std::fs::read_to_string(path).unwrap_or_default()
-        )
-    })
+    wait_audit_record(path, T, pred)
 }
 
 /// The status code of a raw response (0 when there is none).

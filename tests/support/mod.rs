@@ -1042,6 +1042,33 @@ pub fn stderr_str(o: &Output) -> String {
 }
 
 /// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
+/// Every record in an audit file; a line that is not JSON fails the test.
+pub fn audit_records(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Waits up to `timeout` for an audit record matching `pred` (records are written just after
+/// the response ends); fails the test showing the file when none comes.
+pub fn wait_audit_record(
+    path: &Path,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for(timeout, || {
+        audit_records(path).into_iter().find(|r| pred(r))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no matching audit record in {}:\n{}",
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_default()
+        )
+    })
+}
+
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
