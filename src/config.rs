@@ -133,6 +133,14 @@ struct RawConfig {
     client: Vec<RawClient>,
     #[serde(default)]
     policy: BTreeMap<String, RawPolicy>,
+    #[serde(default)]
+    isolation: RawIsolation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIsolation {
+    owner_label: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -436,6 +444,9 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             .map(|(name, key, l)| (name.clone(), key.clone(), l.as_ref())),
     )?;
     let mut authority = Authority::compile(raw.client, &raw.policy, &catalogue)?;
+    if let Some(label) = &raw.isolation.owner_label {
+        authority = authority.with_owner_label(validate_owner_label(label)?);
+    }
     let listeners = if raw.listen.is_empty() {
         if !builtin {
             return Err(ConfigError::setting(
@@ -508,6 +519,23 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
         admin,
         limits: Arc::new(limits),
     })
+}
+
+/// A label key the daemon stores as given and filters on exactly: printable ASCII without
+/// `=` (a `label=KEY=VALUE` filter splits on the first one) or blanks.
+fn validate_owner_label(label: &str) -> Result<&str, ConfigError> {
+    let clean = !label.is_empty()
+        && label.len() <= 128
+        && label.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+    if clean {
+        Ok(label)
+    } else {
+        Err(ConfigError::setting(
+            "isolation.owner_label",
+            "must be 1 to 128 printable ASCII characters, without `=` or blanks \
+             (e.g. \"sockwarden.owner\")",
+        ))
+    }
 }
 
 fn validate_audit(raw: RawAudit) -> Result<crate::audit::AuditSettings, ConfigError> {

@@ -53,6 +53,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Denied(refusal) if refusal.docker_message().is_some() => {
+                StatusCode::NOT_FOUND
+            }
             ProxyError::Denied(_) => StatusCode::FORBIDDEN,
             ProxyError::Upstream { .. } | ProxyError::BadUpstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,

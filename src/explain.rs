@@ -318,9 +318,10 @@ fn policy_change(
             return Some(Change { text, ..allow });
         }
         RefusalKind::NotAllowed => return Some(allow),
-        RefusalKind::NoClient | RefusalKind::UnknownClient(_) | RefusalKind::Inspection(_) => {
-            return None
-        }
+        RefusalKind::NoClient
+        | RefusalKind::UnknownClient(_)
+        | RefusalKind::Inspection(_)
+        | RefusalKind::Isolation(_) => return None,
     }
     // A deny rule decided: it must go or stop matching, and an allow must remain.
     let deny = policy.rules.iter().find(|r| *r.name == *rule)?;

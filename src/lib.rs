@@ -24,6 +24,7 @@ pub mod forward;
 pub mod hostpath;
 pub mod identity;
 pub mod inspect;
+pub mod isolation;
 pub mod limits;
 pub mod listener;
 pub mod logging;

@@ -11,10 +11,10 @@ pub mod layer;
 mod profiles;
 pub mod rules;
 
-pub use engine::{unmet_allow_rules, Authority, Decision, Reason};
+pub use engine::{unmet_allow_rules, Authority, Decision, Reason, DEFAULT_OWNER_LABEL};
 pub use profiles::{profile_names, BUILTIN_DEFAULT_PROFILE};
 pub use rules::{
-    Effect, InspectRules, Mode, Pattern, Policy, RawPolicy, RawRule, RequestFacts, Rule,
+    Effect, InspectRules, Isolation, Mode, Pattern, Policy, RawPolicy, RawRule, RequestFacts, Rule,
     UnmetCondition,
 };
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use http::Method;
 
 use crate::inspect::Violation;
+use crate::route::ObjectKind;
 
 /// One refused request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,76 @@ pub enum RefusalKind {
     Conditions(Vec<UnmetRule>),
     /// Inspection refused the body or query.
     Inspection(Violation),
+    /// The client's isolation refused it (see `crate::isolation`).
+    Isolation(Isolated),
+}
+
+/// Why isolation refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolated {
+    /// The operation is not available to isolated clients (`Tenancy::Unavailable`).
+    Unavailable,
+    /// The object is another tenant's or no tenant's. The client reads exactly what the
+    /// daemon answers for a missing object ([`Isolated::docker_message`], 404), so tenants
+    /// cannot probe for each other; the audit record says why.
+    NotOwned {
+        /// What kind of object was named.
+        kind: ObjectKind,
+        /// The name, ID or ID prefix as the client wrote it.
+        name: String,
+    },
+    /// The client set the owner label itself: ownership cannot be forged.
+    ForgedOwner {
+        /// Where it was set (`Labels`, `labels` query).
+        field: String,
+    },
+    /// The tenant already has as many objects of this kind as its policy allows.
+    Quota {
+        /// What kind of object.
+        kind: ObjectKind,
+        /// The policy's limit.
+        limit: u64,
+    },
+}
+
+impl Isolated {
+    /// What the Docker daemon answers for a missing object, word for word, when this refusal
+    /// stands in for that answer (`None`: the refusal is sockwarden's own message).
+    pub fn docker_message(&self) -> Option<String> {
+        let Isolated::NotOwned { kind, name } = self else {
+            return None;
+        };
+        Some(match kind {
+            ObjectKind::Container => format!("No such container: {name}"),
+            ObjectKind::Exec => format!("No such exec instance: {name}"),
+            ObjectKind::Image => format!("No such image: {name}"),
+            ObjectKind::Volume => format!("get {name}: no such volume"),
+            ObjectKind::Network => format!("network {name} not found"),
+            other => format!("No such {}: {name}", other.as_str()),
+        })
+    }
+}
+
+impl fmt::Display for Isolated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Isolated::Unavailable => f.write_str("not available to isolated clients (isolation)"),
+            Isolated::NotOwned { kind, name } => write!(
+                f,
+                "{} {name} is not this tenant's (isolation): answered as missing",
+                kind.as_str()
+            ),
+            Isolated::ForgedOwner { field } => write!(
+                f,
+                "{field}: the owner label is set by sockwarden only (isolation)"
+            ),
+            Isolated::Quota { kind, limit } => write!(
+                f,
+                "this tenant already has {limit} {}s, the most its policy allows (isolation)",
+                kind.as_str()
+            ),
+        }
+    }
 }
 
 /// A conditional allow rule the request fails, with the conditions it fails.
@@ -97,6 +168,7 @@ impl RefusalKind {
             RefusalKind::NotAllowed => "not-allowed",
             RefusalKind::Conditions(_) => "conditions",
             RefusalKind::Inspection(_) => "inspection",
+            RefusalKind::Isolation(_) => "isolation",
         }
     }
 }
@@ -129,6 +201,7 @@ impl fmt::Display for ReasonText<'_> {
                 Ok(())
             }
             RefusalKind::Inspection(violation) => violation.fmt(f),
+            RefusalKind::Isolation(isolated) => isolated.fmt(f),
         }
     }
 }
@@ -144,6 +217,15 @@ fn join<'s>(f: &mut fmt::Formatter<'_>, parts: impl Iterator<Item = &'s str>) ->
 }
 
 impl Refusal {
+    /// The daemon's own words, when the refusal stands in for the daemon's answer (isolation
+    /// answers another tenant's object as a missing one).
+    pub fn docker_message(&self) -> Option<String> {
+        match &self.kind {
+            RefusalKind::Isolation(isolated) => isolated.docker_message(),
+            _ => None,
+        }
+    }
+
     /// The reason in words (`no rule allows system.info`, `FIELD: why (setting)`).
     pub fn reason(&self) -> ReasonText<'_> {
         self.kind.reason(self.operation)

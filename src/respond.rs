@@ -13,7 +13,12 @@ use crate::error::{chain, BoxError, ProxyError};
 impl ProxyError {
     /// Renders the error as a Docker-shaped JSON response.
     pub fn to_response(&self) -> Response<ProxyBody> {
-        let mut response = docker_error(self.status(), &format!("sockwarden: {self}"));
+        let message = match self {
+            ProxyError::Denied(refusal) => refusal.docker_message(),
+            _ => None,
+        };
+        let message = message.unwrap_or_else(|| format!("sockwarden: {self}"));
+        let mut response = docker_error(self.status(), &message);
         if let ProxyError::Limited {
             retry_after: Some(wait),
             ..

@@ -35,8 +35,8 @@ pub use operation::{classify, Operation};
 pub use query::Query;
 pub use table::{
     operation_info, operation_names, Access, Answer, BodyUse, Creates, Fetch, Inspector,
-    ObjectKind, OperationInfo, Redaction, Section, WritesImage, OPERATIONS, OPERATION_TABLE,
-    UNKNOWN,
+    ObjectKind, OperationInfo, Redaction, Section, Tenancy, WritesImage, OPERATIONS,
+    OPERATION_TABLE, UNKNOWN,
 };
 
 /// The endpoints that take over the connection after the response head.

@@ -12,6 +12,7 @@ use crate::audit::Audit;
 use crate::body::ProxyBody;
 use crate::forward::Forward;
 use crate::inspect::layer::InspectLayer;
+use crate::isolation::layer::IsolationLayer;
 use crate::limits::layer::RateLimitLayer;
 use crate::lookup::Lookup;
 use crate::policy::layer::AuthorizeLayer;
@@ -41,6 +42,10 @@ pub fn build(forward: Forward, audit: Audit) -> ProxyService {
         // an operation, and refuse (403, naming policy and rule) what the client's policy does
         // not allow. Inner layers read the `Authorized` facts it leaves in the request.
         .layer(AuthorizeLayer)
+        // Under a policy's `isolation`, a client sees and touches only its tenant's objects:
+        // another tenant's answer as missing, names resolve to the tenant's own full IDs,
+        // creates are labelled with the owner, lists and prunes cover the tenant's objects.
+        .layer(IsolationLayer::new(lookup.clone()))
         // For policies that ask for it, Env values leave container and image inspect results
         // (dashboards need inspect, not credentials).
         .layer(RedactLayer)

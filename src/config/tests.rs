@@ -338,3 +338,57 @@ fn check_warns_about_settings_that_invite_exhaustion() {
     // The ci profile acknowledges builds without a pids limit: said so.
     assert!(w[1].contains("policy ci: allow_uncapped_builds"), "{w:#?}");
 }
+
+#[test]
+fn isolation_and_owner_label_are_read_and_checked() {
+    let base = "[[listen]]\nunix = \"/tmp/sw-iso.sock\"\nclient = \"dev\"\n\
+                [[client]]\nname = \"dev\"\npolicy = \"p\"\n";
+    let config = Config::parse(
+        &format!("{base}[policy.p]\nallow = [\"container.list\"]\nisolation = \"user\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let policy = config.authority.policy_for("dev").unwrap();
+    assert_eq!(policy.isolation, crate::policy::Isolation::User);
+    assert_eq!(&**config.authority.owner_label(), "sockwarden.owner");
+    // Profiles and policies without the setting do not isolate.
+    let config = Config::parse(&format!("{base}[policy.p]\nprofile = \"ci\"\n"), "t.toml").unwrap();
+    assert_eq!(
+        config.authority.policy_for("dev").unwrap().isolation,
+        crate::policy::Isolation::None
+    );
+    let config = Config::parse(
+        &format!("{base}[policy.p]\nisolation = \"client\"\n[isolation]\nowner_label = \"example.com/tenant\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(&**config.authority.owner_label(), "example.com/tenant");
+    for (extra, wanted) in [
+        (
+            "[policy.p]\nisolation = \"users\"\n",
+            "expected one of `none`, `user`, `client`",
+        ),
+        (
+            "[policy.p]\nisolation = \"user\"\ninspection = false\nallow_dangerous = [\"*\"]\n",
+            "needs inspection",
+        ),
+        (
+            "[policy.p]\n[isolation]\nowner_label = \"a=b\"\n",
+            "isolation.owner_label",
+        ),
+        (
+            "[policy.p]\n[isolation]\nowner_label = \"\"\n",
+            "isolation.owner_label",
+        ),
+        (
+            "[policy.p]\n[isolation]\nowner_label = \"a b\"\n",
+            "isolation.owner_label",
+        ),
+        ("[policy.p]\n[isolation]\nlabel = \"x\"\n", "label"),
+    ] {
+        let err = Config::parse(&format!("{base}{extra}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(wanted), "{extra}: {err}");
+    }
+}

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::rules::{
-    Effect, InspectRules, Pattern, Policy, RawPolicy, RequestFacts, Rule, UnmetCondition,
+    Effect, InspectRules, Isolation, Pattern, Policy, RawPolicy, RequestFacts, Rule, UnmetCondition,
 };
 use super::{guardrails, profiles};
 use crate::error::ConfigError;
@@ -82,7 +82,12 @@ impl serde::Serialize for Reason {
 pub struct Authority {
     clients: Vec<ClientDef>,
     policies: HashMap<Arc<str>, Arc<Policy>>,
+    /// The label that records an object's tenant (`[isolation] owner_label`).
+    owner_label: Arc<str>,
 }
+
+/// The owner label's key unless `[isolation] owner_label` names another.
+pub const DEFAULT_OWNER_LABEL: &str = "sockwarden.owner";
 
 impl Authority {
     /// The bind sources containers may write to, under any inspected policy (one that does
@@ -147,7 +152,11 @@ impl Authority {
             )?;
             clients.push(client);
         }
-        Ok(Authority { clients, policies })
+        Ok(Authority {
+            clients,
+            policies,
+            owner_label: Arc::from(DEFAULT_OWNER_LABEL),
+        })
     }
 
     /// Adds a client (the built-in default's owner), compiling its policy if it is a profile.
@@ -159,6 +168,17 @@ impl Authority {
         ensure_policy(&mut self.policies, &client.policy, "client", catalogue)?;
         self.clients.push(client);
         Ok(self)
+    }
+
+    /// Records objects' tenants under `label` instead of [`DEFAULT_OWNER_LABEL`].
+    pub fn with_owner_label(mut self, label: &str) -> Authority {
+        self.owner_label = Arc::from(label);
+        self
+    }
+
+    /// The label key that records an object's tenant.
+    pub fn owner_label(&self) -> &Arc<str> {
+        &self.owner_label
     }
 
     /// The configured clients, in match order.
@@ -350,6 +370,17 @@ pub(super) fn compile_policy(
              everything (allow_dangerous = [\"*\"]) may turn inspection off"
         )));
     }
+    let isolation = raw
+        .isolation
+        .or(base_policy.as_ref().and_then(|b| b.isolation))
+        .unwrap_or_default();
+    if isolation != Isolation::None && !inspection {
+        return Err(ConfigError(format!(
+            "{key}.isolation: {} needs inspection (owner labels are written into create \
+             bodies); remove inspection = false",
+            isolation.as_str()
+        )));
+    }
     let policy = Policy {
         name: Arc::from(name),
         rules,
@@ -364,6 +395,7 @@ pub(super) fn compile_policy(
             .mode
             .or(base_policy.as_ref().and_then(|b| b.mode))
             .unwrap_or_default(),
+        isolation,
         builtin_profile: false,
     };
     guardrails::check(key, &policy, catalogue)?;

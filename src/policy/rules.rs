@@ -47,6 +47,31 @@ pub enum Mode {
     Audit,
 }
 
+/// `isolation`: whose containers, volumes, networks, images and execs a client of the policy
+/// sees and touches (see `crate::isolation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Every object the daemon has (the default: the policy alone decides).
+    #[default]
+    None,
+    /// Each unix peer uid is its own tenant; a TCP or TLS peer is a tenant per client name.
+    User,
+    /// Every peer matched as the same client shares one tenant.
+    Client,
+}
+
+impl Isolation {
+    /// The setting's value as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::None => "none",
+            Isolation::User => "user",
+            Isolation::Client => "client",
+        }
+    }
+}
+
 /// A `[policy.NAME]` table as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +94,8 @@ pub struct RawPolicy {
     pub redact_env: Option<bool>,
     /// `audit` forwards what the policy would refuse, recording it as would-deny.
     pub mode: Option<Mode>,
+    /// Whose objects its clients see and touch.
+    pub isolation: Option<Isolation>,
     /// Full rules, evaluated with the shorthand ones.
     #[serde(default)]
     pub rule: Vec<RawRule>,
@@ -356,6 +383,8 @@ pub struct Policy {
     pub redact_env: bool,
     /// Enforce, or only record would-be refusals.
     pub mode: Mode,
+    /// Whose objects its clients see and touch.
+    pub isolation: Isolation,
     /// A built-in profile used by name: the configuration has no `[policy.NAME]` table for it.
     pub builtin_profile: bool,
 }

@@ -273,6 +273,31 @@ pub enum WritesImage {
     InBody,
 }
 
+/// What an operation does to the objects of an isolated policy's tenant (`isolation`, see
+/// `crate::isolation`): which check or rewrite a tenant's request gets. Deny by default: an
+/// operation without one is [`Tenancy::Unavailable`] to isolated clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenancy {
+    /// Touches no object a tenant owns (`_ping`, `version`, `info`, a registry search).
+    Shared,
+    /// Names an object in its path (see [`OperationInfo::object`]; an exec through its
+    /// container): it must be the tenant's, else it is answered as a missing one.
+    Owned,
+    /// Creates an object (see [`OperationInfo::creates`]): it is labelled as the tenant's, and
+    /// the objects its body refers to must be the tenant's.
+    Creates,
+    /// Lists objects of this kind: the answer shows only the tenant's.
+    Lists(ObjectKind),
+    /// `GET /events`: only events about the tenant's objects.
+    Events,
+    /// `GET /system/df`: only the tenant's objects.
+    DiskUsage,
+    /// Prunes objects of this kind: only the tenant's.
+    Prunes(ObjectKind),
+    /// Not available to isolated clients (swarm, plugins, the build cache, checkpoints).
+    Unavailable,
+}
+
 /// One named operation and every fixed fact about it: the one table the guardrails, the
 /// inspection dispatch, the redaction, the audit record, `audit suggest`, `operations` and
 /// `explain` read.
@@ -305,6 +330,8 @@ pub struct OperationInfo {
     pub writes_image: Option<WritesImage>,
     /// What it makes the daemon fetch from elsewhere, if anything.
     pub fetch: Option<Fetch>,
+    /// What it does to an isolated tenant's objects.
+    pub tenancy: Tenancy,
 }
 
 impl OperationInfo {
@@ -375,6 +402,11 @@ impl OperationInfo {
         self.fetch = Some(fetch);
         self
     }
+
+    const fn tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
 }
 
 /// An operation with no body, object or danger; the builder methods above add those facts.
@@ -392,6 +424,7 @@ const fn op(name: &'static str, access: Access, routes: &'static str) -> Operati
         redacts: None,
         writes_image: None,
         fetch: None,
+        tenancy: Tenancy::Unavailable,
     }
 }
 
@@ -446,82 +479,109 @@ pub(super) const UNKNOWN_INFO: OperationInfo = op(UNKNOWN, W, "anything the daem
 /// by the policy's owner filters), `secret.inspect` (the daemon never returns secret data),
 /// `config.inspect`, `distribution.inspect`, `image.pull`.
 pub const OPERATION_TABLE: &[OperationInfo] = &[
-    op("container.list", R, "GET /containers/json"),
+    op("container.list", R, "GET /containers/json")
+        .tenancy(Tenancy::Lists(ObjectKind::Container)),
     op("container.create", W, "POST /containers/create")
+        .tenancy(Tenancy::Creates)
         .inspected_by(Inspector::ContainerCreate)
         .creates(ObjectKind::Container, Some("name")),
     op("container.inspect", R, "GET /containers/{name}/json")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container)
         .redacts_answer(Answer::Container),
     op("container.top", R, "GET /containers/{name}/top")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container)
         .redacts(Redaction::PsArgs),
     op("container.logs", R, "GET /containers/{name}/logs")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.stats", R, "GET /containers/{name}/stats")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.changes", R, "GET /containers/{name}/changes")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.export", R, "GET /containers/{name}/export")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("reads a container's whole filesystem")
         .names(ObjectKind::Container),
     op("container.archive.get", R, "GET /containers/{name}/archive")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("reads files out of a container")
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.archive.head", R, "HEAD /containers/{name}/archive")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("probes files inside a container")
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.archive.put", W, "PUT /containers/{name}/archive")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("writes files into a container")
         .streams_body()
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.start", W, "POST /containers/{name}/start")
+        .tenancy(Tenancy::Owned)
         .inspected_by(Inspector::ContainerStart)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.stop", W, "POST /containers/{name}/stop")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.restart", W, "POST /containers/{name}/restart")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.kill", W, "POST /containers/{name}/kill")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.pause", W, "POST /containers/{name}/pause")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.unpause", W, "POST /containers/{name}/unpause")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.wait", R, "POST /containers/{name}/wait")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.resize", W, "POST /containers/{name}/resize")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.attach", X, "POST /containers/{name}/attach")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("writes to a container's stdin and reads its output")
         .hijacks(Hijack::Attach)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.attach.websocket", X, "GET /containers/{name}/attach/ws")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("writes to a container's stdin and reads its output")
         .hijacks(Hijack::AttachWebsocket)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.rename", W, "POST /containers/{name}/rename")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.update", W, "POST /containers/{name}/update")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("changes a running container's limits and restart policy")
         .inspected_by(Inspector::ContainerUpdate)
         .names(ObjectKind::Container),
-    op("container.prune", W, "POST /containers/prune"),
+    op("container.prune", W, "POST /containers/prune")
+        .tenancy(Tenancy::Prunes(ObjectKind::Container)),
     op("container.delete", W, "DELETE /containers/{name}")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Container),
     op("container.commit", W, "POST /commit")
+        .tenancy(Tenancy::Creates)
         .dangerous_because("turns a container's files into an image")
         .streams_body()
         .creates(ObjectKind::Image, Some("repo"))
         .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
     op("container.copy", R, "POST /containers/{name}/copy (API < 1.24)")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("reads files out of a container (legacy API)")
         .names(ObjectKind::Container)
         .reaches_object(),
@@ -536,59 +596,76 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .dangerous_because("is experimental and uninspected")
         .names(ObjectKind::Container),
     op("exec.create", X, "POST /containers/{name}/exec")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("runs commands inside a container")
         .inspected_by(Inspector::ExecCreate)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("exec.start", X, "POST /exec/{id}/start")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("runs commands inside a container")
         .hijacks(Hijack::ExecStart)
         .streams_body()
         .names(ObjectKind::Exec)
         .reaches_object(),
     op("exec.resize", W, "POST /exec/{id}/resize")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Exec),
     op("exec.inspect", R, "GET /exec/{id}/json")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Exec)
         .redacts_answer(Answer::Exec),
-    op("image.list", R, "GET /images/json"),
-    op("image.search", R, "GET /images/search"),
+    op("image.list", R, "GET /images/json")
+        .tenancy(Tenancy::Lists(ObjectKind::Image)),
+    op("image.search", R, "GET /images/search")
+        .tenancy(Tenancy::Shared),
     op("image.save", R, "GET /images/get, GET /images/{name}/get")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("exports images, layers and all")
         .names(ObjectKind::Image),
     op("image.history", R, "GET /images/{name}/history")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Image)
         .redacts_answer(Answer::History),
     op("image.inspect", R, "GET /images/{name}/json")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Image)
         .redacts_answer(Answer::Image),
     op("image.attestations", R, "GET /images/{name}/attestations (API 1.55)")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Image),
     op("image.load", W, "POST /images/load")
         .dangerous_because("loads arbitrary image content and retags silently")
         .streams_body()
         .writes_image(WritesImage::InBody),
     op("image.pull", W, "POST /images/create?fromImage=... (no fromSrc)")
+        .tenancy(Tenancy::Creates)
         .creates(ObjectKind::Image, Some("fromImage"))
         .fetches(Fetch::RegistryQuery("fromImage")),
     op("image.import", W, "POST /images/create otherwise (fromSrc=...)")
+        .tenancy(Tenancy::Creates)
         .dangerous_because("imports an arbitrary root filesystem (or fetches a URL)")
         .streams_body()
         .creates(ObjectKind::Image, Some("repo"))
         .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" })
         .fetches(Fetch::UrlQuery("fromSrc")),
     op("image.push", W, "POST /images/{name}/push")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("sends images to a registry")
         .names(ObjectKind::Image)
         .fetches(Fetch::RegistryPath),
     op("image.tag", W, "POST /images/{name}/tag")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("can re-point a name others use (busybox:latest) at any image")
         .names(ObjectKind::Image)
         .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
-    op("image.prune", W, "POST /images/prune"),
+    op("image.prune", W, "POST /images/prune")
+        .tenancy(Tenancy::Prunes(ObjectKind::Image)),
     op("image.delete", W, "DELETE /images/{name}")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Image),
     op("image.build", W, "POST /build")
+        .tenancy(Tenancy::Creates)
         .dangerous_because("runs build steps and makes the daemon fetch remote contexts")
         .inspected_by(Inspector::Build)
         .creates(ObjectKind::Image, Some("t"))
@@ -597,54 +674,75 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("build.prune", W, "POST /build/prune"),
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
+        .tenancy(Tenancy::Shared)
         .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
         .hijacks(Hijack::Session),
     op("build.grpc", T, "POST /grpc")
         .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
         .hijacks(Hijack::Grpc),
-    op("system.ping", R, "GET /_ping, HEAD /_ping"),
+    op("system.ping", R, "GET /_ping, HEAD /_ping")
+        .tenancy(Tenancy::Shared),
     op("system.events", R, "GET /events")
+        .tenancy(Tenancy::Events)
         .redacts(Redaction::Events),
-    op("system.info", R, "GET /info"),
-    op("system.version", R, "GET /version"),
+    op("system.info", R, "GET /info")
+        .tenancy(Tenancy::Shared),
+    op("system.version", R, "GET /version")
+        .tenancy(Tenancy::Shared),
     op("system.df", R, "GET /system/df")
+        .tenancy(Tenancy::DiskUsage)
         .redacts_answer(Answer::DiskUsage),
     op("system.auth", W, "POST /auth")
+        .tenancy(Tenancy::Shared)
         .dangerous_because("makes the daemon log in to a registry of the client's choosing")
         .streams_body(),
-    op("system.options", R, "OPTIONS (any path)"),
+    op("system.options", R, "OPTIONS (any path)")
+        .tenancy(Tenancy::Shared),
     op("system.debug", R, "any method /debug/vars, /debug/pprof/, /debug/pprof/{name}")
         .dangerous_because("exposes the daemon's profiler and internal state")
         .streams_body(),
     op("volume.list", R, "GET /volumes")
+        .tenancy(Tenancy::Lists(ObjectKind::Volume))
         .redacts_answer(Answer::Volume),
     op("volume.inspect", R, "GET /volumes/{name}")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Volume)
         .redacts_answer(Answer::Volume),
     op("volume.create", W, "POST /volumes/create")
+        .tenancy(Tenancy::Creates)
         .inspected_by(Inspector::VolumeCreate)
         .creates(ObjectKind::Volume, None),
-    op("volume.prune", W, "POST /volumes/prune"),
+    op("volume.prune", W, "POST /volumes/prune")
+        .tenancy(Tenancy::Prunes(ObjectKind::Volume)),
     op("volume.update", W, "PUT /volumes/{name} (API 1.42)")
+        .tenancy(Tenancy::Owned)
         .dangerous_because("changes cluster volumes without body inspection")
         .streams_body()
         .names(ObjectKind::Volume),
     op("volume.delete", W, "DELETE /volumes/{name}")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Volume),
-    op("network.list", R, "GET /networks, GET /networks/"),
+    op("network.list", R, "GET /networks, GET /networks/")
+        .tenancy(Tenancy::Lists(ObjectKind::Network)),
     op("network.inspect", R, "GET /networks/{id}")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Network),
     op("network.create", W, "POST /networks/create")
+        .tenancy(Tenancy::Creates)
         .inspected_by(Inspector::NetworkCreate)
         .creates(ObjectKind::Network, None),
     op("network.connect", W, "POST /networks/{id}/connect")
+        .tenancy(Tenancy::Owned)
         .inspected_by(Inspector::NetworkConnect)
         .names(ObjectKind::Network),
     op("network.disconnect", W, "POST /networks/{id}/disconnect")
+        .tenancy(Tenancy::Owned)
         .streams_body()
         .names(ObjectKind::Network),
-    op("network.prune", W, "POST /networks/prune"),
+    op("network.prune", W, "POST /networks/prune")
+        .tenancy(Tenancy::Prunes(ObjectKind::Network)),
     op("network.delete", W, "DELETE /networks/{id}")
+        .tenancy(Tenancy::Owned)
         .names(ObjectKind::Network),
     op("swarm.init", W, "POST /swarm/init")
         .dangerous_because("changes the host's cluster membership")
@@ -763,6 +861,7 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .streams_body()
         .creates(ObjectKind::Plugin, Some("name")),
     op("distribution.inspect", R, "GET /distribution/{name}/json")
+        .tenancy(Tenancy::Shared)
         .names(ObjectKind::Image)
         .fetches(Fetch::RegistryPath),
     UNKNOWN_INFO,

@@ -1299,3 +1299,66 @@ fn image_writes_and_redactions_are_table_facts() {
         Some(Redaction::Events)
     );
 }
+
+#[test]
+fn tenancy_covers_every_tenant_object_and_denies_the_rest() {
+    let tenant_kinds = |kind: Option<ObjectKind>| {
+        matches!(
+            kind,
+            Some(
+                ObjectKind::Container
+                    | ObjectKind::Exec
+                    | ObjectKind::Image
+                    | ObjectKind::Volume
+                    | ObjectKind::Network
+            )
+        )
+    };
+    for info in OPERATION_TABLE {
+        match info.tenancy {
+            // What names a tenant's object in its path is checked as owned, or unavailable.
+            Tenancy::Owned => assert!(tenant_kinds(info.object), "{}", info.name),
+            // Creates make a tenant object (the audit's `creates` fact agrees).
+            Tenancy::Creates => assert!(
+                info.creates.is_some_and(|c| tenant_kinds(Some(c.kind))),
+                "{}",
+                info.name
+            ),
+            // Shared operations name no local object (a registry lookup names a remote one).
+            Tenancy::Shared => assert!(
+                info.object.is_none() || info.name == "distribution.inspect",
+                "{}",
+                info.name
+            ),
+            Tenancy::Lists(kind) | Tenancy::Prunes(kind) => {
+                assert!(tenant_kinds(Some(kind)), "{}", info.name);
+                assert!(info.object.is_none(), "{}", info.name);
+            }
+            Tenancy::Events | Tenancy::DiskUsage | Tenancy::Unavailable => {}
+        }
+        if tenant_kinds(info.object)
+            && !matches!(info.tenancy, Tenancy::Unavailable | Tenancy::Shared)
+        {
+            assert_eq!(info.tenancy, Tenancy::Owned, "{}", info.name);
+        }
+        // Nothing that reaches into a process or tunnels is shared between tenants.
+        if info.tenancy == Tenancy::Shared {
+            assert!(
+                info.access == Access::Read || matches!(info.name, "system.auth" | "build.session"),
+                "{}",
+                info.name
+            );
+        }
+    }
+    // Swarm, plugins, the build cache and anything unknown stay closed to tenants.
+    for name in [
+        "swarm.init",
+        "service.create",
+        "plugin.pull",
+        "build.prune",
+        "unknown",
+    ] {
+        let info = operation_info(name).expect(name);
+        assert_eq!(info.tenancy, Tenancy::Unavailable, "{name}");
+    }
+}
