@@ -518,6 +518,7 @@ pub struct Docker {
     keep_stdin_open: bool,
     timeout: Duration,
     tty: bool,
+    user: Option<(u32, u32)>,
 }
 
 impl Docker {
@@ -534,7 +535,16 @@ impl Docker {
             keep_stdin_open: false,
             timeout: DOCKER_TIMEOUT,
             tty: false,
+            user: None,
         }
+    }
+
+    /// Run the CLI as another user (uid, gid, no supplementary groups): a real unix peer the
+    /// proxy identifies by SO_PEERCRED. Needs root; the build context and files it reads must
+    /// be readable by that user.
+    pub fn user(mut self, uid: u32, gid: u32) -> Docker {
+        self.user = Some((uid, gid));
+        self
     }
 
     /// The same settings against another socket.
@@ -616,6 +626,11 @@ impl Docker {
             .env("TERM", "dumb");
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            // std drops supplementary groups (setgroups(0)) when root sets a uid.
+            cmd.uid(uid).gid(gid).env("HOME", "/tmp");
         }
         cmd
     }
