@@ -670,6 +670,7 @@ query = { ps_args = "aux" }
 [policy.ci.container]
 bind_sources = ["/srv/ci"]
 max_pids = 100
+default_pids = 100
 [policy.ci.container.ulimits]
 nofile = 1024
 "#;

@@ -389,6 +389,24 @@ pub struct Policy {
     pub builtin_profile: bool,
 }
 
+/// A policy's own inspection section over its profile's, key by key: a policy that starts
+/// from `ci` and sets `bind_sources` keeps the profile's caps. (Replacing the whole section
+/// silently dropped them.) A key set in both takes the policy's value whole (lists are not
+/// appended to).
+fn merge_section(own: Option<&toml::Value>, base: Option<&toml::Value>) -> Option<toml::Value> {
+    match (own, base) {
+        (Some(toml::Value::Table(own)), Some(toml::Value::Table(base))) => {
+            let mut merged = base.clone();
+            for (key, value) in own {
+                merged.insert(key.clone(), value.clone());
+            }
+            Some(toml::Value::Table(merged))
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, base) => base.cloned(),
+    }
+}
+
 /// The inspection settings of one policy, each section defaulting to the safe profile.
 #[derive(Debug, Clone, Default)]
 pub struct InspectRules {
@@ -419,9 +437,10 @@ impl InspectRules {
             own: &Option<toml::Value>,
             base: Option<&Option<toml::Value>>,
         ) -> Result<T, ConfigError> {
-            match own.as_ref().or(base.and_then(Option::as_ref)) {
+            let merged = merge_section(own.as_ref(), base.and_then(Option::as_ref));
+            match merged {
                 None => Ok(T::default()),
-                Some(value) => value.clone().try_into().map_err(|e: toml::de::Error| {
+                Some(value) => value.try_into().map_err(|e: toml::de::Error| {
                     ConfigError(format!("{key}.{name}: {}", e.message().trim()))
                 }),
             }
@@ -502,6 +521,48 @@ mod tests {
         let err = InspectRules::from_raw("policy.p", &raw("default_pids = 0"), None).unwrap_err();
         assert!(err.0.contains("default_pids: must be positive"), "{err}");
         assert!(InspectRules::from_raw("policy.p", &raw("default_nano_cpus = 5"), None).is_ok());
+    }
+
+    #[test]
+    fn own_sections_override_the_profiles_key_by_key() {
+        let ci = super::super::profiles::get("ci").unwrap().unwrap();
+        let own = |container: &str, build: &str| RawPolicy {
+            container: Some(toml::from_str(container).unwrap()),
+            build: Some(toml::from_str(build).unwrap()),
+            ..RawPolicy::default()
+        };
+        let rules = InspectRules::from_raw(
+            "policy.p",
+            &own("bind_sources = [\"/srv/ci\"]", "allow_buildkit = true"),
+            Some(&ci),
+        )
+        .unwrap();
+        // The policy's own keys, and the profile's caps kept beside them.
+        assert_eq!(rules.container.bind_sources, ["/srv/ci"]);
+        assert_eq!(rules.container.default_pids, Some(1024));
+        assert_eq!(rules.container.max_pids, Some(4096));
+        assert!(rules.build.allow_buildkit);
+        assert!(rules.build.allow_uncapped_builds);
+        // A key set in both takes the policy's value; a cap below the profile's default
+        // is refused until the default follows (the profile's own check).
+        let rules = InspectRules::from_raw(
+            "policy.p",
+            &own(
+                "max_pids = 100\ndefault_pids = 50",
+                "allow_uncapped_builds = false",
+            ),
+            Some(&ci),
+        )
+        .unwrap();
+        assert_eq!(rules.container.max_pids, Some(100));
+        assert_eq!(rules.container.default_pids, Some(50));
+        assert!(!rules.build.allow_uncapped_builds);
+        let err =
+            InspectRules::from_raw("policy.p", &own("max_pids = 100", ""), Some(&ci)).unwrap_err();
+        assert!(
+            err.0.contains("default_pids: 1024 exceeds max_pids (100)"),
+            "{err}"
+        );
     }
 
     #[test]
