@@ -106,7 +106,14 @@ enum Command {
         proxy: Compat,
     },
     /// List every operation name with its routes, access class and whether it is dangerous.
-    Operations,
+    Operations {
+        /// Print every fact of the operation table as JSON (an array, one object per
+        /// operation): why it is dangerous, hijack, body use and inspector, the object its
+        /// path names, whether it reaches it, what it creates, redacts, fetches, which image
+        /// names it writes and what isolation does with it.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running sockwarden to re-read its configuration, through the admin listener
     /// configured in FILE (`kill -HUP PID` does the same without one). Prints the new
     /// configuration generation; exit 1 when the reload was refused (the old configuration
@@ -214,7 +221,18 @@ pub fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         },
-        Command::Operations => {
+        Command::Operations { json: true } => {
+            let facts: Vec<serde_json::Value> = crate::route::OPERATION_TABLE
+                .iter()
+                .map(operation_facts)
+                .collect();
+            out(format_args!(
+                "{}\n",
+                serde_json::to_string_pretty(&facts).unwrap_or_default()
+            ));
+            ExitCode::SUCCESS
+        }
+        Command::Operations { json: false } => {
             for info in crate::route::OPERATION_TABLE {
                 let danger = if info.dangerous() { "dangerous" } else { "-" };
                 out(format_args!(
@@ -478,4 +496,59 @@ fn serve(
             }
         }
     })
+}
+
+/// One operation's facts as JSON (`sockwarden operations --json`). Enumerated facts are their
+/// names as the table spells them (`Lists(Container)`); absent ones are `null`.
+fn operation_facts(info: &crate::route::OperationInfo) -> serde_json::Value {
+    let debug = |value: &dyn std::fmt::Debug| serde_json::Value::String(format!("{value:?}"));
+    let opt = |value: Option<&dyn std::fmt::Debug>| value.map_or(serde_json::Value::Null, debug);
+    serde_json::json!({
+        "name": info.name,
+        "routes": info.routes,
+        "access": debug(&info.access),
+        "dangerous": info.danger,
+        "hijack": opt(info.hijack.as_ref().map(|h| h as &dyn std::fmt::Debug)),
+        "body": debug(&info.body),
+        "object": info.object.map(|kind| kind.as_str()),
+        "reaches": info.reaches,
+        "creates": info.creates.map(|c| c.kind.as_str()),
+        "redacts": opt(info.redacts.as_ref().map(|r| r as &dyn std::fmt::Debug)),
+        "writes_image": opt(info.writes_image.as_ref().map(|w| w as &dyn std::fmt::Debug)),
+        "fetches": opt(info.fetch.as_ref().map(|f| f as &dyn std::fmt::Debug)),
+        "isolation": debug(&info.tenancy),
+    })
+}
+
+#[cfg(test)]
+mod operation_facts_tests {
+    use super::operation_facts;
+    use crate::route::{operation_info, OPERATION_TABLE};
+
+    #[test]
+    fn json_facts_are_the_tables() {
+        let facts = |name: &str| operation_facts(operation_info(name).expect(name));
+        for info in OPERATION_TABLE {
+            let f = operation_facts(info);
+            assert_eq!(f["name"], info.name);
+            assert_eq!(
+                f["dangerous"].is_string(),
+                info.dangerous(),
+                "{}",
+                info.name
+            );
+            assert_eq!(f["reaches"], info.reaches, "{}", info.name);
+        }
+        let start = facts("exec.start");
+        assert_eq!(start["hijack"], "ExecStart");
+        assert_eq!(start["object"], "exec");
+        assert_eq!(start["isolation"], "Owned");
+        let create = facts("container.create");
+        assert_eq!(create["body"], "Inspected(ContainerCreate)");
+        assert_eq!(create["creates"], "container");
+        assert_eq!(create["isolation"], "Creates");
+        assert_eq!(facts("swarm.init")["isolation"], "Unavailable");
+        assert!(facts("image.pull")["fetches"].is_string());
+        assert!(facts("container.inspect")["redacts"].is_string());
+    }
 }
