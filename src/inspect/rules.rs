@@ -85,7 +85,9 @@ pub struct ContainerRules {
     /// Images allowed, as patterns matched against the normalized reference
     /// (`busybox` -> `docker.io/library/busybox:latest`). A pattern without `*` and without a tag
     /// or digest allows every tag of that repository (`busybox`, `ghcr.io/org/app`); `*` matches
-    /// any text (`docker.io/library/*`, `ghcr.io/org/*:v1*`). Empty list: any image. With a list,
+    /// any text (`docker.io/library/*`, `ghcr.io/org/*:v1*`); a pattern naming no registry gets
+    /// Docker's defaults (`myorg/*` is `docker.io/myorg/*`, `busy*` `docker.io/library/busy*`).
+    /// Empty list: any image. With a list,
     /// image IDs (`sha256:...`) and untagged hex-only names (possible ID prefixes) are refused.
     pub images: Vec<String>,
     /// Allow the container to run as root. When false, `User` must name a non-root user:

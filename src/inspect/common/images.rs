@@ -189,13 +189,31 @@ fn normalize_repo(s: &str, name: &str) -> Result<String, String> {
     Ok(format!("{domain}/{path}"))
 }
 
+/// A glob image pattern with Docker's defaults where it names no registry, as a reference
+/// would get them: `myorg/*` is `docker.io/myorg/*`, `busybox*` is `docker.io/library/busybox*`.
+/// A pattern whose first component has a wildcard (`*`, `*/app`) is taken as written: it
+/// already spans registries.
+fn glob_with_defaults(pat: &str) -> std::borrow::Cow<'_, str> {
+    let first = pat.split('/').next().unwrap_or_default();
+    if first.contains('*') && (pat.contains('/') || first == "*") {
+        return pat.into();
+    }
+    match pat.split_once('/') {
+        Some(("index.docker.io", rest)) => format!("docker.io/{rest}").into(),
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => pat.into(),
+        Some(_) => format!("docker.io/{pat}").into(),
+        None => format!("docker.io/library/{pat}").into(),
+    }
+}
+
 /// Whether a normalized reference matches one of the image patterns (see
 /// `ContainerRules::images`).
 pub(crate) fn image_matches(r: &ImageRef, patterns: &[String]) -> bool {
     let full = r.full();
     patterns.iter().any(|pat| {
         if pat.contains('*') {
-            return glob(pat, &full) || glob(pat, &r.repo);
+            let pat = glob_with_defaults(pat);
+            return glob(&pat, &full) || glob(&pat, &r.repo);
         }
         // A literal pattern: normalize it the same way (tolerating hex names with no tag).
         let parsed = normalize_image(pat).or_else(|_| {
