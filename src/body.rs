@@ -247,30 +247,56 @@ pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> Option<BodyTimeou
     None
 }
 
-/// How much of a refused request's body is read and thrown away before answering.
+/// How much of a refused request's body is read and thrown away before answering: a small
+/// body is read whole, so the connection stays usable for the client's next request.
 const DRAIN_LIMIT: u64 = 1 << 20;
 
-/// How long a refused client may take to finish sending its body.
+/// How long a refused client may take to send that much.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How much more of a refused body is read and thrown away after the answer went out, while
+/// the client is still sending it (an image archive, a build context).
+const LATE_DRAIN_LIMIT: u64 = 4 << 30;
+
+/// How long that may go on.
+const LATE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What every refusal (policy, limits, the fail-closed audit) does with the request's body
-/// before answering: reads and discards up to [`DRAIN_LIMIT`] bytes (or for [`DRAIN_TIME`]),
-/// so that a client still sending its body reads the refusal instead of failing with a broken
-/// pipe. Beyond the limit the connection is closed after the answer, as any server would.
-pub async fn drain_refused(mut body: ProxyBody) {
+/// before answering: reads and discards up to [`DRAIN_LIMIT`] bytes (or for [`DRAIN_TIME`]);
+/// a body that goes on is read and discarded by a task of its own, up to [`LATE_DRAIN_LIMIT`]
+/// (or for [`LATE_DRAIN_TIME`]), while the refusal is answered. So a client still sending
+/// reads the refusal instead of failing with a broken pipe (the docker CLI writes the whole
+/// body before it reads the answer); past those bounds the connection is closed, as any
+/// server would. Memory stays flat: nothing read is kept.
+pub async fn drain_refused(body: ProxyBody) {
+    let (body, rest) = discard(body, DRAIN_LIMIT, DRAIN_TIME).await;
+    if rest {
+        tokio::spawn(async move {
+            discard(body, LATE_DRAIN_LIMIT, LATE_DRAIN_TIME).await;
+        });
+    }
+}
+
+/// Reads and drops frames of `body` until it ends, fails, passes `limit` bytes or `time`
+/// runs out; returns the body and whether it may go on.
+async fn discard(mut body: ProxyBody, limit: u64, time: std::time::Duration) -> (ProxyBody, bool) {
     use http_body_util::BodyExt;
     let mut seen = 0u64;
     let reading = async {
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                seen += data.len() as u64;
-                if seen > DRAIN_LIMIT {
-                    break;
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if seen > limit {
+                        return true;
+                    }
                 }
+                Some(Err(_)) | None => return false,
             }
         }
     };
-    let _ = tokio::time::timeout(DRAIN_TIME, reading).await;
+    let more = tokio::time::timeout(time, reading).await.unwrap_or(true);
+    (body, more)
 }
 
 #[cfg(test)]
