@@ -221,10 +221,31 @@ impl Proxy {
             .prefix("swp.")
             .tempdir_in("/tmp")
             .expect("create proxy temp dir");
-        let socket = dir.path().join("proxy.sock");
         let config = dir.path().join("sockwarden.toml");
-        let log = dir.path().join("proxy.log");
         std::fs::write(&config, make_config(dir.path())).expect("write proxy config");
+        Self::spawn(dir, config, launcher, args)
+    }
+
+    /// As [`Proxy::start_config_args`] for a configuration file laid out by `prepare(dir)`
+    /// (files, directories, symlinks), which returns the path to pass as `--config`. It must
+    /// listen on `dir/proxy.sock`.
+    pub fn start_prepared(prepare: impl FnOnce(&Path) -> PathBuf, args: &[&str]) -> Proxy {
+        let dir = tempfile::Builder::new()
+            .prefix("swp.")
+            .tempdir_in("/tmp")
+            .expect("create proxy temp dir");
+        let config = prepare(dir.path());
+        Self::spawn(dir, config, |_| Vec::new(), args)
+    }
+
+    fn spawn(
+        dir: TempDir,
+        config: PathBuf,
+        launcher: impl FnOnce(&Path) -> Vec<String>,
+        args: &[&str],
+    ) -> Proxy {
+        let socket = dir.path().join("proxy.sock");
+        let log = dir.path().join("proxy.log");
         let log_file = std::fs::File::create(&log).expect("create proxy log");
         let log_file2 = log_file.try_clone().expect("clone log fd");
         let launcher = launcher(dir.path());
