@@ -310,3 +310,353 @@ fn watch_config_needs_a_config_file() {
         .unwrap();
     assert!(text(&help.stdout).contains("--watch-config"));
 }
+
+// -------------------------------------------------------------------------------------------
+// Kubernetes
+// -------------------------------------------------------------------------------------------
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_docs(path: &Path) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            serde_yaml::Value::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+fn kube(file: &str) -> serde_yaml::Value {
+    let mut docs = yaml_docs(&repo().join("deploy/kubernetes").join(file));
+    assert_eq!(docs.len(), 1, "{file}: one resource");
+    docs.remove(0)
+}
+
+fn s(v: &serde_yaml::Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+/// The validator scripts/test.sh installed, or None when it reported it skipped (the summary
+/// lists it). Run outside test.sh, `kubernetes-validate` must be on PATH: a missing validator
+/// fails the test, never passes it.
+fn kubernetes_validate() -> Option<PathBuf> {
+    match std::env::var("SOCKWARDEN_KUBERNETES_VALIDATE") {
+        Ok(v) if v.starts_with("skip:") => {
+            println!("skipped: kubernetes-validate ({v}); scripts/test.sh lists it as skipped");
+            None
+        }
+        Ok(v) => Some(PathBuf::from(v)),
+        Err(_) => {
+            let found = Command::new("sh")
+                .args(["-c", "command -v kubernetes-validate"])
+                .output()
+                .unwrap();
+            assert!(
+                found.status.success(),
+                "kubernetes-validate is not installed: run through scripts/test.sh (it installs it) or pip install kubernetes-validate"
+            );
+            Some(PathBuf::from(text(&found.stdout).trim()))
+        }
+    }
+}
+
+#[test]
+fn kubernetes_manifests_pass_kubernetes_validate_strict() {
+    let Some(validate) = kubernetes_validate() else {
+        return;
+    };
+    let dir = repo().join("deploy/kubernetes");
+    // Every resource the kustomization lists, and nothing in the directory left out of it.
+    let kustomization = kube("kustomization.yaml");
+    let resources: Vec<String> = kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| s(r).to_owned())
+        .collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    on_disk.sort();
+    let mut listed = resources.clone();
+    listed.sort();
+    assert_eq!(listed, on_disk, "kustomization resources");
+    let out = Command::new(&validate)
+        .arg("--strict")
+        .args(resources.iter().map(|r| dir.join(r)))
+        .output()
+        .unwrap();
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{report}");
+    for r in &resources {
+        assert!(report.contains(&format!("{r} passed")), "{r}: {report}");
+    }
+    // The validator does reject what is wrong: a misspelled field, a wrong type.
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(dir.join("daemonset.yaml")).unwrap();
+    for (from, to) in [
+        (
+            "readOnlyRootFilesystem: true",
+            "readOnlyRootFilesytem: true",
+        ),
+        ("containerPort: 9100", "containerPort: \"nine\""),
+    ] {
+        assert!(manifest.contains(from));
+        let bad = tmp.path().join("daemonset.yaml");
+        std::fs::write(&bad, manifest.replace(from, to)).unwrap();
+        let out = Command::new(&validate)
+            .arg("--strict")
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{to}: accepted: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// The policy the ConfigMap carries, written to `dir/sockwarden.toml`.
+fn configmap_policy(dir: &Path) -> (PathBuf, toml::Value) {
+    let cm = kube("configmap.yaml");
+    assert_eq!(s(&cm["kind"]), "ConfigMap");
+    let policy = s(&cm["data"]["sockwarden.toml"]).to_owned();
+    let file = dir.join("sockwarden.toml");
+    std::fs::write(&file, &policy).unwrap();
+    (file, toml::from_str(&policy).unwrap())
+}
+
+fn check_no_fs(file: &Path) {
+    let out = Command::new(SOCKWARDEN)
+        .args(["check", "--no-fs", "--config"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        file.display(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The tag deploy/container/build.sh gives the image unless told otherwise.
+fn build_sh_default_tag() -> String {
+    let script = std::fs::read_to_string(repo().join("deploy/container/build.sh")).unwrap();
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("tag="))
+        .expect("build.sh sets tag=")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn kubernetes_references_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policy_file, policy) = configmap_policy(tmp.path());
+    check_no_fs(&policy_file);
+    assert_eq!(
+        policy["audit"]["sink"].as_str(),
+        Some("stdout"),
+        "audit on stdout"
+    );
+    let admin = policy["admin"]["tcp"].as_str().expect("[admin] tcp");
+    let admin_port: u16 = admin.rsplit_once(':').unwrap().1.parse().unwrap();
+    // Reachable by the kubelet's probes and Prometheus: the pod's address, not loopback.
+    assert!(admin.starts_with("0.0.0.0:"), "{admin}");
+    // Every client of the ConfigMap's policy is read-only.
+    for (name, p) in policy["policy"].as_table().unwrap() {
+        assert_eq!(p["profile"].as_str(), Some("read-only"), "policy {name}");
+    }
+
+    let ds = kube("daemonset.yaml");
+    assert_eq!(s(&ds["kind"]), "DaemonSet");
+    let cm = kube("configmap.yaml");
+    assert_eq!(ds["metadata"]["namespace"], cm["metadata"]["namespace"]);
+    let pod = &ds["spec"]["template"];
+    let spec = &pod["spec"];
+    let containers = spec["containers"].as_sequence().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+
+    // The image deploy/container/build.sh builds, pulled only when not on the node.
+    assert_eq!(s(&c["image"]), build_sh_default_tag());
+    assert_eq!(s(&c["imagePullPolicy"]), "IfNotPresent");
+
+    // The config the container runs is the ConfigMap's, mounted as a directory (a subPath
+    // mount never sees updates), and watched.
+    let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(s).collect();
+    let config_arg = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
+    assert!(args.contains(&"--watch-config"), "{args:?}");
+    assert_eq!(args[0], "serve");
+    let mounts = c["volumeMounts"].as_sequence().unwrap();
+    let volumes = spec["volumes"].as_sequence().unwrap();
+    let volume = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| s(&v["name"]) == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+    };
+    let mount_at = |path: &Path| {
+        mounts
+            .iter()
+            .find(|m| path.starts_with(s(&m["mountPath"])))
+            .unwrap_or_else(|| panic!("nothing mounted at {}", path.display()))
+    };
+    let config_mount = mount_at(Path::new(config_arg));
+    assert_eq!(
+        Path::new(config_arg),
+        Path::new(s(&config_mount["mountPath"])).join("sockwarden.toml")
+    );
+    assert!(config_mount.get("subPath").is_none(), "no subPath");
+    assert_eq!(config_mount["readOnly"].as_bool(), Some(true));
+    assert_eq!(
+        volume(s(&config_mount["name"]))["configMap"]["name"],
+        cm["metadata"]["name"]
+    );
+
+    // The upstream socket is the node's Docker socket; the unix listener's directory is the
+    // node's, so processes on the node reach it.
+    let upstream = policy["upstream"]["socket"].as_str().unwrap();
+    let sock_mount = mount_at(Path::new(upstream));
+    assert_eq!(s(&sock_mount["mountPath"]), upstream);
+    let host = &volume(s(&sock_mount["name"]))["hostPath"];
+    assert_eq!(s(&host["path"]), "/var/run/docker.sock");
+    assert_eq!(s(&host["type"]), "Socket");
+    for l in policy["listen"].as_array().unwrap() {
+        if let Some(unix) = l.get("unix").and_then(|u| u.as_str()) {
+            let m = mount_at(Path::new(unix));
+            assert!(volume(s(&m["name"])).get("hostPath").is_some(), "{unix}");
+            assert!(m.get("readOnly").is_none(), "{unix}: writable");
+        }
+    }
+
+    // Probes and Prometheus on the admin listener.
+    let ports = c["ports"].as_sequence().unwrap();
+    let port_of = |p: &serde_yaml::Value| -> u16 {
+        match p.as_u64() {
+            Some(n) => n as u16,
+            None => ports
+                .iter()
+                .find(|x| x["name"] == *p)
+                .and_then(|x| x["containerPort"].as_u64())
+                .unwrap_or_else(|| panic!("no port {p:?}")) as u16,
+        }
+    };
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(s(&get["path"]), path, "{probe}");
+        assert_eq!(port_of(&get["port"]), admin_port, "{probe}");
+    }
+    let ann = &pod["metadata"]["annotations"];
+    assert_eq!(s(&ann["prometheus.io/scrape"]), "true");
+    assert_eq!(s(&ann["prometheus.io/port"]), admin_port.to_string());
+    assert_eq!(s(&ann["prometheus.io/path"]), "/metrics");
+
+    // As tight as the socket allows: not root, nothing to escalate, no capability, a
+    // read-only root, no service account token, no host network, requests and limits.
+    let psc = &spec["securityContext"];
+    assert_eq!(psc["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(psc["runAsUser"].as_u64(), Some(65532));
+    assert!(!psc["supplementalGroups"].as_sequence().unwrap().is_empty());
+    assert_eq!(s(&psc["seccompProfile"]["type"]), "RuntimeDefault");
+    let sc = &c["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["privileged"].as_bool(), Some(false));
+    let drop: Vec<&str> = sc["capabilities"]["drop"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert_eq!(drop, ["ALL"]);
+    assert!(sc["capabilities"].get("add").is_none());
+    assert_eq!(spec["automountServiceAccountToken"].as_bool(), Some(false));
+    assert!(spec
+        .get("hostNetwork")
+        .is_none_or(|h| h.as_bool() == Some(false)));
+    assert!(spec.get("hostPID").is_none());
+    for kind in ["requests", "limits"] {
+        for res in ["cpu", "memory"] {
+            assert!(c["resources"][kind][res].as_str().is_some(), "{kind}.{res}");
+        }
+    }
+}
+
+/// The Kubernetes ConfigMap's policy, served by the binary as the pod would (paths moved into
+/// a temp dir), answers the probes on the admin port and refuses a write: the file is not only
+/// valid but does what the manifests say.
+#[test]
+fn kubernetes_policy_serves_probes_and_refuses_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, _) = configmap_policy(tmp.path());
+    let policy = std::fs::read_to_string(tmp.path().join("sockwarden.toml")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = Proxy::start_prepared(
+        |dir| {
+            let file = dir.join("sockwarden.toml");
+            let moved = policy
+                .replace(
+                    "\"/var/run/docker.sock\"",
+                    &toml_str(&daemon_socket().display().to_string()),
+                )
+                .replace(
+                    "\"/run/sockwarden/docker.sock\"",
+                    &toml_str(&dir.join("proxy.sock").display().to_string()),
+                )
+                .replace("0.0.0.0:9100", &format!("127.0.0.1:{port}"));
+            assert_ne!(moved, policy);
+            std::fs::write(&file, moved).unwrap();
+            file
+        },
+        &["--watch-config"],
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("watching the configuration file"), "{log}");
+    for path in ["/healthz", "/readyz"] {
+        let answer = wait_for(T, || {
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            use std::io::{Read, Write};
+            write!(
+                conn,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut resp = String::new();
+            conn.read_to_string(&mut resp).ok()?;
+            resp.starts_with("HTTP/1.1 200").then_some(resp)
+        });
+        assert!(
+            answer.is_some(),
+            "{path} on the admin port:\n{}",
+            proxy.log_text()
+        );
+    }
+    let docker = proxy.docker();
+    docker.ok(&["ps"]);
+    let out = docker.run(&["volume", "create", &support::unique_name("k8s-vol")]);
+    refused_in_dockers_shape(&text(&out.stderr));
+    // Audit records on stdout (the container log the cluster collects).
+    let denied = wait_for(T, || {
+        let log = proxy.log_text();
+        log.lines()
+            .any(|l| {
+                l.contains("\"operation\":\"volume.create\"") && l.contains("\"decision\":\"deny\"")
+            })
+            .then_some(())
+    });
+    assert!(denied.is_some(), "{}", proxy.log_text());
+}
