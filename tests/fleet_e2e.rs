@@ -22,7 +22,7 @@ mod support;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -659,4 +659,425 @@ fn kubernetes_policy_serves_probes_and_refuses_writes() {
             .then_some(())
     });
     assert!(denied.is_some(), "{}", proxy.log_text());
+}
+
+// -------------------------------------------------------------------------------------------
+// Swarm
+// -------------------------------------------------------------------------------------------
+
+/// Runs a command that must succeed; returns its stdout.
+fn must(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A second private containerd and dockerd of this test's own, inside a network namespace it
+/// creates, with a veth pair carrying a private address that exists only in there. Dropping it
+/// (also when the test fails) leaves the swarm, stops both daemons, kills their container
+/// shims, unmounts what they left under its directory and deletes the namespace.
+struct SwarmDaemon {
+    ns: String,
+    dir: tempfile::TempDir,
+    sock: PathBuf,
+    containerd: Option<std::process::Child>,
+    dockerd: Option<std::process::Child>,
+}
+
+const SWARM_ADDR: &str = "10.213.47.1";
+
+impl SwarmDaemon {
+    fn start() -> SwarmDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("swf.")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let ns = format!("swf-{}", std::process::id());
+        let mut daemon = SwarmDaemon {
+            ns: ns.clone(),
+            sock: dir.path().join("d.sock"),
+            dir,
+            containerd: None,
+            dockerd: None,
+        };
+        must(Command::new("ip").args(["netns", "add", &ns]));
+        for args in [
+            vec!["link", "set", "lo", "up"],
+            vec![
+                "link", "add", "swf0", "type", "veth", "peer", "name", "swf1",
+            ],
+            vec!["addr", "add", &format!("{SWARM_ADDR}/24"), "dev", "swf0"],
+            vec!["link", "set", "swf0", "up"],
+            vec!["link", "set", "swf1", "up"],
+        ] {
+            must(Command::new("ip").args(["-n", &ns]).args(&args));
+        }
+        let d = daemon.dir.path().to_path_buf();
+        let netns = format!("--net=/run/netns/{ns}");
+        std::fs::create_dir(d.join("ctd")).unwrap();
+        std::fs::write(
+            d.join("ctd/config.toml"),
+            format!(
+                "version = 2\nroot = {root}\nstate = {state}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {addr}\n",
+                root = toml_str(&d.join("ctd/root").display().to_string()),
+                state = toml_str(&d.join("ctd/state").display().to_string()),
+                addr = toml_str(&d.join("ctd/ctd.sock").display().to_string()),
+            ),
+        )
+        .unwrap();
+        let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
+        // nsenter with --net only: the daemons keep the host's mounts (cgroups) and see the
+        // namespace's network alone.
+        daemon.containerd = Some(
+            Command::new("nsenter")
+                .arg(&netns)
+                .arg("containerd")
+                .arg("--config")
+                .arg(d.join("ctd/config.toml"))
+                .stdout(log("containerd.log"))
+                .stderr(log("containerd.err"))
+                .spawn()
+                .unwrap(),
+        );
+        let ctd_sock = d.join("ctd/ctd.sock");
+        assert!(
+            wait_for(T, || ctd_sock.exists().then_some(())).is_some(),
+            "containerd did not start: {}",
+            std::fs::read_to_string(d.join("containerd.err")).unwrap_or_default()
+        );
+        daemon.dockerd = Some(
+            Command::new("nsenter")
+                .arg(&netns)
+                .arg("dockerd")
+                .arg("--data-root")
+                .arg(d.join("data"))
+                .arg("--exec-root")
+                .arg(d.join("exec"))
+                .arg("--pidfile")
+                .arg(d.join("dockerd.pid"))
+                .arg("-H")
+                .arg(format!("unix://{}", daemon.sock.display()))
+                .arg("--containerd")
+                .arg(&ctd_sock)
+                .args([
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--bridge=none",
+                    "--storage-driver=vfs",
+                ])
+                .stdout(log("dockerd.log"))
+                .stderr(log("dockerd.err"))
+                .spawn()
+                .unwrap(),
+        );
+        let docker = daemon.docker();
+        let up = wait_for(Duration::from_secs(60), || {
+            docker.run(&["version"]).status.success().then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "swarm dockerd did not start: {}",
+            daemon.logs()
+        );
+        daemon
+    }
+
+    fn docker(&self) -> Docker {
+        Docker::new(&self.sock)
+    }
+
+    /// Runs `program args` inside the namespace.
+    fn inside(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        let tail = |s: String| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        format!(
+            "--- dockerd ---\n{}\n--- containerd ---\n{}",
+            tail(read("dockerd.err")),
+            tail(read("containerd.err"))
+        )
+    }
+}
+
+impl Drop for SwarmDaemon {
+    fn drop(&mut self) {
+        let _ = self
+            .docker()
+            .timeout(Duration::from_secs(30))
+            .try_run(&["swarm", "leave", "--force"]);
+        let stop = |child: &mut Option<std::process::Child>, secs: u64| {
+            if let Some(mut c) = child.take() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
+                let gone = wait_for(Duration::from_secs(secs), || {
+                    c.try_wait().ok().flatten().map(|_| ())
+                });
+                if gone.is_none() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        };
+        stop(&mut self.dockerd, 30);
+        stop(&mut self.containerd, 15);
+        // Container shims outlive containerd; ours name our directory on their command line.
+        let dir = self.dir.path().display().to_string();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let name = p.file_name().to_string_lossy().into_owned();
+                if name.parse::<u32>().is_err() || name == std::process::id().to_string() {
+                    continue;
+                }
+                let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                if text(&cmdline).contains(&format!("{dir}/")) {
+                    let _ = Command::new("kill").args(["-KILL", &name]).status();
+                }
+            }
+        }
+        // Mounts left below the directory (netns files, shm), deepest first.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(&format!("{dir}/")))
+            .collect();
+        ours.sort_by(|a, b| b.cmp(a));
+        for m in ours {
+            if !Command::new("umount")
+                .arg(m)
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                let _ = Command::new("umount").args(["-l", m]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn swarm_stack_runs_sockwarden_as_a_global_service() {
+    let swarm = SwarmDaemon::start();
+    let docker = swarm.docker();
+    // The namespace has its own address and nothing else; the swarm advertises it.
+    let addrs = text(&swarm.inside("ip", &["-o", "addr"]).stdout);
+    assert!(addrs.contains(SWARM_ADDR), "{addrs}");
+    docker.ok(&[
+        "swarm",
+        "init",
+        "--advertise-addr",
+        SWARM_ADDR,
+        "--listen-addr",
+        &format!("{SWARM_ADDR}:2377"),
+    ]);
+    assert_eq!(
+        docker
+            .ok_str(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .trim(),
+        "active"
+    );
+
+    // The image, built on that daemon with deploy/container/build.sh (no registry).
+    let tag = format!("sockwarden-fleet:{}", std::process::id());
+    let built = Command::new("bash")
+        .arg(repo().join("deploy/container/build.sh"))
+        .args(["--binary", SOCKWARDEN, "--tag", &tag])
+        .env("DOCKER_HOST", support::docker_host(&swarm.sock))
+        .env("DOCKER_CONFIG", support::empty_docker_config())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "build.sh: {}", text(&built.stderr));
+    assert_eq!(text(&built.stdout).trim(), tag);
+
+    // The stack file as documented, the node paths pointed at this test's.
+    let run_dir = swarm.dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::os::unix::fs::chown(&run_dir, Some(65532), Some(65532)).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let gid = std::fs::metadata(&swarm.sock).unwrap().gid().to_string();
+    let deployed = docker
+        .clone()
+        .env("DOCKER_GID", &gid)
+        .env("SOCKWARDEN_IMAGE", &tag)
+        .env(
+            "SOCKWARDEN_DOCKER_SOCKET",
+            &swarm.sock.display().to_string(),
+        )
+        .env("SOCKWARDEN_RUN_DIR", &run_dir.display().to_string())
+        .run(&[
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            &repo().join("deploy/swarm/stack.yaml").display().to_string(),
+            "fleet",
+        ]);
+    assert!(
+        deployed.status.success(),
+        "stack deploy: {}{}",
+        text(&deployed.stdout),
+        text(&deployed.stderr)
+    );
+    let service = "fleet_sockwarden";
+    assert_eq!(
+        docker
+            .ok_str(&[
+                "service",
+                "inspect",
+                "--format",
+                "{{.Spec.Mode.Global}}",
+                service
+            ])
+            .trim(),
+        "{}",
+        "a global service"
+    );
+    let sock = run_dir.join("docker.sock");
+    let running = wait_for(Duration::from_secs(90), || {
+        let states = docker.ok_str(&["service", "ps", "--format", "{{.CurrentState}}", service]);
+        (states.starts_with("Running") && sock.exists()).then_some(())
+    });
+    assert!(
+        running.is_some(),
+        "task not running: {}\n{}\n{}",
+        docker.ok_str(&["service", "ps", "--no-trunc", service]),
+        text(&docker.run(&["service", "logs", service]).stdout),
+        swarm.logs()
+    );
+    // Its socket, made by the image's user with the Docker socket's group, 0660.
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!((meta.uid(), meta.gid().to_string()), (65532, gid.clone()));
+    assert_eq!(meta.mode() & 0o777, 0o660);
+
+    // Allowed calls work through it, for both CLIs: the same answers as the daemon's.
+    let through = Docker::new(&sock);
+    for cli in ["/usr/local/bin/docker", "/usr/bin/docker"] {
+        let through = through.clone().bin(cli);
+        let ids = through.ok_str(&["ps", "-q", "--no-trunc"]);
+        assert_eq!(ids, docker.ok_str(&["ps", "-q", "--no-trunc"]), "{cli}");
+        assert!(!ids.trim().is_empty(), "the task's container is listed");
+        let services = through.ok_str(&["service", "ls", "--format", "{{.Name}} {{.Mode}}"]);
+        assert_eq!(services.trim(), format!("{service} global"), "{cli}");
+        // Refused ones are refused in Docker's shape, and nothing changes.
+        let volume = support::unique_name("swarm-vol");
+        for (args, op) in [
+            (vec!["volume", "create", volume.as_str()], "volume.create"),
+            (
+                vec!["network", "create", "--driver", "overlay", "fleet-net"],
+                "network.create",
+            ),
+            (vec!["service", "rm", service], "service.delete"),
+            (vec!["swarm", "leave", "--force"], "swarm.leave"),
+        ] {
+            let out = through.run(&args);
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{cli} {args:?} allowed");
+            assert!(
+                err.contains(&format!("Error response from daemon: sockwarden: {op}")),
+                "{cli} {args:?}: {err}"
+            );
+        }
+        assert!(!docker.run(&["volume", "inspect", &volume]).status.success());
+    }
+    assert!(!docker
+        .run(&["network", "inspect", "fleet-net"])
+        .status
+        .success());
+    assert_eq!(
+        docker.ok_str(&["service", "ls", "-q"]).lines().count(),
+        1,
+        "the service is still there"
+    );
+    assert_eq!(
+        docker
+            .ok_str(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .trim(),
+        "active"
+    );
+
+    // Audit records in the service's log; the admin listener on the node's loopback.
+    let audited = wait_for(T, || {
+        let logs = text(&docker.run(&["service", "logs", "--raw", service]).stdout);
+        (logs.contains("\"operation\":\"service.delete\"")
+            && logs.contains("\"decision\":\"deny\""))
+        .then_some(())
+    });
+    assert!(
+        audited.is_some(),
+        "{}",
+        text(&docker.run(&["service", "logs", service]).stdout)
+    );
+    let policy = std::fs::read_to_string(repo().join("deploy/swarm/sockwarden.toml")).unwrap();
+    let policy: toml::Value = toml::from_str(&policy).unwrap();
+    let admin = policy["admin"]["tcp"].as_str().unwrap();
+    assert!(admin.starts_with("127.0.0.1:"), "{admin}");
+    let ready = swarm.inside(
+        "curl",
+        &["-s", "--max-time", "5", &format!("http://{admin}/readyz")],
+    );
+    assert!(ready.status.success(), "{}", text(&ready.stderr));
+    let metrics = swarm.inside(
+        "curl",
+        &["-s", "--max-time", "5", &format!("http://{admin}/metrics")],
+    );
+    assert!(
+        text(&metrics.stdout).contains("sockwarden_requests_total"),
+        "{}",
+        text(&metrics.stdout)
+    );
+}
+
+#[test]
+fn swarm_files_hold_together() {
+    check_no_fs(&repo().join("deploy/swarm/sockwarden.toml"));
+    let stack = &yaml_docs(&repo().join("deploy/swarm/stack.yaml"))[0];
+    let svc = &stack["services"]["sockwarden"];
+    assert_eq!(s(&svc["deploy"]["mode"]), "global");
+    assert_eq!(
+        s(&svc["image"]),
+        format!("${{SOCKWARDEN_IMAGE:-{}}}", build_sh_default_tag())
+    );
+    assert_eq!(svc["read_only"].as_bool(), Some(true));
+    let caps: Vec<&str> = svc["cap_drop"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert_eq!(caps, ["ALL"]);
+    assert!(s(&svc["user"]).starts_with("65532:"));
+    let config = &svc["configs"][0];
+    assert_eq!(s(&config["target"]), "/etc/sockwarden/sockwarden.toml");
+    let args: Vec<&str> = svc["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert!(
+        args.ends_with(&["--config", "/etc/sockwarden/sockwarden.toml"]),
+        "{args:?}"
+    );
+    assert_eq!(
+        s(&stack["configs"][s(&config["source"])]["file"]),
+        "./sockwarden.toml"
+    );
 }
