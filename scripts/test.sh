@@ -10,7 +10,8 @@
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test --all-targets,
 #   - for fleet_e2e (and a full run), installs `kubernetes-validate` from PyPI into a venv under
 #     target/ (the Kubernetes manifests' offline validation); when it cannot be installed, those
-#     checks are reported as skipped (never passed),
+#     checks are reported as skipped (never passed); likewise musl-tools and the Rust target
+#     x86_64-unknown-linux-musl for the static image build,
 #   - on a full run (no arguments), runs each fuzz target briefly. Fuzzing needs cargo-fuzz, a C++
 #     compiler and the fuzz crate's dependencies; what cannot be installed or downloaded is
 #     reported as skipped and never fails the run. A fuzz target that runs and crashes does.
@@ -212,6 +213,33 @@ elif [ "$kv_needed" = 1 ]; then
         export SOCKWARDEN_KUBERNETES_VALIDATE="skip:$kv_skip"
     else
         export SOCKWARDEN_KUBERNETES_VALIDATE=$kv_venv/bin/kubernetes-validate
+    fi
+fi
+# The static musl build of deploy/container/build.sh (fleet_e2e) needs musl-gcc (musl-tools)
+# and the Rust target x86_64-unknown-linux-musl; when either cannot be installed, the test is
+# told to report itself skipped (SOCKWARDEN_MUSL=skip:REASON) and the summary lists it.
+if [ "$kv_needed" = 1 ] && [ "$plan_mode" = 1 ]; then
+    command -v musl-gcc >/dev/null 2>&1 ||
+        plan "would install (optional, for the musl build in fleet_e2e; a failure skips it): apt-get install musl-tools"
+elif [ "$kv_needed" = 1 ]; then
+    musl_skip=""
+    if [ "$(uname -m)" != x86_64 ]; then
+        musl_skip="not an x86_64 machine"
+    elif ! command -v musl-gcc >/dev/null 2>&1; then
+        log "installing musl-tools (optional: the musl build in fleet_e2e)"
+        { apt_update && apt-get install -y --no-install-recommends musl-tools; } >/dev/null 2>&1 ||
+            musl_skip="apt-get install musl-tools failed"
+    fi
+    if [ -z "$musl_skip" ] && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 ||
+            musl_skip="rustup target add x86_64-unknown-linux-musl failed"
+    fi
+    if [ -n "$musl_skip" ]; then
+        log "the musl static build will be skipped: $musl_skip"
+        skipped+=("musl static image build ($musl_skip)")
+        export SOCKWARDEN_MUSL="skip:$musl_skip"
+    else
+        export SOCKWARDEN_MUSL=1
     fi
 fi
 fuzz_skip_reason=""

@@ -1081,3 +1081,123 @@ fn swarm_files_hold_together() {
         "./sockwarden.toml"
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// The static (musl) image build
+// -------------------------------------------------------------------------------------------
+
+/// deploy/container/build.sh without --binary, where musl-gcc and the Rust musl target are
+/// installed: it builds a static binary for x86_64-unknown-linux-musl and an image holding
+/// nothing but it and its files (no library), which runs. The build uses its own target
+/// directory and a quick release profile (cargo's CARGO_PROFILE_RELEASE_* variables), so it
+/// neither replaces a real release build nor takes as long.
+#[test]
+fn build_sh_builds_a_static_musl_image() {
+    match std::env::var("SOCKWARDEN_MUSL") {
+        Ok(v) if v.starts_with("skip:") => {
+            println!("skipped: the musl build ({v}); scripts/test.sh lists it as skipped");
+            return;
+        }
+        Ok(_) => {}
+        Err(_) => {
+            let musl_gcc = Command::new("sh")
+                .args(["-c", "command -v musl-gcc"])
+                .status()
+                .unwrap();
+            assert!(
+                musl_gcc.success(),
+                "musl-gcc is not installed: run through scripts/test.sh (it installs musl-tools)"
+            );
+        }
+    }
+    let cleanup = support::Cleanup::new();
+    let tag = cleanup.image("fleet-musl");
+    let out = Command::new("bash")
+        .arg(repo().join("deploy/container/build.sh"))
+        .args(["--tag", &tag])
+        .env("DOCKER_HOST", support::docker_host(&daemon_socket()))
+        .env("DOCKER_CONFIG", support::empty_docker_config())
+        .env("CARGO_TARGET_DIR", "target/fleet-musl")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "build.sh: {err}");
+    assert_eq!(text(&out.stdout).trim(), tag);
+    assert!(
+        err.contains("building a static binary (x86_64-unknown-linux-musl)"),
+        "{err}"
+    );
+    assert!(err.contains("build.sh: statically linked"), "{err}");
+    let binary = repo().join("target/fleet-musl/x86_64-unknown-linux-musl/release/sockwarden");
+    let ldd = Command::new("ldd").arg(&binary).output().unwrap();
+    let ldd = format!("{}{}", text(&ldd.stdout), text(&ldd.stderr));
+    assert!(
+        ldd.contains("not a dynamic executable") || ldd.contains("statically linked"),
+        "{ldd}"
+    );
+
+    // The image holds the binary and its files, no library, no loader.
+    let docker = Docker::new(&daemon_socket());
+    let name = cleanup.container("fleet-musl");
+    docker.ok(&["create", "--name", &name, &tag]);
+    let tar = docker.ok(&["export", &name]);
+    let listing = Command::new("tar")
+        .args(["-t", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&tar)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let files: Vec<String> = text(&listing.stdout)
+        .lines()
+        .filter(|l| !l.ends_with('/'))
+        .map(|l| l.trim_start_matches("./").to_owned())
+        .collect();
+    let mut expected = vec![
+        "etc/group",
+        "etc/passwd",
+        "etc/sockwarden/sockwarden.toml",
+        "usr/local/bin/sockwarden",
+    ];
+    let mut seen: Vec<&str> = files
+        .iter()
+        .map(String::as_str)
+        // What the daemon adds to every container's root.
+        .filter(|f| {
+            !matches!(
+                *f,
+                ".dockerenv" | "etc/hostname" | "etc/hosts" | "etc/resolv.conf" | "etc/mtab"
+            ) && !f.starts_with("proc")
+                && !f.starts_with("dev")
+                && !f.starts_with("sys")
+        })
+        .collect();
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected, "{files:?}");
+
+    // It runs: the version, and its own configuration checks.
+    let version = docker.ok_str(&["run", "--rm", "--network", "none", &tag, "--version"]);
+    assert!(version.starts_with("sockwarden "), "{version}");
+    let check = docker.ok_str(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "check",
+        "--no-fs",
+        "--config",
+        "/etc/sockwarden/sockwarden.toml",
+    ]);
+    assert!(check.contains("sockwarden.toml: ok"), "{check}");
+}
