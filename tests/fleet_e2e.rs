@@ -896,15 +896,7 @@ fn swarm_stack_runs_sockwarden_as_a_global_service() {
 
     // The image, built on that daemon with deploy/container/build.sh (no registry).
     let tag = format!("sockwarden-fleet:{}", std::process::id());
-    let built = Command::new("bash")
-        .arg(repo().join("deploy/container/build.sh"))
-        .args(["--binary", SOCKWARDEN, "--tag", &tag])
-        .env("DOCKER_HOST", support::docker_host(&swarm.sock))
-        .env("DOCKER_CONFIG", support::empty_docker_config())
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "build.sh: {}", text(&built.stderr));
-    assert_eq!(text(&built.stdout).trim(), tag);
+    support::build_image_on(&swarm.sock, &tag);
 
     // The stack file as documented, the node paths pointed at this test's.
     let run_dir = swarm.dir.path().join("run");

@@ -1102,3 +1102,27 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Builds sockwarden's container image with deploy/container/build.sh from the binary under
+/// test, on the daemon at `sock`, tagged `tag`; fails the test unless it builds and prints the
+/// tag.
+pub fn build_image_on(sock: &Path, tag: &str) {
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/container/build.sh"))
+        .args(["--binary", SOCKWARDEN, "--tag", tag])
+        .env("DOCKER_HOST", docker_host(sock))
+        .env("DOCKER_CONFIG", empty_docker_config())
+        .output()
+        .expect("run build.sh");
+    assert!(
+        out.status.success(),
+        "build.sh: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        tag,
+        "build.sh prints the tag"
+    );
+}
