@@ -8,6 +8,10 @@
 #     (never the system daemon, never /var/run/docker.sock),
 #   - builds the fixture image sw-busybox:latest from busybox-static (no registry needed),
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test --all-targets,
+#   - for fleet_e2e (and a full run), installs `kubernetes-validate` from PyPI into a venv under
+#     target/ (the Kubernetes manifests' offline validation); when it cannot be installed, those
+#     checks are reported as skipped (never passed); likewise musl-tools and the Rust target
+#     x86_64-unknown-linux-musl for the static image build,
 #   - on a full run (no arguments), runs each fuzz target briefly. Fuzzing needs cargo-fuzz, a C++
 #     compiler and the fuzz crate's dependencies; what cannot be installed or downloaded is
 #     reported as skipped and never fails the run. A fuzz target that runs and crashes does.
@@ -155,6 +159,87 @@ elif [ "${#test_optional_pkgs[@]}" -gt 0 ]; then
     if ! { apt_update && apt-get install -y --no-install-recommends "${test_optional_pkgs[@]}"; }; then
         log "systemd unit verification will be skipped: apt-get install ${test_optional_pkgs[*]} failed"
         skipped+=("systemd unit verification (apt-get install ${test_optional_pkgs[*]} failed)")
+    fi
+fi
+# kubernetes-validate (PyPI) validates deploy/kubernetes offline (fleet_e2e), from a venv under
+# target/. Needed only when fleet_e2e runs; when it cannot be installed, the test is told to
+# report itself skipped (SOCKWARDEN_KUBERNETES_VALIDATE=skip:REASON) and the summary lists it.
+kv_version=1.37.0
+kv_venv=$repo_root/target/kubernetes-validate-venv
+kv_needed=0
+if has_stage test; then
+    if [ "$#" -eq 0 ]; then
+        kv_needed=1
+    else
+        for arg in "$@"; do
+            [ "$arg" = -- ] && break
+            [ "$arg" = fleet_e2e ] && kv_needed=1
+        done
+    fi
+fi
+if [ "$kv_needed" = 1 ] && [ "$plan_mode" = 1 ]; then
+    if [ -x "$kv_venv/bin/kubernetes-validate" ]; then
+        plan "kubernetes-validate: present in $kv_venv"
+    else
+        plan "kubernetes-validate: would run python3 -m venv $kv_venv && pip install kubernetes-validate==$kv_version; if that fails, the Kubernetes validation is reported as skipped"
+    fi
+elif [ "$kv_needed" = 1 ]; then
+    kv_skip=""
+    if [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
+        log "installing kubernetes-validate==$kv_version into $kv_venv"
+        kv_log=$(mktemp)
+        if ! python3 -m venv "$kv_venv" >/dev/null 2>&1; then
+            rm -rf "$kv_venv"
+            if { apt_update && apt-get install -y --no-install-recommends python3-venv; } >/dev/null 2>&1; then
+                python3 -m venv "$kv_venv" >/dev/null 2>&1 || kv_skip="python3 -m venv failed"
+            else
+                kv_skip="python3 -m venv failed and python3-venv cannot be installed"
+            fi
+        fi
+        if [ -z "$kv_skip" ] && ! "$kv_venv/bin/pip" install --quiet --disable-pip-version-check \
+            "kubernetes-validate==$kv_version" >"$kv_log" 2>&1; then
+            tail -n 5 "$kv_log" >&2 || true
+            kv_skip="pip install kubernetes-validate==$kv_version failed (PyPI unreachable?)"
+        fi
+        if [ -z "$kv_skip" ] && [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
+            kv_skip="kubernetes-validate not found after pip install"
+        fi
+        rm -f "$kv_log"
+        [ -n "$kv_skip" ] && rm -rf "$kv_venv"
+    fi
+    if [ -n "$kv_skip" ]; then
+        log "Kubernetes manifest validation will be skipped: $kv_skip"
+        skipped+=("Kubernetes manifest validation ($kv_skip)")
+        export SOCKWARDEN_KUBERNETES_VALIDATE="skip:$kv_skip"
+    else
+        export SOCKWARDEN_KUBERNETES_VALIDATE=$kv_venv/bin/kubernetes-validate
+    fi
+fi
+# The static musl build of deploy/container/build.sh (fleet_e2e) needs musl-gcc (musl-tools)
+# and the Rust target x86_64-unknown-linux-musl; when either cannot be installed, the test is
+# told to report itself skipped (SOCKWARDEN_MUSL=skip:REASON) and the summary lists it.
+if [ "$kv_needed" = 1 ] && [ "$plan_mode" = 1 ]; then
+    command -v musl-gcc >/dev/null 2>&1 ||
+        plan "would install (optional, for the musl build in fleet_e2e; a failure skips it): apt-get install musl-tools"
+elif [ "$kv_needed" = 1 ]; then
+    musl_skip=""
+    if [ "$(uname -m)" != x86_64 ]; then
+        musl_skip="not an x86_64 machine"
+    elif ! command -v musl-gcc >/dev/null 2>&1; then
+        log "installing musl-tools (optional: the musl build in fleet_e2e)"
+        { apt_update && apt-get install -y --no-install-recommends musl-tools; } >/dev/null 2>&1 ||
+            musl_skip="apt-get install musl-tools failed"
+    fi
+    if [ -z "$musl_skip" ] && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 ||
+            musl_skip="rustup target add x86_64-unknown-linux-musl failed"
+    fi
+    if [ -n "$musl_skip" ]; then
+        log "the musl static build will be skipped: $musl_skip"
+        skipped+=("musl static image build ($musl_skip)")
+        export SOCKWARDEN_MUSL="skip:$musl_skip"
+    else
+        export SOCKWARDEN_MUSL=1
     fi
 fi
 fuzz_skip_reason=""

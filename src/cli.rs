@@ -36,7 +36,7 @@ enum Command {
     /// started sockwarden gets the read-only profile, everyone else is refused; audit records
     /// (one JSON line per request) go to stdout.
     ///
-    /// Signals: SIGHUP reloads the configuration, SIGUSR1 reopens the audit file, SIGTERM and
+    /// Signals: SIGHUP reloads the configuration (--watch-config: so does a changed file), SIGUSR1 reopens the audit file, SIGTERM and
     /// SIGINT stop gracefully.
     Serve {
         /// Configuration file (TOML); see config/sockwarden.toml for every setting.
@@ -50,6 +50,11 @@ enum Command {
         /// Log format; overrides the config's log.format. RUST_LOG sets the level.
         #[arg(long, value_enum, value_name = "FORMAT")]
         log_format: Option<LogFormat>,
+        /// Reload the configuration file when its content changes, as SIGHUP does (an invalid
+        /// file keeps the configuration in force): edits in place, editors' renames and
+        /// Kubernetes ConfigMap updates (a symlink swap) are all seen. Needs --config.
+        #[arg(long, requires = "config")]
+        watch_config: bool,
     },
     /// Validate a configuration file and exit: 0 when valid, 2 otherwise.
     ///
@@ -190,7 +195,8 @@ pub fn main() -> ExitCode {
             config,
             compat,
             log_format,
-        } => serve(config, compat, log_format, inherited),
+            watch_config,
+        } => serve(config, compat, log_format, watch_config, inherited),
         Command::Reload { config } => reload(&config),
         Command::Check { config, no_fs } => check(&config, no_fs, inherited),
         Command::Explain {
@@ -435,6 +441,7 @@ fn serve(
     path: Option<PathBuf>,
     compat: Option<Compat>,
     log_format: Option<LogFormat>,
+    watch_config: bool,
     inherited: crate::listener::activation::Inherited,
 ) -> ExitCode {
     let builtin = path.is_none() && compat.is_none();
@@ -473,7 +480,7 @@ fn serve(
     };
     runtime.block_on(async {
         let server = match Server::bind_with(config, source, inherited).await {
-            Ok(server) => server,
+            Ok(server) => server.watch_config(watch_config),
             Err(e) => {
                 eprintln!("sockwarden: {e}");
                 return ExitCode::FAILURE;

@@ -11,6 +11,8 @@
 //! its keep-alive connections too. Settings that bind resources (listeners, upstream, admin
 //! listener, audit sink, server timeouts) need a restart, and `[log]` is read at start only: a reload that changes
 //! them applies everything else and says so.
+//!
+//! With `serve --watch-config`, a change of the file's content reloads it too ([`watch`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +28,8 @@ use crate::identity::{self, ListenerClients};
 use crate::limits::Limits;
 use crate::listener::Peer;
 use crate::policy::Authority;
+
+pub mod watch;
 
 /// Everything that decides a request, for one configuration generation.
 #[derive(Debug)]
@@ -118,6 +122,14 @@ pub struct Reloaded {
 }
 
 impl Live {
+    /// The file the configuration is read from, if it comes from one.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        match self.source.as_ref() {
+            ConfigSource::File(path) => Some(path),
+            ConfigSource::Builtin | ConfigSource::DockerSocketProxy => None,
+        }
+    }
+
     /// Starts with `config` (generation 1), reloading from `source`.
     pub fn new(config: Config, source: ConfigSource, audit: Audit) -> Live {
         let runtime = Runtime::from_config(&config, 1);
@@ -137,7 +149,7 @@ impl Live {
     }
 
     /// Re-reads the configuration and swaps it in, or keeps the old one and returns why not.
-    /// `trigger` (`SIGHUP`, `admin`) goes into the log and the audit record.
+    /// `trigger` (`SIGHUP`, `admin`, `file watch`) goes into the log and the audit record.
     pub async fn reload(&self, trigger: &str) -> Result<Reloaded, String> {
         // One reload at a time, so generations are not skipped or swapped out of order.
         let _serial = self.serial.lock().await;

@@ -77,6 +77,7 @@ pub struct Server {
     listeners: Vec<(Arc<str>, Listener)>,
     admin: Option<Listener>,
     audit: Audit,
+    watch_config: bool,
 }
 
 impl Server {
@@ -146,7 +147,15 @@ impl Server {
             listeners,
             admin,
             audit,
+            watch_config: false,
         })
+    }
+
+    /// Reload when the configuration file's content changes (`serve --watch-config`; see
+    /// [`crate::reload::watch`]). No effect when the configuration is not from a file.
+    pub fn watch_config(mut self, on: bool) -> Server {
+        self.watch_config = on;
+        self
     }
 
     /// What [`Server::bind`] would refuse, found without binding or creating anything (see
@@ -220,6 +229,13 @@ impl Server {
         let live = Live::new(self.config.clone(), self.source, audit.clone());
         let service = stack::build(Forward::new(upstream.clone(), drain.clone()), audit.clone());
         let signals = tokio::spawn(handle_signals(live.clone(), audit.clone()));
+        let watcher = match live.config_file() {
+            Some(path) if self.watch_config => Some(tokio::spawn(crate::reload::watch::watch(
+                live.clone(),
+                path.to_path_buf(),
+            ))),
+            _ => None,
+        };
         // Whether the daemon can be reached is checked once at start, in the background: a
         // failure is a warning with its reason and fix, and sockwarden serves on.
         let readiness = Readiness::new(upstream.clone());
@@ -265,6 +281,9 @@ impl Server {
         tracing::info!(grace = ?grace, "shutting down: no new connections");
         drain.begin();
         signals.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         start_check.abort();
         // Accept loops end at once; their listeners close, and the socket files go with them.
         while accepting.join_next().await.is_some() {}

@@ -528,20 +528,7 @@ fn daemon() -> Docker {
 /// Builds the image with deploy/container/build.sh from the binary under test; returns its tag.
 fn build_image(cleanup: &Cleanup) -> String {
     let tag = cleanup.image("deploy-image");
-    let out = Command::new("bash")
-        .arg(repo().join("deploy/container/build.sh"))
-        .args(["--binary", SOCKWARDEN, "--tag", &tag])
-        .env("DOCKER_HOST", support::docker_host(&daemon_socket()))
-        .env("DOCKER_CONFIG", support::empty_docker_config())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "build.sh: {}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert_eq!(text(&out.stdout).trim(), tag, "build.sh prints the tag");
+    support::build_image_on(&daemon_socket(), &tag);
     tag
 }
 

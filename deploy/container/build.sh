@@ -45,6 +45,10 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 command -v docker >/dev/null 2>&1 || die "the docker CLI is needed"
 
+# Where cargo puts what it builds (CARGO_TARGET_DIR, relative to the repository, is honoured).
+target_dir=${CARGO_TARGET_DIR:-target}
+case $target_dir in /*) ;; *) target_dir=$repo/$target_dir ;; esac
+
 if [ -z "$binary" ]; then
     musl=x86_64-unknown-linux-musl
     if [ "$(uname -m)" = x86_64 ] && command -v rustup >/dev/null 2>&1 && command -v musl-gcc >/dev/null 2>&1 &&
@@ -52,11 +56,11 @@ if [ -z "$binary" ]; then
         echo "build.sh: building a static binary ($musl)" >&2
         (cd "$repo" && CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-musl-gcc} \
             cargo build --release --locked --target "$musl" --bin sockwarden >&2)
-        binary=$repo/target/$musl/release/sockwarden
+        binary=$target_dir/$musl/release/sockwarden
     else
         echo "build.sh: the musl target is not available: building for the host's glibc (its libraries are copied in)" >&2
         (cd "$repo" && cargo build --release --locked --bin sockwarden >&2)
-        binary=$repo/target/release/sockwarden
+        binary=$target_dir/release/sockwarden
     fi
 fi
 [ -x "$binary" ] || die "$binary is not an executable"

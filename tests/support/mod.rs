@@ -221,10 +221,31 @@ impl Proxy {
             .prefix("swp.")
             .tempdir_in("/tmp")
             .expect("create proxy temp dir");
-        let socket = dir.path().join("proxy.sock");
         let config = dir.path().join("sockwarden.toml");
-        let log = dir.path().join("proxy.log");
         std::fs::write(&config, make_config(dir.path())).expect("write proxy config");
+        Self::spawn(dir, config, launcher, args)
+    }
+
+    /// As [`Proxy::start_config_args`] for a configuration file laid out by `prepare(dir)`
+    /// (files, directories, symlinks), which returns the path to pass as `--config`. It must
+    /// listen on `dir/proxy.sock`.
+    pub fn start_prepared(prepare: impl FnOnce(&Path) -> PathBuf, args: &[&str]) -> Proxy {
+        let dir = tempfile::Builder::new()
+            .prefix("swp.")
+            .tempdir_in("/tmp")
+            .expect("create proxy temp dir");
+        let config = prepare(dir.path());
+        Self::spawn(dir, config, |_| Vec::new(), args)
+    }
+
+    fn spawn(
+        dir: TempDir,
+        config: PathBuf,
+        launcher: impl FnOnce(&Path) -> Vec<String>,
+        args: &[&str],
+    ) -> Proxy {
+        let socket = dir.path().join("proxy.sock");
+        let log = dir.path().join("proxy.log");
         let log_file = std::fs::File::create(&log).expect("create proxy log");
         let log_file2 = log_file.try_clone().expect("clone log fd");
         let launcher = launcher(dir.path());
@@ -1095,4 +1116,28 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Builds sockwarden's container image with deploy/container/build.sh from the binary under
+/// test, on the daemon at `sock`, tagged `tag`; fails the test unless it builds and prints the
+/// tag.
+pub fn build_image_on(sock: &Path, tag: &str) {
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/container/build.sh"))
+        .args(["--binary", SOCKWARDEN, "--tag", tag])
+        .env("DOCKER_HOST", docker_host(sock))
+        .env("DOCKER_CONFIG", empty_docker_config())
+        .output()
+        .expect("run build.sh");
+    assert!(
+        out.status.success(),
+        "build.sh: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        tag,
+        "build.sh prints the tag"
+    );
 }
