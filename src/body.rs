@@ -45,6 +45,17 @@ where
     body.map_err(|e| BodyError(e.into())).boxed_unsync()
 }
 
+/// `body`, holding `guard` until the body is dropped: after its end was sent, or when the
+/// other side went away first.
+pub fn with_guard<G: Send + 'static>(body: ProxyBody, guard: G) -> ProxyBody {
+    use http_body_util::BodyExt;
+    body.map_frame(move |frame| {
+        let _held = &guard;
+        frame
+    })
+    .boxed_unsync()
+}
+
 /// An empty body.
 pub fn empty() -> ProxyBody {
     boxed(http_body_util::Empty::<Bytes>::new())

@@ -175,7 +175,7 @@ pub fn explain(
     // A build's query gets the policy's limits written in before it is inspected.
     let mut authorized = authorized;
     if let Ok(Some((_, normalized, applied))) =
-        crate::inspect::layer::rewritten_build_query(&authorized, &uri)
+        crate::inspect::layer::rewritten_build_query(&authorized, &uri, None)
     {
         authorized.normalized = Arc::new(normalized);
         out.defaults_applied = applied;
@@ -542,7 +542,7 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "allow_buildkit",
-        "BuildKit's session is opaque to inspection: its Dockerfile (ADD URLs, FROM images) is never seen, so the fetch rule cannot apply",
+        "BuildKit's session is opaque to inspection: its Dockerfile is never seen, so the fetch rule cannot apply (the daemon fetches ADD URLs and FROM images for it unchecked, loopback and link-local included) and its RUN steps get no container limits",
     ),
     ("allow_driver_opts", "a local volume with o=bind is a host bind"),
     ("names", "plugins run as root on the host"),

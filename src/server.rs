@@ -218,7 +218,17 @@ impl Server {
             .map_err(|e| StartError::Upstream(e.to_string()))?;
         let audit = self.audit.clone();
         let live = Live::new(self.config.clone(), self.source, audit.clone());
-        let service = stack::build(Forward::new(upstream.clone(), drain.clone()), audit.clone());
+        let build_cgroups = self
+            .config
+            .upstream
+            .build_cgroup
+            .clone()
+            .map(crate::buildcgroup::BuildCgroups::new);
+        let service = stack::build(
+            Forward::new(upstream.clone(), drain.clone()),
+            audit.clone(),
+            build_cgroups,
+        );
         let signals = tokio::spawn(handle_signals(live.clone(), audit.clone()));
         // Whether the daemon can be reached is checked once at start, in the background: a
         // failure is a warning with its reason and fix, and sockwarden serves on.

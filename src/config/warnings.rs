@@ -69,16 +69,52 @@ pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
         seen.push(policy.name.clone());
         let container = &policy.inspect.container;
         let build = &policy.inspect.build;
-        if build.allow_uncapped_builds
-            && (container.default_pids.is_some() || container.max_pids.is_some())
-        {
+        let builds = policy.rules.iter().any(|r| {
+            r.effect == crate::policy::Effect::Allow
+                && r.operations
+                    .iter()
+                    .any(|p| p.matches_operation("image.build"))
+        });
+        if builds && build.allow_buildkit {
             out.push(format!(
-                "policy {}: allow_uncapped_builds: a classic build's RUN steps run without the \
-                 pids limit containers get (a fork bomb in a Dockerfile is not stopped; cap it \
-                 on the daemon's side with dockerd --cgroup-parent)",
+                "policy {}: allow_buildkit: a BuildKit build's Dockerfile travels inside its \
+                 opaque session, so the daemon fetches its ADD <url> sources and FROM images \
+                 unchecked (loopback, link-local and sockwarden's own listeners included: the \
+                 fetch rule cannot apply), and its RUN steps get none of the policy's container \
+                 limits",
                 policy.name
             ));
         }
+        if !builds || crate::inspect::build_pids(container).is_none() {
+            continue;
+        }
+        let cgroup = match &config.upstream.build_cgroup {
+            None => Err("no [upstream] build_cgroup is set".to_owned()),
+            Some(dir) => std::fs::read_to_string("/proc/self/mountinfo")
+                .map_err(|e| format!("/proc/self/mountinfo: {e}"))
+                .and_then(|m| crate::buildcgroup::locate(dir, &m))
+                .map(|_| ())
+                .map_err(|e| format!("upstream.build_cgroup: {e}")),
+        };
+        let Err(why) = cgroup else {
+            continue;
+        };
+        out.push(if build.allow_uncapped_builds {
+            format!(
+                "policy {}: allow_uncapped_builds: {why}, so a classic build's RUN steps run \
+                 without the pids limit containers get (a fork bomb in a Dockerfile is not \
+                 stopped); set build_cgroup (sockwarden on the daemon's host, daemon with the \
+                 cgroupfs driver)",
+                policy.name
+            )
+        } else {
+            format!(
+                "policy {}: caps pids and allows image.build, and {why}: classic builds are \
+                 refused (set build_cgroup, or allow_uncapped_builds to let them run without a \
+                 pids limit)",
+                policy.name
+            )
+        });
     }
     out
 }
