@@ -183,7 +183,10 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         after: std::time::Duration,
-        waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+        // One timer for the body's life, made at the first wait and `reset` at each later one.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        // Whether the timer runs for the current wait.
+        waiting: bool,
     }
 }
 
@@ -193,7 +196,8 @@ impl<B> ReadDeadline<B> {
         ReadDeadline {
             inner,
             after,
-            waiting: None,
+            timer: None,
+            waiting: false,
         }
     }
 }
@@ -213,17 +217,24 @@ where
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
-                *this.waiting = None;
+                *this.waiting = false;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
                 let after = *this.after;
-                let sleep = this
-                    .waiting
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                let sleep = match this.timer {
+                    Some(sleep) => {
+                        if !*this.waiting {
+                            sleep.as_mut().reset(tokio::time::Instant::now() + after);
+                        }
+                        sleep
+                    }
+                    None => this.timer.insert(Box::pin(tokio::time::sleep(after))),
+                };
+                *this.waiting = true;
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
-                        *this.waiting = None;
+                        *this.waiting = false;
                         Poll::Ready(Some(Err(Box::new(BodyTimeout { after }))))
                     }
                     Poll::Pending => Poll::Pending,
@@ -323,5 +334,37 @@ mod tests {
         assert!(err.is::<BodyTimeout>(), "{err}");
         assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
         drop(tx);
+    }
+
+    /// The one timer is re-armed at each wait: frames that each come within the deadline pass
+    /// however long the body takes in all, and a wait after them gets the whole deadline.
+    #[tokio::test]
+    async fn each_wait_gets_the_whole_deadline() {
+        use http_body_util::BodyExt;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let deadline = Duration::from_millis(300);
+        let mut body = ReadDeadline::new(http_body_util::StreamBody::new(stream), deadline);
+        let sender = tokio::spawn(async move {
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            tx.send(Ok(Frame::data(Bytes::from_static(b"y"))))
+                .await
+                .unwrap();
+            tx
+        });
+        for _ in 0..7 {
+            assert!(body.frame().await.unwrap().is_ok());
+        }
+        let _tx = sender.await.unwrap();
+        let started = std::time::Instant::now();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(err.is::<BodyTimeout>(), "{err}");
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
     }
 }

@@ -115,8 +115,17 @@ pub fn check_violation(
     authorized: &Authorized,
     body: &[u8],
 ) -> Result<Option<inspect::Summary>, inspect::Violation> {
+    check_with_names(authorized, body).map(|(summary, _)| summary)
+}
+
+/// [`check_violation`], also returning the fetch sources on DNS names that are left to resolve
+/// (see [`fetch_sources`]), so that [`judge_names`] need not work them out again.
+fn check_with_names(
+    authorized: &Authorized,
+    body: &[u8],
+) -> Result<(Option<inspect::Summary>, Vec<inspect::fetch::Source>), inspect::Violation> {
     if !authorized.policy.inspection {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let info = authorized.operation.info;
     let rules = &authorized.policy.inspect;
@@ -125,15 +134,15 @@ pub fn check_violation(
         Some(inspector) => Some(run_inspector(authorized, inspector, body)?),
         None => None,
     };
-    fetch_sources(
+    let names = fetch_sources(
         authorized,
         summary.as_ref().and_then(|s| s.image.as_deref()),
     )?;
     if let Some(write) = info.writes_image {
         let written = inspect::image_names::check(write, query, &rules.build, &rules.container)?;
-        return Ok(Some(summary.unwrap_or(written)));
+        return Ok((Some(summary.unwrap_or(written)), names));
     }
-    Ok(summary)
+    Ok((summary, names))
 }
 
 fn run_inspector(
@@ -201,16 +210,24 @@ fn fetch_sources(
 }
 
 /// Resolves the DNS names an operation makes the daemon fetch from and refuses forbidden
-/// addresses (after [`check_violation`] passed). `image`: as for [`fetch_sources`].
+/// addresses (after [`check_violation`] passed). `names`: those [`judge`] found; `None` when
+/// the request was not judged (or its judgement was only noted), then they are worked out here
+/// (`image`: as for [`fetch_sources`]).
 async fn judge_names(
     authorized: &Authorized,
     trail: Option<&Trail>,
     image: Option<&str>,
+    names: Option<Vec<inspect::fetch::Source>>,
 ) -> Result<(), ProxyError> {
     if !authorized.policy.inspection {
         return Ok(());
     }
-    let checked = match fetch_sources(authorized, image) {
+    let names = match names {
+        Some(names) => Ok(names),
+        None => fetch_sources(authorized, image),
+    };
+    let checked = match names {
+        Ok(names) if names.is_empty() => Ok(()),
         Ok(names) => fetch::check_names(&names, &fetch::local_facts()).await,
         Err(violation) => Err(violation),
     };
@@ -495,11 +512,11 @@ async fn inspect_request(
         };
         let authorized = &authorized;
         let judged = match check {
-            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|_| ()),
-            _ => Ok(()),
+            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|(_, names)| names),
+            _ => Ok(None),
         };
         let judged = match judged {
-            Ok(()) => judge_names(authorized, trail.as_deref(), None).await,
+            Ok(names) => judge_names(authorized, trail.as_deref(), None, names).await,
             Err(e) => Err(e),
         };
         if let Err(refusal) = judged {
@@ -527,10 +544,11 @@ async fn inspect_request(
             )));
         }
         // A tag writes an image name: its query is checked too.
-        if authorized.operation.info.writes_image.is_some() {
-            judge(authorized, trail.as_deref(), &[])?;
-        }
-        judge_names(authorized, trail.as_deref(), None).await?;
+        let names = match authorized.operation.info.writes_image {
+            Some(_) => judge(authorized, trail.as_deref(), &[])?.1,
+            None => None,
+        };
+        judge_names(authorized, trail.as_deref(), None, names).await?;
         return Ok((
             Inspected::Ready(Request::from_parts(parts, body::empty())),
             None,
@@ -552,7 +570,7 @@ async fn inspect_request(
         }
         None => bytes,
     };
-    let summary = judge(authorized, trail.as_deref(), &bytes)?;
+    let (summary, names) = judge(authorized, trail.as_deref(), &bytes)?;
     // A service's image, for the fetch rule.
     let image = summary.as_ref().and_then(|s| s.image.clone());
     if let Some(summary) = summary
@@ -563,7 +581,7 @@ async fn inspect_request(
         let checked = reach::check_create(&bytes, &summary, rules, &writable, lookup).await;
         settle(authorized, trail.as_deref(), checked)?;
     }
-    judge_names(authorized, trail.as_deref(), image.as_deref()).await?;
+    judge_names(authorized, trail.as_deref(), image.as_deref(), names).await?;
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -726,26 +744,34 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
     }
 }
 
+/// What [`judge`] found: the inspector's summary, and the fetch sources on DNS names.
+type Judged = (
+    Option<inspect::Summary>,
+    Option<Vec<inspect::fetch::Source>>,
+);
+
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
 /// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
 /// violation as a dry run's does (the error boundary notes the decision, rule and reason).
+/// Returns what the inspector saw and the fetch sources on DNS names left to resolve (`None`
+/// when a dry run only noted a refusal: [`judge_names`] then works them out itself).
 fn judge(
     authorized: &Authorized,
     trail: Option<&Trail>,
     body: &[u8],
-) -> Result<Option<inspect::Summary>, ProxyError> {
-    match check_violation(authorized, body) {
-        Ok(summary) => {
+) -> Result<Judged, ProxyError> {
+    match check_with_names(authorized, body) {
+        Ok((summary, names)) => {
             if let Some(trail) = trail {
                 trail.note_inspection(summary.clone(), None);
             }
-            Ok(summary)
+            Ok((summary, Some(names)))
         }
         Err(violation) if authorized.dry_run => {
             if let Some(trail) = trail {
                 trail.note_inspection(None, Some((authorized.operation.name, violation)));
             }
-            Ok(None)
+            Ok((None, None))
         }
         // The refusal carries the violation to the record (`Trail::note_error`).
         Err(violation) => Err(refusal(authorized, &violation)),
