@@ -25,6 +25,15 @@ use std::time::Duration;
 /// The prefix of every build cgroup's directory name: `b<sockwarden pid>-<n>`.
 const LEAF_PREFIX: &str = "b";
 
+/// How long a busy build cgroup's removal is retried before it is left for the next build.
+const RELEASE_RETRY: Duration = Duration::from_secs(60);
+
+/// After a build cgroup is gone, how long until it is looked for again ...
+const RELEASE_RECHECK_AFTER: Duration = Duration::from_secs(3);
+
+/// ... and how many times.
+const RELEASE_RECHECKS: u32 = 2;
+
 /// How the cgroup directory is mounted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hierarchy {
@@ -429,15 +438,24 @@ impl BuildCgroups {
             let mut left = attempt(&dirs);
             let mut delay = Duration::from_millis(100);
             let mut waited = Duration::ZERO;
-            while !left.is_empty() && waited < Duration::from_secs(60) {
-                tokio::time::sleep(delay).await;
-                waited += delay;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                left = attempt(&left);
-            }
-            if left.is_empty() {
-                tokio::time::sleep(Duration::from_secs(3)).await;
+            let mut rechecks = 0;
+            loop {
+                while !left.is_empty() && waited < RELEASE_RETRY {
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    left = attempt(&left);
+                }
+                if !left.is_empty() || rechecks == RELEASE_RECHECKS {
+                    break;
+                }
+                // Gone: look again, in case the runtime made it again for a late step.
+                rechecks += 1;
+                tokio::time::sleep(RELEASE_RECHECK_AFTER).await;
                 left = attempt(&dirs);
+                if left.is_empty() {
+                    break;
+                }
             }
             self.finish(&name, left);
         });

@@ -542,3 +542,48 @@ fn buildkit_ignores_the_cgroup_parent() {
         "BuildKit honoured the cgroup parent:\n{t}"
     );
 }
+
+/// `sockwarden explain` shows the build cgroup a classic build would get (with a stand-in
+/// name) and decides with it, as `serve` does; without `build_cgroup` it names the setting.
+#[test]
+fn explain_shows_the_build_cgroup() {
+    let leaf = unique_name("sw-bcg-explain");
+    let dir = build_cgroup_dir(&leaf);
+    let explain = |cgroup: Option<&Path>| {
+        let tmp = tempfile::tempdir().unwrap();
+        let cgroup = cgroup
+            .map(|d| format!("build_cgroup = {}\n", toml_str(&d.display().to_string())))
+            .unwrap_or_default();
+        let config = format!(
+            "[upstream]\nsocket = \"/var/run/docker.sock\"\n{cgroup}\n{}\n[[client]]\nname = \"main\"\n\
+             policy = \"capped\"\nuids = [0]\n\n[[listen]]\nunix = {}\nclient = \"main\"\n",
+            capped("allow_uncapped_builds = false"),
+            toml_str(&tmp.path().join("x.sock").display().to_string())
+        );
+        let file = tmp.path().join("c.toml");
+        std::fs::write(&file, config).unwrap();
+        let out = std::process::Command::new(support::SOCKWARDEN)
+            .args(["explain", "--json", "--client", "main", "--config"])
+            .arg(&file)
+            .args(["POST", "/v1.41/build?t=app:1"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    let placed = explain(Some(&dir));
+    let applied = placed["defaults_applied"].to_string();
+    assert!(
+        applied.contains(&format!("cgroupparent=/{leaf}/b0-0")),
+        "{placed}"
+    );
+    assert!(applied.contains(&format!("pids.max={PIDS}")), "{placed}");
+    assert_eq!(placed["decision"], "allow", "{placed}");
+    assert!(!dir.exists(), "explain made a cgroup");
+    let unplaced = explain(None);
+    assert_eq!(unplaced["decision"], "deny", "{unplaced}");
+    assert!(
+        unplaced.to_string().contains("allow_uncapped_builds"),
+        "{unplaced}"
+    );
+}
