@@ -186,6 +186,8 @@ pub fn locate(dir: &Path, mountinfo: &str) -> Result<Place, String> {
     let name = Path::new("/")
         .join(mount.root.trim_start_matches('/'))
         .join(rel);
+    // The name goes into the query as it is: the mounted sub-tree must be as plain as `dir`.
+    valid_dir(&name).map_err(|e| format!("the cgroup name {}: {e}", name.display()))?;
     Ok(Place {
         hierarchy,
         name: name.to_string_lossy().into_owned(),
@@ -226,6 +228,37 @@ pub fn check_daemon(info: &[u8], place: &Place) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that the daemon behind the unix socket `socket` sees the same cgroups as this
+/// process: its listening process (dockerd, or systemd for a socket-activated daemon) must be
+/// visible here (the same pid namespace or a parent of it) and in the same cgroup namespace.
+/// Otherwise the daemon would read `cgroupparent` in its own view and make an unlimited cgroup
+/// of that name.
+pub fn check_same_cgroups(socket: &Path) -> Result<(), String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+    let pid = getsockopt(&stream, PeerCredentials)
+        .map_err(|e| format!("reading the daemon socket's peer credentials: {e}"))?
+        .pid();
+    if pid <= 0 {
+        return Err(
+            "the daemon's process is not visible from here (another pid namespace): \
+                    sockwarden must run on the daemon's host"
+                .into(),
+        );
+    }
+    let ns = |pid: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/cgroup"))
+            .map_err(|e| format!("reading /proc/{pid}/ns/cgroup: {e}"))
+    };
+    if ns(&pid.to_string())? != ns("self")? {
+        return Err(format!(
+            "sockwarden and the daemon (pid {pid}) are in different cgroup namespaces"
+        ));
+    }
+    Ok(())
+}
+
 /// The directories a build's cgroup `name` has (or gets, from the runtime) in every mounted
 /// hierarchy: the runtime creates the parent in each v1 hierarchy it uses.
 fn directories(mounts: &[Mount], name: &str) -> Vec<PathBuf> {
@@ -244,6 +277,9 @@ fn directories(mounts: &[Mount], name: &str) -> Vec<PathBuf> {
 #[derive(Debug)]
 pub struct BuildCgroups {
     dir: PathBuf,
+    /// The daemon's unix socket, for [`check_same_cgroups`]; `None` for a TCP daemon, which
+    /// cannot be checked (and is refused).
+    daemon_socket: Option<PathBuf>,
     next: AtomicU64,
     /// Names of the cgroups prepared and not yet removed (never swept).
     live: Mutex<HashSet<String>>,
@@ -279,10 +315,13 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 }
 
 impl BuildCgroups {
-    /// Build cgroups below `dir`; removes what an earlier sockwarden process left there.
-    pub fn new(dir: PathBuf) -> Arc<BuildCgroups> {
+    /// Build cgroups below `dir` for the daemon on the unix socket `daemon_socket` (`None`:
+    /// a TCP daemon, whose builds cannot be placed); removes what an earlier sockwarden
+    /// process left there.
+    pub fn new(dir: PathBuf, daemon_socket: Option<PathBuf>) -> Arc<BuildCgroups> {
         let cgroups = Arc::new(BuildCgroups {
             dir,
+            daemon_socket,
             next: AtomicU64::new(1),
             live: Mutex::default(),
             stale: Mutex::default(),
@@ -337,6 +376,16 @@ impl BuildCgroups {
             .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
         let place = locate(&self.dir, &mountinfo)?;
         check_daemon(info, &place)?;
+        match &self.daemon_socket {
+            Some(socket) => check_same_cgroups(socket)?,
+            None => {
+                return Err(
+                    "the daemon is reached over TCP, so whether it sees the same \
+                            cgroups cannot be checked"
+                        .into(),
+                )
+            }
+        }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
         if place.hierarchy == Hierarchy::V2 {
@@ -525,6 +574,10 @@ mod tests {
             locate(Path::new("/cg/b"), sub).unwrap().name,
             "/docker/abc/b"
         );
+        let odd = "5 1 0:3 /a\\040b /cg rw - cgroup2 cgroup2 rw\n";
+        assert!(locate(Path::new("/cg/b"), odd)
+            .unwrap_err()
+            .contains("ASCII"));
         // Escaped mount points.
         let esc = "5 1 0:3 / /my\\040cg rw - cgroup2 cgroup2 rw\n";
         assert!(locate(Path::new("/my cg/b"), esc)
@@ -568,6 +621,17 @@ mod tests {
         assert!(e.contains("cgroup v1"), "{e}");
         assert!(check_daemon(info("none", "2").as_bytes(), &v2).is_err());
         assert!(check_daemon(b"not json", &v2).is_err());
+    }
+
+    #[test]
+    fn the_daemon_must_see_the_same_cgroups() {
+        // A listener in this process: same pid and cgroup namespace.
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("d.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        check_same_cgroups(&sock).unwrap();
+        let e = check_same_cgroups(&dir.path().join("none.sock")).unwrap_err();
+        assert!(e.contains("connecting"), "{e}");
     }
 
     #[test]

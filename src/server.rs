@@ -218,12 +218,13 @@ impl Server {
             .map_err(|e| StartError::Upstream(e.to_string()))?;
         let audit = self.audit.clone();
         let live = Live::new(self.config.clone(), self.source, audit.clone());
-        let build_cgroups = self
-            .config
-            .upstream
-            .build_cgroup
-            .clone()
-            .map(crate::buildcgroup::BuildCgroups::new);
+        let build_cgroups = self.config.upstream.build_cgroup.clone().map(|dir| {
+            let socket = match &self.config.upstream.addr {
+                crate::config::UpstreamAddr::Unix(path) => Some(path.clone()),
+                crate::config::UpstreamAddr::Tcp(_) => None,
+            };
+            crate::buildcgroup::BuildCgroups::new(dir, socket)
+        });
         let service = stack::build(
             Forward::new(upstream.clone(), drain.clone()),
             audit.clone(),

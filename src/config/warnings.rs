@@ -1,5 +1,7 @@
 //! Warnings `sockwarden check` gives about a valid configuration that invites one client to
-//! exhaust what every client shares (descriptors, memory, the audit log's disk).
+//! exhaust what every client shares (descriptors, memory, the audit log's disk, the host's
+//! processes through an uncapped build), or lets builds escape the rules (BuildKit's unchecked
+//! fetches).
 
 use std::time::Duration;
 
@@ -9,8 +11,10 @@ use super::Config;
 const LONG_BODY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What in `config` lets one client exhaust what every client shares (descriptors, memory,
-/// the audit log's disk), for `sockwarden check` to warn about: each a sentence naming the
-/// setting and the risk. Empty when nothing does.
+/// the audit log's disk, processes: a policy that caps pids and allows builds without a usable
+/// `[upstream] build_cgroup`), or lets a build escape the rules (`allow_buildkit`), for
+/// `sockwarden check` to warn about: each a sentence naming the setting and the risk. Empty
+/// when nothing does.
 pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
     use crate::audit::{OnFailure, SinkConfig};
     let mut out = Vec::new();
@@ -69,12 +73,15 @@ pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
         seen.push(policy.name.clone());
         let container = &policy.inspect.container;
         let build = &policy.inspect.build;
-        let builds = policy.rules.iter().any(|r| {
-            r.effect == crate::policy::Effect::Allow
-                && r.operations
-                    .iter()
-                    .any(|p| p.matches_operation("image.build"))
-        });
+        // Whether a plain classic build (`POST /build`) is allowed to this client.
+        let method = http::Method::POST;
+        let facts = crate::policy::RequestFacts {
+            operation: "image.build",
+            method: &method,
+            path: "/build",
+            query: &[],
+        };
+        let builds = config.authority.decide(Some(&client.name), &facts).allowed;
         if builds && build.allow_buildkit {
             out.push(format!(
                 "policy {}: allow_buildkit: a BuildKit build's Dockerfile travels inside its \
