@@ -336,6 +336,27 @@ mod tests {
         drop(tx);
     }
 
+    /// A guard lives exactly as long as the body: through its frames, gone when it is dropped
+    /// (after its end, or early).
+    #[tokio::test]
+    async fn a_guard_is_held_until_the_body_is_dropped() {
+        use http_body_util::BodyExt;
+        let guard = Arc::new(());
+        let mut body = with_guard(
+            boxed(http_body_util::Full::new(Bytes::from_static(b"x"))),
+            Arc::clone(&guard),
+        );
+        assert_eq!(Arc::strong_count(&guard), 2);
+        assert!(body.frame().await.is_some());
+        assert!(body.frame().await.is_none());
+        assert_eq!(Arc::strong_count(&guard), 2);
+        drop(body);
+        assert_eq!(Arc::strong_count(&guard), 1);
+        let early = with_guard(empty(), Arc::clone(&guard));
+        drop(early);
+        assert_eq!(Arc::strong_count(&guard), 1);
+    }
+
     /// The one timer is re-armed at each wait: frames that each come within the deadline pass
     /// however long the body takes in all, and a wait after them gets the whole deadline.
     #[tokio::test]
