@@ -45,6 +45,17 @@ where
     body.map_err(|e| BodyError(e.into())).boxed_unsync()
 }
 
+/// `body`, holding `guard` until the body is dropped: after its end was sent, or when the
+/// other side went away first.
+pub fn with_guard<G: Send + 'static>(body: ProxyBody, guard: G) -> ProxyBody {
+    use http_body_util::BodyExt;
+    body.map_frame(move |frame| {
+        let _held = &guard;
+        frame
+    })
+    .boxed_unsync()
+}
+
 /// An empty body.
 pub fn empty() -> ProxyBody {
     boxed(http_body_util::Empty::<Bytes>::new())
@@ -172,7 +183,10 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         after: std::time::Duration,
-        waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+        // One timer for the body's life, made at the first wait and `reset` at each later one.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        // Whether the timer runs for the current wait.
+        waiting: bool,
     }
 }
 
@@ -182,7 +196,8 @@ impl<B> ReadDeadline<B> {
         ReadDeadline {
             inner,
             after,
-            waiting: None,
+            timer: None,
+            waiting: false,
         }
     }
 }
@@ -202,17 +217,24 @@ where
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
-                *this.waiting = None;
+                *this.waiting = false;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
                 let after = *this.after;
-                let sleep = this
-                    .waiting
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                let sleep = match this.timer {
+                    Some(sleep) => {
+                        if !*this.waiting {
+                            sleep.as_mut().reset(tokio::time::Instant::now() + after);
+                        }
+                        sleep
+                    }
+                    None => this.timer.insert(Box::pin(tokio::time::sleep(after))),
+                };
+                *this.waiting = true;
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
-                        *this.waiting = None;
+                        *this.waiting = false;
                         Poll::Ready(Some(Err(Box::new(BodyTimeout { after }))))
                     }
                     Poll::Pending => Poll::Pending,
@@ -338,5 +360,58 @@ mod tests {
         assert!(err.is::<BodyTimeout>(), "{err}");
         assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
         drop(tx);
+    }
+
+    /// A guard lives exactly as long as the body: through its frames, gone when it is dropped
+    /// (after its end, or early).
+    #[tokio::test]
+    async fn a_guard_is_held_until_the_body_is_dropped() {
+        use http_body_util::BodyExt;
+        let guard = Arc::new(());
+        let mut body = with_guard(
+            boxed(http_body_util::Full::new(Bytes::from_static(b"x"))),
+            Arc::clone(&guard),
+        );
+        assert_eq!(Arc::strong_count(&guard), 2);
+        assert!(body.frame().await.is_some());
+        assert!(body.frame().await.is_none());
+        assert_eq!(Arc::strong_count(&guard), 2);
+        drop(body);
+        assert_eq!(Arc::strong_count(&guard), 1);
+        let early = with_guard(empty(), Arc::clone(&guard));
+        drop(early);
+        assert_eq!(Arc::strong_count(&guard), 1);
+    }
+
+    /// The one timer is re-armed at each wait: frames that each come within the deadline pass
+    /// however long the body takes in all, and a wait after them gets the whole deadline.
+    #[tokio::test]
+    async fn each_wait_gets_the_whole_deadline() {
+        use http_body_util::BodyExt;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let deadline = Duration::from_millis(300);
+        let mut body = ReadDeadline::new(http_body_util::StreamBody::new(stream), deadline);
+        let sender = tokio::spawn(async move {
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            tx.send(Ok(Frame::data(Bytes::from_static(b"y"))))
+                .await
+                .unwrap();
+            tx
+        });
+        for _ in 0..7 {
+            assert!(body.frame().await.unwrap().is_ok());
+        }
+        let _tx = sender.await.unwrap();
+        let started = std::time::Instant::now();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(err.is::<BodyTimeout>(), "{err}");
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
     }
 }

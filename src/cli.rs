@@ -337,7 +337,8 @@ fn check(
             eprintln!("sockwarden: warning: {}: {warning}", path.display());
         }
     }
-    // Settings that invite one client to exhaust what all share: warnings, not errors.
+    // Settings that invite one client to exhaust what all share, or let builds escape the
+    // rules: warnings, not errors.
     for warning in crate::config::exhaustion_warnings(&config) {
         eprintln!("warning: {warning}");
     }

@@ -44,6 +44,8 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// How many idle pooled connections are kept.
     pub pool_max_idle: usize,
+    /// Where classic builds' per-build cgroups are made (`crate::buildcgroup`), if anywhere.
+    pub build_cgroup: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -151,6 +153,7 @@ struct RawUpstream {
     connect_timeout: Option<String>,
     pool_idle_timeout: Option<String>,
     pool_max_idle: Option<usize>,
+    build_cgroup: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -624,6 +627,10 @@ fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         (None, None) => UpstreamAddr::Unix(default_upstream()),
     };
     let pool_max_idle = raw.pool_max_idle.unwrap_or(64);
+    if let Some(dir) = &raw.build_cgroup {
+        crate::buildcgroup::valid_dir(dir)
+            .map_err(|e| ConfigError::setting("upstream.build_cgroup", e))?;
+    }
     Ok(UpstreamConfig {
         addr,
         connect_timeout: duration(
@@ -637,6 +644,7 @@ fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
             Duration::from_secs(90),
         )?,
         pool_max_idle,
+        build_cgroup: raw.build_cgroup,
     })
 }
 

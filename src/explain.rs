@@ -174,10 +174,13 @@ pub fn explain(
     }
     // A build's query gets the policy's limits written in before it is inspected.
     let mut authorized = authorized;
+    let placed = explained_build_cgroup(config, &authorized);
+    let cgroup = placed.as_ref().map(|(name, pids)| (name.as_str(), *pids));
     if let Ok(Some((_, normalized, applied))) =
-        crate::inspect::layer::rewritten_build_query(&authorized, &uri)
+        crate::inspect::layer::rewritten_build_query(&authorized, &uri, cgroup)
     {
         authorized.normalized = Arc::new(normalized);
+        authorized.build_cgroup = cgroup.map(|(name, _)| Arc::from(name));
         out.defaults_applied = applied;
     }
     let inspected = authorized.policy.inspection;
@@ -191,6 +194,27 @@ pub fn explain(
     let body = rewritten.as_ref().map_or(body, |(b, _)| b.as_slice());
     judge(&mut out, &authorized, body);
     Ok(out)
+}
+
+/// The build cgroup `serve` would give this classic build (see `crate::buildcgroup`): its
+/// name with a stand-in leaf (`b0-0`) and `pids.max`. `None` when the build gets none, or
+/// `[upstream] build_cgroup` is not a usable cgroup directory on this host. Whether the daemon
+/// can use it (its cgroup driver) is not known here.
+fn explained_build_cgroup(config: &Config, authorized: &Authorized) -> Option<(String, i64)> {
+    let dir = config.upstream.build_cgroup.as_ref()?;
+    let rules = &authorized.policy.inspect;
+    let pids = crate::inspect::build_pids(&rules.container)?;
+    let query = authorized.normalized.query.pairs();
+    let build = authorized.operation.info.inspector() == Some(crate::route::Inspector::Build);
+    if !authorized.policy.inspection
+        || !build
+        || !crate::inspect::wants_build_cgroup(query, &rules.container)
+    {
+        return None;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let place = crate::buildcgroup::locate(dir, &mountinfo).ok()?;
+    Some((format!("{}/b0-0", place.name.trim_end_matches('/')), pids))
 }
 
 /// The name shown for a connection that matches no client.
@@ -543,7 +567,7 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "allow_buildkit",
-        "BuildKit's session is opaque to inspection: its Dockerfile (ADD URLs, FROM images) is never seen, so the fetch rule cannot apply",
+        "BuildKit's session is opaque to inspection: its Dockerfile is never seen, so the fetch rule cannot apply (the daemon fetches ADD URLs and FROM images for it unchecked, loopback and link-local included) and its RUN steps get no container limits",
     ),
     ("allow_driver_opts", "a local volume with o=bind is a host bind"),
     ("names", "plugins run as root on the host"),

@@ -53,7 +53,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build_caps, build_defaults, build_query};
+pub use build::{
+    build_caps, build_caps_prepared, build_defaults, build_pids, build_query, build_query_prepared,
+    wants_build_cgroup,
+};
 pub use common::go_bool;
 pub(crate) use common::{clean_path, glob, is_host_like, is_under, normalize_image};
 pub use container::{container_create, container_start, container_start_query, container_update};

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod audit;
 pub mod body;
+pub mod buildcgroup;
 pub mod cli;
 pub mod compat;
 pub mod config;

@@ -227,7 +227,18 @@ impl Server {
             .map_err(|e| StartError::Upstream(e.to_string()))?;
         let audit = self.audit.clone();
         let live = Live::new(self.config.clone(), self.source, audit.clone());
-        let service = stack::build(Forward::new(upstream.clone(), drain.clone()), audit.clone());
+        let build_cgroups = self.config.upstream.build_cgroup.clone().map(|dir| {
+            let socket = match &self.config.upstream.addr {
+                crate::config::UpstreamAddr::Unix(path) => Some(path.clone()),
+                crate::config::UpstreamAddr::Tcp(_) => None,
+            };
+            crate::buildcgroup::BuildCgroups::new(dir, socket)
+        });
+        let service = stack::build(
+            Forward::new(upstream.clone(), drain.clone()),
+            audit.clone(),
+            build_cgroups,
+        );
         let signals = tokio::spawn(handle_signals(live.clone(), audit.clone()));
         let watcher = match live.config_file() {
             Some(path) if self.watch_config => Some(tokio::spawn(crate::reload::watch::watch(

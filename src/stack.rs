@@ -2,6 +2,7 @@
 //! request passes through; the response comes back bottom to top.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use http::{Request, Response};
 use tower::util::BoxCloneSyncService;
@@ -10,6 +11,7 @@ use tower::ServiceBuilder;
 use crate::audit::layer::AuditLayer;
 use crate::audit::Audit;
 use crate::body::ProxyBody;
+use crate::buildcgroup::BuildCgroups;
 use crate::forward::Forward;
 use crate::inspect::layer::InspectLayer;
 use crate::isolation::layer::IsolationLayer;
@@ -24,7 +26,13 @@ pub type ProxyService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBo
 
 /// Builds the stack in front of `forward`, recording into `audit`. Each request arrives with
 /// its [`crate::context::Caller`]: the client and the configuration snapshot it is decided under.
-pub fn build(forward: Forward, audit: Audit) -> ProxyService {
+/// `build_cgroups`: where classic builds get a cgroup carrying the policy's pids cap
+/// (`[upstream] build_cgroup`), if configured.
+pub fn build(
+    forward: Forward,
+    audit: Audit,
+    build_cgroups: Option<Arc<BuildCgroups>>,
+) -> ProxyService {
     // The inspection layer asks the daemon about existing objects through the same client.
     let lookup = Lookup::new(forward.upstream().clone());
     let service = ServiceBuilder::new()
@@ -54,8 +62,9 @@ pub fn build(forward: Forward, audit: Audit) -> ProxyService {
         // body) are read, inspected under the client's policy and forwarded byte for byte;
         // operations that reach an existing container or exec have its stored configuration
         // checked (through `lookup`), and creates their host paths, volumes and image;
-        // everything else streams past untouched.
-        .layer(InspectLayer::new(lookup))
+        // everything else streams past untouched. A classic build under a pids cap gets its
+        // own cgroup (`cgroupparent`), removed when its response ends.
+        .layer(InspectLayer::new(lookup).with_build_cgroups(build_cgroups))
         .service(forward);
     BoxCloneSyncService::new(service)
 }

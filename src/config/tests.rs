@@ -392,3 +392,46 @@ fn isolation_and_owner_label_are_read_and_checked() {
         assert!(err.contains(wanted), "{extra}: {err}");
     }
 }
+
+#[test]
+fn check_warns_about_builds_that_escape_the_caps() {
+    let warnings = |text: &str| {
+        crate::config::exhaustion_warnings(&Config::parse(&format!("{text}{LISTEN}"), "t").unwrap())
+            .into_iter()
+            .filter(|w| w.starts_with("policy "))
+            .collect::<Vec<_>>()
+    };
+    let ci =
+        "[[client]]\nname = \"ci\"\npolicy = \"p\"\nuids = [1]\n[policy.p]\nprofile = \"ci\"\n";
+    // Caps pids, allows builds, refuses uncapped ones: refused for want of a build cgroup.
+    let strict = format!("{ci}[policy.p.build]\nallow_uncapped_builds = false\n");
+    let w = warnings(&strict);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].contains("classic builds are refused"), "{w:#?}");
+    assert!(w[0].contains("no [upstream] build_cgroup"), "{w:#?}");
+    // A build_cgroup that is no cgroup directory: named.
+    let w = warnings(&format!(
+        "[upstream]\nbuild_cgroup = \"/tmp/not-a-cgroup/builds\"\n{strict}"
+    ));
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].contains("upstream.build_cgroup"), "{w:#?}");
+    assert!(w[0].contains("not below a cgroup"), "{w:#?}");
+    // BuildKit: its fetches and RUN steps escape the rules.
+    let w = warnings(&format!(
+        "{ci}allow = [\"build.session\"]\nallow_dangerous = [\"build.session\"]\n\
+         [policy.p.build]\nallow_buildkit = true\nallow_uncapped_builds = true\n"
+    ));
+    assert!(
+        w.iter()
+            .any(|w| w.contains("allow_buildkit") && w.contains("ADD <url>")),
+        "{w:#?}"
+    );
+    // No pids cap (a policy of its own; a profile's caps stay under a section of one's own),
+    // or no builds: nothing about builds.
+    let open = "[[client]]\nname = \"ci\"\npolicy = \"p\"\nuids = [1]\n[policy.p]\n\
+                allow = [\"image.build\"]\nallow_dangerous = [\"image.build\"]\n";
+    assert!(warnings(open).is_empty(), "{:#?}", warnings(open));
+    let no_builds = format!("{ci}deny = [\"image.build\"]\n");
+    let w = warnings(&no_builds);
+    assert!(w.iter().all(|w| !w.contains("build")), "{w:#?}");
+}

@@ -1,5 +1,7 @@
 //! Warnings `sockwarden check` gives about a valid configuration that invites one client to
-//! exhaust what every client shares (descriptors, memory, the audit log's disk).
+//! exhaust what every client shares (descriptors, memory, the audit log's disk, the host's
+//! processes through an uncapped build), or lets builds escape the rules (BuildKit's unchecked
+//! fetches).
 
 use std::time::Duration;
 
@@ -9,8 +11,10 @@ use super::Config;
 const LONG_BODY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What in `config` lets one client exhaust what every client shares (descriptors, memory,
-/// the audit log's disk), for `sockwarden check` to warn about: each a sentence naming the
-/// setting and the risk. Empty when nothing does.
+/// the audit log's disk, processes: a policy that caps pids and allows builds without a usable
+/// `[upstream] build_cgroup`), or lets a build escape the rules (`allow_buildkit`), for
+/// `sockwarden check` to warn about: each a sentence naming the setting and the risk. Empty
+/// when nothing does.
 pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
     use crate::audit::{OnFailure, SinkConfig};
     let mut out = Vec::new();
@@ -69,16 +73,55 @@ pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
         seen.push(policy.name.clone());
         let container = &policy.inspect.container;
         let build = &policy.inspect.build;
-        if build.allow_uncapped_builds
-            && (container.default_pids.is_some() || container.max_pids.is_some())
-        {
+        // Whether a plain classic build (`POST /build`) is allowed to this client.
+        let method = http::Method::POST;
+        let facts = crate::policy::RequestFacts {
+            operation: "image.build",
+            method: &method,
+            path: "/build",
+            query: &[],
+        };
+        let builds = config.authority.decide(Some(&client.name), &facts).allowed;
+        if builds && build.allow_buildkit {
             out.push(format!(
-                "policy {}: allow_uncapped_builds: a classic build's RUN steps run without the \
-                 pids limit containers get (a fork bomb in a Dockerfile is not stopped; cap it \
-                 on the daemon's side with dockerd --cgroup-parent)",
+                "policy {}: allow_buildkit: a BuildKit build's Dockerfile travels inside its \
+                 opaque session, so the daemon fetches its ADD <url> sources and FROM images \
+                 unchecked (loopback, link-local and sockwarden's own listeners included: the \
+                 fetch rule cannot apply), and its RUN steps get none of the policy's container \
+                 limits",
                 policy.name
             ));
         }
+        if !builds || crate::inspect::build_pids(container).is_none() {
+            continue;
+        }
+        let cgroup = match &config.upstream.build_cgroup {
+            None => Err("no [upstream] build_cgroup is set".to_owned()),
+            Some(dir) => std::fs::read_to_string("/proc/self/mountinfo")
+                .map_err(|e| format!("/proc/self/mountinfo: {e}"))
+                .and_then(|m| crate::buildcgroup::locate(dir, &m))
+                .map(|_| ())
+                .map_err(|e| format!("upstream.build_cgroup: {e}")),
+        };
+        let Err(why) = cgroup else {
+            continue;
+        };
+        out.push(if build.allow_uncapped_builds {
+            format!(
+                "policy {}: allow_uncapped_builds: {why}, so a classic build's RUN steps run \
+                 without the pids limit containers get (a fork bomb in a Dockerfile is not \
+                 stopped); set build_cgroup (sockwarden on the daemon's host, daemon with the \
+                 cgroupfs driver)",
+                policy.name
+            )
+        } else {
+            format!(
+                "policy {}: caps pids and allows image.build, and {why}: classic builds are \
+                 refused (set build_cgroup, or allow_uncapped_builds to let them run without a \
+                 pids limit)",
+                policy.name
+            )
+        });
     }
     out
 }

@@ -113,10 +113,21 @@ pub(crate) fn sets_ulimits(query: &[(String, String)]) -> bool {
 /// Inspects the query parameters of `POST /build`: `query` are the percent-decoded pairs in
 /// order. Repeated parameters are refused except `t` and `extrahosts`.
 pub fn build_query(query: &[(String, String)], rules: &BuildRules) -> Result<Summary, Violation> {
+    build_query_prepared(query, rules, None)
+}
+
+/// [`build_query`] for a query into which sockwarden wrote `cgroupparent=prepared` (the
+/// build's own cgroup, see `crate::buildcgroup`): that value, and only that value, passes
+/// without `allow_cgroup_parent`.
+pub fn build_query_prepared(
+    query: &[(String, String)],
+    rules: &BuildRules,
+    prepared: Option<&str>,
+) -> Result<Summary, Violation> {
     let mut sum = Summary::new("build");
     build_params_known(query, rules)?;
     builder_version(query, rules)?;
-    build_sandbox(query, rules)?;
+    build_sandbox(query, rules, prepared)?;
     build_resources(query, rules)?;
     build_json_params(query, rules)?;
     dockerfile_and_tags(query, rules, &mut sum)?;
@@ -173,7 +184,11 @@ fn builder_version(query: &[(String, String)], rules: &BuildRules) -> Result<(),
 
 /// What the build's containers may reach: remote contexts, network mode, extra hosts, security
 /// options, cgroup parent, isolation, CPU and memory-node pinning.
-fn build_sandbox(query: &[(String, String)], rules: &BuildRules) -> Result<(), Violation> {
+fn build_sandbox(
+    query: &[(String, String)],
+    rules: &BuildRules,
+    prepared: Option<&str>,
+) -> Result<(), Violation> {
     if fetches_remote_context(query) && !rules.allow_remote {
         return Err(qdeny_rule(
             "remote",
@@ -204,7 +219,8 @@ fn build_sandbox(query: &[(String, String)], rules: &BuildRules) -> Result<(), V
             "security options on build are refused",
         ));
     }
-    if nonempty(query, "cgroupparent").is_some() && !rules.allow_cgroup_parent {
+    let parent = nonempty(query, "cgroupparent");
+    if parent.is_some() && parent != prepared && !rules.allow_cgroup_parent {
         return Err(qdeny_rule(
             "cgroupparent",
             "setting the parent cgroup is not allowed",
@@ -356,10 +372,31 @@ fn tighter(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// Whether the policy's container section caps pids: then a build's containers, which the
-/// build API cannot give a pids limit, need `allow_uncapped_builds`.
+/// Whether the policy's container section caps pids: then a classic build's containers, which
+/// the build API cannot give a pids limit, need a build cgroup (`crate::buildcgroup`) or
+/// `allow_uncapped_builds`.
 fn caps_pids(container: &ContainerRules) -> bool {
     container.default_pids.is_some() || container.max_pids.is_some()
+}
+
+/// The `pids.max` a classic build's cgroup gets under the policy's container section:
+/// `default_pids` (within `max_pids`), else `max_pids`; `None` when pids are not capped.
+pub fn build_pids(container: &ContainerRules) -> Option<i64> {
+    container
+        .default_pids
+        .map(|d| container.max_pids.map_or(d, |m| d.min(m)))
+        .or(container.max_pids)
+        .filter(|n| *n > 0)
+}
+
+/// Whether a build query is one that gets a build cgroup for the policy's pids cap: a classic
+/// build (not `version=2`: BuildKit ignores the query's `cgroupparent`) under a pids cap that
+/// leaves `cgroupparent` unset (a client's own is refused without `allow_cgroup_parent`).
+pub fn wants_build_cgroup(query: &[(String, String)], container: &ContainerRules) -> bool {
+    caps_pids(container)
+        && build_pids(container).is_some()
+        && first(query, "version") != Some("2")
+        && nonempty(query, "cgroupparent").is_none()
 }
 
 /// The value of an integer parameter, 0 when absent or empty (as the daemon reads it); `None`
@@ -420,14 +457,27 @@ pub fn build_defaults(
 
 /// The policy's container limits applied to a build (after [`build_defaults`] were written):
 /// `memory`, `memswap`, `cpushares`, `shmsize` and the CPU quota within the container section's
-/// caps, as for a container create; and, where the container section caps pids, a build only
-/// with `allow_uncapped_builds` (the build API has no pids parameter, so a `RUN` step's
-/// containers would run without a pids limit), as for any BuildKit build under a cap
-/// (BuildKit's containers get none of the build's resource parameters).
+/// caps, as for a container create; and, where the container section caps pids, a classic
+/// build only in the build cgroup sockwarden prepared (see [`build_caps_prepared`]) or with
+/// `allow_uncapped_builds` (the build API has no pids parameter, so a `RUN` step's containers
+/// would run without a pids limit), as for any BuildKit build under a cap (BuildKit's
+/// containers get none of the build's resource parameters, nor its `cgroupparent`).
 pub fn build_caps(
     query: &[(String, String)],
     build: &BuildRules,
     container: &ContainerRules,
+) -> Result<(), Violation> {
+    build_caps_prepared(query, build, container, None)
+}
+
+/// [`build_caps`] for a query into which sockwarden wrote `cgroupparent=prepared`, a cgroup
+/// whose `pids.max` is the policy's cap: a classic build so placed needs no
+/// `allow_uncapped_builds`.
+pub fn build_caps_prepared(
+    query: &[(String, String)],
+    build: &BuildRules,
+    container: &ContainerRules,
+    prepared: Option<&str>,
 ) -> Result<(), Violation> {
     let caps: [(&'static str, Option<i64>, &str); 4] = [
         ("memory", container.max_memory_bytes, "max_memory_bytes"),
@@ -475,11 +525,13 @@ pub fn build_caps(
     if build.allow_uncapped_builds {
         return Ok(());
     }
-    if caps_pids(container) && first(query, "version") != Some("2") {
+    let placed = prepared.is_some() && nonempty(query, "cgroupparent") == prepared;
+    if caps_pids(container) && first(query, "version") != Some("2") && !placed {
         return Err(Violation {
             field: "(build)".into(),
-            reason: "a classic build's RUN containers cannot be given a pids limit (the build \
-                     API has none) and this policy caps containers' pids (allow_uncapped_builds)"
+            reason: "a classic build's RUN containers get this policy's pids limit only in a \
+                     build cgroup sockwarden prepares ([upstream] build_cgroup), and this build \
+                     has none (allow_uncapped_builds)"
                 .into(),
             setting: Some("allow_uncapped_builds".into()),
             value: None,

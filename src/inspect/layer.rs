@@ -24,6 +24,7 @@ use tower::{Layer, Service};
 use std::sync::Arc;
 
 use crate::body::{self, ProxyBody};
+use crate::buildcgroup::{BuildCgroup, BuildCgroups};
 use crate::context::{Caller, Trail};
 use crate::error::{BoxError, ProxyError};
 use crate::hostpath::WritableSources;
@@ -114,8 +115,17 @@ pub fn check_violation(
     authorized: &Authorized,
     body: &[u8],
 ) -> Result<Option<inspect::Summary>, inspect::Violation> {
+    check_with_names(authorized, body).map(|(summary, _)| summary)
+}
+
+/// [`check_violation`], also returning the fetch sources on DNS names that are left to resolve
+/// (see [`fetch_sources`]), so that [`judge_names`] need not work them out again.
+fn check_with_names(
+    authorized: &Authorized,
+    body: &[u8],
+) -> Result<(Option<inspect::Summary>, Vec<inspect::fetch::Source>), inspect::Violation> {
     if !authorized.policy.inspection {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let info = authorized.operation.info;
     let rules = &authorized.policy.inspect;
@@ -124,15 +134,15 @@ pub fn check_violation(
         Some(inspector) => Some(run_inspector(authorized, inspector, body)?),
         None => None,
     };
-    fetch_sources(
+    let names = fetch_sources(
         authorized,
         summary.as_ref().and_then(|s| s.image.as_deref()),
     )?;
     if let Some(write) = info.writes_image {
         let written = inspect::image_names::check(write, query, &rules.build, &rules.container)?;
-        return Ok(Some(summary.unwrap_or(written)));
+        return Ok((Some(summary.unwrap_or(written)), names));
     }
-    Ok(summary)
+    Ok((summary, names))
 }
 
 fn run_inspector(
@@ -161,9 +171,13 @@ fn run_inspector(
         Inspector::VolumeCreate => inspect::volume_create(body, &rules.volume),
         Inspector::NetworkCreate => inspect::network_create(body, &rules.network),
         Inspector::NetworkConnect => inspect::network_connect(body, &rules.container),
-        Inspector::Build => inspect::build_query(query, &rules.build).and_then(|summary| {
-            inspect::build_caps(query, &rules.build, &rules.container).map(|()| summary)
-        }),
+        Inspector::Build => {
+            let prepared = authorized.build_cgroup.as_deref();
+            inspect::build_query_prepared(query, &rules.build, prepared).and_then(|summary| {
+                inspect::build_caps_prepared(query, &rules.build, &rules.container, prepared)
+                    .map(|()| summary)
+            })
+        }
         Inspector::ServiceCreate => inspect::service_create(body, query, &rules.container),
         Inspector::ServiceUpdate => inspect::service_update(body, query, &rules.container),
         Inspector::PluginPull => inspect::plugin_pull(body, query, &rules.plugin),
@@ -196,16 +210,24 @@ fn fetch_sources(
 }
 
 /// Resolves the DNS names an operation makes the daemon fetch from and refuses forbidden
-/// addresses (after [`check_violation`] passed). `image`: as for [`fetch_sources`].
+/// addresses (after [`check_violation`] passed). `names`: those [`judge`] found; `None` when
+/// the request was not judged (or its judgement was only noted), then they are worked out here
+/// (`image`: as for [`fetch_sources`]).
 async fn judge_names(
     authorized: &Authorized,
     trail: Option<&Trail>,
     image: Option<&str>,
+    names: Option<Vec<inspect::fetch::Source>>,
 ) -> Result<(), ProxyError> {
     if !authorized.policy.inspection {
         return Ok(());
     }
-    let checked = match fetch_sources(authorized, image) {
+    let names = match names {
+        Some(names) => Ok(names),
+        None => fetch_sources(authorized, image),
+    };
+    let checked = match names {
+        Ok(names) if names.is_empty() => Ok(()),
         Ok(names) => fetch::check_names(&names, &fetch::local_facts()).await,
         Err(violation) => Err(violation),
     };
@@ -229,12 +251,22 @@ pub fn section(operation: &str) -> &'static str {
 #[derive(Clone, Debug)]
 pub struct InspectLayer {
     lookup: Lookup,
+    build_cgroups: Option<Arc<BuildCgroups>>,
 }
 
 impl InspectLayer {
     /// The layer, reading daemon state through `lookup`.
     pub fn new(lookup: Lookup) -> InspectLayer {
-        InspectLayer { lookup }
+        InspectLayer {
+            lookup,
+            build_cgroups: None,
+        }
+    }
+
+    /// Classic builds under a pids cap get a cgroup from `build_cgroups` (when set).
+    pub fn with_build_cgroups(mut self, build_cgroups: Option<Arc<BuildCgroups>>) -> Self {
+        self.build_cgroups = build_cgroups;
+        self
     }
 }
 
@@ -245,6 +277,7 @@ impl<S> Layer<S> for InspectLayer {
         Inspect {
             inner,
             lookup: self.lookup.clone(),
+            build_cgroups: self.build_cgroups.clone(),
         }
     }
 }
@@ -254,6 +287,7 @@ impl<S> Layer<S> for InspectLayer {
 pub struct Inspect<S> {
     inner: S,
     lookup: Lookup,
+    build_cgroups: Option<Arc<BuildCgroups>>,
 }
 
 type InspectFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
@@ -294,10 +328,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let lookup = self.lookup.clone();
+        let build_cgroups = self.build_cgroups.clone();
         Box::pin(async move {
-            let inspected = match check {
-                Some(check) => inspect_request(request, check, &lookup).await?,
-                None => Inspected::Ready(request),
+            let (inspected, cgroup) = match check {
+                Some(check) => {
+                    inspect_request(request, check, &lookup, build_cgroups.as_ref()).await?
+                }
+                None => (Inspected::Ready(request), None),
             };
             let inspected = match inspected {
                 Inspected::Ready(request) if reaches => {
@@ -305,7 +342,7 @@ where
                 }
                 other => other,
             };
-            match inspected {
+            let response = match inspected {
                 Inspected::Ready(request) => inner.call(request).await.map_err(Into::into),
                 Inspected::Streaming(request, pump) => {
                     // The context is read as it is forwarded; a refusal found on the way
@@ -318,6 +355,12 @@ where
                         None => response,
                     }
                 }
+            };
+            // A build's cgroup lives as long as its response: removed when the response ends
+            // or the client goes away (the body is dropped either way), or now on an error.
+            match cgroup {
+                Some(cgroup) => response.map(|r| r.map(|b| body::with_guard(b, cgroup))),
+                None => response,
             }
         })
     }
@@ -436,7 +479,8 @@ async fn inspect_request(
     request: Request<ProxyBody>,
     check: Check,
     lookup: &Lookup,
-) -> Result<Inspected, ProxyError> {
+    build_cgroups: Option<&Arc<BuildCgroups>>,
+) -> Result<(Inspected, Option<BuildCgroup>), ProxyError> {
     let (parts, body) = request.into_parts();
     let Some(authorized) = parts.extensions.get::<Authorized>() else {
         return Err(ProxyError::BadRequest("request was not authorized".into()));
@@ -445,8 +489,20 @@ async fn inspect_request(
     if matches!(check, Check::Query | Check::Fetch) {
         let original = authorized.clone();
         let mut parts = parts;
+        // A classic build under a pids cap gets its own cgroup, written into the query.
+        let cgroup = match build_cgroup(&original, build_cgroups, lookup).await {
+            Ok(cgroup) => cgroup,
+            Err(violation) => match settle(&original, trail.as_deref(), Err(violation)) {
+                Ok(()) => None,
+                Err(refusal) => {
+                    body::drain_refused(body).await;
+                    return Err(refusal);
+                }
+            },
+        };
         // Enforced limits rewrite the query first; the rewritten query is inspected and sent.
-        let authorized = match apply_query_defaults(&mut parts, trail.as_deref()) {
+        let rewrite = apply_query_defaults(&mut parts, trail.as_deref(), cgroup.as_ref());
+        let authorized = match rewrite {
             Ok(Some(rewritten)) => rewritten,
             Ok(None) => original,
             Err(error) => {
@@ -456,11 +512,11 @@ async fn inspect_request(
         };
         let authorized = &authorized;
         let judged = match check {
-            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|_| ()),
-            _ => Ok(()),
+            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|(_, names)| names),
+            _ => Ok(None),
         };
         let judged = match judged {
-            Ok(()) => judge_names(authorized, trail.as_deref(), None).await,
+            Ok(names) => judge_names(authorized, trail.as_deref(), None, names).await,
             Err(e) => Err(e),
         };
         if let Err(refusal) = judged {
@@ -471,12 +527,12 @@ async fn inspect_request(
         }
         if context::scans(authorized) {
             let (upstream, pump) = context::stream(body, authorized, trail);
-            return Ok(Inspected::Streaming(
-                Request::from_parts(parts, upstream),
-                Box::pin(pump),
+            return Ok((
+                Inspected::Streaming(Request::from_parts(parts, upstream), Box::pin(pump)),
+                cgroup,
             ));
         }
-        return Ok(Inspected::Ready(Request::from_parts(parts, body)));
+        return Ok((Inspected::Ready(Request::from_parts(parts, body)), cgroup));
     }
     let bytes = read_limited(body).await?;
     if check == Check::Empty {
@@ -488,11 +544,15 @@ async fn inspect_request(
             )));
         }
         // A tag writes an image name: its query is checked too.
-        if authorized.operation.info.writes_image.is_some() {
-            judge(authorized, trail.as_deref(), &[])?;
-        }
-        judge_names(authorized, trail.as_deref(), None).await?;
-        return Ok(Inspected::Ready(Request::from_parts(parts, body::empty())));
+        let names = match authorized.operation.info.writes_image {
+            Some(_) => judge(authorized, trail.as_deref(), &[])?.1,
+            None => None,
+        };
+        judge_names(authorized, trail.as_deref(), None, names).await?;
+        return Ok((
+            Inspected::Ready(Request::from_parts(parts, body::empty())),
+            None,
+        ));
     }
     if check == Check::Body && !bytes.is_empty() {
         require_json(&parts.headers)?;
@@ -510,7 +570,7 @@ async fn inspect_request(
         }
         None => bytes,
     };
-    let summary = judge(authorized, trail.as_deref(), &bytes)?;
+    let (summary, names) = judge(authorized, trail.as_deref(), &bytes)?;
     // A service's image, for the fetch rule.
     let image = summary.as_ref().and_then(|s| s.image.clone());
     if let Some(summary) = summary
@@ -521,15 +581,64 @@ async fn inspect_request(
         let checked = reach::check_create(&bytes, &summary, rules, &writable, lookup).await;
         settle(authorized, trail.as_deref(), checked)?;
     }
-    judge_names(authorized, trail.as_deref(), image.as_deref()).await?;
+    judge_names(authorized, trail.as_deref(), image.as_deref(), names).await?;
     let mut parts = parts;
     // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
-    Ok(Inspected::Ready(Request::from_parts(
-        parts,
-        body::boxed(Full::new(bytes)),
-    )))
+    Ok((
+        Inspected::Ready(Request::from_parts(parts, body::boxed(Full::new(bytes)))),
+        None,
+    ))
+}
+
+/// The cgroup a classic build gets for the policy's pids cap (see `crate::buildcgroup`):
+/// `Ok(None)` when the build needs none or no `[upstream] build_cgroup` is configured (then
+/// the inspector refuses it unless `allow_uncapped_builds`). A cgroup that cannot be prepared
+/// refuses the build, naming why, unless `allow_uncapped_builds` (then it goes on without,
+/// as it would without the setting, and the reason is logged).
+async fn build_cgroup(
+    authorized: &Authorized,
+    build_cgroups: Option<&Arc<BuildCgroups>>,
+    lookup: &Lookup,
+) -> Result<Option<BuildCgroup>, inspect::Violation> {
+    let rules = &authorized.policy.inspect;
+    let query = authorized.normalized.query.pairs();
+    let (Some(cgroups), Some(pids)) = (build_cgroups, inspect::build_pids(&rules.container)) else {
+        return Ok(None);
+    };
+    if !authorized.policy.inspection
+        || authorized.operation.info.inspector() != Some(Inspector::Build)
+        || !inspect::wants_build_cgroup(query, &rules.container)
+    {
+        return Ok(None);
+    }
+    let prepared = match lookup.info().await {
+        Ok(info) => cgroups.prepare(pids, &info),
+        Err(e) => Err(e.to_string()),
+    };
+    match prepared {
+        Ok(cgroup) => Ok(Some(cgroup)),
+        Err(reason) if rules.build.allow_uncapped_builds => {
+            tracing::warn!(
+                client = %authorized.client,
+                %reason,
+                "a classic build runs without the pids limit (allow_uncapped_builds): its \
+                 cgroup could not be prepared"
+            );
+            Ok(None)
+        }
+        Err(reason) => Err(inspect::Violation {
+            field: "(build)".into(),
+            reason: format!(
+                "the cgroup that gives this build's RUN containers the policy's pids limit \
+                 could not be prepared in {}: {reason} (allow_uncapped_builds)",
+                cgroups.dir().display()
+            ),
+            setting: Some("allow_uncapped_builds".into()),
+            value: None,
+        }),
+    }
 }
 
 /// The policy's container limits written into a build's query (see
@@ -539,15 +648,19 @@ async fn inspect_request(
 fn apply_query_defaults(
     parts: &mut http::request::Parts,
     trail: Option<&Trail>,
+    cgroup: Option<&BuildCgroup>,
 ) -> Result<Option<Authorized>, ProxyError> {
     let Some(authorized) = parts.extensions.get::<Authorized>() else {
         return Ok(None);
     };
-    let Some((uri, normalized, applied)) = rewritten_build_query(authorized, &parts.uri)? else {
+    let placed = cgroup.map(|c| (c.name(), c.pids()));
+    let Some((uri, normalized, applied)) = rewritten_build_query(authorized, &parts.uri, placed)?
+    else {
         return Ok(None);
     };
     let rewritten = Authorized {
         normalized: Arc::new(normalized),
+        build_cgroup: placed.map(|(name, _)| Arc::from(name)),
         ..authorized.clone()
     };
     if let Some(trail) = trail {
@@ -562,10 +675,13 @@ fn apply_query_defaults(
 /// The build query with the policy's limits written in: the new target, how the daemon reads
 /// it, and what was written (`memory=2147483648`); `None` when nothing applies. A parameter
 /// written replaces the query's own occurrences of it (which are unset: empty or 0), so the
-/// daemon reads exactly the value inspected. Also used by `explain`.
+/// daemon reads exactly the value inspected. `cgroup`: the build's own cgroup and its
+/// `pids.max`, written as `cgroupparent` (recorded as `cgroupparent=...` and `pids.max=N`).
+/// Also used by `explain`.
 pub fn rewritten_build_query(
     authorized: &Authorized,
     uri: &http::Uri,
+    cgroup: Option<(&str, i64)>,
 ) -> Result<Option<(http::Uri, crate::route::Normalized, Vec<String>)>, ProxyError> {
     if !authorized.policy.inspection
         || authorized.operation.info.inspector() != Some(Inspector::Build)
@@ -573,11 +689,14 @@ pub fn rewritten_build_query(
         return Ok(None);
     }
     let rules = &authorized.policy.inspect;
-    let additions = inspect::build_defaults(
+    let mut additions = inspect::build_defaults(
         authorized.normalized.query.pairs(),
         &rules.build,
         &rules.container,
     );
+    if let Some((name, _)) = cgroup {
+        additions.push(("cgroupparent", name.to_owned()));
+    }
     if additions.is_empty() {
         return Ok(None);
     }
@@ -594,8 +713,11 @@ pub fn rewritten_build_query(
             pieces.push(piece.to_owned());
         }
     }
-    let applied: Vec<String> = additions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut applied: Vec<String> = additions.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pieces.extend(applied.iter().cloned());
+    if let Some((_, pids)) = cgroup {
+        applied.push(format!("pids.max={pids}"));
+    }
     let target = format!("{}?{}", uri.path(), pieces.join("&"));
     let uri: http::Uri = target
         .parse()
@@ -622,26 +744,34 @@ pub fn apply_defaults(authorized: &Authorized, body: &[u8]) -> Option<(Vec<u8>, 
     }
 }
 
+/// What [`judge`] found: the inspector's summary, and the fetch sources on DNS names.
+type Judged = (
+    Option<inspect::Summary>,
+    Option<Vec<inspect::fetch::Source>>,
+);
+
 /// Inspects, noting what was seen in the audit trail. In audit mode a refusal is only noted
 /// (`would-deny`) and the request goes on; enforced, it is refused, and its record lists the
 /// violation as a dry run's does (the error boundary notes the decision, rule and reason).
+/// Returns what the inspector saw and the fetch sources on DNS names left to resolve (`None`
+/// when a dry run only noted a refusal: [`judge_names`] then works them out itself).
 fn judge(
     authorized: &Authorized,
     trail: Option<&Trail>,
     body: &[u8],
-) -> Result<Option<inspect::Summary>, ProxyError> {
-    match check_violation(authorized, body) {
-        Ok(summary) => {
+) -> Result<Judged, ProxyError> {
+    match check_with_names(authorized, body) {
+        Ok((summary, names)) => {
             if let Some(trail) = trail {
                 trail.note_inspection(summary.clone(), None);
             }
-            Ok(summary)
+            Ok((summary, Some(names)))
         }
         Err(violation) if authorized.dry_run => {
             if let Some(trail) = trail {
                 trail.note_inspection(None, Some((authorized.operation.name, violation)));
             }
-            Ok(None)
+            Ok((None, None))
         }
         // The refusal carries the violation to the record (`Trail::note_error`).
         Err(violation) => Err(refusal(authorized, &violation)),
@@ -699,5 +829,78 @@ fn require_json(headers: &http::HeaderMap) -> Result<(), ProxyError> {
             "an inspected request body must be application/json, not {}",
             other.unwrap_or("unlabelled")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, Method, Uri};
+
+    fn authorized(target: &str) -> (Authorized, Uri) {
+        let text =
+            "[upstream]\nsocket = \"/var/run/docker.sock\"\n[[listen]]\nunix = \"/run/x.sock\"\n\
+                    client = \"c\"\n[[client]]\nname = \"c\"\npolicy = \"ci\"\n";
+        let config = crate::config::Config::parse(text, "t").unwrap();
+        let uri: Uri = target.parse().unwrap();
+        let a = crate::policy::layer::authorize(
+            &config.authority,
+            Some(Arc::from("c")),
+            &Method::POST,
+            &uri,
+            &HeaderMap::new(),
+        )
+        .unwrap();
+        (a, uri)
+    }
+
+    /// The build's cgroup is written into the query the daemon gets, replacing a client's
+    /// empty `cgroupparent`, and recorded with its `pids.max`; the rewritten query is what is
+    /// inspected, and passes only with the cgroup it names.
+    #[test]
+    fn the_build_cgroup_is_written_into_the_inspected_query() {
+        let ours = "/sockwarden-builds/b1-1";
+        for target in [
+            "/v1.41/build?t=app:1",
+            "/v1.41/build?cgroupparent=&t=app:1",
+            "/build?t=app:1&memory=0",
+        ] {
+            let (a, uri) = authorized(target);
+            let (new_uri, normalized, applied) =
+                rewritten_build_query(&a, &uri, Some((ours, 1024)))
+                    .unwrap()
+                    .unwrap();
+            let q = new_uri.query().unwrap();
+            assert_eq!(q.matches("cgroupparent=").count(), 1, "{q}");
+            assert!(q.contains("cgroupparent=/sockwarden-builds/b1-1"), "{q}");
+            assert!(q.contains("memory=2147483648"), "{q}");
+            assert!(new_uri.path().ends_with("/build"), "{new_uri}");
+            assert_eq!(
+                applied,
+                [
+                    "memory=2147483648",
+                    "cgroupparent=/sockwarden-builds/b1-1",
+                    "pids.max=1024"
+                ]
+            );
+            let placed = Authorized {
+                normalized: Arc::new(normalized),
+                build_cgroup: Some(Arc::from(ours)),
+                ..a.clone()
+            };
+            assert!(check_violation(&placed, b"").is_ok(), "{target}");
+            // The same query without the record of having prepared it: refused.
+            let unplaced = Authorized {
+                build_cgroup: None,
+                ..placed.clone()
+            };
+            let v = check_violation(&unplaced, b"").unwrap_err();
+            assert_eq!(v.setting.as_deref(), Some("allow_cgroup_parent"), "{v:?}");
+        }
+        // Without a cgroup only the memory cap is written, as before.
+        let (a, uri) = authorized("/build?t=app:1");
+        let (new_uri, _, applied) = rewritten_build_query(&a, &uri, None).unwrap().unwrap();
+        assert!(!new_uri.query().unwrap().contains("cgroupparent"));
+        assert_eq!(applied, ["memory=2147483648"]);
     }
 }

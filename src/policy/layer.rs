@@ -38,6 +38,9 @@ pub struct Authorized {
     pub dry_run: bool,
     /// The policy refuses this request, but `dry_run` lets it through (`would-deny`).
     pub would_deny: bool,
+    /// The cgroup sockwarden prepared for this classic build and wrote into its query as
+    /// `cgroupparent` (see `crate::buildcgroup`); `None` for everything else.
+    pub build_cgroup: Option<Arc<str>>,
 }
 
 /// Adds [`Authorize`] in front of a service. It decides with the configuration snapshot the
@@ -206,6 +209,7 @@ pub fn decide(
             decision,
             policy,
             dry_run,
+            build_cgroup: None,
         }),
         _ => {
             let kind = match decision.reason {

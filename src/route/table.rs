@@ -675,10 +675,10 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
         .tenancy(Tenancy::Shared)
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
+        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH): its Dockerfile is never seen, so the daemon fetches ADD <url> sources and FROM images for it unchecked (loopback, link-local and sockwarden's own listeners included: the fetch rule cannot apply), and its RUN steps get no container limits")
         .hijacks(Hijack::Session),
     op("build.grpc", T, "POST /grpc")
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH; its Dockerfile, ADD URLs and FROM pulls are never seen)")
+        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH): its Dockerfile is never seen, so the daemon fetches ADD <url> sources and FROM images for it unchecked (loopback, link-local and sockwarden's own listeners included: the fetch rule cannot apply), and its RUN steps get no container limits")
         .hijacks(Hijack::Grpc),
     op("system.ping", R, "GET /_ping, HEAD /_ping")
         .tenancy(Tenancy::Shared),

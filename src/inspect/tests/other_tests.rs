@@ -1039,3 +1039,86 @@ fn build_caps_follow_the_container_section() {
     )
     .is_ok());
 }
+
+#[test]
+fn a_build_in_its_prepared_cgroup_is_capped_and_only_that_parent_passes() {
+    use crate::inspect::{
+        build_caps_prepared, build_pids, build_query_prepared, wants_build_cgroup,
+    };
+    let ci = ContainerRules {
+        default_pids: Some(1024),
+        max_pids: Some(4096),
+        ..ContainerRules::default()
+    };
+    let strict = BuildRules::default();
+    let ours = "/sockwarden-builds/b7-1";
+    let check = |pairs: &[(&str, &str)], prepared: Option<&str>| {
+        let q = query(pairs);
+        build_query_prepared(&q, &strict, prepared)
+            .and_then(|_| build_caps_prepared(&q, &strict, &ci, prepared))
+    };
+    // Placed in the cgroup sockwarden prepared: no allow_uncapped_builds needed.
+    assert!(check(&[("cgroupparent", ours), ("t", "x:1")], Some(ours)).is_ok());
+    // Not placed: refused, naming the setting that would let it run uncapped.
+    for (pairs, prepared) in [
+        (vec![], None),
+        (vec![], Some(ours)),
+        (vec![("cgroupparent", "")], Some(ours)),
+    ] {
+        let v = check(&pairs, prepared).unwrap_err();
+        assert_eq!(
+            v.setting.as_deref(),
+            Some("allow_uncapped_builds"),
+            "{pairs:?}"
+        );
+        assert!(v.reason.contains("build_cgroup"), "{v:?}");
+    }
+    // A client's own parent, whatever it names (another build's cgroup, ours without having
+    // been prepared for this request, the host's root), is refused without allow_cgroup_parent.
+    for theirs in [
+        "/sockwarden-builds/b7-2",
+        ours,
+        "/",
+        "/sockwarden-builds",
+        "system.slice",
+        "/sockwarden-builds/b7-1/..",
+    ] {
+        let prepared = (theirs != ours).then_some(ours);
+        let v = check(&[("cgroupparent", theirs)], prepared).unwrap_err();
+        assert_eq!(v.field, "?cgroupparent", "{theirs}");
+        assert_eq!(
+            v.setting.as_deref(),
+            Some("allow_cgroup_parent"),
+            "{theirs}"
+        );
+    }
+    // A client's own parent, allowed: not capped, so still refused without the acknowledgement.
+    let open = BuildRules {
+        allow_cgroup_parent: true,
+        ..BuildRules::default()
+    };
+    let q = query(&[("cgroupparent", "/elsewhere")]);
+    assert!(build_query_prepared(&q, &open, None).is_ok());
+    let v = build_caps_prepared(&q, &open, &ci, None).unwrap_err();
+    assert_eq!(v.setting.as_deref(), Some("allow_uncapped_builds"));
+    // Which builds get a cgroup, and with what limit.
+    assert!(wants_build_cgroup(&query(&[]), &ci));
+    assert!(wants_build_cgroup(&query(&[("cgroupparent", "")]), &ci));
+    assert!(wants_build_cgroup(&query(&[("version", "1")]), &ci));
+    assert!(!wants_build_cgroup(&query(&[("version", "2")]), &ci));
+    assert!(!wants_build_cgroup(&query(&[("cgroupparent", "/x")]), &ci));
+    assert!(!wants_build_cgroup(&query(&[]), &ContainerRules::default()));
+    assert_eq!(build_pids(&ci), Some(1024));
+    let tight = ContainerRules {
+        default_pids: Some(9000),
+        max_pids: Some(100),
+        ..ContainerRules::default()
+    };
+    assert_eq!(build_pids(&tight), Some(100));
+    let max_only = ContainerRules {
+        max_pids: Some(300),
+        ..ContainerRules::default()
+    };
+    assert_eq!(build_pids(&max_only), Some(300));
+    assert_eq!(build_pids(&ContainerRules::default()), None);
+}
