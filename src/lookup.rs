@@ -151,6 +151,48 @@ impl Lookup {
         }
     }
 
+    /// `POST path` with a JSON `body` (isolation creates a tenant's volume, owned, before the
+    /// container create that would make the daemon create it unowned): the status and body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), LookupError> {
+        let send = async {
+            let pq = http::uri::PathAndQuery::try_from(path)
+                .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
+            let uri = self
+                .upstream
+                .uri_for(pq)
+                .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header(header::HOST, "docker")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body::boxed(http_body_util::Full::new(Bytes::from(body))))
+                .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+            let response = self
+                .upstream
+                .send(request)
+                .await
+                .map_err(|e| LookupError::Unreachable(innermost(&e)))?;
+            let status = response.status();
+            match Limited::new(response.into_body(), self.limit)
+                .collect()
+                .await
+            {
+                Ok(collected) => Ok((status, collected.to_bytes())),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(LookupError::TooLarge),
+                Err(e) => Err(LookupError::Unreachable(e.to_string())),
+            }
+        };
+        match tokio::time::timeout(self.timeout, send).await {
+            Ok(result) => result,
+            Err(_) => Err(LookupError::Timeout),
+        }
+    }
+
     async fn fetch(&self, path: &str) -> Result<Option<Bytes>, LookupError> {
         let pq = http::uri::PathAndQuery::try_from(path)
             .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
