@@ -44,6 +44,9 @@ pub struct Explanation {
     /// For a refusal: what in the configuration would allow the request (`None` when nothing
     /// would, or the request was not refused).
     pub change: Option<Change>,
+    /// Under the policy's isolation: what ownership decides for this request when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
 }
 
 /// What to change in the configuration so that a refused request would be allowed.
@@ -126,6 +129,7 @@ pub fn explain(
         reason: String::new(),
         defaults_applied: Vec::new(),
         change: None,
+        isolation: None,
     };
     // Read once, as the request path does: the refusal's explanation uses the same reading.
     let (normalized, operation) = match policy::layer::read_request(&method, &uri) {
@@ -172,6 +176,25 @@ pub fn explain(
         };
         out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
+    if let Some(note) = isolation_note(&authorized) {
+        out.isolation = Some(note.to_owned());
+        if authorized.operation.info.tenancy == crate::route::Tenancy::Unavailable
+            && !authorized.would_deny
+        {
+            refused(
+                &mut out,
+                ProxyError::Denied(Box::new(Refusal {
+                    operation: authorized.operation.name,
+                    method: method.clone(),
+                    path: authorized.normalized.path.clone(),
+                    policy: Some(authorized.policy.name.clone()),
+                    rule: Arc::from(format!("{}.isolation", authorized.policy.name)),
+                    kind: RefusalKind::Isolation(crate::refusal::Isolated::Unavailable),
+                })),
+            );
+            return Ok(out);
+        }
+    }
     // A build's query gets the policy's limits written in before it is inspected.
     let mut authorized = authorized;
     if let Ok(Some((_, normalized, applied))) =
@@ -191,6 +214,33 @@ pub fn explain(
     let body = rewritten.as_ref().map_or(body, |(b, _)| b.as_slice());
     judge(&mut out, &authorized, body);
     Ok(out)
+}
+
+/// What the policy's isolation does to the request at run time (`None`: no isolation).
+fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
+    use crate::route::Tenancy;
+    if authorized.policy.isolation == crate::policy::Isolation::None {
+        return None;
+    }
+    Some(match authorized.operation.info.tenancy {
+        Tenancy::Shared => "touches no tenant's objects: forwarded as decided here",
+        Tenancy::Owned => {
+            "decided by ownership at run time: the object it names must be the tenant's \
+             (another tenant's, or no tenant's except shared images, answers as missing); \
+             names resolve among the tenant's own objects and are forwarded as full IDs"
+        }
+        Tenancy::Creates => {
+            "decided by ownership at run time: what it creates gets the tenant's owner label \
+             (an owner label sent by the client is refused), the objects it refers to must be \
+             the tenant's, image names it writes must not be held by others' or shared images, \
+             and the policy's max_containers/max_volumes apply"
+        }
+        Tenancy::Lists(_) | Tenancy::Events | Tenancy::DiskUsage => {
+            "answered at run time with the tenant's objects only (plus shared images)"
+        }
+        Tenancy::Prunes(_) => "acts at run time on the tenant's objects only",
+        Tenancy::Unavailable => "not available to isolated clients",
+    })
 }
 
 /// The name shown for a connection that matches no client.
@@ -630,6 +680,9 @@ impl std::fmt::Display for Explanation {
                     "body"
                 }
             )?;
+        }
+        if let Some(note) = &self.isolation {
+            writeln!(f, "isolation: {note}")?;
         }
         write!(f, "reason:    {}", self.reason)?;
         if let Some(change) = &self.change {
