@@ -172,7 +172,14 @@ impl Owners<'_> {
         // The daemon's own resolution: when it lands on one of the tenant's containers, the
         // same name resolves to it among the tenant's containers alone (full ID, name and
         // prefix are tried in the same order; a match the daemon prefers is never another's).
-        if let Some(bytes) = self.lookup.container(name).await? {
+        // A name with its slash (`/web`) is only ever a name: its path (`//web`) would not
+        // reach the daemon's route, so it is resolved from the list alone.
+        let looked_up = if name.starts_with('/') {
+            None
+        } else {
+            self.lookup.container(name).await?
+        };
+        if let Some(bytes) = looked_up {
             let v = parse(&bytes)?;
             if let Some(id) = v.get("Id").and_then(Value::as_str) {
                 let owner = owner_label_value(v.pointer("/Config/Labels"), self.label);
@@ -254,6 +261,10 @@ impl Owners<'_> {
 
     /// Whose the volume `name` is.
     pub async fn volume(&self, name: &str) -> Result<VolumeOwner, LookupError> {
+        // Volume names never contain `/` (and such a path would not reach the route).
+        if name.is_empty() || name.contains('/') {
+            return Ok(VolumeOwner::Missing);
+        }
         let Some(bytes) = self.lookup.volume(name).await? else {
             return Ok(VolumeOwner::Missing);
         };
@@ -298,7 +309,7 @@ impl Owners<'_> {
                 }
             }
         }
-        if !name.is_empty() {
+        if !name.is_empty() && !name.starts_with('/') {
             if let Some(bytes) = self
                 .lookup
                 .get(&format!("/networks/{}", escape_object(name)))
@@ -337,6 +348,10 @@ impl Owners<'_> {
 
     /// Whose the image `name` (reference, ID or ID prefix) is, as the daemon resolves it.
     pub async fn image(&self, name: &str) -> Result<ImageOwner, LookupError> {
+        // Not a reference (`//x`): the daemon answers it itself.
+        if name.starts_with('/') {
+            return Ok(ImageOwner::Missing);
+        }
         let Some(bytes) = self.lookup.image(name).await? else {
             return Ok(ImageOwner::Missing);
         };
