@@ -696,7 +696,19 @@ fn build_context(dockerfile: &str) -> tempfile::TempDir {
 
 #[test]
 fn built_images_are_owned_and_shared_images_protected() {
-    let (proxy, _audit) = start(&[]);
+    // BuildKit is off in the example (a FROM in its session cannot be checked): turned on here
+    // to show its images are labelled too.
+    let (proxy, _audit) = start(&[
+        ("allow_buildkit = false", "allow_buildkit = true"),
+        (
+            "\"image.prune\",\n]",
+            "\"image.prune\", \"build.session\",\n]",
+        ),
+        (
+            "\"container.attach.websocket\",\n]",
+            "\"container.attach.websocket\", \"build.session\",\n]",
+        ),
+    ]);
     let c = Cleanup::new();
     let a = tenant(&proxy, 2501);
     let b = tenant(&proxy, 2502);
@@ -805,6 +817,41 @@ fn built_images_are_owned_and_shared_images_protected() {
         describe(&out)
     );
     assert!(exists("image", &base));
+    // Builds from another tenant's image fail as missing (FROM, COPY --from); from a shared
+    // image or one's own they work.
+    let bb = b.clone().env("DOCKER_BUILDKIT", "0");
+    for dockerfile in [
+        format!("FROM {classic}\n"),
+        format!("FROM {classic_id}\n"),
+        format!("FROM scratch\nCOPY --from={classic} /f /f\n"),
+        format!("ARG BASE={classic}\nFROM $BASE\n"),
+    ] {
+        let ctx = build_context(&dockerfile);
+        let out = bb.run(&[
+            "build",
+            "-t",
+            "iso-from-other",
+            ctx.path().to_str().unwrap(),
+        ]);
+        assert!(
+            !out.status.success() && stderr_str(&out).contains("No such image"),
+            "{dockerfile}: {}",
+            describe(&out)
+        );
+    }
+    assert!(!exists("image", "iso-from-other"));
+    let from_shared = c.image("iso-from-shared");
+    let ctx = build_context(&format!("FROM {base}\nCOPY f /f\n"));
+    bb.ok(&["build", "-t", &from_shared, ctx.path().to_str().unwrap()]);
+    assert_eq!(owner_of("image", &from_shared), "uid:2502");
+    let from_own = c.image("iso-from-own");
+    let ctx = build_context(&format!("FROM {classic}\nCOPY f /g\n"));
+    a.clone().env("DOCKER_BUILDKIT", "0").ok(&[
+        "build",
+        "-t",
+        &from_own,
+        ctx.path().to_str().unwrap(),
+    ]);
     // A removes its own.
     a.ok(&["rm", &made]);
     a.ok(&["rmi", &bk]);
