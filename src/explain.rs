@@ -178,9 +178,8 @@ pub fn explain(
     }
     if let Some(note) = isolation_note(&authorized) {
         out.isolation = Some(note.to_owned());
-        if authorized.operation.info.tenancy == crate::route::Tenancy::Unavailable
-            && !authorized.would_deny
-        {
+        // Isolation is enforced in audit mode too.
+        if authorized.operation.info.tenancy == crate::route::Tenancy::Unavailable {
             refused(
                 &mut out,
                 ProxyError::Denied(Box::new(Refusal {
@@ -889,5 +888,42 @@ nofile = 1024
         // Operations that take no inspected body are decided without one.
         let e = run(Some("ci"), "POST", "/v1.43/containers/x/start", None);
         assert_eq!(e.decision, "allow");
+    }
+
+    #[test]
+    fn isolation_is_explained_as_decided_by_ownership() {
+        let text = CONFIG.replace(
+            "[policy.ci]\nprofile = \"ci\"\n",
+            "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\nallow = [\"build.prune\"]\n",
+        );
+        let config = Config::parse(&text, "t.toml").unwrap();
+        let run = |method: &str, target: &str| {
+            explain(&config, Some("ci"), method, target, None).unwrap()
+        };
+        let inspect = run("GET", "/v1.41/containers/web/json");
+        assert_eq!(inspect.decision, "allow");
+        let note = inspect.isolation.clone().unwrap();
+        assert!(note.contains("decided by ownership at run time"), "{note}");
+        assert!(inspect
+            .to_string()
+            .contains("isolation: decided by ownership"));
+        let create = run("POST", "/containers/create");
+        assert!(create.isolation.unwrap().contains("owner label"));
+        assert!(run("GET", "/_ping")
+            .isolation
+            .unwrap()
+            .contains("no tenant's objects"));
+        // What isolated clients cannot use at all is refused, naming isolation.
+        let cache = explain(&config, Some("ci"), "POST", "/build/prune", None).unwrap();
+        assert_eq!(cache.decision, "deny");
+        assert_eq!(cache.rule.as_deref(), Some("ci.isolation"), "{cache}");
+        assert!(cache.reason.contains("not available to isolated clients"));
+        // Without isolation nothing is said.
+        assert!(
+            explain(&config, Some("ro"), "GET", "/containers/web/json", None)
+                .unwrap()
+                .isolation
+                .is_none()
+        );
     }
 }
