@@ -158,6 +158,17 @@ impl Lookup {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(StatusCode, Bytes), LookupError> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// `method path` (with a JSON `body`, if any): the status and body, whatever the status
+    /// (isolation asks what the daemon answers for a missing object).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), LookupError> {
         let send = async {
             let pq = http::uri::PathAndQuery::try_from(path)
                 .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
@@ -165,13 +176,17 @@ impl Lookup {
                 .upstream
                 .uri_for(pq)
                 .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
-            let request = Request::builder()
-                .method(Method::POST)
+            let builder = Request::builder()
+                .method(method)
                 .uri(uri)
-                .header(header::HOST, "docker")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body::boxed(http_body_util::Full::new(Bytes::from(body))))
-                .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+                .header(header::HOST, "docker");
+            let request = match body {
+                Some(body) => builder
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body::boxed(http_body_util::Full::new(Bytes::from(body)))),
+                None => builder.body(body::empty()),
+            }
+            .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
             let response = self
                 .upstream
                 .send(request)

@@ -68,6 +68,17 @@ pub enum Isolated {
         /// The name, ID or ID prefix as the client wrote it.
         name: String,
     },
+    /// As [`Isolated::NotOwned`], answered with the daemon's own message for a missing
+    /// object of the same request shape (asked of the daemon: its words vary by operation
+    /// and version, as an image's do).
+    NotOwnedAs {
+        /// What kind of object was named.
+        kind: ObjectKind,
+        /// The name as the client wrote it.
+        name: String,
+        /// The daemon's message, with the name put in.
+        message: String,
+    },
     /// The client set the owner label itself: ownership cannot be forged.
     ForgedOwner {
         /// Where it was set (`Labels`, `labels` query).
@@ -107,6 +118,9 @@ impl Isolated {
     /// What the Docker daemon answers for a missing object, word for word, when this refusal
     /// stands in for that answer (`None`: the refusal is sockwarden's own message).
     pub fn docker_message(&self) -> Option<String> {
+        if let Isolated::NotOwnedAs { message, .. } = self {
+            return Some(message.clone());
+        }
         let Isolated::NotOwned { kind, name } = self else {
             return None;
         };
@@ -150,7 +164,7 @@ impl fmt::Display for Isolated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Isolated::Unavailable => f.write_str("not available to isolated clients (isolation)"),
-            Isolated::NotOwned { kind, name } => write!(
+            Isolated::NotOwned { kind, name } | Isolated::NotOwnedAs { kind, name, .. } => write!(
                 f,
                 "{} {name} is not this tenant's (isolation): answered as missing",
                 kind.as_str()

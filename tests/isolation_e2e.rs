@@ -817,6 +817,81 @@ fn built_images_are_owned_and_shared_images_protected() {
         describe(&out)
     );
     assert!(exists("image", &base));
+    // The daemon's own words for a missing image (they differ by route), tag-less name, tag
+    // and full ID alike.
+    let bare = classic.trim_end_matches(":latest");
+    let hex_id = classic_id.trim_start_matches("sha256:");
+    let no_image = "sw-iso-no-image".to_owned();
+    for (method, template, name, missing) in [
+        (
+            "DELETE",
+            "/v1.41/images/{}",
+            bare.to_owned(),
+            no_image.clone(),
+        ),
+        ("GET", "/images/{}/json", bare.to_owned(), no_image.clone()),
+        (
+            "GET",
+            "/v1.41/images/{}/history",
+            classic.clone(),
+            format!("{no_image}:latest"),
+        ),
+        ("DELETE", "/images/{}", hex_id.to_owned(), "0".repeat(64)),
+        (
+            "GET",
+            "/images/{}/json",
+            classic_id.clone(),
+            format!("sha256:{}", "0".repeat(64)),
+        ),
+        (
+            "POST",
+            "/images/{}/tag?repo=sw-iso-b-copy&tag=1",
+            bare.to_owned(),
+            no_image.clone(),
+        ),
+    ] {
+        let (want_status, want) = raw(
+            &daemon_socket(),
+            None,
+            method,
+            &template.replace("{}", &missing),
+            None,
+        );
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2502),
+            method,
+            &template.replace("{}", &name),
+            None,
+        );
+        let missing_text = missing
+            .trim_start_matches("sha256:")
+            .trim_end_matches(":latest");
+        let name_text = name
+            .trim_start_matches("sha256:")
+            .trim_end_matches(":latest");
+        assert_eq!(
+            (status, message(&got)),
+            (want_status, message(&want).replace(missing_text, name_text)),
+            "{method} {template} {name}"
+        );
+    }
+    // Pulls may not re-point a name another tenant's image or a shared image holds.
+    for (image, wanted) in [
+        (classic.as_str(), "is taken"),
+        (base.as_str(), "shared base image"),
+    ] {
+        let (repo, tag) = image.rsplit_once(':').unwrap();
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2502),
+            "POST",
+            &format!("/images/create?fromImage={repo}&tag={tag}"),
+            None,
+        );
+        assert_eq!(status, 403, "pull {image}: {got}");
+        assert!(message(&got).contains(wanted), "pull {image}: {got}");
+    }
     // Builds from another tenant's image fail as missing (FROM, COPY --from); from a shared
     // image or one's own they work.
     let bb = b.clone().env("DOCKER_BUILDKIT", "0");

@@ -136,20 +136,117 @@ async fn admit_head(
             let id = own_network(isolating, &object).await?;
             readdress(parts, "/networks/", &object, &id)
         }
-        Some(ObjectKind::Image) => match operation.name {
-            "image.inspect" | "image.history" | "image.attestations" | "image.save" => {
-                readable_image(isolating, &object).await
+        Some(ObjectKind::Image) => {
+            let checked = match operation.name {
+                "image.inspect" | "image.history" | "image.attestations" | "image.save" => {
+                    readable_image(isolating, &object).await
+                }
+                _ => changeable_image(isolating, &object).await,
+            };
+            if let Err(error) = checked {
+                return Err(as_the_daemon_says(isolating, parts, &object, error).await);
             }
-            "image.tag" => {
-                changeable_image(isolating, &object).await?;
+            if operation.name == "image.tag" {
                 let query = &current(parts)?.normalized.query;
                 let repo = query.get("repo").unwrap_or("").to_owned();
                 let tag = query.get("tag").unwrap_or("").to_owned();
-                claim_image_name(isolating, &repo, &tag).await
+                claim_image_name(isolating, &repo, &tag).await?;
             }
-            _ => changeable_image(isolating, &object).await,
-        },
+            Ok(())
+        }
         _ => Err(isolating.refuse(Isolated::Unavailable)),
+    }
+}
+
+/// An image answered as missing, in the daemon's own words for this request: its message for
+/// a missing image differs by operation and version (20.10's inspect says `no such image: x:
+/// No such image: x:latest`, its delete `No such image: x:latest`), so the daemon is asked
+/// the same request for a name that does not exist, and the client's name is put into its
+/// answer. Requests that would do anything but answer 404 for a missing image (a push) keep
+/// sockwarden's rendering of the daemon's words.
+async fn as_the_daemon_says(
+    isolating: &Isolating,
+    parts: &http::request::Parts,
+    name: &str,
+    error: ProxyError,
+) -> ProxyError {
+    let not_owned = matches!(
+        &error,
+        ProxyError::Denied(r) if matches!(
+            r.kind,
+            crate::refusal::RefusalKind::Isolation(Isolated::NotOwned { kind: ObjectKind::Image, .. })
+        )
+    );
+    let probed = matches!(
+        isolating.authorized.operation.name,
+        "image.inspect" | "image.history" | "image.delete" | "image.tag"
+    );
+    if !not_owned || !probed {
+        return error;
+    }
+    const PROBE: &str = "sockwarden-isolation-missing-image";
+    let zeros = "0".repeat(64);
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let (probe, from, to) = if hex(name) {
+        (zeros.clone(), zeros.clone(), name.to_owned())
+    } else if let Some(id) = name.strip_prefix("sha256:").filter(|id| hex(id)) {
+        (format!("sha256:{zeros}"), zeros.clone(), id.to_owned())
+    } else {
+        let (repo, tag) = split_reference(name);
+        if repo.contains('@') {
+            return error;
+        }
+        let probe = if tag.is_empty() {
+            PROBE.to_owned()
+        } else {
+            format!("{PROBE}:{tag}")
+        };
+        (probe, PROBE.to_owned(), repo.to_owned())
+    };
+    let Ok(authorized) = current(parts) else {
+        return error;
+    };
+    let normalized = &authorized.normalized;
+    let Some(rest) = normalized
+        .path
+        .strip_prefix("/images/")
+        .and_then(|r| r.strip_prefix(name))
+    else {
+        return error;
+    };
+    let version = normalized
+        .version
+        .map(|v| format!("/v{v}"))
+        .unwrap_or_default();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let path = format!(
+        "{version}/images/{}{}{query}",
+        escape_object(&probe),
+        escape_object(rest)
+    );
+    let answer = isolating
+        .lookup
+        .send(authorized.method.clone(), &path, None)
+        .await;
+    let message = match answer {
+        Ok((status, body)) if status == http::StatusCode::NOT_FOUND => {
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        }
+        _ => None,
+    };
+    match message {
+        Some(message) if message.contains(&from) => isolating.refuse(Isolated::NotOwnedAs {
+            kind: ObjectKind::Image,
+            name: name.to_owned(),
+            message: message.replace(&from, &to),
+        }),
+        _ => error,
     }
 }
 
