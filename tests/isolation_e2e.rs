@@ -326,6 +326,43 @@ fn another_tenants_objects_answer_as_missing() {
         }
         let out = b.run(&["cp", &format!("{s}:/etc/passwd"), "-"]);
         assert!(!out.status.success(), "cp from {s}: {}", describe(&out));
+        // Both CLIs, and the routes that wait or stream: exactly what each CLI prints for a
+        // missing container of the same spelling on the daemon itself.
+        let same_shape = if s.starts_with('/') {
+            format!("/{missing}")
+        } else {
+            missing.to_owned()
+        };
+        for bin in ["docker", DEBIAN_DOCKER_CLI] {
+            for args in [
+                vec!["inspect", "--type", "container", "{}"],
+                vec!["exec", "{}", "true"],
+                vec!["logs", "{}"],
+                vec!["start", "{}"],
+                vec!["wait", "{}"],
+                vec!["attach", "{}"],
+                vec!["unpause", "{}"],
+            ] {
+                let with = |name: &str| -> Vec<String> {
+                    args.iter().map(|a| a.replace("{}", name)).collect()
+                };
+                let direct_args = with(&same_shape);
+                let direct_args: Vec<&str> = direct_args.iter().map(String::as_str).collect();
+                let want = direct().bin(bin).run(&direct_args);
+                let tenant_args = with(s);
+                let tenant_args: Vec<&str> = tenant_args.iter().map(String::as_str).collect();
+                let got = b.clone().bin(bin).run(&tenant_args);
+                assert!(
+                    !want.status.success() && !got.status.success(),
+                    "{bin} {args:?}"
+                );
+                assert_eq!(
+                    stderr_str(&got),
+                    stderr_str(&want).replace(missing, s.trim_start_matches('/')),
+                    "{bin} {tenant_args:?}"
+                );
+            }
+        }
     }
     // Create-time references to A's container and volume.
     let image = test_image();
