@@ -378,6 +378,23 @@ fn another_tenants_objects_answer_as_missing() {
         ("IpcMode", format!(r#""container:{short}""#), short.as_str()),
     ] {
         let body = format!(r#"{{"Image":"{image}","HostConfig":{{"{field}":{value}}}}}"#);
+        // Go reads keys in any case: `hostconfig.volumesfrom` is `HostConfig.VolumesFrom`.
+        let folded = format!(
+            r#"{{"Image":"{image}","hostconfig":{{"{}":{value}}}}}"#,
+            field.to_ascii_lowercase()
+        );
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2202),
+            "POST",
+            "/containers/create",
+            Some(&folded),
+        );
+        assert_eq!(
+            (status, message(&got)),
+            (404, format!("No such container: {named}")),
+            "folded {field} {value}"
+        );
         let (status, got) = raw(
             &proxy.socket,
             Some(2202),
