@@ -903,6 +903,14 @@ fn built_images_are_owned_and_shared_images_protected() {
             bare.to_owned(),
             no_image.clone(),
         ),
+        // Missing for everyone: answered by sockwarden (not passed on), in the same words.
+        ("DELETE", "/images/{}", no_image.clone(), no_image.clone()),
+        (
+            "GET",
+            "/v1.41/images/{}/json",
+            format!("{no_image}:9"),
+            format!("{no_image}:9"),
+        ),
     ] {
         let (want_status, want) = raw(
             &daemon_socket(),

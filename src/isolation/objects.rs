@@ -143,6 +143,19 @@ async fn admit_head(
                 }
                 _ => changeable_image(isolating, &object).await,
             };
+            // A name missing at the check is answered missing by sockwarden (in the daemon's
+            // words), not passed on: another tenant could create it before the daemon acts.
+            let checked = match checked {
+                Ok(()) if PROBED.contains(&operation.name) => {
+                    match image_owner(isolating, &object).await? {
+                        ImageOwner::Missing => {
+                            Err(not_owned(isolating, ObjectKind::Image, &object))
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                other => other,
+            };
             if let Err(error) = checked {
                 return Err(as_the_daemon_says(isolating, parts, &object, error).await);
             }
@@ -157,6 +170,14 @@ async fn admit_head(
         _ => Err(isolating.refuse(Isolated::Unavailable)),
     }
 }
+
+/// The image operations whose answer for a missing image sockwarden asks the daemon for.
+const PROBED: [&str; 4] = [
+    "image.inspect",
+    "image.history",
+    "image.delete",
+    "image.tag",
+];
 
 /// An image answered as missing, in the daemon's own words for this request: its message for
 /// a missing image differs by operation and version (20.10's inspect says `no such image: x:
@@ -177,11 +198,7 @@ async fn as_the_daemon_says(
             crate::refusal::RefusalKind::Isolation(Isolated::NotOwned { kind: ObjectKind::Image, .. })
         )
     );
-    let probed = matches!(
-        isolating.authorized.operation.name,
-        "image.inspect" | "image.history" | "image.delete" | "image.tag"
-    );
-    if !not_owned || !probed {
+    if !not_owned || !PROBED.contains(&isolating.authorized.operation.name) {
         return error;
     }
     const PROBE: &str = "sockwarden-isolation-missing-image";
