@@ -87,6 +87,8 @@ pub(crate) struct Facts {
     pub(crate) operation: Option<Arc<Operation>>,
     pub(crate) verdict: Option<Verdict>,
     pub(crate) policy: Option<Arc<str>>,
+    /// The client's tenant, under a policy's isolation (`uid:1001`).
+    pub(crate) tenant: Option<Arc<str>>,
     pub(crate) rule: Option<Arc<str>>,
     pub(crate) reason: Option<Reason>,
     /// Inspection's refusal (enforced, or only recorded in audit mode).
@@ -190,6 +192,11 @@ impl Trail {
             Some(n) => facts.suppressed = n,
             None => facts.unrecorded = true,
         }
+    }
+
+    /// The client's tenant, under a policy's isolation.
+    pub fn note_tenant(&self, tenant: &str) {
+        self.facts().tenant = Some(Arc::from(tenant));
     }
 
     /// Enforced defaults the policy added to the body (`Memory=268435456`, ...).

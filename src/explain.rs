@@ -44,6 +44,9 @@ pub struct Explanation {
     /// For a refusal: what in the configuration would allow the request (`None` when nothing
     /// would, or the request was not refused).
     pub change: Option<Change>,
+    /// Under the policy's isolation: what ownership decides for this request when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
 }
 
 /// What to change in the configuration so that a refused request would be allowed.
@@ -126,6 +129,7 @@ pub fn explain(
         reason: String::new(),
         defaults_applied: Vec::new(),
         change: None,
+        isolation: None,
     };
     // Read once, as the request path does: the refusal's explanation uses the same reading.
     let (normalized, operation) = match policy::layer::read_request(&method, &uri) {
@@ -172,6 +176,24 @@ pub fn explain(
         };
         out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
+    if let Some(note) = isolation_note(&authorized) {
+        out.isolation = Some(note.to_owned());
+        // Isolation is enforced in audit mode too.
+        if authorized.operation.info.tenancy == crate::route::Tenancy::Unavailable {
+            refused(
+                &mut out,
+                ProxyError::Denied(Box::new(Refusal {
+                    operation: authorized.operation.name,
+                    method: method.clone(),
+                    path: authorized.normalized.path.clone(),
+                    policy: Some(authorized.policy.name.clone()),
+                    rule: Arc::from(format!("{}.isolation", authorized.policy.name)),
+                    kind: RefusalKind::Isolation(crate::refusal::Isolated::Unavailable),
+                })),
+            );
+            return Ok(out);
+        }
+    }
     // A build's query gets the policy's limits written in before it is inspected.
     let mut authorized = authorized;
     let placed = explained_build_cgroup(config, &authorized);
@@ -215,6 +237,33 @@ fn explained_build_cgroup(config: &Config, authorized: &Authorized) -> Option<(S
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let place = crate::buildcgroup::locate(dir, &mountinfo).ok()?;
     Some((format!("{}/b0-0", place.name.trim_end_matches('/')), pids))
+}
+
+/// What the policy's isolation does to the request at run time (`None`: no isolation).
+fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
+    use crate::route::Tenancy;
+    if authorized.policy.isolation == crate::policy::Isolation::None {
+        return None;
+    }
+    Some(match authorized.operation.info.tenancy {
+        Tenancy::Shared => "touches no tenant's objects: forwarded as decided here",
+        Tenancy::Owned => {
+            "decided by ownership at run time: the object it names must be the tenant's \
+             (another tenant's, or no tenant's except shared images, answers as missing); \
+             names resolve among the tenant's own objects and are forwarded as full IDs"
+        }
+        Tenancy::Creates => {
+            "decided by ownership at run time: what it creates gets the tenant's owner label \
+             (an owner label sent by the client is refused), the objects it refers to must be \
+             the tenant's, image names it writes must not be held by others' or shared images, \
+             and the policy's max_containers/max_volumes apply"
+        }
+        Tenancy::Lists(_) | Tenancy::Events | Tenancy::DiskUsage => {
+            "answered at run time with the tenant's objects only (plus shared images)"
+        }
+        Tenancy::Prunes(_) => "acts at run time on the tenant's objects only",
+        Tenancy::Unavailable => "not available to isolated clients",
+    })
 }
 
 /// The name shown for a connection that matches no client.
@@ -655,6 +704,9 @@ impl std::fmt::Display for Explanation {
                 }
             )?;
         }
+        if let Some(note) = &self.isolation {
+            writeln!(f, "isolation: {note}")?;
+        }
         write!(f, "reason:    {}", self.reason)?;
         if let Some(change) = &self.change {
             write!(f, "\nchange:    {}", change.text)?;
@@ -861,5 +913,42 @@ nofile = 1024
         // Operations that take no inspected body are decided without one.
         let e = run(Some("ci"), "POST", "/v1.43/containers/x/start", None);
         assert_eq!(e.decision, "allow");
+    }
+
+    #[test]
+    fn isolation_is_explained_as_decided_by_ownership() {
+        let text = CONFIG.replace(
+            "[policy.ci]\nprofile = \"ci\"\n",
+            "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\nallow = [\"build.prune\"]\n",
+        );
+        let config = Config::parse(&text, "t.toml").unwrap();
+        let run = |method: &str, target: &str| {
+            explain(&config, Some("ci"), method, target, None).unwrap()
+        };
+        let inspect = run("GET", "/v1.41/containers/web/json");
+        assert_eq!(inspect.decision, "allow");
+        let note = inspect.isolation.clone().unwrap();
+        assert!(note.contains("decided by ownership at run time"), "{note}");
+        assert!(inspect
+            .to_string()
+            .contains("isolation: decided by ownership"));
+        let create = run("POST", "/containers/create");
+        assert!(create.isolation.unwrap().contains("owner label"));
+        assert!(run("GET", "/_ping")
+            .isolation
+            .unwrap()
+            .contains("no tenant's objects"));
+        // What isolated clients cannot use at all is refused, naming isolation.
+        let cache = explain(&config, Some("ci"), "POST", "/build/prune", None).unwrap();
+        assert_eq!(cache.decision, "deny");
+        assert_eq!(cache.rule.as_deref(), Some("ci.isolation"), "{cache}");
+        assert!(cache.reason.contains("not available to isolated clients"));
+        // Without isolation nothing is said.
+        assert!(
+            explain(&config, Some("ro"), "GET", "/containers/web/json", None)
+                .unwrap()
+                .isolation
+                .is_none()
+        );
     }
 }

@@ -20,8 +20,10 @@ use std::sync::Arc;
 use crate::listener::Peer;
 use crate::policy::Isolation;
 
+pub mod json;
 pub mod layer;
 pub mod objects;
+pub mod owners;
 pub mod views;
 
 /// One tenant: whose objects a request may see and touch.

@@ -151,6 +151,63 @@ impl Lookup {
         }
     }
 
+    /// `POST path` with a JSON `body` (isolation creates a tenant's volume, owned, before the
+    /// container create that would make the daemon create it unowned): the status and body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), LookupError> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// `method path` (with a JSON `body`, if any): the status and body, whatever the status
+    /// (isolation asks what the daemon answers for a missing object).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), LookupError> {
+        let send = async {
+            let pq = http::uri::PathAndQuery::try_from(path)
+                .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
+            let uri = self
+                .upstream
+                .uri_for(pq)
+                .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
+            let builder = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(header::HOST, "docker");
+            let request = match body {
+                Some(body) => builder
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body::boxed(http_body_util::Full::new(Bytes::from(body)))),
+                None => builder.body(body::empty()),
+            }
+            .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+            let response = self
+                .upstream
+                .send(request)
+                .await
+                .map_err(|e| LookupError::Unreachable(innermost(&e)))?;
+            let status = response.status();
+            match Limited::new(response.into_body(), self.limit)
+                .collect()
+                .await
+            {
+                Ok(collected) => Ok((status, collected.to_bytes())),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(LookupError::TooLarge),
+                Err(e) => Err(LookupError::Unreachable(e.to_string())),
+            }
+        };
+        match tokio::time::timeout(self.timeout, send).await {
+            Ok(result) => result,
+            Err(_) => Err(LookupError::Timeout),
+        }
+    }
+
     async fn fetch(&self, path: &str) -> Result<Option<Bytes>, LookupError> {
         let pq = http::uri::PathAndQuery::try_from(path)
             .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;

@@ -68,10 +68,42 @@ pub enum Isolated {
         /// The name, ID or ID prefix as the client wrote it.
         name: String,
     },
+    /// As [`Isolated::NotOwned`], answered with the daemon's own message for a missing
+    /// object of the same request shape (asked of the daemon: its words vary by operation
+    /// and version, as an image's do).
+    NotOwnedAs {
+        /// What kind of object was named.
+        kind: ObjectKind,
+        /// The name as the client wrote it.
+        name: String,
+        /// The daemon's message, with the name put in.
+        message: String,
+    },
     /// The client set the owner label itself: ownership cannot be forged.
     ForgedOwner {
         /// Where it was set (`Labels`, `labels` query).
         field: String,
+    },
+    /// The name is taken by an object the tenant may not change or use this way: an image
+    /// tag another tenant's image (or a shared base image) holds, another tenant's volume
+    /// named in a create.
+    Held {
+        /// What kind of object holds the name.
+        kind: ObjectKind,
+        /// The name.
+        name: String,
+    },
+    /// A shared base image (one no tenant owns): every tenant uses it, none may tag, push or
+    /// remove it.
+    Shared {
+        /// The image as the client named it.
+        name: String,
+    },
+    /// A container create would make the daemon create a volume with driver settings
+    /// sockwarden cannot create owned for it.
+    ImplicitVolume {
+        /// The volume's name.
+        name: String,
     },
     /// The tenant already has as many objects of this kind as its policy allows.
     Quota {
@@ -86,13 +118,16 @@ impl Isolated {
     /// What the Docker daemon answers for a missing object, word for word, when this refusal
     /// stands in for that answer (`None`: the refusal is sockwarden's own message).
     pub fn docker_message(&self) -> Option<String> {
+        if let Isolated::NotOwnedAs { message, .. } = self {
+            return Some(message.clone());
+        }
         let Isolated::NotOwned { kind, name } = self else {
             return None;
         };
         Some(match kind {
             ObjectKind::Container => format!("No such container: {name}"),
             ObjectKind::Exec => format!("No such exec instance: {name}"),
-            ObjectKind::Image => format!("No such image: {name}"),
+            ObjectKind::Image => format!("No such image: {}", familiar_image(name)),
             ObjectKind::Volume => format!("get {name}: no such volume"),
             ObjectKind::Network => format!("network {name} not found"),
             other => format!("No such {}: {name}", other.as_str()),
@@ -100,11 +135,36 @@ impl Isolated {
     }
 }
 
+/// An image name as the daemon's "No such image" shows it (`reference.FamiliarString` of the
+/// name with `latest` added when it has no tag): `busybox` is `busybox:latest`,
+/// `docker.io/library/busybox` too; a full hex ID is `sha256:ID`; a digest stays as given.
+fn familiar_image(name: &str) -> String {
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex(name) {
+        return format!("sha256:{name}");
+    }
+    if name.starts_with("sha256:") {
+        return name.to_owned();
+    }
+    let short = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("index.docker.io/library/"))
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .or_else(|| name.strip_prefix("index.docker.io/"))
+        .unwrap_or(name);
+    let last = short.rsplit('/').next().unwrap_or(short);
+    if short.contains('@') || last.contains(':') {
+        short.to_owned()
+    } else {
+        format!("{short}:latest")
+    }
+}
+
 impl fmt::Display for Isolated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Isolated::Unavailable => f.write_str("not available to isolated clients (isolation)"),
-            Isolated::NotOwned { kind, name } => write!(
+            Isolated::NotOwned { kind, name } | Isolated::NotOwnedAs { kind, name, .. } => write!(
                 f,
                 "{} {name} is not this tenant's (isolation): answered as missing",
                 kind.as_str()
@@ -112,6 +172,21 @@ impl fmt::Display for Isolated {
             Isolated::ForgedOwner { field } => write!(
                 f,
                 "{field}: the owner label is set by sockwarden only (isolation)"
+            ),
+            Isolated::Held { kind, name } => write!(
+                f,
+                "the {} name {name} is taken by an object this tenant does not own (isolation)",
+                kind.as_str()
+            ),
+            Isolated::Shared { name } => write!(
+                f,
+                "{name} is a shared base image: tenants may use it but not tag, push, \
+                 overwrite or remove it (isolation)"
+            ),
+            Isolated::ImplicitVolume { name } => write!(
+                f,
+                "volume {name} does not exist and the mount sets a volume driver or its \
+                 options: create it first with `docker volume create` (isolation)"
             ),
             Isolated::Quota { kind, limit } => write!(
                 f,

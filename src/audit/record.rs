@@ -103,6 +103,7 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
     o.opt_str(b"operation", operation.map(|op| op.name));
     o.str(b"decision", verdict(&facts).as_str());
     o.opt_str(b"policy", facts.policy.as_deref());
+    o.opt_str(b"tenant", facts.tenant.as_deref());
     o.opt_str(b"rule", facts.rule.as_deref());
     match &facts.reason {
         Some(Reason::Allowed(operation)) => o.with(b"reason", |out| {

@@ -70,6 +70,9 @@ pub struct Record {
     /// Policy consulted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The client's tenant, under a policy's isolation (`uid:1001`, `client:ci`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Rule that decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,

@@ -435,3 +435,39 @@ fn check_warns_about_builds_that_escape_the_caps() {
     let w = warnings(&no_builds);
     assert!(w.iter().all(|w| !w.contains("build")), "{w:#?}");
 }
+
+#[test]
+fn tenant_quotas_are_read_and_need_isolation() {
+    let base = "[[listen]]\nunix = \"/tmp/sw-iso.sock\"\nclient = \"dev\"\n\
+                [[client]]\nname = \"dev\"\npolicy = \"p\"\n";
+    let config = Config::parse(
+        &format!(
+            "{base}[policy.p]\nprofile = \"ci\"\nisolation = \"user\"\nmax_containers = 5\nmax_volumes = 2\n"
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let policy = config.authority.policy_for("dev").unwrap();
+    assert_eq!(policy.max_containers, Some(5));
+    assert_eq!(policy.max_volumes, Some(2));
+    for (extra, wanted) in [
+        (
+            "max_containers = 5\n",
+            "policy.p.max_containers: a per-tenant limit needs isolation",
+        ),
+        (
+            "max_volumes = 1\n",
+            "policy.p.max_volumes: a per-tenant limit needs isolation",
+        ),
+        (
+            "isolation = \"user\"\nmax_containers = 0\n",
+            "policy.p.max_containers: 0",
+        ),
+        ("isolation = \"user\"\nmax_volumes = -1\n", "expected u64"),
+    ] {
+        let err = Config::parse(&format!("{base}[policy.p]\n{extra}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(wanted), "{extra}: {err}");
+    }
+}

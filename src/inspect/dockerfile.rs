@@ -67,12 +67,26 @@ pub fn check_dockerfile(
     text: &[u8],
     rules: DockerfileRules<'_>,
 ) -> Result<Vec<Source>, Violation> {
+    dockerfile_images(name, text, rules).map(|(sources, _)| sources)
+}
+
+/// The images a Dockerfile builds from, with their line.
+pub type BaseImages = Vec<(usize, String)>;
+
+/// [`check_dockerfile`], also returning the images the build starts from or copies from
+/// (`FROM`, `COPY --from`, as expanded; stages and `scratch` left out), with their line.
+pub fn dockerfile_images(
+    name: &str,
+    text: &[u8],
+    rules: DockerfileRules<'_>,
+) -> Result<(Vec<Source>, BaseImages), Violation> {
     let mut checker = Checker {
         file: name,
         rules,
         meta: BTreeMap::new(),
         stages: Vec::new(),
         resolve: Vec::new(),
+        images: Vec::new(),
         escape: '\\',
     };
     let (lines, escape) = instructions(text)?;
@@ -80,7 +94,7 @@ pub fn check_dockerfile(
     for (line_no, line) in lines {
         checker.instruction(line_no, &line)?;
     }
-    Ok(checker.resolve)
+    Ok((checker.resolve, checker.images))
 }
 
 fn deny(file: &str, line: usize, reason: String) -> Violation {
@@ -381,6 +395,9 @@ struct Checker<'a> {
     meta: BTreeMap<String, String>,
     stages: Vec<Stage>,
     resolve: Vec<Source>,
+    /// The images it builds from (`FROM`, `COPY --from`; not stages, not `scratch`), with
+    /// their line.
+    images: Vec<(usize, String)>,
     escape: char,
 }
 
@@ -474,6 +491,7 @@ impl Checker<'_> {
     }
 
     fn registry(&mut self, line_no: usize, what: &str, image: &str) -> Result<(), Violation> {
+        self.images.push((line_no, image.to_owned()));
         let target = fetch::registry_target(image).map_err(|m| deny(self.file, line_no, m))?;
         let Some(target) = target else { return Ok(()) };
         if let Some(why) = forbidden_literal(&target, self.rules.local) {

@@ -526,7 +526,19 @@ async fn inspect_request(
             return Err(refusal);
         }
         if context::scans(authorized) {
-            let (upstream, pump) = context::stream(body, authorized, trail);
+            let tenancy = parts
+                .extensions
+                .get::<crate::isolation::Tenant>()
+                .map(|tenant| context::TenantImages {
+                    lookup: lookup.clone(),
+                    label: parts
+                        .extensions
+                        .get::<Caller>()
+                        .map(|c| c.runtime.authority.owner_label().clone())
+                        .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL)),
+                    tenant: tenant.clone(),
+                });
+            let (upstream, pump) = context::stream(body, authorized, trail, tenancy);
             return Ok((
                 Inspected::Streaming(Request::from_parts(parts, upstream), Box::pin(pump)),
                 cgroup,

@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 
 use super::{objects, views, Tenant};
 use crate::body::ProxyBody;
-use crate::context::Caller;
+use crate::context::{Caller, Trail};
 use crate::error::{BoxError, ProxyError};
 use crate::listener::ConnInfo;
 use crate::lookup::Lookup;
@@ -114,6 +114,9 @@ where
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
         };
+        if let Some(trail) = request.extensions().get::<Arc<Trail>>() {
+            trail.note_tenant(isolating.tenant.label_value());
+        }
         let tenancy = isolating.authorized.operation.info.tenancy;
         if tenancy == Tenancy::Shared {
             let future = self.inner.call(request);

@@ -1,18 +1,1086 @@
 //! Requests that name or create an object (`Tenancy::Owned`, `Tenancy::Creates`) under
-//! isolation: not yet implemented, so every such request of an isolated client is refused.
+//! isolation.
+//!
+//! - A request that names a container, exec, volume, network or image is checked before it is
+//!   forwarded: another tenant's object, or no tenant's (an image excepted: images no tenant
+//!   owns are shared base images), answers as a missing one, in the daemon's own words.
+//!   Containers and networks are resolved among the tenant's own (full ID, exact name, unique
+//!   ID prefix) and the request is re-addressed to the full ID, so a name re-pointed after the
+//!   check cannot reach someone else's object.
+//! - A create is labelled with the tenant (`Labels` of a container, volume or network body, the
+//!   `labels` query of a build, a `LABEL` change of a commit or import), an owner label the
+//!   client set itself is refused, and everything the create refers to (image, containers,
+//!   volumes, networks) must be the tenant's; named volumes the daemon would create implicitly
+//!   are created first, owned. Image names a create writes (`t`, `repo`, a pull's name) must
+//!   not be held by an image the tenant does not own.
+//! - Quotas (`max_containers`, `max_volumes`) are counted before a create.
+//!
+//! This layer runs before inspection: what it writes is what the inspector judges and the
+//! daemon receives. Its rewrites update the request's `Authorized` facts and audit trail.
 
-use http::Request;
+use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{header, HeaderValue, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::Value;
+
+use super::json::{self, JsonProblem, Members};
 use super::layer::Isolating;
-use crate::body::ProxyBody;
+use super::owners::{encode_component, ImageOwner, Owners, VolumeOwner};
+use crate::body::{self, ProxyBody};
+use crate::context::Trail;
 use crate::error::ProxyError;
+use crate::lookup::LookupError;
+use crate::policy::layer::Authorized;
 use crate::refusal::Isolated;
+use crate::route::{escape_object, ObjectKind, Query};
+
+/// Largest body read to label or check (a `docker run` create body is ~2 KiB); the same as
+/// inspection's.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// Networks every container may use: the daemon's own, which no tenant owns.
+const SHARED_NETWORKS: [&str; 4] = ["default", "bridge", "host", "none"];
 
 /// Checks and rewrites a request that names or creates an object, for the tenant.
 pub async fn admit(
     isolating: &Isolating,
     request: Request<ProxyBody>,
 ) -> Result<Request<ProxyBody>, ProxyError> {
-    let _ = request;
-    Err(isolating.refuse(Isolated::Unavailable))
+    let (mut parts, body) = request.into_parts();
+    let name = isolating.authorized.operation.name;
+    if matches!(
+        name,
+        "container.create"
+            | "volume.create"
+            | "network.create"
+            | "network.connect"
+            | "network.disconnect"
+    ) {
+        let bytes = read_limited(body).await?;
+        let rewritten = match name {
+            "container.create" => container_create(isolating, &parts, &bytes).await?,
+            "volume.create" => volume_create(isolating, &bytes).await?,
+            "network.create" => network_create(isolating, &bytes).await?,
+            _ => network_connect(isolating, &mut parts, &bytes).await?,
+        };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        if !parts.headers.contains_key(header::CONTENT_TYPE) {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        return Ok(Request::from_parts(
+            parts,
+            body::boxed(Full::new(Bytes::from(rewritten))),
+        ));
+    }
+    match admit_head(isolating, &mut parts).await {
+        Ok(()) => Ok(Request::from_parts(parts, body)),
+        Err(refusal) => {
+            // A streamed body (a build context, an archive) is read first, so that the client
+            // reads the refusal instead of a broken pipe.
+            body::drain_refused(body).await;
+            Err(refusal)
+        }
+    }
+}
+
+/// The requests whose path and query are checked and rewritten; their body streams.
+async fn admit_head(
+    isolating: &Isolating,
+    parts: &mut http::request::Parts,
+) -> Result<(), ProxyError> {
+    let operation = &isolating.authorized.operation;
+    let object = operation.object.clone();
+    match operation.name {
+        "image.build" => return build(isolating, parts).await,
+        "container.commit" => return commit(isolating, parts).await,
+        "image.import" => return import(isolating, parts).await,
+        "image.pull" => return pull(isolating, parts).await,
+        "image.save" if object.is_none() => {
+            let names: Vec<String> = current(parts)?
+                .normalized
+                .query
+                .get_all("names")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            for name in names {
+                readable_image(isolating, &name).await?;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let Some(object) = object else {
+        return Err(isolating.refuse(Isolated::Unavailable));
+    };
+    match operation.info.object {
+        Some(ObjectKind::Container) => {
+            let id = own_container(isolating, &object).await?;
+            readdress(parts, "/containers/", &object, &id)
+        }
+        Some(ObjectKind::Exec) => {
+            if owners(isolating).exec(&object).await.map_err(unchecked)? {
+                Ok(())
+            } else {
+                Err(not_owned(isolating, ObjectKind::Exec, &object))
+            }
+        }
+        Some(ObjectKind::Volume) => own_volume(isolating, &object).await,
+        Some(ObjectKind::Network) => {
+            let id = own_network(isolating, &object).await?;
+            readdress(parts, "/networks/", &object, &id)
+        }
+        Some(ObjectKind::Image) => {
+            let checked = match operation.name {
+                "image.inspect" | "image.history" | "image.attestations" | "image.save" => {
+                    readable_image(isolating, &object).await
+                }
+                _ => changeable_image(isolating, &object).await,
+            };
+            // A name missing at the check is answered missing by sockwarden (in the daemon's
+            // words), not passed on: another tenant could create it before the daemon acts.
+            let checked = match checked {
+                Ok(()) if PROBED.contains(&operation.name) => {
+                    match image_owner(isolating, &object).await? {
+                        ImageOwner::Missing => {
+                            Err(not_owned(isolating, ObjectKind::Image, &object))
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                other => other,
+            };
+            if let Err(error) = checked {
+                return Err(as_the_daemon_says(isolating, parts, &object, error).await);
+            }
+            if operation.name == "image.tag" {
+                let query = &current(parts)?.normalized.query;
+                let repo = query.get("repo").unwrap_or("").to_owned();
+                let tag = query.get("tag").unwrap_or("").to_owned();
+                claim_image_name(isolating, &repo, &tag).await?;
+            }
+            Ok(())
+        }
+        _ => Err(isolating.refuse(Isolated::Unavailable)),
+    }
+}
+
+/// The image operations whose answer for a missing image sockwarden asks the daemon for.
+const PROBED: [&str; 4] = [
+    "image.inspect",
+    "image.history",
+    "image.delete",
+    "image.tag",
+];
+
+/// An image answered as missing, in the daemon's own words for this request: its message for
+/// a missing image differs by operation and version (20.10's inspect says `no such image: x:
+/// No such image: x:latest`, its delete `No such image: x:latest`), so the daemon is asked
+/// the same request for a name that does not exist, and the client's name is put into its
+/// answer. Requests that would do anything but answer 404 for a missing image (a push) keep
+/// sockwarden's rendering of the daemon's words.
+async fn as_the_daemon_says(
+    isolating: &Isolating,
+    parts: &http::request::Parts,
+    name: &str,
+    error: ProxyError,
+) -> ProxyError {
+    let not_owned = matches!(
+        &error,
+        ProxyError::Denied(r) if matches!(
+            r.kind,
+            crate::refusal::RefusalKind::Isolation(Isolated::NotOwned { kind: ObjectKind::Image, .. })
+        )
+    );
+    if !not_owned || !PROBED.contains(&isolating.authorized.operation.name) {
+        return error;
+    }
+    const PROBE: &str = "sockwarden-isolation-missing-image";
+    let zeros = "0".repeat(64);
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let (probe, from, to) = if hex(name) {
+        (zeros.clone(), zeros.clone(), name.to_owned())
+    } else if let Some(id) = name.strip_prefix("sha256:").filter(|id| hex(id)) {
+        (format!("sha256:{zeros}"), zeros.clone(), id.to_owned())
+    } else {
+        let (repo, tag) = split_reference(name);
+        if repo.contains('@') {
+            return error;
+        }
+        let probe = if tag.is_empty() {
+            PROBE.to_owned()
+        } else {
+            format!("{PROBE}:{tag}")
+        };
+        (probe, PROBE.to_owned(), repo.to_owned())
+    };
+    let Ok(authorized) = current(parts) else {
+        return error;
+    };
+    let normalized = &authorized.normalized;
+    let Some(rest) = normalized
+        .path
+        .strip_prefix("/images/")
+        .and_then(|r| r.strip_prefix(name))
+    else {
+        return error;
+    };
+    let version = normalized
+        .version
+        .map(|v| format!("/v{v}"))
+        .unwrap_or_default();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let path = format!(
+        "{version}/images/{}{}{query}",
+        escape_object(&probe),
+        escape_object(rest)
+    );
+    let answer = isolating
+        .lookup
+        .send(authorized.method.clone(), &path, None)
+        .await;
+    let message = match answer {
+        Ok((status, body)) if status == http::StatusCode::NOT_FOUND => {
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        }
+        _ => None,
+    };
+    match message {
+        Some(message) if message.contains(&from) => isolating.refuse(Isolated::NotOwnedAs {
+            kind: ObjectKind::Image,
+            name: name.to_owned(),
+            message: message.replace(&from, &to),
+        }),
+        _ => error,
+    }
+}
+
+fn owners(isolating: &Isolating) -> Owners<'_> {
+    Owners {
+        lookup: &isolating.lookup,
+        label: &isolating.owner_label,
+        tenant: isolating.tenant.label_value(),
+    }
+}
+
+/// A lookup that failed: the request could not be checked, so it is not forwarded.
+fn unchecked(error: LookupError) -> ProxyError {
+    ProxyError::BadUpstream(format!("isolation could not check ownership: {error}"))
+}
+
+fn not_owned(isolating: &Isolating, kind: ObjectKind, name: &str) -> ProxyError {
+    isolating.refuse(Isolated::NotOwned {
+        kind,
+        name: name.to_owned(),
+    })
+}
+
+fn json_refusal(isolating: &Isolating, problem: JsonProblem) -> ProxyError {
+    match problem {
+        JsonProblem::Forged(field) => isolating.refuse(Isolated::ForgedOwner { field }),
+        other => ProxyError::BadRequest(format!("isolation: {other}")),
+    }
+}
+
+/// The full ID of the tenant's container `name`, or the daemon's "No such container".
+async fn own_container(isolating: &Isolating, name: &str) -> Result<String, ProxyError> {
+    owners(isolating)
+        .container(name)
+        .await
+        .map_err(unchecked)?
+        .ok_or_else(|| not_owned(isolating, ObjectKind::Container, name))
+}
+
+/// The full ID of the tenant's network `name`, or the daemon's "network not found".
+async fn own_network(isolating: &Isolating, name: &str) -> Result<String, ProxyError> {
+    owners(isolating)
+        .network(name)
+        .await
+        .map_err(unchecked)?
+        .ok_or_else(|| not_owned(isolating, ObjectKind::Network, name))
+}
+
+async fn own_volume(isolating: &Isolating, name: &str) -> Result<(), ProxyError> {
+    match owners(isolating).volume(name).await.map_err(unchecked)? {
+        VolumeOwner::Own => Ok(()),
+        VolumeOwner::NotOwn | VolumeOwner::Missing => {
+            Err(not_owned(isolating, ObjectKind::Volume, name))
+        }
+    }
+}
+
+/// Whose the image `name` is; a name the daemon cannot read as an image reference (its 400)
+/// is missing: the daemon answers it itself.
+async fn image_owner(isolating: &Isolating, name: &str) -> Result<ImageOwner, ProxyError> {
+    match owners(isolating).image(name).await {
+        Ok(owner) => Ok(owner),
+        Err(LookupError::Daemon { status, .. }) if (400..500).contains(&status) => {
+            Ok(ImageOwner::Missing)
+        }
+        Err(e) => Err(unchecked(e)),
+    }
+}
+
+/// An image the tenant may read and use: its own or a shared one (a missing one is the
+/// daemon's to answer).
+async fn readable_image(isolating: &Isolating, name: &str) -> Result<(), ProxyError> {
+    match image_owner(isolating, name).await? {
+        ImageOwner::Other => Err(not_owned(isolating, ObjectKind::Image, name)),
+        _ => Ok(()),
+    }
+}
+
+/// An image the tenant may tag, push or remove: its own.
+async fn changeable_image(isolating: &Isolating, name: &str) -> Result<(), ProxyError> {
+    match image_owner(isolating, name).await? {
+        ImageOwner::Own(_) | ImageOwner::Missing => Ok(()),
+        ImageOwner::Shared(_) => Err(isolating.refuse(Isolated::Shared {
+            name: name.to_owned(),
+        })),
+        ImageOwner::Other => Err(not_owned(isolating, ObjectKind::Image, name)),
+    }
+}
+
+/// The image name `repo:tag` a request writes (a tag, a build's `t`, a commit's or import's
+/// `repo`, a pull) must not be held by an image the tenant does not own.
+async fn claim_image_name(isolating: &Isolating, repo: &str, tag: &str) -> Result<(), ProxyError> {
+    if repo.is_empty() {
+        return Ok(());
+    }
+    let reference = image_reference(repo, tag);
+    // A digest names content: writing it re-points nothing.
+    if reference.contains('@') {
+        return Ok(());
+    }
+    match image_owner(isolating, &reference).await? {
+        ImageOwner::Own(_) | ImageOwner::Missing => Ok(()),
+        ImageOwner::Shared(_) => Err(isolating.refuse(Isolated::Shared { name: reference })),
+        ImageOwner::Other => Err(isolating.refuse(Isolated::Held {
+            kind: ObjectKind::Image,
+            name: reference,
+        })),
+    }
+}
+
+/// `repo` with `tag` (or `latest` when neither names one).
+fn image_reference(repo: &str, tag: &str) -> String {
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    if !tag.is_empty() {
+        if tag.starts_with("sha256:") {
+            return format!("{repo}@{tag}");
+        }
+        return format!("{repo}:{tag}");
+    }
+    if repo.contains('@') || last.contains(':') {
+        repo.to_owned()
+    } else {
+        format!("{repo}:latest")
+    }
+}
+
+/// The request's current `Authorized` facts (rewrites replace them as they go).
+fn current(parts: &http::request::Parts) -> Result<Authorized, ProxyError> {
+    parts
+        .extensions
+        .get::<Authorized>()
+        .cloned()
+        .ok_or_else(|| ProxyError::BadRequest("request was not authorized".into()))
+}
+
+/// Replaces the request target with `target` (path and query, raw): the `Authorized` facts
+/// inner layers and the audit record read describe the new target.
+fn retarget(parts: &mut http::request::Parts, target: &str) -> Result<(), ProxyError> {
+    let authorized = current(parts)?;
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
+    let normalized = crate::route::normalize(&authorized.method, &uri)
+        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    let operation = crate::route::classify(&authorized.method, &normalized.path, &normalized.query);
+    if operation.name != authorized.operation.name {
+        return Err(ProxyError::BadRequest(format!(
+            "isolation: the rewritten request is {} instead of {}",
+            operation.name, authorized.operation.name
+        )));
+    }
+    let rewritten = Authorized {
+        normalized: Arc::new(normalized),
+        operation: Arc::new(operation),
+        ..authorized
+    };
+    if let Some(trail) = parts.extensions.get::<Arc<Trail>>() {
+        trail.note_request(rewritten.normalized.clone(), rewritten.operation.clone());
+    }
+    parts.uri = uri;
+    parts.extensions.insert(rewritten);
+    Ok(())
+}
+
+/// Rewrites `{collection}{name}...` to `{collection}{id}...` (version prefix and query kept as
+/// sent): the daemon acts on the object that was checked.
+fn readdress(
+    parts: &mut http::request::Parts,
+    collection: &str,
+    name: &str,
+    id: &str,
+) -> Result<(), ProxyError> {
+    let authorized = current(parts)?;
+    let normalized = &authorized.normalized;
+    let Some(rest) = normalized
+        .path
+        .strip_prefix(collection)
+        .and_then(|r| r.strip_prefix(name))
+    else {
+        return Err(ProxyError::BadRequest(format!(
+            "isolation: cannot address {} by ID",
+            normalized.path
+        )));
+    };
+    if name == id {
+        return Ok(());
+    }
+    let version = match normalized.version {
+        Some(_) => normalized
+            .raw_path
+            .split('/')
+            .nth(1)
+            .map(|v| format!("/{v}"))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = format!("{version}{collection}{id}{}{query}", escape_object(rest));
+    retarget(parts, &target)
+}
+
+/// Rewrites the query: every occurrence of the keys in `remove` goes, `add` is appended (each
+/// value percent-encoded).
+fn requery(
+    parts: &mut http::request::Parts,
+    remove: &[&str],
+    add: &[(&str, String)],
+) -> Result<(), ProxyError> {
+    let mut pieces: Vec<String> = Vec::new();
+    for piece in parts.uri.query().unwrap_or("").split('&') {
+        if piece.is_empty() {
+            continue;
+        }
+        let removed = Query::parse(piece)
+            .ok()
+            .and_then(|q| q.pairs().first().map(|(k, _)| k.clone()))
+            .is_some_and(|key| remove.contains(&key.as_str()));
+        if !removed {
+            pieces.push(piece.to_owned());
+        }
+    }
+    for (key, value) in add {
+        pieces.push(format!("{key}={}", encode_component(value)));
+    }
+    let target = format!("{}?{}", parts.uri.path(), pieces.join("&"));
+    retarget(parts, &target)
+}
+
+/// The one value the daemon reads for a parameter it reads with `FormValue` (the first); the
+/// parameter given more than once is refused rather than rewritten from one of its values.
+fn single<'q>(query: &'q Query, key: &str) -> Result<Option<&'q str>, ProxyError> {
+    if query.has_repeated(key) {
+        return Err(ProxyError::BadRequest(format!(
+            "isolation: the query parameter {key} is given more than once"
+        )));
+    }
+    Ok(query.get(key))
+}
+
+/// `labels` query value (a JSON object of strings, or none) with the owner label added.
+fn labelled_query(isolating: &Isolating, labels: Option<&str>) -> Result<String, ProxyError> {
+    let labels = labels.filter(|l| !l.trim().is_empty());
+    let raw = match labels {
+        Some(text) => Some(
+            serde_json::value::RawValue::from_string(text.to_owned()).map_err(|_| {
+                ProxyError::BadRequest("isolation: the labels parameter is not JSON".into())
+            })?,
+        ),
+        None => None,
+    };
+    let labelled = json::with_owner(
+        raw.as_deref(),
+        "labels",
+        &isolating.owner_label,
+        isolating.tenant.label_value(),
+    )
+    .map_err(|p| json_refusal(isolating, p))?;
+    Ok(labelled.get().to_owned())
+}
+
+/// `docker build` (classic and BuildKit): the image is labelled (`labels`), its names (`t`)
+/// must not be held by others' images, `networkmode=container:X` and `cachefrom` images must
+/// be the tenant's.
+async fn build(isolating: &Isolating, parts: &mut http::request::Parts) -> Result<(), ProxyError> {
+    let query = current(parts)?.normalized.query.clone();
+    let labels = labelled_query(isolating, single(&query, "labels")?)?;
+    for name in query.get_all("t") {
+        let (repo, tag) = split_reference(name);
+        claim_image_name(isolating, repo, tag).await?;
+    }
+    for image in string_list(single(&query, "cachefrom")?, "cachefrom")? {
+        readable_image(isolating, &image).await?;
+    }
+    let mut add = vec![("labels", labels)];
+    let mut remove = vec!["labels"];
+    if let Some(mode) = single(&query, "networkmode")? {
+        if let Some(container) = mode.strip_prefix("container:") {
+            let id = own_container(isolating, container).await?;
+            remove.push("networkmode");
+            add.push(("networkmode", format!("container:{id}")));
+        }
+    }
+    requery(parts, &remove, &add)
+}
+
+/// A JSON list of strings in a query parameter (`cachefrom`).
+fn string_list(value: Option<&str>, what: &str) -> Result<Vec<String>, ProxyError> {
+    match value.filter(|v| !v.trim().is_empty()) {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str::<Option<Vec<String>>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|_| ProxyError::BadRequest(format!("isolation: {what} is not a JSON list"))),
+    }
+}
+
+/// `name` as repository and tag (the tag empty when none is given).
+fn split_reference(name: &str) -> (&str, &str) {
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last_slash..].rfind(':') {
+        Some(i) if !name.contains('@') => (&name[..last_slash + i], &name[last_slash + i + 1..]),
+        _ => (name, ""),
+    }
+}
+
+/// The owner label as a Dockerfile `LABEL` change (commit, import): applied after the body's
+/// and the client's changes, so it is what the image carries.
+fn owner_change(isolating: &Isolating) -> String {
+    let quote = |s: &str| {
+        let escaped: String = s
+            .chars()
+            .flat_map(|c| match c {
+                '"' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        format!("\"{escaped}\"")
+    };
+    format!(
+        "LABEL {}={}",
+        quote(&isolating.owner_label),
+        quote(isolating.tenant.label_value())
+    )
+}
+
+/// Client `changes` that mention the owner label are refused (a `LABEL` could set it; any
+/// spelling of the key, in any case, is refused rather than parsed).
+fn check_changes(isolating: &Isolating, query: &Query) -> Result<(), ProxyError> {
+    let key = isolating.owner_label.to_ascii_lowercase();
+    for change in query.get_all("changes") {
+        if change.to_ascii_lowercase().contains(&key) {
+            return Err(isolating.refuse(Isolated::ForgedOwner {
+                field: "changes".into(),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// `docker commit`: the container must be the tenant's (addressed by full ID), the name it
+/// writes free of others' images, and the image is labelled.
+async fn commit(isolating: &Isolating, parts: &mut http::request::Parts) -> Result<(), ProxyError> {
+    let query = current(parts)?.normalized.query.clone();
+    let container = single(&query, "container")?.unwrap_or("");
+    let id = own_container(isolating, container).await?;
+    check_changes(isolating, &query)?;
+    claim_image_name(
+        isolating,
+        single(&query, "repo")?.unwrap_or(""),
+        single(&query, "tag")?.unwrap_or(""),
+    )
+    .await?;
+    requery(
+        parts,
+        &["container"],
+        &[("container", id), ("changes", owner_change(isolating))],
+    )
+}
+
+/// `docker import`: the name it writes free of others' images, and the image labelled.
+async fn import(isolating: &Isolating, parts: &mut http::request::Parts) -> Result<(), ProxyError> {
+    let query = current(parts)?.normalized.query.clone();
+    check_changes(isolating, &query)?;
+    claim_image_name(
+        isolating,
+        single(&query, "repo")?.unwrap_or(""),
+        single(&query, "tag")?.unwrap_or(""),
+    )
+    .await?;
+    requery(parts, &[], &[("changes", owner_change(isolating))])
+}
+
+/// `docker pull`: a pulled image is a shared one (the registry's content; it carries no owner),
+/// so it may not replace a name another tenant's image or a shared image holds.
+async fn pull(isolating: &Isolating, parts: &mut http::request::Parts) -> Result<(), ProxyError> {
+    let query = current(parts)?.normalized.query.clone();
+    let image = single(&query, "fromImage")?.unwrap_or("");
+    let tag = single(&query, "tag")?.unwrap_or("");
+    let (repo, own_tag) = split_reference(image);
+    if tag.is_empty() && own_tag.is_empty() && !image.contains('@') {
+        // Every tag of the repository: any of them may be held.
+        return Err(isolating.refuse(Isolated::Held {
+            kind: ObjectKind::Image,
+            name: format!("{image} (all tags)"),
+        }));
+    }
+    let tag = if tag.is_empty() { own_tag } else { tag };
+    claim_image_name(isolating, repo, tag).await
+}
+
+async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
+    match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
+            format!("request body is larger than the {BODY_LIMIT} bytes sockwarden inspects"),
+        )),
+        Err(e) => Err(body::timed_out(e.as_ref()).map_or_else(
+            || ProxyError::BadRequest(format!("request body could not be read: {e}")),
+            ProxyError::BodyTimeout,
+        )),
+    }
+}
+
+fn parse_top(isolating: &Isolating, bytes: &[u8]) -> Result<Members, ProxyError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Members(Vec::new()));
+    }
+    Members::parse_struct(bytes, "the body").map_err(|p| json_refusal(isolating, p))
+}
+
+fn owner_labelled(isolating: &Isolating, top: &mut Members) -> Result<(), ProxyError> {
+    let labels = json::with_owner(
+        top.get("Labels"),
+        "Labels",
+        &isolating.owner_label,
+        isolating.tenant.label_value(),
+    )
+    .map_err(|p| json_refusal(isolating, p))?;
+    top.set("Labels", labels);
+    Ok(())
+}
+
+/// `docker volume create`: labelled, within the quota.
+async fn volume_create(isolating: &Isolating, bytes: &[u8]) -> Result<Vec<u8>, ProxyError> {
+    let mut top = parse_top(isolating, bytes)?;
+    owner_labelled(isolating, &mut top)?;
+    let name = json::string(top.get("Name"), "Name").map_err(|p| json_refusal(isolating, p))?;
+    // Creating a volume that exists answers the existing one: it must be the tenant's.
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        match owners(isolating).volume(&name).await.map_err(unchecked)? {
+            VolumeOwner::Own => return top.to_vec().map_err(|p| json_refusal(isolating, p)),
+            VolumeOwner::NotOwn => {
+                return Err(isolating.refuse(Isolated::Held {
+                    kind: ObjectKind::Volume,
+                    name,
+                }))
+            }
+            VolumeOwner::Missing => {}
+        }
+    }
+    volume_quota(isolating, 1).await?;
+    top.to_vec().map_err(|p| json_refusal(isolating, p))
+}
+
+async fn volume_quota(isolating: &Isolating, adding: u64) -> Result<(), ProxyError> {
+    if adding == 0 {
+        return Ok(());
+    }
+    let Some(limit) = isolating.authorized.policy.max_volumes else {
+        return Ok(());
+    };
+    let have = owners(isolating).count_volumes().await.map_err(unchecked)?;
+    if have + adding > limit {
+        return Err(isolating.refuse(Isolated::Quota {
+            kind: ObjectKind::Volume,
+            limit,
+        }));
+    }
+    Ok(())
+}
+
+/// `docker network create`: labelled; a network configured from another must be the
+/// tenant's.
+async fn network_create(isolating: &Isolating, bytes: &[u8]) -> Result<Vec<u8>, ProxyError> {
+    let mut top = parse_top(isolating, bytes)?;
+    owner_labelled(isolating, &mut top)?;
+    let from = top
+        .child("ConfigFrom", "ConfigFrom")
+        .map_err(|p| json_refusal(isolating, p))?;
+    if let Some(network) = json::string(from.get("Network"), "ConfigFrom.Network")
+        .map_err(|p| json_refusal(isolating, p))?
+    {
+        if !network.is_empty() {
+            let id = own_network(isolating, &network).await?;
+            let mut from = from;
+            from.set(
+                "Network",
+                json::to_raw(&id).map_err(|p| json_refusal(isolating, p))?,
+            );
+            top.set_object("ConfigFrom", &from)
+                .map_err(|p| json_refusal(isolating, p))?;
+        }
+    }
+    top.to_vec().map_err(|p| json_refusal(isolating, p))
+}
+
+/// `docker network connect/disconnect`: the network (path) and the container (body) must both
+/// be the tenant's; both are addressed by full ID.
+async fn network_connect(
+    isolating: &Isolating,
+    parts: &mut http::request::Parts,
+    bytes: &[u8],
+) -> Result<Vec<u8>, ProxyError> {
+    let network = isolating
+        .authorized
+        .operation
+        .object
+        .clone()
+        .unwrap_or_default();
+    let network_id = own_network(isolating, &network).await?;
+    let mut top = parse_top(isolating, bytes)?;
+    let container =
+        json::string(top.get("Container"), "Container").map_err(|p| json_refusal(isolating, p))?;
+    let container_id = own_container(isolating, container.as_deref().unwrap_or("")).await?;
+    top.set(
+        "Container",
+        json::to_raw(&container_id).map_err(|p| json_refusal(isolating, p))?,
+    );
+    readdress(parts, "/networks/", &network, &network_id)?;
+    top.to_vec().map_err(|p| json_refusal(isolating, p))
+}
+
+/// A named volume a container create uses, and how it would be created.
+struct VolumeUse {
+    name: String,
+    labels: Vec<(String, String)>,
+    /// The mount sets a driver or its options (sockwarden creates plain local volumes only).
+    configured: bool,
+}
+
+/// `docker create`/`run`: labelled; its image must not be another tenant's; the containers,
+/// volumes and networks it refers to must be the tenant's (containers re-addressed by full ID);
+/// named volumes the daemon would create are created first, owned; quotas.
+async fn container_create(
+    isolating: &Isolating,
+    parts: &http::request::Parts,
+    bytes: &[u8],
+) -> Result<Vec<u8>, ProxyError> {
+    let _ = parts;
+    let bad = |p: JsonProblem| json_refusal(isolating, p);
+    let mut top = parse_top(isolating, bytes)?;
+    owner_labelled(isolating, &mut top)?;
+    if let Some(image) = json::string(top.get("Image"), "Image").map_err(bad)? {
+        if !image.is_empty() {
+            readable_image(isolating, &image).await?;
+        }
+    }
+    let mut host = top.child("HostConfig", "HostConfig").map_err(bad)?;
+    let mut host_changed = false;
+
+    // Containers it joins or reads from.
+    let volumes_from =
+        json::strings(host.get("VolumesFrom"), "HostConfig.VolumesFrom").map_err(bad)?;
+    if !volumes_from.is_empty() {
+        let mut rewritten = Vec::with_capacity(volumes_from.len());
+        for spec in &volumes_from {
+            let (name, mode) = match spec.split_once(':') {
+                Some((n, m)) => (n, Some(m)),
+                None => (spec.as_str(), None),
+            };
+            let id = own_container(isolating, name).await?;
+            rewritten.push(match mode {
+                Some(m) => format!("{id}:{m}"),
+                None => id,
+            });
+        }
+        host.set("VolumesFrom", json::to_raw(&rewritten).map_err(bad)?);
+        host_changed = true;
+    }
+    let links = json::strings(host.get("Links"), "HostConfig.Links").map_err(bad)?;
+    if !links.is_empty() {
+        let mut rewritten = Vec::with_capacity(links.len());
+        for link in &links {
+            let (name, alias) = link_parts(link);
+            let id = own_container(isolating, &name).await?;
+            rewritten.push(format!("{id}:{alias}"));
+        }
+        host.set("Links", json::to_raw(&rewritten).map_err(bad)?);
+        host_changed = true;
+    }
+    for field in [
+        "NetworkMode",
+        "PidMode",
+        "IpcMode",
+        "Cgroup",
+        "UTSMode",
+        "UsernsMode",
+    ] {
+        let what = format!("HostConfig.{field}");
+        let Some(mode) = json::string(host.get(field), &what).map_err(bad)? else {
+            continue;
+        };
+        if let Some(name) = mode.strip_prefix("container:") {
+            let id = own_container(isolating, name).await?;
+            host.set(
+                field,
+                json::to_raw(&format!("container:{id}")).map_err(bad)?,
+            );
+            host_changed = true;
+        } else if field == "NetworkMode"
+            && !mode.is_empty()
+            && !SHARED_NETWORKS.contains(&mode.as_str())
+        {
+            own_network(isolating, &mode).await?;
+        }
+    }
+
+    // Networks it joins, and the containers linked there.
+    let networking = top
+        .child("NetworkingConfig", "NetworkingConfig")
+        .map_err(bad)?;
+    let endpoints = networking.get("EndpointsConfig");
+    for network in json::map_keys(endpoints, "NetworkingConfig.EndpointsConfig").map_err(bad)? {
+        if !SHARED_NETWORKS.contains(&network.as_str()) {
+            own_network(isolating, &network).await?;
+        }
+    }
+    if let Some(raw) = endpoints.filter(|r| r.get().trim() != "null") {
+        let map: Members = serde_json::from_str(raw.get()).map_err(|_| {
+            bad(JsonProblem::Invalid(
+                "NetworkingConfig.EndpointsConfig is not an object".into(),
+            ))
+        })?;
+        for (network, settings) in &map.0 {
+            if settings.get().trim() == "null" {
+                continue;
+            }
+            let what = format!("EndpointsConfig.{network}");
+            let settings = Members::parse_struct(settings.get().as_bytes(), &what).map_err(bad)?;
+            for link in json::strings(settings.get("Links"), &what).map_err(bad)? {
+                own_container(isolating, &link_parts(&link).0).await?;
+            }
+        }
+    }
+
+    // Named volumes: the tenant's, or created for it now.
+    let mut uses: Vec<VolumeUse> = Vec::new();
+    let driver = json::string(host.get("VolumeDriver"), "HostConfig.VolumeDriver").map_err(bad)?;
+    let custom_driver = driver
+        .as_deref()
+        .is_some_and(|d| !d.is_empty() && d != "local");
+    for bind in json::strings(host.get("Binds"), "HostConfig.Binds").map_err(bad)? {
+        let mut fields = bind.split(':');
+        let (Some(source), Some(_)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !source.is_empty() && !source.starts_with('/') {
+            uses.push(VolumeUse {
+                name: source.to_owned(),
+                labels: Vec::new(),
+                configured: custom_driver,
+            });
+        }
+    }
+    for (i, mount) in json::objects(host.get("Mounts"), "HostConfig.Mounts")
+        .map_err(bad)?
+        .iter()
+        .enumerate()
+    {
+        let what = format!("HostConfig.Mounts[{i}]");
+        if json::string(mount.get("Type"), &what)
+            .map_err(bad)?
+            .as_deref()
+            != Some("volume")
+        {
+            continue;
+        }
+        let options = mount.child("VolumeOptions", &what).map_err(bad)?;
+        let labels_what = format!("{what}.VolumeOptions.Labels");
+        let labels = json::string_map(options.get("Labels"), &labels_what).map_err(bad)?;
+        if labels.iter().any(|(k, _)| **k == *isolating.owner_label) {
+            return Err(isolating.refuse(Isolated::ForgedOwner { field: labels_what }));
+        }
+        let source = json::string(mount.get("Source"), &what)
+            .map_err(bad)?
+            .unwrap_or_default();
+        if source.is_empty() {
+            continue;
+        }
+        let configured = options
+            .get("DriverConfig")
+            .is_some_and(|d| d.get().trim() != "null")
+            || custom_driver;
+        uses.push(VolumeUse {
+            name: source,
+            labels,
+            configured,
+        });
+    }
+    let mut to_create: Vec<&VolumeUse> = Vec::new();
+    for volume in &uses {
+        if to_create.iter().any(|v| v.name == volume.name) {
+            continue;
+        }
+        match owners(isolating)
+            .volume(&volume.name)
+            .await
+            .map_err(unchecked)?
+        {
+            VolumeOwner::Own => {}
+            VolumeOwner::NotOwn => {
+                return Err(isolating.refuse(Isolated::Held {
+                    kind: ObjectKind::Volume,
+                    name: volume.name.clone(),
+                }))
+            }
+            VolumeOwner::Missing if volume.configured => {
+                return Err(isolating.refuse(Isolated::ImplicitVolume {
+                    name: volume.name.clone(),
+                }))
+            }
+            VolumeOwner::Missing => to_create.push(volume),
+        }
+    }
+
+    // Quotas, then the volumes.
+    if let Some(limit) = isolating.authorized.policy.max_containers {
+        let have = owners(isolating)
+            .own_containers()
+            .await
+            .map_err(unchecked)?
+            .len() as u64;
+        if have >= limit {
+            return Err(isolating.refuse(Isolated::Quota {
+                kind: ObjectKind::Container,
+                limit,
+            }));
+        }
+    }
+    volume_quota(isolating, to_create.len() as u64).await?;
+    for volume in to_create {
+        create_volume(isolating, volume).await?;
+    }
+
+    if host_changed {
+        top.set_object("HostConfig", &host).map_err(bad)?;
+    }
+    top.to_vec().map_err(bad)
+}
+
+/// A link's container and alias (`name`, `name:alias`, `/name:/self/alias`), as the daemon
+/// reads it.
+fn link_parts(link: &str) -> (String, String) {
+    match link.split_once(':') {
+        None => (
+            link.trim_start_matches('/').to_owned(),
+            link.trim_start_matches('/').to_owned(),
+        ),
+        Some((name, alias)) => (
+            name.trim_start_matches('/').to_owned(),
+            alias.rsplit('/').next().unwrap_or(alias).to_owned(),
+        ),
+    }
+}
+
+/// Creates the tenant's volume `volume` on the daemon (plain `local`, labelled), as the
+/// container create would have created it unowned.
+async fn create_volume(isolating: &Isolating, volume: &VolumeUse) -> Result<(), ProxyError> {
+    let mut labels = serde_json::Map::new();
+    for (k, v) in &volume.labels {
+        labels.insert(k.clone(), Value::String(v.clone()));
+    }
+    labels.insert(
+        isolating.owner_label.to_string(),
+        Value::String(isolating.tenant.label_value().to_owned()),
+    );
+    let body = serde_json::json!({ "Name": volume.name, "Labels": labels });
+    let (status, answer) = isolating
+        .lookup
+        .post_json("/volumes/create", body.to_string().into_bytes())
+        .await
+        .map_err(unchecked)?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<Value>(&answer)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        return Err(ProxyError::BadUpstream(format!(
+            "isolation could not create volume {} for the container: {status} {message}",
+            volume.name
+        )));
+    }
+    // A volume of that name made in the meantime is answered as it is: it must be ours.
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+    let owner = super::owners::owner_label_value(answer.get("Labels"), &isolating.owner_label);
+    if owner.as_deref() != Some(isolating.tenant.label_value()) {
+        return Err(isolating.refuse(Isolated::Held {
+            kind: ObjectKind::Volume,
+            name: volume.name.clone(),
+        }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_as_the_daemon_reads_them() {
+        assert_eq!(split_reference("app"), ("app", ""));
+        assert_eq!(split_reference("app:1"), ("app", "1"));
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app", "")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app:2"),
+            ("localhost:5000/app", "2")
+        );
+        assert_eq!(split_reference("app@sha256:ab"), ("app@sha256:ab", ""));
+        assert_eq!(image_reference("app", ""), "app:latest");
+        assert_eq!(image_reference("app", "v1"), "app:v1");
+        assert_eq!(
+            image_reference("localhost:5000/app", ""),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(image_reference("app", "sha256:ab"), "app@sha256:ab");
+    }
+
+    #[test]
+    fn links_split_as_the_daemon_reads_them() {
+        assert_eq!(link_parts("db"), ("db".into(), "db".into()));
+        assert_eq!(link_parts("db:data"), ("db".into(), "data".into()));
+        assert_eq!(link_parts("/db:/web/data"), ("db".into(), "data".into()));
+    }
 }

@@ -381,6 +381,27 @@ pub(super) fn compile_policy(
             isolation.as_str()
         )));
     }
+    let max_containers = raw
+        .max_containers
+        .or(base_policy.as_ref().and_then(|b| b.max_containers));
+    let max_volumes = raw
+        .max_volumes
+        .or(base_policy.as_ref().and_then(|b| b.max_volumes));
+    for (setting, value) in [
+        ("max_containers", max_containers),
+        ("max_volumes", max_volumes),
+    ] {
+        if value.is_some() && isolation == Isolation::None {
+            return Err(ConfigError(format!(
+                "{key}.{setting}: a per-tenant limit needs isolation = \"user\" or \"client\""
+            )));
+        }
+        if value == Some(0) {
+            return Err(ConfigError(format!(
+                "{key}.{setting}: 0 would refuse every create; leave it out for no limit"
+            )));
+        }
+    }
     let policy = Policy {
         name: Arc::from(name),
         rules,
@@ -396,6 +417,8 @@ pub(super) fn compile_policy(
             .or(base_policy.as_ref().and_then(|b| b.mode))
             .unwrap_or_default(),
         isolation,
+        max_containers,
+        max_volumes,
         builtin_profile: false,
     };
     guardrails::check(key, &policy, catalogue)?;

@@ -96,6 +96,10 @@ pub struct RawPolicy {
     pub mode: Option<Mode>,
     /// Whose objects its clients see and touch.
     pub isolation: Option<Isolation>,
+    /// Under isolation: most containers (running or not) one tenant may have.
+    pub max_containers: Option<u64>,
+    /// Under isolation: most volumes one tenant may have.
+    pub max_volumes: Option<u64>,
     /// Full rules, evaluated with the shorthand ones.
     #[serde(default)]
     pub rule: Vec<RawRule>,
@@ -385,6 +389,10 @@ pub struct Policy {
     pub mode: Mode,
     /// Whose objects its clients see and touch.
     pub isolation: Isolation,
+    /// Under isolation: most containers one tenant may have (`None`: no limit).
+    pub max_containers: Option<u64>,
+    /// Under isolation: most volumes one tenant may have (`None`: no limit).
+    pub max_volumes: Option<u64>,
     /// A built-in profile used by name: the configuration has no `[policy.NAME]` table for it.
     pub builtin_profile: bool,
 }

@@ -24,9 +24,14 @@ use crate::body::{self, BodyError, ProxyBody};
 use crate::context::Trail;
 use crate::error::ProxyError;
 use crate::inspect::context::{clean, ContextScanner, Found};
-use crate::inspect::dockerfile::{check_dockerfile, DockerfileRules};
+use crate::inspect::dockerfile::{dockerfile_images, DockerfileRules};
 use crate::inspect::Violation;
+use crate::isolation::owners::{ImageOwner, Owners};
+use crate::isolation::Tenant;
+use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
+use crate::refusal::{Isolated, Refusal, RefusalKind};
+use crate::route::ObjectKind;
 
 /// Whether a build's body is a context the daemon reads a Dockerfile from: a classic build
 /// without a `remote` context (BuildKit's Dockerfile comes over its session).
@@ -67,6 +72,7 @@ pub(super) fn stream(
     body: ProxyBody,
     authorized: &Authorized,
     trail: Option<Arc<Trail>>,
+    tenancy: Option<TenantImages>,
 ) -> (ProxyBody, impl Future<Output = Option<ProxyError>> + Send) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(2);
     let upstream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -74,17 +80,44 @@ pub(super) fn stream(
     });
     let upstream = body::boxed(http_body_util::StreamBody::new(upstream));
     let authorized = authorized.clone();
-    (upstream, pump(body, tx, authorized, trail))
+    (upstream, pump(body, tx, authorized, trail, tenancy))
+}
+
+/// Under isolation: the tenant whose build it is, so that the images its Dockerfile builds
+/// from are checked (another tenant's answers as missing, as everywhere else).
+#[derive(Debug, Clone)]
+pub(super) struct TenantImages {
+    /// The daemon.
+    pub lookup: Lookup,
+    /// The owner label's key.
+    pub label: Arc<str>,
+    /// The tenant.
+    pub tenant: Tenant,
+}
+
+/// Why the context is refused.
+enum Refused {
+    /// Inspection (enforced, or only noted in audit mode).
+    Violation(Violation),
+    /// Isolation: always enforced.
+    Isolation(ProxyError),
+}
+
+impl From<Violation> for Refused {
+    fn from(violation: Violation) -> Refused {
+        Refused::Violation(violation)
+    }
 }
 
 struct Scan {
     scanner: ContextScanner,
     build_args: std::collections::BTreeMap<String, Option<String>>,
     allow_remote: bool,
+    tenancy: Option<TenantImages>,
 }
 
 impl Scan {
-    async fn check(&mut self, found: Vec<Found>) -> Result<(), Violation> {
+    async fn check(&mut self, found: Vec<Found>, authorized: &Authorized) -> Result<(), Refused> {
         for f in found {
             let local = local_facts();
             let rules = DockerfileRules {
@@ -92,21 +125,68 @@ impl Scan {
                 allow_remote: self.allow_remote,
                 local: &local,
             };
-            let names = check_dockerfile(&f.path, &f.data, rules)?;
+            let (names, images) = dockerfile_images(&f.path, &f.data, rules)?;
+            if let Some(tenancy) = &self.tenancy {
+                check_images(tenancy, authorized, &images).await?;
+            }
             check_names(&names, &local).await?;
         }
         Ok(())
     }
 
-    async fn push(&mut self, chunk: &[u8]) -> Result<(), Violation> {
+    async fn push(&mut self, chunk: &[u8], authorized: &Authorized) -> Result<(), Refused> {
         let found = self.scanner.push(chunk).map_err(context_violation)?;
-        self.check(found).await
+        self.check(found, authorized).await
     }
 
-    async fn finish(&mut self) -> Result<(), Violation> {
+    async fn finish(&mut self, authorized: &Authorized) -> Result<(), Refused> {
         let found = self.scanner.finish().map_err(context_violation)?;
-        self.check(found).await
+        self.check(found, authorized).await
     }
+}
+
+/// The images a tenant's Dockerfile builds from must be its own or shared ones: another
+/// tenant's answers as missing.
+async fn check_images(
+    tenancy: &TenantImages,
+    authorized: &Authorized,
+    images: &[(usize, String)],
+) -> Result<(), Refused> {
+    let owners = Owners {
+        lookup: &tenancy.lookup,
+        label: &tenancy.label,
+        tenant: tenancy.tenant.label_value(),
+    };
+    for (_, image) in images {
+        let owner = match owners.image(image).await {
+            Ok(owner) => owner,
+            // Not a reference the daemon reads: its own error, when it parses the Dockerfile.
+            Err(crate::lookup::LookupError::Daemon { status, .. })
+                if (400..500).contains(&status) =>
+            {
+                ImageOwner::Missing
+            }
+            Err(e) => {
+                return Err(Refused::Isolation(ProxyError::BadUpstream(format!(
+                    "isolation could not check ownership: {e}"
+                ))))
+            }
+        };
+        if owner == ImageOwner::Other {
+            return Err(Refused::Isolation(ProxyError::Denied(Box::new(Refusal {
+                operation: authorized.operation.name,
+                method: authorized.method.clone(),
+                path: authorized.normalized.path.clone(),
+                policy: Some(authorized.policy.name.clone()),
+                rule: Arc::from(format!("{}.isolation", authorized.policy.name)),
+                kind: RefusalKind::Isolation(Isolated::NotOwned {
+                    kind: ObjectKind::Image,
+                    name: image.clone(),
+                }),
+            }))));
+        }
+    }
+    Ok(())
 }
 
 fn context_violation(reason: String) -> Violation {
@@ -125,12 +205,14 @@ async fn pump(
     tx: Sender,
     authorized: Authorized,
     trail: Option<Arc<Trail>>,
+    tenancy: Option<TenantImages>,
 ) -> Option<ProxyError> {
     let query = authorized.normalized.query.pairs();
     let mut scan = Some(Scan {
         scanner: ContextScanner::new(candidates(query)),
         build_args: build_args(query),
         allow_remote: authorized.policy.inspect.build.allow_remote,
+        tenancy,
     });
     let mut held: Option<Frame<Bytes>> = None;
     loop {
@@ -144,8 +226,8 @@ async fn pump(
             Some(Ok(frame)) => frame,
         };
         if let (Some(s), Some(data)) = (scan.as_mut(), frame.data_ref()) {
-            if let Err(violation) = s.push(data).await {
-                match refuse(&authorized, trail.as_deref(), violation) {
+            if let Err(refused) = s.push(data, &authorized).await {
+                match refuse(&authorized, trail.as_deref(), refused) {
                     Some(refusal) => return Some(abort(tx, body, refusal).await),
                     None => scan = None,
                 }
@@ -159,8 +241,8 @@ async fn pump(
         }
     }
     if let Some(s) = scan.as_mut() {
-        if let Err(violation) = s.finish().await {
-            if let Some(refusal) = refuse(&authorized, trail.as_deref(), violation) {
+        if let Err(refused) = s.finish(&authorized).await {
+            if let Some(refusal) = refuse(&authorized, trail.as_deref(), refused) {
                 return Some(abort(tx, body, refusal).await);
             }
         }
@@ -171,12 +253,13 @@ async fn pump(
     None
 }
 
-/// The refusal to answer with, or `None` in audit mode (noted as would-deny, forwarded).
-fn refuse(
-    authorized: &Authorized,
-    trail: Option<&Trail>,
-    violation: Violation,
-) -> Option<ProxyError> {
+/// The refusal to answer with, or `None` in audit mode (noted as would-deny, forwarded);
+/// isolation's is always enforced.
+fn refuse(authorized: &Authorized, trail: Option<&Trail>, refused: Refused) -> Option<ProxyError> {
+    let violation = match refused {
+        Refused::Isolation(error) => return Some(error),
+        Refused::Violation(violation) => violation,
+    };
     if authorized.dry_run {
         if let Some(trail) = trail {
             trail.note_inspection(None, Some((authorized.operation.name, violation)));
