@@ -417,8 +417,10 @@ fn builds_under_a_policy_without_caps_are_unchanged() {
     let leaf = unique_name("sw-bcg");
     let _dirs = CgroupDirs(leaf.clone());
     let dir = build_cgroup_dir(&leaf);
-    let policy =
-        "[policy.open]\nprofile = \"ci\"\n\n[policy.open.container]\n\n[policy.open.build]\n";
+    // A policy of its own: a profile's caps stay under sections of one's own.
+    let policy = "[policy.open]\nallow = [\"system.ping\", \"system.version\", \"system.info\", \
+                  \"image.build\", \"image.inspect\", \"image.list\", \"image.delete\"]\n\
+                  allow_dangerous = [\"image.build\"]\n";
     let proxy = start("open", policy, Some(&dir));
     let cleanup = Cleanup::new();
     let ctx = build_context(&fork_dockerfile());
