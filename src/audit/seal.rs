@@ -519,8 +519,12 @@ impl Sealer {
         })
     }
 
-    /// How long until the next checkpoint is due (zero: now).
+    /// How long until the sealer has something to write (zero: now): the next checkpoint, or
+    /// at once a pending start, restart or continue record (so a file starts with it).
     pub fn until_checkpoint(&self) -> Duration {
+        if self.header.is_some() {
+            return Duration::ZERO;
+        }
         self.next_checkpoint
             .saturating_duration_since(Instant::now())
     }
@@ -544,7 +548,7 @@ impl Sealer {
             self.seal_line(line, out);
             n += 1;
         }
-        let due = self.until_checkpoint().is_zero();
+        let due = self.next_checkpoint <= Instant::now();
         if due {
             self.next_checkpoint = Instant::now() + self.checkpoint;
             self.seal_event(SealEvent::Checkpoint, &mut scratch, out);
