@@ -280,7 +280,7 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 // State file
 
 /// Where the chain stands: the next record's number, key, and the last record's MAC.
-pub(crate) struct ChainState {
+pub struct ChainState {
     pub chain: ChainId,
     pub seq: u64,
     pub key: Key,
