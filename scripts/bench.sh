@@ -503,6 +503,10 @@ audit_cost_variant() {
         done
         stop_fronts_quietly
     done
+    if [[ $variant == sealed ]]; then
+        # The sealed front really sealed, and its chain holds across the runs' restarts.
+        log "sealed log: $("$SOCKWARDEN" audit verify --key "$TMP/seal-seed" "$TMP/audit-sealed-$up.log" 2>&1 | tail -1)"
+    fi
 }
 
 # Clears the bookkeeping of the fronts once they are stopped.

@@ -14,6 +14,9 @@
 //! lets anyone compute an earlier key: only the seed does, which the operator keeps elsewhere.
 //! sockwarden needs the seed once, to start a chain (no state file yet); after that it runs
 //! from the state file alone, and warns at every start while the seed is still readable.
+//! (Limits: the HMAC and SHA-256 states derived from a key are dropped, not zeroized — the
+//! RustCrypto crates do not — on the writer thread's stack, where the next record's overwrite
+//! them; the replaced state file's blocks may survive on disk until reused.)
 //!
 //! # Records
 //!

@@ -150,6 +150,9 @@ pub fn verify_files(
         let Some(entry) = window.pop_front() else {
             break;
         };
+        if matches!(entry.body, Body::Sealed(_)) {
+            v.out.records += 1;
+        }
         v.process(entry, &window);
     }
     // Records held back as out of place whose predecessors never came.
@@ -393,7 +396,6 @@ impl Verifier<'_> {
 
     fn sealed(&mut self, e: Entry, window: &VecDeque<Entry>) {
         let Body::Sealed(s) = &e.body else { return };
-        self.out.records += 1;
         let Some(cur) = self.cur.as_ref() else {
             return self.begin(e, window);
         };
