@@ -687,3 +687,100 @@ fn sealing_config_rules_and_a_missing_seed() {
         describe(&check(&good, true))
     );
 }
+
+/// A state file that cannot be written loses the batch (never appended with a key on disk
+/// that could re-seal it): the sink is unhealthy, so a fail-closed audit refuses requests;
+/// once the state can be written again, sealing goes on and verify names the lost records.
+#[test]
+fn a_failing_state_write_fails_closed_and_shows_as_missing_records() {
+    let site = Site::new();
+    let state_dir = site.file("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    let state = state_dir.join("seal-state");
+    let log = site.log();
+    let seed = site.seed();
+    let state_t = state.clone();
+    let proxy = Proxy::start_config(move |dir| {
+        format!(
+            r#"
+[upstream]
+socket = {up}
+
+[audit]
+sink = "file"
+path = {log}
+seal_key = {seed}
+seal_state = {state}
+seal_checkpoint = "{CHECKPOINT}"
+on_failure = "closed"
+
+[admin]
+unix = {admin}
+
+[[listen]]
+unix = {sock}
+
+[[client]]
+name = "ci"
+policy = "allow-all"
+uids = [{uid}]
+"#,
+            up = toml_str(&daemon_socket().display().to_string()),
+            log = toml_str(&log.display().to_string()),
+            seed = toml_str(&seed.display().to_string()),
+            state = toml_str(&state_t.display().to_string()),
+            admin = toml_str(&dir.join("admin.sock").display().to_string()),
+            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            uid = current_uid(),
+        )
+    });
+    proxy.docker().ok(&["ps"]);
+    wait_audit_record(&site.log(), T, |r| op_is(r, "container.list"));
+    assert!(state.exists());
+    // The state's directory goes away: the next batch cannot be sealed safely.
+    let kept = site.file("state.kept");
+    std::fs::rename(&state_dir, &kept).unwrap();
+    let lines_before = lines_of(&site.log()).len();
+    let _ = proxy.docker().run(&["images"]);
+    let refused = wait_for(T, || {
+        let out = proxy.docker().run(&["version"]);
+        (!out.status.success()).then_some(out)
+    })
+    .expect("requests go on while records cannot be sealed");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("503")
+            || String::from_utf8_lossy(&refused.stderr).contains("audit"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(metric(&proxy, "sockwarden_audit_seal_state_failures_total") >= 1.0);
+    assert_eq!(
+        lines_of(&site.log()).len(),
+        lines_before,
+        "appended without a state"
+    );
+    // Back: sealing resumes (a checkpoint or the refusals' records), requests pass again.
+    std::fs::rename(&kept, &state_dir).unwrap();
+    assert!(
+        wait_for(T, || proxy
+            .docker()
+            .run(&["ps"])
+            .status
+            .success()
+            .then_some(()))
+        .is_some(),
+        "still refusing after the state came back"
+    );
+    wait_audit_record(&site.log(), T, |r| {
+        op_is(r, "container.list") && r["status"] == 200
+    });
+    assert!(proxy.stop().success());
+    // The lost batches are missing record numbers: named, not hidden.
+    let out = verify(&site.seed(), &[&site.log()], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stdout_str(&out).contains(": deleted: "),
+        "{}",
+        describe(&out)
+    );
+}
