@@ -786,19 +786,21 @@ pub enum AuditCommand {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
-    /// Write a new random seed for sealing the audit file ([audit] seal_key): 32 bytes from the
-    /// OS, hex, mode 0600; never over an existing file. sockwarden needs it once, to start the
-    /// chain (it then runs from SEED_FILE's state file, PATH.seal-state next to the log); keep
-    /// the seed OFF the host afterwards: it is what `audit verify` checks with, and whoever
-    /// holds it can re-seal the whole log.
+    /// Write a new random seed for sealing the audit file ([audit] seal_key).
+    ///
+    /// 32 bytes from the OS, hex, mode 0600; never over an existing file. sockwarden needs the
+    /// seed once, to start the chain; it then runs from its state file (seal_state, by default
+    /// the audit file's path + .seal-state). Keep the seed OFF the host afterwards: it is what
+    /// `audit verify` checks with, and whoever holds it can re-seal the whole log.
     SealInit {
         /// Where to write the seed (must not exist).
         #[arg(value_name = "SEED_FILE")]
         seed: PathBuf,
     },
-    /// Verify sealed audit files: exit 0 when every record is intact, 1 when anything was
-    /// changed (each finding as FILE:LINE: KIND: detail, KIND one of edited, deleted,
-    /// inserted, reordered, forged, gap), 2 on a usage error.
+    /// Verify sealed audit files: exit 0 intact, 1 changed, 2 usage error.
+    ///
+    /// Each finding is printed as FILE:LINE: KIND: detail, KIND one of edited, deleted,
+    /// inserted, reordered, forged, gap.
     ///
     /// Give the files oldest first (audit.log.2 audit.log.1 audit.log): the chain is followed
     /// across them, through rotations and restarts. A log that does not end with the end record
