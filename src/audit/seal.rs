@@ -457,6 +457,17 @@ impl SealEvent {
     }
 }
 
+/// Where sealed lines go: the writer's batch (lines one after the other, and where each
+/// ends). A trait, so that this module does not depend on the sink that calls it.
+pub(crate) trait SealedOut {
+    /// The bytes, to append a line to.
+    fn bytes(&mut self) -> &mut Vec<u8>;
+    /// The line appended last ends here.
+    fn line_ended(&mut self);
+    fn clear(&mut self);
+    fn is_empty(&self) -> bool;
+}
+
 /// Seals the file sink's records; owned by the writer thread.
 pub(crate) struct Sealer {
     state_path: PathBuf,
@@ -544,7 +555,7 @@ impl Sealer {
         &mut self,
         lines: impl Iterator<Item = &'a [u8]>,
         trailer: Option<SealEvent>,
-        out: &mut super::sink::Batch,
+        out: &mut dyn SealedOut,
     ) -> io::Result<()> {
         out.clear();
         let mut scratch = Vec::new();
@@ -585,12 +596,7 @@ impl Sealer {
         self.header = Some(SealEvent::Continue);
     }
 
-    fn seal_event(
-        &mut self,
-        event: SealEvent,
-        scratch: &mut Vec<u8>,
-        out: &mut super::sink::Batch,
-    ) {
+    fn seal_event(&mut self, event: SealEvent, scratch: &mut Vec<u8>, out: &mut dyn SealedOut) {
         scratch.clear();
         let time = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
         let mut value = serde_json::json!({
@@ -618,7 +624,7 @@ impl Sealer {
     }
 
     /// Appends `line` (a JSON object and its newline) sealed to `out`.
-    fn seal_line(&mut self, line: &[u8], out: &mut super::sink::Batch) {
+    fn seal_line(&mut self, line: &[u8], out: &mut dyn SealedOut) {
         let body = line.strip_suffix(b"\n").unwrap_or(line);
         let object = body.len() >= 2 && body.starts_with(b"{") && body.ends_with(b"}");
         if !object {
@@ -633,7 +639,7 @@ impl Sealer {
         }
         let prefix = &body[..body.len() - 1];
         let (seq, tag) = self.chain.seal_next(&[prefix, b"}"]);
-        let bytes = &mut out.bytes;
+        let bytes = out.bytes();
         bytes.extend_from_slice(prefix);
         if prefix != b"{" {
             bytes.push(b',');
@@ -645,7 +651,7 @@ impl Sealer {
         bytes.push(b':');
         hex(&tag, bytes);
         bytes.extend_from_slice(b"\"}\n");
-        out.ends.push(bytes.len());
+        out.line_ended();
     }
 }
 

@@ -531,6 +531,24 @@ impl Batch {
     }
 }
 
+impl super::seal::SealedOut for Batch {
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    fn line_ended(&mut self) {
+        self.ends.push(self.bytes.len());
+    }
+
+    fn clear(&mut self) {
+        Batch::clear(self);
+    }
+
+    fn is_empty(&self) -> bool {
+        Batch::is_empty(self)
+    }
+}
+
 /// Writes a record that is not a request's (a reload) as a JSON line.
 pub(super) fn record_line(record: &Record, out: &mut Vec<u8>) {
     if serde_json::to_writer(&mut *out, record).is_err() {
