@@ -1302,9 +1302,15 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
 fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
-    let mut tests: Vec<String> = Vec::new();
+    // Each audit-on variant (tag `audit_variant`: "on", a plain file; "sealed", the file
+    // sealed) is its own row; runs from before the tag are "on".
+    let variant = |v: &Value| match s(v, "audit_variant").as_str() {
+        "" => "on".to_owned(),
+        other => other.to_owned(),
+    };
+    let mut tests: Vec<(String, String)> = Vec::new();
     for v in lines {
-        let t = s(v, "test");
+        let t = (s(v, "test"), variant(v));
         if !tests.contains(&t) {
             tests.push(t);
         }
@@ -1315,7 +1321,8 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
     let _ = writeln!(
         out,
         "\nAudit cost on `{up}`: req/s of sockwarden with its audit log on (to a file, one JSON \
-         line per request) relative to the same binary with `audit.sink = \"off\"`, measured by \
+         line per request; rows marked (sealed): the file sealed, `audit.seal_key`) relative to the \
+         same binary with `audit.sink = \"off\"`, measured by \
          `loadgen paired`: both run side by side and the load alternates between them in \
          phases of {} ms (A B B A ...), so both see the same conditions; each run starts fresh \
          processes and swaps which one is A. 1.00x means free; the target is at least 0.95x.\n",
@@ -1326,15 +1333,19 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
         "| measurement | audit on / off (median of runs) | range | runs | CPU µs/request on / off |\n\
          |---|---:|---:|---:|---:|"
     );
-    for t in &tests {
+    for (t, var) in &tests {
         let runs: Vec<&&Value> = lines
             .iter()
-            .filter(|v| s(v, "test") == *t && v.get("ok").and_then(Value::as_u64) != Some(0))
+            .filter(|v| {
+                s(v, "test") == *t
+                    && variant(v) == *var
+                    && v.get("ok").and_then(Value::as_u64) != Some(0)
+            })
             .collect();
         let mut ratios = Vec::new();
         let (mut cpu_on, mut cpu_off) = (Vec::new(), Vec::new());
         for v in &runs {
-            let on_is_a = s(v, "audit_a") == "on";
+            let on_is_a = !matches!(s(v, "audit_a").as_str(), "off" | "");
             let Some(ratio) = f(v, "ratio").filter(|r| *r > 0.0) else {
                 continue;
             };
@@ -1347,6 +1358,11 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
             .first()
             .and_then(|v| v.get("desc").and_then(Value::as_str))
             .unwrap_or(t);
+        let desc = if var == "on" {
+            desc.to_owned()
+        } else {
+            format!("{desc} ({var})")
+        };
         if ratios.is_empty() {
             let _ = writeln!(out, "| {desc} — req/s | — | | 0 | |");
             continue;

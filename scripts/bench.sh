@@ -30,6 +30,10 @@
 #                               sockwarden-noaudit, fresh processes each run (0 runs: skipped);
 #                               single runs vary by +-8 %, so a 5 % target needs a dozen
 #                               (~9 min per upstream)
+#   AUDIT_VARIANTS="on sealed"  which audit-on fronts the audit-cost stage pairs with
+#                               sockwarden-noaudit: "on" = front "sockwarden" (plain file),
+#                               "sealed" = "sockwarden-sealed" (the file sealed: [audit] seal_key);
+#                               each variant doubles the stage's time
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
 #   SKIP_BUILD=1                use the binaries already in target/release
 #   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
@@ -52,6 +56,7 @@ FRONTS=${FRONTS:-"direct sockwarden sockwarden-noaudit haproxy"}
 AUDIT_RUNS=${AUDIT_RUNS:-12}
 AUDIT_SECS=${AUDIT_SECS:-10}
 AUDIT_PHASE_MS=${AUDIT_PHASE_MS:-250}
+AUDIT_VARIANTS=${AUDIT_VARIANTS:-"on sealed"}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -289,11 +294,19 @@ start_front() {
     direct)
         sock=$UP_SOCK
         ;;
-    sockwarden | sockwarden-noaudit)
+    sockwarden | sockwarden-noaudit | sockwarden-sealed)
         sock=$TMP/$front.sock
         local sink="sink = \"file\"
 path = \"$TMP/audit-$up.log\""
         [[ $front == sockwarden-noaudit ]] && sink='sink = "off"'
+        if [[ $front == sockwarden-sealed ]]; then
+            # The sealed file: a seed made once per bench run; the chain continues across the
+            # runs' restarts from the state file next to the log.
+            [[ -e $TMP/seal-seed ]] || "$SOCKWARDEN" audit seal-init "$TMP/seal-seed" 2>/dev/null
+            sink="sink = \"file\"
+path = \"$TMP/audit-sealed-$up.log\"
+seal_key = \"$TMP/seal-seed\""
+        fi
         # The load generator's user is the client "bench", whose policy opens what the HAProxy
         # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES
         # and POST (the dangerous image.save/load and container.archive.* included).
@@ -445,15 +458,27 @@ interleave() {
 # than that from one second to the next; and a process's own luck (where its threads land)
 # lasts its lifetime, so each run starts a fresh pair and swaps which one is front A.
 audit_cost() {
-    local up=$1 run c test path desc a b line rc
+    local up=$1 variant
     [[ " $FRONTS " == *" sockwarden "* && " $FRONTS " == *" sockwarden-noaudit "* ]] || return 0
     ((AUDIT_RUNS > 0)) || return 0
-    log "$up upstream: audit cost, $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test"
+    for variant in $AUDIT_VARIANTS; do
+        case $variant in
+        on) audit_cost_variant "$up" on sockwarden ;;
+        sealed) audit_cost_variant "$up" sealed sockwarden-sealed ;;
+        *) log "AUDIT_VARIANTS: unknown variant $variant (on, sealed)" ;;
+        esac
+    done
+}
+
+# One audit-on front ($3, tagged audit_a=$2 when it is front A) against sockwarden-noaudit.
+audit_cost_variant() {
+    local up=$1 variant=$2 on=$3 run c test path desc a b line rc
+    log "$up upstream: audit cost ($variant), $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test"
     for ((run = 1; run <= AUDIT_RUNS; run++)); do
-        start_front sockwarden "$up" || return 0
+        start_front "$on" "$up" || return 0
         start_front sockwarden-noaudit "$up" || { stop_fronts_quietly; return 0; }
-        a=sockwarden b=sockwarden-noaudit
-        ((run % 2)) || { a=sockwarden-noaudit b=sockwarden; }
+        a=$on b=sockwarden-noaudit
+        ((run % 2)) || { a=sockwarden-noaudit b=$on; }
         for c in $CONCURRENCY; do
             for test in ping list; do
                 path=$PING_PATH desc="\`GET /_ping\` c=$c"
@@ -464,7 +489,8 @@ audit_cost() {
                     --path "$path" -c "$c" --duration "$AUDIT_SECS" --warmup "$WARMUP" \
                     --phase-ms "$AUDIT_PHASE_MS" --threads "$LOADGEN_THREADS" \
                     --tag "upstream=$up" --tag "test=${test}_c$c" --tag "desc=$desc" --tag "run=$run" \
-                    --tag "audit_a=$([[ $a == sockwarden ]] && echo on || echo off)" \
+                    --tag "audit_a=$([[ $a == "$on" ]] && echo "$variant" || echo off)" \
+                    --tag "audit_variant=$variant" \
                     2>"$TMP/loadgen.err") || rc=$?
                 if [[ -z $line ]]; then
                     line=$(printf '{"mode":"paired","upstream":"%s","test":"%s","run":"%s","ok":0,"errors":1,"first_error":"loadgen exit %s: %s"}' \
@@ -477,6 +503,10 @@ audit_cost() {
         done
         stop_fronts_quietly
     done
+    if [[ $variant == sealed ]]; then
+        # The sealed front really sealed, and its chain holds across the runs' restarts.
+        log "sealed log: $("$SOCKWARDEN" audit verify --key "$TMP/seal-seed" "$TMP/audit-sealed-$up.log" 2>&1 | tail -1)"
+    fi
 }
 
 # Clears the bookkeeping of the fronts once they are stopped.

@@ -22,7 +22,9 @@ mod line;
 pub mod record;
 pub mod report;
 pub mod schema;
+pub mod seal;
 mod sink;
+pub mod verify;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,6 +65,8 @@ pub struct AuditSettings {
     pub on_failure: OnFailure,
     /// Whether inspected request bodies are logged (redacted).
     pub log_bodies: bool,
+    /// Sealing of the file sink (`seal_key`); `None`: records are not sealed.
+    pub seal: Option<seal::SealSettings>,
 }
 
 impl Default for AuditSettings {
@@ -72,6 +76,7 @@ impl Default for AuditSettings {
             queue: 8192,
             on_failure: OnFailure::Closed,
             log_bodies: false,
+            seal: None,
         }
     }
 }
@@ -99,8 +104,13 @@ impl Audit {
     pub fn start(settings: AuditSettings, metrics: Metrics) -> std::io::Result<Audit> {
         let (sink, writer) = match &settings.sink {
             Some(config) => {
-                let (state, handle) = sink::start(config, settings.queue, metrics.clone())
-                    .map_err(|e| sink_error(config, e))?;
+                let (state, handle) = sink::start(
+                    config,
+                    settings.queue,
+                    settings.seal.as_ref(),
+                    metrics.clone(),
+                )
+                .map_err(|e| sink_error(config, e))?;
                 (Some(state), Some(handle))
             }
             None => (None, None),
@@ -127,7 +137,13 @@ impl Audit {
     /// the same error `start` would give, for `sockwarden check`.
     pub fn preflight(settings: &AuditSettings) -> std::io::Result<()> {
         match &settings.sink {
-            Some(config) => sink::preflight(config).map_err(|e| sink_error(config, e)),
+            Some(config) => {
+                sink::preflight(config).map_err(|e| sink_error(config, e))?;
+                match &settings.seal {
+                    Some(seal) => seal::preflight(seal).map_err(|e| sink_error(config, e)),
+                    None => Ok(()),
+                }
+            }
             None => Ok(()),
         }
     }

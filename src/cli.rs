@@ -128,7 +128,8 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
-    /// Read audit logs: summarize them, or suggest the smallest policy for a client.
+    /// Read audit logs: summarize them, suggest the smallest policy for a client, verify a
+    /// sealed log (and make a seal seed).
     Audit {
         #[command(subcommand)]
         command: crate::audit::report::AuditCommand,

@@ -180,6 +180,9 @@ struct RawAudit {
     queue: Option<usize>,
     on_failure: Option<crate::audit::OnFailure>,
     log_bodies: Option<bool>,
+    seal_key: Option<PathBuf>,
+    seal_state: Option<PathBuf>,
+    seal_checkpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -590,12 +593,77 @@ fn validate_audit(raw: RawAudit) -> Result<crate::audit::AuditSettings, ConfigEr
     if queue == 0 {
         return Err(ConfigError::setting("audit.queue", "must be at least 1"));
     }
+    let seal = validate_seal(&raw, sink.as_ref())?;
     Ok(AuditSettings {
         sink,
         queue,
         on_failure: raw.on_failure.unwrap_or(defaults.on_failure),
         log_bodies: raw.log_bodies.unwrap_or(defaults.log_bodies),
+        seal,
     })
+}
+
+/// `seal_key`, `seal_state`, `seal_checkpoint`: sealing of a file sink.
+fn validate_seal(
+    raw: &RawAudit,
+    sink: Option<&crate::audit::SinkConfig>,
+) -> Result<Option<crate::audit::seal::SealSettings>, ConfigError> {
+    use crate::audit::seal::{SealSettings, DEFAULT_CHECKPOINT};
+    let Some(seed) = raw.seal_key.clone() else {
+        for (name, set) in [
+            ("audit.seal_state", raw.seal_state.is_some()),
+            ("audit.seal_checkpoint", raw.seal_checkpoint.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::setting(name, "only applies with seal_key"));
+            }
+        }
+        return Ok(None);
+    };
+    let Some(crate::audit::SinkConfig::File(log)) = sink else {
+        return Err(ConfigError::setting(
+            "audit.seal_key",
+            "only applies with sink = \"file\"",
+        ));
+    };
+    if !seed.is_absolute() {
+        return Err(ConfigError::setting(
+            "audit.seal_key",
+            "must be an absolute path",
+        ));
+    }
+    let state = match raw.seal_state.clone() {
+        Some(p) if !p.is_absolute() => {
+            return Err(ConfigError::setting(
+                "audit.seal_state",
+                "must be an absolute path",
+            ))
+        }
+        Some(p) => p,
+        None => SealSettings::default_state(log),
+    };
+    if &state == log || state == seed {
+        return Err(ConfigError::setting(
+            "audit.seal_state",
+            "must differ from the audit file and the seed",
+        ));
+    }
+    let checkpoint = duration(
+        "audit.seal_checkpoint",
+        raw.seal_checkpoint.clone(),
+        DEFAULT_CHECKPOINT,
+    )?;
+    if checkpoint < std::time::Duration::from_secs(1) {
+        return Err(ConfigError::setting(
+            "audit.seal_checkpoint",
+            "must be at least 1s",
+        ));
+    }
+    Ok(Some(SealSettings {
+        seed,
+        state,
+        checkpoint,
+    }))
 }
 
 fn validate_admin(raw: RawAdmin) -> Result<ListenAddr, ConfigError> {

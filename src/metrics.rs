@@ -90,6 +90,49 @@ struct Inner {
     audit_queue_capacity: Gauge,
     reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
+    seal: SealMetrics,
+}
+
+/// Sealing of the audit file (`audit::seal`).
+#[derive(Debug, Default)]
+struct SealMetrics {
+    records: Counter,
+    checkpoints: Counter,
+    sequence: Gauge,
+    state_failures: Counter,
+    seed_on_host: Gauge,
+}
+
+impl SealMetrics {
+    fn register(registry: &mut Registry) -> SealMetrics {
+        let m = SealMetrics::default();
+        registry.register(
+            "audit_sealed_records",
+            "Audit records sealed (request records; seal records not included)",
+            m.records.clone(),
+        );
+        registry.register(
+            "audit_seal_checkpoints",
+            "Sealed checkpoint records written",
+            m.checkpoints.clone(),
+        );
+        registry.register(
+            "audit_seal_sequence",
+            "Number of the next sealed record in the chain",
+            m.sequence.clone(),
+        );
+        registry.register(
+            "audit_seal_state_failures",
+            "Seal state file writes that failed (the batch is lost)",
+            m.state_failures.clone(),
+        );
+        registry.register(
+            "audit_seal_seed_on_host",
+            "1 when the seal seed was readable on this host at start (keep it elsewhere)",
+            m.seed_on_host.clone(),
+        );
+        m
+    }
 }
 
 impl Default for Metrics {
@@ -182,6 +225,7 @@ impl Metrics {
             config_generation.clone(),
         );
         config_generation.set(1);
+        let seal = SealMetrics::register(&mut registry);
         // Label sets known in advance are exported from the start, at zero: a counter that
         // first appears at 1 is missed by Prometheus' increase()/rate(), so an alert on the
         // first lost audit record or failed reload would never fire.
@@ -207,6 +251,7 @@ impl Metrics {
                 audit_queue_capacity,
                 reloads,
                 config_generation,
+                seal,
             }),
         }
     }
@@ -286,6 +331,28 @@ impl Metrics {
             .audit_lost
             .get_or_create(&LossLabels { reason })
             .inc_by(n);
+    }
+
+    /// Sealing started at record `seq`; whether the seed was readable.
+    pub fn seal_started(&self, seq: u64, seed_on_host: bool) {
+        self.inner.seal.sequence.set(seq as i64);
+        self.inner.seal.seed_on_host.set(i64::from(seed_on_host));
+    }
+
+    /// `records` request records sealed; `next` is the next record's number.
+    pub fn seal_progress(&self, records: u64, next: u64) {
+        self.inner.seal.records.inc_by(records);
+        self.inner.seal.sequence.set(next as i64);
+    }
+
+    /// A sealed checkpoint was written.
+    pub fn seal_checkpoint(&self) {
+        self.inner.seal.checkpoints.inc();
+    }
+
+    /// A seal state write failed.
+    pub fn seal_state_failure(&self) {
+        self.inner.seal.state_failures.inc();
     }
 
     /// Total audit records lost so far, whatever the reason.

@@ -786,6 +786,41 @@ pub enum AuditCommand {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write a new random seed for sealing the audit file ([audit] seal_key).
+    ///
+    /// 32 bytes from the OS, hex, mode 0600; never over an existing file. sockwarden needs the
+    /// seed once, to start the chain; it then runs from its state file (seal_state, by default
+    /// the audit file's path + .seal-state). Keep the seed OFF the host afterwards: it is what
+    /// `audit verify` checks with, and whoever holds it can re-seal the whole log.
+    SealInit {
+        /// Where to write the seed (must not exist).
+        #[arg(value_name = "SEED_FILE")]
+        seed: PathBuf,
+    },
+    /// Verify sealed audit files: exit 0 intact, 1 changed, 2 usage error.
+    ///
+    /// Each finding is printed as FILE:LINE: KIND: detail, KIND one of edited, deleted,
+    /// inserted, reordered, forged, gap.
+    ///
+    /// Give the files oldest first (audit.log.2 audit.log.1 audit.log): the chain is followed
+    /// across them, through rotations and restarts. A log that does not end with the end record
+    /// sockwarden writes at shutdown must have a record (checkpoint) newer than the checkpoint
+    /// interval before now; --now checks it as of another time.
+    Verify {
+        /// The seed the files were sealed with (from `audit seal-init`).
+        #[arg(long, value_name = "SEED_FILE")]
+        key: PathBuf,
+        /// Verify as of this time (RFC 3339, e.g. 2026-12-03T15:00:00Z) instead of now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// The files are part of a chain: accept that it starts before the first (older files
+        /// pruned) or continues after the last (newer files not given).
+        #[arg(long)]
+        partial: bool,
+        /// Sealed audit files, oldest first.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Runs an audit subcommand: 0 on success, 2 on a usage error or an unreadable file.
@@ -822,6 +857,32 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        AuditCommand::SealInit { seed } => seal_init(&seed),
+        AuditCommand::Verify {
+            key,
+            now,
+            partial,
+            files,
+        } => super::verify::run(&key, now.as_deref(), partial, &files),
+    }
+}
+
+/// `audit seal-init`.
+fn seal_init(seed: &std::path::Path) -> ExitCode {
+    match super::seal::write_new_seed(seed) {
+        Ok(()) => {
+            eprintln!(
+                "sockwarden: wrote a new seal seed to {} (mode 0600).\n\
+                 Set [audit] seal_key = {:?} and start sockwarden once: it starts the chain and \
+                 writes its state file next to the audit log.\n\
+                 Then move the seed OFF this host (keep it where verification happens): whoever \
+                 holds it can re-seal the whole log.",
+                seed.display(),
+                seed.display().to_string()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format_args!("{}: {e}", seed.display())),
     }
 }
 

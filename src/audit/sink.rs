@@ -277,12 +277,28 @@ fn connect_syslog(path: &PathBuf) -> io::Result<UnixDatagram> {
     Ok(socket)
 }
 
-/// Opens the sink and starts the writer thread; `capacity` records may wait.
+/// Opens the sink and starts the writer thread; `capacity` records may wait. With `seal`
+/// (a file sink only), records are sealed (`seal`).
 pub(super) fn start(
     config: &SinkConfig,
     capacity: usize,
+    seal: Option<&super::seal::SealSettings>,
     metrics: Metrics,
 ) -> io::Result<(Arc<SinkState>, std::thread::JoinHandle<()>)> {
+    let sealer = match (seal, config) {
+        (Some(settings), SinkConfig::File(path)) => Some(Box::new(super::seal::Sealer::open(
+            settings,
+            path,
+            metrics.clone(),
+        )?)),
+        (Some(_), _) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "sealing needs sink = \"file\"",
+            ))
+        }
+        (None, _) => None,
+    };
     let sink = Sink::open(config)?;
     let state = Arc::new(SinkState::new(capacity));
     let writer = Writer {
@@ -292,6 +308,9 @@ pub(super) fn start(
         metrics,
         last_complaint: None,
         lost_since_complaint: 0,
+        sealer,
+        sealed: Batch::default(),
+        stopping: false,
     };
     let handle = std::thread::Builder::new()
         .name("sockwarden-audit".into())
@@ -307,6 +326,12 @@ struct Writer {
     metrics: Metrics,
     last_complaint: Option<Instant>,
     lost_since_complaint: u64,
+    /// Seals a file sink's records (`[audit] seal_key`).
+    sealer: Option<Box<super::seal::Sealer>>,
+    /// The sealed batch, reused.
+    sealed: Batch,
+    /// The last flush: a sealer ends the file with an `end` record.
+    stopping: bool,
 }
 
 /// How long the writer lets records gather after the first one arrives. Each batch costs the
@@ -320,14 +345,29 @@ impl Writer {
             {
                 let mut pending = self.state.lock();
                 while pending.batch.is_empty() && !pending.reopen && !pending.stop {
-                    pending = self
-                        .state
-                        .wake
-                        .wait(pending)
-                        .unwrap_or_else(|p| p.into_inner());
+                    // A sealer writes a checkpoint when one is due, also when idle.
+                    match self.sealer.as_ref().map(|s| s.until_checkpoint()) {
+                        None => {
+                            pending = self
+                                .state
+                                .wake
+                                .wait(pending)
+                                .unwrap_or_else(|p| p.into_inner());
+                        }
+                        Some(wait) if wait.is_zero() => break,
+                        Some(wait) => {
+                            pending = self
+                                .state
+                                .wake
+                                .wait_timeout(pending, wait)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0;
+                        }
+                    }
                 }
                 if pending.stop {
                     // Write what is there and end.
+                    self.stopping = true;
                     let reopen = self.take(pending, &mut spare);
                     self.flush(&mut spare, reopen);
                     return;
@@ -362,6 +402,9 @@ impl Writer {
     }
 
     fn flush(&mut self, lines: &mut Batch, reopen: bool) {
+        if self.sealer.is_some() {
+            return self.flush_sealed(lines, reopen);
+        }
         if reopen {
             match self.sink.reopen() {
                 Ok(()) => tracing::info!(sink = %self.name, "audit sink reopened"),
@@ -388,6 +431,55 @@ impl Writer {
         lines.clear();
     }
 
+    /// [`Writer::flush`] for a sealed file: a reopen ends the old file with a sealed `rotate`
+    /// record and starts the new one with `continue`; checkpoints and the `end` record at
+    /// shutdown go with the batch.
+    fn flush_sealed(&mut self, lines: &mut Batch, reopen: bool) {
+        use super::seal::SealEvent;
+        if reopen {
+            self.write_sealed(&Batch::default(), Some(SealEvent::Rotate));
+            match self.sink.reopen() {
+                Ok(()) => tracing::info!(sink = %self.name, "audit sink reopened"),
+                Err(e) => {
+                    tracing::error!(sink = %self.name, error = %e, "audit sink: reopen failed")
+                }
+            }
+            if let Some(sealer) = self.sealer.as_mut() {
+                sealer.reopened();
+            }
+        }
+        let trailer = self.stopping.then_some(SealEvent::End);
+        self.write_sealed(lines, trailer);
+        lines.clear();
+    }
+
+    fn write_sealed(&mut self, lines: &Batch, trailer: Option<super::seal::SealEvent>) {
+        let Some(sealer) = self.sealer.as_mut() else {
+            return;
+        };
+        let n = lines.len() as u64;
+        let sealed = sealer
+            .seal_batch(lines.lines(), trailer, &mut self.sealed)
+            .and_then(|()| {
+                if self.sealed.is_empty() {
+                    Ok(())
+                } else {
+                    self.sink.write(&self.sealed)
+                }
+            });
+        match sealed {
+            Ok(()) => {
+                self.state.healthy.store(true, Ordering::Relaxed);
+                self.metrics.audit_written(n);
+            }
+            Err(e) => {
+                self.state.healthy.store(false, Ordering::Relaxed);
+                self.metrics.audit_lost("sink_error", n);
+                self.complain(&e, n);
+            }
+        }
+    }
+
     /// Logs lost records, at most once a second (with the count since the last line).
     fn complain(&mut self, error: &io::Error, lost: u64) {
         self.lost_since_complaint += lost;
@@ -411,9 +503,9 @@ impl Writer {
 
 /// Records written one after the other into one buffer, with where each ends.
 #[derive(Debug, Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+pub(super) struct Batch {
+    pub(super) bytes: Vec<u8>,
+    pub(super) ends: Vec<usize>,
 }
 
 impl Batch {
@@ -421,21 +513,39 @@ impl Batch {
         self.ends.len()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
     }
 
     /// Each record's line, with its newline.
-    fn lines(&self) -> impl Iterator<Item = &[u8]> {
+    pub(super) fn lines(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter().copied())
             .filter_map(|(start, end)| self.bytes.get(start..end))
+    }
+}
+
+impl super::seal::SealedOut for Batch {
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    fn line_ended(&mut self) {
+        self.ends.push(self.bytes.len());
+    }
+
+    fn clear(&mut self) {
+        Batch::clear(self);
+    }
+
+    fn is_empty(&self) -> bool {
+        Batch::is_empty(self)
     }
 }
 
