@@ -61,6 +61,9 @@ pub async fn request(
             field: format!("filters {spelled}"),
         }));
     }
+    if let Tenancy::Lists(kind @ (ObjectKind::Container | ObjectKind::Image)) = tenancy {
+        references(isolating, kind, &filters).await?;
+    }
     if scoped_by_daemon {
         filters.add(
             "label",
@@ -91,6 +94,43 @@ pub async fn request(
     parts.uri = Uri::try_from(target)
         .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
     Ok(Request::from_parts(parts, body))
+}
+
+/// The objects a list's `before` and `since` filters name (the daemon resolves them and
+/// answers 404 for a missing one): another tenant's answer as missing too, so that a filter
+/// cannot probe for them. Shared images may be named.
+async fn references(
+    isolating: &Isolating,
+    kind: ObjectKind,
+    filters: &Filters,
+) -> Result<(), ProxyError> {
+    let owner_kind = match kind {
+        ObjectKind::Container => owners::Kind::Container,
+        _ => owners::Kind::Image,
+    };
+    for key in ["before", "since"] {
+        for name in filters.get(key) {
+            let found =
+                owners::look_up(&isolating.lookup, owner_kind, name, &isolating.owner_label)
+                    .await
+                    .map_err(|e| {
+                        ProxyError::BadUpstream(format!("cannot check {key}={name}: {e}"))
+                    })?;
+            let visible = match found {
+                // Missing: the daemon answers its own 404.
+                None => true,
+                Some(Some(owner)) => owner == isolating.tenant.label_value(),
+                Some(None) => kind == ObjectKind::Image,
+            };
+            if !visible {
+                return Err(isolating.refuse(Isolated::NotOwned {
+                    kind,
+                    name: name.to_owned(),
+                }));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn push_pair(out: &mut String, key: &str, value: &str) {
