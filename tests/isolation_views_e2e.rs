@@ -783,6 +783,30 @@ fn disk_usage_shows_only_the_tenants_objects() {
     let proxy = proxy(&[uids.0, uids.1]);
     let cleanup = Cleanup::new();
     let w = World::build(&proxy, &cleanup, uids);
+    let built = cleanup.image("df-cache");
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo cached > /cached\n", test_image()),
+    )
+    .unwrap();
+    daemon()
+        .bin(DEBIAN_DOCKER_CLI)
+        .env("DOCKER_BUILDKIT", "1")
+        .ok(&[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            &built,
+            &context.path().display().to_string(),
+        ]);
+    let (status, body) = curl_as(0, &proxy, "GET", "/system/df");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !json(&body)["BuildCache"].as_array().unwrap().is_empty(),
+        "the admin sees the build cache: {body}"
+    );
     let (status, body) = curl_as(w.a, &proxy, "GET", "/system/df");
     assert_eq!(status, 200, "{body}");
     let df = json(&body);
