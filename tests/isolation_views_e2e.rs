@@ -659,6 +659,41 @@ fn raw_filters_are_read_as_the_daemon_reads_them_and_never_widen() {
         &format!("/v1.24/images/json?filter={a_repo}"),
     );
     assert!(body.contains(a_repo), "{body}");
+    // An image list's before/since naming another tenant's image answers as a missing one;
+    // own and shared images may be named.
+    for (name, wanted) in [
+        (w.b_image.clone(), 404),
+        (w.a_image.clone(), 200),
+        (test_image(), 200),
+        (w.unowned_image.clone(), 200),
+    ] {
+        for key in ["before", "since"] {
+            let query = filters(&format!(r#"{{"{key}":["{name}"]}}"#));
+            let (status, body) = curl_as(a, &proxy, "GET", &format!("/images/json?{query}"));
+            assert_eq!(status, wanted, "{key}={name}: {body}");
+            if wanted == 404 {
+                assert_eq!(json(&body)["message"], format!("No such image: {name}"));
+            }
+        }
+    }
+    // Events: owner-label filters refused too, malformed ones 400.
+    let (status, body) = curl_as(
+        a,
+        &proxy,
+        "GET",
+        &format!(
+            "/events?until=1&{}",
+            filters(&format!(r#"{{"label":["{OWNER}={b_owner}"]}}"#))
+        ),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = curl_as(
+        a,
+        &proxy,
+        "GET",
+        &format!("/events?until=1&{}", filters("[")),
+    );
+    assert_eq!(status, 400, "{body}");
     // The CLIs show the refusal.
     for cli in clis(&tenant(&proxy, a)) {
         let out = cli.run(&["ps", "--filter", &format!("label={OWNER}={b_owner}")]);
@@ -740,7 +775,8 @@ fn prunes_remove_only_the_tenants_objects() {
         .ok(&["image", "prune", "-a", "-f"]);
     // `system prune` also prunes the build cache, which isolated clients cannot: whatever it
     // does, it is scoped.
-    let _ = a_cli.run(&["system", "prune", "-f"]);
+    let out = a_cli.run(&["system", "prune", "-f"]);
+    eprintln!("system prune as a tenant: {}", support::describe(&out));
     // CLI 28's `volume prune --all` (API 1.42+; refused by an older daemon, never unscoped).
     let _ = a_cli.run(&["volume", "prune", "-a", "-f"]);
     // Gone: A's.
