@@ -545,10 +545,11 @@ isolation_cost() {
             path=$LIST_PATH
             [[ $test == list ]] || path=$inspect
             local urls=() status i n0 n1
-            for ((i = 0; i < ISO_CALLGRIND; i++)); do urls+=("http://bench$path"); done
+            # (curl reuses one connection for all its URLs; each needs its own -o.)
+            for ((i = 0; i < ISO_CALLGRIND; i++)); do urls+=(-o /dev/null "http://bench$path"); done
             # Warm up (pools, caches), then count exactly ISO_CALLGRIND requests on one connection.
-            status=$(curl -s -o /dev/null -w '%{http_code}\n' --unix-socket "${FRONT_SOCK[$front]}" \
-                "${urls[@]:0:20}" | tail -1)
+            status=$(curl -s -w '%{http_code}\n' --unix-socket "${FRONT_SOCK[$front]}" \
+                "${urls[@]:0:40}" | tail -1)
             callgrind_control --zero "${FRONT_PID[$front]}" >/dev/null 2>&1
             curl -s -o /dev/null --unix-socket "${FRONT_SOCK[$front]}" "${urls[@]}"
             callgrind_control --dump="$test" "${FRONT_PID[$front]}" >/dev/null 2>&1

@@ -152,16 +152,35 @@ impl Filters {
         if self.fields.is_empty() {
             return None;
         }
-        let map: serde_json::Map<String, Value> = self
-            .fields
-            .iter()
-            .map(|(key, set)| {
-                let inner: serde_json::Map<String, Value> =
-                    set.keys().map(|v| (v.clone(), Value::Bool(true))).collect();
-                (key.clone(), Value::Object(inner))
-            })
-            .collect();
-        Some(Value::Object(map).to_string())
+        // Written directly (this runs on every isolated list): keys in order, strings escaped
+        // by serde_json.
+        let mut out = String::with_capacity(64);
+        out.push('{');
+        for (i, (key, set)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+            out.push_str(":{");
+            for (j, value) in set.keys().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                push_json_string(&mut out, value);
+                out.push_str(":true");
+            }
+            out.push('}');
+        }
+        out.push('}');
+        Some(out)
+    }
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    match serde_json::to_string(text) {
+        Ok(quoted) => out.push_str(&quoted),
+        // Serializing a str cannot fail; an empty string keeps the JSON well-formed.
+        Err(_) => out.push_str("\"\""),
     }
 }
 
@@ -174,7 +193,12 @@ pub fn query_escape(text: &str) -> String {
                 out.push(char::from(b))
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
         }
     }
     out
