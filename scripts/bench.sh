@@ -549,9 +549,9 @@ isolation_cost() {
             for ((i = 0; i < ISO_CALLGRIND; i++)); do urls+=(-o /dev/null "http://bench$path"); done
             # Warm up (pools, caches), then count exactly ISO_CALLGRIND requests on one connection.
             status=$(curl -s -w '%{http_code}\n' --unix-socket "${FRONT_SOCK[$front]}" \
-                "${urls[@]:0:40}" | tail -1)
+                "${urls[@]:0:60}" | tail -1)
             callgrind_control --zero "${FRONT_PID[$front]}" >/dev/null 2>&1
-            curl -s -o /dev/null --unix-socket "${FRONT_SOCK[$front]}" "${urls[@]}"
+            curl -s --unix-socket "${FRONT_SOCK[$front]}" "${urls[@]}" || true
             callgrind_control --dump="$test" "${FRONT_PID[$front]}" >/dev/null 2>&1
             sleep 1
             n1=$(ls -t "$TMP/cg-$front-$up.out".* 2>/dev/null | head -1)
