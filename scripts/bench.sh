@@ -34,6 +34,14 @@
 #                               sockwarden-noaudit: "on" = front "sockwarden" (plain file),
 #                               "sealed" = "sockwarden-sealed" (the file sealed: [audit] seal_key);
 #                               each variant doubles the stage's time
+#   ISO_RUNS=3 ISO_SECS=5       isolation's cost (when the "isolation" cells are wanted: ISO=1):
+#                               `loadgen paired` runs of a policy with `isolation = "user"`
+#                               against the same policy without it, on `GET /containers/json`
+#                               and `GET /containers/{id}/json` (audit off in both), plus
+#   ISO_CALLGRIND=200           instructions per request of each (valgrind --tool=callgrind,
+#                               counters zeroed, then that many keep-alive requests, dumped;
+#                               0: skipped). Deterministic where req/s on a shared machine is not.
+#   ISO=0                       1: run the isolation cells (after the audit cost)
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
 #   SKIP_BUILD=1                use the binaries already in target/release
 #   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
@@ -57,6 +65,10 @@ AUDIT_RUNS=${AUDIT_RUNS:-12}
 AUDIT_SECS=${AUDIT_SECS:-10}
 AUDIT_PHASE_MS=${AUDIT_PHASE_MS:-250}
 AUDIT_VARIANTS=${AUDIT_VARIANTS:-"on sealed"}
+ISO=${ISO:-0}
+ISO_RUNS=${ISO_RUNS:-3}
+ISO_SECS=${ISO_SECS:-5}
+ISO_CALLGRIND=${ISO_CALLGRIND:-200}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -110,6 +122,8 @@ for f in "$LOADGEN" "$STUB"; do [[ -x $f ]] || die "missing $f"; done
 TMP=$(mktemp -d /tmp/sockwarden-bench.XXXXXX)
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
+ISO_RESULTS=$TMP/isolation.jsonl
+: >"$ISO_RESULTS"
 PIDS=() # every background process started here
 DOCKERD_PID=""
 DOCKER_SOCK=$TMP/dockerd.sock
@@ -250,6 +264,7 @@ prepare_docker() {
     for n in "${BENCH_CONTAINERS[@]}"; do
         "${DOCKER[@]}" create --name "$n" --network none \
             --label com.docker.compose.project=bench --label "com.docker.compose.service=${n#swb-}" \
+            --label "sockwarden.owner=uid:$(id -u)" \
             "${BENCH_IMAGES[0]}" sleep 86400 >/dev/null
     done
     "${DOCKER[@]}" start swb-web swb-db >/dev/null 2>&1 || log "note: containers could not be started; they stay created"
@@ -286,6 +301,7 @@ set_targets() {
 # of the rounds, which keeps a burst of unrelated load on the machine from hitting one front.
 
 declare -A FRONT_SOCK=() FRONT_PID=() RESTARTED=() DEAD=()
+WRAP=() # a command prefix for sockwarden fronts (valgrind for the isolation cells)
 LIVE_FRONTS=()
 
 start_front() {
@@ -294,11 +310,11 @@ start_front() {
     direct)
         sock=$UP_SOCK
         ;;
-    sockwarden | sockwarden-noaudit | sockwarden-sealed)
+    sockwarden | sockwarden-noaudit | sockwarden-sealed | sockwarden-iso | sockwarden-noiso)
         sock=$TMP/$front.sock
         local sink="sink = \"file\"
 path = \"$TMP/audit-$up.log\""
-        [[ $front == sockwarden-noaudit ]] && sink='sink = "off"'
+        [[ $front == sockwarden || $front == sockwarden-sealed ]] || sink='sink = "off"'
         if [[ $front == sockwarden-sealed ]]; then
             # The sealed file: a seed made once per bench run; the chain continues across the
             # runs' restarts from the state file next to the log.
@@ -307,6 +323,12 @@ path = \"$TMP/audit-$up.log\""
 path = \"$TMP/audit-sealed-$up.log\"
 seal_key = \"$TMP/seal-seed\""
         fi
+        # Isolation's cells: the same policy with and without it (the bench containers carry
+        # the load generator's owner label, so both list the same three).
+        # (The line is left out for the other fronts, so that older builds read the config.)
+        local isolation=''
+        [[ $front == sockwarden-iso ]] && isolation='isolation = "user"'
+        [[ $front == sockwarden-noiso ]] && isolation='isolation = "none"'
         # The load generator's user is the client "bench", whose policy opens what the HAProxy
         # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES
         # and POST (the dangerous image.save/load and container.archive.* included).
@@ -322,6 +344,7 @@ uids = [$(id -u)]
 [policy.bench]
 allow = ["system.ping", "system.version", "system.events", "container.*", "image.*"]
 allow_dangerous = ["container.*", "image.*"]
+$isolation
 
 [audit]
 $sink
@@ -341,7 +364,7 @@ EOF
             printf '[upstream]\nsocket = "%s"\n\n[[listen]]\nunix = "%s"\nmode = "0600"\n' \
                 "$UP_SOCK" "$sock" >"$TMP/$front-$up.toml"
         fi
-        start_bg "$front-$up" "$SOCKWARDEN" serve --config "$TMP/$front-$up.toml"
+        start_bg "$front-$up" "${WRAP[@]}" "$SOCKWARDEN" serve --config "$TMP/$front-$up.toml"
         pid=$STARTED_PID
         ;;
     haproxy | haproxy-ka)
@@ -358,7 +381,9 @@ EOF
     esac
     FRONT_SOCK[$front]=$sock
     FRONT_PID[$front]=$pid
-    if ! wait_ping "$sock" 15 "$pid"; then
+    local ready=15
+    ((${#WRAP[@]} == 0)) || ready=120
+    if ! wait_ping "$sock" "$ready" "$pid"; then
         log "$front did not answer GET /_ping on $sock; last log lines:"
         tail -20 "$TMP/$front-$up.log" >&2 2>/dev/null || true
         [[ -z $pid ]] || stop_pid "$pid" 5
@@ -509,6 +534,106 @@ audit_cost_variant() {
     fi
 }
 
+# Isolation's cost: `isolation = "user"` against the same policy without it, on the list and
+# the inspect of a container the load generator's tenant owns. Paired runs give req/s and CPU
+# per request of each; then each front runs once under callgrind for instructions per request.
+isolation_cost() {
+    local up=$1 run c test path desc a b line rc front
+    ((ISO == 1)) || return 0
+    local inspect=$API/containers/swb-web/json
+    [[ $up == docker ]] || inspect=$API/containers/c1/json
+    for ((run = 1; run <= ISO_RUNS; run++)); do
+        start_front sockwarden-iso "$up" || return 0
+        start_front sockwarden-noiso "$up" || { stop_fronts_quietly; return 0; }
+        a=sockwarden-iso b=sockwarden-noiso
+        ((run % 2)) || { a=sockwarden-noiso b=sockwarden-iso; }
+        for c in $CONCURRENCY; do
+            for test in list inspect; do
+                path=$LIST_PATH desc="\`GET /containers/json\` c=$c"
+                [[ $test == list ]] || { path=$inspect desc="\`GET /containers/{id}/json\` c=$c"; }
+                rc=0
+                line=$("$LOADGEN" paired --socket "${FRONT_SOCK[$a]}" --against "${FRONT_SOCK[$b]}" \
+                    --watch-pid "${FRONT_PID[$a]}" --watch-pid-against "${FRONT_PID[$b]}" \
+                    --path "$path" -c "$c" --duration "$ISO_SECS" --warmup "$WARMUP" \
+                    --phase-ms "$AUDIT_PHASE_MS" --threads "$LOADGEN_THREADS" \
+                    --tag "upstream=$up" --tag "test=iso_${test}_c$c" --tag "desc=$desc" --tag "run=$run" \
+                    --tag "iso_a=$([[ $a == sockwarden-iso ]] && echo on || echo off)" \
+                    2>"$TMP/loadgen.err") || rc=$?
+                [[ -n $line ]] || line=$(printf '{"mode":"paired","upstream":"%s","test":"iso_%s_c%s","run":"%s","ok":0,"errors":1}' \
+                    "$up" "$test" "$c" "$run")
+                printf '%s\n' "$line" >>"$ISO_RESULTS"
+                printf '  isolation %-9s run %s  A=%s  %s\n' "${test}_c$c" "$run" "$a" \
+                    "$(grep -o '"ratio":[0-9.]*' <<<"$line" || echo failed)" >&2
+            done
+        done
+        stop_fronts_quietly
+    done
+    ((ISO_CALLGRIND > 0)) && command -v valgrind >/dev/null || return 0
+    for front in sockwarden-iso sockwarden-noiso; do
+        WRAP=(valgrind --tool=callgrind --callgrind-out-file="$TMP/cg-$front-$up.out" --dump-instr=no)
+        start_front "$front" "$up" || { WRAP=(); continue; }
+        WRAP=()
+        for test in list inspect; do
+            path=$LIST_PATH
+            [[ $test == list ]] || path=$inspect
+            local urls=() status i n0 n1
+            # (curl reuses one connection for all its URLs; each needs its own -o.)
+            for ((i = 0; i < ISO_CALLGRIND; i++)); do urls+=(-o /dev/null "http://bench$path"); done
+            # Warm up (pools, caches), then count exactly ISO_CALLGRIND requests on one connection.
+            status=$(curl -s -w '%{http_code}\n' --unix-socket "${FRONT_SOCK[$front]}" \
+                "${urls[@]:0:60}" | tail -1)
+            callgrind_control --zero "${FRONT_PID[$front]}" >/dev/null 2>&1
+            curl -s --unix-socket "${FRONT_SOCK[$front]}" "${urls[@]}" || true
+            callgrind_control --dump="$test" "${FRONT_PID[$front]}" >/dev/null 2>&1
+            sleep 1
+            n1=$(ls -t "$TMP/cg-$front-$up.out".* 2>/dev/null | head -1)
+            n0=$(awk '/^(summary|totals):/ { print $2; exit }' "$n1" 2>/dev/null || echo 0)
+            printf '{"mode":"callgrind","upstream":"%s","front":"%s","test":"iso_%s","status":%s,"requests":%s,"instructions":%s,"per_request":%s}\n' \
+                "$up" "$front" "$test" "${status:-0}" "$ISO_CALLGRIND" "${n0:-0}" "$(( ${n0:-0} / ISO_CALLGRIND ))" >>"$ISO_RESULTS"
+            log "callgrind $front $test: status $status, $(( ${n0:-0} / ISO_CALLGRIND )) instructions per request"
+        done
+        stop_fronts_quietly
+    done
+}
+
+# The isolation section of the report, from $ISO_RESULTS (no jq needed).
+isolation_report() {
+    [[ -s $ISO_RESULTS ]] || return 0
+    echo
+    echo "## Isolation's cost ($up_list)"
+    echo
+    echo "\`isolation = \"user\"\` against the same policy with \`isolation = \"none\"\` (audit off in both;"
+    echo "the three bench containers carry the load generator's owner label, so both fronts list the"
+    echo "same three). On the stub upstream (which knows no labels) this measures the request rewrite"
+    echo "and, for inspect, the ownership check's lookup, not a real daemon's label filter."
+    echo
+    echo "| upstream | cell | run | A | A/B req/s ratio | CPU us/req A | CPU us/req B |"
+    echo "|---|---|---|---|---|---|---|"
+    local l
+    while read -r l; do
+        [[ $l == *'"mode":"paired"'* ]] || continue
+        local f k v=()
+        for k in upstream test run iso_a ratio proxy_cpu_us_per_req_a proxy_cpu_us_per_req_b; do
+            if [[ $l =~ \"$k\":\"?([^,\"}]*) ]]; then v+=("${BASH_REMATCH[1]}"); else v+=("-"); fi
+        done
+        echo "| ${v[0]} | ${v[1]} | ${v[2]} | isolation ${v[3]} | ${v[4]} | ${v[5]} | ${v[6]} |"
+    done <"$ISO_RESULTS"
+    echo
+    echo "Instructions per request (callgrind, counters zeroed after 20 warm-up requests, then"
+    echo "$ISO_CALLGRIND keep-alive requests on one connection):"
+    echo
+    echo "| upstream | front | cell | HTTP status | instructions per request |"
+    echo "|---|---|---|---|---|"
+    while read -r l; do
+        [[ $l == *'"mode":"callgrind"'* ]] || continue
+        local k v=()
+        for k in upstream front test status per_request; do
+            if [[ $l =~ \"$k\":\"?([^,\"}]*) ]]; then v+=("${BASH_REMATCH[1]}"); else v+=("-"); fi
+        done
+        echo "| ${v[0]} | ${v[1]} | ${v[2]} | ${v[3]} | ${v[4]} |"
+    done <"$ISO_RESULTS"
+}
+
 # Clears the bookkeeping of the fronts once they are stopped.
 forget_fronts() {
     LIVE_FRONTS=()
@@ -545,6 +670,7 @@ run_upstream() {
         upload --method "$UP_METHOD" --path "$UP_PATH" --size "${SIZE_MIB}MiB" "${UP_TAR[@]}"
     stop_fronts "$up"
     audit_cost "$up"
+    isolation_cost "$up"
     stop_upstream "$up"
 }
 
@@ -615,7 +741,9 @@ mkdir -p "$(dirname "$OUT")"
     fi
     echo
     "$LOADGEN" report "$RESULTS"
+    up_list=$UPSTREAMS isolation_report
 } >"$OUT"
 cp "$RESULTS" "${OUT%.md}.jsonl"
+[[ ! -s $ISO_RESULTS ]] || cp "$ISO_RESULTS" "${OUT%.md}-isolation.jsonl"
 cat "$OUT"
 log "done in $((ELAPSED / 60)) min $((ELAPSED % 60)) s; report: $OUT"

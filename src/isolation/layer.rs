@@ -138,7 +138,7 @@ where
                 Tenancy::Lists(_) | Tenancy::Events | Tenancy::DiskUsage | Tenancy::Prunes(_) => {
                     let request = views::request(&isolating, tenancy, request).await?;
                     let response = inner.call(request).await.map_err(Into::into)?;
-                    Ok(views::response(&isolating, tenancy, response)?)
+                    Ok(views::response(&isolating, tenancy, response).await?)
                 }
             }
         })
