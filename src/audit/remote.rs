@@ -31,6 +31,8 @@ use crate::metrics::SinkMetrics;
 
 /// How long a written record's connection must stay open before it counts as delivered.
 pub const CONFIRM_AFTER: Duration = Duration::from_millis(100);
+/// How long a closed connection is given for a reset of unread data to arrive.
+const CLOSE_SETTLE: Duration = Duration::from_millis(50);
 /// Longest wait to connect (each address a name resolves to).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for a write or the TLS handshake before the connection is given up.
@@ -208,11 +210,14 @@ impl std::fmt::Display for SpoolFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "spool {} is full ({} bytes undelivered): {} records not spooled",
+            "spool {} is full ({} bytes undelivered: the collector does not take records)",
             self.dir.display(),
             self.max_bytes,
-            self.lost
-        )
+        )?;
+        if self.lost > 0 {
+            write!(f, "; {} records not spooled", self.lost)?;
+        }
+        Ok(())
     }
 }
 
@@ -231,6 +236,10 @@ pub(super) fn lost_of(error: &io::Error) -> Option<u64> {
 pub(super) struct Shipper {
     spool: Spool,
     metrics: SinkMetrics,
+    /// Set when a batch did not fit; cleared once delivery brings the spool under three
+    /// quarters of its bound, so that a fail-closed sink does not flip back to healthy for
+    /// each small record that still fits.
+    full: bool,
     sender: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -262,6 +271,7 @@ impl Shipper {
         Ok(Shipper {
             spool,
             metrics,
+            full: false,
             sender: Some(sender),
         })
     }
@@ -273,7 +283,12 @@ impl Shipper {
         self.metrics
             .spool(self.spool.depth(), self.spool.max_bytes());
         let appended = appended?;
-        if appended.lost > 0 {
+        if self.full {
+            let (bytes, _) = self.spool.depth();
+            self.full = bytes > self.spool.max_bytes() / 4 * 3;
+        }
+        if appended.lost > 0 || self.full {
+            self.full = true;
             return Err(io::Error::other(SpoolFull {
                 dir: self.spool.dir().to_owned(),
                 max_bytes: self.spool.max_bytes(),
@@ -346,50 +361,74 @@ impl Conn {
     }
 
     /// Whether the collector still holds the connection open: anything it sent is read and
-    /// dropped (a syslog collector sends nothing but TLS session tickets); an end of stream,
-    /// a reset or a TLS alert means it is gone.
-    fn alive(&mut self) -> bool {
+    /// dropped (a syslog collector sends nothing but TLS session tickets); an end of stream
+    /// or a close_notify is [`Peer::Closed`], a reset or a TLS error [`Peer::Failed`].
+    fn peer(&mut self) -> Peer {
         if self.socket().set_nonblocking(true).is_err() {
-            return false;
+            return Peer::Failed;
         }
-        let alive = match self {
+        let peer = match self {
             Conn::Tcp(s) => {
                 let mut buf = [0u8; 512];
                 loop {
                     match s.read(&mut buf) {
-                        Ok(0) => break false,
+                        Ok(0) => break Peer::Closed,
                         Ok(_) => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Peer::Open,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => break false,
+                        Err(_) => break Peer::Failed,
                     }
                 }
             }
             Conn::Tls(s) => loop {
                 let stream = &mut **s;
                 match stream.conn.read_tls(&mut stream.sock) {
-                    Ok(0) => break false,
+                    Ok(0) => break Peer::Closed,
                     Ok(_) => {
                         if stream.conn.process_new_packets().is_err() {
-                            break false;
+                            break Peer::Failed;
                         }
                         let mut buf = [0u8; 512];
                         match stream.conn.reader().read(&mut buf) {
                             // close_notify
-                            Ok(0) => break false,
+                            Ok(0) => break Peer::Closed,
                             Ok(_) => continue,
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                            Err(_) => break false,
+                            Err(_) => break Peer::Failed,
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Peer::Open,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break false,
+                    Err(_) => break Peer::Failed,
                 }
             },
         };
-        alive && self.socket().set_nonblocking(false).is_ok()
+        if peer == Peer::Open && self.socket().set_nonblocking(false).is_err() {
+            return Peer::Failed;
+        }
+        peer
     }
+
+    /// After the collector closed the connection: whether it closed cleanly, having read
+    /// everything we sent. Data that reached it after it stopped reading is answered with a
+    /// reset, which shows within a round trip; a clean close stays a plain end of stream.
+    fn closed_cleanly(&mut self) -> bool {
+        std::thread::sleep(CLOSE_SETTLE);
+        let sock = self.socket();
+        if sock.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!((&*sock).read(&mut buf), Ok(0)) && matches!(sock.take_error(), Ok(None))
+    }
+}
+
+/// What the collector did with the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Open,
+    Closed,
+    Failed,
 }
 
 /// Connects to `address` (each address it resolves to in turn) and, for TLS, completes the
@@ -443,7 +482,7 @@ pub struct Sender {
     /// Where the next send starts.
     next: Pos,
     retry: Duration,
-    last_complaint: Option<Instant>,
+    last_complaint: Option<(Instant, String)>,
 }
 
 impl Sender {
@@ -482,7 +521,7 @@ impl Sender {
         loop {
             if self.spool.stopping() {
                 // A last confirm of what the open connection took.
-                if self.conn.as_mut().is_some_and(Conn::alive) {
+                if self.conn.as_mut().map(Conn::peer) == Some(Peer::Open) {
                     self.confirm(true);
                 }
                 return;
@@ -507,12 +546,26 @@ impl Sender {
                     }
                 }
             }
-            if !self.conn.as_mut().is_some_and(Conn::alive) {
-                self.broken(&io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the collector closed the connection",
-                ));
-                continue;
+            match self.conn.as_mut().map(Conn::peer) {
+                Some(Peer::Open) | None => {}
+                Some(Peer::Closed) => {
+                    // A clean close: the collector read everything it was sent.
+                    if self.conn.as_mut().is_some_and(Conn::closed_cleanly) {
+                        self.confirm(true);
+                    }
+                    self.broken(&io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the collector closed the connection",
+                    ));
+                    continue;
+                }
+                Some(Peer::Failed) => {
+                    self.broken(&io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the collector reset the connection",
+                    ));
+                    continue;
+                }
             }
             self.confirm(false);
             match self.spool.read(self.next, CHUNK, &mut raw) {
@@ -593,14 +646,17 @@ impl Sender {
 
     fn failed(&mut self, error: &io::Error, what: &str) {
         self.metrics.remote_failure();
+        // The same failure at most once per 10 s; a different one at once.
         let now = Instant::now();
+        let key = format!("{what}: {error}");
         if self
             .last_complaint
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(10))
+            .as_ref()
+            .is_some_and(|(t, k)| *k == key && now.duration_since(*t) < Duration::from_secs(10))
         {
             return;
         }
-        self.last_complaint = Some(now);
+        self.last_complaint = Some((now, key));
         let (bytes, records) = self.spool.depth();
         tracing::warn!(
             sink = %self.name,
