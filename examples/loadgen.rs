@@ -1193,8 +1193,18 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
         }
 
         // What the audit log costs, from the paired runs.
-        let pairs_of_up: Vec<&Value> = paired.iter().filter(|v| s(v, "upstream") == *up).collect();
-        audit_cost_section(&mut out, up, &pairs_of_up);
+        // The tag `variant` tells the file-only cell from the remote one ("" before it existed).
+        for variant in ["file", "remote"] {
+            let pairs_of_up: Vec<&Value> = paired
+                .iter()
+                .filter(|v| s(v, "upstream") == *up)
+                .filter(|v| match s(v, "variant").as_str() {
+                    "" => variant == "file",
+                    other => other == variant,
+                })
+                .collect();
+            audit_cost_section(&mut out, up, variant, &pairs_of_up);
+        }
         // Cost of each proxy: CPU time per unit of work, and peak memory.
         if !proxies.is_empty() {
             let _ = writeln!(
@@ -1299,7 +1309,7 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
 /// log on relative to off, from `loadgen paired` runs (each run a fresh pair of processes; the
 /// tag `audit_a` says which of the two was front A). Shows the median over runs, the range,
 /// and the CPU time per request with the audit on and off.
-fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
+fn audit_cost_section(out: &mut String, up: &str, variant: &str, lines: &[&Value]) {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
     let mut tests: Vec<String> = Vec::new();
@@ -1312,13 +1322,20 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
     if tests.is_empty() {
         return;
     }
+    let what = if variant == "remote" {
+        "on (to a file and, through its spool, to a remote syslog collector on loopback over \
+         TCP: RFC 5424, octet counting; the collector discards)"
+    } else {
+        "on (to a file, one JSON line per request)"
+    };
     let _ = writeln!(
         out,
-        "\nAudit cost on `{up}`: req/s of sockwarden with its audit log on (to a file, one JSON \
-         line per request) relative to the same binary with `audit.sink = \"off\"`, measured by \
+        "\nAudit cost{} on `{up}`: req/s of sockwarden with its audit log {what} relative to \
+         the same binary with `audit.sink = \"off\"`, measured by \
          `loadgen paired`: both run side by side and the load alternates between them in \
          phases of {} ms (A B B A ...), so both see the same conditions; each run starts fresh \
          processes and swaps which one is A. 1.00x means free; the target is at least 0.95x.\n",
+        if variant == "remote" { " (remote)" } else { "" },
         lines.first().and_then(|v| f(v, "phase_ms")).unwrap_or(0.0)
     );
     let _ = writeln!(

@@ -30,6 +30,10 @@
 #                               sockwarden-noaudit, fresh processes each run (0 runs: skipped);
 #                               single runs vary by +-8 %, so a 5 % target needs a dozen
 #                               (~9 min per upstream)
+#   AUDIT_REMOTE=1              also pair "audit on + remote syslog to a local collector"
+#                               (front sockwarden-remote: the file sink plus a remote sink over
+#                               TCP to examples/discard_collector.rs, through its spool) against
+#                               sockwarden-noaudit, the same way (0: skipped; doubles the stage)
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
 #   SKIP_BUILD=1                use the binaries already in target/release
 #   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
@@ -52,6 +56,7 @@ FRONTS=${FRONTS:-"direct sockwarden sockwarden-noaudit haproxy"}
 AUDIT_RUNS=${AUDIT_RUNS:-12}
 AUDIT_SECS=${AUDIT_SECS:-10}
 AUDIT_PHASE_MS=${AUDIT_PHASE_MS:-250}
+AUDIT_REMOTE=${AUDIT_REMOTE:-1}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -95,6 +100,7 @@ else
 fi
 LOADGEN=$ROOT/target/release/examples/loadgen
 STUB=$ROOT/target/release/examples/stub_upstream
+COLLECTOR=$ROOT/target/release/examples/discard_collector
 HAPROXY_CFG=$ROOT/bench/haproxy/haproxy.cfg
 for f in "$LOADGEN" "$STUB"; do [[ -x $f ]] || die "missing $f"; done
 [[ " $FRONTS " != *" sockwarden "* || -x $SOCKWARDEN ]] || die "missing $SOCKWARDEN"
@@ -289,11 +295,23 @@ start_front() {
     direct)
         sock=$UP_SOCK
         ;;
-    sockwarden | sockwarden-noaudit)
+    sockwarden | sockwarden-noaudit | sockwarden-remote)
         sock=$TMP/$front.sock
         local sink="sink = \"file\"
 path = \"$TMP/audit-$up.log\""
         [[ $front == sockwarden-noaudit ]] && sink='sink = "off"'
+        if [[ $front == sockwarden-remote ]]; then
+            # The same file sink plus a remote collector on loopback (records spooled first).
+            sink="[[audit.sinks]]
+type = \"file\"
+path = \"$TMP/audit-remote-$up.log\"
+
+[[audit.sinks]]
+type = \"remote\"
+address = \"127.0.0.1:$COLLECTOR_PORT\"
+spool_dir = \"$TMP/spool-$up\"
+on_failure = \"closed\""
+        fi
         # The load generator's user is the client "bench", whose policy opens what the HAProxy
         # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES
         # and POST (the dangerous image.save/load and container.archive.* included).
@@ -445,15 +463,16 @@ interleave() {
 # than that from one second to the next; and a process's own luck (where its threads land)
 # lasts its lifetime, so each run starts a fresh pair and swaps which one is front A.
 audit_cost() {
-    local up=$1 run c test path desc a b line rc
+    local up=$1 on=${2:-sockwarden} variant=file run c test path desc a b line rc
     [[ " $FRONTS " == *" sockwarden "* && " $FRONTS " == *" sockwarden-noaudit "* ]] || return 0
     ((AUDIT_RUNS > 0)) || return 0
-    log "$up upstream: audit cost, $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test"
+    [[ $on == sockwarden-remote ]] && variant=remote
+    log "$up upstream: audit cost ($variant), $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test"
     for ((run = 1; run <= AUDIT_RUNS; run++)); do
-        start_front sockwarden "$up" || return 0
+        start_front "$on" "$up" || return 0
         start_front sockwarden-noaudit "$up" || { stop_fronts_quietly; return 0; }
-        a=sockwarden b=sockwarden-noaudit
-        ((run % 2)) || { a=sockwarden-noaudit b=sockwarden; }
+        a=$on b=sockwarden-noaudit
+        ((run % 2)) || { a=sockwarden-noaudit b=$on; }
         for c in $CONCURRENCY; do
             for test in ping list; do
                 path=$PING_PATH desc="\`GET /_ping\` c=$c"
@@ -464,14 +483,14 @@ audit_cost() {
                     --path "$path" -c "$c" --duration "$AUDIT_SECS" --warmup "$WARMUP" \
                     --phase-ms "$AUDIT_PHASE_MS" --threads "$LOADGEN_THREADS" \
                     --tag "upstream=$up" --tag "test=${test}_c$c" --tag "desc=$desc" --tag "run=$run" \
-                    --tag "audit_a=$([[ $a == sockwarden ]] && echo on || echo off)" \
+                    --tag "audit_a=$([[ $a == "$on" ]] && echo on || echo off)" --tag "variant=$variant" \
                     2>"$TMP/loadgen.err") || rc=$?
                 if [[ -z $line ]]; then
                     line=$(printf '{"mode":"paired","upstream":"%s","test":"%s","run":"%s","ok":0,"errors":1,"first_error":"loadgen exit %s: %s"}' \
                         "$up" "${test}_c$c" "$run" "$rc" "$(tr -d '"\\\n' <"$TMP/loadgen.err" | cut -c1-200)")
                 fi
                 printf '%s\n' "$line" >>"$RESULTS"
-                printf '  audit %-9s run %s  A=%s  %s\n' "${test}_c$c" "$run" "$a" \
+                printf '  audit %-6s %-9s run %s  A=%s  %s\n' "$variant" "${test}_c$c" "$run" "$a" \
                     "$(grep -o '"ratio":[0-9.]*' <<<"$line" || echo failed)" >&2
             done
         done
@@ -515,7 +534,26 @@ run_upstream() {
         upload --method "$UP_METHOD" --path "$UP_PATH" --size "${SIZE_MIB}MiB" "${UP_TAR[@]}"
     stop_fronts "$up"
     audit_cost "$up"
+    if ((AUDIT_REMOTE)); then
+        start_collector
+        audit_cost "$up" sockwarden-remote
+        stop_pid "$COLLECTOR_PID" 5
+    fi
     stop_upstream "$up"
+}
+
+# The remote audit cell's collector: takes octet-counted syslog over TCP and discards it.
+COLLECTOR_PORT="" COLLECTOR_PID=""
+start_collector() {
+    rm -f "$TMP/collector.port"
+    start_bg collector "$COLLECTOR" 127.0.0.1:0 "$TMP/collector.port"
+    COLLECTOR_PID=$STARTED_PID
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $TMP/collector.port ]] && break
+        sleep 0.1
+    done
+    COLLECTOR_PORT=$(cat "$TMP/collector.port")
 }
 
 # ---------------------------------------------------------------------------------------------
