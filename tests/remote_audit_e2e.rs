@@ -900,3 +900,61 @@ fn a_full_spool_triggers_on_failure() {
     assert_eq!(admin_get(&proxy, "/readyz"), (200, "ready\n".to_owned()));
     proxy.docker().ok(&["ps"]);
 }
+
+fn sockwarden(args: &[&str]) -> std::process::Output {
+    Command::new(SOCKWARDEN)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `check` refuses a spool that `serve` could not create, naming the entry's setting and line
+/// as `serve` words it; it does not need the collector to be up, and a spool directory whose
+/// parents do not exist yet is fine (created at start, mode 0700).
+#[test]
+fn check_names_the_sink_serve_would_refuse() {
+    let dir = tempfile::Builder::new()
+        .prefix("swc.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let config = |spool: &str| {
+        format!(
+            "[[listen]]\nunix = \"{d}/ok.sock\"\n[upstream]\nsocket = \"{d}/docker.sock\"\n\
+             [[audit.sinks]]\ntype = \"stdout\"\n\
+             [[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:9\"\nspool_dir = \"{spool}\"\n"
+        )
+    };
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, config(&format!("{d}/file/spool"))).unwrap();
+    let file = file.display().to_string();
+    let check = sockwarden(&["check", "--config", &file]);
+    assert_eq!(check.status.code(), Some(2), "{}", describe(&check));
+    let serve = sockwarden(&["serve", "--config", &file]);
+    assert!(!serve.status.success(), "{}", describe(&serve));
+    let serve_err = stderr_str(&serve);
+    let serve_err = serve_err
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("sockwarden: ")
+        .unwrap()
+        .to_owned();
+    assert!(
+        serve_err.contains("is not a directory") || serve_err.contains("Not a directory"),
+        "{serve_err}"
+    );
+    assert_eq!(
+        stderr_str(&check),
+        format!("sockwarden: {file} line 10: audit.sinks[1].spool_dir: {serve_err}\n"),
+    );
+    // Missing parents are created at start; the collector may be down.
+    let file = dir.path().join("ok.toml");
+    std::fs::write(&file, config(&format!("{d}/new/dir/spool"))).unwrap();
+    let check = sockwarden(&["check", "--config", &file.display().to_string()]);
+    assert!(check.status.success(), "{}", describe(&check));
+    assert!(!dir.path().join("new").exists(), "check created nothing");
+}

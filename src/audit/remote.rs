@@ -317,23 +317,28 @@ impl Drop for Shipper {
 }
 
 /// What [`Shipper::start`] would fail on, without creating anything: the spool directory (or
-/// its parent) must be a writable directory. The collector is not contacted (it may be down).
+/// its nearest existing ancestor) must be a writable directory. The collector is not contacted (it may be down).
 pub(super) fn preflight(config: &RemoteConfig) -> io::Result<()> {
     use nix::unistd::{access, AccessFlags};
     let errno = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
     let dir = &config.spool_dir;
-    let target = match std::fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => return Err(errno(nix::errno::Errno::ENOTDIR)),
-        Ok(_) => dir.as_path(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.parent() {
-            Some(parent) => parent,
-            None => return Err(e),
-        },
-        Err(e) => return Err(e),
+    let wrap = |e: io::Error| io::Error::new(e.kind(), format!("spool_dir {}: {e}", dir.display()));
+    // The directory, or the nearest ancestor that exists (the rest is created at start).
+    let mut target = dir.as_path();
+    let target = loop {
+        match std::fs::metadata(target) {
+            Ok(meta) if !meta.is_dir() => return Err(wrap(errno(nix::errno::Errno::ENOTDIR))),
+            Ok(_) => break target,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match target.parent() {
+                Some(parent) => target = parent,
+                None => return Err(wrap(e)),
+            },
+            Err(e) => return Err(wrap(e)),
+        }
     };
     access(target, AccessFlags::W_OK | AccessFlags::X_OK)
         .map_err(errno)
-        .map_err(|e| io::Error::new(e.kind(), format!("spool_dir {}: {e}", dir.display())))
+        .map_err(wrap)
 }
 
 /// An open connection.

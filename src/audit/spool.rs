@@ -3,7 +3,7 @@
 //! collector got. So a collector that is down, slow or restarting costs no record until the
 //! spool is full, and a sockwarden restart finds what was not delivered and sends it first.
 //!
-//! On disk, in `spool_dir` (mode 0700, files 0600): segment files `<seq>.spool` (16 hex digits)
+//! On disk, in `spool_dir` (created mode 0700 with any missing parents; files 0600): segment files `<seq>.spool` (16 hex digits)
 //! holding JSON lines, appended to in order; `cursor` (`<seq> <offset>`), the first byte not yet
 //! delivered, rewritten (via a rename) as delivery advances; `lock`, held (flock) while a
 //! sockwarden uses the directory, so two cannot share it. A segment wholly delivered is removed;
@@ -99,11 +99,14 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 impl Spool {
-    /// Opens (creating it, mode 0700, if missing) the spool in `dir`, finds what a previous
+    /// Opens (creating it and missing parents, mode 0700) the spool in `dir`, finds what a previous
     /// run left undelivered and starts a new segment after it.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
         if !dir.exists() {
-            std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let lock_file = OpenOptions::new()
             .create(true)
@@ -237,11 +240,11 @@ impl Spool {
                 lost: 0,
             });
         }
-        let (room, roll) = {
+        let (room, roll, mut before) = {
             let state = self.lock();
             let room = self.shared.max_bytes.saturating_sub(state.depth_bytes);
             let active_len = state.segments.back().map_or(0, |s| s.len);
-            (room, active_len >= self.shared.segment_bytes)
+            (room, active_len >= self.shared.segment_bytes, active_len)
         };
         let (take, written) = if (lines.len() as u64) <= room {
             (lines.len(), records)
@@ -270,8 +273,8 @@ impl Spool {
             self.lock()
                 .segments
                 .push_back(Segment { seq: next, len: 0 });
+            before = 0;
         }
-        let before = active.metadata()?.len();
         if let Err(e) = active.write_all(&lines[..take]) {
             // Leave no partial line for the sender.
             let _ = active.set_len(before);

@@ -113,10 +113,15 @@ impl Header {
     /// `LEN SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`.
     pub fn frame(&self, line: &[u8], out: &mut Vec<u8>) {
         let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let timestamp = string_field(body, b"\"time\":\"")
-            .filter(|t| valid_timestamp(t))
-            .unwrap_or(b"-");
-        let msgid = string_field(body, b"\"event\":\"")
+        let (time, event) = match leading_fields(body) {
+            Some(found) => found,
+            None => (
+                string_field(body, b"\"time\":\""),
+                string_field(body, b"\"event\":\""),
+            ),
+        };
+        let timestamp = time.filter(|t| valid_timestamp(t)).unwrap_or(b"-");
+        let msgid = event
             .filter(|e| std::str::from_utf8(e).is_ok_and(|e| valid_field(e, MSGID_MAX)))
             .unwrap_or(b"request");
         let mut pri = itoa::Buffer::new();
@@ -138,6 +143,28 @@ impl Header {
         out.extend_from_slice(body);
         debug_assert_eq!(out.len() - start, len);
     }
+}
+
+/// A record's `time` and `event`, each if found.
+type TimeAndEvent<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// `time` and `event` of a record that starts as sockwarden writes it,
+/// `{"time":"...","id":"...","event":"..."`, read without searching; `None` for any other
+/// shape (then [`string_field`] searches).
+fn leading_fields(json: &[u8]) -> Option<TimeAndEvent<'_>> {
+    fn string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        (rest[end] == b'"').then(|| (&rest[..end], &rest[end + 1..]))
+    }
+    let rest = json.strip_prefix(b"{\"time\":\"")?;
+    let (time, rest) = string(rest)?;
+    let rest = rest.strip_prefix(b",\"id\":\"")?;
+    let (_, rest) = string(rest)?;
+    let Some(rest) = rest.strip_prefix(b",\"event\":\"") else {
+        return Some((Some(time), None));
+    };
+    let (event, _) = string(rest)?;
+    Some((Some(time), Some(event)))
 }
 
 /// The value of the first `"key":"` string in the first 200 bytes of a record's JSON (sockwarden
@@ -318,6 +345,26 @@ mod tests {
         assert!(split_frames(b"0 x").is_none());
         assert!(split_frames(b"x1 a").is_none());
         assert_eq!(split_frames(b"12").unwrap().0.len(), 0);
+    }
+
+    #[test]
+    fn the_leading_fields_are_read_without_a_search_and_agree_with_it() {
+        let body = &RECORD[..RECORD.len() - 1];
+        let fast = leading_fields(body).unwrap();
+        assert_eq!(fast.0, Some(&b"2026-11-29T08:26:54.893604Z"[..]));
+        assert_eq!(fast.1, Some(&b"request"[..]));
+        assert_eq!(fast.0, string_field(body, b"\"time\":\""));
+        assert_eq!(fast.1, string_field(body, b"\"event\":\""));
+        // No event: time only; another order: the search.
+        assert_eq!(
+            leading_fields(b"{\"time\":\"t\",\"id\":\"i\",\"path\":\"/\"}"),
+            Some((Some(&b"t"[..]), None))
+        );
+        assert_eq!(
+            leading_fields(b"{\"event\":\"reload\",\"time\":\"t\"}"),
+            None
+        );
+        assert_eq!(leading_fields(b"{\"time\":\"a\\\"b\",\"id\":\"i\"}"), None);
     }
 
     #[test]
