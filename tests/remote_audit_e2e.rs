@@ -382,6 +382,20 @@ fn assert_same_records(got: &[String], want: &[String], what: &str) {
     assert_eq!(got, want, "{what}: records missing or out of order");
 }
 
+/// The file's records once no more arrive for 300 ms (a command's last record is written just
+/// after its response).
+fn settled(file: &Path) -> Vec<String> {
+    let mut last = ids(&audit_records(file));
+    loop {
+        thread::sleep(Duration::from_millis(300));
+        let now = ids(&audit_records(file));
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Runs `n` docker commands (each a few records) through the proxy.
 fn traffic(proxy: &Proxy, n: usize) {
     for _ in 0..n {
@@ -620,16 +634,12 @@ fn collector_restart_loses_and_duplicates_nothing() {
     let file = proxy.dir.path().join("audit.log");
     for round in 0..3 {
         traffic(&proxy, 3);
-        let before = wait_for(T, || {
-            let r = audit_records(&file);
-            (r.len() >= 6 * (round + 1)).then(|| ids(&r))
-        })
-        .unwrap();
+        let before = settled(&file);
         collector.wait_messages(before.len());
         // Stopped once sockwarden counts what it sent delivered (its connection stayed open
         // 100 ms after): records sent in the last 100 ms before a collector goes away may be
         // sent again (see collector_stopped_under_traffic_loses_nothing).
-        let sent = ids(&audit_records(&file)).len() as f64;
+        let sent = before.len() as f64;
         wait_metric(
             &proxy,
             "sockwarden_audit_remote_delivered_records_total{sink=\"remote\"}",
@@ -638,15 +648,13 @@ fn collector_restart_loses_and_duplicates_nothing() {
         collector.stop();
         // While it is down: requests are served, records spool.
         traffic(&proxy, 4);
-        let during = wait_for(T, || {
-            let r = audit_records(&file);
-            (r.len() >= before.len() + 8).then_some(r.len())
-        })
-        .unwrap();
+        let during = settled(&file);
+        assert!(during.len() >= before.len() + 8, "round {round}");
+        let waiting = (during.len() - before.len()) as f64;
         wait_metric(
             &proxy,
             "sockwarden_audit_spool_records{sink=\"remote\"}",
-            |v| v >= (during - before.len()) as f64,
+            |v| v == waiting,
         );
         assert_eq!(
             metric(&proxy, "sockwarden_audit_remote_connected{sink=\"remote\"}"),
@@ -659,12 +667,11 @@ fn collector_restart_loses_and_duplicates_nothing() {
         );
         thread::sleep(Duration::from_millis(300));
         collector.start();
-        let want = ids(&audit_records(&file));
-        collector.wait_messages(want.len());
+        collector.wait_messages(during.len());
         // A moment more: a duplicate would show now.
         thread::sleep(Duration::from_millis(500));
         let got = received_ids(&collector.messages());
-        assert_same_records(&got, &want, &format!("round {round}"));
+        assert_same_records(&got, &during, &format!("round {round}"));
     }
     wait_metric(
         &proxy,
