@@ -576,8 +576,10 @@ impl Sender {
             match self.spool.read(self.next, CHUNK, &mut raw) {
                 Ok(Some((end, records))) => {
                     framed.clear();
-                    for line in raw.split_inclusive(|&b| b == b'\n') {
-                        self.header.frame(line, &mut framed);
+                    let mut start = 0;
+                    for end in memchr::memchr_iter(b'\n', &raw) {
+                        self.header.frame(&raw[start..=end], &mut framed);
+                        start = end + 1;
                     }
                     let sent = match self.conn.as_mut() {
                         Some(conn) => conn.write_all(&framed),

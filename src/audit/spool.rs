@@ -323,7 +323,7 @@ impl Spool {
             out.clear();
             (&mut file).take(want).read_to_end(out)?;
             file.seek(SeekFrom::Start(offset))?;
-            if let Some(end) = out.iter().rposition(|&b| b == b'\n') {
+            if let Some(end) = memchr::memrchr(b'\n', out) {
                 out.truncate(end + 1);
                 break;
             }
@@ -336,7 +336,7 @@ impl Spool {
             }
             want = (want * 2).min(available);
         }
-        let records = out.iter().filter(|&&b| b == b'\n').count() as u64;
+        let records = memchr::memchr_iter(b'\n', out).count() as u64;
         Ok(Some((
             Pos {
                 seq,
@@ -517,7 +517,7 @@ fn count_lines(path: &Path, from: u64, to: u64) -> io::Result<u64> {
         if got == 0 {
             break;
         }
-        n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+        n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
         left -= got as u64;
     }
     Ok(n)
