@@ -1192,7 +1192,8 @@ fn report(path: &Path) -> Result<String, Box<dyn Error>> {
             }
         }
 
-        // What the audit log costs, from the paired runs.
+        // What the audit log costs, from the paired runs (one row per variant: tag
+        // `audit_variant`).
         let pairs_of_up: Vec<&Value> = paired.iter().filter(|v| s(v, "upstream") == *up).collect();
         audit_cost_section(&mut out, up, &pairs_of_up);
         // Cost of each proxy: CPU time per unit of work, and peak memory.
@@ -1303,7 +1304,8 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
     // Each audit-on variant (tag `audit_variant`: "on", a plain file; "sealed", the file
-    // sealed) is its own row; runs from before the tag are "on".
+    // sealed; "remote", the file plus a remote syslog sink) is its own row; runs from before
+    // the tag are "on".
     let variant = |v: &Value| match s(v, "audit_variant").as_str() {
         "" => "on".to_owned(),
         other => other.to_owned(),
@@ -1321,7 +1323,8 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
     let _ = writeln!(
         out,
         "\nAudit cost on `{up}`: req/s of sockwarden with its audit log on (to a file, one JSON \
-         line per request; rows marked (sealed): the file sealed, `audit.seal_key`) relative to the \
+         line per request; rows marked (sealed): the file sealed, `audit.seal_key`; (remote): the file plus a remote \
+         syslog sink over TCP to a discarding collector on loopback, through its spool) relative to the \
          same binary with `audit.sink = \"off\"`, measured by \
          `loadgen paired`: both run side by side and the load alternates between them in \
          phases of {} ms (A B B A ...), so both see the same conditions; each run starts fresh \

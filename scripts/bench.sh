@@ -30,10 +30,12 @@
 #                               sockwarden-noaudit, fresh processes each run (0 runs: skipped);
 #                               single runs vary by +-8 %, so a 5 % target needs a dozen
 #                               (~9 min per upstream)
-#   AUDIT_VARIANTS="on sealed"  which audit-on fronts the audit-cost stage pairs with
+#   AUDIT_VARIANTS="on sealed remote"  which audit-on fronts the audit-cost stage pairs with
 #                               sockwarden-noaudit: "on" = front "sockwarden" (plain file),
-#                               "sealed" = "sockwarden-sealed" (the file sealed: [audit] seal_key);
-#                               each variant doubles the stage's time
+#                               "sealed" = "sockwarden-sealed" (the file sealed: [audit] seal_key),
+#                               "remote" = "sockwarden-remote" (the file sink plus a remote sink
+#                               over TCP to examples/discard_collector.rs, through its spool);
+#                               each variant adds the stage's time once more
 #   ISO_RUNS=3 ISO_SECS=5       isolation's cost (when the "isolation" cells are wanted: ISO=1):
 #                               `loadgen paired` runs of a policy with `isolation = "user"`
 #                               against the same policy without it, on `GET /containers/json`
@@ -64,7 +66,7 @@ FRONTS=${FRONTS:-"direct sockwarden sockwarden-noaudit haproxy"}
 AUDIT_RUNS=${AUDIT_RUNS:-12}
 AUDIT_SECS=${AUDIT_SECS:-10}
 AUDIT_PHASE_MS=${AUDIT_PHASE_MS:-250}
-AUDIT_VARIANTS=${AUDIT_VARIANTS:-"on sealed"}
+AUDIT_VARIANTS=${AUDIT_VARIANTS:-"on sealed remote"}
 ISO=${ISO:-0}
 ISO_RUNS=${ISO_RUNS:-3}
 ISO_SECS=${ISO_SECS:-5}
@@ -112,6 +114,7 @@ else
 fi
 LOADGEN=$ROOT/target/release/examples/loadgen
 STUB=$ROOT/target/release/examples/stub_upstream
+COLLECTOR=$ROOT/target/release/examples/discard_collector
 HAPROXY_CFG=$ROOT/bench/haproxy/haproxy.cfg
 for f in "$LOADGEN" "$STUB"; do [[ -x $f ]] || die "missing $f"; done
 [[ " $FRONTS " != *" sockwarden "* || -x $SOCKWARDEN ]] || die "missing $SOCKWARDEN"
@@ -310,11 +313,12 @@ start_front() {
     direct)
         sock=$UP_SOCK
         ;;
-    sockwarden | sockwarden-noaudit | sockwarden-sealed | sockwarden-iso | sockwarden-noiso)
+    sockwarden | sockwarden-noaudit | sockwarden-sealed | sockwarden-remote | sockwarden-iso | sockwarden-noiso)
         sock=$TMP/$front.sock
         local sink="sink = \"file\"
 path = \"$TMP/audit-$up.log\""
-        [[ $front == sockwarden || $front == sockwarden-sealed ]] || sink='sink = "off"'
+        [[ $front == sockwarden-noaudit || $front == sockwarden-iso || $front == sockwarden-noiso ]] &&
+            sink='sink = "off"'
         if [[ $front == sockwarden-sealed ]]; then
             # The sealed file: a seed made once per bench run; the chain continues across the
             # runs' restarts from the state file next to the log.
@@ -322,6 +326,18 @@ path = \"$TMP/audit-$up.log\""
             sink="sink = \"file\"
 path = \"$TMP/audit-sealed-$up.log\"
 seal_key = \"$TMP/seal-seed\""
+        fi
+        if [[ $front == sockwarden-remote ]]; then
+            # The same file sink plus a remote collector on loopback (records spooled first).
+            sink="[[audit.sinks]]
+type = \"file\"
+path = \"$TMP/audit-remote-$up.log\"
+
+[[audit.sinks]]
+type = \"remote\"
+address = \"127.0.0.1:$COLLECTOR_PORT\"
+spool_dir = \"$TMP/spool-$up\"
+on_failure = \"closed\""
         fi
         # Isolation's cells: the same policy with and without it (the bench containers carry
         # the load generator's owner label, so both list the same three).
@@ -490,7 +506,12 @@ audit_cost() {
         case $variant in
         on) audit_cost_variant "$up" on sockwarden ;;
         sealed) audit_cost_variant "$up" sealed sockwarden-sealed ;;
-        *) log "AUDIT_VARIANTS: unknown variant $variant (on, sealed)" ;;
+        remote)
+            start_collector
+            audit_cost_variant "$up" remote sockwarden-remote
+            stop_pid "$COLLECTOR_PID" 5
+            ;;
+        *) log "AUDIT_VARIANTS: unknown variant $variant (on, sealed, remote)" ;;
         esac
     done
 }
@@ -522,7 +543,7 @@ audit_cost_variant() {
                         "$up" "${test}_c$c" "$run" "$rc" "$(tr -d '"\\\n' <"$TMP/loadgen.err" | cut -c1-200)")
                 fi
                 printf '%s\n' "$line" >>"$RESULTS"
-                printf '  audit %-9s run %s  A=%s  %s\n' "${test}_c$c" "$run" "$a" \
+                printf '  audit %-6s %-9s run %s  A=%s  %s\n' "$variant" "${test}_c$c" "$run" "$a" \
                     "$(grep -o '"ratio":[0-9.]*' <<<"$line" || echo failed)" >&2
             done
         done
@@ -672,6 +693,20 @@ run_upstream() {
     audit_cost "$up"
     isolation_cost "$up"
     stop_upstream "$up"
+}
+
+# The remote audit cell's collector: takes octet-counted syslog over TCP and discards it.
+COLLECTOR_PORT="" COLLECTOR_PID=""
+start_collector() {
+    rm -f "$TMP/collector.port"
+    start_bg collector "$COLLECTOR" 127.0.0.1:0 "$TMP/collector.port"
+    COLLECTOR_PID=$STARTED_PID
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $TMP/collector.port ]] && break
+        sleep 0.1
+    done
+    COLLECTOR_PORT=$(cat "$TMP/collector.port")
 }
 
 # ---------------------------------------------------------------------------------------------

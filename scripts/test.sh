@@ -116,6 +116,9 @@ if has_stage test; then
         need_pkgs+=(busybox-static) # a dynamically linked busybox cannot run in the libc-less image
     fi
     command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3) # deploy_e2e's socket-activation launcher
+    # remote_audit_e2e's collector: a real rsyslog on loopback, over TCP and TLS (gtls driver)
+    command -v rsyslogd >/dev/null 2>&1 || need_pkgs+=(rsyslog)
+    ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 fi
 # systemd-analyze verifies the units in deploy/systemd (deploy_e2e); optional: without it those
 # checks are reported as skipped.

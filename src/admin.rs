@@ -4,7 +4,7 @@
 //! | endpoint        | answer |
 //! |-----------------|--------|
 //! | `GET /healthz`  | 200 while the process serves |
-//! | `GET /readyz`   | 200 when the daemon answers `/_ping`, else 503 with the reason and the fix (checked at most once a second) |
+//! | `GET /readyz`   | 200 when the daemon answers `/_ping` and no fail-closed audit sink is failing, else 503 with the reason and the fix (the daemon checked at most once a second) |
 //! | `GET /metrics`  | Prometheus metrics (OpenMetrics text) |
 //! | `POST /reload`  | re-reads the configuration; 200 with the new generation, or 500 with the error (the old configuration stays) |
 
@@ -34,6 +34,8 @@ pub struct Admin {
     pub metrics: Metrics,
     /// For `/readyz`.
     pub readiness: Readiness,
+    /// For `/readyz`: a fail-closed audit sink that cannot take records.
+    pub audit: crate::audit::Audit,
 }
 
 /// Accepts admin connections until shutdown begins.
@@ -122,6 +124,13 @@ impl Admin {
     /// Ready when the daemon answers `/_ping` with 200 in time (a check at most
     /// [`crate::readiness::CACHE_FOR`] old); else 503 with the reason and the fix.
     async fn ready(&self) -> Response<body::ProxyBody> {
+        let failing = self.audit.failing_closed();
+        if !failing.is_empty() {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {}\n", failing.join("; ")),
+            );
+        }
         match self.readiness.check().await {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(unreachable) => text(

@@ -16,14 +16,21 @@
 //! With `on_failure = "closed"` (the default) a request is refused with 503 while the sink is
 //! failing or its queue is full, so nothing happens that is not recorded; `"open"` serves on
 //! and counts the loss. Either way a lost record is a metric and a log line.
+//!
+//! Several sinks may run at once (`[[audit.sinks]]`: a file and a remote collector, say), each
+//! with its own writer thread, pending batch and `on_failure`: a request's line is written once
+//! and queued on each.
 
 pub mod layer;
 mod line;
 pub mod record;
+pub mod remote;
 pub mod report;
 pub mod schema;
 pub mod seal;
 mod sink;
+pub mod spool;
+pub mod syslog_format;
 pub mod verify;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,15 +61,27 @@ pub enum OnFailure {
     Open,
 }
 
+/// One sink of the `[audit]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkSettings {
+    /// Its name, unique: the `sink` label of its metrics, and in `/readyz` and the log.
+    pub name: String,
+    /// Where records go.
+    pub config: SinkConfig,
+    /// Fail closed or open when this sink cannot take records.
+    pub on_failure: OnFailure,
+    /// The setting `check` names for this sink's address or path (`audit.path`,
+    /// `audit.sinks[1].spool_dir`).
+    pub setting: String,
+}
+
 /// The validated `[audit]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditSettings {
-    /// Where records go; `None` turns the audit log off.
-    pub sink: Option<SinkConfig>,
-    /// Queue size between requests and the writer.
+    /// Where records go; none turns the audit log off.
+    pub sinks: Vec<SinkSettings>,
+    /// Queue size between requests and each sink's writer.
     pub queue: usize,
-    /// Fail closed or open.
-    pub on_failure: OnFailure,
     /// Whether inspected request bodies are logged (redacted).
     pub log_bodies: bool,
     /// Sealing of the file sink (`seal_key`); `None`: records are not sealed.
@@ -72,13 +91,27 @@ pub struct AuditSettings {
 impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
-            sink: Some(SinkConfig::Stdout),
+            sinks: vec![SinkSettings {
+                name: "stdout".to_owned(),
+                config: SinkConfig::Stdout,
+                on_failure: OnFailure::Closed,
+                setting: "audit.sink".to_owned(),
+            }],
             queue: 8192,
-            on_failure: OnFailure::Closed,
             log_bodies: false,
             seal: None,
         }
     }
+}
+
+/// One running sink: its writer's intake and what a failure does.
+#[derive(Debug)]
+struct RunningSink {
+    name: String,
+    description: String,
+    state: Arc<sink::SinkState>,
+    on_failure: OnFailure,
+    metrics: crate::metrics::SinkMetrics,
 }
 
 /// The running audit log. Cheap to clone.
@@ -89,9 +122,13 @@ pub struct Audit {
 
 #[derive(Debug)]
 struct Core {
-    /// The writer's intake; `None` when the audit log is off.
-    sink: Option<Arc<sink::SinkState>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The sinks (none when the audit log is off).
+    sinks: Vec<RunningSink>,
+    /// Their intakes, in the same order (for [`sink::push_each`]).
+    states: Vec<Arc<sink::SinkState>>,
+    /// Whether any sink fails closed.
+    any_closed: bool,
+    writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     settings: AuditSettings,
     metrics: Metrics,
     next_id: AtomicU64,
@@ -100,21 +137,40 @@ struct Core {
 }
 
 impl Audit {
-    /// Opens the sink (an error here keeps sockwarden from starting) and starts its writer.
+    /// Opens the sinks (an error here keeps sockwarden from starting) and starts their
+    /// writers.
     pub fn start(settings: AuditSettings, metrics: Metrics) -> std::io::Result<Audit> {
-        let (sink, writer) = match &settings.sink {
-            Some(config) => {
-                let (state, handle) = sink::start(
-                    config,
-                    settings.queue,
-                    settings.seal.as_ref(),
-                    metrics.clone(),
-                )
-                .map_err(|e| sink_error(config, e))?;
-                (Some(state), Some(handle))
-            }
-            None => (None, None),
-        };
+        let mut sinks = Vec::with_capacity(settings.sinks.len());
+        let mut writers = Vec::with_capacity(settings.sinks.len());
+        for s in &settings.sinks {
+            // The seal applies to the file sink (config allows exactly one with seal_key).
+            let seal = match s.config {
+                SinkConfig::File(_) => settings.seal.as_ref(),
+                _ => None,
+            };
+            let started = sink::start(&s.config, &s.name, settings.queue, seal, metrics.clone());
+            let (state, handle) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    // Stop the writers already started.
+                    for running in &sinks {
+                        let running: &RunningSink = running;
+                        running.state.stop();
+                    }
+                    return Err(sink_error(&s.config, e));
+                }
+            };
+            sinks.push(RunningSink {
+                name: s.name.clone(),
+                description: s.config.to_string(),
+                state,
+                on_failure: s.on_failure,
+                metrics: metrics.audit_sink(&s.name),
+            });
+            writers.push(handle);
+        }
+        let states = sinks.iter().map(|s| s.state.clone()).collect();
+        let any_closed = sinks.iter().any(|s| s.on_failure == OnFailure::Closed);
         metrics.audit_queue(0, settings.queue);
         let id_prefix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -122,8 +178,10 @@ impl Audit {
             .unwrap_or(0);
         Ok(Audit {
             core: Arc::new(Core {
-                sink,
-                writer: Mutex::new(writer),
+                sinks,
+                states,
+                any_closed,
+                writers: Mutex::new(writers),
                 settings,
                 metrics,
                 next_id: AtomicU64::new(1),
@@ -136,16 +194,20 @@ impl Audit {
     /// Whether [`Audit::start`] could open the sink, without opening it (no file is created):
     /// the same error `start` would give, for `sockwarden check`.
     pub fn preflight(settings: &AuditSettings) -> std::io::Result<()> {
-        match &settings.sink {
-            Some(config) => {
-                sink::preflight(config).map_err(|e| sink_error(config, e))?;
-                match &settings.seal {
-                    Some(seal) => seal::preflight(seal).map_err(|e| sink_error(config, e)),
-                    None => Ok(()),
-                }
+        Audit::preflight_sinks(settings).map_err(|(_, e)| e)
+    }
+
+    /// [`Audit::preflight`], saying which sink's setting is at fault.
+    pub fn preflight_sinks(settings: &AuditSettings) -> Result<(), (String, std::io::Error)> {
+        for s in &settings.sinks {
+            sink::preflight(&s.config)
+                .map_err(|e| (s.setting.clone(), sink_error(&s.config, e)))?;
+            if let (Some(seal), SinkConfig::File(_)) = (&settings.seal, &s.config) {
+                seal::preflight(seal)
+                    .map_err(|e| ("audit.seal_key".to_owned(), sink_error(&s.config, e)))?;
             }
-            None => Ok(()),
         }
+        Ok(())
     }
 
     /// The metrics this audit log feeds.
@@ -153,40 +215,74 @@ impl Audit {
         &self.core.metrics
     }
 
-    /// Whether a new request may be served: always when failing open or when the audit log is
-    /// off; otherwise only while the sink works and the queue has room.
+    /// Whether a new request may be served: always when every sink fails open or the audit
+    /// log is off; otherwise only while each fail-closed sink works and its queue has room.
     pub fn admits(&self) -> bool {
-        let Some(sink) = &self.core.sink else {
-            return true;
-        };
-        if self.core.settings.on_failure == OnFailure::Open {
+        if !self.core.any_closed {
             return true;
         }
-        sink.has_room() && sink.healthy.load(Ordering::Relaxed)
+        self.core.sinks.iter().all(|s| {
+            s.on_failure == OnFailure::Open
+                || (s.state.has_room() && s.state.healthy.load(Ordering::Relaxed))
+        })
     }
 
-    /// Asks the writer to reopen its file (SIGUSR1, after logrotate moved it).
-    pub fn reopen(&self) {
-        if let Some(sink) = &self.core.sink {
-            sink.reopen();
-        }
-    }
-
-    /// Writes what is queued and stops the writer (at shutdown), waiting at most `limit`.
-    pub async fn close(&self, limit: Duration) {
-        let Some(sink) = &self.core.sink else { return };
-        sink.stop();
-        let handle = self
-            .core
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(handle) = handle {
-            let joined = tokio::task::spawn_blocking(move || handle.join());
-            if tokio::time::timeout(limit, joined).await.is_err() {
-                tracing::warn!("audit writer did not finish in time; records may be lost");
+    /// For `/readyz`: a sentence for each fail-closed sink that cannot take records now (so
+    /// requests are refused with 503); empty when none.
+    pub fn failing_closed(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.core.sinks {
+            if s.on_failure != OnFailure::Closed {
+                continue;
             }
+            let why = if !s.state.healthy.load(Ordering::Relaxed) {
+                s.state
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| "its last write failed".to_owned())
+            } else if !s.state.has_room() {
+                format!("its queue is full ({} records)", self.core.settings.queue)
+            } else {
+                continue;
+            };
+            out.push(format!(
+                "audit sink {} ({}) is failing closed: {why}; requests are refused with 503 \
+                 (on_failure = \"closed\")",
+                s.name, s.description
+            ));
+        }
+        out
+    }
+
+    /// Asks the writers to reopen their files (SIGUSR1, after logrotate moved them).
+    pub fn reopen(&self) {
+        for s in &self.core.sinks {
+            s.state.reopen();
+        }
+    }
+
+    /// Writes what is queued and stops the writers (at shutdown), waiting at most `limit`.
+    pub async fn close(&self, limit: Duration) {
+        if self.core.sinks.is_empty() {
+            return;
+        }
+        for s in &self.core.sinks {
+            s.state.stop();
+        }
+        let handles =
+            std::mem::take(&mut *self.core.writers.lock().unwrap_or_else(|p| p.into_inner()));
+        if handles.is_empty() {
+            return;
+        }
+        let joined = tokio::task::spawn_blocking(move || {
+            for handle in handles {
+                let _ = handle.join();
+            }
+        });
+        if tokio::time::timeout(limit, joined).await.is_err() {
+            tracing::warn!("audit writer did not finish in time; records may be lost");
         }
     }
 
@@ -198,16 +294,28 @@ impl Audit {
 
     /// Whether inspected bodies should be handed over for the records.
     pub fn logs_bodies(&self) -> bool {
-        self.core.settings.log_bodies && self.core.sink.is_some()
+        self.core.settings.log_bodies && !self.core.sinks.is_empty()
     }
 
-    /// Appends a record, written by `write`, to the writer's pending batch.
+    /// Appends a record, written by `write`, to each writer's pending batch.
     pub(crate) fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
-        let Some(sink) = &self.core.sink else { return };
-        if !sink.push(write) {
-            self.core.metrics.audit_lost("queue_full", 1);
-            self.complain();
+        match self.core.states.as_slice() {
+            [] => {}
+            [only] => {
+                if !only.push(write) {
+                    self.queue_full(0);
+                }
+            }
+            all => sink::push_each(all, write, |i| self.queue_full(i)),
         }
+    }
+
+    fn queue_full(&self, sink: usize) {
+        self.core.metrics.audit_lost("queue_full", 1);
+        if let Some(s) = self.core.sinks.get(sink) {
+            s.metrics.lost("queue_full", 1);
+        }
+        self.complain();
     }
 
     fn complain(&self) {

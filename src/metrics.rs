@@ -61,6 +61,17 @@ struct LossLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLossLabels {
+    sink: String,
+    reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -88,6 +99,7 @@ struct Inner {
     audit_lost: Family<LossLabels, Counter>,
     audit_queue_depth: Gauge,
     audit_queue_capacity: Gauge,
+    sinks: SinkFamilies,
     reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
     seal: SealMetrics,
@@ -212,6 +224,7 @@ impl Metrics {
             "Size of the audit queue",
             audit_queue_capacity.clone(),
         );
+        let sinks = SinkFamilies::register(&mut registry);
         let reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reloads",
@@ -249,6 +262,7 @@ impl Metrics {
                 audit_lost,
                 audit_queue_depth,
                 audit_queue_capacity,
+                sinks,
                 reloads,
                 config_generation,
                 seal,
@@ -378,6 +392,33 @@ impl Metrics {
             .set(i64::try_from(capacity).unwrap_or(i64::MAX));
     }
 
+    /// The per-sink metrics of the audit sink called `name` (its label), exported from now
+    /// on (the loss counters at zero).
+    pub fn audit_sink(&self, name: &str) -> SinkMetrics {
+        let f = &self.inner.sinks;
+        let sink = SinkLabels {
+            sink: name.to_owned(),
+        };
+        let lost = |reason| {
+            f.lost.get_or_create_owned(&SinkLossLabels {
+                sink: name.to_owned(),
+                reason,
+            })
+        };
+        SinkMetrics {
+            written: f.written.get_or_create_owned(&sink),
+            lost_queue_full: lost("queue_full"),
+            lost_sink_error: lost("sink_error"),
+            healthy: {
+                let g = f.healthy.get_or_create_owned(&sink);
+                g.set(1);
+                g
+            },
+            families: f.clone(),
+            sink,
+        }
+    }
+
     /// A reload was attempted; on success `generation` is the new configuration's.
     pub fn reload(&self, ok: bool, generation: u64) {
         let result = if ok { "ok" } else { "error" };
@@ -398,6 +439,146 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
+    }
+}
+
+/// The per-sink families.
+#[derive(Clone, Debug)]
+struct SinkFamilies {
+    written: Family<SinkLabels, Counter>,
+    lost: Family<SinkLossLabels, Counter>,
+    healthy: Family<SinkLabels, Gauge>,
+    spool_bytes: Family<SinkLabels, Gauge>,
+    spool_records: Family<SinkLabels, Gauge>,
+    spool_capacity: Family<SinkLabels, Gauge>,
+    connected: Family<SinkLabels, Gauge>,
+    delivered: Family<SinkLabels, Counter>,
+    failures: Family<SinkLabels, Counter>,
+}
+
+impl SinkFamilies {
+    fn register(registry: &mut Registry) -> SinkFamilies {
+        let f = SinkFamilies {
+            written: Family::default(),
+            lost: Family::default(),
+            healthy: Family::default(),
+            spool_bytes: Family::default(),
+            spool_records: Family::default(),
+            spool_capacity: Family::default(),
+            connected: Family::default(),
+            delivered: Family::default(),
+            failures: Family::default(),
+        };
+        registry.register(
+            "audit_sink_records_written",
+            "Audit records written by each sink (for a remote sink: taken into its spool)",
+            f.written.clone(),
+        );
+        registry.register(
+            "audit_sink_records_lost",
+            "Audit records each sink lost (reason = queue_full or sink_error; a full spool is sink_error)",
+            f.lost.clone(),
+        );
+        registry.register(
+            "audit_sink_healthy",
+            "1 while the sink's last write succeeded (a remote sink: while its spool has room), else 0",
+            f.healthy.clone(),
+        );
+        registry.register(
+            "audit_spool_bytes",
+            "Bytes of audit records spooled for a remote sink and not yet delivered",
+            f.spool_bytes.clone(),
+        );
+        registry.register(
+            "audit_spool_records",
+            "Audit records spooled for a remote sink and not yet delivered",
+            f.spool_records.clone(),
+        );
+        registry.register(
+            "audit_spool_capacity_bytes",
+            "The remote sink's spool bound (spool_max_bytes)",
+            f.spool_capacity.clone(),
+        );
+        registry.register(
+            "audit_remote_connected",
+            "1 while the remote sink holds a connection to its collector, else 0",
+            f.connected.clone(),
+        );
+        registry.register(
+            "audit_remote_delivered_records",
+            "Audit records the remote sink delivered to its collector",
+            f.delivered.clone(),
+        );
+        registry.register(
+            "audit_remote_failures",
+            "Failed connection attempts to the collector and connections that broke",
+            f.failures.clone(),
+        );
+        f
+    }
+}
+
+/// One audit sink's metrics (labelled `sink`). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SinkMetrics {
+    sink: SinkLabels,
+    families: SinkFamilies,
+    written: Counter,
+    lost_queue_full: Counter,
+    lost_sink_error: Counter,
+    healthy: Gauge,
+}
+
+impl SinkMetrics {
+    /// Records written.
+    pub fn written(&self, n: u64) {
+        self.written.inc_by(n);
+    }
+
+    /// Records lost (`reason` = `queue_full` or `sink_error`).
+    pub fn lost(&self, reason: &'static str, n: u64) {
+        match reason {
+            "queue_full" => self.lost_queue_full.inc_by(n),
+            _ => self.lost_sink_error.inc_by(n),
+        };
+    }
+
+    /// Whether the last write succeeded.
+    pub fn healthy(&self, ok: bool) {
+        self.healthy.set(i64::from(ok));
+    }
+
+    /// The spool's undelivered (bytes, records) and bound.
+    pub fn spool(&self, (bytes, records): (u64, u64), capacity: u64) {
+        let f = &self.families;
+        let set = |family: &Family<SinkLabels, Gauge>, v: u64| {
+            family
+                .get_or_create(&self.sink)
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&f.spool_bytes, bytes);
+        set(&f.spool_records, records);
+        set(&f.spool_capacity, capacity);
+    }
+
+    /// Whether a connection to the collector is open.
+    pub fn connected(&self, yes: bool) {
+        self.families
+            .connected
+            .get_or_create(&self.sink)
+            .set(i64::from(yes));
+        let _ = self.families.failures.get_or_create(&self.sink);
+        let _ = self.families.delivered.get_or_create(&self.sink);
+    }
+
+    /// Records delivered to the collector.
+    pub fn delivered(&self, n: u64) {
+        self.families.delivered.get_or_create(&self.sink).inc_by(n);
+    }
+
+    /// A connection attempt failed or a connection broke.
+    pub fn remote_failure(&self) {
+        self.families.failures.get_or_create(&self.sink).inc();
     }
 }
 

@@ -173,12 +173,8 @@ impl Server {
         passed: &[bool],
         admin_passed: bool,
     ) -> Result<(), Box<(String, StartError)>> {
-        if let Err(e) = Audit::preflight(&config.audit) {
-            let setting = match &config.audit.sink {
-                Some(crate::audit::SinkConfig::Syslog(_)) => "audit.syslog_socket",
-                _ => "audit.path",
-            };
-            return Err(Box::new((setting.to_owned(), StartError::Audit(e))));
+        if let Err((setting, e)) = Audit::preflight_sinks(&config.audit) {
+            return Err(Box::new((setting, StartError::Audit(e))));
         }
         for (index, listen) in config.listeners.iter().enumerate() {
             if listen.activation == Activation::Required
@@ -265,6 +261,7 @@ impl Server {
                 live: live.clone(),
                 metrics: audit.metrics().clone(),
                 readiness,
+                audit: audit.clone(),
             };
             accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
         }

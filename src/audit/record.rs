@@ -387,7 +387,7 @@ mod tests {
 
     fn quiet_audit() -> Audit {
         let settings = AuditSettings {
-            sink: None,
+            sinks: Vec::new(),
             ..AuditSettings::default()
         };
         Audit::start(settings, Metrics::new()).unwrap()

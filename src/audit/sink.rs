@@ -1,5 +1,7 @@
 //! Where audit records go: standard output, an append-only file (reopened on SIGUSR1, for
-//! logrotate), or syslog/journald over a local datagram socket (`/dev/log`).
+//! logrotate), syslog/journald over a local datagram socket (`/dev/log`), or a remote syslog
+//! collector (through an on-disk spool, see [`super::remote`]). Each configured sink has its
+//! own writer thread and pending batch.
 //!
 //! One dedicated thread writes, so a slow disk or a stalled reader never blocks a request:
 //! a request writes its record as a JSON line into a thread-local buffer (on its own CPU, where
@@ -23,8 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::remote::RemoteConfig;
 use super::schema::Record;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkMetrics};
 
 /// Mode of a new audit file: the log holds who did what, readable by its owner only.
 const FILE_MODE: u32 = 0o600;
@@ -41,6 +44,8 @@ pub enum SinkConfig {
     File(PathBuf),
     /// A syslog datagram socket (`/dev/log`, which journald also serves).
     Syslog(PathBuf),
+    /// A remote syslog collector over TCP or TLS, through a spool.
+    Remote(Box<RemoteConfig>),
 }
 
 impl std::fmt::Display for SinkConfig {
@@ -49,6 +54,7 @@ impl std::fmt::Display for SinkConfig {
             SinkConfig::Stdout => f.write_str("stdout"),
             SinkConfig::File(path) => write!(f, "file {}", path.display()),
             SinkConfig::Syslog(path) => write!(f, "syslog {}", path.display()),
+            SinkConfig::Remote(remote) => remote.fmt(f),
         }
     }
 }
@@ -58,6 +64,8 @@ impl std::fmt::Display for SinkConfig {
 pub(super) struct SinkState {
     /// Whether the last write succeeded.
     pub healthy: AtomicBool,
+    /// Why the last write failed, for `/readyz`.
+    pub failure: Mutex<Option<String>>,
     /// Records waiting to be written.
     pub pending: AtomicUsize,
     /// Most records that may wait.
@@ -82,6 +90,7 @@ impl SinkState {
     fn new(limit: usize) -> SinkState {
         SinkState {
             healthy: AtomicBool::new(true),
+            failure: Mutex::new(None),
             pending: AtomicUsize::new(0),
             limit,
             batch: Mutex::new(Pending::default()),
@@ -109,24 +118,29 @@ impl SinkState {
             let mut line = scratch.borrow_mut();
             line.clear();
             write(&mut line);
-            let mut pending = self.lock();
-            if pending.batch.len() >= self.limit {
-                return false;
-            }
-            let starts = pending.batch.is_empty();
-            pending.batch.bytes.extend_from_slice(&line);
-            let end = pending.batch.bytes.len();
-            pending.batch.ends.push(end);
-            let pending_len = pending.batch.len();
-            self.pending.store(pending_len, Ordering::Relaxed);
-            drop(pending);
-            // The writer waits for a batch to start, then for the window to pass or the
-            // batch to reach half the queue.
-            if starts || pending_len == self.early() {
-                self.wake.notify_one();
-            }
-            true
+            self.push_line(&line)
         })
+    }
+
+    /// Queues a line already written; `false` (nothing queued) when the batch is full.
+    fn push_line(&self, line: &[u8]) -> bool {
+        let mut pending = self.lock();
+        if pending.batch.len() >= self.limit {
+            return false;
+        }
+        let starts = pending.batch.is_empty();
+        pending.batch.bytes.extend_from_slice(line);
+        let end = pending.batch.bytes.len();
+        pending.batch.ends.push(end);
+        let pending_len = pending.batch.len();
+        self.pending.store(pending_len, Ordering::Relaxed);
+        drop(pending);
+        // The writer waits for a batch to start, then for the window to pass or the
+        // batch to reach half the queue.
+        if starts || pending_len == self.early() {
+            self.wake.notify_one();
+        }
+        true
     }
 
     /// Asks the writer to reopen its file before its next write.
@@ -142,6 +156,25 @@ impl SinkState {
     }
 }
 
+/// Writes the line `write` produces once and queues it on each of `sinks`; `full` is called
+/// with the index of each sink whose batch had no room.
+pub(super) fn push_each(
+    sinks: &[Arc<SinkState>],
+    write: impl FnOnce(&mut Vec<u8>),
+    mut full: impl FnMut(usize),
+) {
+    SCRATCH.with(|scratch| {
+        let mut line = scratch.borrow_mut();
+        line.clear();
+        write(&mut line);
+        for (i, sink) in sinks.iter().enumerate() {
+            if !sink.push_line(&line) {
+                full(i);
+            }
+        }
+    })
+}
+
 /// An open sink.
 enum Sink {
     Stdout,
@@ -153,11 +186,12 @@ enum Sink {
         path: PathBuf,
         socket: Option<UnixDatagram>,
     },
+    Remote(Box<super::remote::Shipper>),
 }
 
 impl Sink {
     /// Opens `config`; an error here stops sockwarden from starting.
-    fn open(config: &SinkConfig) -> io::Result<Sink> {
+    fn open(config: &SinkConfig, name: &str, metrics: &SinkMetrics) -> io::Result<Sink> {
         Ok(match config {
             SinkConfig::Stdout => Sink::Stdout,
             SinkConfig::File(path) => Sink::File {
@@ -168,6 +202,11 @@ impl Sink {
                 socket: Some(connect_syslog(path)?),
                 path: path.clone(),
             },
+            SinkConfig::Remote(remote) => Sink::Remote(Box::new(super::remote::Shipper::start(
+                name,
+                remote,
+                metrics.clone(),
+            )?)),
         })
     }
 
@@ -215,6 +254,7 @@ impl Sink {
                 }
                 Ok(())
             }
+            Sink::Remote(shipper) => shipper.spool(&records.bytes, records.len() as u64),
         }
     }
 
@@ -231,6 +271,7 @@ impl Sink {
                 *socket = Some(connect_syslog(path)?);
                 Ok(())
             }
+            Sink::Remote(_) => Ok(()),
         }
     }
 }
@@ -252,6 +293,7 @@ pub(super) fn preflight(config: &SinkConfig) -> io::Result<()> {
     match config {
         SinkConfig::Stdout => Ok(()),
         SinkConfig::Syslog(path) => connect_syslog(path).map(drop),
+        SinkConfig::Remote(remote) => super::remote::preflight(remote),
         SinkConfig::File(path) => match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => Err(errno(nix::errno::Errno::EISDIR)),
             Ok(_) => access(path.as_path(), AccessFlags::W_OK).map_err(errno),
@@ -277,10 +319,11 @@ fn connect_syslog(path: &PathBuf) -> io::Result<UnixDatagram> {
     Ok(socket)
 }
 
-/// Opens the sink and starts the writer thread; `capacity` records may wait. With `seal`
-/// (a file sink only), records are sealed (`seal`).
+/// Opens the sink called `name` and starts its writer thread; `capacity` records may wait.
+/// With `seal` (a file sink only), records are sealed (`seal`).
 pub(super) fn start(
     config: &SinkConfig,
+    name: &str,
     capacity: usize,
     seal: Option<&super::seal::SealSettings>,
     metrics: Metrics,
@@ -299,13 +342,15 @@ pub(super) fn start(
         }
         (None, _) => None,
     };
-    let sink = Sink::open(config)?;
+    let sink_metrics = metrics.audit_sink(name);
+    let sink = Sink::open(config, name, &sink_metrics)?;
     let state = Arc::new(SinkState::new(capacity));
     let writer = Writer {
         sink,
         name: config.to_string(),
         state: state.clone(),
         metrics,
+        sink_metrics,
         last_complaint: None,
         lost_since_complaint: 0,
         sealer,
@@ -324,6 +369,7 @@ struct Writer {
     name: String,
     state: Arc<SinkState>,
     metrics: Metrics,
+    sink_metrics: SinkMetrics,
     last_complaint: Option<Instant>,
     lost_since_complaint: u64,
     /// Seals a file sink's records (`[audit] seal_key`).
@@ -421,13 +467,22 @@ impl Writer {
             Ok(()) => {
                 self.state.healthy.store(true, Ordering::Relaxed);
                 self.metrics.audit_written(n);
+                self.sink_metrics.written(n);
             }
             Err(e) => {
+                // A full spool took the records that fitted.
+                let lost = super::remote::lost_of(&e).unwrap_or(n);
+                self.metrics.audit_written(n - lost);
+                self.sink_metrics.written(n - lost);
                 self.state.healthy.store(false, Ordering::Relaxed);
-                self.metrics.audit_lost("sink_error", n);
-                self.complain(&e, n);
+                *self.state.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                self.metrics.audit_lost("sink_error", lost);
+                self.sink_metrics.lost("sink_error", lost);
+                self.complain(&e, lost);
             }
         }
+        self.sink_metrics
+            .healthy(self.state.healthy.load(Ordering::Relaxed));
         lines.clear();
     }
 

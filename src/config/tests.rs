@@ -51,6 +51,99 @@ fn every_shipped_example_is_valid() {
 }
 
 #[test]
+fn remote_audit_example_is_valid_with_its_ca_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+    let text = include_str!("../../config/examples/remote-audit.toml").replace(
+        "/etc/sockwarden/collector-ca.pem",
+        ca_path.to_str().unwrap(),
+    );
+    let config = Config::parse(&text, "remote-audit").unwrap();
+    let sinks = &config.audit.sinks;
+    assert_eq!(sinks.len(), 2);
+    assert_eq!(sinks[0].name, "file");
+    assert_eq!(sinks[0].on_failure, crate::audit::OnFailure::Closed);
+    assert_eq!(sinks[1].name, "collector");
+    assert_eq!(sinks[1].on_failure, crate::audit::OnFailure::Open);
+    let crate::audit::SinkConfig::Remote(remote) = &sinks[1].config else {
+        panic!("{:?}", sinks[1]);
+    };
+    assert_eq!(remote.address, "logs.example.net:6514");
+    assert_eq!(remote.protocol(), crate::audit::remote::Protocol::Tls);
+    assert_eq!(remote.spool_max_bytes, 1 << 30);
+    assert_eq!(remote.facility, 10);
+    // Without its CA file, `check` names the setting and its line.
+    let text = include_str!("../../config/examples/remote-audit.toml");
+    let err = Config::parse(text, "remote-audit").unwrap_err().to_string();
+    let line = text.lines().position(|l| l.starts_with("ca = ")).unwrap() + 1;
+    assert!(
+        err.starts_with(&format!(
+            "remote-audit line {line}: audit.sinks[1].ca: cannot read"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn audit_sinks_are_validated_with_their_line() {
+    let base = "[[listen]]\nunix = \"/tmp/x.sock\"\n[audit]\n";
+    let cases: &[(&str, &str)] = &[
+        ("[[audit.sinks]]\npath = \"/a\"\n", "audit.sinks[0].type: required"),
+        ("[[audit.sinks]]\ntype = \"tcp\"\n", "audit.sinks[0].type: \"tcp\" is not one of"),
+        ("[[audit.sinks]]\ntype = \"file\"\n", "audit.sinks[0].path: required"),
+        ("[[audit.sinks]]\ntype = \"file\"\npath = \"a.log\"\n", "audit.sinks[0].path: must be an absolute path"),
+        ("[[audit.sinks]]\ntype = \"stdout\"\npath = \"/a\"\n", "audit.sinks[0].path: does not apply to type = \"stdout\""),
+        ("[[audit.sinks]]\ntype = \"stdout\"\n[[audit.sinks]]\ntype = \"stdout\"\n", "audit.sinks[1].name: another sink is already named \"stdout\""),
+        ("[[audit.sinks]]\ntype = \"remote\"\nspool_dir = \"/s\"\n", "audit.sinks[0].address: required"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"logs:0\"\nspool_dir = \"/s\"\n", "audit.sinks[0].address: \"logs:0\" is not a host:port address (the port must be 1 to 65535)"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"a b:514\"\nspool_dir = \"/s\"\n", "audit.sinks[0].address: \"a b:514\" is not a host:port address (not an IP address or a DNS name)"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"[::1:514\"\nspool_dir = \"/s\"\n", "audit.sinks[0].address:"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\n", "audit.sinks[0].spool_dir: required"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nspool_max_bytes = 10\n", "audit.sinks[0].spool_max_bytes: must be at least 65536"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nprotocol = \"udp\"\n", "audit.sinks[0].protocol: \"udp\" is not one of"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nprotocol = \"tls\"\n", "audit.sinks[0].ca: required with protocol = \"tls\""),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nca = \"/ca.pem\"\n", "audit.sinks[0].ca: only applies with protocol = \"tls\""),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nfacility = \"mars\"\n", "audit.sinks[0].facility: \"mars\" is not one of kern,"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nhostname = \"a b\"\n", "audit.sinks[0].hostname: must be 1 to 255"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\napp_name = \"\"\n", "audit.sinks[0].app_name: must be 1 to 48"),
+        ("[[audit.sinks]]\ntype = \"remote\"\naddress = \"127.0.0.1:514\"\nspool_dir = \"/s\"\nname = \"a b\"\n", "audit.sinks[0].name: must be letters"),
+        ("sink = \"file\"\n[[audit.sinks]]\ntype = \"stdout\"\n", "audit.sink: set the sinks either with audit.sink"),
+    ];
+    for (audit, want) in cases {
+        let text = format!("{base}{audit}");
+        let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains(want), "{audit}: {err}");
+        assert!(err.starts_with("t.toml line "), "{audit}: {err}");
+    }
+    // The line is the entry's own: the second entry's key, not the first's.
+    let text = format!(
+        "{base}[[audit.sinks]]\ntype = \"file\"\npath = \"/a.log\"\n[[audit.sinks]]\ntype = \"file\"\npath = \"b.log\"\nname = \"b\"\n"
+    );
+    let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(
+        err.starts_with("t.toml line 9: audit.sinks[1].path"),
+        "{err}"
+    );
+    // The single-sink form is unchanged; a valid list keeps its order and on_failure default.
+    let config = Config::parse(
+        &format!("{base}on_failure = \"open\"\n[[audit.sinks]]\ntype = \"stdout\"\n[[audit.sinks]]\ntype = \"remote\"\naddress = \"[::1]:6514\"\nspool_dir = \"/s\"\non_failure = \"closed\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let sinks = &config.audit.sinks;
+    assert_eq!(
+        (sinks[0].name.as_str(), sinks[0].on_failure),
+        ("stdout", crate::audit::OnFailure::Open)
+    );
+    assert_eq!(
+        (sinks[1].name.as_str(), sinks[1].on_failure),
+        ("remote", crate::audit::OnFailure::Closed)
+    );
+}
+
+#[test]
 fn example_documents_every_inspection_setting() {
     use crate::inspect::{
         BuildRules, ContainerRules, ExecRules, NetworkRules, PluginRules, VolumeRules,

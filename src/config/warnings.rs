@@ -18,8 +18,11 @@ const LONG_BODY_TIMEOUT: Duration = Duration::from_secs(600);
 pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
     use crate::audit::{OnFailure, SinkConfig};
     let mut out = Vec::new();
-    let fail_closed_file = matches!(config.audit.sink, Some(SinkConfig::File(_)))
-        && config.audit.on_failure == OnFailure::Closed;
+    let fail_closed_file = config
+        .audit
+        .sinks
+        .iter()
+        .any(|s| matches!(s.config, SinkConfig::File(_)) && s.on_failure == OnFailure::Closed);
     let mut who: Vec<(String, &crate::limits::LimitSettings)> =
         vec![("[limits]".to_owned(), config.limits.settings(None))];
     for client in config.authority.clients() {

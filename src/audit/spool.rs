@@ -1,0 +1,695 @@
+//! The remote sink's bounded on-disk spool: every record is appended here first (by the sink's
+//! writer thread) and the sender thread delivers from here, in order, removing what the
+//! collector got. So a collector that is down, slow or restarting costs no record until the
+//! spool is full, and a sockwarden restart finds what was not delivered and sends it first.
+//!
+//! On disk, in `spool_dir` (created mode 0700 with any missing parents; files 0600): segment files `<seq>.spool` (16 hex digits)
+//! holding JSON lines, appended to in order; `cursor` (`<seq> <offset>`), the first byte not yet
+//! delivered, rewritten (via a rename) as delivery advances; `lock`, held (flock) while a
+//! sockwarden uses the directory, so two cannot share it. A segment wholly delivered is removed;
+//! a new one starts when the one being written reaches an eighth of the spool's size. A line cut
+//! short by a crash is cut off at start (its record was never acknowledged to anyone).
+//!
+//! The bound counts undelivered bytes: a batch that does not fit is written as far as whole
+//! records fit and the rest reported lost (the caller fails closed or counts them). Delivered
+//! bytes of the segment being written stay on disk until it is complete, so the directory
+//! holds at most `max_bytes` plus one segment.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Smallest spool accepted.
+pub const MIN_BYTES: u64 = 64 * 1024;
+/// The default bound: 256 MiB.
+pub const DEFAULT_BYTES: u64 = 256 * 1024 * 1024;
+
+const FILE_MODE: u32 = 0o600;
+const SUFFIX: &str = ".spool";
+
+/// A place in the spool: segment and byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// Bytes into it.
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    seq: u64,
+    len: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    /// In order; the last is the one being written.
+    segments: VecDeque<Segment>,
+    /// The first undelivered byte.
+    cursor: Pos,
+    /// Undelivered bytes and records.
+    depth_bytes: u64,
+    depth_records: u64,
+    stop: bool,
+}
+
+/// What [`Spool::append`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Records spooled.
+    pub written: u64,
+    /// Records that did not fit.
+    pub lost: u64,
+}
+
+/// The spool: shared by the sink's writer (appends) and the sender (reads, confirms).
+#[derive(Debug, Clone)]
+pub struct Spool {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    state: Mutex<State>,
+    wake: Condvar,
+    /// The segment being written (the writer thread's).
+    active: Mutex<File>,
+    /// Held while this process uses the directory.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}{SUFFIX}"))
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+impl Spool {
+    /// Opens (creating it and missing parents, mode 0700) the spool in `dir`, finds what a previous
+    /// run left undelivered and starts a new segment after it.
+    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(FILE_MODE)
+            .open(dir.join("lock"))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, errno)| {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "spool {} is in use by another process ({errno})",
+                        dir.display()
+                    ),
+                )
+            })?;
+        let mut seqs: Vec<u64> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(hex) = name.strip_suffix(SUFFIX) {
+                if let Ok(seq) = u64::from_str_radix(hex, 16) {
+                    seqs.push(seq);
+                }
+            }
+        }
+        seqs.sort_unstable();
+        let mut cursor = read_cursor(dir).unwrap_or(Pos {
+            seq: seqs.first().copied().unwrap_or(0),
+            offset: 0,
+        });
+        let mut segments = VecDeque::new();
+        for (i, &seq) in seqs.iter().enumerate() {
+            let path = segment_path(dir, seq);
+            if seq < cursor.seq {
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let mut len = std::fs::metadata(&path)?.len();
+            if i + 1 == seqs.len() {
+                len = cut_torn_tail(&path, len)?;
+            }
+            segments.push_back(Segment { seq, len });
+        }
+        match segments.front() {
+            Some(first) if first.seq > cursor.seq => {
+                cursor = Pos {
+                    seq: first.seq,
+                    offset: 0,
+                }
+            }
+            Some(first) if first.seq == cursor.seq => cursor.offset = cursor.offset.min(first.len),
+            _ => {}
+        }
+        let mut depth_bytes = 0;
+        let mut depth_records = 0;
+        for seg in &segments {
+            let from = if seg.seq == cursor.seq {
+                cursor.offset
+            } else {
+                0
+            };
+            depth_bytes += seg.len - from;
+            depth_records += count_lines(&segment_path(dir, seg.seq), from, seg.len)?;
+        }
+        let next = seqs.last().map_or(1, |s| s + 1).max(cursor.seq + 1);
+        let active = open_append(&segment_path(dir, next))?;
+        segments.push_back(Segment { seq: next, len: 0 });
+        if depth_bytes == 0 {
+            cursor = Pos {
+                seq: next,
+                offset: 0,
+            };
+        }
+        let spool = Spool {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                max_bytes,
+                segment_bytes: (max_bytes / 8).clamp(4096, 64 * 1024 * 1024),
+                state: Mutex::new(State {
+                    segments,
+                    cursor,
+                    depth_bytes,
+                    depth_records,
+                    stop: false,
+                }),
+                wake: Condvar::new(),
+                active: Mutex::new(active),
+                _lock: lock,
+            }),
+        };
+        {
+            let mut state = spool.lock();
+            spool.drop_delivered(&mut state)?;
+        }
+        Ok(spool)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The spool's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Its bound in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.shared.max_bytes
+    }
+
+    /// Undelivered bytes and records.
+    pub fn depth(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.depth_bytes, state.depth_records)
+    }
+
+    /// The first undelivered byte.
+    pub fn cursor(&self) -> Pos {
+        self.lock().cursor
+    }
+
+    /// Appends `lines` (whole JSON lines, `records` of them): as many whole lines as fit.
+    /// Called by one thread only (the sink's writer).
+    pub fn append(&self, lines: &[u8], records: u64) -> io::Result<Appended> {
+        if lines.is_empty() {
+            return Ok(Appended {
+                written: 0,
+                lost: 0,
+            });
+        }
+        let (room, roll, mut before) = {
+            let state = self.lock();
+            let room = self.shared.max_bytes.saturating_sub(state.depth_bytes);
+            let active_len = state.segments.back().map_or(0, |s| s.len);
+            (room, active_len >= self.shared.segment_bytes, active_len)
+        };
+        let (take, written) = if (lines.len() as u64) <= room {
+            (lines.len(), records)
+        } else {
+            // Whole lines that fit.
+            let limit = usize::try_from(room).unwrap_or(usize::MAX).min(lines.len());
+            match lines[..limit].iter().rposition(|&b| b == b'\n') {
+                Some(end) => {
+                    let take = end + 1;
+                    (
+                        take,
+                        lines[..take].iter().filter(|&&b| b == b'\n').count() as u64,
+                    )
+                }
+                None => (0, 0),
+            }
+        };
+        let lost = records.saturating_sub(written);
+        if take == 0 {
+            return Ok(Appended { written, lost });
+        }
+        let mut active = self.shared.active.lock().unwrap_or_else(|p| p.into_inner());
+        if roll {
+            let next = self.lock().segments.back().map_or(1, |s| s.seq + 1);
+            *active = open_append(&segment_path(&self.shared.dir, next))?;
+            self.lock()
+                .segments
+                .push_back(Segment { seq: next, len: 0 });
+            before = 0;
+        }
+        if let Err(e) = active.write_all(&lines[..take]) {
+            // Leave no partial line for the sender.
+            let _ = active.set_len(before);
+            return Err(e);
+        }
+        drop(active);
+        let mut state = self.lock();
+        if let Some(seg) = state.segments.back_mut() {
+            seg.len += take as u64;
+        }
+        state.depth_bytes += take as u64;
+        state.depth_records += written;
+        drop(state);
+        self.shared.wake.notify_all();
+        Ok(Appended { written, lost })
+    }
+
+    /// Reads whole lines from `from` on, at least one and about `max` bytes, into `out`
+    /// (cleared first): the position after them and how many records they are, or `None` when
+    /// nothing is waiting there.
+    pub fn read(&self, from: Pos, max: usize, out: &mut Vec<u8>) -> io::Result<Option<(Pos, u64)>> {
+        out.clear();
+        let (seq, offset, len) = {
+            let state = self.lock();
+            let mut found = None;
+            for seg in &state.segments {
+                if seg.seq < from.seq {
+                    continue;
+                }
+                let offset = if seg.seq == from.seq { from.offset } else { 0 };
+                if seg.len > offset {
+                    found = Some((seg.seq, offset, seg.len));
+                    break;
+                }
+            }
+            match found {
+                Some(f) => f,
+                None => return Ok(None),
+            }
+        };
+        let mut file = File::open(segment_path(&self.shared.dir, seq))?;
+        file.seek(SeekFrom::Start(offset))?;
+        let available = len - offset;
+        let mut want = (max as u64).min(available);
+        loop {
+            out.clear();
+            (&mut file).take(want).read_to_end(out)?;
+            file.seek(SeekFrom::Start(offset))?;
+            if let Some(end) = memchr::memrchr(b'\n', out) {
+                out.truncate(end + 1);
+                break;
+            }
+            if want >= available || (out.len() as u64) < want {
+                // Only the writer's lines are ever in a segment, each with its newline.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("spool segment {seq:016x}: a record without its newline"),
+                ));
+            }
+            want = (want * 2).min(available);
+        }
+        let records = memchr::memchr_iter(b'\n', out).count() as u64;
+        Ok(Some((
+            Pos {
+                seq,
+                offset: offset + out.len() as u64,
+            },
+            records,
+        )))
+    }
+
+    /// Marks everything before `to` (`records` records since the last confirm) delivered:
+    /// removes wholly delivered segments and saves the cursor.
+    pub fn confirm(&self, to: Pos, records: u64) -> io::Result<()> {
+        let mut state = self.lock();
+        if to <= state.cursor {
+            return Ok(());
+        }
+        let mut delivered = 0;
+        for seg in &state.segments {
+            if seg.seq < state.cursor.seq || seg.seq > to.seq {
+                continue;
+            }
+            let start = if seg.seq == state.cursor.seq {
+                state.cursor.offset
+            } else {
+                0
+            };
+            let end = if seg.seq == to.seq {
+                to.offset
+            } else {
+                seg.len
+            };
+            delivered += end.saturating_sub(start);
+        }
+        state.cursor = to;
+        state.depth_bytes = state.depth_bytes.saturating_sub(delivered);
+        state.depth_records = state.depth_records.saturating_sub(records);
+        self.drop_delivered(&mut state)?;
+        write_cursor(&self.shared.dir, state.cursor)
+    }
+
+    /// Removes the segments before the cursor's, and moves the cursor past the end of a
+    /// finished segment.
+    fn drop_delivered(&self, state: &mut State) -> io::Result<()> {
+        while state.segments.len() > 1 {
+            let Some(first) = state.segments.front().copied() else {
+                break;
+            };
+            let done = first.seq < state.cursor.seq
+                || (first.seq == state.cursor.seq && state.cursor.offset >= first.len);
+            if !done {
+                break;
+            }
+            state.segments.pop_front();
+            match std::fs::remove_file(segment_path(&self.shared.dir, first.seq)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(next) = state.segments.front() {
+                if state.cursor.seq <= first.seq {
+                    state.cursor = Pos {
+                        seq: next.seq,
+                        offset: 0,
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until something after `from` is waiting, `stop` was asked, or `timeout` passed.
+    /// Returns whether to stop.
+    pub fn wait(&self, from: Pos, timeout: Duration) -> bool {
+        let state = self.lock();
+        let has_data = |s: &State| {
+            s.segments.iter().any(|seg| {
+                seg.seq > from.seq && seg.len > 0 || seg.seq == from.seq && seg.len > from.offset
+            })
+        };
+        if state.stop || has_data(&state) {
+            return state.stop;
+        }
+        let (state, _) = self
+            .shared
+            .wake
+            .wait_timeout_while(state, timeout, |s| !s.stop && !has_data(s))
+            .unwrap_or_else(|p| p.into_inner());
+        state.stop
+    }
+
+    /// Sleeps up to `timeout` unless stop is asked; returns whether to stop.
+    pub fn pause(&self, timeout: Duration) -> bool {
+        let state = self.lock();
+        if state.stop {
+            return true;
+        }
+        let (state, _) = self
+            .shared
+            .wake
+            .wait_timeout_while(state, timeout, |s| !s.stop)
+            .unwrap_or_else(|p| p.into_inner());
+        state.stop
+    }
+
+    /// Asks the sender to stop.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// Whether stop was asked.
+    pub fn stopping(&self) -> bool {
+        self.lock().stop
+    }
+}
+
+fn read_cursor(dir: &Path) -> Option<Pos> {
+    let text = std::fs::read_to_string(dir.join("cursor")).ok()?;
+    let (seq, offset) = text.trim().split_once(' ')?;
+    Some(Pos {
+        seq: u64::from_str_radix(seq, 16).ok()?,
+        offset: offset.parse().ok()?,
+    })
+}
+
+fn write_cursor(dir: &Path, pos: Pos) -> io::Result<()> {
+    let tmp = dir.join("cursor.tmp");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(FILE_MODE)
+        .open(&tmp)?;
+    file.write_all(format!("{:016x} {}\n", pos.seq, pos.offset).as_bytes())?;
+    drop(file);
+    std::fs::rename(tmp, dir.join("cursor"))
+}
+
+/// Cuts a last line left without its newline (a write cut short by a crash); the new length.
+fn cut_torn_tail(path: &Path, len: u64) -> io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut keep = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while keep > 0 {
+        let n = buf.len().min(usize::try_from(keep).unwrap_or(usize::MAX));
+        let start = keep - n as u64;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        keep = start;
+    }
+    if keep != len {
+        tracing::warn!(
+            segment = %path.display(),
+            bytes = len - keep,
+            "audit spool: cut off a record left incomplete by a crash"
+        );
+        file.set_len(keep)?;
+    }
+    Ok(keep)
+}
+
+fn count_lines(path: &Path, from: u64, to: u64) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut left = to - from;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let got = file.read(&mut buf[..want])?;
+        if got == 0 {
+            break;
+        }
+        n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+        left -= got as u64;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(from: usize, to: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in from..to {
+            out.extend_from_slice(format!("{{\"n\":\"{i:05}\"}}\n").as_bytes());
+        }
+        out
+    }
+
+    /// Reads and confirms everything, returning the record numbers in order.
+    fn drain(spool: &Spool) -> Vec<usize> {
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        let mut pos = spool.cursor();
+        while let Some((next, n)) = spool.read(pos, 100, &mut buf).unwrap() {
+            for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                got.push(v["n"].as_str().unwrap().parse::<usize>().unwrap());
+            }
+            spool.confirm(next, n).unwrap();
+            pos = next;
+        }
+        got
+    }
+
+    #[test]
+    fn records_come_out_in_order_across_segments_and_delivered_segments_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        // 12 bytes a line; segments of 8 KiB: several segments.
+        for batch in 0..40 {
+            let a = spool
+                .append(&lines(batch * 50, batch * 50 + 50), 50)
+                .unwrap();
+            assert_eq!(
+                a,
+                Appended {
+                    written: 50,
+                    lost: 0
+                }
+            );
+            if batch % 7 == 3 {
+                // Interleave partial delivery with appends.
+                let mut buf = Vec::new();
+                let pos = spool.cursor();
+                let (next, n) = spool.read(pos, 1000, &mut buf).unwrap().unwrap();
+                assert!(buf.ends_with(b"\n"));
+                spool.confirm(next, n).unwrap();
+            }
+        }
+        let segments_before = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(segments_before > 3, "{segments_before}");
+        let mut all = Vec::new();
+        // What the interleaved confirms took is gone; the rest comes out in order.
+        let got = drain(&spool);
+        all.extend(got.iter().copied());
+        assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "out of order");
+        assert_eq!(*all.last().unwrap(), 1999);
+        assert_eq!(spool.depth(), (0, 0));
+        let spool_files = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(SUFFIX)
+            })
+            .count();
+        assert_eq!(spool_files, 1, "only the segment being written is left");
+    }
+
+    #[test]
+    fn the_bound_counts_undelivered_bytes_and_cuts_at_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        let per_line = lines(0, 1).len() as u64;
+        let fit = MIN_BYTES / per_line;
+        let total = fit as usize + 10;
+        let a = spool.append(&lines(0, total), total as u64).unwrap();
+        assert_eq!(
+            a,
+            Appended {
+                written: fit,
+                lost: 10
+            }
+        );
+        assert_eq!(spool.depth(), (fit * per_line, fit));
+        let a = spool.append(&lines(total, total + 1), 1).unwrap();
+        assert_eq!(
+            a,
+            Appended {
+                written: 0,
+                lost: 1
+            }
+        );
+        // Delivering frees room.
+        let mut buf = Vec::new();
+        let (next, n) = spool.read(spool.cursor(), 4096, &mut buf).unwrap().unwrap();
+        spool.confirm(next, n).unwrap();
+        let a = spool.append(&lines(total + 1, total + 2), 1).unwrap();
+        assert_eq!(
+            a,
+            Appended {
+                written: 1,
+                lost: 0
+            }
+        );
+        let got = drain(&spool);
+        assert_eq!(got.first(), Some(&(n as usize)));
+        assert_eq!(got.last(), Some(&(total + 1)));
+        assert_eq!(got.len() as u64, fit - n + 1);
+    }
+
+    #[test]
+    fn a_reopened_spool_resumes_at_the_cursor_and_cuts_a_torn_record() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+            spool.append(&lines(0, 100), 100).unwrap();
+            let mut buf = Vec::new();
+            let (next, n) = spool.read(spool.cursor(), 140, &mut buf).unwrap().unwrap();
+            assert_eq!(n, 10);
+            spool.confirm(next, n).unwrap();
+            // A second process cannot use it meanwhile.
+            let err = Spool::open(dir.path(), MIN_BYTES).unwrap_err();
+            assert!(err.to_string().contains("in use"), "{err}");
+        }
+        // A crash left half a record at the end of the newest segment.
+        let newest = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(SUFFIX))
+            .max()
+            .unwrap();
+        let mut f = OpenOptions::new().append(true).open(&newest).unwrap();
+        f.write_all(b"{\"n\":0010").unwrap();
+        drop(f);
+        let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        assert_eq!(spool.depth().1, 90);
+        spool.append(&lines(100, 105), 5).unwrap();
+        assert_eq!(drain(&spool), (10..105).collect::<Vec<_>>());
+        drop(spool);
+        let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        assert_eq!(spool.depth(), (0, 0));
+        assert!(spool
+            .read(spool.cursor(), 100, &mut Vec::new())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn wait_returns_when_a_record_arrives_or_stop_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        let pos = spool.cursor();
+        assert!(!spool.wait(pos, Duration::from_millis(10)));
+        let other = spool.clone();
+        let t = std::thread::spawn(move || other.append(&lines(0, 1), 1).unwrap());
+        assert!(!spool.wait(pos, Duration::from_secs(10)));
+        t.join().unwrap();
+        assert!(spool.read(pos, 100, &mut Vec::new()).unwrap().is_some());
+        spool.stop();
+        assert!(spool.wait(pos, Duration::from_secs(10)));
+        assert!(spool.pause(Duration::from_secs(10)));
+    }
+}
