@@ -564,3 +564,48 @@ fn tenant_quotas_are_read_and_need_isolation() {
         assert!(err.contains(wanted), "{extra}: {err}");
     }
 }
+
+#[test]
+fn a_seal_applies_to_the_one_file_sink_of_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = |n: &str| dir.path().join(n).display().to_string();
+    let seed = log("seed");
+    let base = format!(
+        "[[listen]]\nunix = \"/tmp/sw-seal.sock\"\nclient = \"c\"\n\
+         [[client]]\nname = \"c\"\npolicy = \"read-only\"\n\
+         [audit]\nseal_key = {seed:?}\n"
+    );
+    let file = |path: &str, name: &str| {
+        format!("[[audit.sinks]]\ntype = \"file\"\nname = {name:?}\npath = {path:?}\n")
+    };
+    // One file entry (beside stdout): sealed, its state next to it.
+    let one = format!(
+        "{base}{}[[audit.sinks]]\ntype = \"stdout\"\n",
+        file(&log("a.log"), "a")
+    );
+    let config = Config::parse(&one, "t.toml").unwrap();
+    let seal = config.audit.seal.as_ref().expect("sealed");
+    assert_eq!(config.audit.sinks.len(), 2);
+    assert_eq!(
+        seal.state,
+        std::path::PathBuf::from(format!("{}.seal-state", log("a.log")))
+    );
+    // Two file entries: which one is sealed would be a guess.
+    let two = format!(
+        "{base}{}{}",
+        file(&log("a.log"), "a"),
+        file(&log("b.log"), "b")
+    );
+    let err = Config::parse(&two, "t.toml").unwrap_err().to_string();
+    assert!(
+        err.contains("audit.seal_key") && err.contains("has 2"),
+        "{err}"
+    );
+    // No file entry: nothing to seal.
+    let none = format!("{base}[[audit.sinks]]\ntype = \"stdout\"\n");
+    let err = Config::parse(&none, "t.toml").unwrap_err().to_string();
+    assert!(
+        err.contains("audit.seal_key") && err.contains("file sink"),
+        "{err}"
+    );
+}
