@@ -726,9 +726,14 @@ fn collector_stopped_under_traffic_loses_nothing() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let requests = load.join().unwrap();
     assert!(requests > 50, "{requests}");
+    wait_for(T, || (audit_records(&file).len() >= requests).then_some(())).unwrap();
+    // The file may still be one batch behind the last requests (records are written up to
+    // 20 ms after their response): read it once nothing more arrives.
     let want = wait_for(T, || {
+        let before = audit_records(&file).len();
+        thread::sleep(Duration::from_millis(200));
         let r = audit_records(&file);
-        (r.len() >= requests).then(|| ids(&r))
+        (r.len() == before).then(|| ids(&r))
     })
     .unwrap();
     let got = wait_for(T, || {
