@@ -40,6 +40,7 @@ pub mod exec;
 pub mod fetch;
 pub mod image_names;
 pub mod layer;
+pub mod members;
 pub mod network;
 pub mod plugin;
 pub mod rules;

@@ -14,48 +14,13 @@
 //! the daemon reads all of these as "unlimited"). `NanoCpus` is not added when `CpuQuota` or
 //! `CpuPeriod` is set, since the daemon refuses both ways of limiting CPUs together.
 
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
+
+use super::members::Members;
 
 use super::rules::ContainerRules;
 use super::Violation;
 use crate::route::ApiVersion;
-
-/// A JSON object as its members, in order, with their values' original bytes.
-struct Members(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<String, Box<RawValue>>()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-impl Serialize for Members {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in &self.0 {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
-    }
-}
 
 impl Members {
     /// Parses `bytes` as an object whose keys are unambiguous: ASCII, and distinct even when
@@ -76,12 +41,6 @@ impl Members {
         Some(members)
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
-        self.0
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(name))
-    }
-
     /// The integer value of `name`: `Some(None)` when absent or `null`, `None` when it is not
     /// an integer (left to the inspector to refuse).
     fn int(&self, name: &str) -> Option<Option<i64>> {
@@ -92,14 +51,6 @@ impl Members {
             serde_json::Value::Null => Some(None),
             serde_json::Value::Number(n) => n.as_i64().map(Some),
             _ => None,
-        }
-    }
-
-    /// Sets `name` to `value`, replacing a member that matches it case-insensitively.
-    fn set(&mut self, name: &str, value: Box<RawValue>) {
-        match self.position(name) {
-            Some(i) => self.0[i] = (name.to_owned(), value),
-            None => self.0.push((name.to_owned(), value)),
         }
     }
 }

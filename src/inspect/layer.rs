@@ -809,7 +809,8 @@ fn settle(
     }
 }
 
-async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
+/// Reads a body to be inspected or rewritten, up to [`INSPECT_LIMIT`] (also isolation's).
+pub(crate) async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
     match Limited::new(body, INSPECT_LIMIT).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde_json::Value;
 
 use super::json::{self, JsonProblem, Members};
@@ -35,10 +35,6 @@ use crate::lookup::LookupError;
 use crate::policy::layer::Authorized;
 use crate::refusal::Isolated;
 use crate::route::{escape_object, ObjectKind, Query};
-
-/// Largest body read to label or check (a `docker run` create body is ~2 KiB); the same as
-/// inspection's.
-const BODY_LIMIT: usize = 1 << 20;
 
 /// Networks every container may use: the daemon's own, which no tenant owns.
 const SHARED_NETWORKS: [&str; 4] = ["default", "bridge", "host", "none"];
@@ -58,7 +54,7 @@ pub async fn admit(
             | "network.connect"
             | "network.disconnect"
     ) {
-        let bytes = read_limited(body).await?;
+        let bytes = crate::inspect::layer::read_limited(body).await?;
         let rewritten = match name {
             "container.create" => container_create(isolating, &parts, &bytes).await?,
             "volume.create" => volume_create(isolating, &bytes).await?,
@@ -655,19 +651,6 @@ async fn pull(isolating: &Isolating, parts: &mut http::request::Parts) -> Result
     }
     let tag = if tag.is_empty() { own_tag } else { tag };
     claim_image_name(isolating, repo, tag).await
-}
-
-async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
-    match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
-            format!("request body is larger than the {BODY_LIMIT} bytes sockwarden inspects"),
-        )),
-        Err(e) => Err(body::timed_out(e.as_ref()).map_or_else(
-            || ProxyError::BadRequest(format!("request body could not be read: {e}")),
-            ProxyError::BodyTimeout,
-        )),
-    }
 }
 
 fn parse_top(isolating: &Isolating, bytes: &[u8]) -> Result<Members, ProxyError> {
