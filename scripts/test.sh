@@ -441,6 +441,12 @@ fi
 # 4. Lint and test
 # ---------------------------------------------------------------------------------------------
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A clean build with the tests and the fuzz targets takes about 4 GB (the musl image build
+# and the daemon's vfs storage more); a full disk shows up as a confusing rustc/LLVM error.
+free_kib=$(df -Pk "$repo_root" | awk 'NR == 2 { print $4 }')
+log "free disk under $repo_root: $((free_kib / 1024)) MiB"
+[ "${free_kib:-0}" -ge $((4 * 1024 * 1024)) ] ||
+    log "warning: under 4 GiB free; the build may fail with 'No space left on device'"
 if has_stage lint && [ "${SOCKWARDEN_SKIP_LINT:-0}" != 1 ]; then
     log "cargo fmt --all -- --check"
     cargo fmt --all -- --check
