@@ -1,7 +1,8 @@
 //! What sealing one audit record costs, for callgrind (user-space instructions) and the clock:
 //! the MAC and key evolution of `ChainState::seal_next` (what the writer thread does per
-//! record), the seal field's formatting, and one state-file write (temp, fsync, rename, fsync)
-//! per BATCH records.
+//! record), the seal field's formatting, and one state-file write per BATCH records: in place
+//! (`StateStore::save`, what sockwarden does), or with `STORE=replace` a replacement (temp,
+//! fsync, rename, fsync of the directory) for comparison.
 //!
 //!     cargo build --release --example sealcost
 //!     valgrind --tool=callgrind target/release/examples/sealcost 0 64 DIR
@@ -16,7 +17,7 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use sockwarden::audit::seal::ChainState;
+use sockwarden::audit::seal::{ChainState, StateStore};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -63,6 +64,8 @@ fn main() {
     if let Some(log) = log.as_mut() {
         seal_record(&mut state, "start", log);
     }
+    let replace = std::env::var("STORE").is_ok_and(|v| v == "replace");
+    let mut store = StateStore::create(&state_path, &state).expect("state file");
     let mut store_time = std::time::Duration::ZERO;
     let mut stores = 0u32;
     let start = Instant::now();
@@ -88,7 +91,11 @@ fn main() {
         }
         if (i + 1) % batch == 0 {
             let t = Instant::now();
-            state.store(&state_path).expect("store");
+            if replace {
+                state.store(&state_path).expect("store");
+            } else {
+                store.save(&state).expect("save");
+            }
             store_time += t.elapsed();
             stores += 1;
         }

@@ -16,7 +16,8 @@
 //! from the state file alone, and warns at every start while the seed is still readable.
 //! (Limits: the HMAC and SHA-256 states derived from a key are dropped, not zeroized — the
 //! RustCrypto crates do not — on the writer thread's stack, where the next record's overwrite
-//! them; the replaced state file's blocks may survive on disk until reused.)
+//! them; the state file is overwritten in place, but a file system that writes elsewhere
+//! (copy-on-write, an SSD's remapping, the journal) may keep an older block until reused.)
 //!
 //! # Records
 //!
@@ -41,7 +42,7 @@
 //!
 //! `PATH.seal-state` (or `seal_state`), mode 0600, holds the chain id, the next record's number,
 //! its key and the last MAC. The sealer MACs a batch, writes the state for the record after
-//! the batch (temp file, fsync, rename, fsync of the directory), and only then appends the batch:
+//! the batch (overwritten in place and synced, see [`StateStore`]), and only then appends the batch:
 //! the key on disk is always one no record in the file was sealed with, so taking the host and
 //! its state file never lets anyone re-seal a record already written. A crash after the state
 //! and before the append loses that batch; the next start continues from the state, and verify
@@ -54,10 +55,11 @@
 //! Per record: one HMAC-SHA256 over the line (about 650 bytes: 15 SHA-256 blocks with the
 //! HMAC pads) and one SHA-256 block for the next key, on the writer thread, never on the
 //! request path; per batch (at most one per 20 ms under load, larger batches when the disk is
-//! slow) one state-file write with two fsyncs. Measured with `examples/sealcost.rs`: about
-//! 1.4 µs per record with the CPU's SHA extensions (2-CPU EPYC, loaded), 53K instructions per
-//! record in software SHA-256 (callgrind, which hides the SHA extensions); a state write 3-4
-//! ms of the writer's wall time on ext4, mostly waiting for fsync.
+//! slow) one in-place state-file write and an fdatasync. Measured with `examples/sealcost.rs`: about
+//! 1.1-1.4 µs per record with the CPU's SHA extensions (2-CPU Xeon/EPYC, loaded), 53K
+//! instructions per record in software SHA-256 (callgrind, which hides the SHA extensions); a
+//! state write 0.1-0.6 ms of the writer's wall time on ext4 (a replacement by rename with two
+//! fsyncs took 2.6-5.8 ms, and about five times the system CPU).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -352,9 +354,10 @@ impl ChainState {
         }))
     }
 
-    /// Replaces the state file atomically: temp file (0600), fsync, rename, fsync directory.
-    /// The replaced file's key is unlinked with it.
-    pub fn store(&self, path: &Path) -> io::Result<()> {
+    /// The state file's text: one JSON object padded with spaces to [`STATE_LEN`] bytes and
+    /// a newline, so that every state of a chain has the same length and overwrites the last
+    /// in place.
+    fn encode(&self) -> io::Result<Zeroizing<Vec<u8>>> {
         let file = StateFile {
             version: 1,
             chain: hex_string(&self.chain),
@@ -362,7 +365,20 @@ impl ChainState {
             key: hex_string(&self.key[..]),
             prev: hex_string(&self.prev),
         };
-        let text = Zeroizing::new(serde_json::to_vec(&file).map_err(io::Error::other)?);
+        let mut text = Zeroizing::new(Vec::with_capacity(STATE_LEN));
+        serde_json::to_writer(&mut *text, &file).map_err(io::Error::other)?;
+        if text.len() >= STATE_LEN {
+            return Err(io::Error::other("seal state longer than its slot"));
+        }
+        text.resize(STATE_LEN - 1, b' ');
+        text.push(b'\n');
+        Ok(text)
+    }
+
+    /// Replaces the state file atomically and durably: temp file (0600), fsync, rename, fsync
+    /// directory. Used once per start; [`StateStore`] then overwrites it in place.
+    pub fn store(&self, path: &Path) -> io::Result<()> {
+        let text = self.encode()?;
         let mut tmp_name = path.as_os_str().to_owned();
         tmp_name.push(".tmp");
         let tmp = PathBuf::from(tmp_name);
@@ -389,6 +405,57 @@ impl ChainState {
         self.seq += 1;
         self.prev = tag;
         (seq, tag)
+    }
+}
+
+/// Bytes of a state file: a state is at most ~190 bytes of JSON, padded to this.
+const STATE_LEN: usize = 256;
+
+/// The state file, kept open and overwritten in place after every batch: one `pwrite` of
+/// [`STATE_LEN`] bytes at offset 0 and an `fdatasync`. The file's length never changes, so the
+/// sync writes one block and needs no journal commit (a replacement — temp file, rename, two
+/// fsyncs — took about five times the system CPU and ten times the wall time, and each of its
+/// journal commits also forced the audit file's data out, 50 times a second under load).
+/// Overwriting in place also erases the old key from the file's block, where a replaced file's
+/// blocks kept it until reused. A state is far smaller than a disk sector, so a power loss
+/// leaves the old state or the new one.
+pub struct StateStore {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl StateStore {
+    /// Writes `state` as a new file (durably, by rename) and keeps it open for the next ones.
+    pub fn create(path: &Path, state: &ChainState) -> io::Result<StateStore> {
+        let mut store = StateStore {
+            path: path.to_owned(),
+            file: None,
+        };
+        store.replace(state)?;
+        Ok(store)
+    }
+
+    fn replace(&mut self, state: &ChainState) -> io::Result<()> {
+        self.file = None;
+        state.store(&self.path)?;
+        let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(SECRET_MODE));
+        self.file = Some(OpenOptions::new().write(true).open(&self.path)?);
+        Ok(())
+    }
+
+    /// Saves `state` before the records it follows are appended; after an error the next save
+    /// replaces the file again.
+    pub fn save(&mut self, state: &ChainState) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = self.file.as_ref() else {
+            return self.replace(state);
+        };
+        let text = state.encode()?;
+        let written = file.write_all_at(&text, 0).and_then(|()| file.sync_data());
+        if written.is_err() {
+            self.file = None;
+        }
+        written
     }
 }
 
@@ -471,6 +538,7 @@ pub(crate) trait SealedOut {
 /// Seals the file sink's records; owned by the writer thread.
 pub(crate) struct Sealer {
     state_path: PathBuf,
+    store: StateStore,
     chain: ChainState,
     checkpoint: Duration,
     next_checkpoint: Instant,
@@ -521,14 +589,11 @@ impl Sealer {
                 (state, SealEvent::Start)
             }
         };
-        chain.store(&settings.state)?;
-        let _ = std::fs::set_permissions(
-            &settings.state,
-            std::fs::Permissions::from_mode(SECRET_MODE),
-        );
+        let store = StateStore::create(&settings.state, &chain)?;
         metrics.seal_started(chain.seq, seed_on_host);
         Ok(Sealer {
             state_path: settings.state.clone(),
+            store,
             chain,
             checkpoint: settings.checkpoint,
             next_checkpoint: Instant::now() + settings.checkpoint,
@@ -580,7 +645,7 @@ impl Sealer {
             return Ok(());
         }
         self.metrics.seal_progress(n, self.chain.seq);
-        if let Err(e) = self.chain.store(&self.state_path) {
+        if let Err(e) = self.store.save(&self.chain) {
             self.metrics.seal_state_failure();
             out.clear();
             return Err(io::Error::new(

@@ -5,7 +5,7 @@
 //!
 //! On disk, in `spool_dir` (created mode 0700 with any missing parents; files 0600): segment files `<seq>.spool` (16 hex digits)
 //! holding JSON lines, appended to in order; `cursor` (`<seq> <offset>`), the first byte not yet
-//! delivered, rewritten (via a rename) as delivery advances; `lock`, held (flock) while a
+//! delivered, overwritten in place as delivery advances; `lock`, held (flock) while a
 //! sockwarden uses the directory, so two cannot share it. A segment wholly delivered is removed;
 //! a new one starts when the one being written reaches an eighth of the spool's size. A line cut
 //! short by a crash is cut off at start (its record was never acknowledged to anyone).
@@ -82,6 +82,8 @@ struct Shared {
     wake: Condvar,
     /// The segment being written (the writer thread's).
     active: Mutex<File>,
+    /// The `cursor` file, overwritten in place (`None` after a failed write: replaced then).
+    cursor_file: Mutex<Option<File>>,
     /// Held while this process uses the directory.
     _lock: nix::fcntl::Flock<File>,
 }
@@ -196,12 +198,14 @@ impl Spool {
                 }),
                 wake: Condvar::new(),
                 active: Mutex::new(active),
+                cursor_file: Mutex::new(None),
                 _lock: lock,
             }),
         };
         {
             let mut state = spool.lock();
             spool.drop_delivered(&mut state)?;
+            spool.save_cursor(state.cursor)?;
         }
         Ok(spool)
     }
@@ -374,7 +378,33 @@ impl Spool {
         state.depth_bytes = state.depth_bytes.saturating_sub(delivered);
         state.depth_records = state.depth_records.saturating_sub(records);
         self.drop_delivered(&mut state)?;
-        write_cursor(&self.shared.dir, state.cursor)
+        self.save_cursor(state.cursor)
+    }
+
+    /// Saves the cursor: overwritten in place (one `pwrite` of a fixed-width line, so the
+    /// file never changes length); the first time, and after a failed write, the file is
+    /// replaced by rename instead. Up to ten times a second while records flow: a rename each
+    /// time made the file system commit its journal each time.
+    fn save_cursor(&self, pos: Pos) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut file = self
+            .shared
+            .cursor_file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = file.as_ref() {
+            if f.write_all_at(cursor_line(pos).as_bytes(), 0).is_ok() {
+                return Ok(());
+            }
+            *file = None;
+        }
+        write_cursor(&self.shared.dir, pos)?;
+        *file = Some(
+            OpenOptions::new()
+                .write(true)
+                .open(self.shared.dir.join("cursor"))?,
+        );
+        Ok(())
     }
 
     /// Removes the segments before the cursor's, and moves the cursor past the end of a
@@ -462,6 +492,12 @@ fn read_cursor(dir: &Path) -> Option<Pos> {
     })
 }
 
+/// The cursor file's one line, always 38 bytes: segment (16 hex digits) and offset (20
+/// decimal digits, zero-padded).
+fn cursor_line(pos: Pos) -> String {
+    format!("{:016x} {:020}\n", pos.seq, pos.offset)
+}
+
 fn write_cursor(dir: &Path, pos: Pos) -> io::Result<()> {
     let tmp = dir.join("cursor.tmp");
     let mut file = OpenOptions::new()
@@ -470,7 +506,7 @@ fn write_cursor(dir: &Path, pos: Pos) -> io::Result<()> {
         .write(true)
         .mode(FILE_MODE)
         .open(&tmp)?;
-    file.write_all(format!("{:016x} {}\n", pos.seq, pos.offset).as_bytes())?;
+    file.write_all(cursor_line(pos).as_bytes())?;
     drop(file);
     std::fs::rename(tmp, dir.join("cursor"))
 }
@@ -675,6 +711,36 @@ mod tests {
             .read(spool.cursor(), 100, &mut Vec::new())
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn the_cursor_is_overwritten_in_place_and_read_back_after_a_restart() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cursor = dir.path().join("cursor");
+        {
+            let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+            let inode = std::fs::metadata(&cursor).unwrap().ino();
+            spool.append(&lines(0, 50), 50).unwrap();
+            let mut pos = spool.cursor();
+            let mut buf = Vec::new();
+            for _ in 0..3 {
+                let (next, n) = spool.read(pos, 140, &mut buf).unwrap().unwrap();
+                spool.confirm(next, n).unwrap();
+                pos = next;
+                let meta = std::fs::metadata(&cursor).unwrap();
+                assert_eq!(meta.ino(), inode, "replaced instead of overwritten");
+                assert_eq!(meta.len(), 38);
+                assert_eq!(read_cursor(dir.path()), Some(next));
+            }
+        }
+        let spool = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        assert_eq!(spool.depth().1, 20);
+        assert_eq!(drain(&spool), (30..50).collect::<Vec<_>>());
+        // A cursor file damaged by hand: delivery starts again at the oldest segment.
+        drop(spool);
+        std::fs::write(&cursor, "garbage\n").unwrap();
+        assert!(Spool::open(dir.path(), MIN_BYTES).is_ok());
     }
 
     #[test]

@@ -248,6 +248,41 @@ fn state_file_holds_only_the_next_key() {
 }
 
 #[test]
+fn state_is_overwritten_in_place_and_the_old_key_is_gone_from_the_file() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = new_dir();
+    let path = dir.path().join("state");
+    let seed = read_seed(&dir.path().join("seed")).unwrap();
+    let mut state = ChainState::new(&seed).unwrap();
+    let mut store = StateStore::create(&path, &state).unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let mut old_keys = Vec::new();
+    for i in 0..20u8 {
+        old_keys.push(hex_string(&state.key[..]));
+        state.seal_next(&[b"{\"n\":", &[b'0' + i % 10], b"}"]);
+        store.save(&state).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.ino(), inode, "replaced instead of overwritten");
+        assert_eq!(meta.len(), STATE_LEN as u64);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    for old in &old_keys {
+        assert!(
+            !text.contains(old.as_str()),
+            "an earlier key is still in the file"
+        );
+    }
+    let loaded = ChainState::load(&path).unwrap().unwrap();
+    assert_eq!((loaded.seq, *loaded.key), (state.seq, *state.key));
+    // A store whose file went away replaces it on the next save.
+    std::fs::remove_file(&path).unwrap();
+    store.file = None;
+    store.save(&state).unwrap();
+    assert_eq!(ChainState::load(&path).unwrap().unwrap().seq, state.seq);
+}
+
+#[test]
 fn intact_log_verifies_across_batches_and_restart() {
     let dir = new_dir();
     let mut lines = seal_run(dir.path(), &[3, 0, 5], Some(SealEvent::End));
