@@ -313,6 +313,12 @@ cleanup() {
     local rc=$? pid mnt
     trap - EXIT INT TERM
     set +e
+    if [ -n "$dockerd_pid" ] && [ -S "${sock:-}" ]; then
+        # Networks the tests left behind: their bridges live in the host's namespace and would
+        # outlive the daemon, using up address pools for the next runs.
+        docker -H "unix://$sock" ps -aq 2>/dev/null | xargs -r docker -H "unix://$sock" rm -f >/dev/null 2>&1
+        docker -H "unix://$sock" network prune -f >/dev/null 2>&1
+    fi
     if [ -n "$dockerd_pid" ]; then
         log "stopping private dockerd ($dockerd_pid)"
         stop_pid "$dockerd_pid" 30
@@ -391,6 +397,7 @@ EOF
         --containerd "$tmpd/ctd/ctd.sock" \
         --iptables=false --ip6tables=false --bridge=none \
         --storage-driver=vfs \
+        --default-address-pool base=10.213.0.0/16,size=24 \
         >"$tmpd/dockerd.log" 2>&1 &
     dockerd_pid=$!
 
