@@ -340,7 +340,7 @@ fn check(
     }
     // Settings that invite one client to exhaust what all share, or let builds escape the
     // rules: warnings, not errors.
-    for warning in crate::config::exhaustion_warnings(&config) {
+    for warning in crate::config::exhaustion_warnings(&config, !no_fs) {
         eprintln!("warning: {warning}");
     }
     out(format_args!("{notes}{}: ok\n", path.display()));
