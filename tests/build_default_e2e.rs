@@ -104,17 +104,46 @@ fn start(upstream: &str) -> Proxy {
     Proxy::start_config(move |dir| config(dir, &upstream))
 }
 
+/// The systemd unit's preparation of the build cgroups: the script its `ExecStartPre=+` runs
+/// (systemd's `$$` read as `$`), and the `/sys/fs/cgroup` paths its `ReadWritePaths=` keep
+/// writable (optional ones without their `-`).
+fn unit_cgroup_exception() -> (String, Vec<String>) {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/sockwarden.service"),
+    )
+    .unwrap();
+    let script = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStartPre=+/bin/sh -c '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("the unit's ExecStartPre=+/bin/sh -c '...' line")
+        .replace("$$", "$");
+    let paths: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+        .flat_map(|l| l.split_whitespace())
+        .map(|p| p.trim_start_matches('-').to_owned())
+        .filter(|p| p.starts_with(CGROUP_ROOT))
+        .collect();
+    assert!(!paths.is_empty(), "no cgroup ReadWritePaths= in the unit");
+    (script, paths)
+}
+
 /// sockwarden started in a mount namespace of its own where every cgroup hierarchy is
-/// read-only, as systemd's `ProtectControlGroups=yes` makes them; with `exception`, each
-/// hierarchy's `sockwarden-builds` is made again writable (created first), as the unit's
-/// `ExecStartPre=+` and `ReadWritePaths=` do.
+/// read-only, as systemd's `ProtectControlGroups=yes` makes them; with `exception`, as the
+/// systemd unit arranges it: its `ExecStartPre=+` script run first, and its cgroup
+/// `ReadWritePaths=` that exist made writable again.
 fn start_read_only_cgroups(exception: bool) -> Proxy {
+    let (prepare, writable) = match exception {
+        true => unit_cgroup_exception(),
+        false => ("true".to_owned(), Vec::new()),
+    };
+    let writable = writable.join(" ");
     let script = format!(
-        "set -e; for h in {CGROUP_ROOT}/*; do [ -L \"$h\" ] && continue; \
-         if {exception}; then mkdir -p \"$h/{AUTO_NAME}\"; fi; \
-         mount -o remount,bind,ro \"$h\"; \
-         if {exception}; then mount --bind \"$h/{AUTO_NAME}\" \"$h/{AUTO_NAME}\"; \
-         mount -o remount,bind,rw \"$h/{AUTO_NAME}\"; fi; done; exec \"$@\""
+        "set -e; ({prepare}); for h in {CGROUP_ROOT}/*; do [ -L \"$h\" ] && continue; \
+         mount -o remount,bind,ro \"$h\"; done; \
+         for w in {writable}; do [ -L \"$w\" ] && continue; [ -d \"$w\" ] || continue; \
+         mount --bind \"$w\" \"$w\"; mount -o remount,bind,rw \"$w\"; done; exec \"$@\""
     );
     Proxy::start_launched(
         move |_| {
@@ -337,9 +366,10 @@ fn a_classic_build_that_cannot_be_capped_is_refused_saying_what_to_set() {
     }
 }
 
-/// The systemd unit's arrangement: cgroup hierarchies read-only but for each hierarchy's
-/// `sockwarden-builds` (its `ReadWritePaths=`): capped builds work, and sockwarden removes
-/// the cgroups the runtime made in every hierarchy.
+/// The systemd unit's arrangement, read from deploy/systemd/sockwarden.service: cgroup
+/// hierarchies read-only (`ProtectControlGroups=yes`) but for the `sockwarden-builds` its
+/// `ExecStartPre=+` creates and its `ReadWritePaths=` keep writable: capped builds work, and
+/// sockwarden removes the cgroups the runtime made in every hierarchy.
 #[test]
 fn with_the_units_writable_exception_capped_builds_work() {
     let _serial = serial();
