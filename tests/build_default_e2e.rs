@@ -431,3 +431,41 @@ fn check_warns_and_no_fs_reads_no_cgroups() {
     let (_, read) = check("", true);
     assert!(!read, "check --no-fs read cgroup mounts");
 }
+
+/// `sockwarden explain` for a classic build under the plain ci profile: with the default, the
+/// build cgroup found on this host (a stand-in name) and allowed; with `build_cgroup = "off"`,
+/// refused, with the change naming `build_cgroup` in `[upstream]` (not allow_uncapped_builds).
+#[test]
+fn explain_names_the_build_cgroup_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let explain = |upstream: &str| {
+        let file = tmp.path().join("c.toml");
+        std::fs::write(&file, config(tmp.path(), upstream)).unwrap();
+        let out = std::process::Command::new(SOCKWARDEN)
+            .args(["explain", "--json", "--client", "main", "--config"])
+            .arg(&file)
+            .args(["POST", "/v1.41/build?t=app:1"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    let placed = explain("");
+    assert_eq!(placed["decision"], "allow", "{placed}");
+    let applied = placed["defaults_applied"].to_string();
+    assert!(
+        applied.contains(&format!("cgroupparent=/{AUTO_NAME}/b0-0")),
+        "{placed}"
+    );
+    assert!(applied.contains(&format!("pids.max={CI_PIDS}")), "{placed}");
+    let off = explain("build_cgroup = \"off\"");
+    assert_eq!(off["decision"], "deny", "{off}");
+    let change = &off["change"];
+    assert_eq!(change["setting"], "build_cgroup", "{off}");
+    assert_eq!(change["section"], "[upstream]", "{off}");
+    assert_eq!(change["value"], "\"auto\"", "{off}");
+    assert!(
+        change["text"].as_str().unwrap_or("").contains("unsafe"),
+        "{off}"
+    );
+}
