@@ -533,7 +533,22 @@ pub fn build_caps_prepared(
         return Ok(());
     }
     let placed = prepared.is_some() && nonempty(query, "cgroupparent") == prepared;
-    if caps_pids(container) && first(query, "version") != Some("2") && !placed {
+    let classic = caps_pids(container) && first(query, "version") != Some("2");
+    if classic && !placed && nonempty(query, "cgroupparent").is_some() {
+        // The client's own parent (allow_cgroup_parent): no build cgroup is made for it.
+        return Err(Violation {
+            field: "?cgroupparent".into(),
+            reason: "a classic build under a cgroup parent of the client's own gets none of \
+                     this policy's pids limit (sockwarden gives a build cgroup only to builds \
+                     that leave cgroupparent unset): leave it unset, or set \
+                     allow_uncapped_builds = true (unsafe: a fork bomb in a RUN step is then \
+                     not stopped)"
+                .into(),
+            setting: Some("allow_uncapped_builds".into()),
+            value: None,
+        });
+    }
+    if classic && !placed {
         return Err(Violation {
             field: "(build)".into(),
             reason: format!(
