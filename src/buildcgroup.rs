@@ -9,6 +9,11 @@
 //! its `pids.max`, forwards the build with `cgroupparent=` naming it, and removes it when the
 //! build's response ends (or the client goes away).
 //!
+//! The directory is found by itself by default (`build_cgroup = "auto"`, [`detect`]): the
+//! `sockwarden-builds` cgroup at the root of the hierarchy the daemon's `CgroupVersion` puts
+//! pids under (cgroup v1's `pids` hierarchy, or the cgroup2 hierarchy when its root lists the
+//! pids controller). `"off"` makes none; a path names one.
+//!
 //! One cgroup per build, not per client: a shared parent would pool the cap, so one build that
 //! forks up to it would starve every other build of the same client.
 //!
@@ -195,10 +200,55 @@ pub fn locate(dir: &Path, mountinfo: &str) -> Result<Place, String> {
     })
 }
 
-/// Checks the daemon's `/info` answer: a `cgroupfs` driver on the cgroup version `place` is
-/// on. With the `systemd` driver a cgroup parent must be a slice, whose `TasksMax` only
-/// systemd (over D-Bus) can set: not done, refused.
-pub fn check_daemon(info: &[u8], place: &Place) -> Result<(), String> {
+/// The name of the cgroup `build_cgroup = "auto"` makes at the root of the pids hierarchy.
+pub const AUTO_NAME: &str = "sockwarden-builds";
+
+/// `[upstream] build_cgroup`: where classic builds' cgroups are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setting {
+    /// Found at each build from this host's cgroup mounts and the daemon's `CgroupVersion`
+    /// ([`detect`]); the default.
+    Auto,
+    /// None: a classic build under a pids cap is refused (or, with `allow_uncapped_builds`,
+    /// runs without a pids limit).
+    Off,
+    /// This directory.
+    Dir(PathBuf),
+}
+
+impl Setting {
+    /// Reads the setting: `"auto"`, `"off"` or an absolute directory ([`valid_dir`]).
+    pub fn parse(text: &str) -> Result<Setting, String> {
+        match text {
+            "auto" => Ok(Setting::Auto),
+            "off" => Ok(Setting::Off),
+            _ if !text.starts_with('/') => Err(format!(
+                "{text:?}: must be \"auto\", \"off\" or an absolute cgroup directory"
+            )),
+            _ => {
+                let dir = PathBuf::from(text);
+                valid_dir(&dir)?;
+                Ok(Setting::Dir(dir))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Auto => f.write_str("auto"),
+            Setting::Off => f.write_str("off"),
+            Setting::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// The cgroup version the daemon's `/info` names (`CgroupVersion`: "1" or "2"), after checking
+/// its driver is `cgroupfs`: with the `systemd` driver a cgroup parent must be a slice, whose
+/// `TasksMax` only systemd (over D-Bus) can set: not done, refused. `None` when the daemon
+/// does not say (before API 1.40).
+pub fn daemon_cgroups(info: &[u8]) -> Result<Option<String>, String> {
     let info: serde_json::Value = serde_json::from_slice(info)
         .map_err(|e| format!("the daemon's /info is unreadable: {e}"))?;
     let driver = info["CgroupDriver"].as_str().unwrap_or("");
@@ -209,7 +259,8 @@ pub fn check_daemon(info: &[u8], place: &Place) -> Result<(), String> {
             return Err(
                 "the daemon uses the systemd cgroup driver, where a build's cgroup \
                         parent must be a systemd slice, which sockwarden cannot create with a \
-                        TasksMax (no D-Bus)"
+                        TasksMax (no D-Bus); run the daemon with the cgroupfs driver \
+                        (dockerd --exec-opt native.cgroupdriver=cgroupfs) for capped builds"
                     .into(),
             )
         }
@@ -219,6 +270,98 @@ pub fn check_daemon(info: &[u8], place: &Place) -> Result<(), String> {
             ))
         }
     }
+    Ok((!version.is_empty()).then(|| version.to_owned()))
+}
+
+/// Whether the cgroup directory at `dir` lists the pids controller in `cgroup.controllers`
+/// (cgroup v2).
+fn lists_pids(dir: &Path) -> Result<bool, String> {
+    let file = dir.join("cgroup.controllers");
+    std::fs::read_to_string(&file)
+        .map(|c| c.split_whitespace().any(|w| w == "pids"))
+        .map_err(|e| format!("reading {}: {e}", file.display()))
+}
+
+/// The directory `build_cgroup = "auto"` uses, from a mountinfo text and the daemon's cgroup
+/// version (`None`: unknown; then cgroup v1 where a v1 `pids` hierarchy is mounted, else v2):
+/// [`AUTO_NAME`] at the root of the cgroup v1 hierarchy with the pids controller, or of the
+/// cgroup2 hierarchy when its root's `cgroup.controllers` lists pids (read from the file
+/// system). A hierarchy mounted from its root is preferred, then one below `/sys/fs/cgroup`.
+pub fn detect(mountinfo: &str, daemon_version: Option<&str>) -> Result<PathBuf, String> {
+    let mounts = cgroup_mounts(mountinfo);
+    let v1 = |m: &&Mount| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "pids");
+    let v2 = |m: &&Mount| m.fstype == "cgroup2";
+    let version = match daemon_version {
+        Some(v) => v,
+        None if mounts.iter().any(|m| v1(&m)) => "1",
+        None => "2",
+    };
+    fn best<'m>(found: impl Iterator<Item = &'m Mount>) -> Option<&'m Mount> {
+        found.min_by_key(|m| {
+            (
+                m.root != "/",
+                !m.point.starts_with("/sys/fs/cgroup"),
+                m.point.components().count(),
+            )
+        })
+    }
+    match version {
+        "1" => {
+            let mount = best(mounts.iter().filter(v1)).ok_or(
+                "the daemon uses cgroup v1 and no cgroup v1 hierarchy with the pids \
+                 controller is mounted here",
+            )?;
+            Ok(mount.point.join(AUTO_NAME))
+        }
+        "2" => {
+            let mount = best(mounts.iter().filter(v2))
+                .ok_or("the daemon uses cgroup v2 and no cgroup2 hierarchy is mounted here")?;
+            if !lists_pids(&mount.point)? {
+                return Err(format!(
+                    "the cgroup2 hierarchy at {} has no pids controller (its \
+                     cgroup.controllers does not list pids)",
+                    mount.point.display()
+                ));
+            }
+            Ok(mount.point.join(AUTO_NAME))
+        }
+        other => Err(format!(
+            "the daemon's CgroupVersion {other:?} is not 1 or 2"
+        )),
+    }
+}
+
+/// Whether this process may create build cgroups in `dir` (or, while it does not exist, in
+/// the nearest existing directory above it): root, and writable (not a read-only mount such
+/// as systemd's `ProtectControlGroups=` or a container's `/sys/fs/cgroup`).
+pub fn check_writable(dir: &Path, need_root: bool) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    let uid = nix::unistd::geteuid();
+    if need_root && !uid.is_root() {
+        return Err(format!(
+            "sockwarden runs as uid {uid}, not root, so it cannot create cgroups (name a \
+             cgroup directory delegated to this user instead)"
+        ));
+    }
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(dir);
+    match access(existing, AccessFlags::W_OK) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EROFS) => Err(format!(
+            "{} is read-only here (systemd's ProtectControlGroups=, or a container's \
+             /sys/fs/cgroup): the unit in deploy/systemd/sockwarden.service makes \
+             {} writable with ReadWritePaths=",
+            existing.display(),
+            dir.display()
+        )),
+        Err(e) => Err(format!("{} is not writable: {e}", existing.display())),
+    }
+}
+
+/// Checks the daemon's `/info` answer: a `cgroupfs` driver on the cgroup version `place` is
+/// on. With the `systemd` driver a cgroup parent must be a slice, whose `TasksMax` only
+/// systemd (over D-Bus) can set: not done, refused.
+pub fn check_daemon(info: &[u8], place: &Place) -> Result<(), String> {
+    let version = daemon_cgroups(info)?.unwrap_or_default();
     let want = place.hierarchy.daemon_version();
     if !version.is_empty() && version != want {
         return Err(format!(
@@ -273,10 +416,32 @@ fn directories(mounts: &[Mount], name: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// On cgroup v2, makes the pids controller available in the configured directory and its
+/// children (the parent's and its own `cgroup.subtree_control`).
+fn delegate_pids(dir: &Path) -> Result<(), String> {
+    let has_pids = |dir: &Path| {
+        std::fs::read_to_string(dir.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"))
+    };
+    if !has_pids(dir) {
+        if let Some(parent) = dir.parent() {
+            write(&parent.join("cgroup.subtree_control"), "+pids")?;
+        }
+    }
+    let control = dir.join("cgroup.subtree_control");
+    let enabled =
+        std::fs::read_to_string(&control).is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"));
+    if !enabled {
+        write(&control, "+pids")?;
+    }
+    Ok(())
+}
+
 /// The build cgroups under one configured directory.
 #[derive(Debug)]
 pub struct BuildCgroups {
-    dir: PathBuf,
+    /// The configured directory; `None`: found at each build ([`detect`]).
+    dir: Option<PathBuf>,
     /// The daemon's unix socket, for [`check_same_cgroups`]; `None` for a TCP daemon, which
     /// cannot be checked (and is refused).
     daemon_socket: Option<PathBuf>,
@@ -285,6 +450,8 @@ pub struct BuildCgroups {
     live: Mutex<HashSet<String>>,
     /// Directories whose removal gave up, retried at the next build.
     stale: Mutex<Vec<PathBuf>>,
+    /// Directories already swept of what earlier sockwarden processes left.
+    swept: Mutex<HashSet<PathBuf>>,
 }
 
 /// A build's cgroup, removed (in the background, with retries) when dropped.
@@ -315,36 +482,51 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 }
 
 impl BuildCgroups {
-    /// Build cgroups below `dir` for the daemon on the unix socket `daemon_socket` (`None`:
-    /// a TCP daemon, whose builds cannot be placed); removes what an earlier sockwarden
-    /// process left there.
-    pub fn new(dir: PathBuf, daemon_socket: Option<PathBuf>) -> Arc<BuildCgroups> {
+    /// Build cgroups below `dir` (`None`: the directory [`detect`] finds at each build) for
+    /// the daemon on the unix socket `daemon_socket` (`None`: a TCP daemon, whose builds cannot
+    /// be placed); removes what an earlier sockwarden process left in a configured `dir` (in
+    /// a detected one, when it is first found).
+    pub fn new(dir: Option<PathBuf>, daemon_socket: Option<PathBuf>) -> Arc<BuildCgroups> {
         let cgroups = Arc::new(BuildCgroups {
             dir,
             daemon_socket,
             next: AtomicU64::new(1),
             live: Mutex::default(),
             stale: Mutex::default(),
+            swept: Mutex::default(),
         });
-        cgroups.sweep_dead();
+        if let Some(dir) = cgroups.dir.clone() {
+            cgroups.sweep_once(&dir);
+        }
         cgroups
     }
 
-    /// The configured directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The setting, for messages: the configured directory, or `auto`.
+    pub fn setting(&self) -> Setting {
+        self.dir.clone().map_or(Setting::Auto, Setting::Dir)
+    }
+
+    /// Sweeps `dir` ([`Self::sweep_dead`]) the first time it is used.
+    fn sweep_once(&self, dir: &Path) {
+        let first = self
+            .swept
+            .lock()
+            .is_ok_and(|mut swept| swept.insert(dir.to_path_buf()));
+        if first {
+            self.sweep_dead(dir);
+        }
     }
 
     /// Removes build cgroups of sockwarden processes that are gone (`b<pid>-<n>` with no such
     /// process), in every hierarchy. Only empty cgroups can be removed.
-    fn sweep_dead(&self) {
+    fn sweep_dead(&self, dir: &Path) {
         let Ok(place) = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| e.to_string())
-            .and_then(|m| locate(&self.dir, &m))
+            .and_then(|m| locate(dir, &m))
         else {
             return;
         };
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
         for entry in entries.flatten() {
@@ -374,8 +556,20 @@ impl BuildCgroups {
         }
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
-        let place = locate(&self.dir, &mountinfo)?;
-        check_daemon(info, &place)?;
+        let (dir, place) = match &self.dir {
+            Some(dir) => {
+                let place = locate(dir, &mountinfo)?;
+                check_daemon(info, &place)?;
+                (dir.clone(), place)
+            }
+            None => {
+                let version = daemon_cgroups(info)?;
+                let dir = detect(&mountinfo, version.as_deref())?;
+                let place = locate(&dir, &mountinfo)?;
+                check_daemon(info, &place)?;
+                (dir, place)
+            }
+        };
         match &self.daemon_socket {
             Some(socket) => check_same_cgroups(socket)?,
             None => {
@@ -386,16 +580,17 @@ impl BuildCgroups {
                 )
             }
         }
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        check_writable(&dir, self.dir.is_none())?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        self.sweep_once(&dir);
         if place.hierarchy == Hierarchy::V2 {
-            self.delegate_pids()?;
+            delegate_pids(&dir)?;
         }
         let pid = std::process::id();
         let (leaf, path) = loop {
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             let leaf = format!("{LEAF_PREFIX}{pid}-{n}");
-            let path = self.dir.join(&leaf);
+            let path = dir.join(&leaf);
             match std::fs::create_dir(&path) {
                 Ok(()) => break (leaf, path),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -431,27 +626,6 @@ impl BuildCgroups {
             ));
         }
         Ok(cgroup)
-    }
-
-    /// On cgroup v2, makes the pids controller available in the configured directory and its
-    /// children (the parent's and its own `cgroup.subtree_control`).
-    fn delegate_pids(&self) -> Result<(), String> {
-        let has_pids = |dir: &Path| {
-            std::fs::read_to_string(dir.join("cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"))
-        };
-        if !has_pids(&self.dir) {
-            if let Some(parent) = self.dir.parent() {
-                write(&parent.join("cgroup.subtree_control"), "+pids")?;
-            }
-        }
-        let control = self.dir.join("cgroup.subtree_control");
-        let enabled = std::fs::read_to_string(&control)
-            .is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"));
-        if !enabled {
-            write(&control, "+pids")?;
-        }
-        Ok(())
     }
 
     fn retry_stale(&self) {
@@ -606,6 +780,109 @@ mod tests {
             .contains("namespace"));
     }
 
+    /// A fake cgroup tree: `mounts` (mountinfo lines with `{root}` for the tree's directory),
+    /// and the files written below it.
+    fn fake_tree(mounts: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+        let tree = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = tree.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let root = tree.path().display().to_string();
+        (tree, mounts.replace("{root}", &root))
+    }
+
+    #[test]
+    fn auto_finds_the_pids_hierarchy_of_the_daemons_cgroup_version() {
+        // cgroup v1 (hybrid: a cgroup2 hierarchy without controllers beside it).
+        let v1 = "\
+31 23 0:28 / {root} rw - tmpfs tmpfs rw\n\
+35 31 0:32 / {root}/memory rw - cgroup cgroup rw,memory\n\
+39 31 0:36 / {root}/pids rw - cgroup cgroup rw,pids\n\
+41 31 0:38 / {root}/unified rw - cgroup2 cgroup2 rw\n";
+        let (tree, text) = fake_tree(v1, &[("unified/cgroup.controllers", "")]);
+        let want = tree.path().join("pids").join(AUTO_NAME);
+        assert_eq!(detect(&text, Some("1")).unwrap(), want);
+        // The daemon not saying its version: v1, since a v1 pids hierarchy is mounted.
+        assert_eq!(detect(&text, None).unwrap(), want);
+        assert_eq!(locate(&want, &text).unwrap().hierarchy, Hierarchy::V1Pids);
+        // A daemon on cgroup v2 here: the unified hierarchy has no pids controller.
+        let e = detect(&text, Some("2")).unwrap_err();
+        assert!(e.contains("no pids controller"), "{e}");
+        // cgroup v2, the pids controller at the root.
+        let v2 = "28 22 0:26 / {root} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        let (tree, text) = fake_tree(v2, &[("cgroup.controllers", "cpuset cpu io memory pids\n")]);
+        let want = tree.path().join(AUTO_NAME);
+        assert_eq!(detect(&text, Some("2")).unwrap(), want);
+        assert_eq!(detect(&text, None).unwrap(), want);
+        let place = locate(&want, &text).unwrap();
+        assert_eq!(place.hierarchy, Hierarchy::V2);
+        assert_eq!(place.name, format!("/{AUTO_NAME}"));
+        let e = detect(&text, Some("1")).unwrap_err();
+        assert!(e.contains("no cgroup v1 hierarchy with the pids"), "{e}");
+        // cgroup v2 without the pids controller; unreadable controllers.
+        let (_tree, text) = fake_tree(v2, &[("cgroup.controllers", "cpu io memory\n")]);
+        let e = detect(&text, Some("2")).unwrap_err();
+        assert!(e.contains("no pids controller"), "{e}");
+        let (_tree, text) = fake_tree(v2, &[]);
+        let e = detect(&text, None).unwrap_err();
+        assert!(e.contains("cgroup.controllers"), "{e}");
+        // cgroup v1 without a pids hierarchy; no cgroup mounts at all; an unknown version.
+        let no_pids = "35 31 0:32 / {root}/memory rw - cgroup cgroup rw,memory\n";
+        let (_tree, text) = fake_tree(no_pids, &[]);
+        let e = detect(&text, Some("1")).unwrap_err();
+        assert!(e.contains("no cgroup v1 hierarchy with the pids"), "{e}");
+        let e = detect("22 1 0:21 / / rw - ext4 /dev/sda1 rw\n", None).unwrap_err();
+        assert!(e.contains("no cgroup2 hierarchy"), "{e}");
+        let e = detect(V2, Some("3")).unwrap_err();
+        assert!(e.contains("not 1 or 2"), "{e}");
+        // Of several pids hierarchies, the one mounted from its root below /sys/fs/cgroup.
+        let two = "5 1 0:3 /docker/x /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+                   6 1 0:3 / /srv/pids rw - cgroup cgroup rw,pids\n\
+                   7 1 0:3 / /sys/fs/cgroup/pids2 rw - cgroup cgroup rw,pids\n";
+        assert_eq!(
+            detect(two, Some("1")).unwrap(),
+            Path::new("/sys/fs/cgroup/pids2").join(AUTO_NAME)
+        );
+    }
+
+    #[test]
+    fn the_setting_is_auto_off_or_an_absolute_directory() {
+        assert_eq!(Setting::parse("auto").unwrap(), Setting::Auto);
+        assert_eq!(Setting::parse("off").unwrap(), Setting::Off);
+        assert_eq!(
+            Setting::parse("/sys/fs/cgroup/b").unwrap(),
+            Setting::Dir("/sys/fs/cgroup/b".into())
+        );
+        for bad in [
+            "",
+            "Auto",
+            "none",
+            "false",
+            "sys/fs/cgroup",
+            "/sys/fs/../b",
+            "/a b",
+        ] {
+            assert!(Setting::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Setting::Auto.to_string(), "auto");
+        assert_eq!(Setting::Dir("/x/y".into()).to_string(), "/x/y");
+    }
+
+    #[test]
+    fn writable_means_root_and_a_writable_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not existing yet: the nearest directory above it decides.
+        check_writable(&dir.path().join("a/b"), false).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            check_writable(&dir.path().join("a/b"), true).unwrap();
+        } else {
+            let e = check_writable(dir.path(), true).unwrap_err();
+            assert!(e.contains("not root"), "{e}");
+        }
+    }
+
     #[test]
     fn the_daemon_must_use_cgroupfs_on_the_same_version() {
         let v2 = locate(Path::new("/sys/fs/cgroup/b"), V2).unwrap();
@@ -616,7 +893,16 @@ mod tests {
         assert!(check_daemon(info("cgroupfs", "2").as_bytes(), &v2).is_ok());
         assert!(check_daemon(info("cgroupfs", "1").as_bytes(), &v1).is_ok());
         let e = check_daemon(info("systemd", "2").as_bytes(), &v2).unwrap_err();
-        assert!(e.contains("systemd"), "{e}");
+        assert!(e.contains("systemd cgroup driver"), "{e}");
+        assert!(e.contains("native.cgroupdriver=cgroupfs"), "{e}");
+        // What auto reads: the version, after the driver.
+        let version = daemon_cgroups(info("cgroupfs", "2").as_bytes()).unwrap();
+        assert_eq!(version.as_deref(), Some("2"));
+        assert_eq!(
+            daemon_cgroups(br#"{"CgroupDriver":"cgroupfs"}"#).unwrap(),
+            None
+        );
+        assert!(daemon_cgroups(info("systemd", "1").as_bytes()).is_err());
         let e = check_daemon(info("cgroupfs", "1").as_bytes(), &v2).unwrap_err();
         assert!(e.contains("cgroup v1"), "{e}");
         assert!(check_daemon(info("none", "2").as_bytes(), &v2).is_err());

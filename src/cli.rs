@@ -62,13 +62,16 @@ enum Command {
     /// without creating anything, and reports it as serve would: the audit file's directory
     /// (writable) or syslog socket, each unix socket's directory (existing or creatable, and
     /// writable) and group, each TCP address (bindable; an address in use is not reported, as
-    /// it may be the running server's). These are checked as the user running check: run it
-    /// as the user serve runs as, or give --no-fs for a file meant for another host or user.
+    /// it may be the running server's), and whether classic builds under a pids cap can get a
+    /// build cgroup ([upstream] build_cgroup: found in this machine's cgroup mounts, root and
+    /// writable; a warning, since the daemon's cgroup driver is not asked). These are checked
+    /// as the user running check: run it as the user serve runs as, or give --no-fs for a file
+    /// meant for another host or user.
     Check {
         /// Configuration file (TOML).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
-        /// Check the file only, not this machine's directories, sockets and addresses.
+        /// Check the file only, not this machine's directories, sockets, addresses and cgroups.
         #[arg(long)]
         no_fs: bool,
     },
@@ -340,7 +343,7 @@ fn check(
     }
     // Settings that invite one client to exhaust what all share, or let builds escape the
     // rules: warnings, not errors.
-    for warning in crate::config::exhaustion_warnings(&config) {
+    for warning in crate::config::exhaustion_warnings(&config, !no_fs) {
         eprintln!("warning: {warning}");
     }
     out(format_args!("{notes}{}: ok\n", path.display()));

@@ -44,8 +44,9 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// How many idle pooled connections are kept.
     pub pool_max_idle: usize,
-    /// Where classic builds' per-build cgroups are made (`crate::buildcgroup`), if anywhere.
-    pub build_cgroup: Option<PathBuf>,
+    /// Where classic builds' per-build cgroups are made (`crate::buildcgroup`): found by
+    /// itself (the default), nowhere, or a directory.
+    pub build_cgroup: crate::buildcgroup::Setting,
 }
 
 /// Log output format.
@@ -153,7 +154,7 @@ struct RawUpstream {
     connect_timeout: Option<String>,
     pool_idle_timeout: Option<String>,
     pool_max_idle: Option<usize>,
-    build_cgroup: Option<PathBuf>,
+    build_cgroup: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -559,10 +560,11 @@ fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         (None, None) => UpstreamAddr::Unix(default_upstream()),
     };
     let pool_max_idle = raw.pool_max_idle.unwrap_or(64);
-    if let Some(dir) = &raw.build_cgroup {
-        crate::buildcgroup::valid_dir(dir)
-            .map_err(|e| ConfigError::setting("upstream.build_cgroup", e))?;
-    }
+    let build_cgroup = match raw.build_cgroup.as_deref() {
+        None => crate::buildcgroup::Setting::Auto,
+        Some(text) => crate::buildcgroup::Setting::parse(text)
+            .map_err(|e| ConfigError::setting("upstream.build_cgroup", e))?,
+    };
     Ok(UpstreamConfig {
         addr,
         connect_timeout: duration(
@@ -576,7 +578,7 @@ fn validate_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
             Duration::from_secs(90),
         )?,
         pool_max_idle,
-        build_cgroup: raw.build_cgroup,
+        build_cgroup,
     })
 }
 

@@ -220,10 +220,15 @@ pub fn explain(
 
 /// The build cgroup `serve` would give this classic build (see `crate::buildcgroup`): its
 /// name with a stand-in leaf (`b0-0`) and `pids.max`. `None` when the build gets none, or
-/// `[upstream] build_cgroup` is not a usable cgroup directory on this host. Whether the daemon
-/// can use it (its cgroup driver) is not known here.
+/// `[upstream] build_cgroup` is not a usable cgroup directory on this host (`auto`: none is
+/// found for the cgroup version this host's mounts suggest). Whether the daemon can use it
+/// (its cgroup driver and version) is not known here.
 fn explained_build_cgroup(config: &Config, authorized: &Authorized) -> Option<(String, i64)> {
-    let dir = config.upstream.build_cgroup.as_ref()?;
+    use crate::buildcgroup::Setting;
+    let setting = &config.upstream.build_cgroup;
+    if *setting == Setting::Off {
+        return None;
+    }
     let rules = &authorized.policy.inspect;
     let pids = crate::inspect::build_pids(&rules.container)?;
     let query = authorized.normalized.query.pairs();
@@ -235,7 +240,11 @@ fn explained_build_cgroup(config: &Config, authorized: &Authorized) -> Option<(S
         return None;
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let place = crate::buildcgroup::locate(dir, &mountinfo).ok()?;
+    let dir = match setting {
+        Setting::Dir(dir) => dir.clone(),
+        _ => crate::buildcgroup::detect(&mountinfo, None).ok()?,
+    };
+    let place = crate::buildcgroup::locate(&dir, &mountinfo).ok()?;
     Some((format!("{}/b0-0", place.name.trim_end_matches('/')), pids))
 }
 
@@ -490,6 +499,19 @@ fn inspection_change(authorized: &Authorized, violation: &Violation) -> Option<C
             violation
         )));
     };
+    if setting == "build_cgroup" {
+        return Some(Change::setting(
+            "set build_cgroup = \"auto\" (the default; sockwarden as root on the daemon's \
+                 host, the daemon with the cgroupfs cgroup driver) or a cgroup directory \
+                 sockwarden can create, in [upstream]; allow_uncapped_builds = true in the \
+                 policy's [build] section would instead let classic builds run without a pids \
+                 limit (unsafe)"
+                .to_owned(),
+            "[upstream]",
+            setting,
+            Some("\"auto\"".into()),
+        ));
+    }
     if setting == "redact_env" {
         let table = if policy.builtin_profile {
             "[policy.NAME]".to_owned()
@@ -629,6 +651,10 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
         "a client can put any content under a name the images allowlist trusts, and run it",
     ),
     ("privileges", "plugin privileges are host access"),
+    (
+        "allow_uncapped_builds",
+        "builds' RUN steps escape the container limits: a fork bomb in a Dockerfile is not stopped",
+    ),
 ];
 
 /// Whether widening `setting` to admit the violation's value is dangerous, and why.

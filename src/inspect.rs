@@ -56,7 +56,7 @@ mod tests;
 
 pub use build::{
     build_caps, build_caps_prepared, build_defaults, build_pids, build_query, build_query_prepared,
-    wants_build_cgroup,
+    wants_build_cgroup, UNCAPPED_BUILD_FIX,
 };
 pub use common::go_bool;
 pub(crate) use common::{clean_path, glob, is_host_like, is_under, normalize_image};

@@ -223,13 +223,18 @@ impl Server {
             .map_err(|e| StartError::Upstream(e.to_string()))?;
         let audit = self.audit.clone();
         let live = Live::new(self.config.clone(), self.source, audit.clone());
-        let build_cgroups = self.config.upstream.build_cgroup.clone().map(|dir| {
+        let build_cgroups = {
+            use crate::buildcgroup::{BuildCgroups, Setting};
             let socket = match &self.config.upstream.addr {
                 crate::config::UpstreamAddr::Unix(path) => Some(path.clone()),
                 crate::config::UpstreamAddr::Tcp(_) => None,
             };
-            crate::buildcgroup::BuildCgroups::new(dir, socket)
-        });
+            match &self.config.upstream.build_cgroup {
+                Setting::Off => None,
+                Setting::Auto => Some(BuildCgroups::new(None, socket)),
+                Setting::Dir(dir) => Some(BuildCgroups::new(Some(dir.clone()), socket)),
+            }
+        };
         let service = stack::build(
             Forward::new(upstream.clone(), drain.clone()),
             audit.clone(),

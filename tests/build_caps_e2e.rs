@@ -87,12 +87,13 @@ impl Drop for CgroupDirs {
 }
 
 /// A config with a file audit log and one listener (`proxy.sock`, client `main`) whose policy
-/// is `policy` (tables in `extra`); `build_cgroup` as given.
+/// is `policy` (tables in `extra`); `build_cgroup` as given (`None`: "off", since the default
+/// finds one by itself).
 fn start(policy: &str, extra: &str, build_cgroup: Option<&Path>) -> Proxy {
     let (policy, extra) = (policy.to_owned(), extra.to_owned());
     let cgroup = build_cgroup
         .map(|d| format!("build_cgroup = {}\n", toml_str(&d.display().to_string())))
-        .unwrap_or_default();
+        .unwrap_or_else(|| "build_cgroup = \"off\"\n".to_owned());
     Proxy::start_config(move |dir| {
         format!(
             r#"
@@ -555,7 +556,7 @@ fn explain_shows_the_build_cgroup() {
         let tmp = tempfile::tempdir().unwrap();
         let cgroup = cgroup
             .map(|d| format!("build_cgroup = {}\n", toml_str(&d.display().to_string())))
-            .unwrap_or_default();
+            .unwrap_or_else(|| "build_cgroup = \"off\"\n".to_owned());
         let config = format!(
             "[upstream]\nsocket = \"/var/run/docker.sock\"\n{cgroup}\n{}\n[[client]]\nname = \"main\"\n\
              policy = \"capped\"\nuids = [0]\n\n[[listen]]\nunix = {}\nclient = \"main\"\n",

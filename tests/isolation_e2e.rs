@@ -751,9 +751,13 @@ fn build_context(dockerfile: &str) -> tempfile::TempDir {
 #[test]
 fn built_images_are_owned_and_shared_images_protected() {
     // BuildKit is off in the example (a FROM in its session cannot be checked): turned on here
-    // to show its images are labelled too.
+    // to show its images are labelled too (acknowledging that its RUN steps escape the caps).
     let (proxy, _audit) = start(&[
         ("allow_buildkit = false", "allow_buildkit = true"),
+        (
+            "allow_uncapped_builds = false",
+            "allow_uncapped_builds = true",
+        ),
         (
             "\"image.prune\",\n]",
             "\"image.prune\", \"build.session\",\n]",

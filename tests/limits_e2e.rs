@@ -842,8 +842,8 @@ fn classic_builds_get_the_memory_cap() {
         );
         assert!(out.status.success(), "{cli}: {text}");
         assert!(text.contains("mem=2147483648"), "{cli}: {text}");
-        // Measured, as documented: the build API gives RUN steps no pids limit (the ci
-        // profile acknowledges it with allow_uncapped_builds).
+        // Measured, as documented: the build API gives a RUN step's own cgroup no pids limit
+        // (the ci profile's cap is on the build's parent cgroup: see build_default_e2e).
         assert!(text.contains("pids=max"), "{cli}: {text}");
         let r = wait_record(&audit_path(&proxy), |r| {
             r["operation"] == "image.build"
@@ -901,8 +901,8 @@ fn classic_builds_get_the_memory_cap() {
 }
 
 /// Where the policy caps pids and does not acknowledge uncapped builds, classic builds are
-/// refused (their RUN steps cannot be given a pids limit), and BuildKit builds too (they get
-/// no limit at all); acknowledged, they run.
+/// refused (their RUN steps cannot be given a pids limit: here no build cgroup is made), and
+/// BuildKit builds too (they get no limit at all); acknowledged, they run.
 #[test]
 fn builds_that_would_escape_a_pids_cap_are_refused_unless_acknowledged() {
     let _serial = serial();
@@ -910,6 +910,17 @@ fn builds_that_would_escape_a_pids_cap_are_refused_unless_acknowledged() {
         format!(
             "[policy.strict]\nprofile = \"ci\"\n\n[policy.strict.build]\nallow_buildkit = true\nallow_uncapped_builds = {ack}\n"
         )
+    };
+    // No build cgroups (the default finds one by itself on a host like this).
+    let start = |main: &str, extra: &str| {
+        let (main, extra) = (main.to_owned(), extra.to_owned());
+        Proxy::start_config(move |dir| {
+            config(dir, &main, &extra).replacen(
+                "[upstream]\n",
+                "[upstream]\nbuild_cgroup = \"off\"\n",
+                1,
+            )
+        })
     };
     let proxy = start("strict", &policy(false));
     let ctx = build_context(&format!("FROM {}\nRUN true\n", test_image()));

@@ -410,7 +410,10 @@ fn server_limits_are_read_and_checked() {
 #[test]
 fn check_warns_about_settings_that_invite_exhaustion() {
     let warnings = |text: &str| {
-        crate::config::exhaustion_warnings(&Config::parse(&format!("{text}{LISTEN}"), "t").unwrap())
+        crate::config::exhaustion_warnings(
+            &Config::parse(&format!("{text}{LISTEN}"), "t").unwrap(),
+            false,
+        )
     };
     // The defaults invite nothing.
     assert_eq!(warnings(""), Vec::<String>::new());
@@ -423,13 +426,17 @@ fn check_warns_about_settings_that_invite_exhaustion() {
     assert!(w[1].contains("fail-closed file audit log"), "{w:#?}");
     assert!(w[2].contains("server.body_read_timeout"), "{w:#?}");
     // An open audit log cannot refuse everyone; a client's own limits are named.
-    let w = warnings(
-        "[audit]\nsink = \"file\"\npath = \"/var/log/sw.jsonl\"\non_failure = \"open\"\n[[client]]\nname = \"ci\"\npolicy = \"ci\"\nuids = [1]\n[client.limits]\nmax_connections = 0\n",
-    );
-    assert_eq!(w.len(), 2, "{w:#?}");
+    let client = "[audit]\nsink = \"file\"\npath = \"/var/log/sw.jsonl\"\non_failure = \"open\"\n[[client]]\nname = \"ci\"\npolicy = \"ci\"\nuids = [1]\n[client.limits]\nmax_connections = 0\n";
+    let w = warnings(client);
+    // The ci profile's classic builds get a build cgroup found by itself (the default "auto",
+    // not looked for without the file system): nothing said about them.
+    assert_eq!(w.len(), 1, "{w:#?}");
     assert!(w[0].starts_with("client ci: max_connections"), "{w:#?}");
-    // The ci profile acknowledges builds without a pids limit: said so.
-    assert!(w[1].contains("policy ci: allow_uncapped_builds"), "{w:#?}");
+    // With build_cgroup = "off" they are refused, and said so.
+    let w = warnings(&format!("[upstream]\nbuild_cgroup = \"off\"\n{client}"));
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[1].contains("policy ci: caps pids"), "{w:#?}");
+    assert!(w[1].contains("classic builds are refused"), "{w:#?}");
 }
 
 #[test]
@@ -488,24 +495,38 @@ fn isolation_and_owner_label_are_read_and_checked() {
 
 #[test]
 fn check_warns_about_builds_that_escape_the_caps() {
-    let warnings = |text: &str| {
-        crate::config::exhaustion_warnings(&Config::parse(&format!("{text}{LISTEN}"), "t").unwrap())
-            .into_iter()
-            .filter(|w| w.starts_with("policy "))
-            .collect::<Vec<_>>()
+    let warnings_fs = |text: &str, fs: bool| {
+        crate::config::exhaustion_warnings(
+            &Config::parse(&format!("{text}{LISTEN}"), "t").unwrap(),
+            fs,
+        )
+        .into_iter()
+        .filter(|w| w.starts_with("policy "))
+        .collect::<Vec<_>>()
     };
+    let warnings = |text: &str| warnings_fs(text, false);
     let ci =
         "[[client]]\nname = \"ci\"\npolicy = \"p\"\nuids = [1]\n[policy.p]\nprofile = \"ci\"\n";
-    // Caps pids, allows builds, refuses uncapped ones: refused for want of a build cgroup.
-    let strict = format!("{ci}[policy.p.build]\nallow_uncapped_builds = false\n");
-    let w = warnings(&strict);
+    let off = "[upstream]\nbuild_cgroup = \"off\"\n";
+    // Caps pids, allows builds, refuses uncapped ones (the ci profile's default): with
+    // build_cgroup "off" they are refused, naming what to set.
+    let w = warnings(&format!("{off}{ci}"));
     assert_eq!(w.len(), 1, "{w:#?}");
     assert!(w[0].contains("classic builds are refused"), "{w:#?}");
-    assert!(w[0].contains("no [upstream] build_cgroup"), "{w:#?}");
-    // A build_cgroup that is no cgroup directory: named.
-    let w = warnings(&format!(
-        "[upstream]\nbuild_cgroup = \"/tmp/not-a-cgroup/builds\"\n{strict}"
-    ));
+    assert!(w[0].contains("build_cgroup = \"off\""), "{w:#?}");
+    assert!(w[0].contains("build_cgroup = \"auto\""), "{w:#?}");
+    // Acknowledged as uncapped: said to be unsafe.
+    let acked = format!("{off}{ci}[policy.p.build]\nallow_uncapped_builds = true\n");
+    let w = warnings(&acked);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].contains("allow_uncapped_builds"), "{w:#?}");
+    assert!(w[0].contains("fork bomb"), "{w:#?}");
+    // The default ("auto") and a directory: --no-fs reads no mounts, so nothing is said.
+    assert!(warnings(ci).is_empty(), "{:#?}", warnings(ci));
+    let not_cgroup = format!("[upstream]\nbuild_cgroup = \"/tmp/not-a-cgroup/builds\"\n{ci}");
+    assert!(warnings(&not_cgroup).is_empty());
+    // Looked at on this machine: a build_cgroup that is no cgroup directory is named.
+    let w = warnings_fs(&not_cgroup, true);
     assert_eq!(w.len(), 1, "{w:#?}");
     assert!(w[0].contains("upstream.build_cgroup"), "{w:#?}");
     assert!(w[0].contains("not below a cgroup"), "{w:#?}");
@@ -524,7 +545,7 @@ fn check_warns_about_builds_that_escape_the_caps() {
     let open = "[[client]]\nname = \"ci\"\npolicy = \"p\"\nuids = [1]\n[policy.p]\n\
                 allow = [\"image.build\"]\nallow_dangerous = [\"image.build\"]\n";
     assert!(warnings(open).is_empty(), "{:#?}", warnings(open));
-    let no_builds = format!("{ci}deny = [\"image.build\"]\n");
+    let no_builds = format!("{off}{ci}deny = [\"image.build\"]\n");
     let w = warnings(&no_builds);
     assert!(w.iter().all(|w| !w.contains("build")), "{w:#?}");
 }

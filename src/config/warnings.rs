@@ -15,7 +15,10 @@ const LONG_BODY_TIMEOUT: Duration = Duration::from_secs(600);
 /// `[upstream] build_cgroup`), or lets a build escape the rules (`allow_buildkit`), for
 /// `sockwarden check` to warn about: each a sentence naming the setting and the risk. Empty
 /// when nothing does.
-pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
+/// `fs`: whether this machine may be looked at (`check` without `--no-fs`): then a
+/// `build_cgroup` is looked for in its cgroup mounts, as `serve` would (for the cgroup version
+/// the mounts suggest: the daemon's is not asked); without, only an explicit `"off"` is said.
+pub fn exhaustion_warnings(config: &Config, fs: bool) -> Vec<String> {
     use crate::audit::{OnFailure, SinkConfig};
     let mut out = Vec::new();
     let fail_closed_file = config
@@ -98,33 +101,56 @@ pub fn exhaustion_warnings(config: &Config) -> Vec<String> {
         if !builds || crate::inspect::build_pids(container).is_none() {
             continue;
         }
-        let cgroup = match &config.upstream.build_cgroup {
-            None => Err("no [upstream] build_cgroup is set".to_owned()),
-            Some(dir) => std::fs::read_to_string("/proc/self/mountinfo")
-                .map_err(|e| format!("/proc/self/mountinfo: {e}"))
-                .and_then(|m| crate::buildcgroup::locate(dir, &m))
-                .map(|_| ())
-                .map_err(|e| format!("upstream.build_cgroup: {e}")),
-        };
-        let Err(why) = cgroup else {
+        let Some(why) = build_cgroup_problem(&config.upstream.build_cgroup, fs) else {
             continue;
         };
         out.push(if build.allow_uncapped_builds {
             format!(
                 "policy {}: allow_uncapped_builds: {why}, so a classic build's RUN steps run \
                  without the pids limit containers get (a fork bomb in a Dockerfile is not \
-                 stopped); set build_cgroup (sockwarden on the daemon's host, daemon with the \
-                 cgroupfs driver)",
+                 stopped); set build_cgroup = \"auto\" or a cgroup directory (sockwarden as \
+                 root on the daemon's host, daemon with the cgroupfs driver)",
                 policy.name
             )
         } else {
             format!(
                 "policy {}: caps pids and allows image.build, and {why}: classic builds are \
-                 refused (set build_cgroup, or allow_uncapped_builds to let them run without a \
-                 pids limit)",
+                 refused (set [upstream] build_cgroup = \"auto\" or a cgroup directory \
+                 sockwarden can create; allow_uncapped_builds = true would let them run without \
+                 a pids limit: unsafe)",
                 policy.name
             )
         });
     }
     out
+}
+
+/// Why classic builds would get no build cgroup under `setting`, as far as can be told
+/// without the daemon: `"off"` always; with `fs`, a configured directory not in a hierarchy
+/// with the pids controller, or (for `"auto"`) none found, not root, or read-only. `None`:
+/// nothing known against it.
+fn build_cgroup_problem(setting: &crate::buildcgroup::Setting, fs: bool) -> Option<String> {
+    use crate::buildcgroup::{check_writable, detect, locate, Setting};
+    if *setting == Setting::Off {
+        return Some("[upstream] build_cgroup = \"off\"".to_owned());
+    }
+    if !fs {
+        return None;
+    }
+    let mountinfo = match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(m) => m,
+        Err(e) => return Some(format!("/proc/self/mountinfo: {e}")),
+    };
+    let found = match setting {
+        Setting::Dir(dir) => locate(dir, &mountinfo)
+            .and_then(|_| check_writable(dir, false))
+            .map_err(|e| format!("upstream.build_cgroup: {e}")),
+        _ => detect(&mountinfo, None)
+            .and_then(|dir| {
+                locate(&dir, &mountinfo)?;
+                check_writable(&dir, true)
+            })
+            .map_err(|e| format!("build_cgroup = \"auto\" finds no build cgroup: {e}")),
+    };
+    found.err()
 }

@@ -455,6 +455,13 @@ pub fn build_defaults(
     out
 }
 
+/// What to set when a classic build under a pids cap gets no build cgroup: said in its refusal.
+pub const UNCAPPED_BUILD_FIX: &str = "Set [upstream] build_cgroup = \"auto\" (the default: \
+     sockwarden as root on the daemon's host, the daemon on a unix socket with the cgroupfs \
+     cgroup driver) or a cgroup directory sockwarden can create; only if a build may take the \
+     host's processes, set allow_uncapped_builds = true in the policy's [build] section \
+     (unsafe: a fork bomb in a RUN step is then not stopped)";
+
 /// The policy's container limits applied to a build (after [`build_defaults`] were written):
 /// `memory`, `memswap`, `cpushares`, `shmsize` and the CPU quota within the container section's
 /// caps, as for a container create; and, where the container section caps pids, a classic
@@ -526,14 +533,30 @@ pub fn build_caps_prepared(
         return Ok(());
     }
     let placed = prepared.is_some() && nonempty(query, "cgroupparent") == prepared;
-    if caps_pids(container) && first(query, "version") != Some("2") && !placed {
+    let classic = caps_pids(container) && first(query, "version") != Some("2");
+    if classic && !placed && nonempty(query, "cgroupparent").is_some() {
+        // The client's own parent (allow_cgroup_parent): no build cgroup is made for it.
         return Err(Violation {
-            field: "(build)".into(),
-            reason: "a classic build's RUN containers get this policy's pids limit only in a \
-                     build cgroup sockwarden prepares ([upstream] build_cgroup), and this build \
-                     has none (allow_uncapped_builds)"
+            field: "?cgroupparent".into(),
+            reason: "a classic build under a cgroup parent of the client's own gets none of \
+                     this policy's pids limit (sockwarden gives a build cgroup only to builds \
+                     that leave cgroupparent unset): leave it unset, or set \
+                     allow_uncapped_builds = true (unsafe: a fork bomb in a RUN step is then \
+                     not stopped)"
                 .into(),
             setting: Some("allow_uncapped_builds".into()),
+            value: None,
+        });
+    }
+    if classic && !placed {
+        return Err(Violation {
+            field: "(build)".into(),
+            reason: format!(
+                "a classic build's RUN containers get this policy's pids limit only in a \
+                 build cgroup sockwarden prepares, and this build gets none ([upstream] \
+                 build_cgroup is \"off\", or none can be found here). {UNCAPPED_BUILD_FIX}"
+            ),
+            setting: Some("build_cgroup".into()),
             value: None,
         });
     }

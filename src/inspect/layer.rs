@@ -605,8 +605,8 @@ async fn inspect_request(
 }
 
 /// The cgroup a classic build gets for the policy's pids cap (see `crate::buildcgroup`):
-/// `Ok(None)` when the build needs none or no `[upstream] build_cgroup` is configured (then
-/// the inspector refuses it unless `allow_uncapped_builds`). A cgroup that cannot be prepared
+/// `Ok(None)` when the build needs none or `[upstream] build_cgroup = "off"` (then the
+/// inspector refuses it unless `allow_uncapped_builds`). A cgroup that cannot be prepared
 /// refuses the build, naming why, unless `allow_uncapped_builds` (then it goes on without,
 /// as it would without the setting, and the reason is logged).
 async fn build_cgroup(
@@ -640,16 +640,22 @@ async fn build_cgroup(
             );
             Ok(None)
         }
-        Err(reason) => Err(inspect::Violation {
-            field: "(build)".into(),
-            reason: format!(
-                "the cgroup that gives this build's RUN containers the policy's pids limit \
-                 could not be prepared in {}: {reason} (allow_uncapped_builds)",
-                cgroups.dir().display()
-            ),
-            setting: Some("allow_uncapped_builds".into()),
-            value: None,
-        }),
+        Err(reason) => {
+            let place = match cgroups.setting() {
+                crate::buildcgroup::Setting::Dir(dir) => format!("in {}", dir.display()),
+                setting => format!("(build_cgroup = \"{setting}\")"),
+            };
+            Err(inspect::Violation {
+                field: "(build)".into(),
+                reason: format!(
+                    "the cgroup that gives this build's RUN containers the policy's pids limit \
+                     could not be prepared {place}: {reason}. {}",
+                    inspect::UNCAPPED_BUILD_FIX
+                ),
+                setting: Some("build_cgroup".into()),
+                value: None,
+            })
+        }
     }
 }
 

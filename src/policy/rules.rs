@@ -550,21 +550,21 @@ mod tests {
         assert_eq!(rules.container.default_pids, Some(1024));
         assert_eq!(rules.container.max_pids, Some(4096));
         assert!(rules.build.allow_buildkit);
-        assert!(rules.build.allow_uncapped_builds);
+        assert!(!rules.build.allow_uncapped_builds);
         // A key set in both takes the policy's value; a cap below the profile's default
         // is refused until the default follows (the profile's own check).
         let rules = InspectRules::from_raw(
             "policy.p",
             &own(
                 "max_pids = 100\ndefault_pids = 50",
-                "allow_uncapped_builds = false",
+                "allow_uncapped_builds = true",
             ),
             Some(&ci),
         )
         .unwrap();
         assert_eq!(rules.container.max_pids, Some(100));
         assert_eq!(rules.container.default_pids, Some(50));
-        assert!(!rules.build.allow_uncapped_builds);
+        assert!(rules.build.allow_uncapped_builds);
         let err =
             InspectRules::from_raw("policy.p", &own("max_pids = 100", ""), Some(&ci)).unwrap_err();
         assert!(

@@ -230,6 +230,9 @@ struct Collector {
     /// their containers escape them (`allow_uncapped_builds`).
     classic_builds: Ev,
     buildkit_builds: Ev,
+    /// Classic builds whose RUN steps need a build cgroup for the pids cap (under a proposed
+    /// `max_pids`, or refused for want of one): `[upstream] build_cgroup`, said in a note.
+    build_cgroup: Ev,
     /// Whether a violation widened a setting.
     from_violations: bool,
     /// Violations that no setting can allow, with counts.

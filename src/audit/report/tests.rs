@@ -1188,3 +1188,61 @@ fn a_refused_write_onto_a_run_image_suggests_the_setting_in_build() {
         "{text}"
     );
 }
+
+/// A classic build refused for want of a build cgroup (the ci profile's pids cap, with
+/// `build_cgroup = "off"`) is answered with a note naming `[upstream] build_cgroup`, not with
+/// `allow_uncapped_builds` (an older log's wording of the same refusal too); BuildKit builds
+/// under a proposed cap still need the acknowledgement, marked unsafe.
+#[test]
+fn refused_uncapped_classic_builds_suggest_the_build_cgroup() {
+    // The inspector alone, as with no build cgroup prepared.
+    let ci = config("[policy.p]\nprofile = \"ci\"\n", "p");
+    let refused = recorded(&ci, "POST", "/build?t=ci/app:1", "");
+    assert_eq!(
+        refused.violations[0].setting.as_deref(),
+        Some("build_cgroup"),
+        "{refused:#?}"
+    );
+    let mut legacy = refused.clone();
+    legacy.violations[0].setting = Some("allow_uncapped_builds".into());
+    for records in [vec![refused], vec![legacy]] {
+        let text = suggest(&records, CLIENT, "suggested").unwrap();
+        assert!(
+            text.contains("# NOTE: classic builds (1 refused request)"),
+            "{text}"
+        );
+        assert!(text.contains("build_cgroup = \"auto\""), "{text}");
+        assert!(text.contains("(unsafe"), "{text}");
+        let table = policy_table(&text);
+        let flagged = table
+            .get("build")
+            .and_then(|b| b.get("allow_uncapped_builds"))
+            .is_some();
+        assert!(!flagged, "{text}");
+    }
+    // Allowed classic builds under a proposed max_pids: the same note.
+    let open = config(
+        "[policy.p]\nallow = [\"*\"]\nallow_dangerous = [\"*\"]\n",
+        "p",
+    );
+    let create = recorded(
+        &open,
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","HostConfig":{"PidsLimit":100}}"#,
+    );
+    let build = recorded(&open, "POST", "/build?t=ci/app:1", "");
+    assert!(build.violations.is_empty(), "{build:#?}");
+    let text = suggest(&[create, build], CLIENT, "suggested").unwrap();
+    assert!(text.contains("max_pids = 100"), "{text}");
+    assert!(
+        text.contains("# NOTE: classic builds (1 request)"),
+        "{text}"
+    );
+    let table = policy_table(&text);
+    let flagged = table
+        .get("build")
+        .and_then(|b| b.get("allow_uncapped_builds"))
+        .is_some();
+    assert!(!flagged, "{text}");
+}

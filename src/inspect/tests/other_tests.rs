@@ -1015,9 +1015,11 @@ fn build_caps_follow_the_container_section() {
         assert_eq!(v.setting.as_deref(), Some(setting), "{v:?}");
         assert_eq!(v.field, format!("?{key}"));
     }
-    // Pids cannot reach a build: refused unless acknowledged; BuildKit likewise.
+    // Pids cannot reach a build without its build cgroup: refused, naming build_cgroup (and
+    // allow_uncapped_builds as the unsafe alternative), unless acknowledged; BuildKit likewise.
     let v = check(&[], &BuildRules::default()).unwrap_err();
-    assert_eq!(v.setting.as_deref(), Some("allow_uncapped_builds"));
+    assert_eq!(v.setting.as_deref(), Some("build_cgroup"));
+    assert!(v.reason.contains("allow_uncapped_builds = true"), "{v:?}");
     let v = check(&[("version", "2")], &BuildRules::default()).unwrap_err();
     assert_eq!(v.field, "?version");
     assert!(check(&[("version", "2")], &acked).is_ok());
@@ -1059,19 +1061,17 @@ fn a_build_in_its_prepared_cgroup_is_capped_and_only_that_parent_passes() {
     };
     // Placed in the cgroup sockwarden prepared: no allow_uncapped_builds needed.
     assert!(check(&[("cgroupparent", ours), ("t", "x:1")], Some(ours)).is_ok());
-    // Not placed: refused, naming the setting that would let it run uncapped.
+    // Not placed: refused, naming the setting that gives it a build cgroup (and the one that
+    // would let it run uncapped, as unsafe).
     for (pairs, prepared) in [
         (vec![], None),
         (vec![], Some(ours)),
         (vec![("cgroupparent", "")], Some(ours)),
     ] {
         let v = check(&pairs, prepared).unwrap_err();
-        assert_eq!(
-            v.setting.as_deref(),
-            Some("allow_uncapped_builds"),
-            "{pairs:?}"
-        );
-        assert!(v.reason.contains("build_cgroup"), "{v:?}");
+        assert_eq!(v.setting.as_deref(), Some("build_cgroup"), "{pairs:?}");
+        assert!(v.reason.contains("build_cgroup = \"auto\""), "{v:?}");
+        assert!(v.reason.contains("allow_uncapped_builds"), "{v:?}");
     }
     // A client's own parent, whatever it names (another build's cgroup, ours without having
     // been prepared for this request, the host's root), is refused without allow_cgroup_parent.

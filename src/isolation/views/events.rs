@@ -278,7 +278,7 @@ mod tests {
             connect_timeout: std::time::Duration::from_millis(100),
             pool_idle_timeout: std::time::Duration::from_secs(1),
             pool_max_idle: 1,
-            build_cgroup: None,
+            build_cgroup: crate::buildcgroup::Setting::Off,
         };
         let upstream = crate::forward::Upstream::new(&config).expect("upstream");
         EventScope {

@@ -320,6 +320,14 @@ impl Collector {
             *self.unallowable.entry(v.to_string()).or_default() += 1;
             return;
         };
+        // A classic build refused for want of a build cgroup: the fix is [upstream]
+        // build_cgroup, not a policy setting (older logs named allow_uncapped_builds).
+        if setting == "build_cgroup" || (setting == "allow_uncapped_builds" && v.field == "(build)")
+        {
+            self.from_violations = true;
+            self.build_cgroup.add(refused);
+            return;
+        }
         let reason = v.reason.as_str();
         let defaults = defaults(name);
         let value: Option<String> = match setting {

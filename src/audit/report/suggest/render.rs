@@ -31,24 +31,26 @@ impl Collector {
                     .insert(setting.to_owned(), (max, why.to_owned()));
             }
         }
-        // Builds cannot be held to the container caps proposed above (no pids limit for a
-        // classic build's RUN steps, no limit at all for BuildKit's): builds that were seen
-        // need the acknowledgement, or the policy would refuse them.
+        // A classic build's RUN steps get a pids cap proposed above only in a build cgroup
+        // ([upstream] build_cgroup, said in a note); BuildKit's get no limit at all: BuildKit
+        // builds that were seen need the (unsafe) acknowledgement, or the policy would refuse
+        // them.
         let capped = |keys: &[&str]| keys.iter().any(|k| self.container.ints.contains_key(*k));
         let classic = std::mem::take(&mut self.classic_builds);
         let buildkit = std::mem::take(&mut self.buildkit_builds);
-        let pids = capped(&["max_pids"]);
+        if capped(&["max_pids"]) {
+            self.build_cgroup.allowed += classic.allowed;
+            self.build_cgroup.refused += classic.refused;
+        }
         let any = capped(&["max_pids", "max_memory_bytes", "max_nano_cpus"]);
-        for (seen, needs) in [(classic, pids), (buildkit, any)] {
-            if needs && seen.allowed + seen.refused > 0 {
-                let ev = self
-                    .build
-                    .flags
-                    .entry("allow_uncapped_builds".to_owned())
-                    .or_default();
-                ev.allowed += seen.allowed;
-                ev.refused += seen.refused;
-            }
+        if any && buildkit.allowed + buildkit.refused > 0 {
+            let ev = self
+                .build
+                .flags
+                .entry("allow_uncapped_builds".to_owned())
+                .or_default();
+            ev.allowed += buildkit.allowed;
+            ev.refused += buildkit.refused;
         }
         if !self.build_caps_unknowable {
             for (setting, cap) in std::mem::take(&mut self.build_caps) {
@@ -131,6 +133,17 @@ impl Collector {
         }
         if let Some(why) = &self.tags_unknowable {
             notes.push(format!("no build `tags` list: {why}"));
+        }
+        if self.build_cgroup.allowed + self.build_cgroup.refused > 0 {
+            notes.push(format!(
+                "classic builds ({}) get the pids cap in their RUN steps only in a build \
+                 cgroup: keep [upstream] build_cgroup = \"auto\" (the default: sockwarden as \
+                 root on the daemon's host, the daemon with the cgroupfs cgroup driver) or set \
+                 it to a cgroup directory sockwarden can create; allow_uncapped_builds = true \
+                 in [build] would let them run without a pids limit instead (unsafe: a fork \
+                 bomb in a RUN step is not stopped)",
+                self.build_cgroup
+            ));
         }
         for (v, n) in &self.unresolved {
             notes.push(format!(
@@ -266,7 +279,13 @@ impl Collector {
             let Some(toml::Value::Boolean(default)) = defaults.get(key) else {
                 continue;
             };
-            out.push_str(&format!("{key} = {}  # {ev}\n", !default));
+            let unsafe_note = match key.as_str() {
+                "allow_uncapped_builds" => {
+                    " (unsafe: BuildKit's RUN steps get none of the container limits)"
+                }
+                _ => "",
+            };
+            out.push_str(&format!("{key} = {}  # {ev}{unsafe_note}\n", !default));
         }
         for (key, values) in &section.lists {
             let Some(toml::Value::Array(default)) = defaults.get(key) else {
