@@ -245,6 +245,19 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
     if authorized.policy.isolation == crate::policy::Isolation::None {
         return None;
     }
+    let query = authorized.normalized.query.pairs();
+    let buildkit = match authorized.operation.name {
+        "build.session" | "build.grpc" => true,
+        "image.build" => crate::inspect::common::first(query, "version") == Some("2"),
+        _ => false,
+    };
+    if buildkit {
+        return Some(
+            "BuildKit (allow_buildkit): the Dockerfile travels in the opaque session, so its \
+             FROM and COPY --from images are not checked: a tenant can build from another \
+             tenant's image by its name or ID (the image built is still labelled the tenant's)",
+        );
+    }
     Some(match authorized.operation.info.tenancy {
         Tenancy::Shared => "touches no tenant's objects: forwarded as decided here",
         Tenancy::Owned => {
@@ -934,6 +947,26 @@ nofile = 1024
             .contains("isolation: decided by ownership"));
         let create = run("POST", "/containers/create");
         assert!(create.isolation.unwrap().contains("owner label"));
+        // BuildKit's Dockerfile is not read: said so, for its build and its session.
+        let classic = run("POST", "/build?t=x");
+        assert!(!classic.isolation.unwrap().contains("BuildKit"));
+        let buildkit = Config::parse(
+            &CONFIG.replace(
+                "[policy.ci]\nprofile = \"ci\"\n",
+                "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\n\
+                 allow = [\"build.session\"]\nallow_dangerous = [\"build.session\"]\n",
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        for (method, target) in [("POST", "/v1.41/build?version=2&t=x"), ("POST", "/session")] {
+            let e = explain(&buildkit, Some("ci"), method, target, None).unwrap();
+            let note = e.isolation.clone().unwrap_or_else(|| panic!("{e}"));
+            assert!(
+                note.contains("BuildKit") && note.contains("another tenant's image"),
+                "{target}: {note}"
+            );
+        }
         assert!(run("GET", "/_ping")
             .isolation
             .unwrap()

@@ -525,6 +525,23 @@ async fn inspect_request(
             body::drain_refused(body).await;
             return Err(refusal);
         }
+        if context::unscannable_under_isolation(authorized)
+            && parts.extensions.get::<crate::isolation::Tenant>().is_some()
+        {
+            // Isolation must see the images a classic build uses; a context the daemon
+            // fetches itself has a Dockerfile sockwarden never reads. Enforced in either mode.
+            body::drain_refused(body).await;
+            return Err(refusal(
+                authorized,
+                &inspect::Violation {
+                    field: "remote".into(),
+                    reason: "a remote build context's Dockerfile cannot be read, so the images                              it builds from cannot be checked (isolation)"
+                        .into(),
+                    setting: None,
+                    value: None,
+                },
+            ));
+        }
         if context::scans(authorized) {
             let tenancy = parts
                 .extensions

@@ -1,0 +1,368 @@
+//! Per-user isolation (issue 13), the gaps closed after the first cut: builds from another
+//! tenant's image, networks forwarded as full IDs, quotas under concurrency, `docker system
+//! prune` as a tenant, and name conflicts that named the other tenant's container. Two tenants
+//! (real unix uids in the "users" group) and an admin (root) drive both docker CLIs through one
+//! socket configured by `config/examples/multi-user.toml`.
+//!
+//! Each test uses its own uids (29xx), so tests running at once never share a tenant.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::*;
+
+const USERS_GID: u32 = 100;
+const LABEL: &str = "sockwarden.owner";
+
+/// sockwarden with the multi-user example (its paths replaced), an audit file, and `replace`
+/// applied to the text.
+fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
+    let mut audit = PathBuf::new();
+    let proxy = Proxy::start_config(|dir| {
+        audit = dir.join("audit.jsonl");
+        let mut text = include_str!("../config/examples/multi-user.toml")
+            .replace(
+                "socket = \"/var/run/docker.sock\"",
+                &format!(
+                    "socket = {}",
+                    toml_str(&daemon_socket().display().to_string())
+                ),
+            )
+            .replace(
+                "unix = \"/run/sockwarden/docker.sock\"",
+                &format!(
+                    "unix = {}",
+                    toml_str(&dir.join("proxy.sock").display().to_string())
+                ),
+            );
+        for (from, to) in replace {
+            assert!(text.contains(from), "{from} not in the example");
+            text = text.replace(from, to);
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        format!(
+            "{text}\n[audit]\nsink = \"file\"\npath = {}\n",
+            toml_str(&audit.display().to_string())
+        )
+    });
+    (proxy, audit)
+}
+
+fn tenant(proxy: &Proxy, uid: u32) -> Docker {
+    proxy.docker().user(uid, USERS_GID)
+}
+
+/// Both CLIs as `uid`, classic builds.
+fn clis(proxy: &Proxy, uid: u32) -> [(&'static str, Docker); 2] {
+    [
+        (
+            "cli28",
+            tenant(proxy, uid)
+                .env("DOCKER_BUILDKIT", "0")
+                .timeout(Duration::from_secs(120)),
+        ),
+        (
+            "cli20.10",
+            tenant(proxy, uid)
+                .bin(DEBIAN_DOCKER_CLI)
+                .env("DOCKER_BUILDKIT", "0")
+                .timeout(Duration::from_secs(120)),
+        ),
+    ]
+}
+
+fn direct() -> Docker {
+    Docker::new(&daemon_socket())
+}
+
+fn owner_of(kind: &str, name: &str) -> String {
+    let format = match kind {
+        "container" | "image" => format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
+        _ => format!("{{{{index .Labels \"{LABEL}\"}}}}"),
+    };
+    direct()
+        .ok_str(&[kind, "inspect", "--format", &format, name])
+        .trim()
+        .to_owned()
+}
+
+fn exists(kind: &str, name: &str) -> bool {
+    direct().run(&[kind, "inspect", name]).status.success()
+}
+
+fn id_of(kind: &str, name: &str) -> String {
+    direct()
+        .ok_str(&[kind, "inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_owned()
+}
+
+/// A raw request as `uid` (`None`: root) to `sock`: status and body. `body` is JSON, or
+/// `@file` sent as a tar.
+fn raw(
+    sock: &Path,
+    uid: Option<u32>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--path-as-is", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--unix-socket")
+        .arg(sock)
+        .args(["-X", method]);
+    if let Some(body) = body {
+        let kind = if body.starts_with('@') {
+            "Content-Type: application/x-tar"
+        } else {
+            "Content-Type: application/json"
+        };
+        cmd.args(["-H", kind, "--data-binary", body]);
+    }
+    cmd.arg(format!("http://docker{path}"));
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(USERS_GID);
+    }
+    let out = cmd.output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned())
+}
+
+fn failed_with(out: &Output, wanted: &str) -> bool {
+    !out.status.success() && stderr_str(out).contains(wanted)
+}
+
+/// A build context (world-readable) with `Dockerfile` and a file `f`.
+fn build_context(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(ctx.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(ctx.path().join("f"), b"data").expect("write");
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
+    ctx
+}
+
+/// The context as a tar file beside it (for raw requests), world-readable.
+fn context_tar(ctx: &tempfile::TempDir) -> PathBuf {
+    let tar = ctx.path().join("context.tar");
+    let out = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(ctx.path())
+        .args(["Dockerfile", "f"])
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "{}", describe(&out));
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    tar
+}
+
+/// The audit records (JSON lines) that contain `needle`.
+fn audit_lines(audit: &Path, needle: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Classic builds from another tenant's image
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn builds_from_another_tenants_image_answer_as_missing() {
+    let (proxy, _audit) = start(&[]);
+    let c = Cleanup::new();
+    let a = tenant(&proxy, 2901).env("DOCKER_BUILDKIT", "0");
+    let base = test_image();
+    let ctx = build_context("FROM scratch\nCOPY f /f\n");
+    let a_img = c.image("iso-gap-a-img");
+    a.ok(&["build", "-t", &a_img, ctx.path().to_str().unwrap()]);
+    let a_id = id_of("image", &a_img);
+    let a_hex = a_id.trim_start_matches("sha256:").to_owned();
+    let bare = a_img.trim_end_matches(":latest").to_owned();
+    let out_name = c.image("iso-gap-b-out");
+    let attacks = [
+        format!("FROM {a_img}\n"),
+        format!("FROM {bare}\n"),
+        format!("from {bare}\nCOPY f /g\n"),
+        format!("FROM {a_id}\n"),
+        format!("FROM {a_hex}\n"),
+        format!("FROM {}\n", &a_hex[..12]),
+        format!("FROM --platform=linux/amd64 {bare} AS x\n"),
+        format!("FROM scratch\nCOPY --from={bare} /f /f\n"),
+        format!(
+            "FROM scratch\ncopy --chown=0:0 --from={} /f /f\n",
+            &a_hex[..12]
+        ),
+        format!("FROM scratch AS base\nCOPY f /f\nFROM {bare}\nCOPY --from=base /f /g\n"),
+        format!("FROM scratch\nCOPY --from=later /f /f\nFROM {bare} AS later\n"),
+        format!("ARG BASE={bare}\nFROM $BASE\n"),
+        "ARG BASE\nFROM ${BASE}\n".to_owned(),
+        "# escape=`\nFROM scratch\nCOPY `\n  --from=IMG /f /f\n".replace("IMG", &bare),
+    ];
+    for (cli, b) in clis(&proxy, 2902) {
+        for dockerfile in &attacks {
+            let ctx = build_context(dockerfile);
+            let out = b.run(&[
+                "build",
+                "--build-arg",
+                &format!("BASE={bare}"),
+                "-t",
+                &out_name,
+                ctx.path().to_str().unwrap(),
+            ]);
+            assert!(
+                failed_with(&out, "No such image") && !stderr_str(&out).contains("sockwarden"),
+                "{cli} {dockerfile}: {}",
+                describe(&out)
+            );
+            assert!(!exists("image", &out_name), "{cli} {dockerfile}");
+        }
+        // A value sockwarden cannot know is refused, even for what would be a shared image.
+        for dockerfile in [
+            format!("FROM ${{BASE:-{base}}}\n"),
+            format!("FROM {base}\nCOPY --from=$BASE /f /f\n"),
+            "FROM scratch\nCOPY --from=${IMG} /f /f\n".to_owned(),
+        ] {
+            let ctx = build_context(&dockerfile);
+            let out = b.run(&[
+                "build",
+                "--build-arg",
+                &format!("BASE={base}"),
+                "-t",
+                &out_name,
+                ctx.path().to_str().unwrap(),
+            ]);
+            assert!(
+                failed_with(&out, "cannot") && !exists("image", &out_name),
+                "{cli} {dockerfile}: {}",
+                describe(&out)
+            );
+        }
+        // Legitimate builds: stages, stage indexes, scratch, a shared image by name.
+        let ok = format!(
+            "FROM scratch AS Base\nCOPY f /f\nFROM base AS second\nCOPY --from=0 /f /g\n\
+             FROM {base}\nCOPY --from=BASE /f /h\nCOPY --from=second /g /i\n"
+        );
+        let ctx = build_context(&ok);
+        let own = c.image(&format!("iso-gap-b-{}", cli.replace('.', "")));
+        b.ok(&["build", "-t", &own, ctx.path().to_str().unwrap()]);
+        assert_eq!(owner_of("image", &own), "uid:2902");
+        // Its own image, by ID prefix and by name, it builds from.
+        let own_hex = id_of("image", &own)
+            .trim_start_matches("sha256:")
+            .to_owned();
+        let ctx = build_context(&format!(
+            "FROM {}\nCOPY --from={own} /h /j\n",
+            &own_hex[..12]
+        ));
+        let child = c.image(&format!("iso-gap-b-child-{}", cli.replace('.', "")));
+        b.ok(&["build", "-t", &child, ctx.path().to_str().unwrap()]);
+        assert_eq!(owner_of("image", &child), "uid:2902");
+    }
+    // A raw request under an API version prefix: the same answer.
+    let ctx = build_context(&format!("FROM {bare}\n"));
+    let tar = context_tar(&ctx);
+    let (status, body) = raw(
+        &proxy.socket,
+        Some(2902),
+        "POST",
+        &format!("/v1.41/build?t={}", out_name),
+        Some(&format!("@{}", tar.display())),
+    );
+    assert!(
+        status == 404 && message(&body).starts_with("No such image"),
+        "{status} {body}"
+    );
+    assert!(!exists("image", &out_name));
+    // A's image is unchanged, and A still builds from it.
+    assert_eq!(id_of("image", &a_img), a_id);
+    assert_eq!(owner_of("image", &a_img), "uid:2901");
+    let ctx = build_context(&format!("FROM {}\nCOPY f /g\n", &a_hex[..12]));
+    let a_child = c.image("iso-gap-a-child");
+    a.ok(&["build", "-t", &a_child, ctx.path().to_str().unwrap()]);
+    assert_eq!(owner_of("image", &a_child), "uid:2901");
+}
+
+#[test]
+fn builds_isolation_holds_in_audit_mode_and_for_remote_contexts() {
+    // The developers' policy as a dry run, with remote contexts allowed: isolation is still
+    // enforced, and a context the daemon fetches itself cannot be checked.
+    let (proxy, audit) = start(&[
+        (
+            "[policy.developers]\nprofile = \"ci\"\n",
+            "[policy.developers]\nprofile = \"ci\"\nmode = \"audit\"\n",
+        ),
+        (
+            "allow_buildkit = false\n",
+            "allow_buildkit = false\nallow_remote = true\n",
+        ),
+    ]);
+    let c = Cleanup::new();
+    let a = tenant(&proxy, 2911).env("DOCKER_BUILDKIT", "0");
+    let ctx = build_context("FROM scratch\nCOPY f /f\n");
+    let a_img = c.image("iso-gap-audit-a");
+    a.ok(&["build", "-t", &a_img, ctx.path().to_str().unwrap()]);
+    let bare = a_img.trim_end_matches(":latest").to_owned();
+    let out_name = c.image("iso-gap-audit-b");
+    for (cli, b) in clis(&proxy, 2912) {
+        for (dockerfile, wanted) in [
+            (format!("FROM {bare}\n"), "No such image"),
+            (format!("FROM ${{X:-{bare}}}\n"), "cannot be resolved"),
+            (
+                format!("FROM scratch\nCOPY --from=${{X}} /f /f\nFROM {bare}\n"),
+                "cannot resolve",
+            ),
+        ] {
+            let ctx = build_context(&dockerfile);
+            let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+            assert!(
+                failed_with(&out, wanted) && !exists("image", &out_name),
+                "{cli} {dockerfile}: {}",
+                describe(&out)
+            );
+        }
+    }
+    // Remote contexts: refused under isolation, whichever URL.
+    for remote in [
+        "https://example.invalid/context.tar",
+        "git%40example.invalid%3Aa%2Fb.git",
+    ] {
+        let (status, body) = raw(
+            &proxy.socket,
+            Some(2912),
+            "POST",
+            &format!("/v1.41/build?remote={remote}&t={out_name}"),
+            None,
+        );
+        assert!(
+            status == 403 && message(&body).contains("remote build context"),
+            "{remote}: {status} {body}"
+        );
+    }
+    assert!(!exists("image", &out_name));
+    // The refusals are recorded as such (deny, not a would-deny).
+    let records = audit_lines(&audit, "remote build context");
+    assert!(
+        records.iter().any(|r| r.to_string().contains("\"deny\"")),
+        "{records:?}"
+    );
+}
