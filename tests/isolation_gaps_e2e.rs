@@ -366,3 +366,228 @@ fn builds_isolation_holds_in_audit_mode_and_for_remote_contexts() {
         "{records:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Networks forwarded as full IDs
+// ---------------------------------------------------------------------------------------------
+
+fn run_detached(docker: &Docker, name: &str, network: &str) -> String {
+    let image = test_image();
+    docker
+        .ok_str(&[
+            "run",
+            "-d",
+            "--network",
+            network,
+            "--name",
+            name,
+            &image,
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned()
+}
+
+/// The networks a container is attached to, on the daemon: `name=NetworkID` each.
+fn attached(container: &str) -> Vec<String> {
+    let out = direct().ok_str(&[
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.NetworkID}} {{end}}",
+        container,
+    ]);
+    let mut list: Vec<String> = out.split_whitespace().map(str::to_owned).collect();
+    list.sort();
+    list
+}
+
+fn containers_on(network: &str) -> String {
+    direct()
+        .ok_str(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range $k, $v := .Containers}}{{$k}} {{end}}",
+            network,
+        ])
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn networks_are_forwarded_as_full_ids() {
+    let (proxy, _audit) = start(&[]);
+    let c = Cleanup::new();
+    let a = tenant(&proxy, 2921);
+    let b = tenant(&proxy, 2922);
+    let a_net = unique_name("iso-gap-anet");
+    let made = a.run(&["network", "create", &a_net]);
+    if !made.status.success() {
+        eprintln!(
+            "skipped: network create not possible here: {}",
+            describe(&made)
+        );
+        return;
+    }
+    let a_net_id = id_of("network", &a_net);
+    let b_net = unique_name("iso-gap-bnet");
+    b.ok(&["network", "create", &b_net]);
+    let b_net_id = id_of("network", &b_net);
+    // B also makes a network with A's name (the daemon allows duplicates when asked): A's
+    // name then resolves among A's networks only.
+    let (status, body) = raw(
+        &proxy.socket,
+        Some(2922),
+        "POST",
+        "/v1.41/networks/create",
+        Some(&format!(r#"{{"Name":"{a_net}","CheckDuplicate":false}}"#)),
+    );
+    assert_eq!(status, 201, "{body}");
+    let b_dup_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let image = test_image();
+    for (cli, docker) in [
+        ("cli28", a.clone()),
+        ("cli20.10", a.clone().bin(DEBIAN_DOCKER_CLI)),
+    ] {
+        // A names its network as the policy's `networks` rule wants it: by name (B's network
+        // of the same name is not reached).
+        let name = c.container(&format!("iso-gap-on-{cli}"));
+        run_detached(&docker, &name, &a_net);
+        assert_eq!(
+            attached(&name),
+            [format!("{a_net}={a_net_id}")],
+            "{cli} run"
+        );
+        // What the user sees: the network by its name.
+        let ps = docker.ok_str(&[
+            "ps",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Networks}}",
+        ]);
+        assert_eq!(ps.trim(), a_net, "{cli} ps");
+        let shown = docker.ok_str(&[
+            "inspect",
+            "--format",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            &name,
+        ]);
+        assert_eq!(shown.trim(), a_net, "{cli} inspect");
+        // Disconnect and connect again by each spelling, running and stopped.
+        for spelling in [a_net.clone(), a_net_id.clone(), a_net_id[..12].to_owned()] {
+            docker.ok(&["network", "disconnect", &spelling, &name]);
+            assert!(attached(&name).is_empty(), "{cli} disconnect {spelling}");
+            docker.ok(&["network", "connect", &spelling, &name]);
+            assert_eq!(attached(&name), [format!("{a_net}={a_net_id}")]);
+        }
+        docker.ok(&["stop", "-t", "0", &name]);
+        docker.ok(&["network", "disconnect", &a_net, &name]);
+        docker.ok(&["network", "connect", &a_net, &name]);
+        docker.ok(&["start", &name]);
+        assert_eq!(
+            attached(&name),
+            [format!("{a_net}={a_net_id}")],
+            "{cli} start"
+        );
+        // Created, not started: connected at its start.
+        let created = c.container(&format!("iso-gap-created-{cli}"));
+        docker.ok(&[
+            "create",
+            "--network",
+            &a_net,
+            "--name",
+            &created,
+            &image,
+            "sleep",
+            "300",
+        ]);
+        docker.ok(&["start", &created]);
+        assert_eq!(
+            attached(&created),
+            [format!("{a_net}={a_net_id}")],
+            "{cli} created"
+        );
+        direct().ok(&["rm", "-f", &name, &created]);
+    }
+    // Raw, under each version prefix, EndpointsConfig keyed by the name: pinned too. A
+    // NetworkID the client sets itself is refused (the daemon fills it in).
+    for prefix in ["", "/v1.41", "/v1.40"] {
+        let name = c.container("iso-gap-raw");
+        let body = format!(
+            r#"{{"Image":"{image}","Cmd":["sleep","300"],"HostConfig":{{"NetworkMode":"{a_net}"}},"NetworkingConfig":{{"EndpointsConfig":{{"{a_net}":{{"Aliases":["x"]}}}}}}}}"#
+        );
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2921),
+            "POST",
+            &format!("{prefix}/containers/create?name={name}"),
+            Some(&body),
+        );
+        assert_eq!(status, 201, "{prefix} create: {got}");
+        a.ok(&["start", &name]);
+        assert_eq!(attached(&name), [format!("{a_net}={a_net_id}")], "{prefix}");
+        let forged = body.replace(
+            r#""Aliases""#,
+            &format!(r#""NetworkID":"{b_net_id}","Aliases""#),
+        );
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2921),
+            "POST",
+            &format!("{prefix}/containers/create"),
+            Some(&forged),
+        );
+        assert_eq!(status, 403, "{prefix} forged create: {got}");
+        a.ok(&["network", "disconnect", &a_net, &name]);
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2921),
+            "POST",
+            &format!("{prefix}/networks/{a_net}/connect"),
+            Some(&format!(
+                r#"{{"Container":"{name}","EndpointConfig":{{"networkid":"{b_net_id}"}}}}"#
+            )),
+        );
+        assert_eq!(status, 403, "{prefix} forged connect: {got}");
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2921),
+            "POST",
+            &format!("{prefix}/networks/{a_net}/connect"),
+            Some(&format!(
+                r#"{{"Container":"{name}","EndpointConfig":null}}"#
+            )),
+        );
+        assert_eq!(status, 200, "{prefix} connect: {got}");
+        assert_eq!(attached(&name), [format!("{a_net}={a_net_id}")], "{prefix}");
+        direct().ok(&["rm", "-f", &name]);
+    }
+    // B's networks: still answered as missing, by each spelling, in the body too.
+    for s in [b_net.clone(), b_net_id.clone(), b_net_id[..12].to_owned()] {
+        let body = format!(
+            r#"{{"Image":"{image}","HostConfig":{{"NetworkMode":"none"}},"NetworkingConfig":{{"EndpointsConfig":{{"{s}":{{}}}}}}}}"#
+        );
+        let (status, got) = raw(
+            &proxy.socket,
+            Some(2921),
+            "POST",
+            "/v1.41/containers/create",
+            Some(&body),
+        );
+        assert_eq!(
+            (status, message(&got)),
+            (404, format!("network {s} not found"))
+        );
+    }
+    // Nothing of A's reached B's networks, and they are unchanged.
+    assert_eq!(containers_on(&b_net_id), "");
+    assert_eq!(containers_on(&b_dup_id), "");
+    assert_eq!(owner_of("network", &b_net_id), "uid:2922");
+    assert_eq!(owner_of("network", &b_dup_id), "uid:2922");
+    direct().ok(&["network", "rm", &b_net_id, &b_dup_id, &a_net_id]);
+}

@@ -56,7 +56,7 @@ pub async fn admit(
     ) {
         let bytes = crate::inspect::layer::read_limited(body).await?;
         let rewritten = match name {
-            "container.create" => container_create(isolating, &parts, &bytes).await?,
+            "container.create" => container_create(isolating, &mut parts, &bytes).await?,
             "volume.create" => volume_create(isolating, &bytes).await?,
             "network.create" => network_create(isolating, &bytes).await?,
             _ => network_connect(isolating, &mut parts, &bytes).await?,
@@ -654,6 +654,7 @@ async fn pull(isolating: &Isolating, parts: &mut http::request::Parts) -> Result
 }
 
 mod bodies;
+pub use bodies::PinnedNetworks;
 use bodies::{container_create, network_connect, network_create, volume_create};
 
 #[cfg(test)]
