@@ -591,3 +591,109 @@ fn networks_are_forwarded_as_full_ids() {
     assert_eq!(owner_of("network", &b_dup_id), "uid:2922");
     direct().ok(&["network", "rm", &b_net_id, &b_dup_id, &a_net_id]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Quotas under concurrency
+// ---------------------------------------------------------------------------------------------
+
+/// The tenant's containers and volumes, counted on the daemon by owner label.
+fn owned(kind: &str, uid: u32) -> usize {
+    let filter = format!("label={LABEL}=uid:{uid}");
+    let args: Vec<&str> = match kind {
+        "container" => vec!["ps", "-aq", "--filter", &filter],
+        _ => vec!["volume", "ls", "-q", "--filter", &filter],
+    };
+    direct()
+        .ok_str(&args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count()
+}
+
+#[test]
+fn quotas_hold_under_parallel_creates() {
+    let (proxy, _audit) = start(&[
+        ("max_containers = 50", "max_containers = 3"),
+        ("max_volumes = 20", "max_volumes = 2"),
+    ]);
+    let c = Cleanup::new();
+    let image = test_image();
+    let (a_uid, b_uid) = (2931, 2932);
+    // Rounds: parallel CLI processes (both CLIs) race for the quota.
+    for round in 0..2 {
+        let mut handles = Vec::new();
+        for i in 0..8 {
+            let docker = if i % 2 == 0 {
+                tenant(&proxy, a_uid)
+            } else {
+                tenant(&proxy, a_uid).bin(DEBIAN_DOCKER_CLI)
+            };
+            let name = c.container(&format!("iso-gap-q{round}-{i}"));
+            let image = image.clone();
+            handles.push(std::thread::spawn(move || {
+                docker.run(&["create", "--network", "none", "--name", &name, &image])
+            }));
+        }
+        // B creates at the same time: its own count, not held up by A's.
+        let b_name = c.container(&format!("iso-gap-qb{round}"));
+        tenant(&proxy, b_uid).ok(&["create", "--network", "none", "--name", &b_name, &image]);
+        let outs: Vec<Output> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let made = outs.iter().filter(|o| o.status.success()).count();
+        for out in outs.iter().filter(|o| !o.status.success()) {
+            assert!(
+                stderr_str(out).contains("already has 3 containers"),
+                "{}",
+                describe(out)
+            );
+        }
+        let expected = if round == 0 { 3 } else { 0 };
+        assert_eq!(made, expected, "round {round}");
+        assert_eq!(owned("container", a_uid), 3, "round {round}");
+    }
+    assert_eq!(owned("container", b_uid), 2);
+    // Volumes: explicit creates and the implicit ones of `docker run -v` race together.
+    let mut handles = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..8 {
+        let vol = unique_name(&format!("iso-gap-qv{i}"));
+        names.push(vol.clone());
+        let docker = if i % 2 == 0 {
+            tenant(&proxy, b_uid)
+        } else {
+            tenant(&proxy, b_uid).bin(DEBIAN_DOCKER_CLI)
+        };
+        let image = image.clone();
+        let name = c.container(&format!("iso-gap-qvc{i}"));
+        handles.push(std::thread::spawn(move || {
+            if i % 3 == 0 {
+                docker.run(&[
+                    "create",
+                    "--network",
+                    "none",
+                    "--name",
+                    &name,
+                    "-v",
+                    &format!("{vol}:/x"),
+                    &image,
+                ])
+            } else {
+                docker.run(&["volume", "create", &vol])
+            }
+        }));
+    }
+    let outs: Vec<Output> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for out in outs.iter().filter(|o| !o.status.success()) {
+        let err = stderr_str(out);
+        assert!(
+            err.contains("already has 2 volumes") || err.contains("already has 3 containers"),
+            "{}",
+            describe(out)
+        );
+    }
+    assert_eq!(owned("volume", b_uid), 2);
+    assert_eq!(owned("volume", a_uid), 0);
+    drop(c);
+    for vol in names {
+        let _ = direct().run(&["volume", "rm", &vol]);
+    }
+}

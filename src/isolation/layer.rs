@@ -132,6 +132,13 @@ where
                 Tenancy::Shared => inner.call(request).await.map_err(Into::into),
                 Tenancy::Unavailable => Err(isolating.refuse(Isolated::Unavailable).into()),
                 Tenancy::Owned | Tenancy::Creates => {
+                    // A create a quota counts holds the tenant's turn from the count to the
+                    // daemon's answer, so creates in parallel cannot all count the same total.
+                    let _turn = if quota_counted(&isolating) {
+                        Some(quota_turn(&isolating).await)
+                    } else {
+                        None
+                    };
                     let request = objects::admit(&isolating, request).await?;
                     inner.call(request).await.map_err(Into::into)
                 }
@@ -160,4 +167,42 @@ fn isolating(request: &Request<ProxyBody>, lookup: &Lookup) -> Option<Isolating>
         authorized: authorized.clone(),
         lookup: lookup.clone(),
     })
+}
+
+/// Whether the request is a create the policy's quotas count: a container (its implicit
+/// volumes too) under `max_containers` or `max_volumes`, a volume under `max_volumes`.
+fn quota_counted(isolating: &Isolating) -> bool {
+    let policy = &isolating.authorized.policy;
+    match isolating.authorized.operation.name {
+        "container.create" => policy.max_containers.is_some() || policy.max_volumes.is_some(),
+        "volume.create" => policy.max_volumes.is_some(),
+        _ => false,
+    }
+}
+
+/// Most tenants whose turn locks are kept while unused; past it, unused ones are dropped.
+const TURNS_KEPT: usize = 1024;
+
+/// The tenant's turn for quota-counted creates: one at a time per tenant (and owner label),
+/// in the order they arrived; other tenants are not held up.
+async fn quota_turn(isolating: &Isolating) -> tokio::sync::OwnedMutexGuard<()> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static TURNS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let key = format!(
+        "{}\0{}",
+        isolating.owner_label,
+        isolating.tenant.label_value()
+    );
+    let turn = {
+        let mut turns = TURNS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if turns.len() >= TURNS_KEPT {
+            turns.retain(|_, t| Arc::strong_count(t) > 1);
+        }
+        turns.entry(key).or_default().clone()
+    };
+    turn.lock_owned().await
 }
