@@ -275,6 +275,10 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
             "answered at run time with the tenant's objects only (plus shared images)"
         }
         Tenancy::Prunes(_) => "acts at run time on the tenant's objects only",
+        Tenancy::AnsweredEmpty => {
+            "answered by sockwarden as an empty result, not forwarded: what it acts on (the \
+             build cache) is shared by every tenant and cannot be scoped to one"
+        }
         Tenancy::Unavailable => "not available to isolated clients",
     })
 }
@@ -932,7 +936,8 @@ nofile = 1024
     fn isolation_is_explained_as_decided_by_ownership() {
         let text = CONFIG.replace(
             "[policy.ci]\nprofile = \"ci\"\n",
-            "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\nallow = [\"build.prune\"]\n",
+            "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\n\
+             allow = [\"build.prune\", \"build.cancel\"]\n",
         );
         let config = Config::parse(&text, "t.toml").unwrap();
         let run = |method: &str, target: &str| {
@@ -972,10 +977,14 @@ nofile = 1024
             .unwrap()
             .contains("no tenant's objects"));
         // What isolated clients cannot use at all is refused, naming isolation.
-        let cache = explain(&config, Some("ci"), "POST", "/build/prune", None).unwrap();
+        let cache = explain(&config, Some("ci"), "POST", "/build/cancel", None).unwrap();
         assert_eq!(cache.decision, "deny");
         assert_eq!(cache.rule.as_deref(), Some("ci.isolation"), "{cache}");
         assert!(cache.reason.contains("not available to isolated clients"));
+        // The shared build cache's prune is answered empty, not forwarded.
+        let prune = explain(&config, Some("ci"), "POST", "/build/prune", None).unwrap();
+        assert_eq!(prune.decision, "allow", "{prune}");
+        assert!(prune.isolation.unwrap().contains("empty result"));
         // Without isolation nothing is said.
         assert!(
             explain(&config, Some("ro"), "GET", "/containers/web/json", None)

@@ -697,3 +697,102 @@ fn quotas_hold_under_parallel_creates() {
         let _ = direct().run(&["volume", "rm", &vol]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. `docker system prune` as a tenant
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
+    let (proxy, audit) = start(&[]);
+    let c = Cleanup::new();
+    let image = test_image();
+    let (a_uid, b_uid) = (2941, 2942);
+    let a = tenant(&proxy, a_uid);
+    let b = tenant(&proxy, b_uid);
+    let b_stopped = c.container("iso-gap-prune-b");
+    b.ok(&["create", "--network", "none", "--name", &b_stopped, &image]);
+    let admin_stopped = c.container("iso-gap-prune-admin");
+    direct().ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &admin_stopped,
+        &image,
+    ]);
+    let b_net = unique_name("iso-gap-prune-bnet");
+    let networks = b.run(&["network", "create", &b_net]).status.success();
+    for (cli, docker) in [
+        ("cli28", a.clone()),
+        ("cli20.10", a.clone().bin(DEBIAN_DOCKER_CLI)),
+    ] {
+        let a_stopped = c.container(&format!("iso-gap-prune-a-{cli}"));
+        docker.ok(&["create", "--network", "none", "--name", &a_stopped, &image]);
+        let a_net = unique_name("iso-gap-prune-anet");
+        if networks {
+            docker.ok(&["network", "create", &a_net]);
+        }
+        let out = docker.run(&["system", "prune", "-f"]);
+        assert!(out.status.success(), "{cli}: {}", describe(&out));
+        let text = stdout_str(&out);
+        assert!(text.contains("Total reclaimed space"), "{cli}: {text}");
+        // A's unused objects went; B's and the admin's stayed.
+        assert!(!exists("container", &a_stopped), "{cli}");
+        if networks {
+            assert!(!exists("network", &a_net), "{cli}");
+            assert!(exists("network", &b_net), "{cli}");
+        }
+        assert!(exists("container", &b_stopped), "{cli}");
+        assert!(exists("container", &admin_stopped), "{cli}");
+        // `builder prune` alone: nothing pruned, as the daemon says when it has nothing.
+        let out = docker.run(&["builder", "prune", "-f"]);
+        assert!(out.status.success(), "{cli}: {}", describe(&out));
+    }
+    // Raw, under version prefixes and with the CLI's parameters: the empty answer, never
+    // forwarded; recorded as answered by sockwarden.
+    for path in [
+        "/build/prune",
+        "/v1.41/build/prune?all=1",
+        "/v1.40/build/prune?filters=%7B%22until%22%3A%5B%2224h%22%5D%7D",
+    ] {
+        let (status, body) = raw(&proxy.socket, Some(b_uid), "POST", path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["SpaceReclaimed"], 0, "{path}");
+        assert!(v["CachesDeleted"].is_null(), "{path}");
+    }
+    let records = audit_lines(&audit, "\"build.prune\"");
+    assert!(records.len() >= 5, "{records:?}");
+    for r in &records {
+        assert_eq!(r["decision"], "allow", "{r}");
+        assert_eq!(r["rule"], "developers.isolation", "{r}");
+        assert!(
+            r["reason"].as_str().unwrap_or("").contains("not forwarded"),
+            "{r}"
+        );
+        assert!(
+            r["tenant"].as_str().unwrap_or("").starts_with("uid:29"),
+            "{r}"
+        );
+    }
+    // The admin's prune still reaches the daemon's build cache.
+    let (status, body) = raw(&proxy.socket, None, "POST", "/build/prune", None);
+    assert_eq!(status, 200, "{body}");
+    let mut admin_records = Vec::new();
+    for _ in 0..50 {
+        admin_records = audit_lines(&audit, "\"build.prune\"")
+            .into_iter()
+            .filter(|r| r["tenant"].is_null())
+            .collect();
+        if !admin_records.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(admin_records.len(), 1, "{admin_records:?}");
+    assert_ne!(admin_records[0]["rule"], "developers.isolation");
+    if networks {
+        let _ = direct().run(&["network", "rm", &b_net]);
+    }
+}

@@ -131,6 +131,7 @@ where
             match tenancy {
                 Tenancy::Shared => inner.call(request).await.map_err(Into::into),
                 Tenancy::Unavailable => Err(isolating.refuse(Isolated::Unavailable).into()),
+                Tenancy::AnsweredEmpty => Ok(answered_empty(&isolating, &request)?),
                 Tenancy::Owned | Tenancy::Creates => {
                     // A create a quota counts holds the tenant's turn from the count to the
                     // daemon's answer, so creates in parallel cannot all count the same total.
@@ -205,4 +206,31 @@ async fn quota_turn(isolating: &Isolating) -> tokio::sync::OwnedMutexGuard<()> {
         turns.entry(key).or_default().clone()
     };
     turn.lock_owned().await
+}
+
+/// The answer to a request that acts on what tenants share and cannot be scoped to one
+/// (`Tenancy::AnsweredEmpty`: the build cache's prune), given without forwarding: what the
+/// daemon answers when it has nothing of the kind. Recorded as answered by sockwarden.
+fn answered_empty(
+    isolating: &Isolating,
+    request: &Request<ProxyBody>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let body: &'static [u8] = match isolating.authorized.operation.name {
+        "build.prune" => br#"{"CachesDeleted":null,"SpaceReclaimed":0}"#,
+        _ => return Err(isolating.refuse(Isolated::Unavailable)),
+    };
+    if let Some(trail) = request.extensions().get::<Arc<Trail>>() {
+        trail.note_answered(
+            Arc::from(format!("{}.isolation", isolating.authorized.policy.name)),
+            "answered by sockwarden with nothing pruned, not forwarded: the build cache is \
+             shared by every tenant and cannot be scoped to one (isolation)",
+        );
+    }
+    Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(crate::body::boxed(http_body_util::Full::new(
+            bytes::Bytes::from_static(body),
+        )))
+        .map_err(|e| ProxyError::BadRequest(format!("isolation: {e}")))
 }
