@@ -796,3 +796,104 @@ fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
         let _ = direct().run(&["network", "rm", &b_net]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Name conflicts do not name another tenant's container
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn name_conflicts_leave_out_another_tenants_id() {
+    let (proxy, _audit) = start(&[]);
+    let c = Cleanup::new();
+    let image = test_image();
+    let (a_uid, b_uid) = (2951, 2952);
+    let a = tenant(&proxy, a_uid);
+    let held = c.container("iso-gap-held");
+    let a_id = run_detached(&a, &held, "none");
+    let b_own = c.container("iso-gap-bown");
+    let b_id = tenant(&proxy, b_uid)
+        .ok_str(&["create", "--network", "none", "--name", &b_own, &image])
+        .trim()
+        .to_owned();
+    let leaks = |text: &str| text.contains(&a_id[..12]);
+    for (cli, b) in [
+        ("cli28", tenant(&proxy, b_uid)),
+        ("cli20.10", tenant(&proxy, b_uid).bin(DEBIAN_DOCKER_CLI)),
+    ] {
+        for args in [
+            vec![
+                "create",
+                "--network",
+                "none",
+                "--name",
+                held.as_str(),
+                image.as_str(),
+            ],
+            vec![
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                held.as_str(),
+                image.as_str(),
+            ],
+            vec!["rename", b_own.as_str(), held.as_str()],
+        ] {
+            let out = b.run(&args);
+            let err = stderr_str(&out);
+            assert!(
+                !out.status.success() && err.contains("is already in use") && !leaks(&err),
+                "{cli} {args:?}: {}",
+                describe(&out)
+            );
+            assert!(err.contains("does not own"), "{cli} {args:?}: {err}");
+        }
+        // Its own conflict names its own container, as the daemon does.
+        let out = b.run(&["create", "--network", "none", "--name", &b_own, &image]);
+        assert!(
+            !out.status.success() && stderr_str(&out).contains(&b_id),
+            "{cli}: {}",
+            describe(&out)
+        );
+    }
+    // Raw: spellings of the name and version prefixes.
+    let body = format!(r#"{{"Image":"{image}","HostConfig":{{"NetworkMode":"none"}}}}"#);
+    for prefix in ["", "/v1.41", "/v1.40"] {
+        for name in [held.clone(), format!("/{held}"), format!("%2F{held}")] {
+            let (status, got) = raw(
+                &proxy.socket,
+                Some(b_uid),
+                "POST",
+                &format!("{prefix}/containers/create?name={name}"),
+                Some(&body),
+            );
+            assert_eq!(status, 409, "{prefix} {name}: {got}");
+            assert!(
+                !leaks(&got) && message(&got).contains("does not own"),
+                "{got}"
+            );
+            let (status, got) = raw(
+                &proxy.socket,
+                Some(b_uid),
+                "POST",
+                &format!("{prefix}/containers/{b_own}/rename?name={name}"),
+                None,
+            );
+            assert_eq!(status, 409, "{prefix} rename {name}: {got}");
+            assert!(
+                !leaks(&got) && message(&got).contains("does not own"),
+                "{got}"
+            );
+        }
+    }
+    // A's container is unchanged; B's keeps its name.
+    assert_eq!(id_of("container", &held), a_id);
+    assert_eq!(owner_of("container", &held), format!("uid:{a_uid}"));
+    assert_eq!(id_of("container", &b_own), b_id);
+    // The admin (through sockwarden) still gets the daemon's own words.
+    let out = proxy
+        .docker()
+        .run(&["create", "--network", "none", "--name", &held, &image]);
+    assert!(stderr_str(&out).contains(&a_id), "{}", describe(&out));
+}

@@ -141,7 +141,8 @@ where
                         None
                     };
                     let request = objects::admit(&isolating, request).await?;
-                    inner.call(request).await.map_err(Into::into)
+                    let response = inner.call(request).await.map_err(Into::into)?;
+                    Ok(objects::answer(&isolating, response).await?)
                 }
                 Tenancy::Lists(_) | Tenancy::Events | Tenancy::DiskUsage | Tenancy::Prunes(_) => {
                     let request = views::request(&isolating, tenancy, request).await?;
