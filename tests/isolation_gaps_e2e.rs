@@ -172,6 +172,29 @@ fn context_tar(ctx: &tempfile::TempDir) -> PathBuf {
     tar
 }
 
+/// Removes the networks it was given (on the daemon directly) when dropped, a failed test's
+/// too: a network left behind keeps its bridge and address pool on the shared host.
+#[derive(Default)]
+struct NetworkCleanup(std::sync::Mutex<Vec<String>>);
+
+impl NetworkCleanup {
+    fn add(&self, name_or_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name_or_id.to_owned());
+    }
+}
+
+impl Drop for NetworkCleanup {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for name in names {
+            let _ = direct().try_run(&["network", "rm", &name]);
+        }
+    }
+}
+
 /// The audit records (JSON lines) that contain `needle`.
 fn audit_lines(audit: &Path, needle: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(audit)
@@ -418,6 +441,7 @@ fn containers_on(network: &str) -> String {
 #[test]
 fn networks_are_forwarded_as_full_ids() {
     let (proxy, _audit) = start(&[]);
+    let nets = NetworkCleanup::default();
     let c = Cleanup::new();
     let a = tenant(&proxy, 2921);
     let b = tenant(&proxy, 2922);
@@ -431,9 +455,11 @@ fn networks_are_forwarded_as_full_ids() {
         return;
     }
     let a_net_id = id_of("network", &a_net);
+    nets.add(&a_net_id);
     let b_net = unique_name("iso-gap-bnet");
     b.ok(&["network", "create", &b_net]);
     let b_net_id = id_of("network", &b_net);
+    nets.add(&b_net_id);
     // B also makes a network with A's name (the daemon allows duplicates when asked): A's
     // name then resolves among A's networks only.
     let (status, body) = raw(
@@ -448,6 +474,7 @@ fn networks_are_forwarded_as_full_ids() {
         .as_str()
         .unwrap()
         .to_owned();
+    nets.add(&b_dup_id);
     let image = test_image();
     for (cli, docker) in [
         ("cli28", a.clone()),
@@ -589,7 +616,9 @@ fn networks_are_forwarded_as_full_ids() {
     assert_eq!(containers_on(&b_dup_id), "");
     assert_eq!(owner_of("network", &b_net_id), "uid:2922");
     assert_eq!(owner_of("network", &b_dup_id), "uid:2922");
-    direct().ok(&["network", "rm", &b_net_id, &b_dup_id, &a_net_id]);
+    drop(c);
+    drop(nets);
+    assert!(!exists("network", &a_net_id) && !exists("network", &b_dup_id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,8 +750,10 @@ fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
         &admin_stopped,
         &image,
     ]);
+    let nets = NetworkCleanup::default();
     let b_net = unique_name("iso-gap-prune-bnet");
     let networks = b.run(&["network", "create", &b_net]).status.success();
+    nets.add(&b_net);
     for (cli, docker) in [
         ("cli28", a.clone()),
         ("cli20.10", a.clone().bin(DEBIAN_DOCKER_CLI)),
@@ -732,6 +763,7 @@ fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
         let a_net = unique_name("iso-gap-prune-anet");
         if networks {
             docker.ok(&["network", "create", &a_net]);
+            nets.add(&a_net);
         }
         let out = docker.run(&["system", "prune", "-f"]);
         assert!(out.status.success(), "{cli}: {}", describe(&out));
@@ -792,9 +824,7 @@ fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
     }
     assert_eq!(admin_records.len(), 1, "{admin_records:?}");
     assert_ne!(admin_records[0]["rule"], "developers.isolation");
-    if networks {
-        let _ = direct().run(&["network", "rm", &b_net]);
-    }
+    drop(nets);
 }
 
 // ---------------------------------------------------------------------------------------------
