@@ -194,6 +194,18 @@ impl Trail {
         }
     }
 
+    /// sockwarden answered an allowed request itself, without forwarding it (isolation's
+    /// answer for what cannot be scoped to a tenant): `rule` and `reason` say so in the
+    /// record. A refusal or would-deny already noted stays.
+    pub fn note_answered(&self, rule: Arc<str>, reason: &str) {
+        let mut facts = self.facts();
+        if matches!(facts.verdict, None | Some(Verdict::Allow)) {
+            facts.verdict = Some(Verdict::Allow);
+            facts.rule = Some(rule);
+            facts.reason = Some(Reason::Text(reason.to_owned()));
+        }
+    }
+
     /// The client's tenant, under a policy's isolation.
     pub fn note_tenant(&self, tenant: &str) {
         self.facts().tenant = Some(Arc::from(tenant));

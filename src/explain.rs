@@ -254,6 +254,19 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
     if authorized.policy.isolation == crate::policy::Isolation::None {
         return None;
     }
+    let query = authorized.normalized.query.pairs();
+    let buildkit = match authorized.operation.name {
+        "build.session" | "build.grpc" => true,
+        "image.build" => crate::inspect::common::first(query, "version") == Some("2"),
+        _ => false,
+    };
+    if buildkit {
+        return Some(
+            "BuildKit (allow_buildkit): the Dockerfile travels in the opaque session, so its \
+             FROM and COPY --from images are not checked: a tenant can build from another \
+             tenant's image by its name or ID (the image built is still labelled the tenant's)",
+        );
+    }
     Some(match authorized.operation.info.tenancy {
         Tenancy::Shared => "touches no tenant's objects: forwarded as decided here",
         Tenancy::Owned => {
@@ -271,6 +284,10 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
             "answered at run time with the tenant's objects only (plus shared images)"
         }
         Tenancy::Prunes(_) => "acts at run time on the tenant's objects only",
+        Tenancy::AnsweredEmpty => {
+            "answered by sockwarden as an empty result, not forwarded: what it acts on (the \
+             build cache) is shared by every tenant and cannot be scoped to one"
+        }
         Tenancy::Unavailable => "not available to isolated clients",
     })
 }
@@ -945,7 +962,8 @@ nofile = 1024
     fn isolation_is_explained_as_decided_by_ownership() {
         let text = CONFIG.replace(
             "[policy.ci]\nprofile = \"ci\"\n",
-            "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\nallow = [\"build.prune\"]\n",
+            "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\n\
+             allow = [\"build.prune\", \"build.cancel\"]\n",
         );
         let config = Config::parse(&text, "t.toml").unwrap();
         let run = |method: &str, target: &str| {
@@ -960,15 +978,39 @@ nofile = 1024
             .contains("isolation: decided by ownership"));
         let create = run("POST", "/containers/create");
         assert!(create.isolation.unwrap().contains("owner label"));
+        // BuildKit's Dockerfile is not read: said so, for its build and its session.
+        let classic = run("POST", "/build?t=x");
+        assert!(!classic.isolation.unwrap().contains("BuildKit"));
+        let buildkit = Config::parse(
+            &CONFIG.replace(
+                "[policy.ci]\nprofile = \"ci\"\n",
+                "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\n\
+                 allow = [\"build.session\"]\nallow_dangerous = [\"build.session\"]\n",
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        for (method, target) in [("POST", "/v1.41/build?version=2&t=x"), ("POST", "/session")] {
+            let e = explain(&buildkit, Some("ci"), method, target, None).unwrap();
+            let note = e.isolation.clone().unwrap_or_else(|| panic!("{e}"));
+            assert!(
+                note.contains("BuildKit") && note.contains("another tenant's image"),
+                "{target}: {note}"
+            );
+        }
         assert!(run("GET", "/_ping")
             .isolation
             .unwrap()
             .contains("no tenant's objects"));
         // What isolated clients cannot use at all is refused, naming isolation.
-        let cache = explain(&config, Some("ci"), "POST", "/build/prune", None).unwrap();
+        let cache = explain(&config, Some("ci"), "POST", "/build/cancel", None).unwrap();
         assert_eq!(cache.decision, "deny");
         assert_eq!(cache.rule.as_deref(), Some("ci.isolation"), "{cache}");
         assert!(cache.reason.contains("not available to isolated clients"));
+        // The shared build cache's prune is answered empty, not forwarded.
+        let prune = explain(&config, Some("ci"), "POST", "/build/prune", None).unwrap();
+        assert_eq!(prune.decision, "allow", "{prune}");
+        assert!(prune.isolation.unwrap().contains("empty result"));
         // Without isolation nothing is said.
         assert!(
             explain(&config, Some("ro"), "GET", "/containers/web/json", None)

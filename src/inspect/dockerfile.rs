@@ -80,6 +80,33 @@ pub fn dockerfile_images(
     text: &[u8],
     rules: DockerfileRules<'_>,
 ) -> Result<(Vec<Source>, BaseImages), Violation> {
+    read(name, text, rules, false)
+}
+
+/// Only the images a Dockerfile builds from or copies from (`FROM`, `COPY --from`, as
+/// expanded; stages and `scratch` left out), with their line, for isolation: no fetch rule is
+/// applied, every image is read however it is spelled, and an image whose name sockwarden
+/// cannot know (a variable it cannot resolve) is a violation.
+pub fn base_images(
+    name: &str,
+    text: &[u8],
+    build_args: &BTreeMap<String, Option<String>>,
+) -> Result<BaseImages, Violation> {
+    let local = LocalFacts::default();
+    let rules = DockerfileRules {
+        build_args,
+        allow_remote: true,
+        local: &local,
+    };
+    read(name, text, rules, true).map(|(_, images)| images)
+}
+
+fn read(
+    name: &str,
+    text: &[u8],
+    rules: DockerfileRules<'_>,
+    images_only: bool,
+) -> Result<(Vec<Source>, BaseImages), Violation> {
     let mut checker = Checker {
         file: name,
         rules,
@@ -88,6 +115,7 @@ pub fn dockerfile_images(
         resolve: Vec::new(),
         images: Vec::new(),
         escape: '\\',
+        images_only,
     };
     let (lines, escape) = instructions(text)?;
     checker.escape = escape;
@@ -399,6 +427,8 @@ struct Checker<'a> {
     /// their line.
     images: Vec<(usize, String)>,
     escape: char,
+    /// Only the images are wanted ([`base_images`]): no fetch rule applies.
+    images_only: bool,
 }
 
 impl Checker<'_> {
@@ -492,6 +522,9 @@ impl Checker<'_> {
 
     fn registry(&mut self, line_no: usize, what: &str, image: &str) -> Result<(), Violation> {
         self.images.push((line_no, image.to_owned()));
+        if self.images_only {
+            return Ok(());
+        }
         let target = fetch::registry_target(image).map_err(|m| deny(self.file, line_no, m))?;
         let Some(target) = target else { return Ok(()) };
         if let Some(why) = forbidden_literal(&target, self.rules.local) {
@@ -595,6 +628,9 @@ impl Checker<'_> {
     }
 
     fn add(&mut self, line_no: usize, args: &str, onbuild: bool) -> Result<(), Violation> {
+        if self.images_only {
+            return Ok(());
+        }
         let what = if onbuild { "ONBUILD ADD" } else { "ADD" };
         for word in json_or_words(args) {
             let val = if onbuild {

@@ -525,6 +525,23 @@ async fn inspect_request(
             body::drain_refused(body).await;
             return Err(refusal);
         }
+        if context::unscannable_under_isolation(authorized)
+            && parts.extensions.get::<crate::isolation::Tenant>().is_some()
+        {
+            // Isolation must see the images a classic build uses; a context the daemon
+            // fetches itself has a Dockerfile sockwarden never reads. Enforced in either mode.
+            body::drain_refused(body).await;
+            return Err(refusal(
+                authorized,
+                &inspect::Violation {
+                    field: "remote".into(),
+                    reason: "a remote build context's Dockerfile cannot be read, so the images                              it builds from cannot be checked (isolation)"
+                        .into(),
+                    setting: None,
+                    value: None,
+                },
+            ));
+        }
         if context::scans(authorized) {
             let tenancy = parts
                 .extensions
@@ -594,8 +611,20 @@ async fn inspect_request(
         settle(authorized, trail.as_deref(), checked)?;
     }
     judge_names(authorized, trail.as_deref(), image.as_deref(), names).await?;
+    // Under isolation, the networks the body names (as judged) go to the daemon as full IDs.
+    let bytes = match parts
+        .extensions
+        .get::<crate::isolation::objects::PinnedNetworks>()
+    {
+        Some(pins) => Bytes::from(
+            pins.apply(authorized.operation.name, &bytes)
+                .map_err(|e| ProxyError::BadRequest(format!("isolation: {e}")))?,
+        ),
+        None => bytes,
+    };
     let mut parts = parts;
-    // The exact bytes inspected are forwarded; hyper frames them with a Content-Length.
+    // The exact bytes inspected (networks pinned) are forwarded; hyper frames them with a
+    // Content-Length.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
     Ok((

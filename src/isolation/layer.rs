@@ -131,9 +131,18 @@ where
             match tenancy {
                 Tenancy::Shared => inner.call(request).await.map_err(Into::into),
                 Tenancy::Unavailable => Err(isolating.refuse(Isolated::Unavailable).into()),
+                Tenancy::AnsweredEmpty => Ok(answered_empty(&isolating, &request)?),
                 Tenancy::Owned | Tenancy::Creates => {
+                    // A create a quota counts holds the tenant's turn from the count to the
+                    // daemon's answer, so creates in parallel cannot all count the same total.
+                    let _turn = if quota_counted(&isolating) {
+                        Some(quota_turn(&isolating).await)
+                    } else {
+                        None
+                    };
                     let request = objects::admit(&isolating, request).await?;
-                    inner.call(request).await.map_err(Into::into)
+                    let response = inner.call(request).await.map_err(Into::into)?;
+                    Ok(objects::answer(&isolating, response).await?)
                 }
                 Tenancy::Lists(_) | Tenancy::Events | Tenancy::DiskUsage | Tenancy::Prunes(_) => {
                     let request = views::request(&isolating, tenancy, request).await?;
@@ -160,4 +169,69 @@ fn isolating(request: &Request<ProxyBody>, lookup: &Lookup) -> Option<Isolating>
         authorized: authorized.clone(),
         lookup: lookup.clone(),
     })
+}
+
+/// Whether the request is a create the policy's quotas count: a container (its implicit
+/// volumes too) under `max_containers` or `max_volumes`, a volume under `max_volumes`.
+fn quota_counted(isolating: &Isolating) -> bool {
+    let policy = &isolating.authorized.policy;
+    match isolating.authorized.operation.name {
+        "container.create" => policy.max_containers.is_some() || policy.max_volumes.is_some(),
+        "volume.create" => policy.max_volumes.is_some(),
+        _ => false,
+    }
+}
+
+/// Most tenants whose turn locks are kept while unused; past it, unused ones are dropped.
+const TURNS_KEPT: usize = 1024;
+
+/// The tenant's turn for quota-counted creates: one at a time per tenant (and owner label),
+/// in the order they arrived; other tenants are not held up.
+async fn quota_turn(isolating: &Isolating) -> tokio::sync::OwnedMutexGuard<()> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static TURNS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let key = format!(
+        "{}\0{}",
+        isolating.owner_label,
+        isolating.tenant.label_value()
+    );
+    let turn = {
+        let mut turns = TURNS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if turns.len() >= TURNS_KEPT {
+            turns.retain(|_, t| Arc::strong_count(t) > 1);
+        }
+        turns.entry(key).or_default().clone()
+    };
+    turn.lock_owned().await
+}
+
+/// The answer to a request that acts on what tenants share and cannot be scoped to one
+/// (`Tenancy::AnsweredEmpty`: the build cache's prune), given without forwarding: what the
+/// daemon answers when it has nothing of the kind. Recorded as answered by sockwarden.
+fn answered_empty(
+    isolating: &Isolating,
+    request: &Request<ProxyBody>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let body: &'static [u8] = match isolating.authorized.operation.name {
+        "build.prune" => br#"{"CachesDeleted":null,"SpaceReclaimed":0}"#,
+        _ => return Err(isolating.refuse(Isolated::Unavailable)),
+    };
+    if let Some(trail) = request.extensions().get::<Arc<Trail>>() {
+        trail.note_answered(
+            Arc::from(format!("{}.isolation", isolating.authorized.policy.name)),
+            "answered by sockwarden with nothing pruned, not forwarded: the build cache is \
+             shared by every tenant and cannot be scoped to one (isolation)",
+        );
+    }
+    Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(crate::body::boxed(http_body_util::Full::new(
+            bytes::Bytes::from_static(body),
+        )))
+        .map_err(|e| ProxyError::BadRequest(format!("isolation: {e}")))
 }

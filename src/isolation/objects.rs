@@ -56,7 +56,7 @@ pub async fn admit(
     ) {
         let bytes = crate::inspect::layer::read_limited(body).await?;
         let rewritten = match name {
-            "container.create" => container_create(isolating, &parts, &bytes).await?,
+            "container.create" => container_create(isolating, &mut parts, &bytes).await?,
             "volume.create" => volume_create(isolating, &bytes).await?,
             "network.create" => network_create(isolating, &bytes).await?,
             _ => network_connect(isolating, &mut parts, &bytes).await?,
@@ -165,6 +165,113 @@ async fn admit_head(
         }
         _ => Err(isolating.refuse(Isolated::Unavailable)),
     }
+}
+
+/// The daemon's answer to a request that names or creates an object, as the tenant gets it:
+/// a name conflict of a container create or rename (409) names the container that holds the
+/// name by its ID; when that container is not the tenant's, the ID is left out.
+pub async fn answer(
+    isolating: &Isolating,
+    response: http::Response<ProxyBody>,
+) -> Result<http::Response<ProxyBody>, ProxyError> {
+    if response.status() != http::StatusCode::CONFLICT
+        || !matches!(
+            isolating.authorized.operation.name,
+            "container.create" | "container.rename"
+        )
+    {
+        return Ok(response);
+    }
+    use http_body_util::BodyExt;
+    let (mut parts, body) = response.into_parts();
+    let bytes = http_body_util::Limited::new(body, CONFLICT_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| ProxyError::BadUpstream(format!("conflict answer not readable: {e}")))?
+        .to_bytes();
+    let mut document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let message = document
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let rewritten = match message {
+        Some(message) => without_foreign_id(isolating, &message).await?,
+        None => None,
+    };
+    let not_json = document.is_null();
+    let out = match (rewritten, document.as_object_mut()) {
+        (Some(message), Some(object)) => {
+            object.insert("message".into(), Value::String(message));
+            Bytes::from(serde_json::to_vec(&document).map_err(|e| {
+                ProxyError::BadUpstream(format!("cannot write conflict answer: {e}"))
+            })?)
+        }
+        // Not the daemon's JSON: no ID of another's is passed on either.
+        (None, _) if not_json && contains_id(&String::from_utf8_lossy(&bytes)) => {
+            Bytes::from_static(br#"{"message":"Conflict. The container name is already in use."}"#)
+        }
+        _ => bytes,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    Ok(http::Response::from_parts(
+        parts,
+        body::boxed(Full::new(out)),
+    ))
+}
+
+/// Largest conflict answer read (the daemon's is one short sentence).
+const CONFLICT_LIMIT: usize = 64 << 10;
+
+/// Whether `text` holds something that looks like a container ID (12 or more hex digits).
+fn contains_id(text: &str) -> bool {
+    let mut run = 0;
+    for b in text.bytes() {
+        if b.is_ascii_hexdigit() {
+            run += 1;
+            if run >= 12 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// The daemon's conflict `message` (`Conflict. The container name "/web" is already in use
+/// by container "ID". You have to remove (or rename) that container to be able to reuse that
+/// name.`) without the ID when that container is not the tenant's; `None`: as it is.
+async fn without_foreign_id(
+    isolating: &Isolating,
+    message: &str,
+) -> Result<Option<String>, ProxyError> {
+    const BY: &str = "by container \"";
+    let Some(start) = message.find(BY).map(|i| i + BY.len()) else {
+        return Ok(
+            contains_id(message).then(|| "Conflict. The container name is already in use.".into())
+        );
+    };
+    let rest = message.get(start..).unwrap_or("");
+    let Some(end) = rest.find('"') else {
+        return Ok(Some(
+            "Conflict. The container name is already in use.".into(),
+        ));
+    };
+    let id = rest.get(..end).unwrap_or("");
+    let own = !id.is_empty()
+        && owners(isolating)
+            .container(id)
+            .await
+            .map_err(unchecked)?
+            .is_some_and(|own| own.starts_with(id));
+    if own {
+        return Ok(None);
+    }
+    let before = message.get(..start - BY.len()).unwrap_or("");
+    Ok(Some(format!(
+        "{before}by a container this tenant does not own. Choose another name."
+    )))
 }
 
 /// The image operations whose answer for a missing image sockwarden asks the daemon for.
@@ -654,6 +761,7 @@ async fn pull(isolating: &Isolating, parts: &mut http::request::Parts) -> Result
 }
 
 mod bodies;
+pub use bodies::PinnedNetworks;
 use bodies::{container_create, network_connect, network_create, volume_create};
 
 #[cfg(test)]

@@ -310,11 +310,17 @@ impl Owners<'_> {
             }
         }
         if !name.is_empty() && !name.starts_with('/') {
-            if let Some(bytes) = self
+            // A name several networks have (the daemon allows duplicates when asked) is
+            // ambiguous to the daemon (its 400): it is resolved among the tenant's own below.
+            let looked_up = match self
                 .lookup
                 .get(&format!("/networks/{}", escape_object(name)))
-                .await?
+                .await
             {
+                Err(LookupError::Daemon { status, .. }) if (400..500).contains(&status) => None,
+                other => other?,
+            };
+            if let Some(bytes) = looked_up {
                 let v = parse(&bytes)?;
                 if let Some(id) = v.get("Id").and_then(Value::as_str) {
                     let owner = owner_label_value(v.get("Labels"), self.label);

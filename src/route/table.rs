@@ -294,6 +294,9 @@ pub enum Tenancy {
     DiskUsage,
     /// Prunes objects of this kind: only the tenant's.
     Prunes(ObjectKind),
+    /// Acts on what tenants share and cannot be scoped to one (the build cache's prune):
+    /// answered as though the tenant had none of it, without forwarding.
+    AnsweredEmpty,
     /// Not available to isolated clients (swarm, plugins, the build cache, checkpoints).
     Unavailable,
 }
@@ -671,7 +674,8 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .creates(ObjectKind::Image, Some("t"))
         .writes_image(WritesImage::References("t"))
         .fetches(Fetch::Build),
-    op("build.prune", W, "POST /build/prune"),
+    op("build.prune", W, "POST /build/prune")
+        .tenancy(Tenancy::AnsweredEmpty),
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
         .tenancy(Tenancy::Shared)

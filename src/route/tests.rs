@@ -1334,7 +1334,10 @@ fn tenancy_covers_every_tenant_object_and_denies_the_rest() {
                 assert!(tenant_kinds(Some(kind)), "{}", info.name);
                 assert!(info.object.is_none(), "{}", info.name);
             }
-            Tenancy::Events | Tenancy::DiskUsage | Tenancy::Unavailable => {}
+            Tenancy::Events
+            | Tenancy::DiskUsage
+            | Tenancy::AnsweredEmpty
+            | Tenancy::Unavailable => {}
         }
         if tenant_kinds(info.object)
             && !matches!(info.tenancy, Tenancy::Unavailable | Tenancy::Shared)
@@ -1355,10 +1358,15 @@ fn tenancy_covers_every_tenant_object_and_denies_the_rest() {
         "swarm.init",
         "service.create",
         "plugin.pull",
-        "build.prune",
+        "build.cancel",
         "unknown",
     ] {
         let info = operation_info(name).expect(name);
         assert_eq!(info.tenancy, Tenancy::Unavailable, "{name}");
     }
+    // The build cache's prune (part of `docker system prune`) is answered empty.
+    assert_eq!(
+        operation_info("build.prune").expect("build.prune").tenancy,
+        Tenancy::AnsweredEmpty
+    );
 }

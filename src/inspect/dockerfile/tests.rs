@@ -171,3 +171,49 @@ fn ordinary_dockerfiles_pass() {
                 LABEL url=http://127.0.0.1\n";
     assert!(run(text, &[], false).unwrap().is_empty());
 }
+
+#[test]
+fn base_images_are_read_whatever_the_fetch_rule() {
+    let images = |text: &str, args: &[(&str, Option<&str>)]| {
+        let build_args = args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        base_images("Dockerfile", text.as_bytes(), &build_args)
+            .map(|list| list.into_iter().map(|(_, i)| i).collect::<Vec<_>>())
+    };
+    // Stages (any case) and scratch are not images; stage indexes neither; an image a
+    // `COPY --from` names is, and a stage named later is an image when it is copied from.
+    let text = "FROM scratch AS Base\nFROM base\nFROM app:1 AS two\nCOPY --from=0 /a /a\n\
+                COPY --from=TWO /b /b\nCOPY --from=other /c /c\nCOPY --from=later /d /d\n\
+                FROM busybox AS later\n";
+    assert_eq!(
+        images(text, &[]).unwrap(),
+        ["app:1", "other", "later", "busybox"]
+    );
+    // The fetch rule does not apply here (a loopback registry, an ADD URL): images only.
+    assert_eq!(
+        images("FROM 127.0.0.1:5000/x\nADD http://127.0.0.1/f /f\n", &[]).unwrap(),
+        ["127.0.0.1:5000/x"]
+    );
+    // Variables: known from the build args or an ARG default; otherwise refused.
+    assert_eq!(images("ARG B=app\nFROM $B\n", &[]).unwrap(), ["app"]);
+    assert_eq!(
+        images("ARG B=app\nFROM ${B}:2\n", &[("B", Some("other"))]).unwrap(),
+        ["other:2"]
+    );
+    for (text, args) in [
+        ("FROM ${B:-app}\n", vec![]),
+        (
+            "FROM scratch\nCOPY --from=$X /a /a\n",
+            vec![("X", Some("app"))],
+        ),
+        ("FROM scratch\nCOPY --from=${X} /a /a\n", vec![]),
+    ] {
+        let v = images(text, &args).unwrap_err();
+        assert!(
+            v.reason.contains("cannot resolve") || v.reason.contains("cannot be resolved"),
+            "{text}: {v:?}"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use crate::body::{self, BodyError, ProxyBody};
 use crate::context::Trail;
 use crate::error::ProxyError;
 use crate::inspect::context::{clean, ContextScanner, Found};
-use crate::inspect::dockerfile::{dockerfile_images, DockerfileRules};
+use crate::inspect::dockerfile::{base_images, check_dockerfile, DockerfileRules};
 use crate::inspect::Violation;
 use crate::isolation::owners::{ImageOwner, Owners};
 use crate::isolation::Tenant;
@@ -41,6 +41,16 @@ pub(super) fn scans(authorized: &Authorized) -> bool {
         && authorized.operation.info.fetch == Some(crate::route::Fetch::Build)
         && crate::inspect::common::first(query, "version") != Some("2")
         && !crate::inspect::build::fetches_remote_context(query)
+}
+
+/// Whether a build's Dockerfile is one sockwarden cannot read although the classic builder
+/// reads it: a classic build of a context the daemon fetches itself (`remote`). Under
+/// isolation such a build is refused (its `FROM` cannot be checked).
+pub(super) fn unscannable_under_isolation(authorized: &Authorized) -> bool {
+    let query = authorized.normalized.query.pairs();
+    authorized.operation.info.fetch == Some(crate::route::Fetch::Build)
+        && crate::inspect::common::first(query, "version") != Some("2")
+        && crate::inspect::build::fetches_remote_context(query)
 }
 
 /// The Dockerfile paths the daemon may read: the `dockerfile` parameter cleaned (default
@@ -114,35 +124,76 @@ struct Scan {
     build_args: std::collections::BTreeMap<String, Option<String>>,
     allow_remote: bool,
     tenancy: Option<TenantImages>,
+    /// Under isolation: the images the Dockerfiles found so far build from, checked again
+    /// when the context has ended (just before the daemon reads its Dockerfile).
+    images: Vec<(usize, String)>,
 }
 
 impl Scan {
     async fn check(&mut self, found: Vec<Found>, authorized: &Authorized) -> Result<(), Refused> {
         for f in found {
+            if let Some(tenancy) = &self.tenancy {
+                // Isolation reads the images first, on its own: whatever the fetch rule says
+                // (and in audit mode too), an image it cannot know is refused.
+                let images = base_images(&f.path, &f.data, &self.build_args)
+                    .map_err(|v| isolation_violation(authorized, v))?;
+                check_images(tenancy, authorized, &images).await?;
+                self.images.extend(images);
+            }
             let local = local_facts();
             let rules = DockerfileRules {
                 build_args: &self.build_args,
                 allow_remote: self.allow_remote,
                 local: &local,
             };
-            let (names, images) = dockerfile_images(&f.path, &f.data, rules)?;
-            if let Some(tenancy) = &self.tenancy {
-                check_images(tenancy, authorized, &images).await?;
-            }
+            let names = check_dockerfile(&f.path, &f.data, rules)?;
             check_names(&names, &local).await?;
         }
         Ok(())
     }
 
+    /// A context sockwarden cannot read through is refused under isolation in either mode.
+    fn unreadable(&self, authorized: &Authorized, reason: String) -> Refused {
+        let violation = context_violation(reason);
+        match self.tenancy {
+            Some(_) => isolation_violation(authorized, violation),
+            None => Refused::Violation(violation),
+        }
+    }
+
     async fn push(&mut self, chunk: &[u8], authorized: &Authorized) -> Result<(), Refused> {
-        let found = self.scanner.push(chunk).map_err(context_violation)?;
+        let found = match self.scanner.push(chunk) {
+            Ok(found) => found,
+            Err(reason) => return Err(self.unreadable(authorized, reason)),
+        };
         self.check(found, authorized).await
     }
 
     async fn finish(&mut self, authorized: &Authorized) -> Result<(), Refused> {
-        let found = self.scanner.finish().map_err(context_violation)?;
-        self.check(found, authorized).await
+        let found = match self.scanner.finish() {
+            Ok(found) => found,
+            Err(reason) => return Err(self.unreadable(authorized, reason)),
+        };
+        self.check(found, authorized).await?;
+        // The images checked when the Dockerfile streamed past are checked again now: the
+        // context may have taken long to send, and a name may have changed hands since.
+        if let Some(tenancy) = &self.tenancy {
+            check_images(tenancy, authorized, &self.images).await?;
+        }
+        Ok(())
     }
+}
+
+/// A violation that stands in the way of isolation's check: enforced in either mode.
+fn isolation_violation(authorized: &Authorized, violation: Violation) -> Refused {
+    let violation = Violation {
+        reason: format!(
+            "{} (isolation: the images a build uses must be known)",
+            violation.reason
+        ),
+        ..violation
+    };
+    Refused::Isolation(super::refusal(authorized, &violation))
 }
 
 /// The images a tenant's Dockerfile builds from must be its own or shared ones: another
@@ -213,6 +264,7 @@ async fn pump(
         build_args: build_args(query),
         allow_remote: authorized.policy.inspect.build.allow_remote,
         tenancy,
+        images: Vec::new(),
     });
     let mut held: Option<Frame<Bytes>> = None;
     loop {

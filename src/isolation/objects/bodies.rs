@@ -115,6 +115,12 @@ pub(super) async fn network_connect(
         "Container",
         json::to_raw(&container_id).map_err(|p| json_refusal(isolating, p))?,
     );
+    if isolating.authorized.operation.name == "network.connect" {
+        parts.extensions.insert(PinnedNetworks {
+            connect: Some(network_id.clone()),
+            ..PinnedNetworks::default()
+        });
+    }
     readdress(parts, "/networks/", &network, &network_id)?;
     top.to_vec().map_err(|p| json_refusal(isolating, p))
 }
@@ -132,10 +138,9 @@ struct VolumeUse {
 /// named volumes the daemon would create are created first, owned; quotas.
 pub(super) async fn container_create(
     isolating: &Isolating,
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
     bytes: &[u8],
 ) -> Result<Vec<u8>, ProxyError> {
-    let _ = parts;
     let bad = |p: JsonProblem| json_refusal(isolating, p);
     let mut top = parse_top(isolating, bytes)?;
     owner_labelled(isolating, &mut top)?;
@@ -146,6 +151,8 @@ pub(super) async fn container_create(
     }
     let mut host = top.child("HostConfig", "HostConfig").map_err(bad)?;
     let mut host_changed = false;
+    // The tenant's networks it names, pinned to their full IDs after inspection.
+    let mut pins = PinnedNetworks::default();
 
     // Containers it joins or reads from.
     let volumes_from =
@@ -200,36 +207,69 @@ pub(super) async fn container_create(
             && !mode.is_empty()
             && !SHARED_NETWORKS.contains(&mode.as_str())
         {
-            own_network(isolating, &mode).await?;
+            // Forwarded as the full ID once inspected (see [`PinnedNetworks`]).
+            let id = own_network(isolating, &mode).await?;
+            pins.mode = Some((mode.clone(), id));
         }
     }
 
-    // Networks it joins, and the containers linked there.
-    let networking = top
+    // Networks it joins, and the containers linked there (by full ID).
+    let mut networking = top
         .child("NetworkingConfig", "NetworkingConfig")
         .map_err(bad)?;
-    let endpoints = networking.get("EndpointsConfig");
-    for network in json::map_keys(endpoints, "NetworkingConfig.EndpointsConfig").map_err(bad)? {
+    let endpoints = match networking.get("EndpointsConfig") {
+        Some(raw) if raw.get().trim() != "null" => {
+            let map: Members = serde_json::from_str(raw.get()).map_err(|_| {
+                bad(JsonProblem::Invalid(
+                    "NetworkingConfig.EndpointsConfig is not an object".into(),
+                ))
+            })?;
+            Some(map)
+        }
+        _ => None,
+    };
+    let mut links_changed = false;
+    let mut rewritten = Members(Vec::new());
+    for (network, settings) in endpoints.map(|m| m.0).unwrap_or_default() {
+        let what = format!("EndpointsConfig.{network}");
+        // A Go map keeps the last of two equal keys; each is checked, and none is given twice.
+        if rewritten.0.iter().any(|(k, _)| *k == network) {
+            return Err(bad(JsonProblem::Ambiguous(format!(
+                "NetworkingConfig.EndpointsConfig: {network:?} is given twice"
+            ))));
+        }
         if !SHARED_NETWORKS.contains(&network.as_str()) {
-            own_network(isolating, &network).await?;
+            let id = own_network(isolating, &network).await?;
+            pins.endpoints.push((network.clone(), id));
         }
+        if settings.get().trim() == "null" {
+            rewritten.0.push((network, settings));
+            continue;
+        }
+        let mut members = Members::parse_struct(settings.get().as_bytes(), &what).map_err(bad)?;
+        let links = json::strings(members.get("Links"), &what).map_err(bad)?;
+        if links.is_empty() {
+            rewritten.0.push((network, settings));
+            continue;
+        }
+        let mut ids = Vec::with_capacity(links.len());
+        for link in &links {
+            let (name, alias) = link_parts(link);
+            let id = own_container(isolating, &name).await?;
+            ids.push(format!("{id}:{alias}"));
+        }
+        members.set("Links", json::to_raw(&ids).map_err(bad)?);
+        links_changed = true;
+        rewritten
+            .0
+            .push((network, json::to_raw(&members).map_err(bad)?));
     }
-    if let Some(raw) = endpoints.filter(|r| r.get().trim() != "null") {
-        let map: Members = serde_json::from_str(raw.get()).map_err(|_| {
-            bad(JsonProblem::Invalid(
-                "NetworkingConfig.EndpointsConfig is not an object".into(),
-            ))
-        })?;
-        for (network, settings) in &map.0 {
-            if settings.get().trim() == "null" {
-                continue;
-            }
-            let what = format!("EndpointsConfig.{network}");
-            let settings = Members::parse_struct(settings.get().as_bytes(), &what).map_err(bad)?;
-            for link in json::strings(settings.get("Links"), &what).map_err(bad)? {
-                own_container(isolating, &link_parts(&link).0).await?;
-            }
-        }
+    if links_changed {
+        networking
+            .set_object("EndpointsConfig", &rewritten)
+            .map_err(bad)?;
+        top.set_object("NetworkingConfig", &networking)
+            .map_err(bad)?;
     }
 
     // Named volumes: the tenant's, or created for it now.
@@ -334,6 +374,9 @@ pub(super) async fn container_create(
     if host_changed {
         top.set_object("HostConfig", &host).map_err(bad)?;
     }
+    if pins.mode.is_some() || !pins.endpoints.is_empty() {
+        parts.extensions.insert(pins);
+    }
     top.to_vec().map_err(bad)
 }
 
@@ -390,4 +433,88 @@ async fn create_volume(isolating: &Isolating, volume: &VolumeUse) -> Result<(), 
         }));
     }
     Ok(())
+}
+
+/// The tenant's networks a container create or a network connect names, pinned to their full
+/// IDs once the body is inspected (the inspector judges the names the client gave against the
+/// policy's `networks`; the daemon gets the IDs): each `EndpointsConfig` key becomes the
+/// network's ID (an endpoint is added for a `HostConfig.NetworkMode` network when none is
+/// given), and each endpoint's `NetworkID` is set to it, which the daemon prefers to the name
+/// when it connects the container (at the connect, or at a stopped container's start; the
+/// daemon stores the endpoint under the network's name, so `docker inspect` and `docker ps`
+/// show names). A name another network takes in the meantime (the daemon allows two networks
+/// of one name when asked) is not what the daemon connects.
+#[derive(Debug, Clone, Default)]
+pub struct PinnedNetworks {
+    /// `HostConfig.NetworkMode`: the name given and the network's ID.
+    mode: Option<(String, String)>,
+    /// `NetworkingConfig.EndpointsConfig` keys given and their networks' IDs.
+    endpoints: Vec<(String, String)>,
+    /// `network.connect`: the network's ID (the path is already addressed by it).
+    connect: Option<String>,
+}
+
+impl PinnedNetworks {
+    /// The inspected body of `operation` with the networks pinned to their IDs.
+    pub fn apply(&self, operation: &str, bytes: &[u8]) -> Result<Vec<u8>, JsonProblem> {
+        let mut top = Members::parse_struct(bytes, "the body")?;
+        if operation == "network.connect" {
+            if let Some(id) = &self.connect {
+                let mut endpoint = top.child("EndpointConfig", "EndpointConfig")?;
+                endpoint.set("NetworkID", json::to_raw(id)?);
+                top.set_object("EndpointConfig", &endpoint)?;
+            }
+            return top.to_vec();
+        }
+        if operation != "container.create" {
+            return top.to_vec();
+        }
+        if let Some((name, _)) = &self.mode {
+            // `NetworkMode` keeps the name the policy judged (a stored ID would fail the
+            // check of the stored configuration when the container is reached later); the
+            // endpoint carries the ID, which is what the daemon connects.
+            let host = top.child("HostConfig", "HostConfig")?;
+            let mode = json::string(host.get("NetworkMode"), "HostConfig.NetworkMode")?;
+            if mode.as_deref() != Some(name.as_str()) {
+                return Err(JsonProblem::Invalid(
+                    "HostConfig.NetworkMode changed after it was checked".into(),
+                ));
+            }
+        }
+        let mut networking = top.child("NetworkingConfig", "NetworkingConfig")?;
+        let given: Members = match networking.get("EndpointsConfig") {
+            Some(raw) if raw.get().trim() != "null" => {
+                serde_json::from_str(raw.get()).map_err(|_| {
+                    JsonProblem::Invalid("NetworkingConfig.EndpointsConfig is not an object".into())
+                })?
+            }
+            _ => Members(Vec::new()),
+        };
+        let mut pinned = Members(Vec::new());
+        for (network, settings) in given.0 {
+            let Some((_, id)) = self.endpoints.iter().find(|(n, _)| *n == network) else {
+                // The daemon's own networks (by name, as it connects them).
+                pinned.0.push((network, settings));
+                continue;
+            };
+            let mut members = if settings.get().trim() == "null" {
+                Members(Vec::new())
+            } else {
+                Members::parse_struct(settings.get().as_bytes(), "EndpointSettings")?
+            };
+            members.set("NetworkID", json::to_raw(id)?);
+            pinned.0.push((id.clone(), json::to_raw(&members)?));
+        }
+        if pinned.is_empty() {
+            if let Some((_, id)) = &self.mode {
+                let endpoint = serde_json::json!({ "NetworkID": id });
+                pinned.0.push((id.clone(), json::to_raw(&endpoint)?));
+            }
+        }
+        if !pinned.is_empty() {
+            networking.set_object("EndpointsConfig", &pinned)?;
+            top.set_object("NetworkingConfig", &networking)?;
+        }
+        top.to_vec()
+    }
 }
