@@ -223,6 +223,11 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
 /// ([`bounded`]); beyond [`MAX_PARAMS`] parameters or [`MAX_QUERY_BYTES`], the rest are counted under
 /// [`MORE_PARAMS`]: `"…":["1000 more parameters, 61440 bytes"]`.
 fn write_query(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    if pairs.is_empty() {
+        // Most requests: no map to build and drop.
+        out.extend_from_slice(b"{}");
+        return;
+    }
     let mut o = line::Obj::open(out);
     // As many parameters as fit in MAX_PARAMS and MAX_QUERY_BYTES (each counted as bounded).
     let mut bytes = 0;

@@ -153,7 +153,7 @@ type TimeAndEvent<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// shape (then [`string_field`] searches).
 fn leading_fields(json: &[u8]) -> Option<TimeAndEvent<'_>> {
     fn string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
-        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
         (rest[end] == b'"').then(|| (&rest[..end], &rest[end + 1..]))
     }
     let rest = json.strip_prefix(b"{\"time\":\"")?;
