@@ -535,7 +535,7 @@ async fn inspect_request(
                 authorized,
                 &inspect::Violation {
                     field: "remote".into(),
-                    reason: "a remote build context's Dockerfile cannot be read, so the images                              it builds from cannot be checked (isolation)"
+                    reason: "a remote build context's Dockerfile cannot be read, so the images it builds from cannot be checked (isolation)"
                         .into(),
                     setting: None,
                     value: None,
