@@ -927,3 +927,83 @@ fn name_conflicts_leave_out_another_tenants_id() {
         .run(&["create", "--network", "none", "--name", &held, &image]);
     assert!(stderr_str(&out).contains(&a_id), "{}", describe(&out));
 }
+
+/// Names a tenant resolved lately are remembered for a moment: whatever happens to the name
+/// meanwhile — removed and taken by another tenant, renamed away, or changed directly on the
+/// daemon behind sockwarden's back — a tenant's request never reaches another's container.
+#[test]
+fn remembered_names_never_reach_another_tenants_container() {
+    let (proxy, _audit) = start(&[]);
+    let c = Cleanup::new();
+    let image = test_image();
+    let (a_uid, b_uid) = (2961, 2962);
+    let a = tenant(&proxy, a_uid);
+    let b = tenant(&proxy, b_uid);
+    let create = |who: &Docker, name: &str| {
+        who.ok_str(&["create", "--network", "none", "--name", name, &image])
+            .trim()
+            .to_owned()
+    };
+    // A's view of NAME: its ID, or the failure.
+    let a_sees = |name: &str| {
+        let out = a.run(&["inspect", "--format", "{{.Id}}", name]);
+        (out.status.success(), stdout_str(&out).trim().to_owned())
+    };
+    // Removed through sockwarden, then the name taken by B.
+    let gone = c.container("iso-names-gone");
+    let a_first = create(&a, &gone);
+    for _ in 0..3 {
+        assert_eq!(a_sees(&gone), (true, a_first.clone()));
+    }
+    a.ok(&["rm", &gone]);
+    let b_gone = create(&b, &gone);
+    let (ok, seen) = a_sees(&gone);
+    assert!(!ok && seen != b_gone, "A reached B's container: {seen}");
+    // A's own new container of the same name is found at once.
+    b.ok(&["rm", &gone]);
+    let a_second = create(&a, &gone);
+    assert_eq!(a_sees(&gone), (true, a_second));
+    // Renamed away by A; B takes the name.
+    let moved = c.container("iso-names-moved");
+    let moved_to = c.container("iso-names-moved-to");
+    let a_moved = create(&a, &moved);
+    assert_eq!(a_sees(&moved), (true, a_moved.clone()));
+    a.ok(&["rename", &moved, &moved_to]);
+    let b_moved = create(&b, &moved);
+    let (ok, seen) = a_sees(&moved);
+    assert!(!ok && seen != b_moved, "A reached B's container: {seen}");
+    assert_eq!(a_sees(&moved_to), (true, a_moved));
+    // Changed directly on the daemon (not through sockwarden): removed, and the name given
+    // to a container labelled as B's. Right away and after the name's memory ends, A never
+    // gets B's.
+    let behind = c.container("iso-names-behind");
+    let a_behind = create(&a, &behind);
+    assert_eq!(a_sees(&behind), (true, a_behind));
+    direct().ok(&["rm", &behind]);
+    let owner = format!("{LABEL}=uid:{b_uid}");
+    let b_behind = direct()
+        .ok_str(&[
+            "create",
+            "--network",
+            "none",
+            "--label",
+            &owner,
+            "--name",
+            &behind,
+            &image,
+        ])
+        .trim()
+        .to_owned();
+    for wait in [0, 1200] {
+        std::thread::sleep(Duration::from_millis(wait));
+        let (ok, seen) = a_sees(&behind);
+        assert!(
+            !ok && seen != b_behind,
+            "after {wait} ms A reached B's container: {seen}"
+        );
+        let out = a.run(&["stop", "-t", "0", &behind]);
+        assert!(!out.status.success(), "{}", describe(&out));
+    }
+    assert!(exists("container", &behind));
+    assert_eq!(owner_of("container", &behind), format!("uid:{b_uid}"));
+}

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::{Layer, Service};
 
+use super::owners::NameCache;
 use super::{objects, views, Tenant};
 use crate::body::ProxyBody;
 use crate::context::{Caller, Trail};
@@ -109,6 +110,39 @@ where
     }
 
     fn call(&mut self, request: Request<ProxyBody>) -> IsolateFuture {
+        if changes_container_names(&request) {
+            // Forgotten now and again when the daemon has answered: a name resolved meanwhile
+            // may already be out of date.
+            NameCache::global().forget_all();
+            let future = self.call_checked(request);
+            return Box::pin(async move {
+                let answer = future.await;
+                NameCache::global().forget_all();
+                answer
+            });
+        }
+        self.call_checked(request)
+    }
+}
+
+/// Whether the request creates, renames or removes containers (whoever sends it), which
+/// makes the names resolved for tenants out of date.
+fn changes_container_names(request: &Request<ProxyBody>) -> bool {
+    request.extensions().get::<Authorized>().is_some_and(|a| {
+        matches!(
+            a.operation.name,
+            "container.create" | "container.rename" | "container.delete" | "container.prune"
+        )
+    })
+}
+
+impl<S> Isolate<S>
+where
+    S: Service<Request<ProxyBody>, Response = Response<ProxyBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn call_checked(&mut self, request: Request<ProxyBody>) -> IsolateFuture {
         let isolating = isolating(&request, &self.lookup);
         let Some(isolating) = isolating else {
             let future = self.inner.call(request);
