@@ -26,6 +26,7 @@ pub mod hostpath;
 pub mod identity;
 pub mod inspect;
 pub mod isolation;
+pub mod layer_future;
 pub mod limits;
 pub mod listener;
 pub mod logging;
