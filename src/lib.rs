@@ -21,6 +21,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod explain;
+pub mod fasthash;
 pub mod forward;
 pub mod hostpath;
 pub mod identity;
