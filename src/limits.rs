@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::fasthash::NameMap;
 
 pub mod layer;
 
@@ -161,7 +162,7 @@ impl LimitSettings {
 #[derive(Debug)]
 pub struct Limits {
     defaults: LimitSettings,
-    clients: HashMap<Arc<str>, ClientLimiter>,
+    clients: NameMap<Arc<str>, ClientLimiter>,
 }
 
 #[derive(Debug)]
@@ -191,7 +192,7 @@ impl Limits {
         clients: impl IntoIterator<Item = (Arc<str>, String, Option<&'a RawLimits>)>,
     ) -> Result<Limits, ConfigError> {
         let base = LimitSettings::from_raw("limits", defaults)?;
-        let mut map = HashMap::new();
+        let mut map = NameMap::default();
         for (name, key, over) in clients {
             let settings = match over {
                 Some(over) => {

@@ -73,21 +73,51 @@ impl<S> tower::Layer<S> for RescueLayer {
     }
 }
 
-type RescueFuture = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>>
-            + Send,
-    >,
->;
+pin_project_lite::pin_project! {
+    /// [`Rescue`]'s future: the inner one's result, any error turned into its response.
+    #[project = RescueFutureProj]
+    pub enum RescueFuture<F> {
+        /// The inner service was not ready: this answer.
+        NotReady { response: Option<Response<ProxyBody>> },
+        /// The inner service's answer, rescued; `h2c`: the request asked for h2c.
+        Inner { #[pin] future: F, h2c: bool },
+    }
+}
+
+impl<F> std::future::Future for RescueFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<ProxyBody>, BoxError>>,
+{
+    type Output = Result<Response<ProxyBody>, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            RescueFutureProj::NotReady { response } => {
+                std::task::Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                    docker_error(StatusCode::SERVICE_UNAVAILABLE, "sockwarden: not ready")
+                })))
+            }
+            RescueFutureProj::Inner { future, h2c } => {
+                let response = rescue(std::task::ready!(future.poll(cx)));
+                if *h2c {
+                    warn_refused_h2c(&response);
+                }
+                std::task::Poll::Ready(Ok(response))
+            }
+        }
+    }
+}
 
 impl<S, B> tower::Service<http::Request<B>> for Rescue<S>
 where
     S: tower::Service<http::Request<B>, Response = Response<ProxyBody>, Error = BoxError>,
-    S::Future: Send + 'static,
 {
     type Response = Response<ProxyBody>;
     type Error = std::convert::Infallible;
-    type Future = RescueFuture;
+    type Future = RescueFuture<S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -104,23 +134,21 @@ where
         }
     }
 
-    fn call(&mut self, request: http::Request<B>) -> RescueFuture {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if let Some(reason) = self.not_ready.take() {
             tracing::error!(error = %reason, "service not ready");
-            return Box::pin(std::future::ready(Ok(docker_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "sockwarden: not ready",
-            ))));
+            return RescueFuture::NotReady {
+                response: Some(docker_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sockwarden: not ready",
+                )),
+            };
         }
         let h2c = asks_for_h2c(request.headers());
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = rescue(future.await);
-            if h2c {
-                warn_refused_h2c(&response);
-            }
-            Ok(response)
-        })
+        RescueFuture::Inner {
+            future: self.inner.call(request),
+            h2c,
+        }
     }
 }
 

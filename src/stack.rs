@@ -1,28 +1,27 @@
 //! The one place the request path is assembled. Read top to bottom: that is the order a
 //! request passes through; the response comes back bottom to top.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{Request, Response};
-use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
-use crate::audit::layer::AuditLayer;
+use crate::audit::layer::{AuditLayer, AuditService};
 use crate::audit::Audit;
-use crate::body::ProxyBody;
 use crate::buildcgroup::BuildCgroups;
 use crate::forward::Forward;
-use crate::inspect::layer::InspectLayer;
-use crate::isolation::layer::IsolationLayer;
-use crate::limits::layer::RateLimitLayer;
+use crate::inspect::layer::{Inspect, InspectLayer};
+use crate::isolation::layer::{Isolate, IsolationLayer};
+use crate::limits::layer::{RateLimit, RateLimitLayer};
 use crate::lookup::Lookup;
-use crate::policy::layer::AuthorizeLayer;
-use crate::redact::layer::RedactLayer;
-use crate::respond::RescueLayer;
+use crate::policy::layer::{Authorize, AuthorizeLayer};
+use crate::redact::layer::{Redact, RedactLayer};
+use crate::respond::{Rescue, RescueLayer};
 
-/// The assembled request path: infallible, every failure is already a response.
-pub type ProxyService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBody>, Infallible>;
+/// The assembled request path: infallible, every failure is already a response. A concrete
+/// type (not a boxed service): cloning it per connection and calling it per request allocate
+/// nothing, and each layer's future is the inner one's on its fast path.
+pub type ProxyService =
+    AuditService<Rescue<RateLimit<Authorize<Isolate<Redact<Inspect<Forward>>>>>>>;
 
 /// Builds the stack in front of `forward`, recording into `audit`. Each request arrives with
 /// its [`crate::context::Caller`]: the client and the configuration snapshot it is decided under.
@@ -35,7 +34,7 @@ pub fn build(
 ) -> ProxyService {
     // The inspection layer asks the daemon about existing objects through the same client.
     let lookup = Lookup::new(forward.upstream().clone());
-    let service = ServiceBuilder::new()
+    ServiceBuilder::new()
         // Outermost, so it sees the final status of every request, refusals included, and
         // counts the bytes the client really sent and received: the audit record and the
         // metrics. Refuses everything (503) while a fail-closed audit log cannot write.
@@ -65,6 +64,5 @@ pub fn build(
         // everything else streams past untouched. A classic build under a pids cap gets its
         // own cgroup (`cgroupparent`), removed when its response ends.
         .layer(InspectLayer::new(lookup).with_build_cgroups(build_cgroups))
-        .service(forward);
-    BoxCloneSyncService::new(service)
+        .service(forward)
 }

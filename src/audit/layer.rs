@@ -13,11 +13,11 @@ use std::time::{Instant, SystemTime};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
-use tracing::Instrument;
+use tracing::instrument::{Instrument, Instrumented};
 
 use super::record::{write_line, Counts};
 use super::{Audit, REQUEST_ID_HEADER};
-use crate::body::{self, EndOfBody, Observed, ProxyBody};
+use crate::body::{self, ByteCounter, EndOfBody, Observed, ProxyBody};
 use crate::context::{verdict, Caller, Facts, Trail};
 use crate::error::ProxyError;
 use crate::listener::ConnInfo;
@@ -54,22 +54,63 @@ pub struct AuditService<S> {
     audit: Audit,
 }
 
-type AuditFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+pin_project_lite::pin_project! {
+    /// [`AuditService`]'s future: the inner service's answer (inside the request's span), then
+    /// the response made ready for its record ([`respond`]).
+    pub struct AuditFuture<F> {
+        #[pin]
+        state: AuditState<F>,
+        // The request's trail and its byte count in, until the answer is there.
+        done: Option<(Arc<Trail>, ByteCounter)>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AuditStateProj]
+    enum AuditState<F> {
+        // Passed on to the inner layers.
+        Admitted { #[pin] future: Instrumented<F> },
+        // Refused here (a fail-closed audit log that cannot write).
+        Refused { future: Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> },
+    }
+}
+
+impl<F> Future for AuditFuture<F>
+where
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>>,
+{
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.state.project() {
+            AuditStateProj::Admitted { future } => match std::task::ready!(future.poll(cx)) {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            AuditStateProj::Refused { future } => std::task::ready!(future.as_mut().poll(cx)),
+        };
+        match this.done.take() {
+            Some((trail, bytes_in)) => Poll::Ready(Ok(respond(response, trail, bytes_in))),
+            // Polled again after it completed: not done by hyper.
+            None => Poll::Ready(Ok(response)),
+        }
+    }
+}
 
 impl<S> Service<Request<ProxyBody>> for AuditService<S>
 where
     S: Service<Request<ProxyBody>, Response = Response<ProxyBody>, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
-    type Future = AuditFuture;
+    type Future = AuditFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ProxyBody>) -> AuditFuture {
+    fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
         let conn = request.extensions().get::<ConnInfo>();
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
@@ -105,53 +146,64 @@ where
         if let Some(reading) = reading {
             request.extensions_mut().insert(reading);
         }
-        let future: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> =
-            if self.audit.admits() {
-                let request =
-                    request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
-                // The inner layers decide synchronously in `call`: inside the span too.
-                let future = span.in_scope(|| self.inner.call(request));
-                Box::pin(future.instrument(span))
-            } else {
-                // Fail closed: nothing happens that cannot be recorded.
-                let error = ProxyError::Unavailable(
-                    "the audit log cannot be written (audit.on_failure = \"closed\")".into(),
-                );
-                trail.note_error(&error);
-                let body = std::mem::replace(request.body_mut(), body::empty());
-                Box::pin(async move {
+        let state = if self.audit.admits() {
+            let request = request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
+            // The inner layers decide synchronously in `call`: inside the span too.
+            let future = span.in_scope(|| self.inner.call(request));
+            AuditState::Admitted {
+                future: future.instrument(span),
+            }
+        } else {
+            // Fail closed: nothing happens that cannot be recorded.
+            let error = ProxyError::Unavailable(
+                "the audit log cannot be written (audit.on_failure = \"closed\")".into(),
+            );
+            trail.note_error(&error);
+            let body = std::mem::replace(request.body_mut(), body::empty());
+            AuditState::Refused {
+                future: Box::pin(async move {
                     body::drain_refused(body).await;
-                    Ok(error.to_response())
-                })
-            };
-        Box::pin(async move {
-            let Ok(mut response) = future.await;
-            // sockwarden answered itself (respond::Rescue hands the error over).
-            if let Some(error) = response.extensions_mut().remove::<ProxyError>() {
-                trail.note_error(&error);
+                    error.to_response()
+                }),
             }
-            let status = response.status();
-            {
-                let facts = trail.facts();
-                let operation = facts.operation.as_ref().map_or("none", |o| o.name);
-                trail.metrics().latency(
-                    facts.client.as_ref(),
-                    operation,
-                    trail.started.elapsed().as_secs_f64(),
-                );
-            }
-            if let Ok(value) = HeaderValue::from_str(&trail.id) {
-                response.headers_mut().insert(REQUEST_ID_HEADER, value);
-            }
-            let bytes_out = Arc::new(AtomicU64::new(0));
-            let counted = bytes_out.clone();
-            let finished = trail.clone();
-            let on_end = move |end: EndOfBody| {
-                finish(&finished, status, &bytes_in, &counted, end);
-            };
-            Ok(response.map(|b| body::boxed(Observed::new(b, bytes_out, on_end))))
-        })
+        };
+        AuditFuture {
+            state,
+            done: Some((trail, bytes_in)),
+        }
     }
+}
+
+/// The answer, made ready for the request's record: what sockwarden answered itself noted,
+/// the latency measured, the request id added, the body counted and its end recorded.
+fn respond(
+    mut response: Response<ProxyBody>,
+    trail: Arc<Trail>,
+    bytes_in: ByteCounter,
+) -> Response<ProxyBody> {
+    // sockwarden answered itself (respond::Rescue hands the error over).
+    if let Some(error) = response.extensions_mut().remove::<ProxyError>() {
+        trail.note_error(&error);
+    }
+    let status = response.status();
+    {
+        let facts = trail.facts();
+        let operation = facts.operation.as_ref().map_or("none", |o| o.name);
+        trail.metrics().latency(
+            facts.client.as_ref(),
+            operation,
+            trail.started.elapsed().as_secs_f64(),
+        );
+    }
+    if let Ok(value) = HeaderValue::from_str(&trail.id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let bytes_out = Arc::new(AtomicU64::new(0));
+    let counted = bytes_out.clone();
+    let on_end = move |end: EndOfBody| {
+        finish(&trail, status, &bytes_in, &counted, end);
+    };
+    response.map(|b| body::boxed(Observed::new(b, bytes_out, on_end)))
 }
 
 /// The response is complete (or the client went away): metrics and the record.

@@ -19,8 +19,17 @@ const ALWAYS: [HeaderName; 7] = [
     header::PROXY_AUTHENTICATE,
 ];
 
+/// Whether `name` is hop-by-hop whether or not `Connection` names it.
+fn always_hop_by_hop(name: &HeaderName) -> bool {
+    ALWAYS.contains(name) || name == "keep-alive" || name == "proxy-connection"
+}
+
 /// Removes the hop-by-hop fields of one message.
 pub fn strip(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (no hashing, no parsing) finds out.
+    if !headers.keys().any(always_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,16 +18,22 @@ use crate::body::ProxyBody;
 use crate::config::{UpstreamAddr, UpstreamConfig};
 use crate::error::BoxError;
 
-/// A pooled client for the daemon.
+/// A pooled client for the daemon. Cloned for each request (the forwarder and the lookups
+/// hold one each): one reference count, no allocation.
 #[derive(Clone, Debug)]
 pub struct Upstream {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     addr: UpstreamAddr,
     client: UpstreamClient,
     scheme: Scheme,
     authority: Authority,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 enum UpstreamClient {
     Unix(Client<UnixConnect, ProxyBody>),
     Tcp(Client<HttpConnector, ProxyBody>),
@@ -43,8 +50,8 @@ impl Upstream {
             .timer(TokioTimer::new())
             // The client's own Host header is forwarded as it came.
             .set_host(false);
-        match &config.addr {
-            UpstreamAddr::Unix(path) => Ok(Upstream {
+        let inner = match &config.addr {
+            UpstreamAddr::Unix(path) => Inner {
                 addr: config.addr.clone(),
                 client: UpstreamClient::Unix(builder.build(UnixConnect {
                     timeout: config.connect_timeout,
@@ -55,31 +62,34 @@ impl Upstream {
                 // three times per request: a short fixed name, not the socket path
                 // hex-encoded as hyperlocal would put it (that cost ~3 % of a request).
                 authority: Authority::from_static(POOL_AUTHORITY),
-            }),
+            },
             UpstreamAddr::Tcp(addr) => {
                 let mut connector = HttpConnector::new();
                 connector.set_connect_timeout(Some(config.connect_timeout));
                 connector.set_nodelay(true);
-                Ok(Upstream {
+                Inner {
                     addr: config.addr.clone(),
                     client: UpstreamClient::Tcp(builder.build(connector)),
                     scheme: Scheme::HTTP,
                     authority: Authority::try_from(addr.as_str())?,
-                })
+                }
             }
-        }
+        };
+        Ok(Upstream {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The daemon's address, for messages.
     pub fn addr(&self) -> &UpstreamAddr {
-        &self.addr
+        &self.inner.addr
     }
 
     /// The upstream URI for a client's path and query, which are passed on byte for byte.
     pub fn uri_for(&self, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
         Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
+            .scheme(self.inner.scheme.clone())
+            .authority(self.inner.authority.clone())
             .path_and_query(path_and_query)
             .build()
     }
@@ -89,7 +99,7 @@ impl Upstream {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        match &self.client {
+        match &self.inner.client {
             UpstreamClient::Unix(c) => c.request(request).await,
             UpstreamClient::Tcp(c) => c.request(request).await,
         }

@@ -29,6 +29,7 @@ use crate::context::{Caller, Trail};
 use crate::error::{BoxError, ProxyError};
 use crate::hostpath::WritableSources;
 use crate::inspect;
+use crate::layer_future::LayerFuture;
 use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
 use crate::reach;
@@ -290,8 +291,6 @@ pub struct Inspect<S> {
     build_cgroups: Option<Arc<BuildCgroups>>,
 }
 
-type InspectFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
-
 impl<S> Service<Request<ProxyBody>> for Inspect<S>
 where
     S: Service<Request<ProxyBody>, Response = Response<ProxyBody>> + Clone + Send + 'static,
@@ -300,13 +299,13 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = BoxError;
-    type Future = InspectFuture;
+    type Future = LayerFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<ProxyBody>) -> InspectFuture {
+    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
         let body_known_empty = http_body::Body::is_end_stream(request.body());
         let inspected = request
             .extensions()
@@ -321,15 +320,14 @@ where
         });
         let reaches = inspected.is_some_and(|a| a.operation.info.reaches);
         if check.is_none() && !reaches {
-            let future = self.inner.call(request);
-            return Box::pin(async move { future.await.map_err(Into::into) });
+            return LayerFuture::inner(self.inner.call(request));
         }
         // The ready service is used for this request; a fresh clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let lookup = self.lookup.clone();
         let build_cgroups = self.build_cgroups.clone();
-        Box::pin(async move {
+        LayerFuture::boxed(async move {
             let (inspected, cgroup) = match check {
                 Some(check) => {
                     inspect_request(request, check, &lookup, build_cgroups.as_ref()).await?

@@ -3,8 +3,6 @@
 //! isolated clients cannot use, and hands the rest to [`super::objects`] and
 //! [`super::views`]. Clients of policies without isolation pass untouched.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -16,6 +14,7 @@ use super::{objects, views, Tenant};
 use crate::body::ProxyBody;
 use crate::context::{Caller, Trail};
 use crate::error::{BoxError, ProxyError};
+use crate::layer_future::LayerFuture;
 use crate::listener::ConnInfo;
 use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
@@ -93,8 +92,6 @@ pub struct Isolate<S> {
     lookup: Lookup,
 }
 
-type IsolateFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
-
 impl<S> Service<Request<ProxyBody>> for Isolate<S>
 where
     S: Service<Request<ProxyBody>, Response = Response<ProxyBody>> + Clone + Send + 'static,
@@ -103,19 +100,19 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = BoxError;
-    type Future = IsolateFuture;
+    type Future = LayerFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<ProxyBody>) -> IsolateFuture {
+    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
         if changes_container_names(&request) {
             // Forgotten now and again when the daemon has answered: a name resolved meanwhile
             // may already be out of date.
             NameCache::global().forget_all();
             let future = self.call_checked(request);
-            return Box::pin(async move {
+            return LayerFuture::boxed(async move {
                 let answer = future.await;
                 NameCache::global().forget_all();
                 answer
@@ -142,24 +139,22 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    fn call_checked(&mut self, request: Request<ProxyBody>) -> IsolateFuture {
+    fn call_checked(&mut self, request: Request<ProxyBody>) -> LayerFuture<S::Future> {
         let isolating = isolating(&request, &self.lookup);
         let Some(isolating) = isolating else {
-            let future = self.inner.call(request);
-            return Box::pin(async move { future.await.map_err(Into::into) });
+            return LayerFuture::inner(self.inner.call(request));
         };
         if let Some(trail) = request.extensions().get::<Arc<Trail>>() {
             trail.note_tenant(isolating.tenant.label_value());
         }
         let tenancy = isolating.authorized.operation.info.tenancy;
         if tenancy == Tenancy::Shared {
-            let future = self.inner.call(request);
-            return Box::pin(async move { future.await.map_err(Into::into) });
+            return LayerFuture::inner(self.inner.call(request));
         }
         // The ready service is used for this request; a fresh clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
+        LayerFuture::boxed(async move {
             let mut request = request;
             request.extensions_mut().insert(isolating.tenant.clone());
             match tenancy {

@@ -1,8 +1,6 @@
 //! The rate-limit layer: answers 429 to a client over its request rate, or on a connection
 //! over its connection limit; everything else passes on.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,6 +10,7 @@ use tower::{Layer, Service};
 use crate::body::ProxyBody;
 use crate::context::Caller;
 use crate::error::{BoxError, ProxyError};
+use crate::layer_future::LayerFuture;
 use crate::listener::ConnInfo;
 
 /// Adds [`RateLimit`] in front of a service.
@@ -32,8 +31,6 @@ pub struct RateLimit<S> {
     inner: S,
 }
 
-type LimitFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
-
 impl<S> Service<Request<ProxyBody>> for RateLimit<S>
 where
     S: Service<Request<ProxyBody>, Response = Response<ProxyBody>>,
@@ -42,22 +39,19 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = BoxError;
-    type Future = LimitFuture;
+    type Future = LayerFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<ProxyBody>) -> LimitFuture {
+    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
         match limit_for(&request) {
-            None => {
-                let future = self.inner.call(request);
-                Box::pin(async move { future.await.map_err(Into::into) })
-            }
+            None => LayerFuture::inner(self.inner.call(request)),
             Some(refusal) => {
                 // Read what the client is still sending, so that it reads the 429.
                 let body = request.into_body();
-                Box::pin(async move {
+                LayerFuture::boxed(async move {
                     crate::body::drain_refused(body).await;
                     Err(refusal.into())
                 })

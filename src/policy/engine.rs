@@ -1,6 +1,6 @@
 //! The decision: one client, one request, one answer naming the rule that gave it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::rules::{
@@ -8,6 +8,7 @@ use super::rules::{
 };
 use super::{guardrails, profiles};
 use crate::error::ConfigError;
+use crate::fasthash::NameMap;
 use crate::identity::{ClientDef, RawClient};
 use crate::refusal::{RefusalKind, UnmetRule};
 
@@ -81,7 +82,7 @@ impl serde::Serialize for Reason {
 #[derive(Debug, Clone, Default)]
 pub struct Authority {
     clients: Vec<ClientDef>,
-    policies: HashMap<Arc<str>, Arc<Policy>>,
+    policies: NameMap<Arc<str>, Arc<Policy>>,
     /// The label that records an object's tenant (`[isolation] owner_label`).
     owner_label: Arc<str>,
 }
@@ -128,7 +129,7 @@ impl Authority {
         raw_policies: &BTreeMap<String, RawPolicy>,
         catalogue: &[(&str, Option<&str>)],
     ) -> Result<Authority, ConfigError> {
-        let mut policies = HashMap::new();
+        let mut policies = NameMap::default();
         for (name, raw) in raw_policies {
             let key = format!("policy.{name}");
             let policy = compile_policy(&key, name, raw, catalogue)?;
@@ -299,7 +300,7 @@ pub fn unmet_allow_rules<'p>(
 
 /// Makes sure `name` is a policy, compiling a built-in profile of that name on first use.
 fn ensure_policy(
-    policies: &mut HashMap<Arc<str>, Arc<Policy>>,
+    policies: &mut NameMap<Arc<str>, Arc<Policy>>,
     name: &str,
     key: &str,
     catalogue: &[(&str, Option<&str>)],

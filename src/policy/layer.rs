@@ -2,8 +2,6 @@
 //! client's policy, and either refuses (403, naming policy and rule) or passes the request on
 //! with its [`Authorized`] facts for the inspection layer, the forwarder and the audit.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,6 +13,7 @@ use crate::body::ProxyBody;
 use crate::context::Caller;
 use crate::context::{Trail, Verdict};
 use crate::error::{BoxError, ProxyError};
+use crate::layer_future::LayerFuture;
 use crate::listener::framing::Framing;
 use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{self, Normalized, Operation, Reading};
@@ -62,8 +61,6 @@ pub struct Authorize<S> {
     inner: S,
 }
 
-type AuthorizeFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
-
 impl<S> Service<Request<ProxyBody>> for Authorize<S>
 where
     S: Service<Request<ProxyBody>, Response = Response<ProxyBody>>,
@@ -72,13 +69,13 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = BoxError;
-    type Future = AuthorizeFuture;
+    type Future = LayerFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<ProxyBody>) -> AuthorizeFuture {
+    fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
         let caller = request.extensions().get::<Caller>().cloned();
         let trail = request.extensions().get::<Arc<Trail>>().cloned();
         // The audit trail already has the client: the audit layer took it from the same Caller.
@@ -125,12 +122,11 @@ where
                     note(trail, &authorized);
                 }
                 request.extensions_mut().insert(authorized);
-                let future = self.inner.call(request);
-                Box::pin(async move { future.await.map_err(Into::into) })
+                LayerFuture::inner(self.inner.call(request))
             }
             Err(refusal) => {
                 let body = std::mem::replace(request.body_mut(), crate::body::empty());
-                Box::pin(async move {
+                LayerFuture::boxed(async move {
                     crate::body::drain_refused(body).await;
                     Err(refusal.into())
                 })

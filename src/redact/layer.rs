@@ -5,8 +5,6 @@
 //! environments is refused before it reaches the daemon. Every other response streams
 //! through untouched.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -18,6 +16,7 @@ use tower::{Layer, Service};
 use crate::body::{self, ProxyBody};
 use crate::error::{BoxError, ProxyError};
 use crate::inspect::Violation;
+use crate::layer_future::LayerFuture;
 use crate::policy::layer::Authorized;
 use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{Answer, Redaction};
@@ -52,8 +51,6 @@ impl<S> Layer<S> for RedactLayer {
 pub struct Redact<S> {
     inner: S,
 }
-
-type RedactFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
 
 /// The redaction a request's answer needs under its policy, if any.
 fn redaction(authorized: &Authorized) -> Option<Redaction> {
@@ -108,31 +105,36 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = BoxError;
-    type Future = RedactFuture;
+    type Future = LayerFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<ProxyBody>) -> RedactFuture {
+    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
         let authorized = request.extensions().get::<Authorized>();
         let redaction = authorized.and_then(redaction);
         // Refused in audit mode too: redaction protects answers, it is not a rule to try out.
         if let Some(refused) = authorized.and_then(|a| violation(a).map(|v| refusal(a, v))) {
-            return Box::pin(std::future::ready(Err(refused.into())));
+            return LayerFuture::boxed(std::future::ready(Err(refused.into())));
         }
         let future = self.inner.call(request);
-        Box::pin(async move {
+        // Nothing to redact (the policy does not ask for it, or the answer carries no secret
+        // value): the answer passes untouched.
+        let Some(redaction) = redaction else {
+            return LayerFuture::inner(future);
+        };
+        LayerFuture::boxed(async move {
             let response = future.await.map_err(Into::into)?;
             if response.status() != StatusCode::OK {
                 return Ok(response);
             }
             match redaction {
-                Some(Redaction::Answer(shape)) => {
+                Redaction::Answer(shape) => {
                     redact_answer(response, shape).await.map_err(Into::into)
                 }
-                Some(Redaction::Events) => Ok(redact_events(response)),
-                Some(Redaction::PsArgs) | None => Ok(response),
+                Redaction::Events => Ok(redact_events(response)),
+                Redaction::PsArgs => Ok(response),
             }
         })
     }
