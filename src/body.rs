@@ -321,6 +321,29 @@ async fn discard(mut body: ProxyBody, limit: u64, time: std::time::Duration) -> 
     (body, more)
 }
 
+/// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
+pub const INSPECT_LIMIT: usize = 1 << 20;
+
+/// Reads a body to be inspected or rewritten (by the inspection and isolation layers), up to
+/// [`INSPECT_LIMIT`].
+pub(crate) async fn read_limited(body: ProxyBody) -> Result<Bytes, crate::error::ProxyError> {
+    use crate::error::ProxyError;
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, INSPECT_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
+            format!("request body is larger than the {INSPECT_LIMIT} bytes sockwarden inspects"),
+        )),
+        Err(e) => Err(timed_out(e.as_ref()).map_or_else(
+            || ProxyError::BadRequest(format!("request body could not be read: {e}")),
+            ProxyError::BodyTimeout,
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +360,9 @@ mod tests {
         assert_eq!(timed_out(&other), None);
     }
 
-    #[tokio::test]
+    // Paused time (tokio's test-util): the runtime moves the clock on whenever every task
+    // waits, so the order of the timers is exact however loaded the machine is.
+    #[tokio::test(start_paused = true)]
     async fn the_deadline_counts_only_while_waiting_on_the_client() {
         use http_body_util::BodyExt;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
@@ -355,7 +380,7 @@ mod tests {
             .unwrap();
         assert!(body.frame().await.unwrap().is_ok());
         // Now the client is silent while the reader waits: cut after the deadline.
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let err = body.frame().await.unwrap().unwrap_err();
         assert!(err.is::<BodyTimeout>(), "{err}");
         assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
@@ -385,7 +410,9 @@ mod tests {
 
     /// The one timer is re-armed at each wait: frames that each come within the deadline pass
     /// however long the body takes in all, and a wait after them gets the whole deadline.
-    #[tokio::test]
+    // Paused time (tokio's test-util): the runtime moves the clock on whenever every task
+    // waits, so the order of the timers is exact however loaded the machine is.
+    #[tokio::test(start_paused = true)]
     async fn each_wait_gets_the_whole_deadline() {
         use http_body_util::BodyExt;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
@@ -409,7 +436,7 @@ mod tests {
             assert!(body.frame().await.unwrap().is_ok());
         }
         let _tx = sender.await.unwrap();
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let err = body.frame().await.unwrap().unwrap_err();
         assert!(err.is::<BodyTimeout>(), "{err}");
         assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());

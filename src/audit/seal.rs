@@ -418,10 +418,13 @@ const STATE_LEN: usize = 256;
 /// journal commits also forced the audit file's data out, 50 times a second under load).
 /// Overwriting in place also erases the old key from the file's block, where a replaced file's
 /// blocks kept it until reused. A state is far smaller than a disk sector, so a power loss
-/// leaves the old state or the new one.
+/// leaves the old state or the new one. Before each save the path is checked to still lead to
+/// the open file (one `stat`), so a state file moved away is noticed as before.
 pub struct StateStore {
     path: PathBuf,
     file: Option<File>,
+    /// Device and inode of `file`: the path must still lead to it before each save.
+    identity: (u64, u64),
 }
 
 impl StateStore {
@@ -430,6 +433,7 @@ impl StateStore {
         let mut store = StateStore {
             path: path.to_owned(),
             file: None,
+            identity: (0, 0),
         };
         store.replace(state)?;
         Ok(store)
@@ -439,7 +443,9 @@ impl StateStore {
         self.file = None;
         state.store(&self.path)?;
         let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(SECRET_MODE));
-        self.file = Some(OpenOptions::new().write(true).open(&self.path)?);
+        let file = OpenOptions::new().write(true).open(&self.path)?;
+        self.identity = identity(&file.metadata()?);
+        self.file = Some(file);
         Ok(())
     }
 
@@ -447,7 +453,13 @@ impl StateStore {
     /// replaces the file again.
     pub fn save(&mut self, state: &ChainState) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let Some(file) = self.file.as_ref() else {
+        // The state must be where the next start looks for it: a file moved or removed
+        // (its directory renamed, say) is replaced at its path, or the save fails.
+        let moved = match std::fs::metadata(&self.path) {
+            Ok(meta) => identity(&meta) != self.identity,
+            Err(_) => true,
+        };
+        let Some(file) = self.file.as_ref().filter(|_| !moved) else {
             return self.replace(state);
         };
         let text = state.encode()?;
@@ -457,6 +469,12 @@ impl StateStore {
         }
         written
     }
+}
+
+/// A file's device and inode.
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 /// What [`Sealer::open`] would fail with, found without writing: a readable state file, or

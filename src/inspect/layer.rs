@@ -18,12 +18,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use tower::{Layer, Service};
 
 use std::sync::Arc;
 
-use crate::body::{self, ProxyBody};
+use crate::body::{self, read_limited, ProxyBody};
 use crate::buildcgroup::{BuildCgroup, BuildCgroups};
 use crate::context::{Caller, Trail};
 use crate::error::{BoxError, ProxyError};
@@ -39,8 +39,7 @@ use crate::route::{escape_object, BodyUse, Inspector, OperationInfo, Section};
 mod context;
 pub mod fetch;
 
-/// Largest body sockwarden reads for inspection (a `docker run` create body is ~2 KiB).
-pub const INSPECT_LIMIT: usize = 1 << 20;
+pub use crate::body::INSPECT_LIMIT;
 
 /// What is inspected for an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -839,20 +838,6 @@ fn settle(
             Ok(())
         }
         Err(violation) => Err(refusal(authorized, &violation)),
-    }
-}
-
-/// Reads a body to be inspected or rewritten, up to [`INSPECT_LIMIT`] (also isolation's).
-pub(crate) async fn read_limited(body: ProxyBody) -> Result<Bytes, ProxyError> {
-    match Limited::new(body, INSPECT_LIMIT).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BadRequest(
-            format!("request body is larger than the {INSPECT_LIMIT} bytes sockwarden inspects"),
-        )),
-        Err(e) => Err(body::timed_out(e.as_ref()).map_or_else(
-            || ProxyError::BadRequest(format!("request body could not be read: {e}")),
-            ProxyError::BodyTimeout,
-        )),
     }
 }
 

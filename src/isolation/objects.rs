@@ -54,7 +54,7 @@ pub async fn admit(
             | "network.connect"
             | "network.disconnect"
     ) {
-        let bytes = crate::inspect::layer::read_limited(body).await?;
+        let bytes = crate::body::read_limited(body).await?;
         let rewritten = match name {
             "container.create" => container_create(isolating, &mut parts, &bytes).await?,
             "volume.create" => volume_create(isolating, &bytes).await?,

@@ -277,7 +277,19 @@ fn state_is_overwritten_in_place_and_the_old_key_is_gone_from_the_file() {
     assert_eq!((loaded.seq, *loaded.key), (state.seq, *state.key));
     // A store whose file went away replaces it on the next save.
     std::fs::remove_file(&path).unwrap();
-    store.file = None;
+    store.save(&state).unwrap();
+    assert_eq!(ChainState::load(&path).unwrap().unwrap().seq, state.seq);
+    // Its directory moved away: the save fails (the next start would not find the state),
+    // and works again once the path leads to a state file.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let moved = dir.path().join("moved");
+    let path = sub.join("state");
+    let mut store = StateStore::create(&path, &state).unwrap();
+    std::fs::rename(&sub, &moved).unwrap();
+    state.seal_next(&[b"{}"]);
+    assert!(store.save(&state).is_err());
+    std::fs::rename(&moved, &sub).unwrap();
     store.save(&state).unwrap();
     assert_eq!(ChainState::load(&path).unwrap().unwrap().seq, state.seq);
 }
