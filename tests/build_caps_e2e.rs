@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    current_uid, daemon_socket, test_image, toml_str, unique_name, wait_audit_record, wait_for,
-    Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI,
+    assert_nothing_added, current_uid, daemon_socket, daemon_state, test_image, toml_str,
+    unique_name, wait_audit_record, wait_for, Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -194,20 +194,6 @@ fn classic_clis(proxy: &Proxy) -> [(&'static str, Docker); 2] {
     ]
 }
 
-/// Names of every container and image the daemon holds.
-fn daemon_state() -> (String, String) {
-    let direct = Docker::new(&daemon_socket());
-    (
-        direct.ok_str(&["ps", "-a", "--format", "{{.Names}}"]),
-        direct.ok_str(&[
-            "images",
-            "-a",
-            "--format",
-            "{{.ID}} {{.Repository}}:{{.Tag}}",
-        ]),
-    )
-}
-
 /// Whether a recorded query names a cgroup parent (the 20.10 CLI sends an empty one).
 fn names_cgroup_parent(r: &Value) -> bool {
     r["query"]["cgroupparent"]
@@ -338,7 +324,7 @@ fn failed_refused_and_abandoned_builds_leave_no_cgroup() {
             "{cli}: {}",
             text(&out)
         );
-        assert_eq!(daemon_state(), before, "{cli}");
+        assert_nothing_added(&before, cli);
         assert_no_cgroups_left(&leaf, &format!("{cli} refused build"));
     }
     // Killed mid-build, while the RUN container holds the cgroup.
@@ -406,7 +392,7 @@ fn a_clients_own_cgroup_parent_is_still_refused() {
             );
         }
     }
-    assert_eq!(daemon_state(), before);
+    assert_nothing_added(&before, "after the refusals");
     assert_no_cgroups_left(&leaf, "refused cgroup parents");
 }
 
@@ -467,7 +453,7 @@ fn a_build_cgroup_that_cannot_be_prepared_refuses_the_build() {
         assert!(t.contains("not below a cgroup"), "{cli}: {t}");
         assert!(t.contains("allow_uncapped_builds"), "{cli}: {t}");
     }
-    assert_eq!(daemon_state(), before);
+    assert_nothing_added(&before, "after the refusals");
     assert!(!dir.exists());
     drop(proxy);
     let proxy = start(

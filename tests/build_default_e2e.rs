@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    current_uid, daemon_socket, test_image, toml_str, wait_audit_record, wait_for, Cleanup, Docker,
-    Proxy, DEBIAN_DOCKER_CLI, SOCKWARDEN,
+    assert_nothing_added, current_uid, daemon_socket, daemon_state, test_image, toml_str,
+    wait_audit_record, wait_for, Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI, SOCKWARDEN,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -222,33 +222,6 @@ fn classic_clis(proxy: &Proxy) -> [(&'static str, Docker); 2] {
     ]
 }
 
-/// Names of every container and image the daemon holds.
-fn daemon_state() -> (String, String) {
-    let direct = Docker::new(&daemon_socket());
-    (
-        direct.ok_str(&["ps", "-a", "--format", "{{.Names}}"]),
-        direct.ok_str(&[
-            "images",
-            "-a",
-            "--format",
-            "{{.ID}} {{.Repository}}:{{.Tag}}",
-        ]),
-    )
-}
-
-/// No container or image in `after` that was not in `before`. Only additions count: a
-/// container an earlier test left may still be going away meanwhile.
-fn assert_nothing_added(before: &(String, String), after: &(String, String), case: &str) {
-    for (what, was, now) in [
-        ("containers", &before.0, &after.0),
-        ("images", &before.1, &after.1),
-    ] {
-        let was: std::collections::BTreeSet<&str> = was.lines().collect();
-        let added: Vec<&str> = now.lines().filter(|l| !was.contains(l)).collect();
-        assert!(added.is_empty(), "{case}: {what} added: {added:?}");
-    }
-}
-
 fn record_for_tag(proxy: &Proxy, tag: &str) -> Value {
     wait_audit_record(&audit_path(proxy), T, |r| {
         r["operation"] == "image.build"
@@ -365,7 +338,7 @@ fn a_classic_build_that_cannot_be_capped_is_refused_saying_what_to_set() {
                 }
             }
         }
-        assert_nothing_added(&before, &daemon_state(), case);
+        assert_nothing_added(&before, case);
         assert!(build_cgroups_of(pid).is_empty(), "{case}");
         let records: Vec<Value> = support::audit_records(&audit_path(&proxy))
             .into_iter()

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    audit_records, current_uid, daemon_socket, http_request, test_image, toml_str, unique_name,
-    wait_audit_record, wait_for, Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI, SOCKWARDEN,
+    assert_nothing_added, audit_records, current_uid, daemon_socket, daemon_state, http_request,
+    test_image, toml_str, unique_name, wait_audit_record, wait_for, Cleanup, Docker, Proxy,
+    DEBIAN_DOCKER_CLI, SOCKWARDEN,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -104,20 +105,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     DAEMON
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Names of every container and image the daemon holds.
-fn daemon_state() -> (String, String) {
-    let direct = Docker::new(&daemon_socket());
-    (
-        direct.ok_str(&["ps", "-a", "--format", "{{.Names}}"]),
-        direct.ok_str(&[
-            "images",
-            "-a",
-            "--format",
-            "{{.ID}} {{.Repository}}:{{.Tag}}",
-        ]),
-    )
 }
 
 fn ping_ok(sock: &Path) -> bool {
@@ -240,10 +227,9 @@ fn trickling_connections_of_one_client_cannot_block_another() {
         ]);
         assert_eq!(out.trim(), "through");
         drop(conns);
-        assert_eq!(
-            daemon_state(),
-            before,
-            "{limits}: the trickled creates reached the daemon"
+        assert_nothing_added(
+            &before,
+            &format!("{limits}: the trickled creates reached the daemon"),
         );
     }
 }
@@ -303,11 +289,7 @@ fn a_stalled_body_is_cut_after_the_deadline() {
             "{what}: {r}"
         );
     }
-    assert_eq!(
-        daemon_state(),
-        before,
-        "a stalled request changed the daemon"
-    );
+    assert_nothing_added(&before, "a stalled request changed the daemon");
     // Legit: a body sent slowly but steadily (a pause shorter than the deadline) goes through.
     let name = unique_name("slow-body");
     let cleanup = Cleanup::new();
@@ -709,7 +691,7 @@ fn unsafe_daemon_defaults_are_written_explicitly() {
         let (code, text) = create("/v1.41", &body(extra), &unique_name("ns-bad"));
         assert_eq!(code, 403, "{extra}: {text}");
     }
-    assert_eq!(daemon_state(), before);
+    assert_nothing_added(&before, "after the refusals");
 }
 
 // ---- class 6: caps under the ci profile ------------------------------------------------------
@@ -783,11 +765,7 @@ fn ci_profile_caps_containers() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains(setting), "{cli} {args:?}: {err}");
         }
-        assert_eq!(
-            daemon_state(),
-            before,
-            "{cli}: a refused run changed the daemon"
-        );
+        assert_nothing_added(&before, &format!("{cli}: a refused run changed the daemon"));
     }
 }
 
@@ -897,7 +875,7 @@ fn classic_builds_get_the_memory_cap() {
             "{args:?}: {out:?}"
         );
     }
-    assert_eq!(daemon_state(), before);
+    assert_nothing_added(&before, "after the refusals");
 }
 
 /// Where the policy caps pids and does not acknowledge uncapped builds, classic builds are
@@ -944,7 +922,7 @@ fn builds_that_would_escape_a_pids_cap_are_refused_unless_acknowledged() {
     .unwrap();
     assert_eq!(status(&resp), 403, "{}", String::from_utf8_lossy(&resp));
     assert!(String::from_utf8_lossy(&resp).contains("allow_uncapped_builds"));
-    assert_eq!(daemon_state(), before);
+    assert_nothing_added(&before, "after the refusals");
     drop(proxy);
     let proxy = start("strict", &policy(true));
     let cleanup = Cleanup::new();

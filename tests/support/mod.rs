@@ -1141,3 +1141,33 @@ pub fn build_image_on(sock: &Path, tag: &str) {
         "build.sh prints the tag"
     );
 }
+
+/// The test daemon's container names and images (ID and name), to check with
+/// [`assert_nothing_added`] that a refused request made none.
+pub fn daemon_state() -> (String, String) {
+    let direct = Docker::new(&daemon_socket());
+    (
+        direct.ok_str(&["ps", "-a", "--format", "{{.Names}}"]),
+        direct.ok_str(&[
+            "images",
+            "-a",
+            "--format",
+            "{{.ID}} {{.Repository}}:{{.Tag}}",
+        ]),
+    )
+}
+
+/// No container or image exists now that was not in `before` ([`daemon_state`]). Only
+/// additions count: a container another test left may be going away meanwhile, which made
+/// whole-list comparisons fail now and then.
+pub fn assert_nothing_added(before: &(String, String), case: &str) {
+    let now = daemon_state();
+    for (what, was, is) in [
+        ("containers", &before.0, &now.0),
+        ("images", &before.1, &now.1),
+    ] {
+        let was: std::collections::BTreeSet<&str> = was.lines().collect();
+        let added: Vec<&str> = is.lines().filter(|l| !was.contains(l)).collect();
+        assert!(added.is_empty(), "{case}: {what} added: {added:?}");
+    }
+}
