@@ -28,8 +28,8 @@ mod tests;
 
 pub use error::{RouteError, RouteErrorKind};
 pub use normalize::{
-    check_content_type, escape_object, normalize, ApiVersion, Normalized, ALLOWED_METHODS,
-    MAX_PATH_LEN,
+    check_content_type, escape_object, normalize, readdressed, ApiVersion, Normalized,
+    ALLOWED_METHODS, MAX_PATH_LEN,
 };
 pub use operation::{classify, Operation};
 pub use query::Query;

@@ -34,7 +34,7 @@ use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
 use crate::reach;
 use crate::refusal::{Refusal, RefusalKind};
-use crate::route::{escape_object, BodyUse, Inspector, OperationInfo, Section};
+use crate::route::{BodyUse, Inspector, OperationInfo, Section};
 
 mod context;
 pub mod fetch;
@@ -441,21 +441,7 @@ fn address_by_id(
     else {
         return Ok(());
     };
-    let version = match normalized.version {
-        Some(_) => normalized
-            .raw_path
-            .split('/')
-            .nth(1)
-            .map(|v| format!("/{v}"))
-            .unwrap_or_default(),
-        None => String::new(),
-    };
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let target = format!("{version}{PREFIX}{id}{}{query}", escape_object(rest));
+    let target = crate::route::readdressed(normalized, parts.uri.query(), PREFIX, id, rest);
     parts.uri = target
         .parse()
         .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;

@@ -554,21 +554,7 @@ fn readdress(
     if name == id {
         return Ok(());
     }
-    let version = match normalized.version {
-        Some(_) => normalized
-            .raw_path
-            .split('/')
-            .nth(1)
-            .map(|v| format!("/{v}"))
-            .unwrap_or_default(),
-        None => String::new(),
-    };
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let target = format!("{version}{collection}{id}{}{query}", escape_object(rest));
+    let target = crate::route::readdressed(normalized, parts.uri.query(), collection, id, rest);
     retarget(parts, &target)
 }
 

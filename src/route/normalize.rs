@@ -377,6 +377,29 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), RouteError> {
     Ok(())
 }
 
+/// The request's path with its object (`rest` follows it) addressed as `collection` + `id`,
+/// keeping the client's `/vX.Y` prefix and query: how sockwarden re-addresses a request by
+/// an object's full ID.
+pub fn readdressed(
+    normalized: &Normalized,
+    query: Option<&str>,
+    collection: &str,
+    id: &str,
+    rest: &str,
+) -> String {
+    let version = match normalized.version {
+        Some(_) => normalized
+            .raw_path
+            .split('/')
+            .nth(1)
+            .map(|v| format!("/{v}"))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{version}{collection}{id}{}{query}", escape_object(rest))
+}
+
 /// Percent-encodes a route variable (an object name from [`super::Operation`]) for use in a
 /// path the proxy builds itself. `/` stays as is (names like `library/busybox` contain it and
 /// the daemon decodes `%2F` to the same name anyway); unreserved characters, `:` and `@` stay;
