@@ -11,13 +11,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::builds::{
+    build_context, build_record_for_tag, classic_clis, fork_dockerfile, output_text, serial,
+    started,
+};
 use support::{
     assert_nothing_added, current_uid, daemon_socket, daemon_state, test_image, toml_str,
-    unique_name, wait_audit_record, wait_for, Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI,
+    unique_name, wait_for, Cleanup, Proxy, DEBIAN_DOCKER_CLI,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -140,83 +143,11 @@ fn audit_path(proxy: &Proxy) -> PathBuf {
     proxy.dir.path().join("audit.log")
 }
 
-fn build_context(dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
-/// A RUN step that prints the memory limit it sees and how many of [`FORKS`] background
-/// `sleep`s it could start (counted without forking: a shell that cannot fork stops there).
-fn fork_dockerfile() -> String {
-    format!(
-        "FROM {}\nRUN echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || \
-         cat /sys/fs/cgroup/memory.max); \
-         sh -c 'i=0; while [ $i -lt {FORKS} ]; do sleep 60 & i=$((i+1)); echo $i > /tmp/n; done' \
-         2>/dev/null; read n < /tmp/n; echo started=$n\n",
-        test_image()
-    )
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The number after `started=` in a build's output.
-fn started(text: &str) -> u32 {
-    // The last one: the step's own command line (echoed by the classic builder) has one too.
-    text.rsplit("started=")
-        .next()
-        .filter(|_| text.contains("started="))
-        .and_then(|r| {
-            r.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no started= in:\n{text}"))
-}
-
-/// The classic-build CLIs: docker 28 and 20.10, both with `DOCKER_BUILDKIT=0`.
-fn classic_clis(proxy: &Proxy) -> [(&'static str, Docker); 2] {
-    [
-        ("docker 28", proxy.docker().env("DOCKER_BUILDKIT", "0")),
-        (
-            "docker 20.10",
-            proxy
-                .docker()
-                .bin(DEBIAN_DOCKER_CLI)
-                .env("DOCKER_BUILDKIT", "0"),
-        ),
-    ]
-}
-
 /// Whether a recorded query names a cgroup parent (the 20.10 CLI sends an empty one).
 fn names_cgroup_parent(r: &Value) -> bool {
     r["query"]["cgroupparent"]
         .as_array()
         .is_some_and(|v| v.iter().any(|p| p.as_str().is_some_and(|p| !p.is_empty())))
-}
-
-fn record_for_tag(proxy: &Proxy, tag: &str) -> Value {
-    wait_audit_record(&audit_path(proxy), T, |r| {
-        r["operation"] == "image.build"
-            && r["objects"]["image"]
-                .as_str()
-                .is_some_and(|i| i.contains(tag))
-    })
-}
-
-/// The tests compare the daemon's containers and images before and after, and fork up to a
-/// cap: one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static DAEMON: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    DAEMON
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A fork bomb in a classic build's RUN step stops at the policy's pids cap (both CLIs), without
@@ -236,17 +167,17 @@ fn a_fork_bomb_in_a_classic_build_stops_at_the_pids_cap() {
         Some(&dir),
     );
     let cleanup = Cleanup::new();
-    let ctx = build_context(&fork_dockerfile());
+    let ctx = build_context(&fork_dockerfile(&test_image(), FORKS, 60));
     let path = ctx.path().to_str().unwrap().to_owned();
     for (cli, docker) in classic_clis(&proxy) {
         let tag = cleanup.image("bcg");
         let out = docker.run(&["build", "--no-cache", "-t", &tag, &path]);
-        let text = text(&out);
+        let text = output_text(&out);
         assert!(out.status.success(), "{cli}: {text}");
         assert!(text.contains("mem=1073741824"), "{cli}: {text}");
         let n = started(&text);
         assert!((5..=PIDS).contains(&n), "{cli}: started {n}\n{text}");
-        let r = record_for_tag(&proxy, &tag);
+        let r = build_record_for_tag(&audit_path(&proxy), &tag, T);
         let parent = r["query"]["cgroupparent"][0].as_str().unwrap_or("");
         assert!(
             parent.starts_with(&format!("/{leaf}/b")),
@@ -271,10 +202,10 @@ fn a_fork_bomb_in_a_classic_build_stops_at_the_pids_cap() {
             .docker()
             .env("DOCKER_BUILDKIT", "0")
             .run(&["build", "--no-cache", "-t", &tag, &path]);
-    let text = text(&out);
+    let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     assert_eq!(started(&text), FORKS, "{text}");
-    let r = record_for_tag(&proxy, &tag);
+    let r = build_record_for_tag(&audit_path(&proxy), &tag, T);
     assert!(!names_cgroup_parent(&r), "{r}");
 }
 
@@ -305,8 +236,12 @@ fn failed_refused_and_abandoned_builds_leave_no_cgroup() {
             &tag,
             failing.path().to_str().unwrap(),
         ]);
-        assert!(!out.status.success(), "{cli}: {}", text(&out));
-        assert!(text(&out).contains("failing"), "{cli}: {}", text(&out));
+        assert!(!out.status.success(), "{cli}: {}", output_text(&out));
+        assert!(
+            output_text(&out).contains("failing"),
+            "{cli}: {}",
+            output_text(&out)
+        );
         assert_no_cgroups_left(&leaf, &format!("{cli} failed build"));
         // Refused by the inspector after the cgroup was made: nothing built, nothing left.
         let before = daemon_state();
@@ -320,9 +255,9 @@ fn failed_refused_and_abandoned_builds_leave_no_cgroup() {
         ]);
         assert!(!out.status.success());
         assert!(
-            text(&out).contains("max_memory_bytes"),
+            output_text(&out).contains("max_memory_bytes"),
             "{cli}: {}",
-            text(&out)
+            output_text(&out)
         );
         assert_nothing_added(&before, cli);
         assert_no_cgroups_left(&leaf, &format!("{cli} refused build"));
@@ -386,9 +321,9 @@ fn a_clients_own_cgroup_parent_is_still_refused() {
             ]);
             assert!(!out.status.success(), "{cli} {parent}");
             assert!(
-                text(&out).contains("allow_cgroup_parent"),
+                output_text(&out).contains("allow_cgroup_parent"),
                 "{cli} {parent}: {}",
-                text(&out)
+                output_text(&out)
             );
         }
     }
@@ -410,15 +345,15 @@ fn builds_under_a_policy_without_caps_are_unchanged() {
                   allow_dangerous = [\"image.build\"]\n";
     let proxy = start("open", policy, Some(&dir));
     let cleanup = Cleanup::new();
-    let ctx = build_context(&fork_dockerfile());
+    let ctx = build_context(&fork_dockerfile(&test_image(), FORKS, 60));
     let path = ctx.path().to_str().unwrap().to_owned();
     for (cli, docker) in classic_clis(&proxy) {
         let tag = cleanup.image("bcg-open");
         let out = docker.run(&["build", "--no-cache", "-t", &tag, &path]);
-        let text = text(&out);
+        let text = output_text(&out);
         assert!(out.status.success(), "{cli}: {text}");
         assert_eq!(started(&text), FORKS, "{cli}: {text}");
-        let r = record_for_tag(&proxy, &tag);
+        let r = build_record_for_tag(&audit_path(&proxy), &tag, T);
         assert!(!names_cgroup_parent(&r), "{cli}: {r}");
         assert!(
             r.get("defaults_applied")
@@ -447,7 +382,7 @@ fn a_build_cgroup_that_cannot_be_prepared_refuses_the_build() {
     let before = daemon_state();
     for (cli, docker) in classic_clis(&proxy) {
         let out = docker.run(&["build", "-t", "sw-bcg-unprepared:1", &path]);
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(!out.status.success(), "{cli}: {t}");
         assert!(t.contains("could not be prepared"), "{cli}: {t}");
         assert!(t.contains("not below a cgroup"), "{cli}: {t}");
@@ -485,7 +420,8 @@ fn buildkit_ignores_the_cgroup_parent() {
     let _dirs = CgroupDirs(leaf.clone());
     let policy = "[policy.bk]\nprofile = \"ci\"\nallow = [\"build.session\"]\n\
                   allow_dangerous = [\"build.session\"]\n\n[policy.bk.container]\n\n\
-                  [policy.bk.build]\nallow_buildkit = true\nallow_cgroup_parent = true\n";
+                  [policy.bk.build]\nallow_buildkit = true\nallow_cgroup_parent = true\n\
+                  allow_uncapped_builds = true\n";
     let proxy = start("bk", policy, None);
     let cleanup = Cleanup::new();
     let ctx = build_context(&format!(
@@ -503,19 +439,18 @@ fn buildkit_ignores_the_cgroup_parent() {
             "--progress",
             "plain",
             "--no-cache",
+            // The test daemon has no bridge network; BuildKit's RUN uses it by default.
+            "--network",
+            "none",
             "--cgroup-parent",
             &parent,
             "-t",
             &tag,
             ctx.path().to_str().unwrap(),
         ]);
-    let t = text(&out);
-    if !out.status.success() {
-        // BuildKit cannot run here (no registry for its frontend, say): nothing to measure.
-        eprintln!("BuildKit build did not run; not measured:\n{t}");
-        return;
-    }
-    let r = record_for_tag(&proxy, &tag);
+    let t = output_text(&out);
+    assert!(out.status.success(), "BuildKit build failed:\n{t}");
+    let r = build_record_for_tag(&audit_path(&proxy), &tag, T);
     assert_eq!(r["query"]["version"][0], "2", "{r}");
     assert_eq!(r["query"]["cgroupparent"][0], parent.as_str(), "{r}");
     let cgroups: String = t
@@ -558,7 +493,7 @@ fn explain_shows_the_build_cgroup() {
             .output()
             .unwrap();
         serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+            .unwrap_or_else(|e| panic!("{e}: {}", output_text(&out)))
     };
     let placed = explain(Some(&dir));
     let applied = placed["defaults_applied"].to_string();

@@ -13,13 +13,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::builds::{
+    build_context, build_record_for_tag, classic_clis, fork_dockerfile, output_text, serial,
+    started,
+};
 use support::{
-    assert_nothing_added, current_uid, daemon_socket, daemon_state, test_image, toml_str,
-    wait_audit_record, wait_for, Cleanup, Docker, Proxy, DEBIAN_DOCKER_CLI, SOCKWARDEN,
+    assert_nothing_added, current_uid, daemon_socket, daemon_state, test_image, toml_str, wait_for,
+    Cleanup, Proxy, SOCKWARDEN,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -169,81 +172,11 @@ fn audit_path(proxy: &Proxy) -> PathBuf {
     proxy.dir.path().join("audit.log")
 }
 
-fn build_context(dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
-/// A RUN step that prints the memory limit it sees and how many of [`FORKS`] background
-/// `sleep`s it could start (counted without forking: a shell that cannot fork stops there).
-fn fork_dockerfile() -> String {
-    format!(
-        "FROM {}\nRUN echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || \
-         cat /sys/fs/cgroup/memory.max); \
-         sh -c 'i=0; while [ $i -lt {FORKS} ]; do sleep 30 & i=$((i+1)); echo $i > /tmp/n; done' \
-         2>/dev/null; read n < /tmp/n; echo started=$n\n",
-        test_image()
-    )
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The number after the last `started=` in a build's output.
-fn started(text: &str) -> u32 {
-    text.rsplit("started=")
-        .next()
-        .filter(|_| text.contains("started="))
-        .and_then(|r| {
-            r.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no started= in:\n{text}"))
-}
-
-/// The classic-build CLIs: docker 28 and 20.10, both with `DOCKER_BUILDKIT=0`.
-fn classic_clis(proxy: &Proxy) -> [(&'static str, Docker); 2] {
-    [
-        ("docker 28", proxy.docker().env("DOCKER_BUILDKIT", "0")),
-        (
-            "docker 20.10",
-            proxy
-                .docker()
-                .bin(DEBIAN_DOCKER_CLI)
-                .env("DOCKER_BUILDKIT", "0"),
-        ),
-    ]
-}
-
-fn record_for_tag(proxy: &Proxy, tag: &str) -> Value {
-    wait_audit_record(&audit_path(proxy), T, |r| {
-        r["operation"] == "image.build"
-            && r["objects"]["image"]
-                .as_str()
-                .is_some_and(|i| i.contains(tag))
-    })
-}
-
-/// The tests fork up to a cap and compare the daemon's state: one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static DAEMON: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    DAEMON
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Runs the fork build with both CLIs through `proxy` and checks it stopped at the ci cap in
 /// a build cgroup of `proxy`'s own, recorded, and removed afterwards.
 fn assert_fork_bomb_capped(proxy: &Proxy, what: &str) {
     let cleanup = Cleanup::new();
-    let ctx = build_context(&fork_dockerfile());
+    let ctx = build_context(&fork_dockerfile(&test_image(), FORKS, 30));
     let path = ctx.path().to_str().unwrap().to_owned();
     let pid = proxy.pid();
     for (cli, docker) in classic_clis(proxy) {
@@ -255,7 +188,7 @@ fn assert_fork_bomb_capped(proxy: &Proxy, what: &str) {
             &tag,
             &path,
         ]);
-        let text = text(&out);
+        let text = output_text(&out);
         assert!(out.status.success(), "{what} {cli}: {text}");
         assert!(text.contains("mem=2147483648"), "{what} {cli}: {text}");
         let n = started(&text);
@@ -263,7 +196,7 @@ fn assert_fork_bomb_capped(proxy: &Proxy, what: &str) {
             (5..=CI_PIDS).contains(&n),
             "{what} {cli}: started {n} of {FORKS}\n{text}"
         );
-        let r = record_for_tag(proxy, &tag);
+        let r = build_record_for_tag(&audit_path(proxy), &tag, T);
         assert_eq!(r["decision"], "allow", "{what} {cli}: {r}");
         let parent = r["query"]["cgroupparent"][0].as_str().unwrap_or("");
         assert!(
@@ -321,7 +254,7 @@ fn a_classic_build_that_cannot_be_capped_is_refused_saying_what_to_set() {
                     "sw-bdf-refused:1",
                     ctx.path().to_str().unwrap(),
                 ]);
-                let t = text(&out);
+                let t = output_text(&out);
                 assert!(!out.status.success(), "{case} {cli}: {t}");
                 assert!(t.contains("pids limit"), "{case} {cli}: {t}");
                 assert!(t.contains("build_cgroup = \"auto\""), "{case} {cli}: {t}");
@@ -389,7 +322,7 @@ fn check_warns_and_no_fs_reads_no_cgroups() {
             cmd.arg("--no-fs");
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", output_text(&out));
         let trace = std::fs::read_to_string(tmp.path().join("trace")).unwrap();
         let read_cgroups = trace.contains("mountinfo") || trace.contains(CGROUP_ROOT);
         (
@@ -434,7 +367,7 @@ fn explain_names_the_build_cgroup_setting() {
             .output()
             .unwrap();
         serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+            .unwrap_or_else(|e| panic!("{e}: {}", output_text(&out)))
     };
     let placed = explain("");
     assert_eq!(placed["decision"], "allow", "{placed}");

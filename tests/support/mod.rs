@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod builds;
+
 /// The proxy binary under test.
 pub const SOCKWARDEN: &str = env!("CARGO_BIN_EXE_sockwarden");
 
