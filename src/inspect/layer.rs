@@ -36,8 +36,12 @@ use crate::reach;
 use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{BodyUse, Inspector, OperationInfo, Section};
 
+mod build_query;
 mod context;
 pub mod fetch;
+
+pub use build_query::rewritten_build_query;
+use build_query::{apply_query_defaults, build_cgroup};
 
 pub use crate::body::INSPECT_LIMIT;
 
@@ -465,124 +469,169 @@ async fn inspect_request(
     build_cgroups: Option<&Arc<BuildCgroups>>,
 ) -> Result<(Inspected, Option<BuildCgroup>), ProxyError> {
     let (parts, body) = request.into_parts();
-    let Some(authorized) = parts.extensions.get::<Authorized>() else {
+    let Some(authorized) = parts.extensions.get::<Authorized>().cloned() else {
         return Err(ProxyError::BadRequest("request was not authorized".into()));
     };
     let trail = parts.extensions.get::<Arc<Trail>>().cloned();
-    if matches!(check, Check::Query | Check::Fetch) {
-        let original = authorized.clone();
-        let mut parts = parts;
-        // A classic build under a pids cap gets its own cgroup, written into the query.
-        let cgroup = match build_cgroup(&original, build_cgroups, lookup).await {
-            Ok(cgroup) => cgroup,
-            Err(violation) => match settle(&original, trail.as_deref(), Err(violation)) {
-                Ok(()) => None,
-                Err(refusal) => {
-                    body::drain_refused(body).await;
-                    return Err(refusal);
-                }
-            },
-        };
-        // Enforced limits rewrite the query first; the rewritten query is inspected and sent.
-        let rewrite = apply_query_defaults(&mut parts, trail.as_deref(), cgroup.as_ref());
-        let authorized = match rewrite {
-            Ok(Some(rewritten)) => rewritten,
-            Ok(None) => original,
-            Err(error) => {
-                body::drain_refused(body).await;
-                return Err(error);
-            }
-        };
-        let authorized = &authorized;
-        let judged = match check {
-            Check::Query => judge(authorized, trail.as_deref(), &[]).map(|(_, names)| names),
-            _ => Ok(None),
-        };
-        let judged = match judged {
-            Ok(names) => judge_names(authorized, trail.as_deref(), None, names).await,
-            Err(e) => Err(e),
-        };
-        if let Err(refusal) = judged {
-            // The client may still be sending its body (a build context): read it first, as
-            // every other refusal does, so that it reads the 403 instead of a broken pipe.
-            body::drain_refused(body).await;
-            return Err(refusal);
+    match check {
+        Check::Query | Check::Fetch => {
+            inspect_streamed(parts, body, check, authorized, trail, lookup, build_cgroups).await
         }
-        if context::unscannable_under_isolation(authorized)
-            && parts.extensions.get::<crate::isolation::Tenant>().is_some()
-        {
-            // Isolation must see the images a classic build uses; a context the daemon
-            // fetches itself has a Dockerfile sockwarden never reads. Enforced in either mode.
-            body::drain_refused(body).await;
-            return Err(refusal(
-                authorized,
-                &inspect::Violation {
-                    field: "remote".into(),
-                    reason: "a remote build context's Dockerfile cannot be read, so the images it builds from cannot be checked (isolation)"
-                        .into(),
-                    setting: None,
-                    value: None,
-                },
-            ));
+        Check::Empty => {
+            let bytes = read_limited(body).await?;
+            inspect_empty(parts, &bytes, &authorized, trail.as_deref()).await
         }
-        if context::scans(authorized) {
-            let tenancy = parts
-                .extensions
-                .get::<crate::isolation::Tenant>()
-                .map(|tenant| context::TenantImages {
-                    lookup: lookup.clone(),
-                    label: parts
-                        .extensions
-                        .get::<Caller>()
-                        .map(|c| c.runtime.authority.owner_label().clone())
-                        .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL)),
-                    tenant: tenant.clone(),
-                });
-            let (upstream, pump) = context::stream(body, authorized, trail, tenancy);
-            return Ok((
-                Inspected::Streaming(Request::from_parts(parts, upstream), Box::pin(pump)),
-                cgroup,
-            ));
+        Check::Body | Check::NoBody => {
+            let bytes = read_limited(body).await?;
+            inspect_body(parts, bytes, check, &authorized, trail.as_deref(), lookup).await
         }
-        return Ok((Inspected::Ready(Request::from_parts(parts, body)), cgroup));
     }
-    let bytes = read_limited(body).await?;
-    if check == Check::Empty {
-        if !bytes.is_empty() {
-            return Err(ProxyError::BadRequest(format!(
-                "{} takes no request body, and this one has {} bytes",
-                authorized.operation.name,
-                bytes.len()
-            )));
+}
+
+/// A request whose query is judged and whose body streams (a build context, an archive):
+/// a classic build's cgroup and enforced limits rewrite the query first; a build context is
+/// scanned as it streams to the daemon.
+async fn inspect_streamed(
+    parts: http::request::Parts,
+    body: ProxyBody,
+    check: Check,
+    original: Authorized,
+    trail: Option<Arc<Trail>>,
+    lookup: &Lookup,
+    build_cgroups: Option<&Arc<BuildCgroups>>,
+) -> Result<(Inspected, Option<BuildCgroup>), ProxyError> {
+    let mut parts = parts;
+    // A classic build under a pids cap gets its own cgroup, written into the query.
+    let cgroup = match build_cgroup(&original, build_cgroups, lookup).await {
+        Ok(cgroup) => cgroup,
+        Err(violation) => match settle(&original, trail.as_deref(), Err(violation)) {
+            Ok(()) => None,
+            Err(refusal) => {
+                body::drain_refused(body).await;
+                return Err(refusal);
+            }
+        },
+    };
+    // Enforced limits rewrite the query first; the rewritten query is inspected and sent.
+    let rewrite = apply_query_defaults(&mut parts, trail.as_deref(), cgroup.as_ref());
+    let authorized = match rewrite {
+        Ok(Some(rewritten)) => rewritten,
+        Ok(None) => original,
+        Err(error) => {
+            body::drain_refused(body).await;
+            return Err(error);
         }
-        // A tag writes an image name: its query is checked too.
-        let names = match authorized.operation.info.writes_image {
-            Some(_) => judge(authorized, trail.as_deref(), &[])?.1,
-            None => None,
-        };
-        judge_names(authorized, trail.as_deref(), None, names).await?;
-        return Ok((
-            Inspected::Ready(Request::from_parts(parts, body::empty())),
-            None,
+    };
+    let authorized = &authorized;
+    let judged = match check {
+        Check::Query => judge(authorized, trail.as_deref(), &[]).map(|(_, names)| names),
+        _ => Ok(None),
+    };
+    let judged = match judged {
+        Ok(names) => judge_names(authorized, trail.as_deref(), None, names).await,
+        Err(e) => Err(e),
+    };
+    if let Err(refusal) = judged {
+        // The client may still be sending its body (a build context): read it first, as
+        // every other refusal does, so that it reads the 403 instead of a broken pipe.
+        body::drain_refused(body).await;
+        return Err(refusal);
+    }
+    if context::unscannable_under_isolation(authorized)
+        && parts.extensions.get::<crate::isolation::Tenant>().is_some()
+    {
+        // Isolation must see the images a classic build uses; a context the daemon
+        // fetches itself has a Dockerfile sockwarden never reads. Enforced in either mode.
+        body::drain_refused(body).await;
+        return Err(refusal(
+            authorized,
+            &inspect::Violation {
+                field: "remote".into(),
+                reason: "a remote build context's Dockerfile cannot be read, so the images it builds from cannot be checked (isolation)"
+                    .into(),
+                setting: None,
+                value: None,
+            },
         ));
     }
+    if context::scans(authorized) {
+        let tenancy = tenant_images(&parts.extensions, lookup);
+        let (upstream, pump) = context::stream(body, authorized, trail, tenancy);
+        return Ok((
+            Inspected::Streaming(Request::from_parts(parts, upstream), Box::pin(pump)),
+            cgroup,
+        ));
+    }
+    Ok((Inspected::Ready(Request::from_parts(parts, body)), cgroup))
+}
+
+/// Under isolation, what a build context's scan needs to check the images its Dockerfile
+/// uses: the tenant and the owner label.
+fn tenant_images(extensions: &http::Extensions, lookup: &Lookup) -> Option<context::TenantImages> {
+    let tenant = extensions.get::<crate::isolation::Tenant>()?;
+    Some(context::TenantImages {
+        lookup: lookup.clone(),
+        label: extensions
+            .get::<Caller>()
+            .map(|c| c.runtime.authority.owner_label().clone())
+            .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL)),
+        tenant: tenant.clone(),
+    })
+}
+
+/// A request that takes no body: refused if it has one; a tag's query is judged.
+async fn inspect_empty(
+    parts: http::request::Parts,
+    bytes: &Bytes,
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+) -> Result<(Inspected, Option<BuildCgroup>), ProxyError> {
+    if !bytes.is_empty() {
+        return Err(ProxyError::BadRequest(format!(
+            "{} takes no request body, and this one has {} bytes",
+            authorized.operation.name,
+            bytes.len()
+        )));
+    }
+    // A tag writes an image name: its query is checked too.
+    let names = match authorized.operation.info.writes_image {
+        Some(_) => judge(authorized, trail, &[])?.1,
+        None => None,
+    };
+    judge_names(authorized, trail, None, names).await?;
+    Ok((
+        Inspected::Ready(Request::from_parts(parts, body::empty())),
+        None,
+    ))
+}
+
+/// A request whose JSON body is read whole, rewritten by enforced defaults, judged, checked
+/// against the daemon's state (a create's host paths), and forwarded as exactly those bytes.
+async fn inspect_body(
+    parts: http::request::Parts,
+    bytes: Bytes,
+    check: Check,
+    authorized: &Authorized,
+    trail: Option<&Trail>,
+    lookup: &Lookup,
+) -> Result<(Inspected, Option<BuildCgroup>), ProxyError> {
     if check == Check::Body && !bytes.is_empty() {
         require_json(&parts.headers)?;
     }
-    if let Some(trail) = trail.as_deref().filter(|t| t.wants_body()) {
+    if let Some(trail) = trail.filter(|t| t.wants_body()) {
         trail.note_body(&bytes);
     }
     // Enforced defaults rewrite the body first; the rewritten bytes are inspected and sent.
     let bytes = match apply_defaults(authorized, &bytes) {
         Some((rewritten, applied)) => {
-            if let Some(trail) = trail.as_deref() {
+            if let Some(trail) = trail {
                 trail.note_defaults(applied);
             }
             Bytes::from(rewritten)
         }
         None => bytes,
     };
-    let (summary, names) = judge(authorized, trail.as_deref(), &bytes)?;
+    let (summary, names) = judge(authorized, trail, &bytes)?;
     // A service's image, for the fetch rule.
     let image = summary.as_ref().and_then(|s| s.image.clone());
     if let Some(summary) = summary
@@ -591,9 +640,9 @@ async fn inspect_request(
         let writable = writable_sources(&parts.extensions);
         let rules = &authorized.policy.inspect;
         let checked = reach::check_create(&bytes, &summary, rules, &writable, lookup).await;
-        settle(authorized, trail.as_deref(), checked)?;
+        settle(authorized, trail, checked)?;
     }
-    judge_names(authorized, trail.as_deref(), image.as_deref(), names).await?;
+    judge_names(authorized, trail, image.as_deref(), names).await?;
     // Under isolation, the networks the body names (as judged) go to the daemon as full IDs.
     let bytes = match parts
         .extensions
@@ -614,147 +663,6 @@ async fn inspect_request(
         Inspected::Ready(Request::from_parts(parts, body::boxed(Full::new(bytes)))),
         None,
     ))
-}
-
-/// The cgroup a classic build gets for the policy's pids cap (see `crate::buildcgroup`):
-/// `Ok(None)` when the build needs none or `[upstream] build_cgroup = "off"` (then the
-/// inspector refuses it unless `allow_uncapped_builds`). A cgroup that cannot be prepared
-/// refuses the build, naming why, unless `allow_uncapped_builds` (then it goes on without,
-/// as it would without the setting, and the reason is logged).
-async fn build_cgroup(
-    authorized: &Authorized,
-    build_cgroups: Option<&Arc<BuildCgroups>>,
-    lookup: &Lookup,
-) -> Result<Option<BuildCgroup>, inspect::Violation> {
-    let rules = &authorized.policy.inspect;
-    let query = authorized.normalized.query.pairs();
-    let (Some(cgroups), Some(pids)) = (build_cgroups, inspect::build_pids(&rules.container)) else {
-        return Ok(None);
-    };
-    if !authorized.policy.inspection
-        || authorized.operation.info.inspector() != Some(Inspector::Build)
-        || !inspect::wants_build_cgroup(query, &rules.container)
-    {
-        return Ok(None);
-    }
-    let prepared = match lookup.info().await {
-        Ok(info) => cgroups.prepare(pids, &info),
-        Err(e) => Err(e.to_string()),
-    };
-    match prepared {
-        Ok(cgroup) => Ok(Some(cgroup)),
-        Err(reason) if rules.build.allow_uncapped_builds => {
-            tracing::warn!(
-                client = %authorized.client,
-                %reason,
-                "a classic build runs without the pids limit (allow_uncapped_builds): its \
-                 cgroup could not be prepared"
-            );
-            Ok(None)
-        }
-        Err(reason) => {
-            let place = match cgroups.setting() {
-                crate::buildcgroup::Setting::Dir(dir) => format!("in {}", dir.display()),
-                setting => format!("(build_cgroup = \"{setting}\")"),
-            };
-            Err(inspect::Violation {
-                field: "(build)".into(),
-                reason: format!(
-                    "the cgroup that gives this build's RUN containers the policy's pids limit \
-                     could not be prepared {place}: {reason}. {}",
-                    inspect::UNCAPPED_BUILD_FIX
-                ),
-                setting: Some("build_cgroup".into()),
-                value: None,
-            })
-        }
-    }
-}
-
-/// The policy's container limits written into a build's query (see
-/// [`inspect::build_defaults`]): the request's target is replaced, and the [`Authorized`]
-/// that inner layers and the audit record read describes the rewritten query. `Ok(None)` when
-/// nothing is written.
-fn apply_query_defaults(
-    parts: &mut http::request::Parts,
-    trail: Option<&Trail>,
-    cgroup: Option<&BuildCgroup>,
-) -> Result<Option<Authorized>, ProxyError> {
-    let Some(authorized) = parts.extensions.get::<Authorized>() else {
-        return Ok(None);
-    };
-    let placed = cgroup.map(|c| (c.name(), c.pids()));
-    let Some((uri, normalized, applied)) = rewritten_build_query(authorized, &parts.uri, placed)?
-    else {
-        return Ok(None);
-    };
-    let rewritten = Authorized {
-        normalized: Arc::new(normalized),
-        build_cgroup: placed.map(|(name, _)| Arc::from(name)),
-        ..authorized.clone()
-    };
-    if let Some(trail) = trail {
-        trail.note_request(rewritten.normalized.clone(), rewritten.operation.clone());
-        trail.note_defaults(applied);
-    }
-    parts.uri = uri;
-    parts.extensions.insert(rewritten.clone());
-    Ok(Some(rewritten))
-}
-
-/// The build query with the policy's limits written in: the new target, how the daemon reads
-/// it, and what was written (`memory=2147483648`); `None` when nothing applies. A parameter
-/// written replaces the query's own occurrences of it (which are unset: empty or 0), so the
-/// daemon reads exactly the value inspected. `cgroup`: the build's own cgroup and its
-/// `pids.max`, written as `cgroupparent` (recorded as `cgroupparent=...` and `pids.max=N`).
-/// Also used by `explain`.
-pub fn rewritten_build_query(
-    authorized: &Authorized,
-    uri: &http::Uri,
-    cgroup: Option<(&str, i64)>,
-) -> Result<Option<(http::Uri, crate::route::Normalized, Vec<String>)>, ProxyError> {
-    if !authorized.policy.inspection
-        || authorized.operation.info.inspector() != Some(Inspector::Build)
-    {
-        return Ok(None);
-    }
-    let rules = &authorized.policy.inspect;
-    let mut additions = inspect::build_defaults(
-        authorized.normalized.query.pairs(),
-        &rules.build,
-        &rules.container,
-    );
-    if let Some((name, _)) = cgroup {
-        additions.push(("cgroupparent", name.to_owned()));
-    }
-    if additions.is_empty() {
-        return Ok(None);
-    }
-    let mut pieces: Vec<String> = Vec::new();
-    for piece in uri.query().unwrap_or("").split('&') {
-        if piece.is_empty() {
-            continue;
-        }
-        let replaced = crate::route::Query::parse(piece)
-            .ok()
-            .and_then(|q| q.pairs().first().map(|(k, _)| k.clone()))
-            .is_some_and(|key| additions.iter().any(|(k, _)| *k == key));
-        if !replaced {
-            pieces.push(piece.to_owned());
-        }
-    }
-    let mut applied: Vec<String> = additions.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    pieces.extend(applied.iter().cloned());
-    if let Some((_, pids)) = cgroup {
-        applied.push(format!("pids.max={pids}"));
-    }
-    let target = format!("{}?{}", uri.path(), pieces.join("&"));
-    let uri: http::Uri = target
-        .parse()
-        .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
-    let normalized = crate::route::normalize(&authorized.method, &uri)
-        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-    Ok(Some((uri, normalized, applied)))
 }
 
 /// The policy's enforced defaults (resource limits a create leaves unset) applied to the body:
