@@ -126,6 +126,7 @@ pub(super) async fn network_connect(
 }
 
 /// A named volume a container create uses, and how it would be created.
+#[derive(Clone)]
 struct VolumeUse {
     name: String,
     labels: Vec<(String, String)>,
@@ -150,11 +151,50 @@ pub(super) async fn container_create(
         }
     }
     let mut host = top.child("HostConfig", "HostConfig").map_err(bad)?;
-    let mut host_changed = false;
     // The tenant's networks it names, pinned to their full IDs after inspection.
     let mut pins = PinnedNetworks::default();
+    let host_changed = pin_joined(isolating, &mut host, &mut pins).await?;
+    pin_endpoints(isolating, &mut top, &mut pins).await?;
+    let to_create = volumes_to_create(isolating, &named_volumes(isolating, &host)?).await?;
 
-    // Containers it joins or reads from.
+    // Quotas, then the volumes.
+    if let Some(limit) = isolating.authorized.policy.max_containers {
+        let have = owners(isolating)
+            .own_containers()
+            .await
+            .map_err(unchecked)?
+            .len() as u64;
+        if have >= limit {
+            return Err(isolating.refuse(Isolated::Quota {
+                kind: ObjectKind::Container,
+                limit,
+            }));
+        }
+    }
+    volume_quota(isolating, to_create.len() as u64).await?;
+    for volume in to_create {
+        create_volume(isolating, &volume).await?;
+    }
+
+    if host_changed {
+        top.set_object("HostConfig", &host).map_err(bad)?;
+    }
+    if pins.mode.is_some() || !pins.endpoints.is_empty() {
+        parts.extensions.insert(pins);
+    }
+    top.to_vec().map_err(bad)
+}
+
+/// The containers a create's `HostConfig` joins or reads from (`VolumesFrom`, `Links`,
+/// `container:X` modes) held to the tenant's and rewritten to their full IDs; a
+/// `NetworkMode` naming a network is pinned. Whether `host` changed.
+async fn pin_joined(
+    isolating: &Isolating,
+    host: &mut Members,
+    pins: &mut PinnedNetworks,
+) -> Result<bool, ProxyError> {
+    let bad = |p: JsonProblem| json_refusal(isolating, p);
+    let mut changed = false;
     let volumes_from =
         json::strings(host.get("VolumesFrom"), "HostConfig.VolumesFrom").map_err(bad)?;
     if !volumes_from.is_empty() {
@@ -171,18 +211,15 @@ pub(super) async fn container_create(
             });
         }
         host.set("VolumesFrom", json::to_raw(&rewritten).map_err(bad)?);
-        host_changed = true;
+        changed = true;
     }
     let links = json::strings(host.get("Links"), "HostConfig.Links").map_err(bad)?;
     if !links.is_empty() {
-        let mut rewritten = Vec::with_capacity(links.len());
-        for link in &links {
-            let (name, alias) = link_parts(link);
-            let id = own_container(isolating, &name).await?;
-            rewritten.push(format!("{id}:{alias}"));
-        }
-        host.set("Links", json::to_raw(&rewritten).map_err(bad)?);
-        host_changed = true;
+        host.set(
+            "Links",
+            json::to_raw(&own_links(isolating, &links).await?).map_err(bad)?,
+        );
+        changed = true;
     }
     for field in [
         "NetworkMode",
@@ -202,7 +239,7 @@ pub(super) async fn container_create(
                 field,
                 json::to_raw(&format!("container:{id}")).map_err(bad)?,
             );
-            host_changed = true;
+            changed = true;
         } else if field == "NetworkMode"
             && !mode.is_empty()
             && !SHARED_NETWORKS.contains(&mode.as_str())
@@ -212,8 +249,28 @@ pub(super) async fn container_create(
             pins.mode = Some((mode.clone(), id));
         }
     }
+    Ok(changed)
+}
 
-    // Networks it joins, and the containers linked there (by full ID).
+/// Links (`name:alias`) to the tenant's containers, as `full-id:alias`.
+async fn own_links(isolating: &Isolating, links: &[String]) -> Result<Vec<String>, ProxyError> {
+    let mut ids = Vec::with_capacity(links.len());
+    for link in links {
+        let (name, alias) = link_parts(link);
+        let id = own_container(isolating, &name).await?;
+        ids.push(format!("{id}:{alias}"));
+    }
+    Ok(ids)
+}
+
+/// The networks a create joins (`NetworkingConfig.EndpointsConfig`) held to the tenant's and
+/// pinned, and the containers linked there rewritten to their full IDs.
+async fn pin_endpoints(
+    isolating: &Isolating,
+    top: &mut Members,
+    pins: &mut PinnedNetworks,
+) -> Result<(), ProxyError> {
+    let bad = |p: JsonProblem| json_refusal(isolating, p);
     let mut networking = top
         .child("NetworkingConfig", "NetworkingConfig")
         .map_err(bad)?;
@@ -252,13 +309,10 @@ pub(super) async fn container_create(
             rewritten.0.push((network, settings));
             continue;
         }
-        let mut ids = Vec::with_capacity(links.len());
-        for link in &links {
-            let (name, alias) = link_parts(link);
-            let id = own_container(isolating, &name).await?;
-            ids.push(format!("{id}:{alias}"));
-        }
-        members.set("Links", json::to_raw(&ids).map_err(bad)?);
+        members.set(
+            "Links",
+            json::to_raw(&own_links(isolating, &links).await?).map_err(bad)?,
+        );
         links_changed = true;
         rewritten
             .0
@@ -271,8 +325,13 @@ pub(super) async fn container_create(
         top.set_object("NetworkingConfig", &networking)
             .map_err(bad)?;
     }
+    Ok(())
+}
 
-    // Named volumes: the tenant's, or created for it now.
+/// The named volumes a create's `Binds` and `Mounts` use; a mount's own owner label is
+/// refused.
+fn named_volumes(isolating: &Isolating, host: &Members) -> Result<Vec<VolumeUse>, ProxyError> {
+    let bad = |p: JsonProblem| json_refusal(isolating, p);
     let mut uses: Vec<VolumeUse> = Vec::new();
     let driver = json::string(host.get("VolumeDriver"), "HostConfig.VolumeDriver").map_err(bad)?;
     let custom_driver = driver
@@ -326,8 +385,18 @@ pub(super) async fn container_create(
             configured,
         });
     }
-    let mut to_create: Vec<&VolumeUse> = Vec::new();
-    for volume in &uses {
+    Ok(uses)
+}
+
+/// Of the named volumes a create uses, those the daemon would create implicitly (sockwarden
+/// creates them first, owned); another tenant's is refused, and so is a missing one the mount
+/// configures (a driver or options sockwarden does not create).
+async fn volumes_to_create(
+    isolating: &Isolating,
+    uses: &[VolumeUse],
+) -> Result<Vec<VolumeUse>, ProxyError> {
+    let mut to_create: Vec<VolumeUse> = Vec::new();
+    for volume in uses {
         if to_create.iter().any(|v| v.name == volume.name) {
             continue;
         }
@@ -348,36 +417,10 @@ pub(super) async fn container_create(
                     name: volume.name.clone(),
                 }))
             }
-            VolumeOwner::Missing => to_create.push(volume),
+            VolumeOwner::Missing => to_create.push(volume.clone()),
         }
     }
-
-    // Quotas, then the volumes.
-    if let Some(limit) = isolating.authorized.policy.max_containers {
-        let have = owners(isolating)
-            .own_containers()
-            .await
-            .map_err(unchecked)?
-            .len() as u64;
-        if have >= limit {
-            return Err(isolating.refuse(Isolated::Quota {
-                kind: ObjectKind::Container,
-                limit,
-            }));
-        }
-    }
-    volume_quota(isolating, to_create.len() as u64).await?;
-    for volume in to_create {
-        create_volume(isolating, volume).await?;
-    }
-
-    if host_changed {
-        top.set_object("HostConfig", &host).map_err(bad)?;
-    }
-    if pins.mode.is_some() || !pins.endpoints.is_empty() {
-        parts.extensions.insert(pins);
-    }
-    top.to_vec().map_err(bad)
+    Ok(to_create)
 }
 
 /// A link's container and alias (`name`, `name:alias`, `/name:/self/alias`), as the daemon
