@@ -310,27 +310,7 @@ impl TarScanner {
         let typeflag = b.get(156).copied().unwrap_or(0);
         let mut size = parse_numeric(field(124, 136)).ok_or("a tar header has a broken size")?;
         let mut name = c_string(field(0, 100));
-        let magic = field(257, 263);
-        let version = field(263, 265);
-        let trailer = field(508, 512);
-        let prefix = if magic == b"ustar\0" && trailer == b"tar\0" {
-            c_string(field(345, 476))
-        } else if magic == b"ustar\0" {
-            c_string(field(345, 500))
-        } else if magic == b"ustar " && version == b" \0" {
-            // Go reads a GNU header whose times do not parse as an old Go writer's USTAR one.
-            let times_ok = [field(345, 357), field(357, 369)]
-                .iter()
-                .all(|t| t.first() == Some(&0) || parse_numeric(t).is_some());
-            let p = c_string(field(345, 500));
-            if times_ok || !p.is_ascii() {
-                String::new()
-            } else {
-                p
-            }
-        } else {
-            String::new()
-        };
+        let prefix = name_prefix(b);
         if !prefix.is_empty() {
             name = format!("{prefix}/{name}");
         }
@@ -354,25 +334,7 @@ impl TarScanner {
             b'S' => return Err("the build context has a GNU sparse file".into()),
             _ => {}
         }
-        for (k, v) in std::mem::take(&mut self.pax) {
-            match k.as_str() {
-                "path" => name = v,
-                "size" => {
-                    size = v
-                        .parse::<i64>()
-                        .ok()
-                        .and_then(|n| u64::try_from(n).ok())
-                        .ok_or("a tar PAX size is invalid")?
-                }
-                k if k.starts_with("GNU.sparse.") => {
-                    return Err("the build context has a sparse file".into())
-                }
-                _ => {}
-            }
-        }
-        if let Some(long) = self.long_name.take() {
-            name = long;
-        }
+        self.apply_overrides(&mut name, &mut size)?;
         let typeflag = match typeflag {
             0 if name.ends_with('/') => b'5',
             0 => b'0',
@@ -419,6 +381,30 @@ impl TarScanner {
         } else {
             TarState::Skip { left }
         };
+        Ok(())
+    }
+
+    /// The PAX records and GNU long name that came before this header: its path and size.
+    fn apply_overrides(&mut self, name: &mut String, size: &mut u64) -> Result<(), String> {
+        for (k, v) in std::mem::take(&mut self.pax) {
+            match k.as_str() {
+                "path" => *name = v,
+                "size" => {
+                    *size = v
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .ok_or("a tar PAX size is invalid")?
+                }
+                k if k.starts_with("GNU.sparse.") => {
+                    return Err("the build context has a sparse file".into())
+                }
+                _ => {}
+            }
+        }
+        if let Some(long) = self.long_name.take() {
+            *name = long;
+        }
         Ok(())
     }
 
@@ -548,6 +534,33 @@ pub fn clean(name: &str) -> String {
         }
     }
     parts.join("/")
+}
+
+/// The name prefix of a tar header `b` as Go's archive/tar reads it: USTAR's and star's
+/// prefix fields, and an old GNU header's only when Go would take it for a USTAR one.
+fn name_prefix(b: &[u8]) -> String {
+    let field = |from: usize, to: usize| b.get(from..to).unwrap_or(&[]);
+    let magic = field(257, 263);
+    let version = field(263, 265);
+    let trailer = field(508, 512);
+    if magic == b"ustar\0" && trailer == b"tar\0" {
+        c_string(field(345, 476))
+    } else if magic == b"ustar\0" {
+        c_string(field(345, 500))
+    } else if magic == b"ustar " && version == b" \0" {
+        // Go reads a GNU header whose times do not parse as an old Go writer's USTAR one.
+        let times_ok = [field(345, 357), field(357, 369)]
+            .iter()
+            .all(|t| t.first() == Some(&0) || parse_numeric(t).is_some());
+        let p = c_string(field(345, 500));
+        if times_ok || !p.is_ascii() {
+            String::new()
+        } else {
+            p
+        }
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]
