@@ -38,6 +38,7 @@ use crate::route::{BodyUse, Inspector, OperationInfo, Section};
 
 mod context;
 pub mod fetch;
+pub mod session;
 
 pub use crate::body::INSPECT_LIMIT;
 
