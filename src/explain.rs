@@ -655,7 +655,7 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "allow_buildkit",
-        "BuildKit's session is opaque to inspection: its Dockerfile is never seen, so the fetch rule cannot apply (the daemon fetches ADD URLs and FROM images for it unchecked, loopback and link-local included) and its RUN steps get no container limits",
+        "BuildKit's RUN steps get no container limits, and its session passes secrets, SSH and the host network unread (only its Dockerfile is read from the session and checked as a classic build's)",
     ),
     ("allow_driver_opts", "a local volume with o=bind is a host bind"),
     ("names", "plugins run as root on the host"),

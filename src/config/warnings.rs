@@ -1,7 +1,7 @@
 //! Warnings `sockwarden check` gives about a valid configuration that invites one client to
 //! exhaust what every client shares (descriptors, memory, the audit log's disk, the host's
-//! processes through an uncapped build), or lets builds escape the rules (BuildKit's unchecked
-//! fetches).
+//! processes through an uncapped build), or lets builds escape the rules (BuildKit's unlimited
+//! RUN steps).
 
 use std::time::Duration;
 
@@ -90,11 +90,9 @@ pub fn exhaustion_warnings(config: &Config, fs: bool) -> Vec<String> {
         let builds = config.authority.decide(Some(&client.name), &facts).allowed;
         if builds && build.allow_buildkit {
             out.push(format!(
-                "policy {}: allow_buildkit: a BuildKit build's Dockerfile travels inside its \
-                 opaque session, so the daemon fetches its ADD <url> sources and FROM images \
-                 unchecked (loopback, link-local and sockwarden's own listeners included: the \
-                 fetch rule cannot apply), and its RUN steps get none of the policy's container \
-                 limits",
+                "policy {}: allow_buildkit: a BuildKit build's RUN steps get none of the \
+                 policy's container limits (its Dockerfile is read from its session and checked \
+                 as a classic build's is)",
                 policy.name
             ));
             if policy.isolation != crate::policy::Isolation::None {
