@@ -103,6 +103,9 @@ impl Forward {
             ),
             _ => None,
         };
+        if gate.is_some() {
+            crate::inspect::layer::session::scope_shared_key(&mut parts.headers, &parts.extensions);
+        }
         parts.extensions = http::Extensions::new();
 
         let mut response = self

@@ -62,7 +62,13 @@ impl Recorder {
 /// sockwarden with an audit file and one unix listener for the test's uid, whose policy `bk`
 /// opens BuildKit (and remote fetches, so that only the loopback rule stands in the way).
 fn start() -> Proxy {
-    Proxy::start_config(|dir| {
+    start_with("")
+}
+
+/// [`start`], with `policy_extra` lines in `[policy.bk]`.
+fn start_with(policy_extra: &str) -> Proxy {
+    let extra = policy_extra.to_owned();
+    Proxy::start_config(move |dir| {
         format!(
             r#"
 [upstream]
@@ -86,6 +92,7 @@ allow = ["system.ping", "system.version", "system.info", "image.build", "build.s
          "image.inspect", "image.list", "image.delete", "container.create", "container.start",
          "container.wait", "container.delete", "container.attach", "container.logs"]
 allow_dangerous = ["image.build", "build.session", "container.attach"]
+{extra}
 
 [policy.bk.build]
 allow_buildkit = true
@@ -227,6 +234,36 @@ fn buildkit_dockerfiles_that_fetch_are_refused() {
         assert_eq!(rec.hits(), 0, "{case}: the daemon fetched:\n{t}");
         assert_nothing_added(&before, case);
     }
+    // The Dockerfile from stdin (`-f -`), and one in a subdirectory (`-f sub/x`).
+    let evil = format!("FROM {img}\nADD {url} /f\n");
+    let ctx = context(&[("sub/evil.Dockerfile", evil.as_bytes()), ("f", b"x")]);
+    let ctx_s = ctx.path().to_str().unwrap().to_owned();
+    let sub = ctx.path().join("sub/evil.Dockerfile");
+    for (case, docker, df) in [
+        ("-f -", bk(&proxy).stdin(evil.clone()), "-".to_owned()),
+        ("-f sub/", bk(&proxy), sub.display().to_string()),
+    ] {
+        let before = daemon_state();
+        let tag = cleanup.image("bks-refused");
+        let out = docker.run(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            &tag,
+            "-f",
+            &df,
+            &ctx_s,
+        ]);
+        let t = text(&out);
+        assert!(!out.status.success(), "{case}: built:\n{t}");
+        assert!(
+            t.contains("sockwarden"),
+            "{case}: no sockwarden message:\n{t}"
+        );
+        assert_eq!(rec.hits(), 0, "{case}: the daemon fetched:\n{t}");
+        assert_nothing_added(&before, case);
+    }
     std::thread::sleep(Duration::from_secs(1));
     let denied = records(&proxy)
         .into_iter()
@@ -328,5 +365,37 @@ fn legitimate_buildkit_builds_still_work() {
         "sub",
         "{}",
         text(&out)
+    );
+}
+
+/// In audit mode (`mode = "audit"`) the refusal is only recorded, as for a classic build's
+/// Dockerfile: the build goes on, and the session's record says would-deny with the violation.
+#[test]
+fn audit_mode_records_the_dockerfile_and_lets_it_through() {
+    let rec = Recorder::start();
+    let proxy = start_with("mode = \"audit\"");
+    let cleanup = Cleanup::new();
+    let url = format!("http://127.0.0.1:{}/f", rec.port);
+    let ctx = context(&[(
+        "Dockerfile",
+        format!("FROM {}\nADD {url} /f\n", test_image()).as_bytes(),
+    )]);
+    let out = build(&proxy, ctx.path(), &cleanup.image("bks-audit"), &[]);
+    assert!(
+        out.status.success(),
+        "audit mode stopped the build:\n{}",
+        text(&out)
+    );
+    let found = support::wait_for(Duration::from_secs(5), || {
+        records(&proxy).into_iter().find(|r| {
+            r["operation"] == "build.session"
+                && r["decision"] == "would-deny"
+                && r.to_string().contains("Dockerfile:2")
+        })
+    });
+    assert!(
+        found.is_some(),
+        "no would-deny recorded: {:?}",
+        records(&proxy)
     );
 }

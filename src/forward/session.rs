@@ -138,6 +138,8 @@ async fn serve(
         .handshake::<_, Bytes>(daemon)
         .await?;
     let (to_client, client_conn) = h2::client::Builder::new()
+        // The daemon asks; the CLI answers. A push from the CLI has no place here.
+        .enable_push(false)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<_, Bytes>(client)

@@ -28,6 +28,38 @@ use crate::policy::layer::Authorized;
 /// The header by which the CLI names its session.
 pub const SESSION_ID_HEADER: &str = "x-docker-expose-session-uuid";
 
+/// The header by which the CLI names the daemon's cache of its local directories.
+pub const SHARED_KEY_HEADER: &str = "x-docker-expose-session-sharedkey";
+
+/// Scopes a session's shared key to its client, policy and tenant. The daemon keeps the
+/// directories a session sent (the context, the Dockerfile's) under this key and, when a later
+/// session with the same key announces a file with the same metadata, reuses its copy instead
+/// of asking for it: a file it reuses is never read here. Scoped, a client reuses only what it
+/// sent itself under the same policy (and so what this policy checked), never another client's
+/// or tenant's Dockerfile or context files.
+pub fn scope_shared_key(headers: &mut http::HeaderMap, extensions: &http::Extensions) {
+    use sha2::{Digest, Sha256};
+    let Some(given) = headers.get(SHARED_KEY_HEADER) else {
+        return;
+    };
+    let mut hash = Sha256::new();
+    if let Some(authorized) = extensions.get::<Authorized>() {
+        hash.update(authorized.client.as_bytes());
+        hash.update([0]);
+        hash.update(authorized.policy.name.as_bytes());
+    }
+    hash.update([0]);
+    if let Some(tenant) = extensions.get::<Tenant>() {
+        hash.update(tenant.label_value().as_bytes());
+    }
+    hash.update([0]);
+    hash.update(given.as_bytes());
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if let Ok(value) = http::HeaderValue::from_str(&format!("sw-{hex}")) {
+        headers.insert(SHARED_KEY_HEADER, value);
+    }
+}
+
 /// The build argument by which BuildKit's Dockerfile frontend runs another frontend.
 const SYNTAX_ARG: &str = "BUILDKIT_SYNTAX";
 
@@ -328,6 +360,66 @@ mod tests {
 
     fn refused(text: &str) -> bool {
         buildkit_only("Dockerfile", text.as_bytes()).is_err()
+    }
+
+    #[test]
+    fn shared_keys_are_scoped_per_tenant_and_stable() {
+        let scoped = |tenant: Option<&str>, key: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(SHARED_KEY_HEADER, http::HeaderValue::from_str(key).unwrap());
+            let mut ext = http::Extensions::new();
+            if let Some(t) = tenant {
+                let tenant =
+                    crate::isolation::Tenant::of(crate::policy::Isolation::Client, t, None);
+                ext.insert(tenant.unwrap());
+            }
+            scope_shared_key(&mut headers, &ext);
+            headers[SHARED_KEY_HEADER].to_str().unwrap().to_owned()
+        };
+        let a = scoped(Some("a"), "k1");
+        assert!(a.starts_with("sw-") && a != "k1");
+        assert_eq!(
+            a,
+            scoped(Some("a"), "k1"),
+            "stable: the client's own cache is reused"
+        );
+        assert_ne!(
+            a,
+            scoped(Some("b"), "k1"),
+            "another tenant's cache is not reachable"
+        );
+        assert_ne!(a, scoped(Some("a"), "k2"));
+        assert_ne!(a, scoped(None, "k1"));
+        // No shared key: nothing added.
+        let mut headers = http::HeaderMap::new();
+        scope_shared_key(&mut headers, &http::Extensions::new());
+        assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn builds_are_known_to_their_session_while_they_run() {
+        assert!(running_builds("sw-test-none").is_empty());
+        let build = Arc::new(Build {
+            build_args: BTreeMap::new(),
+            allow_remote: false,
+        });
+        let guard = {
+            let mut all = lock();
+            all.0 += 1;
+            let id = all.0;
+            all.1
+                .entry("sw-test-s".into())
+                .or_default()
+                .push((id, build));
+            BuildGuard {
+                session: "sw-test-s".into(),
+                id,
+            }
+        };
+        assert_eq!(running_builds("sw-test-s").len(), 1);
+        drop(guard);
+        assert!(running_builds("sw-test-s").is_empty());
+        assert!(!lock().1.contains_key("sw-test-s"));
     }
 
     #[test]
