@@ -750,8 +750,8 @@ fn build_context(dockerfile: &str) -> tempfile::TempDir {
 
 #[test]
 fn built_images_are_owned_and_shared_images_protected() {
-    // BuildKit is off in the example (a FROM in its session cannot be checked): turned on here
-    // to show its images are labelled too (acknowledging that its RUN steps escape the caps).
+    // BuildKit is off in the example (its RUN steps escape the caps): turned on here to show
+    // its images are labelled too and its FROM is checked over the session.
     let (proxy, _audit) = start(&[
         ("allow_buildkit = false", "allow_buildkit = true"),
         (

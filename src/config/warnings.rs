@@ -95,15 +95,6 @@ pub fn exhaustion_warnings(config: &Config, fs: bool) -> Vec<String> {
                  as a classic build's is)",
                 policy.name
             ));
-            if policy.isolation != crate::policy::Isolation::None {
-                out.push(format!(
-                    "policy {}: isolation with allow_buildkit: a BuildKit build's FROM and \
-                     COPY --from are not checked (its Dockerfile travels in the opaque session), \
-                     so a tenant can build from, and copy files out of, another tenant's image \
-                     by its name or ID; keep allow_buildkit = false for isolated clients",
-                    policy.name
-                ));
-            }
         }
         if !builds || crate::inspect::build_pids(container).is_none() {
             continue;
