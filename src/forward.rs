@@ -104,7 +104,7 @@ impl Forward {
             _ => None,
         };
         if gate.is_some() {
-            crate::inspect::layer::session::scope_shared_key(&mut parts.headers, &parts.extensions);
+            crate::inspect::layer::session::fresh_shared_key(&mut parts.headers);
         }
         parts.extensions = http::Extensions::new();
 

@@ -399,3 +399,54 @@ fn audit_mode_records_the_dockerfile_and_lets_it_through() {
         records(&proxy)
     );
 }
+
+/// The daemon keeps what a session sent and reuses a file whose metadata matches instead of
+/// asking for it; sockwarden gives every session a fresh shared key, so a Dockerfile that
+/// passed with one build's arguments is sent, read and checked again with the next build's:
+/// the same unchanged context, first with an allowed base image, then with one on a loopback
+/// registry, is refused the second time and nothing is fetched.
+#[test]
+fn a_dockerfile_built_before_is_checked_again_with_new_arguments() {
+    let rec = Recorder::start();
+    let proxy = start();
+    let _cleanup = Cleanup::new();
+    let img = test_image();
+    let out = tempfile::tempdir().unwrap();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            b"ARG BASE\nFROM $BASE\nCOPY f /f\n".as_slice(),
+        ),
+        ("f", b"local"),
+    ]);
+    let dest = |n: &str| format!("type=local,dest={}", out.path().join(n).display());
+    let first = build(
+        &proxy,
+        ctx.path(),
+        "sw-bks-again:1",
+        &["--build-arg", &format!("BASE={img}"), "-o", &dest("one")],
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(std::fs::read(out.path().join("one/f")).unwrap(), b"local");
+    for registry in ["127.0.0.1", "localhost", "[::1]"] {
+        let base = format!("{registry}:{}/x", rec.port);
+        let again = build(
+            &proxy,
+            ctx.path(),
+            "sw-bks-again:2",
+            &["--build-arg", &format!("BASE={base}"), "-o", &dest("two")],
+        );
+        let t = text(&again);
+        assert!(!again.status.success(), "{base}: {t}");
+        assert!(t.contains("sockwarden"), "{base}: {t}");
+        assert_eq!(rec.hits(), 0, "{base}: the daemon fetched:\n{t}");
+    }
+    // And the first build's arguments still pass with the same context.
+    let third = build(
+        &proxy,
+        ctx.path(),
+        "sw-bks-again:3",
+        &["--build-arg", &format!("BASE={img}"), "-o", &dest("three")],
+    );
+    assert!(third.status.success(), "{}", text(&third));
+}

@@ -318,6 +318,18 @@ impl Capture {
         if let Some(id) = self.open.keys().next() {
             return Err(format!("the stream ended inside file ID {id}"));
         }
+        // A file the daemon did not ask for is one it took from a copy it kept: never read
+        // here (each session has a fresh shared key, so this should not happen).
+        let unsent = self
+            .stats
+            .iter()
+            .enumerate()
+            .find(|(id, (_, regular))| *regular && !self.done.contains(&(*id as u32)));
+        if let Some((_, (path, _))) = unsent {
+            return Err(format!(
+                "{path} was announced but not sent: the daemon used a copy sockwarden did not read"
+            ));
+        }
         Ok(())
     }
 

@@ -221,3 +221,30 @@ fn after_an_error_nothing_read_is_lost() {
     let held: Vec<u8> = c.into_held().iter().flat_map(|b| b.to_vec()).collect();
     assert_eq!(held, bytes);
 }
+
+/// A file announced and not asked for is one the daemon took from a copy it kept: the stream
+/// is refused at its end, whichever file it is.
+#[test]
+fn a_file_announced_and_not_sent_is_refused() {
+    for skipped in ["Dockerfile", ".dockerignore"] {
+        let mut out = Vec::new();
+        out.extend(frame(&packet(0, Some(stat("Dockerfile", 0o644)), 0, b"")));
+        out.extend(frame(&packet(
+            0,
+            Some(stat(".dockerignore", 0o644)),
+            0,
+            b"",
+        )));
+        out.extend(frame(&packet(0, None, 0, b"")));
+        // IDs: Dockerfile 0, .dockerignore 1; only the other one is sent.
+        let sent = if skipped == "Dockerfile" { 1 } else { 0 };
+        out.extend(frame(&packet(2, None, sent, b"x")));
+        out.extend(frame(&packet(2, None, sent, b"")));
+        out.extend(frame(&packet(3, None, 0, b"")));
+        let err = run(&mut Capture::default(), &out, 7).unwrap_err();
+        assert!(
+            err.contains(skipped) && err.contains("not sent"),
+            "{skipped}: {err}"
+        );
+    }
+}

@@ -31,31 +31,29 @@ pub const SESSION_ID_HEADER: &str = "x-docker-expose-session-uuid";
 /// The header by which the CLI names the daemon's cache of its local directories.
 pub const SHARED_KEY_HEADER: &str = "x-docker-expose-session-sharedkey";
 
-/// Scopes a session's shared key to its client, policy and tenant. The daemon keeps the
-/// directories a session sent (the context, the Dockerfile's) under this key and, when a later
-/// session with the same key announces a file with the same metadata, reuses its copy instead
-/// of asking for it: a file it reuses is never read here. Scoped, a client reuses only what it
-/// sent itself under the same policy (and so what this policy checked), never another client's
-/// or tenant's Dockerfile or context files.
-pub fn scope_shared_key(headers: &mut http::HeaderMap, extensions: &http::Extensions) {
-    use sha2::{Digest, Sha256};
-    let Some(given) = headers.get(SHARED_KEY_HEADER) else {
-        return;
-    };
-    let mut hash = Sha256::new();
-    if let Some(authorized) = extensions.get::<Authorized>() {
-        hash.update(authorized.client.as_bytes());
-        hash.update([0]);
-        hash.update(authorized.policy.name.as_bytes());
+/// Gives a session a shared key never used before, whatever the CLI sent. The daemon keeps
+/// the directories a session sent (the context, the Dockerfile's) under this key and, when a
+/// later session with the same key announces a file with the same metadata, reuses its copy
+/// instead of asking for it. A reused file is never read here: a Dockerfile checked with one
+/// build's arguments (or an earlier policy, or when the image it names was another's) would be
+/// built with another's, and a client could reach what another client sent. With a fresh key
+/// the daemon asks for every file, so each build's Dockerfile is read and checked with its own
+/// arguments. The cost: a build's context is sent whole every time (no incremental transfer).
+pub fn fresh_shared_key(headers: &mut http::HeaderMap) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SESSIONS: AtomicU64 = AtomicU64::new(0);
+    let mut nonce = [0u8; 16];
+    if getrandom::getrandom(&mut nonce).is_err() {
+        // Unique within this process is what matters; across restarts the start time differs.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        nonce = now.to_le_bytes();
     }
-    hash.update([0]);
-    if let Some(tenant) = extensions.get::<Tenant>() {
-        hash.update(tenant.label_value().as_bytes());
-    }
-    hash.update([0]);
-    hash.update(given.as_bytes());
-    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if let Ok(value) = http::HeaderValue::from_str(&format!("sw-{hex}")) {
+    let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    if let Ok(value) = http::HeaderValue::from_str(&format!("sw-{hex}-{n:x}")) {
         headers.insert(SHARED_KEY_HEADER, value);
     }
 }
@@ -363,37 +361,23 @@ mod tests {
     }
 
     #[test]
-    fn shared_keys_are_scoped_per_tenant_and_stable() {
-        let scoped = |tenant: Option<&str>, key: &str| {
+    fn every_session_gets_a_shared_key_of_its_own() {
+        let key = |given: Option<&str>| {
             let mut headers = http::HeaderMap::new();
-            headers.insert(SHARED_KEY_HEADER, http::HeaderValue::from_str(key).unwrap());
-            let mut ext = http::Extensions::new();
-            if let Some(t) = tenant {
-                let tenant =
-                    crate::isolation::Tenant::of(crate::policy::Isolation::Client, t, None);
-                ext.insert(tenant.unwrap());
+            if let Some(given) = given {
+                headers.insert(
+                    SHARED_KEY_HEADER,
+                    http::HeaderValue::from_str(given).unwrap(),
+                );
             }
-            scope_shared_key(&mut headers, &ext);
+            fresh_shared_key(&mut headers);
             headers[SHARED_KEY_HEADER].to_str().unwrap().to_owned()
         };
-        let a = scoped(Some("a"), "k1");
+        let a = key(Some("k1"));
         assert!(a.starts_with("sw-") && a != "k1");
-        assert_eq!(
-            a,
-            scoped(Some("a"), "k1"),
-            "stable: the client's own cache is reused"
-        );
-        assert_ne!(
-            a,
-            scoped(Some("b"), "k1"),
-            "another tenant's cache is not reachable"
-        );
-        assert_ne!(a, scoped(Some("a"), "k2"));
-        assert_ne!(a, scoped(None, "k1"));
-        // No shared key: nothing added.
-        let mut headers = http::HeaderMap::new();
-        scope_shared_key(&mut headers, &http::Extensions::new());
-        assert!(headers.is_empty());
+        assert_ne!(a, key(Some("k1")), "the same CLI key twice: two keys");
+        assert!(key(None).starts_with("sw-"), "set when the CLI sent none");
+        assert_ne!(key(None), key(None));
     }
 
     #[test]
