@@ -39,6 +39,9 @@ pub use fsutil::File;
 const STREAM_WINDOW: u32 = 1 << 20;
 const CONNECTION_WINDOW: u32 = 4 << 20;
 
+/// The most header bytes one block from the CLI may decode to (h2's default is 16 MiB).
+const HEADER_LIST_LIMIT: u32 = 64 << 10;
+
 /// The call by which the Dockerfile frontend reads a local directory, and the one that is not
 /// read here.
 const DIFF_COPY: &str = "/moby.filesync.v1.FileSync/DiffCopy";
@@ -140,6 +143,8 @@ async fn serve(
     let (to_client, client_conn) = h2::client::Builder::new()
         // The daemon asks; the CLI answers. A push from the CLI has no place here.
         .enable_push(false)
+        // The CLI's answers carry gRPC metadata only: a header block is small.
+        .max_header_list_size(HEADER_LIST_LIMIT)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<_, Bytes>(client)
