@@ -256,15 +256,21 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
     }
     let query = authorized.normalized.query.pairs();
     let buildkit = match authorized.operation.name {
-        "build.session" | "build.grpc" => true,
+        "build.session" => true,
         "image.build" => crate::inspect::common::first(query, "version") == Some("2"),
         _ => false,
     };
+    if authorized.operation.name == "build.grpc" {
+        return Some(
+            "BuildKit's control API (/grpc) is an opaque tunnel: what it builds is not checked, \
+             so a tenant can build from another tenant's image by its name or ID",
+        );
+    }
     if buildkit {
         return Some(
-            "BuildKit (allow_buildkit): the Dockerfile travels in the opaque session, so its \
-             FROM and COPY --from images are not checked: a tenant can build from another \
-             tenant's image by its name or ID (the image built is still labelled the tenant's)",
+            "BuildKit (allow_buildkit): the Dockerfile is read from the build's session and its \
+             FROM and COPY --from images checked as a classic build's: another tenant's image \
+             answers as missing (the image built is labelled the tenant's)",
         );
     }
     Some(match authorized.operation.info.tenancy {
@@ -655,7 +661,7 @@ const DANGEROUS_SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "allow_buildkit",
-        "BuildKit's session is opaque to inspection: its Dockerfile is never seen, so the fetch rule cannot apply (the daemon fetches ADD URLs and FROM images for it unchecked, loopback and link-local included) and its RUN steps get no container limits",
+        "BuildKit's RUN steps get no container limits, and its session passes secrets, SSH and the host network unread (only its Dockerfile is read from the session and checked as a classic build's)",
     ),
     ("allow_driver_opts", "a local volume with o=bind is a host bind"),
     ("names", "plugins run as root on the host"),

@@ -2,6 +2,7 @@
 //! answer back, bridging hijacked connections.
 
 mod hop_by_hop;
+pub mod session;
 mod upgrade;
 mod upstream;
 
@@ -88,6 +89,23 @@ impl Forward {
                 .get::<ConnInfo>()
                 .and_then(|c| c.slot.clone()),
         };
+        // A BuildKit build is known to its session's Dockerfile check while it runs; a
+        // BuildKit session is relayed as HTTP/2 so that its Dockerfile is checked.
+        let build_guard = parts
+            .extensions
+            .get::<Authorized>()
+            .and_then(crate::inspect::layer::session::register_build);
+        let gate = match hijack {
+            Some(Hijack::Session) => crate::inspect::layer::session::DockerfileGate::for_session(
+                &parts.headers,
+                &parts.extensions,
+                || crate::lookup::Lookup::new(self.upstream.clone()),
+            ),
+            _ => None,
+        };
+        if gate.is_some() {
+            crate::inspect::layer::session::fresh_shared_key(&mut parts.headers);
+        }
         parts.extensions = http::Extensions::new();
 
         let mut response = self
@@ -112,12 +130,27 @@ impl Forward {
                 ));
             };
             let daemon_half = hyper::upgrade::on(&mut response);
-            upgrade::spawn_bridge(&self.drain, kind, client_half, daemon_half, session);
+            match gate {
+                Some(gate) => {
+                    session::spawn_relay(&self.drain, client_half, daemon_half, session, gate)
+                }
+                None => upgrade::spawn_bridge(&self.drain, kind, client_half, daemon_half, session),
+            }
             // A 101 keeps its Connection/Upgrade headers: they are the point of it.
             return Ok(response.map(|_| body::empty()));
         }
         hop_by_hop::strip(response.headers_mut());
-        Ok(response.map(body::boxed))
+        Ok(response.map(|b| match build_guard {
+            None => body::boxed(b),
+            Some(guard) => {
+                use http_body_util::BodyExt;
+                // Dropped with the body: when the build's answer has ended.
+                body::boxed(b.map_frame(move |frame| {
+                    let _ = &guard;
+                    frame
+                }))
+            }
+        }))
     }
 }
 

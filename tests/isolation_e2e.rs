@@ -745,8 +745,8 @@ fn build_context(dockerfile: &str) -> tempfile::TempDir {
 
 #[test]
 fn built_images_are_owned_and_shared_images_protected() {
-    // BuildKit is off in the example (a FROM in its session cannot be checked): turned on here
-    // to show its images are labelled too (acknowledging that its RUN steps escape the caps).
+    // BuildKit is off in the example (its RUN steps escape the caps): turned on here to show
+    // its images are labelled too and its FROM is checked over the session.
     let (proxy, _audit) = start(&[
         ("allow_buildkit = false", "allow_buildkit = true"),
         (
@@ -785,6 +785,29 @@ fn built_images_are_owned_and_shared_images_protected() {
         .run(&["build", "-t", &bk, ctx_s]);
     assert!(out.status.success(), "BuildKit: {}", describe(&out));
     assert_eq!(owner_of("image", &bk), "uid:2501");
+    // B cannot build from A's image with BuildKit either: its Dockerfile is read from the
+    // session and FROM is checked as a classic build's is.
+    let from_a = build_context(&format!("FROM {classic}\nCOPY f /g\n"));
+    let stolen = c.image("iso-bk-from-a");
+    let out = b
+        .clone()
+        .bin(DEBIAN_DOCKER_CLI)
+        .env("DOCKER_BUILDKIT", "1")
+        .env("BUILDKIT_PROGRESS", "plain")
+        .timeout(Duration::from_secs(180))
+        .run(&["build", "-t", &stolen, from_a.path().to_str().unwrap()]);
+    assert!(
+        !out.status.success() && describe(&out).contains("sockwarden"),
+        "BuildKit FROM another tenant's image: {}",
+        describe(&out)
+    );
+    assert!(
+        !direct()
+            .run(&["image", "inspect", &stolen])
+            .status
+            .success(),
+        "built from another tenant's image"
+    );
     let classic_id = direct()
         .ok_str(&["image", "inspect", "--format", "{{.Id}}", &classic])
         .trim()

@@ -1,7 +1,7 @@
 //! Warnings `sockwarden check` gives about a valid configuration that invites one client to
 //! exhaust what every client shares (descriptors, memory, the audit log's disk, the host's
-//! processes through an uncapped build), or lets builds escape the rules (BuildKit's unchecked
-//! fetches).
+//! processes through an uncapped build), or lets builds escape the rules (BuildKit's unlimited
+//! RUN steps).
 
 use std::time::Duration;
 
@@ -90,22 +90,11 @@ pub fn exhaustion_warnings(config: &Config, fs: bool) -> Vec<String> {
         let builds = config.authority.decide(Some(&client.name), &facts).allowed;
         if builds && build.allow_buildkit {
             out.push(format!(
-                "policy {}: allow_buildkit: a BuildKit build's Dockerfile travels inside its \
-                 opaque session, so the daemon fetches its ADD <url> sources and FROM images \
-                 unchecked (loopback, link-local and sockwarden's own listeners included: the \
-                 fetch rule cannot apply), and its RUN steps get none of the policy's container \
-                 limits",
+                "policy {}: allow_buildkit: a BuildKit build's RUN steps get none of the \
+                 policy's container limits (its Dockerfile is read from its session and checked \
+                 as a classic build's is)",
                 policy.name
             ));
-            if policy.isolation != crate::policy::Isolation::None {
-                out.push(format!(
-                    "policy {}: isolation with allow_buildkit: a BuildKit build's FROM and \
-                     COPY --from are not checked (its Dockerfile travels in the opaque session), \
-                     so a tenant can build from, and copy files out of, another tenant's image \
-                     by its name or ID; keep allow_buildkit = false for isolated clients",
-                    policy.name
-                ));
-            }
         }
         if !builds || crate::inspect::build_pids(container).is_none() {
             continue;

@@ -136,9 +136,9 @@ fn deny(file: &str, line: usize, reason: String) -> Violation {
 
 /// The instructions of a Dockerfile, continuation lines joined, with their first line number,
 /// and the escape character.
-type Instructions = (Vec<(usize, String)>, char);
+pub(crate) type Instructions = (Vec<(usize, String)>, char);
 
-fn instructions(text: &[u8]) -> Result<Instructions, Violation> {
+pub(crate) fn instructions(text: &[u8]) -> Result<Instructions, Violation> {
     let text = String::from_utf8_lossy(text);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     // bufio.ScanLines: split at \n, drop one trailing \r.
@@ -250,7 +250,7 @@ fn trim_continuation(line: &str, escape: char) -> (String, bool) {
 }
 
 /// `extractBuilderFlags`: the leading `--flag` words and the rest.
-fn builder_flags(line: &str) -> (Vec<String>, &str) {
+pub(crate) fn builder_flags(line: &str) -> (Vec<String>, &str) {
     let mut flags = Vec::new();
     let mut rest = line;
     loop {

@@ -39,6 +39,7 @@ use crate::route::{BodyUse, Inspector, OperationInfo, Section};
 mod build_query;
 mod context;
 pub mod fetch;
+pub mod session;
 
 pub use build_query::rewritten_build_query;
 use build_query::{apply_query_defaults, build_cgroup};

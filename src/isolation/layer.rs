@@ -149,6 +149,12 @@ where
         }
         let tenancy = isolating.authorized.operation.info.tenancy;
         if tenancy == Tenancy::Shared {
+            let mut request = request;
+            // A BuildKit session carries its tenant on, for the check of the Dockerfile it
+            // carries (`inspect::layer::session`).
+            if isolating.authorized.operation.info.hijack == Some(crate::route::Hijack::Session) {
+                request.extensions_mut().insert(isolating.tenant.clone());
+            }
             return LayerFuture::inner(self.inner.call(request));
         }
         // The ready service is used for this request; a fresh clone takes its place.

@@ -679,7 +679,7 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
         .tenancy(Tenancy::Shared)
-        .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH): its Dockerfile is never seen, so the daemon fetches ADD <url> sources and FROM images for it unchecked (loopback, link-local and sockwarden's own listeners included: the fetch rule cannot apply), and its RUN steps get no container limits")
+        .dangerous_because("opens a BuildKit session (host network, secrets, SSH): only its Dockerfile is read and checked (ADD <url>, FROM and COPY --from as a classic build's; custom frontends refused), everything else it carries passes unread, and its RUN steps get no container limits")
         .hijacks(Hijack::Session),
     op("build.grpc", T, "POST /grpc")
         .dangerous_because("opens an uninspected BuildKit tunnel (host network, secrets, SSH): its Dockerfile is never seen, so the daemon fetches ADD <url> sources and FROM images for it unchecked (loopback, link-local and sockwarden's own listeners included: the fetch rule cannot apply), and its RUN steps get no container limits")

@@ -106,7 +106,7 @@ pub(super) struct TenantImages {
 }
 
 /// Why the context is refused.
-enum Refused {
+pub(super) enum Refused {
     /// Inspection (enforced, or only noted in audit mode).
     Violation(Violation),
     /// Isolation: always enforced.
@@ -185,7 +185,7 @@ impl Scan {
 }
 
 /// A violation that stands in the way of isolation's check: enforced in either mode.
-fn isolation_violation(authorized: &Authorized, violation: Violation) -> Refused {
+pub(super) fn isolation_violation(authorized: &Authorized, violation: Violation) -> Refused {
     let violation = Violation {
         reason: format!(
             "{} (isolation: the images a build uses must be known)",
@@ -198,7 +198,7 @@ fn isolation_violation(authorized: &Authorized, violation: Violation) -> Refused
 
 /// The images a tenant's Dockerfile builds from must be its own or shared ones: another
 /// tenant's answers as missing.
-async fn check_images(
+pub(super) async fn check_images(
     tenancy: &TenantImages,
     authorized: &Authorized,
     images: &[(usize, String)],
