@@ -1002,3 +1002,88 @@ fn remembered_names_never_reach_another_tenants_container() {
     assert!(exists("container", &behind));
     assert_eq!(owner_of("container", &behind), format!("uid:{b_uid}"));
 }
+
+/// A base image's `ONBUILD COPY --from=X` runs in the build that starts `FROM` it: X is held to
+/// the tenant's images when that build runs, as the Dockerfile's own `COPY --from` is (when the
+/// base image was made, X may have been no one's: a name another tenant takes later). Tenant B
+/// makes an image whose trigger copies from a name not yet used, tenant A then builds an image
+/// by that name, and B builds from the trap: answered as missing, nothing built (in several
+/// spellings, both CLIs); a trigger naming a variable is refused; a trigger copying from B's
+/// own image works.
+#[test]
+fn onbuild_triggers_cannot_copy_from_another_tenants_image() {
+    let (proxy, _audit) = start(&[]);
+    let c = Cleanup::new();
+    let a = tenant(&proxy, 2931).env("DOCKER_BUILDKIT", "0");
+    let out_name = c.image("iso-gap-onb-out");
+    let spellings: [fn(&str, &str) -> String; 3] = [
+        |bare, _| format!("ONBUILD COPY --from={bare} /f /stolen"),
+        |_, tagged| format!("onbuild copy --from={tagged} /f /stolen"),
+        |bare, _| format!("ONBUILD COPY --chown=0:0 --from={bare} /f /stolen"),
+    ];
+    for (cli, b) in clis(&proxy, 2932) {
+        let trap = c.image(&format!("iso-gap-onb-trap-{}", cli.replace('.', "")));
+        for (i, spelling) in spellings.iter().enumerate() {
+            // A name no one holds yet: B's trap may name it.
+            let later = c.image(&format!("iso-gap-onb-a{i}-{}", cli.replace('.', "")));
+            let bare = later.trim_end_matches(":latest").to_owned();
+            let trigger = spelling(&bare, &later);
+            let ctx = build_context(&format!("FROM scratch\nCOPY f /f\n{trigger}\n"));
+            b.ok(&["build", "-t", &trap, ctx.path().to_str().unwrap()]);
+            // A takes the name.
+            let ctx = build_context("FROM scratch\nCOPY f /f\n");
+            a.ok(&["build", "-t", &later, ctx.path().to_str().unwrap()]);
+            let ctx = build_context(&format!("FROM {trap}\n"));
+            let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+            assert!(
+                failed_with(&out, "No such image") && !stderr_str(&out).contains("sockwarden"),
+                "{cli} {trigger}: {}",
+                describe(&out)
+            );
+            assert!(!exists("image", &out_name), "{cli} {trigger}");
+        }
+        // A shared base image (made on the daemon directly, as a pulled one is) whose trigger
+        // copies from A's image, or from a variable (which sockwarden cannot resolve).
+        let shared = c.image(&format!("iso-gap-onb-shared-{}", cli.replace('.', "")));
+        let a_img = c.image(&format!("iso-gap-onb-a-{}", cli.replace('.', "")));
+        let ctx = build_context("FROM scratch\nCOPY f /f\n");
+        a.ok(&["build", "-t", &a_img, ctx.path().to_str().unwrap()]);
+        for (trigger, wanted) in [
+            (
+                format!("ONBUILD COPY --from={a_img} /f /g"),
+                "No such image",
+            ),
+            (
+                "ONBUILD COPY --from=$SRC /f /g".to_owned(),
+                "cannot resolve",
+            ),
+        ] {
+            let ctx = build_context(&format!("FROM scratch\nCOPY f /f\n{trigger}\n"));
+            direct().env("DOCKER_BUILDKIT", "0").ok(&[
+                "build",
+                "-t",
+                &shared,
+                ctx.path().to_str().unwrap(),
+            ]);
+            let ctx = build_context(&format!("FROM {shared}\n"));
+            let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+            assert!(
+                failed_with(&out, wanted) && !exists("image", &out_name),
+                "{cli} {trigger}: {}",
+                describe(&out)
+            );
+        }
+        // Legitimate: a trigger copying from the tenant's own image.
+        let own = c.image(&format!("iso-gap-onb-own-{}", cli.replace('.', "")));
+        let ctx = build_context("FROM scratch\nCOPY f /f\n");
+        b.ok(&["build", "-t", &own, ctx.path().to_str().unwrap()]);
+        let ctx = build_context(&format!(
+            "FROM scratch\nCOPY f /f\nONBUILD COPY --from={own} /f /copied\n"
+        ));
+        b.ok(&["build", "-t", &trap, ctx.path().to_str().unwrap()]);
+        let ctx = build_context(&format!("FROM {trap}\n"));
+        b.ok(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+        assert_eq!(owner_of("image", &out_name), "uid:2932");
+        direct().ok(&["rmi", &out_name]);
+    }
+}

@@ -208,7 +208,18 @@ pub(super) async fn check_images(
         label: &tenancy.label,
         tenant: tenancy.tenant.label_value(),
     };
+    let mut sources: Vec<String> = Vec::new();
     for (_, image) in images {
+        // The images its `ONBUILD` triggers copy from run in this build: held the same way
+        // (one level: a trigger's own source image runs no triggers here).
+        for source in trigger_sources(&tenancy.lookup, image).await? {
+            if !sources.contains(&source) && !images.iter().any(|(_, i)| *i == source) {
+                sources.push(source);
+            }
+        }
+    }
+    let all = images.iter().map(|(_, i)| i).chain(sources.iter());
+    for image in all {
         let owner = match owners.image(image).await {
             Ok(owner) => owner,
             // Not a reference the daemon reads: its own error, when it parses the Dockerfile.
@@ -238,6 +249,77 @@ pub(super) async fn check_images(
         }
     }
     Ok(())
+}
+
+/// The images the `ONBUILD` triggers of image `name` copy from (`COPY --from=X`, `ADD
+/// --from=X`, as the trigger was written): they run in the build that starts `FROM` it. A
+/// source named through a variable cannot be resolved here and is refused. A missing image or
+/// a name the daemon cannot read has no triggers (the daemon fails the build itself).
+async fn trigger_sources(lookup: &Lookup, name: &str) -> Result<Vec<String>, Refused> {
+    if name.starts_with('/') {
+        return Ok(Vec::new());
+    }
+    let bytes = match lookup.image(name).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(Vec::new()),
+        Err(crate::lookup::LookupError::Daemon { status, .. }) if (400..500).contains(&status) => {
+            return Ok(Vec::new())
+        }
+        Err(e) => {
+            return Err(Refused::Isolation(ProxyError::BadUpstream(format!(
+                "isolation could not check ownership: {e}"
+            ))))
+        }
+    };
+    let triggers: Vec<String> = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/Config/OnBuild")
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+        })
+        .unwrap_or_default();
+    let mut sources = Vec::new();
+    for trigger in &triggers {
+        if let Some(source) = trigger_source(trigger).map_err(|reason| {
+            Refused::Violation(Violation {
+                field: format!("{name} ONBUILD"),
+                reason,
+                setting: None,
+                value: Some(trigger.clone()),
+            })
+        })? {
+            sources.push(source);
+        }
+    }
+    Ok(sources)
+}
+
+/// The image (or stage) an `ONBUILD` trigger copies from, if it is a `COPY` or `ADD` with
+/// `--from`.
+fn trigger_source(trigger: &str) -> Result<Option<String>, String> {
+    let trigger = trigger.trim();
+    let (cmd, rest) = trigger
+        .split_once(char::is_whitespace)
+        .unwrap_or((trigger, ""));
+    if !cmd.eq_ignore_ascii_case("copy") && !cmd.eq_ignore_ascii_case("add") {
+        return Ok(None);
+    }
+    let (flags, _) = crate::inspect::dockerfile::builder_flags(rest);
+    // Flag names as the builder reads them; the last one given counts.
+    let Some(from) = flags.iter().rev().find_map(|f| {
+        f.get(..7)
+            .filter(|name| name.eq_ignore_ascii_case("--from="))
+            .map(|_| &f[7..])
+    }) else {
+        return Ok(None);
+    };
+    if from.contains('$') {
+        return Err(format!(
+            "a base image's ONBUILD trigger copies from {from:?}, which sockwarden cannot resolve \
+             (isolation)"
+        ));
+    }
+    Ok(Some(from.to_owned()))
 }
 
 fn context_violation(reason: String) -> Violation {
@@ -330,4 +412,34 @@ async fn abort(tx: Sender, body: ProxyBody, refusal: ProxyError) -> ProxyError {
     drop(tx);
     body::drain_refused(body).await;
     refusal
+}
+
+#[cfg(test)]
+mod trigger_tests {
+    use super::trigger_source;
+
+    #[test]
+    fn a_trigger_names_the_image_it_copies_from() {
+        for (trigger, want) in [
+            ("COPY --from=secret /a /b", Some("secret")),
+            ("copy --chown=0:0 --from=x:1 /a /b", Some("x:1")),
+            ("COPY --FROM=Upper /a /b", Some("Upper")),
+            ("ADD --from=y /a /b", Some("y")),
+            ("COPY --from=a --from=b /x /y", Some("b")),
+            ("  COPY\t--from=\"q\" /a /b", Some("q")),
+            ("COPY /a /b", None),
+            ("RUN --mount=from=z true", None),
+            ("ENV A=--from=w", None),
+            ("COPY", None),
+        ] {
+            assert_eq!(
+                trigger_source(trigger).unwrap().as_deref(),
+                want,
+                "{trigger}"
+            );
+        }
+        for trigger in ["COPY --from=$X /a /b", "COPY --from=${X:-y} /a /b"] {
+            assert!(trigger_source(trigger).is_err(), "{trigger}");
+        }
+    }
 }
