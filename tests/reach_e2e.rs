@@ -191,6 +191,19 @@ client = "ro"
         Docker::new(&daemon_socket()).ok_str(&["inspect", "-f", format, name])
     }
 
+    /// `docker create --name NAME --network none FLAG VALUE IMAGE CMD...` as `who`, with a
+    /// fresh name from `tag`: the name and the CLI's output.
+    fn create(&self, who: &Docker, tag: &str, mount: [&str; 2], cmd: &[&str]) -> (String, Output) {
+        let name = self.name(tag);
+        let image = test_image();
+        let mut args = vec!["create", "--name", &name, "--network", "none"];
+        args.extend(mount);
+        args.push(&image);
+        args.extend(cmd);
+        let out = who.run(&args);
+        (name, out)
+    }
+
     fn path(&self, p: &Path) -> String {
         p.display().to_string()
     }
@@ -310,35 +323,21 @@ fn symlinks_planted_in_a_writable_cache_never_become_binds() {
     ];
     for (i, spec) in spellings.iter().enumerate() {
         for docker in both_clis(env.ci()) {
-            let name = env.name("below");
-            let out = docker.run(&[
-                "create",
-                "--name",
-                &name,
-                "--network",
-                "none",
-                "-v",
-                spec,
-                &image,
-                "true",
-            ]);
+            let (name, out) = env.create(&docker, "below", ["-v", spec], &["true"]);
             refused(&out, &["which containers may write to", &cache]);
             assert!(!env.exists(&name), "{spec} ({i}) created a container");
         }
     }
     for src in ["root", "d/e/etc", "sock", "real"] {
-        let name = env.name("below-mount");
-        let out = env.ci().run(&[
-            "create",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "--mount",
-            &format!("type=bind,source={cache}/{src},target=/h"),
-            &image,
-            "true",
-        ]);
+        let (name, out) = env.create(
+            &env.ci(),
+            "below-mount",
+            [
+                "--mount",
+                &format!("type=bind,source={cache}/{src},target=/h"),
+            ],
+            &["true"],
+        );
         refused(&out, &["which containers may write to"]);
         assert!(!env.exists(&name));
     }
@@ -377,50 +376,29 @@ fn symlinks_in_a_read_only_source_are_refused_at_create_and_at_start() {
         format!("{ro}/nest/deeper/etc:/h:ro"),
         format!("{ro}/nest/./deeper/etc/ssl:/h:ro"),
     ] {
-        let name = env.name("ro-link");
-        let out = env.ro().run(&[
-            "create",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "-v",
-            &spec,
-            &image,
-            "true",
-        ]);
+        let (name, out) = env.create(&env.ro(), "ro-link", ["-v", &spec], &["true"]);
         refused(&out, &["is a symlink on the host"]);
         assert!(!env.exists(&name), "{spec}");
     }
-    let name = env.name("ro-link-mount");
-    let out = env.ro().run(&[
-        "create",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--mount",
-        &format!("type=bind,source={ro}/link,target=/h,readonly"),
-        &image,
-        "true",
-    ]);
+    let (name, out) = env.create(
+        &env.ro(),
+        "ro-link-mount",
+        [
+            "--mount",
+            &format!("type=bind,source={ro}/link,target=/h,readonly"),
+        ],
+        &["true"],
+    );
     refused(&out, &["is a symlink on the host"]);
     assert!(!env.exists(&name));
 
     // Planted between the create and the start: the start checks the stored binds again.
-    let name = env.name("ro-swap");
-    let out = env.ro().run(&[
-        "create",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "-v",
-        &format!("{ro}/sub:/h:ro"),
-        &image,
-        "cat",
-        "/h/secret",
-    ]);
+    let (name, out) = env.create(
+        &env.ro(),
+        "ro-swap",
+        ["-v", &format!("{ro}/sub:/h:ro")],
+        &["cat", "/h/secret"],
+    );
     succeeded(&out);
     std::fs::remove_dir(env.rodir.join("sub")).unwrap();
     symlink(&env.outside, env.rodir.join("sub")).unwrap();
@@ -1164,18 +1142,7 @@ fn volumes_from_reaches_the_containers_it_names() {
     ]);
     // ci naming it in VolumesFrom: refused at create, nothing created.
     for docker in both_clis(env.ci()) {
-        let name = env.name("vf-ci");
-        let out = docker.run(&[
-            "create",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "--volumes-from",
-            &bound,
-            &image,
-            "true",
-        ]);
+        let (name, out) = env.create(&docker, "vf-ci", ["--volumes-from", &bound], &["true"]);
         refused(&out, &["container.create", &bound, "bind_sources"]);
         assert!(!env.exists(&name));
     }
