@@ -172,10 +172,7 @@ impl Audit {
         let states = sinks.iter().map(|s| s.state.clone()).collect();
         let any_closed = sinks.iter().any(|s| s.on_failure == OnFailure::Closed);
         metrics.audit_queue(0, settings.queue);
-        let id_prefix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as u32)
-            .unwrap_or(0);
+        let id_prefix = id_prefix();
         Ok(Audit {
             core: Arc::new(Core {
                 sinks,
@@ -335,7 +332,7 @@ impl Audit {
         );
     }
 
-    /// A fresh request id: the process's start second and a counter, in hex.
+    /// A fresh request id: the process's random prefix and a counter, in hex.
     pub(crate) fn next_id(&self) -> String {
         let n = self.core.next_id.fetch_add(1, Ordering::Relaxed);
         format!("{:08x}-{n:08x}", self.core.id_prefix)
@@ -363,4 +360,28 @@ impl Audit {
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}
+
+/// A request id prefix of this process: random, so that two sockwardens (a fleet, or one
+/// restarted within a second) never hand out the same ids; the start second if the system
+/// has no random source.
+fn id_prefix() -> u32 {
+    let mut bytes = [0u8; 4];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes),
+        Err(_) => SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two processes (two calls) get different request id prefixes, whenever they start.
+    #[test]
+    fn request_id_prefixes_differ_between_processes() {
+        let prefixes: std::collections::HashSet<u32> = (0..8).map(|_| super::id_prefix()).collect();
+        assert_eq!(prefixes.len(), 8);
+    }
 }
