@@ -228,6 +228,23 @@ fn a_sealed_log_of_real_commands_verifies_and_reads_as_before() {
     let again = sockwarden(&["audit", "seal-init", site.seed().to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2), "{}", describe(&again));
     assert_eq!(std::fs::read(site.seed()).unwrap(), before);
+    // A relative seed path: the line to set names it absolute, as the configuration needs.
+    let cwd = tempfile::tempdir().unwrap();
+    let rel = Command::new(SOCKWARDEN)
+        .args(["audit", "seal-init", "./rel-seed"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(rel.status.success(), "{}", describe(&rel));
+    let wanted = format!(
+        "seal_key = {:?}",
+        cwd.path().join("rel-seed").display().to_string()
+    );
+    assert!(
+        String::from_utf8_lossy(&rel.stderr).contains(&wanted),
+        "{wanted}: {}",
+        describe(&rel)
+    );
 
     let cleanup = Cleanup::new();
     let proxy = site.start("read-only");

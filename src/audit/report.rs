@@ -871,6 +871,8 @@ pub fn run(command: AuditCommand) -> ExitCode {
 fn seal_init(seed: &std::path::Path) -> ExitCode {
     match super::seal::write_new_seed(seed) {
         Ok(()) => {
+            // The configuration takes absolute paths only: name the seed as it must be set.
+            let absolute = std::path::absolute(seed).unwrap_or_else(|_| seed.to_path_buf());
             eprintln!(
                 "sockwarden: wrote a new seal seed to {} (mode 0600).\n\
                  Set [audit] seal_key = {:?} and start sockwarden once: it starts the chain and \
@@ -878,7 +880,7 @@ fn seal_init(seed: &std::path::Path) -> ExitCode {
                  Then move the seed OFF this host (keep it where verification happens): whoever \
                  holds it can re-seal the whole log.",
                 seed.display(),
-                seed.display().to_string()
+                absolute.display().to_string()
             );
             ExitCode::SUCCESS
         }
