@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 
 use crate::body;
 use crate::forward::Upstream;
@@ -141,6 +142,27 @@ impl Lookup {
         }
         self.get(&format!("/{kind}/{}{tail}", escape_object(name)))
             .await
+    }
+
+    /// `GET path` left open: the daemon's answer with its body unread, for a stream that does
+    /// not end (the event stream); no size or time limit applies to the body.
+    pub async fn open(&self, path: &str) -> Result<Response<Incoming>, LookupError> {
+        let pq = http::uri::PathAndQuery::try_from(path)
+            .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
+        let uri = self
+            .upstream
+            .uri_for(pq)
+            .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
+        let request = Request::builder()
+            .uri(uri)
+            .header(header::HOST, "docker")
+            .body(body::empty())
+            .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, self.upstream.send(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(LookupError::Unreachable(innermost(&e))),
+            Err(_) => Err(LookupError::Timeout),
+        }
     }
 
     /// `GET path`: its body on 200, `None` on 404, an error otherwise.

@@ -1001,6 +1001,35 @@ fn remembered_names_never_reach_another_tenants_container() {
     }
     assert!(exists("container", &behind));
     assert_eq!(owner_of("container", &behind), format!("uid:{b_uid}"));
+    // Changed directly on the daemon to another of A's own: the daemon's event makes
+    // sockwarden forget the name long before its memory would end by itself (10 s).
+    let swap = c.container("iso-names-swap");
+    let swapped = c.container("iso-names-swapped");
+    let a_old = create(&a, &swap);
+    assert_eq!(a_sees(&swap), (true, a_old));
+    direct().ok(&["rename", &swap, &swapped]);
+    let a_owner = format!("{LABEL}=uid:{a_uid}");
+    let a_new = direct()
+        .ok_str(&[
+            "create",
+            "--network",
+            "none",
+            "--label",
+            &a_owner,
+            "--name",
+            &swap,
+            &image,
+        ])
+        .trim()
+        .to_owned();
+    let followed = wait_for(Duration::from_secs(5), || {
+        (a_sees(&swap) == (true, a_new.clone())).then_some(())
+    });
+    assert!(
+        followed.is_some(),
+        "A still sees the old container: {:?}",
+        a_sees(&swap)
+    );
 }
 
 /// A base image's `ONBUILD COPY --from=X` runs in the build that starts `FROM` it: X is held to

@@ -7,8 +7,9 @@
 //! The cache is keyed by the owner label's key too (a reload may change it) and bounded.
 //!
 //! A container name (or ID prefix) is remembered only as what it resolved to among one tenant's
-//! own containers ([`NameCache`]), for at most [`NAME_TTL`], and forgotten whenever a container
-//! is created, renamed, removed or pruned through sockwarden. So an entry can only name a
+//! own containers ([`NameCache`]), for at most [`NAME_TTL`], only while the daemon's event
+//! stream is followed ([`super::name_watch`]), and forgotten whenever a container is created,
+//! renamed, removed or pruned, through sockwarden or on the daemon directly (its event). So an entry can only name a
 //! container that was the tenant's (ownership never changes, IDs are never reused): a stale one
 //! reaches that same container or the daemon's 404, never another tenant's. Without it, each
 //! request naming a container by name cost a second round trip to the daemon (an isolated
@@ -18,6 +19,7 @@
 //! [`owner_filter`], [`OwnerCache`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -65,15 +67,20 @@ impl OwnerCache {
     }
 }
 
-/// How long a resolved container name is trusted when nothing through sockwarden changed the
-/// daemon's containers: bounds what a change made directly on the daemon (an admin's rename
-/// on the daemon's own socket) can leave stale.
-pub const NAME_TTL: Duration = Duration::from_secs(1);
+/// How long a resolved container name is trusted at most. The daemon's events make it forget
+/// at every change (see [`super::name_watch`]); this bounds what an event that never arrived
+/// could leave stale (an entry only ever names one of the tenant's own containers).
+pub const NAME_TTL: Duration = Duration::from_secs(10);
 
 /// Container names resolved among a tenant's own (see the module documentation).
 #[derive(Debug, Default)]
 pub struct NameCache {
     inner: Mutex<Names>,
+    /// Whether the daemon's event stream is followed ([`super::name_watch`]): names are
+    /// remembered only then.
+    watched: AtomicBool,
+    /// How long a name is trusted; `None`: [`NAME_TTL`] (tests shorten it).
+    ttl: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -103,16 +110,34 @@ impl NameCache {
         self.lock().generation
     }
 
+    fn ttl(&self) -> Duration {
+        self.ttl.unwrap_or(NAME_TTL)
+    }
+
+    /// Whether the daemon's event stream is followed: while it is not, nothing is remembered.
+    pub fn set_watched(&self, watched: bool) {
+        self.watched.store(watched, Ordering::SeqCst);
+        if !watched {
+            self.forget_all();
+        }
+    }
+
     /// The full ID `name` resolved to among `tenant`'s containers, if resolved lately.
     pub fn get(&self, label: &str, tenant: &str, name: &str) -> Option<String> {
+        if !self.watched.load(Ordering::SeqCst) {
+            return None;
+        }
         let names = self.lock();
         let (id, at) = names.ids.get(&NameCache::key(label, tenant, name))?;
-        (at.elapsed() < NAME_TTL).then(|| id.clone())
+        (at.elapsed() < self.ttl()).then(|| id.clone())
     }
 
     /// Remembers that `name` resolved to `id` among `tenant`'s own, unless containers changed
     /// since `generation`.
     pub fn put(&self, generation: u64, label: &str, tenant: &str, name: &str, id: &str) {
+        if !self.watched.load(Ordering::SeqCst) {
+            return;
+        }
         let mut names = self.lock();
         if names.generation != generation || !is_full_id(id) {
             return;
@@ -247,6 +272,7 @@ impl Owners<'_> {
             }
         }
         let names = NameCache::global();
+        super::name_watch::ensure(self.lookup);
         if let Some(id) = names.get(self.label, self.tenant, name) {
             return Ok(Some(id));
         }
@@ -506,8 +532,17 @@ mod tests {
 
     #[test]
     fn names_are_remembered_per_tenant_briefly_and_forgotten_on_change() {
-        let names = NameCache::default();
+        let ttl = Duration::from_millis(300);
+        let names = NameCache {
+            ttl: Some(ttl),
+            ..NameCache::default()
+        };
         let id = "a".repeat(64);
+        // Nothing is remembered while the daemon's events are not followed.
+        let g = names.generation();
+        names.put(g, "l", "uid:1", "web", &id);
+        assert_eq!(names.get("l", "uid:1", "web"), None);
+        names.set_watched(true);
         let g = names.generation();
         names.put(g, "l", "uid:1", "web", &id);
         assert_eq!(names.get("l", "uid:1", "web"), Some(id.clone()));
@@ -523,9 +558,15 @@ mod tests {
         let g = names.generation();
         names.put(g, "l", "uid:1", "web", "abc");
         assert_eq!(names.get("l", "uid:1", "web"), None);
-        // And only for NAME_TTL.
+        // And only for its time.
         names.put(g, "l", "uid:1", "web", &id);
-        std::thread::sleep(NAME_TTL + Duration::from_millis(50));
+        std::thread::sleep(ttl + Duration::from_millis(50));
+        assert_eq!(names.get("l", "uid:1", "web"), None);
+        // When the event stream breaks, everything is forgotten.
+        let g = names.generation();
+        names.put(g, "l", "uid:1", "web", &id);
+        names.set_watched(false);
+        names.set_watched(true);
         assert_eq!(names.get("l", "uid:1", "web"), None);
     }
 
