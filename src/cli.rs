@@ -323,6 +323,20 @@ fn check(
     if admin_passed {
         notes.push_str("admin: socket passed by systemd\n");
     }
+    if config.authority.isolates() {
+        let ledger = &config.image_ledger;
+        let state = if no_fs {
+            "not looked at (--no-fs)"
+        } else if ledger.exists() {
+            "in use"
+        } else {
+            "created at start, adopting the images that carry the owner label then"
+        };
+        notes.push_str(&format!(
+            "isolation.image_ledger {}: {state}\n",
+            ledger.display()
+        ));
+    }
     if !no_fs {
         if let Err(refused) = Server::preflight_except(&config, &passed, admin_passed) {
             let (setting, e) = *refused;

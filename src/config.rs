@@ -98,6 +98,9 @@ pub struct Config {
     pub admin: Option<ListenAddr>,
     /// Per-client limits.
     pub limits: Arc<crate::limits::Limits>,
+    /// Where the image IDs sockwarden made for tenants are recorded (`[isolation]
+    /// image_ledger`; see [`crate::isolation::ledger`]).
+    pub image_ledger: PathBuf,
 }
 
 impl Config {
@@ -144,6 +147,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawIsolation {
     owner_label: Option<String>,
+    image_ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -440,6 +444,15 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
     if let Some(label) = &raw.isolation.owner_label {
         authority = authority.with_owner_label(validate_owner_label(label)?);
     }
+    let image_ledger =
+        match raw.isolation.image_ledger {
+            Some(path) if path.is_absolute() && path.file_name().is_some() => path,
+            Some(_) => return Err(ConfigError::setting(
+                "isolation.image_ledger",
+                "must be an absolute path to a file (e.g. \"/var/lib/sockwarden/image-owners\")",
+            )),
+            None => crate::isolation::ledger::default_path(),
+        };
     let listeners = if raw.listen.is_empty() {
         if !builtin {
             return Err(ConfigError::setting(
@@ -511,6 +524,7 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
         audit: validate_audit(raw.audit)?,
         admin,
         limits: Arc::new(limits),
+        image_ledger,
     })
 }
 

@@ -174,6 +174,9 @@ pub async fn answer(
     isolating: &Isolating,
     response: http::Response<ProxyBody>,
 ) -> Result<http::Response<ProxyBody>, ProxyError> {
+    if recorded::made(isolating).is_some() {
+        return recorded::recorded(isolating, response).await;
+    }
     if response.status() != http::StatusCode::CONFLICT
         || !matches!(
             isolating.authorized.operation.name,
@@ -621,7 +624,24 @@ fn labelled_query(isolating: &Isolating, labels: Option<&str>) -> Result<String,
 /// must not be held by others' images, `networkmode=container:X` and `cachefrom` images must
 /// be the tenant's.
 async fn build(isolating: &Isolating, parts: &mut http::request::Parts) -> Result<(), ProxyError> {
-    let query = current(parts)?.normalized.query.clone();
+    let authorized = current(parts)?;
+    let query = authorized.normalized.query.clone();
+    // The image built is the tenant's only once recorded from the answer, which names it only
+    // from API 1.30 on (a classic build's `aux` ID) or with `-q`.
+    let buildkit = query.get("version") == Some("2");
+    let quiet = query.bool("q").unwrap_or(false);
+    let old = authorized
+        .normalized
+        .version
+        .is_some_and(|v| v < crate::route::ApiVersion::new(1, 30));
+    if old && !buildkit && !quiet {
+        return Err(isolating.refuse(Isolated::Unrecordable {
+            reason: "a classic build below API version 1.30 does not report the ID of the \
+                     image it built, so it could not be recorded as this tenant's: use API 1.30 \
+                     or newer, or -q"
+                .into(),
+        }));
+    }
     let labels = labelled_query(isolating, single(&query, "labels")?)?;
     for name in query.get_all("t") {
         let (repo, tag) = split_reference(name);
@@ -747,6 +767,7 @@ async fn pull(isolating: &Isolating, parts: &mut http::request::Parts) -> Result
 }
 
 mod bodies;
+mod recorded;
 pub use bodies::PinnedNetworks;
 use bodies::{container_create, network_connect, network_create, volume_create};
 

@@ -7,7 +7,8 @@
 //!   the daemon copies a container's labels into every event's attributes, `destroy` too;
 //! - image events of its images (the daemon copies the image's labels while the image exists;
 //!   afterwards, for `untag`/`delete`, the ID's owner comes from the cache of
-//!   [`super::owners`]), and `pull` events of shared images (no owner);
+//!   [`super::owners`]; either counts only when the image ledger holds the ID for the tenant),
+//!   and `pull` events of shared images (no owner);
 //! - network events of its networks (by ID: events carry no labels), and `connect` /
 //!   `disconnect` of its containers on any network (`bridge` included);
 //! - volume events of its volumes (by name, kept per stream and followed through the
@@ -182,6 +183,7 @@ impl Filtered {
         let scope = Scope {
             owner_label: &self.scope.owner_label,
             tenant: &self.scope.tenant,
+            recorded: |id, tenant| crate::isolation::ledger::owned_by(id, tenant, tenant),
         };
         let labelled = owners::label(attributes, scope.owner_label);
         match kind.as_str() {
@@ -193,12 +195,22 @@ impl Filtered {
             }
             "image" => {
                 let owner = match labelled {
-                    Some(owner) => {
+                    // The label counts only when the image ledger holds the ID for it.
+                    Some(owner) if owners::full_id(&id) => {
                         owners::remember(Kind::Image, &id, Some(&owner));
-                        Some(Some(owner))
+                        owners::judged(
+                            &self.scope.lookup,
+                            Kind::Image,
+                            &id,
+                            Some(owner),
+                            &self.scope.owner_label,
+                        )
+                        .await
+                        .ok()
                     }
-                    // No owner label: unowned while the image exists, unknown once it is gone.
-                    None => owner(&self.scope, Kind::Image, &id).await,
+                    // Named (pull, push), or no owner label: asked of the daemon (unowned
+                    // while the image exists, unknown once it is gone).
+                    _ => owner(&self.scope, Kind::Image, &id).await,
                 };
                 match owner {
                     Some(Some(owner)) => owner == scope.tenant,
@@ -326,6 +338,8 @@ mod tests {
         use serde_json::json;
         let mine_image = "1a".repeat(32);
         let their_image = "2b".repeat(32);
+        // sockwarden made mine_image for uid:1001 (the image ledger holds it).
+        crate::isolation::ledger::hold_for_tests(&format!("sha256:{mine_image}"), "uid:1001");
         let events = vec![
             json!({"Type":"container","Action":"start","Actor":{"ID":"c1","Attributes":{"sockwarden.owner":"uid:1001","name":"mine"}}}),
             json!({"Type":"container","Action":"start","Actor":{"ID":"c2","Attributes":{"sockwarden.owner":"uid:1002","name":"theirs"}}}),
@@ -337,6 +351,10 @@ mod tests {
             json!({"Type":"image","Action":"tag","Actor":{"ID":format!("sha256:{their_image}"),"Attributes":{"sockwarden.owner":"uid:1002"}}}),
             json!({"Type":"image","Action":"delete","Actor":{"ID":format!("sha256:{mine_image}"),"Attributes":{}}}),
             json!({"Type":"image","Action":"delete","Actor":{"ID":format!("sha256:{their_image}"),"Attributes":{}}}),
+            // Labelled as the tenant's but not made by sockwarden (not in the ledger): nobody's,
+            // while it exists and once it is gone.
+            json!({"Type":"image","Action":"tag","Actor":{"ID":format!("sha256:{}", "3c".repeat(32)),"Attributes":{"sockwarden.owner":"uid:1001"}}}),
+            json!({"Type":"image","Action":"delete","Actor":{"ID":format!("sha256:{}", "3c".repeat(32)),"Attributes":{}}}),
             // Unknown owners (the lookup fails here) are not shown.
             json!({"Type":"image","Action":"pull","Actor":{"ID":"busybox:latest","Attributes":{}}}),
             json!({"Type":"volume","Action":"create","Actor":{"ID":"v","Attributes":{"driver":"local"}}}),
