@@ -31,6 +31,10 @@ use super::owners::{self, Kind};
 use crate::body::{self, BodyError, ProxyBody};
 use crate::lookup::Lookup;
 
+/// Longest wait for the record of an image the tenant's import or build is making (see
+/// `await_record`).
+pub const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Longest event line held while it is completed.
 pub const MAX_EVENT_LINE: usize = crate::redact::events::MAX_EVENT_LINE;
 
@@ -198,7 +202,8 @@ impl Filtered {
                     // The label counts only when the image ledger holds the ID for it.
                     Some(owner) if owners::full_id(&id) => {
                         owners::remember(Kind::Image, &id, Some(&owner));
-                        owners::judged(
+                        let mine = owner == self.scope.tenant;
+                        let judged = owners::judged(
                             &self.scope.lookup,
                             Kind::Image,
                             &id,
@@ -206,7 +211,12 @@ impl Filtered {
                             &self.scope.owner_label,
                         )
                         .await
-                        .ok()
+                        .ok();
+                        if mine && judged == Some(Some(owners::UNRECORDED.to_owned())) {
+                            await_record(&self.scope.tenant, &id, &action).await
+                        } else {
+                            judged
+                        }
                     }
                     // Named (pull, push), or no owner label: asked of the daemon (unowned
                     // while the image exists, unknown once it is gone).
@@ -265,6 +275,24 @@ impl Filtered {
         }
         owner
     }
+}
+
+/// An image labelled as the tenant's that the ledger does not hold (yet): the daemon
+/// reports an import or a build's tag before its answer (which sockwarden records at its
+/// end) has ended, so for those events the record is awaited a little ([`RECORD_WAIT`]).
+async fn await_record(tenant: &str, id: &str, action: &str) -> Option<Option<String>> {
+    let unrecorded = Some(Some(owners::UNRECORDED.to_owned()));
+    if !matches!(action, "import" | "tag") {
+        return unrecorded;
+    }
+    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        if crate::isolation::ledger::owned_by(id, tenant, tenant) {
+            return Some(Some(tenant.to_owned()));
+        }
+    }
+    unrecorded
 }
 
 /// The owner of a container, image or network by ID (`None`: not found or failed).
