@@ -49,12 +49,16 @@ fn config_text(dir: &Path, ledger: &Path, replace: &[(&str, &str)]) -> String {
         assert!(text.contains(from), "{from} not in the example");
         text = text.replace(from, to);
     }
-    // Imports are not in the example; tenants here import their own images.
+    // Imports, saves and pushes are not in the example; tenants here use them.
     let text = text
-        .replacen("\"build.prune\",", "\"build.prune\", \"image.import\",", 1)
+        .replacen(
+            "\"build.prune\",",
+            "\"build.prune\", \"image.import\", \"image.save\", \"image.push\",",
+            1,
+        )
         .replacen(
             "allow_dangerous = [",
-            "allow_dangerous = [\n  \"image.import\",",
+            "allow_dangerous = [\n  \"image.import\", \"image.save\", \"image.push\",",
             1,
         );
     format!(
@@ -211,12 +215,11 @@ fn cannot_touch(docker: &Docker, who: &str, reference: &str, cleanup: &Cleanup) 
         &what("tag"),
     );
     let out = docker.run(&["save", reference]);
-    assert!(
-        !out.status.success() && out.stdout.is_empty(),
-        "{}: {}",
-        what("save"),
-        describe(&out)
-    );
+    failed_as_missing(&out, &what("save"));
+    assert!(out.stdout.is_empty(), "{}: archive written", what("save"));
+    if !reference.bytes().all(|b| b.is_ascii_hexdigit()) && !reference.starts_with("sha256:") {
+        failed_as_missing(&docker.run(&["push", reference]), &what("push"));
+    }
     // run/create (without the CLI's pull on a 404): nothing is created.
     let name = cleanup.container("ledger-run");
     let out = docker.run(&[
@@ -322,6 +325,7 @@ fn images_labelled_on_the_daemon_are_nobodys() {
     for forged in [&imported, &built] {
         assert_eq!(owner_of(forged), format!("uid:{b_uid}"));
     }
+    let (imported_id, built_id) = (id_of(&imported), id_of(&built));
     // B's own image, then its name re-pointed on the daemon to the forged one.
     let b_own = c.image("ledger-b-own");
     let ctx = build_context("FROM scratch\nCOPY f /f\n");
@@ -371,9 +375,34 @@ fn images_labelled_on_the_daemon_are_nobodys() {
             "B {cli}: tag onto {built}: {}",
             describe(&out)
         );
-        assert_eq!(id_of(&built), spellings(&built)[1]);
-        // B's own image still works by its ID.
+        assert_eq!(id_of(&built), built_id, "B {cli}: {built} re-pointed");
+        // Nor by a commit.
+        let src = c.container("ledger-commit-src");
+        b.ok(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            &src,
+            &test_image(),
+            "true",
+        ]);
+        let out = b.run(&["commit", &src, &imported]);
+        assert!(
+            !out.status.success(),
+            "B {cli}: commit onto {imported}: {}",
+            describe(&out)
+        );
+        assert_eq!(
+            id_of(&imported),
+            imported_id,
+            "B {cli}: {imported} re-pointed"
+        );
+        b.ok(&["rm", &src]);
+        // B's own image still works, by its ID too, and B may save it.
         b.ok(&["image", "inspect", &b_own_id]);
+        let archive = b.ok(&["save", &b_own]);
+        assert!(!archive.is_empty(), "B {cli}: save of its own image");
     }
     // A cannot reach them either, nor see them.
     let a = tenant(&proxy, a_uid);
@@ -567,6 +596,19 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         ]);
     };
     check(&proxy, "before the restart");
+    // A push names its tag in the query: another tenant's `name:v1` is missing to A too.
+    let v1 = format!("{}:v1", own[0].split(':').next().unwrap());
+    c.add_image(&v1);
+    tenant(&proxy, b_uid).ok(&["tag", &own[0], &v1]);
+    for (cli, a) in clis(&proxy, a_uid) {
+        failed_as_missing(&a.run(&["push", &v1]), &format!("A {cli} push {v1}"));
+        let out = a.run(&["push", "--all-tags", v1.split(':').next().unwrap()]);
+        assert!(
+            !out.status.success(),
+            "A {cli} push --all-tags: {}",
+            describe(&out)
+        );
+    }
     drop(proxy);
     let proxy = start(&ledger_path, &BUILDKIT);
     check(&proxy, "after the restart");

@@ -137,6 +137,10 @@ async fn admit_head(
                 "image.inspect" | "image.history" | "image.attestations" | "image.save" => {
                     readable_image(isolating, &object).await
                 }
+                "image.push" => match pushed_reference(isolating, parts, &object) {
+                    Ok(reference) => changeable_image(isolating, &reference).await,
+                    Err(refused) => Err(refused),
+                },
                 _ => changeable_image(isolating, &object).await,
             };
             // A name missing at the check is answered missing by sockwarden (in the daemon's
@@ -457,6 +461,29 @@ async fn changeable_image(isolating: &Isolating, name: &str) -> Result<(), Proxy
         })),
         ImageOwner::Other => Err(not_owned(isolating, ObjectKind::Image, name)),
     }
+}
+
+/// The image a push sends, as the daemon reads it: the path's repository with the `tag`
+/// parameter, or the path's own reference without one. A push of every tag of a repository
+/// (no tag anywhere) is refused: any of them may be another tenant's.
+fn pushed_reference(
+    isolating: &Isolating,
+    parts: &http::request::Parts,
+    object: &str,
+) -> Result<String, ProxyError> {
+    let query = current(parts)?.normalized.query.clone();
+    let tag = single(&query, "tag")?.unwrap_or("");
+    let (repo, own_tag) = split_reference(object);
+    if !tag.is_empty() {
+        return Ok(image_reference(repo, tag));
+    }
+    if own_tag.is_empty() && !object.contains('@') {
+        return Err(isolating.refuse(Isolated::Held {
+            kind: ObjectKind::Image,
+            name: format!("{object} (all tags)"),
+        }));
+    }
+    Ok(object.to_owned())
 }
 
 /// The image name `repo:tag` a request writes (a tag, a build's `t`, a commit's or import's
