@@ -238,6 +238,24 @@ pub fn default_listen_path() -> PathBuf {
     }
 }
 
+/// The image ledger's path when `[isolation] image_ledger` is not set: under
+/// `/var/lib/sockwarden` for root, under the user's state directory otherwise.
+pub fn default_image_ledger() -> PathBuf {
+    if nix::unistd::Uid::current().is_root() {
+        return PathBuf::from("/var/lib/sockwarden/image-owners");
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join("sockwarden").join("image-owners");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => Path::new(&home).join(".local/state/sockwarden/image-owners"),
+        None => PathBuf::from(format!(
+            "/tmp/sockwarden-{}/image-owners",
+            nix::unistd::Uid::current()
+        )),
+    }
+}
+
 /// Mode of a unix socket nobody configured: only its owner may connect.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 
@@ -451,7 +469,7 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
                 "isolation.image_ledger",
                 "must be an absolute path to a file (e.g. \"/var/lib/sockwarden/image-owners\")",
             )),
-            None => crate::isolation::ledger::default_path(),
+            None => default_image_ledger(),
         };
     let listeners = if raw.listen.is_empty() {
         if !builtin {

@@ -167,7 +167,9 @@ impl Live {
                 return Err(e);
             }
         };
-        if let Err(e) = crate::server::open_ledger(&config) {
+        if let Err(e) =
+            crate::isolation::ledger::open_for(config.authority.isolates(), &config.image_ledger)
+        {
             let e = format!("isolation.image_ledger: {e}");
             tracing::error!(trigger, error = %e, "reload refused; the configuration in force is kept");
             self.audit.metrics().reload(false, 0);

@@ -64,23 +64,6 @@ pub enum StartError {
     Ledger(String),
 }
 
-/// Opens the image ledger when a policy isolates (once per process: it outlives reloads);
-/// a file that does not parse is an error. Shared with reloads that first bring isolation.
-pub fn open_ledger(config: &Config) -> Result<(), String> {
-    use crate::isolation::ledger;
-    if !config.authority.isolates() || ledger::global().is_some() {
-        return Ok(());
-    }
-    let opened = ledger::Ledger::open(&config.image_ledger).map_err(|e| e.0)?;
-    let ledger = ledger::install(opened);
-    tracing::info!(
-        ledger = %ledger.path().display(),
-        records = ledger.len(),
-        "image ledger open"
-    );
-    Ok(())
-}
-
 /// The configuration key an address is written under.
 fn address_key(addr: &ListenAddr) -> &'static str {
     match addr {
@@ -117,7 +100,7 @@ impl Server {
         let mut assigned = inherited
             .assign(&config.activation_entries(), config.admin.as_ref())
             .map_err(StartError::Activation)?;
-        open_ledger(&config)
+        crate::isolation::ledger::open_for(config.authority.isolates(), &config.image_ledger)
             .map_err(|e| StartError::Ledger(format!("isolation.image_ledger: {e}")))?;
         let audit =
             Audit::start(config.audit.clone(), Metrics::new()).map_err(StartError::Audit)?;
@@ -256,7 +239,7 @@ impl Server {
             // served; if the daemon cannot be asked yet, the first request that needs it does.
             let lookup = crate::lookup::Lookup::new(upstream.clone());
             let label = self.config.authority.owner_label().clone();
-            if let Err(e) = ledger.ready(&lookup, &label).await {
+            if let Err(e) = crate::isolation::ledger::adopt::ready(ledger, &lookup, &label).await {
                 tracing::warn!(
                     ledger = %ledger.path().display(),
                     error = %e,

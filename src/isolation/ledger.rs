@@ -18,8 +18,10 @@
 //! not exist yet (the first start with a ledger), every image that carries an owner label then
 //! is adopted as its label says (trust on first use), once, logged with the count.
 //!
-//! One ledger serves the process ([`install`], [`global`]): it outlives reloads.
+//! One ledger serves the process ([`install`], [`global`]): it outlives reloads. Adopting and
+//! recording, which ask the daemon, are in [`adopt`].
 
+pub mod adopt;
 pub mod scan;
 
 use std::collections::HashSet;
@@ -31,27 +33,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::lookup::{Lookup, LookupError};
-
-/// The ledger's path when `[isolation] image_ledger` is not set: under `/var/lib/sockwarden`
-/// for root, under the user's state directory otherwise.
-pub fn default_path() -> PathBuf {
-    if nix::unistd::Uid::current().is_root() {
-        return PathBuf::from("/var/lib/sockwarden/image-owners");
-    }
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Path::new(&dir).join("sockwarden").join("image-owners");
-    }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(home) => Path::new(&home).join(".local/state/sockwarden/image-owners"),
-        None => PathBuf::from(format!(
-            "/tmp/sockwarden-{}/image-owners",
-            nix::unistd::Uid::current()
-        )),
-    }
-}
 
 /// Whether `id` is an image ID as the daemon writes it: `sha256:` and 64 lowercase hex digits.
 pub fn is_image_id(id: &str) -> bool {
@@ -269,97 +250,6 @@ impl Ledger {
         self.len() == 0
     }
 
-    /// Makes sure the file exists: when it did not at start, adopts every image that carries
-    /// `owner_label` now (trust on first use) and writes them as the first records. Cheap once
-    /// done; until it succeeds (the daemon unreachable), image ownership cannot be judged.
-    pub async fn ready(&self, lookup: &Lookup, owner_label: &str) -> Result<(), LookupError> {
-        if self.adopted.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let _turn = self.adopting.lock().await;
-        if self.adopted.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let filters = serde_json::json!({ "label": [owner_label] }).to_string();
-        let path = format!(
-            "/images/json?all=1&filters={}",
-            super::owners::encode_component(&filters)
-        );
-        let bytes = lookup.get(&path).await?.unwrap_or_default();
-        let list: Value =
-            serde_json::from_slice(&bytes).map_err(|e| LookupError::BadAnswer(e.to_string()))?;
-        let adopted: Vec<Record> = list
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|image| {
-                let id = image.get("Id")?.as_str()?;
-                let tenant = image.get("Labels")?.get(owner_label)?.as_str()?;
-                (is_image_id(id) && !tenant.is_empty() && !tenant.contains('\0')).then(|| Record {
-                    id: id.to_owned(),
-                    tenant: tenant.to_owned(),
-                    op: "adopted".into(),
-                })
-            })
-            .collect();
-        let count = adopted.len();
-        let path = self.path.clone();
-        let records = adopted.clone();
-        let file = tokio::task::spawn_blocking(move || create(&path, &records))
-            .await
-            .map_err(|e| LookupError::BadAnswer(format!("ledger task failed: {e}")))?
-            .map_err(|e| {
-                LookupError::BadAnswer(format!(
-                    "cannot create the image ledger {}: {e}",
-                    self.path.display()
-                ))
-            })?;
-        self.insert_all(adopted.iter().map(|r| (r.id.as_str(), r.tenant.as_str())));
-        *lock(&self.file) = Some(file);
-        self.adopted.store(true, Ordering::SeqCst);
-        tracing::warn!(
-            ledger = %self.path.display(),
-            adopted = count,
-            owner_label,
-            "image ledger created: every image carrying the owner label now was adopted as \
-             its label says (trust on first use); from now on only images sockwarden builds, \
-             commits or imports for a tenant are the tenant's"
-        );
-        Ok(())
-    }
-
-    /// Records that sockwarden made image `id` for `tenant` (by `op`): held at once, and
-    /// appended to the file and synced to disk before this returns.
-    pub async fn record(
-        self: &Arc<Self>,
-        lookup: &Lookup,
-        owner_label: &str,
-        id: &str,
-        tenant: &str,
-        op: &str,
-    ) -> Result<(), LedgerError> {
-        if !is_image_id(id) {
-            return Err(LedgerError(format!("{id:?} is not an image ID")));
-        }
-        self.ready(lookup, owner_label)
-            .await
-            .map_err(|e| LedgerError(e.to_string()))?;
-        if self.has(id, tenant) {
-            return Ok(());
-        }
-        self.insert_all(std::iter::once((id, tenant)));
-        let record = Record {
-            id: id.to_owned(),
-            tenant: tenant.to_owned(),
-            op: op.to_owned(),
-        };
-        let ledger = Arc::clone(self);
-        tokio::task::spawn_blocking(move || ledger.append(&record))
-            .await
-            .map_err(|e| LedgerError(format!("ledger task failed: {e}")))?
-    }
-
     fn append(&self, record: &Record) -> Result<(), LedgerError> {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| LedgerError(format!("cannot write a ledger record: {e}")))?;
@@ -470,6 +360,22 @@ pub fn preflight(path: &Path) -> Result<(), String> {
 }
 
 static GLOBAL: OnceLock<Arc<Ledger>> = OnceLock::new();
+
+/// Opens the process's ledger at `path` when `isolates` (once per process: it outlives
+/// reloads); a file that does not parse is an error. At start, and at a reload that first
+/// brings isolation.
+pub fn open_for(isolates: bool, path: &Path) -> Result<(), String> {
+    if !isolates || global().is_some() {
+        return Ok(());
+    }
+    let ledger = install(Ledger::open(path).map_err(|e| e.0)?);
+    tracing::info!(
+        ledger = %ledger.path().display(),
+        records = ledger.len(),
+        "image ledger open"
+    );
+    Ok(())
+}
 
 /// Makes `ledger` the process's ledger (the first one installed stays).
 pub fn install(ledger: Ledger) -> Arc<Ledger> {

@@ -482,7 +482,7 @@ impl Owners<'_> {
         let Some(ledger) = super::ledger::global() else {
             return Ok(false);
         };
-        ledger.ready(self.lookup, self.label).await?;
+        super::ledger::adopt::ready(ledger, self.lookup, self.label).await?;
         Ok(ledger.has(id, self.tenant))
     }
 }

@@ -157,8 +157,7 @@ pub async fn response(
     ) {
         // A ledger that has yet to adopt the daemon's labelled images does so first.
         if let Some(ledger) = super::ledger::global() {
-            ledger
-                .ready(&isolating.lookup, &isolating.owner_label)
+            super::ledger::adopt::ready(ledger, &isolating.lookup, &isolating.owner_label)
                 .await
                 .map_err(|e| {
                     ProxyError::BadUpstream(format!("isolation could not check ownership: {e}"))

@@ -102,7 +102,7 @@ impl Authority {
     pub fn isolates(&self) -> bool {
         self.policies
             .values()
-            .any(|p| p.isolation != crate::policy::Isolation::None)
+            .any(|p| p.isolation != Isolation::None)
     }
 
     /// The bind sources of every inspected policy (`writable_only`: of those that allow

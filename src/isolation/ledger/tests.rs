@@ -1,6 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::lookup::Lookup;
 
 fn id(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
@@ -99,21 +100,27 @@ async fn appended_records_are_read_back_and_corrupt_files_refused() {
     assert!(!ledger.has(&id('b'), "uid:1"));
     assert!(!ledger.has("aaaa", "uid:1"), "a prefix is no ID");
     let lookup = lookup();
-    ledger
-        .record(
-            &lookup,
-            "sockwarden.owner",
-            &id('b'),
-            "uid:2",
-            "container.commit",
-        )
-        .await
-        .expect("record");
+    adopt::record(
+        &ledger,
+        &lookup,
+        "sockwarden.owner",
+        &id('b'),
+        "uid:2",
+        "container.commit",
+    )
+    .await
+    .expect("record");
     assert!(ledger.has(&id('b'), "uid:2"));
-    assert!(ledger
-        .record(&lookup, "sockwarden.owner", "sha256:b", "uid:2", "x")
-        .await
-        .is_err());
+    assert!(adopt::record(
+        &ledger,
+        &lookup,
+        "sockwarden.owner",
+        "sha256:b",
+        "uid:2",
+        "x"
+    )
+    .await
+    .is_err());
     // Read again (a restart): both there.
     let again = Ledger::open(&path).expect("reopen");
     assert!(again.has(&id('a'), "uid:1") && again.has(&id('b'), "uid:2"));
@@ -123,7 +130,7 @@ async fn appended_records_are_read_back_and_corrupt_files_refused() {
     text.extend_from_slice(b"{\"id\":\"sha2");
     std::fs::write(&path, &text).expect("write");
     let torn = Arc::new(Ledger::open(&path).expect("open torn"));
-    torn.record(&lookup, "l", &id('c'), "uid:3", "image.import")
+    adopt::record(&torn, &lookup, "l", &id('c'), "uid:3", "image.import")
         .await
         .expect("record");
     let reread = Ledger::open(&path).expect("reopen");

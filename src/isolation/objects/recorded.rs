@@ -47,10 +47,15 @@ struct Recorder {
 
 impl Recorder {
     async fn record(&self, id: &str) -> Result<(), ledger::LedgerError> {
-        let recorded = self
-            .ledger
-            .record(&self.lookup, &self.owner_label, id, &self.tenant, self.op)
-            .await;
+        let recorded = ledger::adopt::record(
+            &self.ledger,
+            &self.lookup,
+            &self.owner_label,
+            id,
+            &self.tenant,
+            self.op,
+        )
+        .await;
         match &recorded {
             Ok(()) => {
                 tracing::debug!(image = id, tenant = %self.tenant, op = self.op, "image recorded")

@@ -150,7 +150,7 @@ pub async fn judged(
     };
     let recorded = match crate::isolation::ledger::global() {
         Some(ledger) => {
-            ledger.ready(lookup, owner_label).await?;
+            crate::isolation::ledger::adopt::ready(ledger, lookup, owner_label).await?;
             ledger.has(id, &value)
         }
         None => false,
