@@ -522,6 +522,25 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         .run(&["build", "-t", &bk, ctx_s]);
     assert!(out.status.success(), "BuildKit: {}", describe(&out));
     own.push(bk);
+    // A classic build at API 1.29 names no image in its answer: refused, nothing built; with
+    // -q it does, and is recorded.
+    let old_api = c.image("ledger-old-api");
+    let out = b
+        .clone()
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_API_VERSION", "1.29")
+        .run(&["build", "-t", &old_api, ctx_s]);
+    assert!(
+        !out.status.success() && stderr_str(&out).contains("below API version 1.30"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!exists(&old_api));
+    b.clone()
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_API_VERSION", "1.29")
+        .ok(&["build", "-q", "-t", &old_api, ctx_s]);
+    own.push(old_api);
     // A commit and an import.
     let src = c.container("ledger-commit-src");
     b.ok(&[
@@ -596,6 +615,10 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         ]);
     };
     check(&proxy, "before the restart");
+    // A reload keeps the ledger.
+    proxy.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    check(&proxy, "after a reload");
     // A push names its tag in the query: another tenant's `name:v1` is missing to A too.
     let v1 = format!("{}:v1", own[0].split(':').next().unwrap());
     c.add_image(&v1);
