@@ -178,3 +178,101 @@ impl Streaming {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup() -> Lookup {
+        let config = crate::config::UpstreamConfig {
+            addr: crate::config::UpstreamAddr::Unix("/nonexistent/sockwarden-test.sock".into()),
+            connect_timeout: std::time::Duration::from_millis(100),
+            pool_idle_timeout: std::time::Duration::from_secs(1),
+            pool_max_idle: 1,
+            build_cgroup: crate::buildcgroup::Setting::Off,
+        };
+        Lookup::new(crate::forward::Upstream::new(&config).expect("upstream"))
+    }
+
+    /// A body fed by the test, piece by piece.
+    fn fed() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, ProxyBody) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+        });
+        (tx, body::boxed(http_body_util::StreamBody::new(stream)))
+    }
+
+    #[tokio::test]
+    async fn pieces_pass_at_once_and_the_record_comes_before_the_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("image-owners");
+        std::fs::write(&path, b"").expect("write");
+        let ledger = Arc::new(Ledger::open(&path).expect("open"));
+        let id = format!("sha256:{}", "5e".repeat(32));
+        let (tx, body) = fed();
+        let mut streaming = Streaming {
+            body,
+            scanner: Some(Scanner::new(Made::Build { quiet: false })),
+            recorder: Recorder {
+                ledger: Arc::clone(&ledger),
+                lookup: lookup(),
+                owner_label: Arc::from("sockwarden.owner"),
+                tenant: "uid:7".into(),
+                op: "image.build",
+            },
+            done: false,
+        };
+        let line = format!("{{\"aux\":{{\"ID\":\"{id}\"}}}}\r\n");
+        let (first, second) = line.split_at(20);
+        for piece in [first, second, "{\"stream\":\"Successfully built\\n\"}\r\n"] {
+            tx.send(Bytes::from(piece.to_owned())).expect("send");
+            // Each piece is passed on as it comes, the answer still open.
+            let got = streaming.next().await.expect("a piece").expect("data");
+            assert_eq!(got.into_data().expect("data"), piece.as_bytes());
+            assert!(!ledger.has(&id, "uid:7"), "recorded before the end");
+        }
+        drop(tx);
+        // The end: recorded (in memory and in the file) before it is passed on.
+        assert!(streaming.next().await.is_none());
+        assert!(ledger.has(&id, "uid:7"));
+        let reread = Ledger::open(&path).expect("reopen");
+        assert!(reread.has(&id, "uid:7"));
+        assert!(streaming.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_broken_answer_records_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("image-owners");
+        std::fs::write(&path, b"").expect("write");
+        let ledger = Arc::new(Ledger::open(&path).expect("open"));
+        let id = format!("sha256:{}", "6f".repeat(32));
+        let (tx, body) = fed();
+        let mut streaming = Streaming {
+            body,
+            scanner: Some(Scanner::new(Made::Import)),
+            recorder: Recorder {
+                ledger: Arc::clone(&ledger),
+                lookup: lookup(),
+                owner_label: Arc::from("sockwarden.owner"),
+                tenant: "uid:7".into(),
+                op: "image.import",
+            },
+            done: false,
+        };
+        for piece in [
+            format!("{{\"status\":\"{id}\"}}\r\n"),
+            "{\"errorDetail\":{\"message\":\"x\"},\"error\":\"x\"}\r\n".to_owned(),
+        ] {
+            tx.send(Bytes::from(piece)).expect("send");
+            streaming.next().await.expect("a piece").expect("data");
+        }
+        drop(tx);
+        assert!(streaming.next().await.is_none());
+        assert!(!ledger.has(&id, "uid:7"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"");
+    }
+}
