@@ -64,7 +64,9 @@ enum Command {
     /// writable) and group, each TCP address (bindable; an address in use is not reported, as
     /// it may be the running server's), and whether classic builds under a pids cap can get a
     /// build cgroup ([upstream] build_cgroup: found in this machine's cgroup mounts, root and
-    /// writable; a warning, since the daemon's cgroup driver is not asked). These are checked
+    /// writable; a warning, since the daemon's cgroup driver is not asked), and, when a policy
+    /// isolates, the image ledger ([isolation] image_ledger: readable, writable and parsing,
+    /// or its directory creatable and writable). These are checked
     /// as the user running check: run it as the user serve runs as, or give --no-fs for a file
     /// meant for another host or user.
     Check {
@@ -322,6 +324,20 @@ fn check(
     }
     if admin_passed {
         notes.push_str("admin: socket passed by systemd\n");
+    }
+    if config.authority.isolates() {
+        let ledger = &config.image_ledger;
+        let state = if no_fs {
+            "not looked at (--no-fs)"
+        } else if ledger.exists() {
+            "in use"
+        } else {
+            "created at start, adopting the images that carry the owner label then"
+        };
+        notes.push_str(&format!(
+            "isolation.image_ledger {}: {state}\n",
+            ledger.display()
+        ));
     }
     if !no_fs {
         if let Err(refused) = Server::preflight_except(&config, &passed, admin_passed) {

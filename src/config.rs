@@ -98,6 +98,9 @@ pub struct Config {
     pub admin: Option<ListenAddr>,
     /// Per-client limits.
     pub limits: Arc<crate::limits::Limits>,
+    /// Where the image IDs sockwarden made for tenants are recorded (`[isolation]
+    /// image_ledger`; see [`crate::isolation::ledger`]).
+    pub image_ledger: PathBuf,
 }
 
 impl Config {
@@ -144,6 +147,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawIsolation {
     owner_label: Option<String>,
+    image_ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +235,24 @@ pub fn default_listen_path() -> PathBuf {
         PathBuf::from("/run/sockwarden/docker.sock")
     } else {
         PathBuf::from(format!("/tmp/sockwarden-{uid}/docker.sock"))
+    }
+}
+
+/// The image ledger's path when `[isolation] image_ledger` is not set: under
+/// `/var/lib/sockwarden` for root, under the user's state directory otherwise.
+pub fn default_image_ledger() -> PathBuf {
+    if nix::unistd::Uid::current().is_root() {
+        return PathBuf::from("/var/lib/sockwarden/image-owners");
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join("sockwarden").join("image-owners");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => Path::new(&home).join(".local/state/sockwarden/image-owners"),
+        None => PathBuf::from(format!(
+            "/tmp/sockwarden-{}/image-owners",
+            nix::unistd::Uid::current()
+        )),
     }
 }
 
@@ -440,6 +462,15 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
     if let Some(label) = &raw.isolation.owner_label {
         authority = authority.with_owner_label(validate_owner_label(label)?);
     }
+    let image_ledger =
+        match raw.isolation.image_ledger {
+            Some(path) if path.is_absolute() && path.file_name().is_some() => path,
+            Some(_) => return Err(ConfigError::setting(
+                "isolation.image_ledger",
+                "must be an absolute path to a file (e.g. \"/var/lib/sockwarden/image-owners\")",
+            )),
+            None => default_image_ledger(),
+        };
     let listeners = if raw.listen.is_empty() {
         if !builtin {
             return Err(ConfigError::setting(
@@ -511,6 +542,7 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
         audit: validate_audit(raw.audit)?,
         admin,
         limits: Arc::new(limits),
+        image_ledger,
     })
 }
 

@@ -177,7 +177,13 @@ pub fn explain(
         out.change = policy_change(config, client, &method, &authorized.normalized, &refusal);
     }
     if let Some(note) = isolation_note(&authorized) {
-        out.isolation = Some(note.to_owned());
+        out.isolation = Some(match ledger_note(&authorized) {
+            Some(ledger) => format!(
+                "{note}; {ledger} ([isolation] image_ledger = {})",
+                config.image_ledger.display()
+            ),
+            None => note.to_owned(),
+        });
         // Isolation is enforced in audit mode too.
         if authorized.operation.info.tenancy == crate::route::Tenancy::Unavailable {
             refused(
@@ -246,6 +252,27 @@ fn explained_build_cgroup(config: &Config, authorized: &Authorized) -> Option<(S
     };
     let place = crate::buildcgroup::locate(&dir, &mountinfo).ok()?;
     Some((format!("{}/b0-0", place.name.trim_end_matches('/')), pids))
+}
+
+/// What the image ledger has to do with an isolated request (`None`: nothing).
+fn ledger_note(authorized: &Authorized) -> Option<&'static str> {
+    let names_images = authorized.operation.info.object == Some(crate::route::ObjectKind::Image);
+    match authorized.operation.name {
+        "image.build" | "container.commit" | "image.import" => Some(
+            "the ID of the image it makes is read from the daemon's answer and recorded in the \
+             image ledger as the tenant's (a classic build below API 1.30 without -q is refused: \
+             its answer names no image)",
+        ),
+        "image.list" | "system.df" | "system.events" => Some(
+            "an image labelled with the tenant's owner label is shown only when the image ledger \
+             records sockwarden made it for the tenant",
+        ),
+        _ if names_images || authorized.operation.name == "container.create" => Some(
+            "an image labelled with an owner is that tenant's only when the image ledger records \
+             sockwarden made it for the tenant; otherwise it answers as missing to every tenant",
+        ),
+        _ => None,
+    }
 }
 
 /// What the policy's isolation does to the request at run time (`None`: no isolation).

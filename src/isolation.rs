@@ -22,6 +22,7 @@ use crate::policy::Isolation;
 
 pub mod json;
 pub mod layer;
+pub mod ledger;
 pub mod name_watch;
 pub mod objects;
 pub mod owners;

@@ -105,6 +105,12 @@ pub enum Isolated {
         /// The volume's name.
         name: String,
     },
+    /// The request would make an image sockwarden could not record as the tenant's (see
+    /// `isolation::ledger`).
+    Unrecordable {
+        /// Why, in words.
+        reason: String,
+    },
     /// The tenant already has as many objects of this kind as its policy allows.
     Quota {
         /// What kind of object.
@@ -188,6 +194,7 @@ impl fmt::Display for Isolated {
                 "volume {name} does not exist and the mount sets a volume driver or its \
                  options: create it first with `docker volume create` (isolation)"
             ),
+            Isolated::Unrecordable { reason } => write!(f, "{reason} (isolation)"),
             Isolated::Quota { kind, limit } => write!(
                 f,
                 "this tenant already has {limit} {}s, the most its policy allows (isolation)",

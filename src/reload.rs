@@ -167,6 +167,15 @@ impl Live {
                 return Err(e);
             }
         };
+        if let Err(e) =
+            crate::isolation::ledger::open_for(config.authority.isolates(), &config.image_ledger)
+        {
+            let e = format!("isolation.image_ledger: {e}");
+            tracing::error!(trigger, error = %e, "reload refused; the configuration in force is kept");
+            self.audit.metrics().reload(false, 0);
+            self.audit.reload(trigger, Err(&e), &[]);
+            return Err(e);
+        }
         let restart_needed = restart_only_changes(&self.started_with, &config);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut runtime = Runtime::from_config(&config, generation);
@@ -218,6 +227,12 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     }
     if old.audit != new.audit {
         changed.push("audit".to_owned());
+    }
+    // The ledger open (if any) stays the one in use until a restart.
+    let open = crate::isolation::ledger::global().map(|l| l.path().to_owned());
+    let in_use = open.as_ref().unwrap_or(&old.image_ledger);
+    if new.authority.isolates() && *in_use != new.image_ledger {
+        changed.push("isolation.image_ledger".to_owned());
     }
     if old.header_read_timeout != new.header_read_timeout
         || old.body_read_timeout != new.body_read_timeout

@@ -59,6 +59,9 @@ pub enum StartError {
     /// The sockets systemd passed do not fit the listeners.
     #[error("{0}")]
     Activation(ActivationError),
+    /// The image ledger (`[isolation] image_ledger`) cannot be read.
+    #[error("{0}")]
+    Ledger(String),
 }
 
 /// The configuration key an address is written under.
@@ -97,6 +100,8 @@ impl Server {
         let mut assigned = inherited
             .assign(&config.activation_entries(), config.admin.as_ref())
             .map_err(StartError::Activation)?;
+        crate::isolation::ledger::open_for(config.authority.isolates(), &config.image_ledger)
+            .map_err(|e| StartError::Ledger(format!("isolation.image_ledger: {e}")))?;
         let audit =
             Audit::start(config.audit.clone(), Metrics::new()).map_err(StartError::Audit)?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
@@ -176,6 +181,14 @@ impl Server {
         if let Err((setting, e)) = Audit::preflight_sinks(&config.audit) {
             return Err(Box::new((setting, StartError::Audit(e))));
         }
+        if config.authority.isolates() {
+            if let Err(e) = crate::isolation::ledger::preflight(&config.image_ledger) {
+                return Err(Box::new((
+                    "isolation.image_ledger".to_owned(),
+                    StartError::Ledger(e),
+                )));
+            }
+        }
         for (index, listen) in config.listeners.iter().enumerate() {
             if listen.activation == Activation::Required
                 || passed.get(index).copied().unwrap_or(false)
@@ -221,6 +234,20 @@ impl Server {
         crate::inspect::layer::fetch::set_own_listeners(self.tcp_addrs());
         let upstream = Upstream::new(&self.config.upstream)
             .map_err(|e| StartError::Upstream(e.to_string()))?;
+        if let Some(ledger) = crate::isolation::ledger::global() {
+            // A ledger that did not exist adopts the images labelled now, before any tenant is
+            // served; if the daemon cannot be asked yet, the first request that needs it does.
+            let lookup = crate::lookup::Lookup::new(upstream.clone());
+            let label = self.config.authority.owner_label().clone();
+            if let Err(e) = crate::isolation::ledger::adopt::ready(ledger, &lookup, &label).await {
+                tracing::warn!(
+                    ledger = %ledger.path().display(),
+                    error = %e,
+                    "the image ledger could not adopt the daemon's labelled images yet; \
+                     retried when a tenant's request needs it"
+                );
+            }
+        }
         let audit = self.audit.clone();
         let live = Live::new(self.config.clone(), self.source, audit.clone());
         let build_cgroups = {

@@ -45,9 +45,11 @@ fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
         }
         // The socket is 0666; the tenants must reach its directory.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // The image ledger in the proxy's own directory (not the system's default).
         format!(
-            "{text}\n[audit]\nsink = \"file\"\npath = {}\n",
-            toml_str(&audit.display().to_string())
+            "{text}\n[audit]\nsink = \"file\"\npath = {}\n\n[isolation]\nimage_ledger = {}\n",
+            toml_str(&audit.display().to_string()),
+            toml_str(&dir.join("image-owners").display().to_string())
         )
     });
     (proxy, audit)

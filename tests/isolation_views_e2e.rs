@@ -61,13 +61,18 @@ uids = [{uids}]
 [policy.tenant]
 profile = "ci"
 allow = ["container.prune", "image.prune", "volume.prune", "network.prune",
-         "network.create", "network.delete", "exec.create", "exec.start"]
-allow_dangerous = ["exec.create", "exec.start"]
+         "network.create", "network.delete", "exec.create", "exec.start",
+         "container.commit"]
+allow_dangerous = ["exec.create", "exec.start", "container.commit"]
 isolation = "user"
+
+[isolation]
+image_ledger = {ledger}
 "#,
             up = toml_str(&daemon_socket().display().to_string()),
             sock = toml_str(&dir.join("proxy.sock").display().to_string()),
             uids = uids.join(", "),
+            ledger = toml_str(&dir.join("image-owners").display().to_string()),
         )
     });
     // The tenants must reach the socket in the proxy's private directory.
@@ -203,12 +208,34 @@ impl Maker<'_> {
         name
     }
 
-    /// An image of the tenant's: a commit of a fresh container of the fixture.
+    /// An image of the tenant's: a commit of a fresh container of the fixture. A tenant's is
+    /// committed through sockwarden (only images sockwarden made are a tenant's: the image
+    /// ledger), from a container of its own.
     fn image(&self, owned: Option<u32>, tag: &str) -> String {
         let from = self.cleanup.container(&format!("{tag}-src"));
-        daemon().ok(&["create", "--name", &from, &test_image(), "true"]);
+        let create = [
+            "create",
+            "--network",
+            "none",
+            "--name",
+            &from,
+            &test_image(),
+            "true",
+        ];
+        match owned {
+            Some(uid) => {
+                tenant(self.proxy, uid).ok(&create);
+            }
+            None => {
+                daemon().ok(&create);
+            }
+        }
         let name = self.cleanup.image(tag);
         self.create(owned, "image", &name, &["commit", &from, &name]);
+        if let Some(uid) = owned {
+            // Not one of the tenant's containers the lists are checked against.
+            tenant(self.proxy, uid).ok(&["rm", &from]);
+        }
         name
     }
 }

@@ -253,3 +253,37 @@ fn isolation_is_explained_as_decided_by_ownership() {
             .is_none()
     );
 }
+
+#[test]
+fn isolation_names_the_image_ledger_where_it_decides() {
+    let text = CONFIG.replace(
+        "[policy.ci]\nprofile = \"ci\"\n",
+        "[policy.ci]\nprofile = \"ci\"\nisolation = \"user\"\n",
+    ) + "\n[isolation]\nimage_ledger = \"/srv/sw/image-owners\"\n";
+    let config = Config::parse(&text, "t.toml").unwrap();
+    let note = |method: &str, target: &str| {
+        explain(&config, Some("ci"), method, target, None)
+            .unwrap()
+            .isolation
+            .unwrap_or_default()
+    };
+    for (method, target) in [
+        ("POST", "/build?t=x"),
+        ("GET", "/images/x/json"),
+        ("GET", "/images/json"),
+        ("POST", "/containers/create"),
+    ] {
+        let n = note(method, target);
+        assert!(
+            n.contains("image ledger") && n.contains("/srv/sw/image-owners"),
+            "{method} {target}: {n}"
+        );
+    }
+    assert!(note("POST", "/build?t=x").contains("recorded"));
+    // Nothing to do with images: not mentioned.
+    assert!(!note("GET", "/containers/web/json").contains("ledger"));
+    // A relative path is refused.
+    let relative = CONFIG.to_owned() + "\n[isolation]\nimage_ledger = \"image-owners\"\n";
+    let e = Config::parse(&relative, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("isolation.image_ledger"), "{e}");
+}

@@ -137,6 +137,10 @@ async fn admit_head(
                 "image.inspect" | "image.history" | "image.attestations" | "image.save" => {
                     readable_image(isolating, &object).await
                 }
+                "image.push" => match pushed_reference(isolating, parts, &object) {
+                    Ok(reference) => changeable_image(isolating, &reference).await,
+                    Err(refused) => Err(refused),
+                },
                 _ => changeable_image(isolating, &object).await,
             };
             // A name missing at the check is answered missing by sockwarden (in the daemon's
@@ -174,6 +178,9 @@ pub async fn answer(
     isolating: &Isolating,
     response: http::Response<ProxyBody>,
 ) -> Result<http::Response<ProxyBody>, ProxyError> {
+    if recorded::made(isolating).is_some() {
+        return recorded::recorded(isolating, response).await;
+    }
     if response.status() != http::StatusCode::CONFLICT
         || !matches!(
             isolating.authorized.operation.name,
@@ -456,6 +463,29 @@ async fn changeable_image(isolating: &Isolating, name: &str) -> Result<(), Proxy
     }
 }
 
+/// The image a push sends, as the daemon reads it: the path's repository with the `tag`
+/// parameter, or the path's own reference without one. A push of every tag of a repository
+/// (no tag anywhere) is refused: any of them may be another tenant's.
+fn pushed_reference(
+    isolating: &Isolating,
+    parts: &http::request::Parts,
+    object: &str,
+) -> Result<String, ProxyError> {
+    let query = current(parts)?.normalized.query.clone();
+    let tag = single(&query, "tag")?.unwrap_or("");
+    let (repo, own_tag) = split_reference(object);
+    if !tag.is_empty() {
+        return Ok(image_reference(repo, tag));
+    }
+    if own_tag.is_empty() && !object.contains('@') {
+        return Err(isolating.refuse(Isolated::Held {
+            kind: ObjectKind::Image,
+            name: format!("{object} (all tags)"),
+        }));
+    }
+    Ok(object.to_owned())
+}
+
 /// The image name `repo:tag` a request writes (a tag, a build's `t`, a commit's or import's
 /// `repo`, a pull) must not be held by an image the tenant does not own.
 async fn claim_image_name(isolating: &Isolating, repo: &str, tag: &str) -> Result<(), ProxyError> {
@@ -621,7 +651,24 @@ fn labelled_query(isolating: &Isolating, labels: Option<&str>) -> Result<String,
 /// must not be held by others' images, `networkmode=container:X` and `cachefrom` images must
 /// be the tenant's.
 async fn build(isolating: &Isolating, parts: &mut http::request::Parts) -> Result<(), ProxyError> {
-    let query = current(parts)?.normalized.query.clone();
+    let authorized = current(parts)?;
+    let query = authorized.normalized.query.clone();
+    // The image built is the tenant's only once recorded from the answer, which names it only
+    // from API 1.30 on (a classic build's `aux` ID) or with `-q`.
+    let buildkit = query.get("version") == Some("2");
+    let quiet = query.bool("q").unwrap_or(false);
+    let old = authorized
+        .normalized
+        .version
+        .is_some_and(|v| v < crate::route::ApiVersion::new(1, 30));
+    if old && !buildkit && !quiet {
+        return Err(isolating.refuse(Isolated::Unrecordable {
+            reason: "a classic build below API version 1.30 does not report the ID of the \
+                     image it built, so it could not be recorded as this tenant's: use API 1.30 \
+                     or newer, or -q"
+                .into(),
+        }));
+    }
     let labels = labelled_query(isolating, single(&query, "labels")?)?;
     for name in query.get_all("t") {
         let (repo, tag) = split_reference(name);
@@ -747,6 +794,7 @@ async fn pull(isolating: &Isolating, parts: &mut http::request::Parts) -> Result
 }
 
 mod bodies;
+mod recorded;
 pub use bodies::PinnedNetworks;
 use bodies::{container_create, network_connect, network_create, volume_create};
 

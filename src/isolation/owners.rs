@@ -15,6 +15,10 @@
 //! request naming a container by name cost a second round trip to the daemon (an isolated
 //! `docker inspect NAME` ran at 0.46x of the same without isolation).
 //!
+//! Images are never remembered here, by name or by ID: whose an image is comes from the daemon
+//! at each question, and the image ledger ([`super::ledger`]) decides whether its owner label
+//! is sockwarden's word or a forgery.
+//!
 //! Shared with `views` (lists, events) for what it needs: [`owner_label_value`],
 //! [`owner_filter`], [`OwnerCache`].
 
@@ -219,11 +223,13 @@ pub fn resolve<'c>(candidates: &'c [(String, Vec<String>)], name: &str) -> Optio
 /// An image as a tenant sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageOwner {
-    /// The tenant's own (built or committed by it): its full ID.
+    /// The tenant's own (built, committed or imported by it through sockwarden: labelled
+    /// and in the image ledger): its full ID.
     Own(String),
     /// No tenant's: a shared base image, usable by all, changed by admins only.
     Shared(String),
-    /// Another tenant's.
+    /// Another tenant's, or labelled with an owner but not made by sockwarden (not in the
+    /// image ledger): nobody's.
     Other,
     /// No such image.
     Missing,
@@ -486,10 +492,24 @@ impl Owners<'_> {
         Ok(
             match owner_label_value(v.pointer("/Config/Labels"), self.label) {
                 None => ImageOwner::Shared(id.to_owned()),
-                Some(owner) if owner == self.tenant => ImageOwner::Own(id.to_owned()),
+                Some(owner) if owner == self.tenant && self.recorded(id).await? => {
+                    ImageOwner::Own(id.to_owned())
+                }
+                // Another tenant's, or labelled by someone other than sockwarden (pulled,
+                // loaded, imported or built on the daemon): nobody's, and not shared either.
                 Some(_) => ImageOwner::Other,
             },
         )
+    }
+
+    /// Whether the image `id` is recorded in the image ledger as made for this tenant (see
+    /// [`super::ledger`]). Without a ledger, no image is.
+    pub async fn recorded(&self, id: &str) -> Result<bool, LookupError> {
+        let Some(ledger) = super::ledger::global() else {
+            return Ok(false);
+        };
+        super::ledger::adopt::ready(ledger, self.lookup, self.label).await?;
+        Ok(ledger.has(id, self.tenant))
     }
 }
 

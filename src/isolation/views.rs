@@ -151,9 +151,23 @@ pub async fn response(
     if response.status() != StatusCode::OK {
         return Ok(response);
     }
+    if matches!(
+        tenancy,
+        Tenancy::Lists(ObjectKind::Image) | Tenancy::DiskUsage
+    ) {
+        // A ledger that has yet to adopt the daemon's labelled images does so first.
+        if let Some(ledger) = super::ledger::global() {
+            super::ledger::adopt::ready(ledger, &isolating.lookup, &isolating.owner_label)
+                .await
+                .map_err(|e| {
+                    ProxyError::BadUpstream(format!("isolation could not check ownership: {e}"))
+                })?;
+        }
+    }
     let scope = Scope {
         owner_label: &isolating.owner_label,
         tenant: isolating.tenant.label_value(),
+        recorded: |id, tenant| super::ledger::owned_by(id, tenant, tenant),
     };
     match tenancy {
         Tenancy::Lists(ObjectKind::Image) => {

@@ -98,6 +98,13 @@ impl Authority {
         self.bind_sources(true)
     }
 
+    /// Whether any policy isolates its clients (`isolation` other than `"none"`).
+    pub fn isolates(&self) -> bool {
+        self.policies
+            .values()
+            .any(|p| p.isolation != Isolation::None)
+    }
+
     /// The bind sources of every inspected policy (`writable_only`: of those that allow
     /// writable binds), cleaned, with the policy's name.
     pub fn bind_sources(&self, writable_only: bool) -> Vec<(Arc<str>, String)> {

@@ -1,6 +1,7 @@
 //! Answers the daemon cannot scope itself, filtered for a tenant: the image list (own images
 //! plus shared base images, which a label filter cannot express) and disk usage (no filters at
-//! all). Objects are judged by their owner label only.
+//! all). Objects are judged by their owner label; an image's counts only when the image ledger
+//! holds its ID for that tenant (see [`crate::isolation::ledger`]).
 
 use std::collections::HashMap;
 
@@ -15,6 +16,9 @@ pub struct Scope<'a> {
     pub owner_label: &'a str,
     /// The tenant's value of it.
     pub tenant: &'a str,
+    /// Whether the image ID (first) was made by sockwarden for the tenant (second):
+    /// [`crate::isolation::ledger::owned_by`] with the label's value.
+    pub recorded: fn(&str, &str) -> bool,
 }
 
 impl Scope<'_> {
@@ -23,12 +27,19 @@ impl Scope<'_> {
         label(labels, self.owner_label).as_deref() == Some(self.tenant)
     }
 
-    /// Whether an image with these `Labels` is the tenant's or shared (no owner). An owner
-    /// label that is there but not a string is someone's: not shown.
-    pub fn sees_image(&self, labels: Option<&Value>) -> bool {
-        match labels.and_then(|l| l.get(self.owner_label)) {
+    /// Whether an image (a list entry: `Id`, `Labels`) is the tenant's or shared (no owner).
+    /// An owner label that is there but not a string is someone's, and one that names the
+    /// tenant on an image the ledger does not hold for it is nobody's: not shown.
+    pub fn sees_image(&self, image: &Value) -> bool {
+        match image.get("Labels").and_then(|l| l.get(self.owner_label)) {
             None => true,
-            Some(Value::String(owner)) => owner == self.tenant,
+            Some(Value::String(owner)) => {
+                owner == self.tenant
+                    && image
+                        .get("Id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| (self.recorded)(id, owner))
+            }
             Some(_) => false,
         }
     }
@@ -38,7 +49,7 @@ impl Scope<'_> {
 /// replaced by an empty one.
 pub fn images(document: &mut Value, scope: Scope<'_>) {
     match document {
-        Value::Array(items) => items.retain(|image| scope.sees_image(image.get("Labels"))),
+        Value::Array(items) => items.retain(|image| scope.sees_image(image)),
         other => *other = Value::Array(Vec::new()),
     }
 }
@@ -64,7 +75,7 @@ pub fn disk_usage(document: &mut Value, scope: Scope<'_>) {
     };
     keep("Containers", &|c| scope.owns(c.get("Labels")));
     keep("Volumes", &|v| scope.owns(v.get("Labels")));
-    keep("Images", &|i| scope.sees_image(i.get("Labels")));
+    keep("Images", &|i| scope.sees_image(i));
     keep("BuildCache", &|_| false);
     // Each shown image's containers, among the shown containers only.
     let shown_containers = map.get("Containers").and_then(Value::as_array).map(|cs| {
@@ -111,7 +122,37 @@ mod tests {
     const SCOPE: Scope<'static> = Scope {
         owner_label: "sockwarden.owner",
         tenant: "uid:1001",
+        recorded: |_, _| true,
     };
+
+    #[test]
+    fn images_the_ledger_does_not_hold_are_nobodys() {
+        let scope = Scope {
+            recorded: |id, tenant| id == "made" && tenant == "uid:1001",
+            ..SCOPE
+        };
+        let mut list = json!([
+            {"Id": "made", "Labels": {"sockwarden.owner": "uid:1001"}},
+            {"Id": "forged", "Labels": {"sockwarden.owner": "uid:1001"}},
+            {"Labels": {"sockwarden.owner": "uid:1001"}},
+            {"Id": "shared", "Labels": {}},
+        ]);
+        images(&mut list, scope);
+        assert_eq!(
+            list,
+            json!([
+                {"Id": "made", "Labels": {"sockwarden.owner": "uid:1001"}},
+                {"Id": "shared", "Labels": {}},
+            ])
+        );
+        let mut df = json!({"Images": [
+            {"Id": "forged", "Size": 1, "Labels": {"sockwarden.owner": "uid:1001"}},
+            {"Id": "made", "Size": 1, "Labels": {"sockwarden.owner": "uid:1001"}},
+        ]});
+        disk_usage(&mut df, scope);
+        assert_eq!(df["Images"].as_array().map(Vec::len), Some(1));
+        assert_eq!(df["Images"][0]["Id"], "made");
+    }
 
     #[test]
     fn image_list_keeps_own_and_shared_only() {

@@ -7,7 +7,8 @@
 //!   the daemon copies a container's labels into every event's attributes, `destroy` too;
 //! - image events of its images (the daemon copies the image's labels while the image exists;
 //!   afterwards, for `untag`/`delete`, the ID's owner comes from the cache of
-//!   [`super::owners`]), and `pull` events of shared images (no owner);
+//!   [`super::owners`]; either counts only when the image ledger holds the ID for the tenant),
+//!   and `pull` events of shared images (no owner);
 //! - network events of its networks (by ID: events carry no labels), and `connect` /
 //!   `disconnect` of its containers on any network (`bridge` included);
 //! - volume events of its volumes (by name, kept per stream and followed through the
@@ -29,6 +30,10 @@ use super::answer::Scope;
 use super::owners::{self, Kind};
 use crate::body::{self, BodyError, ProxyBody};
 use crate::lookup::Lookup;
+
+/// Longest wait for the record of an image the tenant's import or build is making (see
+/// `await_record`).
+pub const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Longest event line held while it is completed.
 pub const MAX_EVENT_LINE: usize = crate::redact::events::MAX_EVENT_LINE;
@@ -182,6 +187,7 @@ impl Filtered {
         let scope = Scope {
             owner_label: &self.scope.owner_label,
             tenant: &self.scope.tenant,
+            recorded: |id, tenant| crate::isolation::ledger::owned_by(id, tenant, tenant),
         };
         let labelled = owners::label(attributes, scope.owner_label);
         match kind.as_str() {
@@ -193,12 +199,28 @@ impl Filtered {
             }
             "image" => {
                 let owner = match labelled {
-                    Some(owner) => {
+                    // The label counts only when the image ledger holds the ID for it.
+                    Some(owner) if owners::full_id(&id) => {
                         owners::remember(Kind::Image, &id, Some(&owner));
-                        Some(Some(owner))
+                        let mine = owner == self.scope.tenant;
+                        let judged = owners::judged(
+                            &self.scope.lookup,
+                            Kind::Image,
+                            &id,
+                            Some(owner),
+                            &self.scope.owner_label,
+                        )
+                        .await
+                        .ok();
+                        if mine && judged == Some(Some(owners::UNRECORDED.to_owned())) {
+                            await_record(&self.scope.tenant, &id, &action).await
+                        } else {
+                            judged
+                        }
                     }
-                    // No owner label: unowned while the image exists, unknown once it is gone.
-                    None => owner(&self.scope, Kind::Image, &id).await,
+                    // Named (pull, push), or no owner label: asked of the daemon (unowned
+                    // while the image exists, unknown once it is gone).
+                    _ => owner(&self.scope, Kind::Image, &id).await,
                 };
                 match owner {
                     Some(Some(owner)) => owner == scope.tenant,
@@ -253,6 +275,24 @@ impl Filtered {
         }
         owner
     }
+}
+
+/// An image labelled as the tenant's that the ledger does not hold (yet): the daemon
+/// reports an import or a build's tag before its answer (which sockwarden records at its
+/// end) has ended, so for those events the record is awaited a little ([`RECORD_WAIT`]).
+async fn await_record(tenant: &str, id: &str, action: &str) -> Option<Option<String>> {
+    let unrecorded = Some(Some(owners::UNRECORDED.to_owned()));
+    if !matches!(action, "import" | "tag") {
+        return unrecorded;
+    }
+    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        if crate::isolation::ledger::owned_by(id, tenant, tenant) {
+            return Some(Some(tenant.to_owned()));
+        }
+    }
+    unrecorded
 }
 
 /// The owner of a container, image or network by ID (`None`: not found or failed).
@@ -326,6 +366,8 @@ mod tests {
         use serde_json::json;
         let mine_image = "1a".repeat(32);
         let their_image = "2b".repeat(32);
+        // sockwarden made mine_image for uid:1001 (the image ledger holds it).
+        crate::isolation::ledger::hold_for_tests(&format!("sha256:{mine_image}"), "uid:1001");
         let events = vec![
             json!({"Type":"container","Action":"start","Actor":{"ID":"c1","Attributes":{"sockwarden.owner":"uid:1001","name":"mine"}}}),
             json!({"Type":"container","Action":"start","Actor":{"ID":"c2","Attributes":{"sockwarden.owner":"uid:1002","name":"theirs"}}}),
@@ -337,6 +379,10 @@ mod tests {
             json!({"Type":"image","Action":"tag","Actor":{"ID":format!("sha256:{their_image}"),"Attributes":{"sockwarden.owner":"uid:1002"}}}),
             json!({"Type":"image","Action":"delete","Actor":{"ID":format!("sha256:{mine_image}"),"Attributes":{}}}),
             json!({"Type":"image","Action":"delete","Actor":{"ID":format!("sha256:{their_image}"),"Attributes":{}}}),
+            // Labelled as the tenant's but not made by sockwarden (not in the ledger): nobody's,
+            // while it exists and once it is gone.
+            json!({"Type":"image","Action":"tag","Actor":{"ID":format!("sha256:{}", "3c".repeat(32)),"Attributes":{"sockwarden.owner":"uid:1001"}}}),
+            json!({"Type":"image","Action":"delete","Actor":{"ID":format!("sha256:{}", "3c".repeat(32)),"Attributes":{}}}),
             // Unknown owners (the lookup fails here) are not shown.
             json!({"Type":"image","Action":"pull","Actor":{"ID":"busybox:latest","Attributes":{}}}),
             json!({"Type":"volume","Action":"create","Actor":{"ID":"v","Attributes":{"driver":"local"}}}),

@@ -93,7 +93,7 @@ pub async fn look_up(
     owner_label: &str,
 ) -> Result<Found, LookupError> {
     if let Some(known) = cached(kind, id) {
-        return Ok(Some(known));
+        return Ok(Some(judged(lookup, kind, id, known, owner_label).await?));
     }
     let answer = match kind {
         Kind::Container => lookup.container(id).await?,
@@ -124,7 +124,42 @@ pub async fn look_up(
     // The answer's own ID is the object; `id` is remembered only if it is that object's ID
     // (a name resolved to it is not).
     remember(kind, own_id, owner.as_deref());
-    Ok(Some(owner))
+    Ok(Some(
+        judged(lookup, kind, own_id, owner, owner_label).await?,
+    ))
+}
+
+/// What stands for the owner of an image whose owner label sockwarden did not write (its ID
+/// is not in the image ledger for that tenant): no tenant's value (tenants' values never hold
+/// a NUL), and not unowned (shared) either.
+pub const UNRECORDED: &str = "\0unrecorded";
+
+/// The owner of the object `id` as isolation judges it: an image's owner label counts only
+/// when the image ledger holds the ID for that tenant (otherwise [`UNRECORDED`]). The cache
+/// keeps the labels as the daemon has them; the ledger is asked each time.
+pub async fn judged(
+    lookup: &Lookup,
+    kind: Kind,
+    id: &str,
+    owner: Option<String>,
+    owner_label: &str,
+) -> Result<Option<String>, LookupError> {
+    let value = match owner {
+        Some(value) if kind == Kind::Image => value,
+        other => return Ok(other),
+    };
+    let recorded = match crate::isolation::ledger::global() {
+        Some(ledger) => {
+            crate::isolation::ledger::adopt::ready(ledger, lookup, owner_label).await?;
+            ledger.has(id, &value)
+        }
+        None => false,
+    };
+    Ok(Some(if recorded {
+        value
+    } else {
+        UNRECORDED.to_owned()
+    }))
 }
 
 /// Asks the daemon who owns the volume `name` (`None`: no such volume).
