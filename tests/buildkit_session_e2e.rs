@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::builds::serial;
 use support::{
     assert_nothing_added, current_uid, daemon_socket, daemon_state, test_image, toml_str, Cleanup,
     Docker, Proxy, DEBIAN_DOCKER_CLI,
@@ -153,6 +154,8 @@ fn build(proxy: &Proxy, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
 /// listener is never contacted, nothing is built, and the refusal is audited.
 #[test]
 fn buildkit_dockerfiles_that_fetch_are_refused() {
+    // The daemon's images are compared before and after: one build test at a time.
+    let _serial = serial();
     let rec = Recorder::start();
     let proxy = start();
     let cleanup = Cleanup::new();
@@ -277,6 +280,8 @@ fn buildkit_dockerfiles_that_fetch_are_refused() {
 /// violation.
 #[test]
 fn a_refusal_says_why_and_is_audited() {
+    // The daemon's images are compared before and after: one build test at a time.
+    let _serial = serial();
     let rec = Recorder::start();
     let proxy = start();
     let cleanup = Cleanup::new();
@@ -307,6 +312,8 @@ fn a_refusal_says_why_and_is_audited() {
 /// `RUN`: the result is exported over the session with `-o type=local` and read back.)
 #[test]
 fn legitimate_buildkit_builds_still_work() {
+    // The daemon's images are compared before and after: one build test at a time.
+    let _serial = serial();
     let proxy = start();
     let cleanup = Cleanup::new();
     let img = test_image();
@@ -372,6 +379,8 @@ fn legitimate_buildkit_builds_still_work() {
 /// Dockerfile: the build goes on, and the session's record says would-deny with the violation.
 #[test]
 fn audit_mode_records_the_dockerfile_and_lets_it_through() {
+    // The daemon's images are compared before and after: one build test at a time.
+    let _serial = serial();
     let rec = Recorder::start();
     let proxy = start_with("mode = \"audit\"");
     let cleanup = Cleanup::new();
@@ -407,6 +416,8 @@ fn audit_mode_records_the_dockerfile_and_lets_it_through() {
 /// registry, is refused the second time and nothing is fetched.
 #[test]
 fn a_dockerfile_built_before_is_checked_again_with_new_arguments() {
+    // The daemon's images are compared before and after: one build test at a time.
+    let _serial = serial();
     let rec = Recorder::start();
     let proxy = start();
     let _cleanup = Cleanup::new();

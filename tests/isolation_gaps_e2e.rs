@@ -1045,14 +1045,14 @@ fn remembered_names_never_reach_another_tenants_container() {
 fn onbuild_triggers_cannot_copy_from_another_tenants_image() {
     let (proxy, _audit) = start(&[]);
     let c = Cleanup::new();
-    let a = tenant(&proxy, 2931).env("DOCKER_BUILDKIT", "0");
+    let a = tenant(&proxy, 2971).env("DOCKER_BUILDKIT", "0");
     let out_name = c.image("iso-gap-onb-out");
     let spellings: [fn(&str, &str) -> String; 3] = [
         |bare, _| format!("ONBUILD COPY --from={bare} /f /stolen"),
         |_, tagged| format!("onbuild copy --from={tagged} /f /stolen"),
         |bare, _| format!("ONBUILD COPY --chown=0:0 --from={bare} /f /stolen"),
     ];
-    for (cli, b) in clis(&proxy, 2932) {
+    for (cli, b) in clis(&proxy, 2972) {
         let trap = c.image(&format!("iso-gap-onb-trap-{}", cli.replace('.', "")));
         for (i, spelling) in spellings.iter().enumerate() {
             // A name no one holds yet: B's trap may name it.
@@ -1114,7 +1114,7 @@ fn onbuild_triggers_cannot_copy_from_another_tenants_image() {
         b.ok(&["build", "-t", &trap, ctx.path().to_str().unwrap()]);
         let ctx = build_context(&format!("FROM {trap}\n"));
         b.ok(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
-        assert_eq!(owner_of("image", &out_name), "uid:2932");
+        assert_eq!(owner_of("image", &out_name), "uid:2972");
         direct().ok(&["rmi", &out_name]);
     }
 }

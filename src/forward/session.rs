@@ -271,9 +271,11 @@ async fn relay_stream(
         tokio::select! {
             r = &mut upward, if !upward_done => {
                 upward_done = true;
+                // The CLI may end its side of a call (gRPC servers reset the request once
+                // they answered) while its answer is still on the way to the daemon: that
+                // answer is still delivered whole. A broken answer ends the stream below.
                 if let Err(e) = r {
-                    tracing::debug!(error = %e, "session stream broke (daemon to CLI)");
-                    return;
+                    tracing::debug!(error = %e, "session stream: the daemon's side stopped");
                 }
             }
             r = &mut downward => {
