@@ -1410,7 +1410,7 @@ async fn hijack_once(a: &HijackArgs) -> Result<HijackRun, BoxError> {
     // Like the docker CLI, only a 101 is a hijack (dockerd answers 200 and a raw stream to a
     // request without `Upgrade`: a front that dropped the header).
     if status != StatusCode::SWITCHING_PROTOCOLS {
-        let text = String::from_utf8_lossy(&buf[..got]);
+        let text = String::from_utf8_lossy(&buf[..got]).replace("\r\n", " / ");
         return Err(format!(
             "no hijack (status {}, not 101): {}",
             status.as_u16(),

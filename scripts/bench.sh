@@ -444,10 +444,10 @@ EOF
         ;;
     socat)
         sock=$TMP/$front.sock
-        # A byte relay: one forked process per connection, nothing parsed.
+        # A byte relay: one forked process per connection, nothing parsed. (backlog: socat's
+        # default listen queue of 5 refuses connections that a burst of 32 or 64 opens at
+        # once; the other fronts queue them.)
         # shellcheck disable=SC2086 # SOCAT_OPTS is a list of options
-        # (backlog: socat's default listen queue of 5 refuses connections that a burst of 32 or 64
-        # opens at once; the other fronts queue them.)
         start_bg "$front-$up" socat $SOCAT_OPTS "UNIX-LISTEN:$sock,fork,mode=600,backlog=1024" \
             "UNIX-CONNECT:$UP_SOCK"
         pid=$STARTED_PID
@@ -882,7 +882,8 @@ mkdir -p "$(dirname "$OUT")"
     echo "- settings: req/s runs of ${DURATION} s after ${WARMUP} s warm-up on fresh keep-alive connections," \
         "concurrency $CONCURRENCY, median of $ROUNDS interleaved rounds; ${SIZE_MIB} MiB transfers, median of" \
         "$STUB_REPEAT (stub) / $DOCKER_REPEAT (docker) interleaved runs; load generator $LOADGEN_THREADS thread(s)," \
-        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, all on the same $(nproc) CPUs;" \
+        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, socat a process per connection," \
+        "all on the same $(nproc) CPUs;" \
         "audit cost: $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test, phases of ${AUDIT_PHASE_MS} ms"
     echo "- command: \`$CMDLINE\`; the run took $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
     echo
@@ -894,6 +895,11 @@ mkdir -p "$(dirname "$OUT")"
     echo "on (a file, as users run it); \`sockwarden-noaudit\` = the same with \`audit.sink = \"off\"\`."
     echo "CPU time is that of the proxy's whole process tree (the process, its live descendants and"
     echo "the children it reaped: socat's per-connection processes are all charged to socat)."
+    echo "Hijacked streams: the docker CLI's upgrade request, then SIZE_MIB of stdin (up; the client"
+    echo "half-closes and waits for the stream's end) or of output (down; multiplexed, only the frames'"
+    echo "payload is counted). Only a \`101\` answer counts, as for the CLI: HAProxy (2.6) removes"
+    echo "\`Upgrade\` from a request that has a body, as \`exec\` start's JSON does, so the daemon answers"
+    echo "old clients' \`200\` and HAProxy's \`exec\` cells fail (\`attach\` has no body and passes)."
     echo
     "$LOADGEN" report "$RESULTS"
     up_list=$UPSTREAMS isolation_report
