@@ -26,11 +26,12 @@
 //! * `report`: turns the JSON lines of a whole run into the markdown tables of the benchmark,
 //!   with the targets of issue 15 checked for every sockwarden front.
 //!
-//! `--watch-pid PID` adds the CPU time the proxy spent during the measured window, from
-//! `/proc/*/stat`: the process itself, the children it has reaped (`cutime`/`cstime`) and its
-//! live descendants, so that a relay that forks per connection (socat) is charged for all of
-//! its processes. At the end of the window it also samples the tree's memory (processes, sum
-//! of VmRSS, largest VmHWM). `--tag key=value` copies labels into the JSON line.
+//! `--watch-pid PID` adds the CPU time the proxy spent during the measured window: that of
+//! the process itself, its live descendants (each by its threads' `/proc/*/task/*/schedstat`,
+//! exact) and the children they reaped (`cutime`/`cstime` of `/proc/*/stat`), so that a relay
+//! that forks per connection (socat) is charged for all of its processes (see [`cpu_delta`]).
+//! During the window it also samples the tree's memory (processes, sum of VmRSS, largest
+//! VmHWM, sum of Pss). `--tag key=value` copies labels into the JSON line.
 //!
 //! ```text
 //! loadgen rps --socket /tmp/p.sock --path /_ping --concurrency 64 --duration 5
@@ -391,23 +392,56 @@ fn schedstat_ns(pid: u32) -> Option<u64> {
     total
 }
 
-/// CPU seconds the process `pid` and its descendants have used: each live process's threads
-/// by schedstat (stat's ticks where that is missing), plus the children each has reaped
-/// (`cutime` + `cstime`, kept exactly by the kernel and cut to a tick only once).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let tree = proc_tree(pid);
-    (!tree.is_empty()).then(|| tree_cpu_seconds(&tree, schedstat_ns))
+/// The CPU time of a process tree at one moment: each member's stat and, when readable, its
+/// threads' exact time (schedstat).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct CpuSnap {
+    procs: Vec<(u32, ProcStat, Option<u64>)>,
 }
 
-/// See [`cpu_seconds`]; `live_ns` gives a live process's exact time when known.
-fn tree_cpu_seconds(tree: &[(u32, ProcStat)], live_ns: impl Fn(u32) -> Option<u64>) -> f64 {
-    // Units of stat: USER_HZ, 100 on Linux.
-    let reaped: u64 = tree.iter().map(|(_, st)| st.children_ticks).sum();
-    let live: f64 = tree
-        .iter()
-        .map(|(p, st)| live_ns(*p).map_or(st.own_ticks as f64 / 100.0, |ns| ns as f64 / 1e9))
-        .sum();
-    live + reaped as f64 / 100.0
+/// The CPU snapshot of the process `pid` and its live descendants (None: no such process).
+fn cpu_snapshot(pid: u32) -> Option<CpuSnap> {
+    let tree = proc_tree(pid);
+    (!tree.is_empty()).then(|| CpuSnap {
+        procs: tree
+            .into_iter()
+            .map(|(p, st)| (p, st, schedstat_ns(p)))
+            .collect(),
+    })
+}
+
+/// CPU seconds a process tree used between two snapshots. A process alive in both counts by
+/// schedstat (exact) when both have it; one that appeared counts its whole schedstat time (it
+/// started after the first snapshot); the time of children reaped in between arrives in their
+/// parent's `cutime`/`cstime`, in clock ticks (USER_HZ, 100 on Linux), so a process that
+/// went away is taken off at its first snapshot's ticks too, keeping both sides in one unit.
+/// (Mixing would charge a short-lived socat child its exact start and a truncated end, and
+/// could go negative; stat's ticks alone are cut to 10 ms per process, which over the 65
+/// processes of a forking relay at c=64 loses most of a short run's time.)
+fn cpu_delta(a: &CpuSnap, b: &CpuSnap) -> f64 {
+    let ticks = |t: u64| t as f64 / 100.0;
+    let ns = |n: u64| n as f64 / 1e9;
+    let mut total = 0.0;
+    for (p, st1, ns1) in &b.procs {
+        total += ticks(st1.children_ticks);
+        match a.procs.iter().find(|(q, ..)| q == p) {
+            Some((_, st0, ns0)) => {
+                total += match (ns0, ns1) {
+                    (Some(x), Some(y)) => ns(y.saturating_sub(*x)),
+                    _ => ticks(st1.own_ticks) - ticks(st0.own_ticks),
+                }
+            }
+            None => total += ns1.map_or(ticks(st1.own_ticks), ns),
+        }
+    }
+    for (p, st0, _) in &a.procs {
+        total -= ticks(st0.children_ticks);
+        if !b.procs.iter().any(|(q, ..)| q == p) {
+            // Gone: its time is in its parent's cutime now (or lost with the parent).
+            total -= ticks(st0.own_ticks);
+        }
+    }
+    total
 }
 
 /// Memory of a process tree at one moment (kB): processes, sum of VmRSS, largest VmHWM, and
@@ -750,14 +784,14 @@ async fn run_rps(a: RpsArgs) -> Result<Value, BoxError> {
     let (cpu, memory) = match a.common.watch_pid {
         Some(pid) => {
             tokio::time::sleep_until(measure_start).await;
-            let c0 = cpu_seconds(pid);
+            let c0 = cpu_snapshot(pid);
             // Memory near the end, while every connection is surely open (a forking relay
             // has all its processes then; at the end they start to go).
             tokio::time::sleep_until(end - (end - measure_start) / 10).await;
             let memory = tree_memory(pid);
             tokio::time::sleep_until(end).await;
-            let c1 = cpu_seconds(pid);
-            (c0.zip(c1).map(|(c0, c1)| c1 - c0), memory)
+            let c1 = cpu_snapshot(pid);
+            (c0.zip(c1).map(|(c0, c1)| cpu_delta(&c0, &c1)), memory)
         }
         None => (None, None),
     };
@@ -950,9 +984,9 @@ async fn run_paired(a: PairedArgs) -> Result<Value, BoxError> {
         .collect();
     let pids = [r.common.watch_pid, a.watch_pid_against];
     tokio::time::sleep_until(measure_start).await;
-    let c0 = pids.map(|p| p.and_then(cpu_seconds));
+    let c0 = pids.map(|p| p.and_then(cpu_snapshot));
     tokio::time::sleep_until(end).await;
-    let c1 = pids.map(|p| p.and_then(cpu_seconds));
+    let c1 = pids.map(|p| p.and_then(cpu_snapshot));
 
     let phases = (2 * pairs) as usize;
     let mut per_phase = vec![0u64; phases];
@@ -1020,12 +1054,12 @@ async fn run_paired(a: PairedArgs) -> Result<Value, BoxError> {
         m.insert(format!("p50_us_{name}"), json!(percentile(&lat[f], 50.0)));
         m.insert(format!("p99_us_{name}"), json!(percentile(&lat[f], 99.0)));
         let n = done[f];
-        if let (Some(c0), Some(c1)) = (c0[f], c1[f]) {
+        if let (Some(c0), Some(c1)) = (&c0[f], &c1[f]) {
             if n > 0 {
                 // Each front is idle in the other's phases, so its CPU time is its requests'.
                 m.insert(
                     format!("proxy_cpu_us_per_req_{name}"),
-                    json!((c1 - c0) * 1e6 / n as f64),
+                    json!(cpu_delta(c0, c1) * 1e6 / n as f64),
                 );
             }
         }
@@ -1059,7 +1093,7 @@ async fn run_download(a: DownloadArgs) -> Result<Value, BoxError> {
             .header(header::HOST, host.clone())
             .header(header::USER_AGENT, "sockwarden-loadgen")
             .body(Empty::<Bytes>::new())?;
-        let c0 = a.common.watch_pid.and_then(cpu_seconds);
+        let c0 = a.common.watch_pid.and_then(cpu_snapshot);
         let watch = MemWatch::start(a.common.watch_pid);
         let t0 = Instant::now();
         s.ready().await?;
@@ -1069,13 +1103,13 @@ async fn run_download(a: DownloadArgs) -> Result<Value, BoxError> {
         let mut body = resp.into_body();
         let bytes = drain(&mut body).await?;
         let secs = t0.elapsed().as_secs_f64();
-        let c1 = a.common.watch_pid.and_then(cpu_seconds);
+        let c1 = a.common.watch_pid.and_then(cpu_snapshot);
         runs.push(Transfer {
             bytes,
             secs,
             ttfb_s: ttfb.as_secs_f64(),
             status,
-            cpu_s: c0.zip(c1).map(|(c0, c1)| c1 - c0),
+            cpu_s: c0.zip(c1).map(|(c0, c1)| cpu_delta(&c0, &c1)),
             memory: MemWatch::finish(watch).await,
         });
     }
@@ -1188,7 +1222,7 @@ async fn run_upload(a: UploadArgs) -> Result<Value, BoxError> {
             .header(header::CONTENT_TYPE, a.content_type.as_str())
             .header(header::CONTENT_LENGTH, len)
             .body(body)?;
-        let c0 = a.common.watch_pid.and_then(cpu_seconds);
+        let c0 = a.common.watch_pid.and_then(cpu_snapshot);
         let watch = MemWatch::start(a.common.watch_pid);
         let t0 = Instant::now();
         s.ready().await?;
@@ -1198,13 +1232,13 @@ async fn run_upload(a: UploadArgs) -> Result<Value, BoxError> {
         let mut rbody = resp.into_body();
         drain(&mut rbody).await?;
         let secs = t0.elapsed().as_secs_f64();
-        let c1 = a.common.watch_pid.and_then(cpu_seconds);
+        let c1 = a.common.watch_pid.and_then(cpu_snapshot);
         runs.push(Transfer {
             bytes: len,
             secs,
             ttfb_s: ttfb.as_secs_f64(),
             status,
-            cpu_s: c0.zip(c1).map(|(c0, c1)| c1 - c0),
+            cpu_s: c0.zip(c1).map(|(c0, c1)| cpu_delta(&c0, &c1)),
             memory: MemWatch::finish(watch).await,
         });
     }
@@ -1378,7 +1412,7 @@ struct HijackRun {
 async fn hijack_once(a: &HijackArgs) -> Result<HijackRun, BoxError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = UnixStream::connect(&a.common.socket).await?;
-    let c0 = a.common.watch_pid.and_then(cpu_seconds);
+    let c0 = a.common.watch_pid.and_then(cpu_snapshot);
     let watch = MemWatch::start(a.common.watch_pid);
     let t0 = Instant::now();
     stream
@@ -1443,7 +1477,7 @@ async fn hijack_once(a: &HijackArgs) -> Result<HijackRun, BoxError> {
         out.feed(&buf[..n]);
     }
     let secs = t0.elapsed().as_secs_f64();
-    let c1 = a.common.watch_pid.and_then(cpu_seconds);
+    let c1 = a.common.watch_pid.and_then(cpu_snapshot);
     let bytes = match a.direction {
         Direction::Up => sent,
         Direction::Down => out.output(),
@@ -1477,7 +1511,7 @@ async fn hijack_once(a: &HijackArgs) -> Result<HijackRun, BoxError> {
             secs,
             ttfb_s: ttfb.as_secs_f64(),
             status,
-            cpu_s: c0.zip(c1).map(|(c0, c1)| c1 - c0),
+            cpu_s: c0.zip(c1).map(|(c0, c1)| cpu_delta(&c0, &c1)),
             memory: MemWatch::finish(watch).await,
         },
         wire,
@@ -2427,7 +2461,7 @@ mod tests {
     }
 
     #[test]
-    fn a_process_tree_takes_descendants_and_reaped_children() {
+    fn a_process_tree_is_found_by_parent_links() {
         let st = |ppid, own, children| ProcStat {
             ppid,
             own_ticks: own,
@@ -2447,20 +2481,60 @@ mod tests {
         let mut pids: Vec<u32> = tree.iter().map(|(p, _)| *p).collect();
         pids.sort_unstable();
         assert_eq!(pids, [10, 11, 12, 13]);
-        // Ticks only: 100 + 50 + 30 + 20 + 5 ticks.
-        assert!((tree_cpu_seconds(&tree, |_| None) - 2.05).abs() < 1e-9);
-        // Exact time of the live processes where known (11: 0.123 s instead of its 30 ticks),
-        // ticks for the rest, and the reaped children's ticks of 10 (50) always.
-        let exact = |p: u32| (p == 11).then_some(123_000_000);
-        assert!((tree_cpu_seconds(&tree, exact) - 1.873).abs() < 1e-9);
         assert!(tree_of(99, &all).is_empty());
         // A live process's own tree.
         let me = proc_tree(std::process::id());
         assert_eq!(me.first().map(|(p, _)| *p), Some(std::process::id()));
-        assert!(cpu_seconds(std::process::id()).is_some());
+        assert!(cpu_snapshot(std::process::id()).is_some());
         let m = tree_memory(std::process::id()).unwrap();
         assert!(m.procs >= 1 && m.rss_kb > 0 && m.hwm_max_kb >= m.rss_kb / m.procs);
         assert!(m.pss_kb <= m.rss_kb);
+    }
+
+    #[test]
+    fn cpu_between_snapshots_charges_forked_children_once() {
+        let st = |ppid, own, children| ProcStat {
+            ppid,
+            own_ticks: own,
+            children_ticks: children,
+        };
+        // Before: socat (10, 1 s, no reaped children) with a connection child 11 (0.2 s,
+        // exactly 0.205 s) and 12 (ticks only).
+        let a = CpuSnap {
+            procs: vec![
+                (10, st(1, 100, 0), Some(1_000_000_000)),
+                (11, st(10, 20, 0), Some(205_000_000)),
+                (12, st(10, 3, 0), None),
+            ],
+        };
+        // After: 10 used 0.1 s more; 11 ended at 0.5 s and was reaped (10's cutime: 50
+        // ticks); 12 used 2 ticks more; 13 appeared and used 0.0123 s.
+        let b = CpuSnap {
+            procs: vec![
+                (10, st(1, 110, 50), Some(1_100_000_000)),
+                (12, st(10, 5, 0), None),
+                (13, st(10, 1, 0), Some(12_300_000)),
+            ],
+        };
+        // 0.1 (10) + 0.5 - 0.2 (11: reaped total minus its ticks before) + 0.02 (12) + 0.0123.
+        assert!(
+            (cpu_delta(&a, &b) - 0.4323).abs() < 1e-9,
+            "{}",
+            cpu_delta(&a, &b)
+        );
+        assert_eq!(cpu_delta(&a, &a), 0.0);
+        // A short child that came and went between the snapshots (before: only the parent;
+        // after: only its 1 tick of cutime) is charged its tick, never a negative time.
+        let a = CpuSnap {
+            procs: vec![
+                (10, st(1, 100, 0), Some(1_000_000_000)),
+                (11, st(10, 0, 0), Some(4_000_000)),
+            ],
+        };
+        let b = CpuSnap {
+            procs: vec![(10, st(1, 100, 1), Some(1_000_000_000))],
+        };
+        assert!((cpu_delta(&a, &b) - 0.01).abs() < 1e-9);
     }
 
     fn spread(median: f64, lo: f64, hi: f64) -> Spread {
