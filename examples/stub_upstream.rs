@@ -12,6 +12,17 @@
 //!   allocated per chunk, nothing is held in memory).
 //! * `POST /images/load`, `POST /build`, `PUT /containers/{id}/archive`: consume the request
 //!   body and answer `{"bytes":N}` with the number of bytes received.
+//! * `POST /exec/{id}/start` and `POST /containers/{id}/attach` with an `Upgrade` header: the
+//!   daemon's hijack answer (`101 UPGRADED`, `Content-Type: application/vnd.docker.raw-stream`,
+//!   `Connection: Upgrade`, `Upgrade: tcp`; exec start adds the daemon's middleware headers,
+//!   attach does not), then a raw stream as for a container without a TTY. An ID of the form
+//!   `bench-down-N` makes the stub the "container" `head -c N /dev/zero`: N bytes of stdout in
+//!   8-byte-framed (stdcopy) frames of up to 32 KiB (the daemon's copy buffer), then it closes.
+//!   Any other ID is `cat > /dev/null`: stdin is read to its end (the client's half-close) and
+//!   discarded, then the stub closes. Without `Upgrade` (old clients, to whom dockerd answers
+//!   `200 OK` and the raw stream) the stub answers 400: it does not imitate that. The stub answers no
+//!   `GET /exec/{id}/json` or `GET /containers/{id}/json` (404): a proxy that looks the exec up
+//!   before starting it finds nothing to check and passes the start on.
 //!
 //! Every path may carry an API version prefix (`/v1.41/...`). Anything else is a 404 with
 //! the daemon's JSON error shape.
@@ -32,8 +43,10 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use hyper::ext::ReasonPhrase;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixListener;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -43,6 +56,8 @@ type RespBody = Either<Full<Bytes>, ZeroStream>;
 const CHUNK: usize = 64 * 1024;
 /// Default size of the `/images/get` body.
 const DEFAULT_SIZE: u64 = 512 * 1024 * 1024;
+/// Largest stdout frame of a hijacked stream (dockerd copies container output in 32 KiB reads).
+const FRAME: usize = 32 * 1024;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -191,6 +206,7 @@ async fn handle(req: Request<Incoming>, chunk: Bytes) -> Result<Response<RespBod
             daemon_headers(&mut r, "application/x-tar");
             r
         }
+        (&Method::POST, p) if hijack_id(p).is_some() => hijack(req).await?,
         (&Method::POST, "/images/load") | (&Method::POST, "/build") => consume(req).await?,
         (&Method::PUT, p) if p.starts_with("/containers/") && p.ends_with("/archive") => {
             consume(req).await?
@@ -202,6 +218,129 @@ async fn handle(req: Request<Incoming>, chunk: Bytes) -> Result<Response<RespBod
         ),
     };
     Ok(resp)
+}
+
+/// The exec or container ID of a hijacking route (`/exec/{id}/start`, `/containers/{id}/attach`).
+fn hijack_id(path: &str) -> Option<&str> {
+    let id = path
+        .strip_prefix("/exec/")
+        .and_then(|r| r.strip_suffix("/start"))
+        .or_else(|| {
+            path.strip_prefix("/containers/")
+                .and_then(|r| r.strip_suffix("/attach"))
+        })?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// What the stub's "container" does on a hijacked stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamJob {
+    /// `head -c N /dev/zero`: N bytes of stdout, framed.
+    Source(u64),
+    /// `cat > /dev/null`: stdin read to its end.
+    Sink,
+}
+
+fn stream_job(id: &str) -> StreamJob {
+    match id
+        .strip_prefix("bench-down-")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(n) => StreamJob::Source(n),
+        None => StreamJob::Sink,
+    }
+}
+
+/// `POST /exec/{id}/start` or `POST /containers/{id}/attach`: the daemon's hijack answer, then
+/// the stream (see the module comment).
+async fn hijack(mut req: Request<Incoming>) -> Result<Response<RespBody>, BoxError> {
+    let path = strip_version(req.uri().path()).to_owned();
+    let job = stream_job(hijack_id(&path).unwrap_or(""));
+    let is_exec = path.starts_with("/exec/");
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    if !upgrade {
+        // dockerd answers old clients with a 200 and the raw stream on the same connection;
+        // the stub does not imitate that. (HAProxy drops `Upgrade` from a request that has a
+        // body, such as exec start's: such a request ends here.)
+        return Ok(full(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            "{\"message\":\"stub_upstream: no Upgrade header arrived (dropped on the way?); \
+             the daemon's 200 answer to old clients is not imitated\"}\n",
+        ));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    // The exec start body ({"Detach":false,"Tty":false}) is read and ignored.
+    let _ = req.into_body().collect().await?;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                if let Err(e) = run_stream(io, job).await {
+                    eprintln!("stub_upstream: hijacked stream: {e}");
+                }
+            }
+            Err(e) => eprintln!("stub_upstream: upgrade failed: {e}"),
+        }
+    });
+    let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.extensions_mut()
+        .insert(ReasonPhrase::from_static(b"UPGRADED"));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    if is_exec {
+        // Exec start's 101 carries the middleware headers; attach's does not.
+        h.insert("api-version", HeaderValue::from_static("1.41"));
+        h.insert("docker-experimental", HeaderValue::from_static("false"));
+        h.insert("ostype", HeaderValue::from_static("linux"));
+        h.insert(
+            header::SERVER,
+            HeaderValue::from_static("Docker/20.10.24+dfsg1 (linux)"),
+        );
+    }
+    Ok(r)
+}
+
+/// One full stdout frame (header and FRAME zero bytes), shared by every frame sent.
+fn framed_chunk() -> Bytes {
+    let mut v = vec![0u8; 8 + FRAME];
+    v[0] = 1;
+    v[4..8].copy_from_slice(&(FRAME as u32).to_be_bytes());
+    Bytes::from(v)
+}
+
+/// The hijacked stream of one exec/attach.
+async fn run_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    job: StreamJob,
+) -> std::io::Result<()> {
+    match job {
+        StreamJob::Source(n) => {
+            let full = framed_chunk();
+            let mut left = n;
+            while left >= FRAME as u64 {
+                io.write_all(&full).await?;
+                left -= FRAME as u64;
+            }
+            if left > 0 {
+                let mut last = vec![0u8; 8 + left as usize];
+                last[0] = 1;
+                last[4..8].copy_from_slice(&(left as u32).to_be_bytes());
+                io.write_all(&last).await?;
+            }
+        }
+        StreamJob::Sink => {
+            let mut buf = vec![0u8; 64 * 1024];
+            while io.read(&mut buf).await? > 0 {}
+        }
+    }
+    io.shutdown().await
 }
 
 /// Reads the whole request body without keeping it and answers its length.
@@ -253,6 +392,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn Error>> {
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await
             {
                 if !e.is_incomplete_message() {

@@ -1,30 +1,50 @@
 #!/usr/bin/env bash
-# sockwarden benchmark: the same load generator against three fronts, side by side:
+# sockwarden benchmark: the same load generator against several fronts, side by side in one
+# interleaved run:
 #   direct      load generator straight to the upstream socket (the ceiling),
-#   sockwarden  target/release/sockwarden in front of the upstream,
-#   haproxy     HAProxy with bench/haproxy/haproxy.cfg (docker-socket-proxy rules),
+#   socat       a plain byte relay that parses nothing: `socat UNIX-LISTEN:S,fork,mode=600,
+#               backlog=1024 UNIX-CONNECT:UPSTREAM` (a process per connection; socat's defaults
+#               otherwise: its listen queue of 5 would refuse a burst of 64 connects),
+#   haproxy     HAProxy with bench/haproxy/haproxy.cfg (docker-socket-proxy rules, closing the
+#               upstream connection after each response as that image does),
+#   haproxy-ka  the same with upstream keep-alive,
+#   sockwarden  target/release/sockwarden with its audit log on (to a file, as users run it),
+#   sockwarden-noaudit  the same with the audit log off,
 # each in front of two upstreams:
 #   stub        examples/stub_upstream.rs, a fast Docker-daemon stand-in,
 #   docker      a private dockerd (vfs storage, no networking) started by this script.
-# Measures req/s and p50/p99 latency of GET /_ping and GET /containers/json at concurrency 1
-# and 64, MiB/s of a 512 MiB response (GET /images/get) and a 512 MiB request body, the CPU time
-# each proxy used, and each proxy's peak RSS (a fresh proxy process per upstream).
+# Measures req/s and p50/p99 latency of GET /_ping and GET /containers/json at concurrency 1,
+# 32 and 64 (median and min-max over interleaved rounds), MiB/s of a SIZE_MIB response (GET
+# /images/get) and request body, and of SIZE_MIB through a hijacked `exec` stream each way
+# (stdin up; stdout down, multiplexed: the frame headers are not counted as payload; and
+# `attach` on the stub), the CPU time each proxy used (its whole process tree: socat forks per
+# connection) and each proxy's peak memory. The report checks issue 15's targets for every sockwarden front (req/s >= socat
+# and both HAProxy fronts, p99 <= both HAProxy fronts, streams >= 0.9x direct, peak RSS < 32 MiB)
+# and says "unresolved on noise" where the compared fronts' min-max ranges overlap.
 # Prints a markdown table and writes it to bench/latest.md (raw JSON lines: bench/latest.jsonl).
 #
-# Usage: scripts/bench.sh            (as root when dockerd/haproxy must be installed or started)
+# Usage: scripts/bench.sh            (as root when dockerd/haproxy/socat must be installed or started)
+# Tiny smoke run (checks the harness, not the speed):
+#   DURATION=1 WARMUP=0 ROUNDS=1 SIZE_MIB=16 STUB_REPEAT=1 DOCKER_REPEAT=1 AUDIT_RUNS=0 \
+#       OUT=/tmp/bench-smoke.md scripts/bench.sh
 # Knobs (environment):
 #   DURATION=5 WARMUP=1         seconds measured / warm-up per req/s run
 #   ROUNDS=3                    req/s runs per test and front, interleaved across fronts
 #                               (the report shows the median of the rounds)
-#   CONCURRENCY="1 64"          connections per req/s run
-#   SIZE_MIB=512                size of the big response and of the big request body
+#   CONCURRENCY="1 32 64"       connections per req/s run
+#   SIZE_MIB=256                size of the big response, the big request body and the
+#                               hijacked streams
 #   STUB_REPEAT=7 DOCKER_REPEAT=3   transfers per test and front, interleaved (median shown)
 #   UPSTREAMS="stub docker"     which upstreams
-#   FRONTS="direct sockwarden sockwarden-noaudit haproxy"   which fronts; "sockwarden" writes
-#                               its audit log to a file, "sockwarden-noaudit" is the same with
-#                               the audit log off;
-#                               "haproxy-ka" adds HAProxy with upstream keep-alive (its
-#                               `option http-server-close` off)
+#   FRONTS="direct socat haproxy haproxy-ka sockwarden sockwarden-noaudit"   which fronts (see
+#                               above); the report's columns follow this order
+#   HIJACK="exec attach"        hijacked-stream cells: "exec" (POST /exec/{id}/start; on
+#                               docker an exec of `head -c N /dev/zero` down and of
+#                               `cat > /dev/null` up, in the running container swb-web),
+#                               "attach" (POST /containers/{id}/attach; stub only: a docker
+#                               attach would need a fresh container per transfer), or ""
+#   SOCAT_OPTS=""               extra socat options for the socat front (e.g. "-b 65536": its
+#                               default 8 KiB buffer is what users get and what is measured)
 #   AUDIT_RUNS=12 AUDIT_SECS=10 AUDIT_PHASE_MS=250   the audit log's cost (when both sockwarden
 #                               fronts run): `loadgen paired` runs of sockwarden against
 #                               sockwarden-noaudit, fresh processes each run (0 runs: skipped);
@@ -54,15 +74,25 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The command as given, with the knobs set in the environment (for the report).
+CMDLINE=""
+for knob in DURATION WARMUP ROUNDS CONCURRENCY SIZE_MIB STUB_REPEAT DOCKER_REPEAT UPSTREAMS FRONTS \
+    HIJACK SOCAT_OPTS AUDIT_RUNS AUDIT_SECS AUDIT_PHASE_MS AUDIT_VARIANTS ISO ISO_RUNS ISO_SECS \
+    ISO_CALLGRIND LOADGEN_THREADS STUB_THREADS SKIP_BUILD SOCKWARDEN_BIN SOCKWARDEN_REV; do
+    [[ -z ${!knob+x} ]] || CMDLINE+="$knob=\"${!knob}\" "
+done
+CMDLINE+="scripts/bench.sh"
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
-CONCURRENCY=${CONCURRENCY:-"1 64"}
-SIZE_MIB=${SIZE_MIB:-512}
+CONCURRENCY=${CONCURRENCY:-"1 32 64"}
+SIZE_MIB=${SIZE_MIB:-256}
 STUB_REPEAT=${STUB_REPEAT:-7}
 DOCKER_REPEAT=${DOCKER_REPEAT:-3}
 UPSTREAMS=${UPSTREAMS:-"stub docker"}
-FRONTS=${FRONTS:-"direct sockwarden sockwarden-noaudit haproxy"}
+FRONTS=${FRONTS:-"direct socat haproxy haproxy-ka sockwarden sockwarden-noaudit"}
+HIJACK=${HIJACK-exec attach}
+SOCAT_OPTS=${SOCAT_OPTS:-}
 AUDIT_RUNS=${AUDIT_RUNS:-12}
 AUDIT_SECS=${AUDIT_SECS:-10}
 AUDIT_PHASE_MS=${AUDIT_PHASE_MS:-250}
@@ -87,6 +117,7 @@ die() { log "error: $*"; exit 1; }
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v haproxy >/dev/null || [[ " $FRONTS " != *" haproxy"* ]] || need_apt+=(haproxy)
+command -v socat >/dev/null || [[ " $FRONTS " != *" socat "* ]] || need_apt+=(socat)
 if [[ " $UPSTREAMS " == *" docker "* ]]; then
     command -v dockerd >/dev/null && command -v docker >/dev/null || need_apt+=(docker.io)
     command -v busybox >/dev/null || need_apt+=(busybox-static)
@@ -256,7 +287,7 @@ prepare_docker() {
     bb=$(command -v busybox)
     mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc" "$big/tmp"
     cp "$bb" "$rootfs/bin/busybox"
-    for cmd in sh sleep ls cat; do ln -sf busybox "$rootfs/bin/$cmd"; done
+    for cmd in sh sleep ls cat head; do ln -sf busybox "$rootfs/bin/$cmd"; done
     tar -C "$rootfs" -c . | "${DOCKER[@]}" import - "${BENCH_IMAGES[0]}" >/dev/null
     log "importing a ${SIZE_MIB} MiB image into dockerd"
     truncate -s "${SIZE_MIB}M" "$big/big.bin"
@@ -270,7 +301,25 @@ prepare_docker() {
             --label "sockwarden.owner=uid:$(id -u)" \
             "${BENCH_IMAGES[0]}" sleep 86400 >/dev/null
     done
-    "${DOCKER[@]}" start swb-web swb-db >/dev/null 2>&1 || log "note: containers could not be started; they stay created"
+    DOCKER_RUNNING=1
+    if ! "${DOCKER[@]}" start swb-web swb-db >/dev/null 2>&1; then
+        DOCKER_RUNNING=0
+        log "note: containers could not be started; they stay created"
+    fi
+}
+DOCKER_RUNNING=0
+
+# A new exec in the running bench container, created straight on the daemon (an exec starts
+# once): `head -c SIZE /dev/zero` for "down", `cat > /dev/null` for "up". Prints its ID.
+new_exec() {
+    local dir=$1 body
+    if [[ $dir == down ]]; then
+        body='{"AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Cmd":["head","-c","'$SIZE_BYTES'","/dev/zero"]}'
+    else
+        body='{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Cmd":["sh","-c","cat > /dev/null"]}'
+    fi
+    curl -s -m 30 --unix-socket "$DOCKER_SOCK" -H 'Content-Type: application/json' -d "$body" \
+        "http://docker$API/containers/swb-web/exec" | sed -n 's/.*"Id":"\([0-9a-f]*\)".*/\1/p'
 }
 
 # Request targets per upstream.
@@ -284,6 +333,12 @@ set_targets() {
         UP_PATH=$API/images/load
         UP_TAR=()
         REPEAT=$STUB_REPEAT
+        # The stub streams N bytes down for an ID "bench-down-N" and sinks stdin otherwise.
+        EXEC_DOWN_PATH=$API/exec/bench-down-$SIZE_BYTES/start
+        EXEC_UP_PATH=$API/exec/bench-up/start
+        ATTACH_Q="stream=1&stdin=1&stdout=1&stderr=1"
+        ATTACH_DOWN_PATH="$API/containers/bench-down-$SIZE_BYTES/attach?$ATTACH_Q"
+        ATTACH_UP_PATH="$API/containers/bench-up/attach?$ATTACH_Q"
         ;;
     docker)
         PING_PATH=/_ping
@@ -294,6 +349,10 @@ set_targets() {
         UP_PATH="$API/containers/swb-cron/archive?path=/tmp"
         UP_TAR=(--tar-name upload.bin)
         REPEAT=$DOCKER_REPEAT
+        # A fresh exec per transfer (see new_exec); attach is not measured on docker.
+        EXEC_DOWN_PATH="{exec:down}"
+        EXEC_UP_PATH="{exec:up}"
+        ATTACH_DOWN_PATH="" ATTACH_UP_PATH=""
         ;;
     esac
 }
@@ -346,8 +405,8 @@ on_failure = \"closed\""
         [[ $front == sockwarden-iso ]] && isolation='isolation = "user"'
         [[ $front == sockwarden-noiso ]] && isolation='isolation = "none"'
         # The load generator's user is the client "bench", whose policy opens what the HAProxy
-        # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES
-        # and POST (the dangerous image.save/load and container.archive.* included).
+        # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES,
+        # EXEC and POST (the dangerous image.save/load, container.archive.*, exec.* included).
         cat >"$TMP/$front-$up.toml" <<EOF
 [upstream]
 socket = "$UP_SOCK"
@@ -358,8 +417,8 @@ policy = "bench"
 uids = [$(id -u)]
 
 [policy.bench]
-allow = ["system.ping", "system.version", "system.events", "container.*", "image.*"]
-allow_dangerous = ["container.*", "image.*"]
+allow = ["system.ping", "system.version", "system.events", "container.*", "image.*", "exec.*"]
+allow_dangerous = ["container.*", "image.*", "exec.*"]
 $isolation
 
 [audit]
@@ -383,13 +442,23 @@ EOF
         start_bg "$front-$up" "${WRAP[@]}" "$SOCKWARDEN" serve --config "$TMP/$front-$up.toml"
         pid=$STARTED_PID
         ;;
+    socat)
+        sock=$TMP/$front.sock
+        # A byte relay: one forked process per connection, nothing parsed. (backlog: socat's
+        # default listen queue of 5 refuses connections that a burst of 32 or 64 opens at
+        # once; the other fronts queue them.)
+        # shellcheck disable=SC2086 # SOCAT_OPTS is a list of options
+        start_bg "$front-$up" socat $SOCAT_OPTS "UNIX-LISTEN:$sock,fork,mode=600,backlog=1024" \
+            "UNIX-CONNECT:$UP_SOCK"
+        pid=$STARTED_PID
+        ;;
     haproxy | haproxy-ka)
         sock=$TMP/$front.sock
         local close=1
         [[ $front == haproxy-ka ]] && close=0
         # The switches the benchmarked requests need; everything else keeps the image's defaults.
         start_bg "$front-$up" env SOCKET_PATH="$UP_SOCK" PROXY_SOCKET="$sock" \
-            CONTAINERS=1 IMAGES=1 POST=1 NBTHREAD=2 HTTP_SERVER_CLOSE=$close \
+            CONTAINERS=1 IMAGES=1 POST=1 EXEC=1 NBTHREAD=2 HTTP_SERVER_CLOSE=$close \
             haproxy -db -f "$HAPROXY_CFG"
         pid=$STARTED_PID
         ;;
@@ -465,7 +534,19 @@ measure() {
     ensure_alive "$front" "$up" || return 0
     local watch=() pid=${FRONT_PID[$front]}
     [[ -z $pid ]] || watch=(--watch-pid "$pid")
-    local line rc=0
+    local line rc=0 args=() a id
+    # A hijack on the real daemon needs an exec of its own, made just before.
+    for a in "$@"; do
+        case $a in
+        "{exec:down}" | "{exec:up}")
+            id=$(new_exec "$(tr -d '{}' <<<"${a#*:}")")
+            [[ -n $id ]] || log "warning: could not create an exec in swb-web"
+            a="$API/exec/${id:-none}/start"
+            ;;
+        esac
+        args+=("$a")
+    done
+    set -- "${args[@]}"
     line=$("$LOADGEN" "$@" --socket "${FRONT_SOCK[$front]}" --threads "$LOADGEN_THREADS" "${watch[@]}" \
         --tag "upstream=$up" --tag "front=$front" --tag "test=$test" --tag "desc=$desc" \
         --tag "round=$round" 2>"$TMP/loadgen.err") || rc=$?
@@ -689,10 +770,45 @@ run_upstream() {
         download --path "$GET_PATH"
     interleave "$up" upload "${SIZE_MIB} MiB request body (\`$UP_METHOD ${UP_PATH%%\?*}\`)" "$REPEAT" \
         upload --method "$UP_METHOD" --path "$UP_PATH" --size "${SIZE_MIB}MiB" "${UP_TAR[@]}"
+    hijack_cells "$up"
     stop_fronts "$up"
     audit_cost "$up"
     isolation_cost "$up"
     stop_upstream "$up"
+}
+
+# Hijacked streams: SIZE_MIB through `exec` (and `attach` on the stub) in each direction.
+hijack_cells() {
+    local up=$1 kind down_path up_path
+    for kind in $HIJACK; do
+        case $kind in
+        exec) down_path=$EXEC_DOWN_PATH up_path=$EXEC_UP_PATH ;;
+        attach) down_path=$ATTACH_DOWN_PATH up_path=$ATTACH_UP_PATH ;;
+        *)
+            log "HIJACK: unknown kind $kind (exec, attach)"
+            continue
+            ;;
+        esac
+        if [[ -z $down_path ]]; then
+            note "$up" "no \`$kind\` stream cells on $up: an attach needs a fresh running container per transfer"
+            continue
+        fi
+        if [[ $up == docker && $DOCKER_RUNNING != 1 ]]; then
+            note "$up" "no \`$kind\` stream cells on $up: the bench containers could not be started in this sandbox, so nothing can be exec'd"
+            continue
+        fi
+        interleave "$up" "${kind}_down" "${SIZE_MIB} MiB \`$kind\` stream, container → client (stdout, multiplexed)" "$REPEAT" \
+            hijack --kind "$kind" --direction down --size "${SIZE_MIB}MiB" --path "$down_path"
+        interleave "$up" "${kind}_up" "${SIZE_MIB} MiB \`$kind\` stream, client → container (stdin)" "$REPEAT" \
+            hijack --kind "$kind" --direction up --size "${SIZE_MIB}MiB" --path "$up_path"
+    done
+}
+
+# A line of text for the report (why a cell is missing).
+note() {
+    local text=${2//\"/\\\"}
+    printf '{"mode":"note","upstream":"%s","text":"%s"}\n' "$1" "$text" >>"$RESULTS"
+    log "note: $2"
 }
 
 # The remote audit cell's collector: takes octet-counted syslog over TCP and discards it.
@@ -747,6 +863,7 @@ dockerd_v="not run"
 [[ " $UPSTREAMS " != *" docker "* ]] || dockerd_v=$(dockerd --version 2>/dev/null || echo unknown)
 # Not installed when no HAProxy front ran: the report says "unknown" (pipefail would stop here).
 haproxy_v=$(haproxy -v 2>/dev/null | sed -n "1s/ - https.*//p" || true)
+socat_v=$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' | head -1 || true)
 
 mkdir -p "$(dirname "$OUT")"
 {
@@ -756,24 +873,33 @@ mkdir -p "$(dirname "$OUT")"
     echo "- machine: $(nproc) CPUs ($cpu), $mem memory, Linux $(uname -r); load average at start:" \
         "$LOADAVG_START, CPUs ${BUSY_START}% busy just before the run"
     echo "- sockwarden: $rev; $(rustc --version 2>/dev/null || echo rustc unknown)"
-    echo "- haproxy: ${haproxy_v:-unknown} (bench/haproxy/haproxy.cfg, nbthread 2, CONTAINERS=1 IMAGES=1 POST=1)"
+    echo "- haproxy: ${haproxy_v:-unknown} (bench/haproxy/haproxy.cfg, nbthread 2, CONTAINERS=1 IMAGES=1 EXEC=1 POST=1)"
+    echo "- socat: ${socat_v:-unknown} (\`socat ${SOCAT_OPTS:+$SOCAT_OPTS }UNIX-LISTEN:S,fork,mode=600,backlog=1024 UNIX-CONNECT:UPSTREAM\`)"
     echo "- sockwarden config: one client (the load generator's uid) with a policy allowing what those"
     echo "  HAProxy switches allow: \`system.ping\`, \`system.version\`, \`system.events\`, \`container.*\`,"
-    echo "  \`image.*\` (dangerous ones included via \`allow_dangerous\`); default logging"
+    echo "  \`image.*\`, \`exec.*\` (dangerous ones included via \`allow_dangerous\`); default logging"
     echo "- upstream docker: $dockerd_v (private daemon, vfs storage driver)"
     echo "- settings: req/s runs of ${DURATION} s after ${WARMUP} s warm-up on fresh keep-alive connections," \
         "concurrency $CONCURRENCY, median of $ROUNDS interleaved rounds; ${SIZE_MIB} MiB transfers, median of" \
         "$STUB_REPEAT (stub) / $DOCKER_REPEAT (docker) interleaved runs; load generator $LOADGEN_THREADS thread(s)," \
-        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, all on the same $(nproc) CPUs;" \
+        "stub $STUB_THREADS thread(s), sockwarden and HAProxy 2 threads each, socat a process per connection," \
+        "all on the same $(nproc) CPUs;" \
         "audit cost: $AUDIT_RUNS paired run(s) of ${AUDIT_SECS} s per test, phases of ${AUDIT_PHASE_MS} ms"
-    echo "- command: \`scripts/bench.sh\`; the run took $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
+    echo "- command: \`$CMDLINE\`; the run took $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
     echo
-    echo "Fronts: \`direct\` = load generator straight to the upstream socket; \`sockwarden\` ="
-    echo "target/release/sockwarden; \`haproxy\` = HAProxy with the docker-socket-proxy rules (like that"
-    echo "image, it closes the upstream connection after each response: \`option http-server-close\`)."
-    if [[ " $FRONTS " == *" haproxy-ka "* ]]; then
-        echo "\`haproxy-ka\` = the same HAProxy config with upstream keep-alive (HTTP_SERVER_CLOSE=0)."
-    fi
+    echo "Fronts: \`direct\` = load generator straight to the upstream socket; \`socat\` = a byte relay"
+    echo "that parses nothing (a forked process per connection); \`haproxy\` = HAProxy with the"
+    echo "docker-socket-proxy rules (like that image, it closes the upstream connection after each"
+    echo "response: \`option http-server-close\`); \`haproxy-ka\` = the same HAProxy config with upstream"
+    echo "keep-alive (HTTP_SERVER_CLOSE=0); \`sockwarden\` = target/release/sockwarden with its audit log"
+    echo "on (a file, as users run it); \`sockwarden-noaudit\` = the same with \`audit.sink = \"off\"\`."
+    echo "CPU time is that of the proxy's whole process tree (the process, its live descendants and"
+    echo "the children it reaped: socat's per-connection processes are all charged to socat)."
+    echo "Hijacked streams: the docker CLI's upgrade request, then SIZE_MIB of stdin (up; the client"
+    echo "half-closes and waits for the stream's end) or of output (down; multiplexed, only the frames'"
+    echo "payload is counted). Only a \`101\` answer counts, as for the CLI: HAProxy (2.6) removes"
+    echo "\`Upgrade\` from a request that has a body, as \`exec\` start's JSON does, so the daemon answers"
+    echo "old clients' \`200\` and HAProxy's \`exec\` cells fail (\`attach\` has no body and passes)."
     echo
     "$LOADGEN" report "$RESULTS"
     up_list=$UPSTREAMS isolation_report
