@@ -4,7 +4,6 @@
 mod hop_by_hop;
 pub mod session;
 mod upgrade;
-mod upstream;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +12,7 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 
-pub use upstream::Upstream;
+pub use crate::upstream::Upstream;
 
 use std::sync::Arc;
 

@@ -44,3 +44,4 @@ pub mod route;
 pub mod server;
 pub mod shutdown;
 pub mod stack;
+pub mod upstream;

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body;
-use crate::forward::Upstream;
+use crate::upstream::Upstream;
 use crate::route::escape_object;
 
 /// Largest answer read: a container's inspect document is a few KiB, an image's config with a

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::body;
 use crate::config::UpstreamAddr;
-use crate::forward::Upstream;
+use crate::upstream::Upstream;
 
 /// How long one check waits for the daemon's `/_ping`.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

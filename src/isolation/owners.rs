@@ -278,7 +278,13 @@ impl Owners<'_> {
             }
         }
         let names = NameCache::global();
-        super::name_watch::ensure(self.lookup);
+        super::name_watch::ensure(
+            self.lookup,
+            super::name_watch::Hooks {
+                changed: || NameCache::global().forget_all(),
+                watched: |watched| NameCache::global().set_watched(watched),
+            },
+        );
         if let Some(id) = names.get(self.label, self.tenant, name) {
             return Ok(Some(id));
         }

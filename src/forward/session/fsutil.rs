@@ -239,14 +239,7 @@ pub fn decode_packet(mut buf: Bytes) -> Result<Packet, String> {
     Ok(packet)
 }
 
-/// A file the stream sent whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct File {
-    /// Its path in the directory, as announced.
-    pub path: String,
-    /// Its bytes.
-    pub data: Vec<u8>,
-}
+pub use crate::inspect::layer::session::File;
 
 /// What to do after a chunk.
 #[derive(Debug, Default)]

@@ -58,6 +58,15 @@ pub fn fresh_shared_key(headers: &mut http::HeaderMap) {
     }
 }
 
+/// A file a session's `dockerfile` directory sent whole (read by `forward::session`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// Its path in the directory, as announced.
+    pub path: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
 /// The build argument by which BuildKit's Dockerfile frontend runs another frontend.
 const SYNTAX_ARG: &str = "BUILDKIT_SYNTAX";
 
@@ -174,7 +183,7 @@ impl DockerfileGate {
 
     /// Checks the files the `dockerfile` directory sent. `Err` is the gRPC message of the
     /// refusal (audited); in audit mode a violation is recorded and passes.
-    pub async fn check(&self, files: &[crate::forward::session::File]) -> Result<(), String> {
+    pub async fn check(&self, files: &[File]) -> Result<(), String> {
         for file in files {
             if let Err(refused) = self.check_file(&file.path, &file.data).await {
                 return self.refuse(refused);

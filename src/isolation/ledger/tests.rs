@@ -23,7 +23,7 @@ fn lookup() -> Lookup {
         pool_max_idle: 1,
         build_cgroup: crate::buildcgroup::Setting::Off,
     };
-    Lookup::new(crate::forward::Upstream::new(&config).expect("upstream"))
+    Lookup::new(crate::upstream::Upstream::new(&config).expect("upstream"))
 }
 
 #[test]

@@ -191,7 +191,7 @@ mod tests {
             pool_max_idle: 1,
             build_cgroup: crate::buildcgroup::Setting::Off,
         };
-        Lookup::new(crate::forward::Upstream::new(&config).expect("upstream"))
+        Lookup::new(crate::upstream::Upstream::new(&config).expect("upstream"))
     }
 
     /// A body fed by the test, piece by piece.

@@ -320,7 +320,7 @@ mod tests {
             pool_max_idle: 1,
             build_cgroup: crate::buildcgroup::Setting::Off,
         };
-        let upstream = crate::forward::Upstream::new(&config).expect("upstream");
+        let upstream = crate::upstream::Upstream::new(&config).expect("upstream");
         EventScope {
             owner_label: "sockwarden.owner".into(),
             tenant: "uid:1001".into(),
