@@ -1118,3 +1118,54 @@ fn onbuild_triggers_cannot_copy_from_another_tenants_image() {
         direct().ok(&["rmi", &out_name]);
     }
 }
+
+/// The classic builder resolves a later stage's `FROM` and a `COPY --from` image only when
+/// that step runs, after the tenant's own `RUN` steps: a name missing when the build starts
+/// could by then be another tenant's image. Under isolation such a name is refused (pull it
+/// first), in every spelling and with both CLIs; the first `FROM` may still be pulled by the
+/// daemon, and later steps naming images that exist build as before.
+#[test]
+fn later_build_steps_must_name_images_that_exist() {
+    let (proxy, _audit) = start(&[]);
+    let c = Cleanup::new();
+    let base = test_image();
+    let missing = unique_name("iso-gap-not-yet");
+    let out_name = c.image("iso-gap-later-out");
+    let refused = [
+        format!("FROM scratch\nCOPY f /f\nFROM {missing}\n"),
+        format!("FROM {base}\nRUN true\nfrom {missing}:v2 AS two\n"),
+        format!("FROM scratch\nCOPY --from={missing} /f /f\n"),
+        format!("FROM {base} AS one\nFROM scratch\ncopy --chown=0:0 --from={missing} /f /f\n"),
+        format!("ARG LATER={missing}\nFROM scratch\nCOPY f /f\nFROM $LATER\n"),
+    ];
+    for (cli, b) in clis(&proxy, 2982) {
+        for dockerfile in &refused {
+            let ctx = build_context(dockerfile);
+            let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+            assert!(
+                failed_with(&out, "pull it first") && stderr_str(&out).contains(&missing),
+                "{cli} {dockerfile}: {}",
+                describe(&out)
+            );
+            assert!(!exists("image", &out_name), "{cli} {dockerfile}");
+        }
+        // The first FROM: the daemon's own answer (it would pull the image), not a refusal.
+        let ctx = build_context(&format!("FROM {missing}\nCOPY f /f\n"));
+        let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+        assert!(
+            !out.status.success() && !stderr_str(&out).contains("sockwarden"),
+            "{cli}: {}",
+            describe(&out)
+        );
+        // Later steps naming images that exist (shared, the tenant's own) build.
+        let own = c.image(&format!("iso-gap-later-own-{}", cli.replace('.', "")));
+        let ctx = build_context("FROM scratch\nCOPY f /f\n");
+        b.ok(&["build", "-t", &own, ctx.path().to_str().unwrap()]);
+        let ctx = build_context(&format!(
+            "FROM scratch\nCOPY f /f\nFROM {base}\nCOPY --from={own} /f /g\n"
+        ));
+        b.ok(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+        assert_eq!(owner_of("image", &out_name), "uid:2982");
+        direct().ok(&["rmi", &out_name]);
+    }
+}

@@ -127,6 +127,8 @@ struct Scan {
     /// Under isolation: the images the Dockerfiles found so far build from, checked again
     /// when the context has ended (just before the daemon reads its Dockerfile).
     images: Vec<(usize, String)>,
+    /// Of those, the ones a later build step names (not the first `FROM`): they must exist.
+    later: Vec<(usize, String)>,
 }
 
 impl Scan {
@@ -138,7 +140,10 @@ impl Scan {
                 let images = base_images(&f.path, &f.data, &self.build_args)
                     .map_err(|v| isolation_violation(authorized, v))?;
                 check_images(tenancy, authorized, &images).await?;
+                let later = later_steps(&f.data, &images);
+                check_present(tenancy, authorized, &f.path, &later).await?;
                 self.images.extend(images);
+                self.later.extend(later);
             }
             let local = local_facts();
             let rules = DockerfileRules {
@@ -179,9 +184,86 @@ impl Scan {
         // context may have taken long to send, and a name may have changed hands since.
         if let Some(tenancy) = &self.tenancy {
             check_images(tenancy, authorized, &self.images).await?;
+            check_present(tenancy, authorized, "Dockerfile", &self.later).await?;
         }
         Ok(())
     }
+}
+
+/// The images a classic build names after its first `FROM` (a later stage's `FROM`, any
+/// `COPY --from`): the classic builder resolves each only when its step runs, after the
+/// tenant's own `RUN` steps, however long they take. An `ONBUILD` line's image is left out:
+/// it runs in another build, which checks it then.
+fn later_steps(dockerfile: &[u8], images: &[(usize, String)]) -> Vec<(usize, String)> {
+    let lines = crate::inspect::dockerfile::instructions(dockerfile)
+        .map(|(lines, _)| lines)
+        .unwrap_or_default();
+    let word = |no: usize| {
+        lines
+            .iter()
+            .find(|(n, _)| *n == no)
+            .and_then(|(_, line)| line.split_whitespace().next())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let first_from = lines.iter().find_map(|(no, line)| {
+        let word = line.split_whitespace().next().unwrap_or("");
+        word.eq_ignore_ascii_case("from").then_some(*no)
+    });
+    images
+        .iter()
+        .filter(|(line, _)| Some(*line) != first_from && word(*line) != "onbuild")
+        .cloned()
+        .collect()
+}
+
+/// Under isolation, an image a later build step names must exist when the build starts. A
+/// name that is missing now could be taken by another tenant's image before the daemon
+/// resolves it (it would pull it otherwise): refused, saying to pull it first. A name that
+/// exists stays with its holder: no tenant can re-point another's or a shared image's name.
+async fn check_present(
+    tenancy: &TenantImages,
+    authorized: &Authorized,
+    file: &str,
+    later: &[(usize, String)],
+) -> Result<(), Refused> {
+    let owners = Owners {
+        lookup: &tenancy.lookup,
+        label: &tenancy.label,
+        tenant: tenancy.tenant.label_value(),
+    };
+    for (line, image) in later {
+        let missing = match owners.image(image).await {
+            Ok(owner) => owner == ImageOwner::Missing,
+            // Not a reference the daemon reads: its own error, when it parses the Dockerfile.
+            Err(crate::lookup::LookupError::Daemon { status, .. })
+                if (400..500).contains(&status) =>
+            {
+                false
+            }
+            Err(e) => {
+                return Err(Refused::Isolation(ProxyError::BadUpstream(format!(
+                    "isolation could not check ownership: {e}"
+                ))))
+            }
+        };
+        if missing {
+            return Err(isolation_violation(
+                authorized,
+                Violation {
+                    field: format!("{file}:{line}"),
+                    reason: format!(
+                        "{image:?} is not on the daemon: a later build step's image is \
+                         resolved only when that step runs, when the name could be another \
+                         tenant's; pull it first"
+                    ),
+                    setting: None,
+                    value: Some(image.clone()),
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A violation that stands in the way of isolation's check: enforced in either mode.
@@ -347,6 +429,7 @@ async fn pump(
         allow_remote: authorized.policy.inspect.build.allow_remote,
         tenancy,
         images: Vec::new(),
+        later: Vec::new(),
     });
     let mut held: Option<Frame<Bytes>> = None;
     loop {
