@@ -18,8 +18,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body;
-use crate::upstream::Upstream;
 use crate::route::escape_object;
+use crate::upstream::Upstream;
 
 /// Largest answer read: a container's inspect document is a few KiB, an image's config with a
 /// long history or many labels some tens; anything larger is refused rather than buffered.
