@@ -93,6 +93,21 @@ impl Lookup {
         }
     }
 
+    /// For tests: lookups through a daemon socket that does not exist (every one fails as
+    /// unreachable).
+    #[cfg(test)]
+    pub fn unreachable() -> Lookup {
+        let config = crate::config::UpstreamConfig {
+            addr: crate::config::UpstreamAddr::Unix("/nonexistent/sockwarden-test.sock".into()),
+            connect_timeout: Duration::from_millis(100),
+            pool_idle_timeout: Duration::from_secs(1),
+            pool_max_idle: 1,
+            build_cgroup: crate::buildcgroup::Setting::Off,
+        };
+        #[allow(clippy::expect_used)] // test helper: a fixed, valid configuration
+        Lookup::new(Upstream::new(&config).expect("upstream"))
+    }
+
     /// `GET /containers/{id}/json`: the container's stored `Config`, `HostConfig`, `Mounts`.
     pub async fn container(&self, id: &str) -> Result<Option<Bytes>, LookupError> {
         self.object("containers", id, "/json").await
@@ -144,20 +159,37 @@ impl Lookup {
             .await
     }
 
-    /// `GET path` left open: the daemon's answer with its body unread, for a stream that does
-    /// not end (the event stream); no size or time limit applies to the body.
-    pub async fn open(&self, path: &str) -> Result<Response<Incoming>, LookupError> {
+    /// The request `method path` to the daemon (with a JSON `body`, if any).
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Request<crate::body::ProxyBody>, LookupError> {
         let pq = http::uri::PathAndQuery::try_from(path)
             .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
         let uri = self
             .upstream
             .uri_for(pq)
             .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
-        let request = Request::builder()
+        let builder = Request::builder()
+            .method(method)
             .uri(uri)
-            .header(header::HOST, "docker")
-            .body(body::empty())
-            .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+            // The client does not set Host itself (it forwards the client's own).
+            .header(header::HOST, "docker");
+        match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body::boxed(http_body_util::Full::new(Bytes::from(body)))),
+            None => builder.body(body::empty()),
+        }
+        .map_err(|e| LookupError::BadAnswer(e.to_string()))
+    }
+
+    /// `GET path` left open: the daemon's answer with its body unread, for a stream that does
+    /// not end (the event stream); no size or time limit applies to the body.
+    pub async fn open(&self, path: &str) -> Result<Response<Incoming>, LookupError> {
+        let request = self.request(Method::GET, path, None)?;
         match tokio::time::timeout(self.timeout, self.upstream.send(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(LookupError::Unreachable(innermost(&e))),
@@ -192,23 +224,7 @@ impl Lookup {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), LookupError> {
         let send = async {
-            let pq = http::uri::PathAndQuery::try_from(path)
-                .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
-            let uri = self
-                .upstream
-                .uri_for(pq)
-                .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
-            let builder = Request::builder()
-                .method(method)
-                .uri(uri)
-                .header(header::HOST, "docker");
-            let request = match body {
-                Some(body) => builder
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(body::boxed(http_body_util::Full::new(Bytes::from(body)))),
-                None => builder.body(body::empty()),
-            }
-            .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+            let request = self.request(method, path, body)?;
             let response = self
                 .upstream
                 .send(request)
@@ -231,19 +247,7 @@ impl Lookup {
     }
 
     async fn fetch(&self, path: &str) -> Result<Option<Bytes>, LookupError> {
-        let pq = http::uri::PathAndQuery::try_from(path)
-            .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
-        let uri = self
-            .upstream
-            .uri_for(pq)
-            .map_err(|e| LookupError::BadAnswer(format!("cannot address {path}: {e}")))?;
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(uri)
-            // The client does not set Host itself (it forwards the client's own).
-            .header(header::HOST, "docker")
-            .body(body::empty())
-            .map_err(|e| LookupError::BadAnswer(e.to_string()))?;
+        let request = self.request(Method::GET, path, None)?;
         let response = self
             .upstream
             .send(request)

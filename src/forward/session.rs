@@ -18,7 +18,6 @@
 mod fsutil;
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +28,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tracing::Instrument;
 
+use super::upgrade::{Counted, Counts};
 use super::Session;
 use crate::inspect::layer::session::DockerfileGate;
 use crate::shutdown::Drain;
@@ -62,38 +62,16 @@ pub fn spawn_relay(
     gate: DockerfileGate,
 ) {
     let span = tracing::info_span!("hijack", kind = "session-h2");
-    let forced = drain.clone();
-    drain.spawn(
-        async move {
-            let _open = session.trail.as_ref().map(|t| t.metrics().session_opened());
-            let counts = Counts::default();
-            let end = relay(client, daemon, &forced, &counts, Arc::new(gate)).await;
-            if let Some(trail) = &session.trail {
-                crate::audit::layer::close_session(
-                    trail,
-                    counts.to_daemon.load(Ordering::Relaxed),
-                    counts.to_client.load(Ordering::Relaxed),
-                    end,
-                );
-            }
-            drop(session.slot);
-        }
-        .instrument(span),
-    );
-}
-
-/// Bytes through the client's side of the connection.
-#[derive(Debug, Default, Clone)]
-struct Counts {
-    to_daemon: Arc<AtomicU64>,
-    to_client: Arc<AtomicU64>,
+    super::upgrade::spawn_recorded(drain, span, session, move |counts, forced| async move {
+        relay(client, daemon, &forced, counts, Arc::new(gate)).await
+    });
 }
 
 async fn relay(
     client: OnUpgrade,
     daemon: OnUpgrade,
     forced: &Drain,
-    counts: &Counts,
+    counts: Counts,
     gate: Arc<DockerfileGate>,
 ) -> &'static str {
     let started = Instant::now();
@@ -104,10 +82,7 @@ async fn relay(
             return "error";
         }
     };
-    let client = Counted {
-        inner: TokioIo::new(client),
-        counts: counts.clone(),
-    };
+    let client = Counted::new(TokioIo::new(client), counts);
     let daemon = TokioIo::new(daemon);
     let ended = tokio::select! {
         r = serve(client, daemon, gate) => r,
@@ -448,61 +423,6 @@ async fn send_all(to: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2:
         to.send_data(data.split_to(n), false)?;
     }
     Ok(())
-}
-
-pin_project_lite::pin_project! {
-    /// Counts the bytes through the client's side.
-    struct Counted<T> {
-        #[pin]
-        inner: T,
-        counts: Counts,
-    }
-}
-
-impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Counted<T> {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let result = this.inner.poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        this.counts.to_daemon.fetch_add(n, Ordering::Relaxed);
-        result
-    }
-}
-
-impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Counted<T> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let result = this.inner.poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = &result {
-            this.counts
-                .to_client
-                .fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! `docker run -i`), the daemon's side is shut for writing and output keeps flowing back until
 //! the daemon closes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::upgrade::OnUpgrade;
@@ -31,12 +33,27 @@ pub fn spawn_bridge(
     // Info level, so that the relay keeps its request's and connection's spans as parents
     // whatever the log level.
     let span = tracing::info_span!("hijack", kind = ?kind);
+    spawn_recorded(drain, span, session, move |counts, forced| async move {
+        relay(client, daemon, &forced, counts).await
+    });
+}
+
+/// Spawns `relay` (given the counters of the client's side and the drain) inside `span`, and
+/// writes the session's closing audit record with what it carried when it ends, however it
+/// ends; the session's connection slot is held until then.
+pub(super) fn spawn_recorded<F, Fut>(drain: &Drain, span: tracing::Span, session: Session, relay: F)
+where
+    F: FnOnce(Counts, Drain) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = &'static str> + Send,
+{
     let forced = drain.clone();
     drain.spawn(
         async move {
             let _open = session.trail.as_ref().map(|t| t.metrics().session_opened());
-            let (to_daemon, to_client, end) = relay(client, daemon, &forced).await;
+            let counts = Counts::default();
+            let end = relay(counts.clone(), forced).await;
             if let Some(trail) = &session.trail {
+                let (to_daemon, to_client) = counts.get();
                 crate::audit::layer::close_session(trail, to_daemon, to_client, end);
             }
             drop(session.slot);
@@ -45,56 +62,74 @@ pub fn spawn_bridge(
     );
 }
 
-/// Relays until either side closes; returns bytes each way and how it ended.
-async fn relay(client: OnUpgrade, daemon: OnUpgrade, forced: &Drain) -> (u64, u64, &'static str) {
+/// Relays until either side closes; returns how it ended.
+async fn relay(
+    client: OnUpgrade,
+    daemon: OnUpgrade,
+    forced: &Drain,
+    counts: Counts,
+) -> &'static str {
     let started = Instant::now();
     let (client, daemon) = match tokio::try_join!(client, daemon) {
         Ok(pair) => pair,
         Err(e) => {
             tracing::debug!(error = %e, "upgrade did not complete");
-            return (0, 0, "error");
+            return "error";
         }
     };
-    let mut client = Counted::new(TokioIo::new(client));
+    let mut client = Counted::new(TokioIo::new(client), counts);
     let mut daemon = TokioIo::new(daemon);
     let copied = tokio::select! {
         r = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut daemon, BUFFER, BUFFER) => r,
         _ = forced.forced() => {
             tracing::info!("hijacked session closed by shutdown");
-            return (client.read, client.written, "shutdown");
+            return "shutdown";
         }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     match copied {
         Ok((to_daemon, to_client)) => {
             tracing::debug!(to_daemon, to_client, duration_ms, "hijacked session ended");
-            (to_daemon, to_client, "complete")
+            "complete"
         }
         Err(e) => {
             tracing::debug!(error = %e, duration_ms, "hijacked session broke");
-            (client.read, client.written, "error")
+            "error"
         }
+    }
+}
+
+/// Bytes through the client's side of a hijacked connection, shared with whoever writes the
+/// session's record (the connection itself may be owned by another task, as HTTP/2's is).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Counts {
+    to_daemon: Arc<AtomicU64>,
+    to_client: Arc<AtomicU64>,
+}
+
+impl Counts {
+    /// Bytes to the daemon and to the client so far.
+    pub(super) fn get(&self) -> (u64, u64) {
+        (
+            self.to_daemon.load(Ordering::Relaxed),
+            self.to_client.load(Ordering::Relaxed),
+        )
     }
 }
 
 pin_project_lite::pin_project! {
     /// Counts the bytes through the client's side, so a session that breaks or is cut by
     /// shutdown still reports what it carried.
-    struct Counted<T> {
+    pub(super) struct Counted<T> {
         #[pin]
         inner: T,
-        read: u64,
-        written: u64,
+        counts: Counts,
     }
 }
 
 impl<T> Counted<T> {
-    fn new(inner: T) -> Self {
-        Counted {
-            inner,
-            read: 0,
-            written: 0,
-        }
+    pub(super) fn new(inner: T, counts: Counts) -> Self {
+        Counted { inner, counts }
     }
 }
 
@@ -107,7 +142,8 @@ impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Counted<T> {
         let this = self.project();
         let before = buf.filled().len();
         let result = this.inner.poll_read(cx, buf);
-        *this.read += (buf.filled().len() - before) as u64;
+        let n = (buf.filled().len() - before) as u64;
+        this.counts.to_daemon.fetch_add(n, Ordering::Relaxed);
         result
     }
 }
@@ -121,7 +157,9 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Counted<T> {
         let this = self.project();
         let result = this.inner.poll_write(cx, buf);
         if let std::task::Poll::Ready(Ok(n)) = &result {
-            *this.written += *n as u64;
+            this.counts
+                .to_client
+                .fetch_add(*n as u64, Ordering::Relaxed);
         }
         result
     }

@@ -16,14 +16,7 @@ fn line(c: char, tenant: &str) -> String {
 
 /// A lookup through a daemon socket that does not exist (an open ledger never asks).
 fn lookup() -> Lookup {
-    let config = crate::config::UpstreamConfig {
-        addr: crate::config::UpstreamAddr::Unix("/nonexistent/sockwarden-test.sock".into()),
-        connect_timeout: std::time::Duration::from_millis(100),
-        pool_idle_timeout: std::time::Duration::from_secs(1),
-        pool_max_idle: 1,
-        build_cgroup: crate::buildcgroup::Setting::Off,
-    };
-    Lookup::new(crate::upstream::Upstream::new(&config).expect("upstream"))
+    Lookup::unreachable()
 }
 
 #[test]

@@ -184,14 +184,7 @@ mod tests {
     use super::*;
 
     fn lookup() -> Lookup {
-        let config = crate::config::UpstreamConfig {
-            addr: crate::config::UpstreamAddr::Unix("/nonexistent/sockwarden-test.sock".into()),
-            connect_timeout: std::time::Duration::from_millis(100),
-            pool_idle_timeout: std::time::Duration::from_secs(1),
-            pool_max_idle: 1,
-            build_cgroup: crate::buildcgroup::Setting::Off,
-        };
-        Lookup::new(crate::upstream::Upstream::new(&config).expect("upstream"))
+        Lookup::unreachable()
     }
 
     /// A body fed by the test, piece by piece.

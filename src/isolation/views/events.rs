@@ -313,18 +313,10 @@ mod tests {
     /// A lookup through a daemon socket that does not exist: every lookup fails, so only what
     /// events carry themselves and the cache decide.
     fn scope() -> EventScope {
-        let config = crate::config::UpstreamConfig {
-            addr: crate::config::UpstreamAddr::Unix("/nonexistent/sockwarden-test.sock".into()),
-            connect_timeout: std::time::Duration::from_millis(100),
-            pool_idle_timeout: std::time::Duration::from_secs(1),
-            pool_max_idle: 1,
-            build_cgroup: crate::buildcgroup::Setting::Off,
-        };
-        let upstream = crate::upstream::Upstream::new(&config).expect("upstream");
         EventScope {
             owner_label: "sockwarden.owner".into(),
             tenant: "uid:1001".into(),
-            lookup: Lookup::new(upstream),
+            lookup: Lookup::unreachable(),
         }
     }
 
