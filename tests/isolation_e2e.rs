@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use support::isolation::*;
 use support::*;
-
-const USERS_GID: u32 = 100;
-const LABEL: &str = "sockwarden.owner";
 
 /// sockwarden with the multi-user example (its paths replaced), an audit file, and `replace`
 /// applied to the text.
@@ -24,27 +22,7 @@ fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
     let mut audit = PathBuf::new();
     let proxy = Proxy::start_config(|dir| {
         audit = dir.join("audit.jsonl");
-        let mut text = include_str!("../config/examples/multi-user.toml")
-            .replace(
-                "socket = \"/var/run/docker.sock\"",
-                &format!(
-                    "socket = {}",
-                    toml_str(&daemon_socket().display().to_string())
-                ),
-            )
-            .replace(
-                "unix = \"/run/sockwarden/docker.sock\"",
-                &format!(
-                    "unix = {}",
-                    toml_str(&dir.join("proxy.sock").display().to_string())
-                ),
-            );
-        for (from, to) in replace {
-            assert!(text.contains(from), "{from} not in the example");
-            text = text.replace(from, to);
-        }
-        // The socket is 0666; the tenants must reach its directory.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let text = multi_user_example(dir, replace);
         // The image ledger in the proxy's own directory (not the system's default).
         format!(
             "{text}\n[audit]\nsink = \"file\"\npath = {}\n\n[isolation]\nimage_ledger = {}\n",
@@ -53,31 +31,6 @@ fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
         )
     });
     (proxy, audit)
-}
-
-fn tenant(proxy: &Proxy, uid: u32) -> Docker {
-    proxy.docker().user(uid, USERS_GID)
-}
-
-fn direct() -> Docker {
-    Docker::new(&daemon_socket())
-}
-
-/// The owner label of a container or image (`Config.Labels`) or volume or network (`Labels`),
-/// read on the daemon directly.
-fn owner_of(kind: &str, name: &str) -> String {
-    let format = match kind {
-        "container" | "image" => format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
-        _ => format!("{{{{index .Labels \"{LABEL}\"}}}}"),
-    };
-    direct()
-        .ok_str(&[kind, "inspect", "--format", &format, name])
-        .trim()
-        .to_owned()
-}
-
-fn exists(kind: &str, name: &str) -> bool {
-    direct().run(&[kind, "inspect", name]).status.success()
 }
 
 /// A raw request as `uid` (`None`: root) to `sock`: status and body.

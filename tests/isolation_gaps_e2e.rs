@@ -15,10 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use support::isolation::*;
 use support::*;
-
-const USERS_GID: u32 = 100;
-const LABEL: &str = "sockwarden.owner";
 
 /// sockwarden with the multi-user example (its paths replaced), an audit file, and `replace`
 /// applied to the text.
@@ -26,26 +24,7 @@ fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
     let mut audit = PathBuf::new();
     let proxy = Proxy::start_config(|dir| {
         audit = dir.join("audit.jsonl");
-        let mut text = include_str!("../config/examples/multi-user.toml")
-            .replace(
-                "socket = \"/var/run/docker.sock\"",
-                &format!(
-                    "socket = {}",
-                    toml_str(&daemon_socket().display().to_string())
-                ),
-            )
-            .replace(
-                "unix = \"/run/sockwarden/docker.sock\"",
-                &format!(
-                    "unix = {}",
-                    toml_str(&dir.join("proxy.sock").display().to_string())
-                ),
-            );
-        for (from, to) in replace {
-            assert!(text.contains(from), "{from} not in the example");
-            text = text.replace(from, to);
-        }
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let text = multi_user_example(dir, replace);
         // The image ledger in the proxy's own directory (not the system's default).
         format!(
             "{text}\n[audit]\nsink = \"file\"\npath = {}\n\n[isolation]\nimage_ledger = {}\n",
@@ -54,48 +33,6 @@ fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
         )
     });
     (proxy, audit)
-}
-
-fn tenant(proxy: &Proxy, uid: u32) -> Docker {
-    proxy.docker().user(uid, USERS_GID)
-}
-
-/// Both CLIs as `uid`, classic builds.
-fn clis(proxy: &Proxy, uid: u32) -> [(&'static str, Docker); 2] {
-    [
-        (
-            "cli28",
-            tenant(proxy, uid)
-                .env("DOCKER_BUILDKIT", "0")
-                .timeout(Duration::from_secs(120)),
-        ),
-        (
-            "cli20.10",
-            tenant(proxy, uid)
-                .bin(DEBIAN_DOCKER_CLI)
-                .env("DOCKER_BUILDKIT", "0")
-                .timeout(Duration::from_secs(120)),
-        ),
-    ]
-}
-
-fn direct() -> Docker {
-    Docker::new(&daemon_socket())
-}
-
-fn owner_of(kind: &str, name: &str) -> String {
-    let format = match kind {
-        "container" | "image" => format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
-        _ => format!("{{{{index .Labels \"{LABEL}\"}}}}"),
-    };
-    direct()
-        .ok_str(&[kind, "inspect", "--format", &format, name])
-        .trim()
-        .to_owned()
-}
-
-fn exists(kind: &str, name: &str) -> bool {
-    direct().run(&[kind, "inspect", name]).status.success()
 }
 
 fn id_of(kind: &str, name: &str) -> String {
@@ -243,7 +180,7 @@ fn builds_from_another_tenants_image_answer_as_missing() {
         "ARG BASE\nFROM ${BASE}\n".to_owned(),
         "# escape=`\nFROM scratch\nCOPY `\n  --from=IMG /f /f\n".replace("IMG", &bare),
     ];
-    for (cli, b) in clis(&proxy, 2902) {
+    for (cli, b) in tenant_clis(&proxy, 2902) {
         for dockerfile in &attacks {
             let ctx = build_context(dockerfile);
             let out = b.run(&[
@@ -348,7 +285,7 @@ fn builds_isolation_holds_in_audit_mode_and_for_remote_contexts() {
     a.ok(&["build", "-t", &a_img, ctx.path().to_str().unwrap()]);
     let bare = a_img.trim_end_matches(":latest").to_owned();
     let out_name = c.image("iso-gap-audit-b");
-    for (cli, b) in clis(&proxy, 2912) {
+    for (cli, b) in tenant_clis(&proxy, 2912) {
         for (dockerfile, wanted) in [
             (format!("FROM {bare}\n"), "No such image"),
             (format!("FROM ${{X:-{bare}}}\n"), "cannot be resolved"),
@@ -1052,7 +989,7 @@ fn onbuild_triggers_cannot_copy_from_another_tenants_image() {
         |_, tagged| format!("onbuild copy --from={tagged} /f /stolen"),
         |bare, _| format!("ONBUILD COPY --chown=0:0 --from={bare} /f /stolen"),
     ];
-    for (cli, b) in clis(&proxy, 2972) {
+    for (cli, b) in tenant_clis(&proxy, 2972) {
         let trap = c.image(&format!("iso-gap-onb-trap-{}", cli.replace('.', "")));
         for (i, spelling) in spellings.iter().enumerate() {
             // A name no one holds yet: B's trap may name it.
@@ -1138,7 +1075,7 @@ fn later_build_steps_must_name_images_that_exist() {
         format!("FROM {base} AS one\nFROM scratch\ncopy --chown=0:0 --from={missing} /f /f\n"),
         format!("ARG LATER={missing}\nFROM scratch\nCOPY f /f\nFROM $LATER\n"),
     ];
-    for (cli, b) in clis(&proxy, 2982) {
+    for (cli, b) in tenant_clis(&proxy, 2982) {
         for dockerfile in &refused {
             let ctx = build_context(dockerfile);
             let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);

@@ -22,33 +22,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use support::isolation::*;
 use support::*;
-
-const USERS_GID: u32 = 100;
-const LABEL: &str = "sockwarden.owner";
 
 /// The multi-user example with its paths replaced, `replace` applied, and the image ledger
 /// at `ledger`.
 fn config_text(dir: &Path, ledger: &Path, replace: &[(&str, &str)]) -> String {
-    let mut text = include_str!("../config/examples/multi-user.toml")
-        .replace(
-            "socket = \"/var/run/docker.sock\"",
-            &format!(
-                "socket = {}",
-                toml_str(&daemon_socket().display().to_string())
-            ),
-        )
-        .replace(
-            "unix = \"/run/sockwarden/docker.sock\"",
-            &format!(
-                "unix = {}",
-                toml_str(&dir.join("proxy.sock").display().to_string())
-            ),
-        );
-    for (from, to) in replace {
-        assert!(text.contains(from), "{from} not in the example");
-        text = text.replace(from, to);
-    }
+    let text = multi_user_example(dir, replace);
     // Imports, saves and pushes are not in the example; tenants here use them.
     let text = text
         .replacen(
@@ -69,13 +49,10 @@ fn config_text(dir: &Path, ledger: &Path, replace: &[(&str, &str)]) -> String {
 
 /// sockwarden with the multi-user example and its image ledger at `ledger`.
 fn start(ledger: &Path, replace: &[(&str, &str)]) -> Proxy {
-    Proxy::start_config(|dir| {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        config_text(dir, ledger, replace)
-    })
+    Proxy::start_config(|dir| config_text(dir, ledger, replace))
 }
 
-/// BuildKit on (off in the example: its FROM cannot be checked), to show its images are
+/// BuildKit on (off in the example: its RUN steps get no caps), to show its images are
 /// recorded too.
 const BUILDKIT: [(&str, &str); 4] = [
     ("allow_buildkit = false", "allow_buildkit = true"),
@@ -99,33 +76,6 @@ fn ledger_dir() -> tempfile::TempDir {
         .prefix("swledger.")
         .tempdir_in("/tmp")
         .expect("tempdir")
-}
-
-fn tenant(proxy: &Proxy, uid: u32) -> Docker {
-    proxy.docker().user(uid, USERS_GID)
-}
-
-/// Both CLIs as `uid`, classic builds.
-fn clis(proxy: &Proxy, uid: u32) -> [(&'static str, Docker); 2] {
-    [
-        (
-            "cli28",
-            tenant(proxy, uid)
-                .env("DOCKER_BUILDKIT", "0")
-                .timeout(Duration::from_secs(120)),
-        ),
-        (
-            "cli20.10",
-            tenant(proxy, uid)
-                .bin(DEBIAN_DOCKER_CLI)
-                .env("DOCKER_BUILDKIT", "0")
-                .timeout(Duration::from_secs(120)),
-        ),
-    ]
-}
-
-fn direct() -> Docker {
-    Docker::new(&daemon_socket())
 }
 
 fn id_of(name: &str) -> String {
@@ -341,7 +291,7 @@ fn images_labelled_on_the_daemon_are_nobodys() {
     direct().ok(&["tag", &imported, &repointed]);
     assert_ne!(id_of(&repointed), b_own_id);
 
-    for (cli, b) in clis(&proxy, b_uid) {
+    for (cli, b) in tenant_clis(&proxy, b_uid) {
         for forged in [&imported, &built] {
             for reference in spellings(forged) {
                 cannot_touch(&b, &format!("B {cli}"), &reference, &c);
@@ -499,7 +449,7 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         test_image(),
         "0".repeat(64)
     ));
-    for (cli, docker) in clis(&proxy, b_uid) {
+    for (cli, docker) in tenant_clis(&proxy, b_uid) {
         let name = c.image(&format!("ledger-classic-{cli}"));
         docker.ok(&["build", "-t", &name, ctx_s]);
         own.push(name);
@@ -623,7 +573,7 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
     let v1 = format!("{}:v1", own[0].split(':').next().unwrap());
     c.add_image(&v1);
     tenant(&proxy, b_uid).ok(&["tag", &own[0], &v1]);
-    for (cli, a) in clis(&proxy, a_uid) {
+    for (cli, a) in tenant_clis(&proxy, a_uid) {
         failed_as_missing(&a.run(&["push", &v1]), &format!("A {cli} push {v1}"));
         let out = a.run(&["push", "--all-tags", v1.split(':').next().unwrap()]);
         assert!(

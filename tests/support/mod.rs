@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 pub mod builds;
+pub mod isolation;
 
 /// The proxy binary under test.
 pub const SOCKWARDEN: &str = env!("CARGO_BIN_EXE_sockwarden");
