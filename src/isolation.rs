@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod name_watch;
 pub mod objects;
 pub mod owners;
+pub mod pins;
 pub mod views;
 
 /// One tenant: whose objects a request may see and touch.

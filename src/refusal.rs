@@ -111,6 +111,12 @@ pub enum Isolated {
         /// Why, in words.
         reason: String,
     },
+    /// The image holds a name or ID one of the tenant's running builds uses (see
+    /// `isolation::pins`): removing it could hand the name to another tenant mid-build.
+    Building {
+        /// The image as the client named it.
+        name: String,
+    },
     /// The tenant already has as many objects of this kind as its policy allows.
     Quota {
         /// What kind of object.
@@ -195,6 +201,11 @@ impl fmt::Display for Isolated {
                  options: create it first with `docker volume create` (isolation)"
             ),
             Isolated::Unrecordable { reason } => write!(f, "{reason} (isolation)"),
+            Isolated::Building { name } => write!(
+                f,
+                "image {name} is used by a build of this tenant that is still running: remove \
+                 it once the build has ended (isolation)"
+            ),
             Isolated::Quota { kind, limit } => write!(
                 f,
                 "this tenant already has {limit} {}s, the most its policy allows (isolation)",

@@ -1059,8 +1059,9 @@ fn onbuild_triggers_cannot_copy_from_another_tenants_image() {
 /// The classic builder resolves a later stage's `FROM` and a `COPY --from` image only when
 /// that step runs, after the tenant's own `RUN` steps: a name missing when the build starts
 /// could by then be another tenant's image. Under isolation such a name is refused (pull it
-/// first), in every spelling and with both CLIs; the first `FROM` may still be pulled by the
-/// daemon, and later steps naming images that exist build as before.
+/// first), in every spelling and with both CLIs; so is a missing first `FROM` unless the build
+/// pulls (`--pull`: the daemon uses what it pulled), and steps naming images that exist
+/// build as before.
 #[test]
 fn later_build_steps_must_name_images_that_exist() {
     let (proxy, _audit) = start(&[]);
@@ -1086,14 +1087,33 @@ fn later_build_steps_must_name_images_that_exist() {
             );
             assert!(!exists("image", &out_name), "{cli} {dockerfile}");
         }
-        // The first FROM: the daemon's own answer (it would pull the image), not a refusal.
-        let ctx = build_context(&format!("FROM {missing}\nCOPY f /f\n"));
-        let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+        // The first FROM too, unless the build pulls (the daemon then uses what it pulled):
+        // then isolation lets it be (this one is refused by the fetch rule instead: the
+        // registry is on loopback; nothing here reaches beyond it).
+        for first in [missing.clone(), format!("127.0.0.1:1/{missing}")] {
+            let ctx = build_context(&format!("FROM {first}\nCOPY f /f\n"));
+            let out = b.run(&["build", "-t", &out_name, ctx.path().to_str().unwrap()]);
+            assert!(
+                failed_with(&out, "pull it first") && stderr_str(&out).contains(&first),
+                "{cli} first FROM {first}: {}",
+                describe(&out)
+            );
+        }
+        let pulled = format!("127.0.0.1:1/{missing}");
+        let ctx = build_context(&format!("FROM {pulled}\nCOPY f /f\n"));
+        let out = b.run(&[
+            "build",
+            "--pull",
+            "-t",
+            &out_name,
+            ctx.path().to_str().unwrap(),
+        ]);
         assert!(
-            !out.status.success() && !stderr_str(&out).contains("sockwarden"),
-            "{cli}: {}",
+            failed_with(&out, "loopback") && !stderr_str(&out).contains("pull it first"),
+            "{cli} --pull: {}",
             describe(&out)
         );
+        assert!(!exists("image", &out_name), "{cli} --pull");
         // Later steps naming images that exist (shared, the tenant's own) build.
         let own = c.image(&format!("iso-gap-later-own-{}", cli.replace('.', "")));
         let ctx = build_context("FROM scratch\nCOPY f /f\n");

@@ -776,8 +776,24 @@ fn prunes_remove_only_the_tenants_objects() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         daemon().ok_str(&args)
     };
-    let (a_dangling_id, b_dangling_id, x_dangling_id) =
+    // Made on the daemon with A's label, not by sockwarden for A: nobody's (the image
+    // ledger), so A's prune must leave it.
+    let (forged_dangling_id, b_dangling_id, x_dangling_id) =
         (dangling(Some(w.a)), dangling(Some(w.b)), dangling(None));
+    // A's own dangling image: an untagged commit of A's container through sockwarden.
+    let a_src = cleanup.container("dangle-src-a");
+    tenant(&proxy, w.a).ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &a_src,
+        &test_image(),
+        "true",
+    ]);
+    let a_dangling_id = tenant(&proxy, w.a).ok_str(&["commit", &a_src]);
+    let a_dangling_id = a_dangling_id.trim().to_owned();
+    tenant(&proxy, w.a).ok(&["rm", &a_src]);
     // A client filter combines with the scope: only A's role=web container goes first.
     let a_cli = tenant(&proxy, w.a);
     a_cli.ok(&["container", "prune", "-f", "--filter", "label=role=db"]);
@@ -827,6 +843,7 @@ fn prunes_remove_only_the_tenants_objects() {
         ("image", &w.unowned_image),
         ("image", &b_dangling_id),
         ("image", &x_dangling_id),
+        ("image", &forged_dangling_id),
         ("image", &test_image()),
     ] {
         assert!(
@@ -834,7 +851,7 @@ fn prunes_remove_only_the_tenants_objects() {
             "{kind} {name} was pruned by another tenant"
         );
     }
-    for image in [&b_dangling_id, &x_dangling_id] {
+    for image in [&b_dangling_id, &x_dangling_id, &forged_dangling_id] {
         let _ = daemon().try_run(&["rmi", "-f", image]);
     }
     w.drop_objects();

@@ -570,13 +570,20 @@ async fn inspect_streamed(
 /// uses: the tenant and the owner label.
 fn tenant_images(extensions: &http::Extensions, lookup: &Lookup) -> Option<context::TenantImages> {
     let tenant = extensions.get::<crate::isolation::Tenant>()?;
+    let label = extensions
+        .get::<Caller>()
+        .map(|c| c.runtime.authority.owner_label().clone())
+        .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
+    // The isolation layer holds the build's pins until its answer has ended.
+    let pins = extensions
+        .get::<Arc<crate::isolation::pins::Pins>>()
+        .cloned()
+        .unwrap_or_else(|| crate::isolation::pins::Pins::open(&label, tenant.label_value()));
     Some(context::TenantImages {
         lookup: lookup.clone(),
-        label: extensions
-            .get::<Caller>()
-            .map(|c| c.runtime.authority.owner_label().clone())
-            .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL)),
+        label,
         tenant: tenant.clone(),
+        pins,
     })
 }
 

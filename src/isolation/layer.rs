@@ -10,6 +10,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::owners::NameCache;
+use super::pins::{self, Pins};
 use super::{objects, views, Tenant};
 use crate::body::ProxyBody;
 use crate::context::{Caller, Trail};
@@ -175,9 +176,31 @@ where
                     } else {
                         None
                     };
+                    // An image delete holds the tenant's removal turn from its check of the
+                    // running builds' pins to the daemon's answer.
+                    let _removal = match isolating.authorized.operation.name {
+                        "image.delete" => Some(removal_turn(&isolating).await),
+                        _ => None,
+                    };
+                    // A build's pins: the images its Dockerfile uses, held until its answer
+                    // has ended (the inspection of its context adds them).
+                    let pins = (isolating.authorized.operation.name == "image.build").then(|| {
+                        let pins =
+                            Pins::open(&isolating.owner_label, isolating.tenant.label_value());
+                        request.extensions_mut().insert(Arc::clone(&pins));
+                        pins
+                    });
                     let request = objects::admit(&isolating, request).await?;
                     let response = inner.call(request).await.map_err(Into::into)?;
-                    Ok(objects::answer(&isolating, response).await?)
+                    let response = objects::answer(&isolating, response).await?;
+                    Ok(match pins {
+                        Some(pins) => held_until_answered(response, pins),
+                        None => response,
+                    })
+                }
+                Tenancy::Prunes(crate::route::ObjectKind::Image) => {
+                    let _removal = removal_turn(&isolating).await;
+                    Ok(views::prune::images(&isolating).await?)
                 }
                 Tenancy::Lists(_) | Tenancy::Events | Tenancy::DiskUsage | Tenancy::Prunes(_) => {
                     let request = views::request(&isolating, tenancy, request).await?;
@@ -187,6 +210,22 @@ where
             }
         })
     }
+}
+
+/// The tenant's turn to remove images (see [`super::pins`]).
+async fn removal_turn(isolating: &Isolating) -> tokio::sync::OwnedRwLockReadGuard<()> {
+    pins::changing(&isolating.owner_label, isolating.tenant.label_value()).await
+}
+
+/// The answer, holding `pins` until it has been passed on whole (or dropped).
+fn held_until_answered(response: Response<ProxyBody>, pins: Arc<Pins>) -> Response<ProxyBody> {
+    use http_body_util::BodyExt;
+    response.map(|body| {
+        crate::body::boxed(body.map_frame(move |frame| {
+            let _held = &pins;
+            frame
+        }))
+    })
 }
 
 /// The isolation facts of a request whose client's policy isolates it.

@@ -159,6 +159,9 @@ async fn admit_head(
             if let Err(error) = checked {
                 return Err(as_the_daemon_says(isolating, parts, &object, error).await);
             }
+            if operation.name == "image.delete" {
+                unpinned(isolating, &object).await?;
+            }
             if operation.name == "image.tag" {
                 let query = &current(parts)?.normalized.query;
                 let repo = query.get("repo").unwrap_or("").to_owned();
@@ -461,6 +464,45 @@ async fn changeable_image(isolating: &Isolating, name: &str) -> Result<(), Proxy
         })),
         ImageOwner::Other => Err(not_owned(isolating, ObjectKind::Image, name)),
     }
+}
+
+/// An image the tenant removes must not hold a name or an ID one of its running builds uses
+/// ([`super::pins`]; the caller holds the tenant's removal turn).
+async fn unpinned(isolating: &Isolating, name: &str) -> Result<(), ProxyError> {
+    let tenant = isolating.tenant.label_value();
+    let held = super::pins::held(&isolating.owner_label, tenant);
+    if held.names.is_empty() && held.ids.is_empty() {
+        return Ok(());
+    }
+    let ImageOwner::Own(id) = image_owner(isolating, name).await? else {
+        return Ok(());
+    };
+    if pinned(isolating, &held, &id).await? {
+        return Err(isolating.refuse(Isolated::Building {
+            name: name.to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+/// Whether the image `id` is one the tenant's builds hold: an ID they named, or the image one
+/// of their names resolves to now.
+pub(super) async fn pinned(
+    isolating: &Isolating,
+    held: &super::pins::Held,
+    id: &str,
+) -> Result<bool, ProxyError> {
+    if held.ids.iter().any(|h| h == id) {
+        return Ok(true);
+    }
+    for name in &held.names {
+        if let ImageOwner::Own(now) = image_owner(isolating, name).await? {
+            if now == id {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The image a push sends, as the daemon reads it: the path's repository with the `tag`

@@ -7,20 +7,23 @@
 //! | `images/json` | filters checked | own and shared (unowned) images only ([`answer::images`]) |
 //! | `system/df` | as sent | own containers, volumes, own and shared images, no build cache ([`answer::disk_usage`]) |
 //! | `events` | filters checked | own objects' events, line by line ([`events`]) |
-//! | container, image, volume, network prune | `label=OWNER=TENANT` added | as the daemon pruned |
+//! | container, volume, network prune | `label=OWNER=TENANT` added | as the daemon pruned |
+//! | image prune | not forwarded: sockwarden removes the tenant's recorded images one by one ([`prune`]) | the images removed |
 //!
 //! The client's `filters` are read as the daemon reads them ([`filters`]); malformed ones are
 //! refused with the daemon's 400, ones that name the owner label with a refusal
 //! ([`Isolated::ForgedOwner`]); the daemon then receives one canonical `filters` parameter
 //! that sockwarden wrote. The daemon ANDs `label` filters, so the added one only narrows what
 //! the client asked for; where it cannot express the scope (own OR shared images; events of
-//! volumes and networks, which carry no labels) the answer is filtered instead. Shared base
-//! images carry no owner label, so a tenant's image prune never reaches them.
+//! volumes and networks, which carry no labels) the answer is filtered instead. An image's
+//! label alone does not make it a tenant's (anyone can pull or load an image labelled with a
+//! tenant's name; see `ledger`), so an image prune is not the daemon's to scope.
 
 pub mod answer;
 pub mod events;
 pub mod filters;
 pub mod owners;
+pub mod prune;
 
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode, Uri};

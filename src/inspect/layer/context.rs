@@ -27,6 +27,7 @@ use crate::inspect::context::{clean, ContextScanner, Found};
 use crate::inspect::dockerfile::{base_images, check_dockerfile, DockerfileRules};
 use crate::inspect::Violation;
 use crate::isolation::owners::{ImageOwner, Owners};
+use crate::isolation::pins::{self, Pins};
 use crate::isolation::Tenant;
 use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
@@ -103,6 +104,8 @@ pub(super) struct TenantImages {
     pub label: Arc<str>,
     /// The tenant.
     pub tenant: Tenant,
+    /// The build's pins: the tenant's own images it uses stay until it has ended.
+    pub pins: Arc<Pins>,
 }
 
 /// Why the context is refused.
@@ -127,7 +130,7 @@ struct Scan {
     /// Under isolation: the images the Dockerfiles found so far build from, checked again
     /// when the context has ended (just before the daemon reads its Dockerfile).
     images: Vec<(usize, String)>,
-    /// Of those, the ones a later build step names (not the first `FROM`): they must exist.
+    /// Of those, the ones that must exist when the build starts ([`must_exist`]).
     later: Vec<(usize, String)>,
 }
 
@@ -140,7 +143,8 @@ impl Scan {
                 let images = base_images(&f.path, &f.data, &self.build_args)
                     .map_err(|v| isolation_violation(authorized, v))?;
                 check_images(tenancy, authorized, &images).await?;
-                let later = later_steps(&f.data, &images);
+                let pulls = authorized.normalized.query.bool("pull").unwrap_or(false);
+                let later = must_exist(&f.data, &images, pulls);
                 check_present(tenancy, authorized, &f.path, &later).await?;
                 self.images.extend(images);
                 self.later.extend(later);
@@ -190,11 +194,13 @@ impl Scan {
     }
 }
 
-/// The images a classic build names after its first `FROM` (a later stage's `FROM`, any
-/// `COPY --from`): the classic builder resolves each only when its step runs, after the
-/// tenant's own `RUN` steps, however long they take. An `ONBUILD` line's image is left out:
-/// it runs in another build, which checks it then.
-fn later_steps(dockerfile: &[u8], images: &[(usize, String)]) -> Vec<(usize, String)> {
+/// The images a classic build names that must exist when it starts, under isolation: every
+/// one the daemon resolves by name only when its step runs — a later stage's `FROM` and any
+/// `COPY --from` (after the tenant's own `RUN` steps, however long they take), and the first
+/// `FROM` too unless the build pulls (`pull=1`: the daemon then pulls the image, which takes
+/// the name from whoever holds it, and uses what it pulled). An `ONBUILD` line's image is left
+/// out: it runs in another build, which checks it then.
+fn must_exist(dockerfile: &[u8], images: &[(usize, String)], pulls: bool) -> Vec<(usize, String)> {
     let lines = crate::inspect::dockerfile::instructions(dockerfile)
         .map(|(lines, _)| lines)
         .unwrap_or_default();
@@ -212,14 +218,14 @@ fn later_steps(dockerfile: &[u8], images: &[(usize, String)]) -> Vec<(usize, Str
     });
     images
         .iter()
-        .filter(|(line, _)| Some(*line) != first_from && word(*line) != "onbuild")
+        .filter(|(line, _)| !(pulls && Some(*line) == first_from) && word(*line) != "onbuild")
         .cloned()
         .collect()
 }
 
-/// Under isolation, an image a later build step names must exist when the build starts. A
-/// name that is missing now could be taken by another tenant's image before the daemon
-/// resolves it (it would pull it otherwise): refused, saying to pull it first. A name that
+/// Under isolation, an image a build step names must exist when the build starts
+/// ([`must_exist`]). A name that is missing now could be taken by another tenant's image
+/// before the daemon resolves it: refused, saying to pull it first. A name that
 /// exists stays with its holder: no tenant can re-point another's or a shared image's name.
 async fn check_present(
     tenancy: &TenantImages,
@@ -253,9 +259,9 @@ async fn check_present(
                 Violation {
                     field: format!("{file}:{line}"),
                     reason: format!(
-                        "{image:?} is not on the daemon: a later build step's image is \
-                         resolved only when that step runs, when the name could be another \
-                         tenant's; pull it first"
+                        "{image:?} is not on the daemon: a build step's image is resolved only \
+                         when that step runs, when the name could be another tenant's; pull it \
+                         first (a first FROM may also be pulled by the build: --pull)"
                     ),
                     setting: None,
                     value: Some(image.clone()),
@@ -279,7 +285,9 @@ pub(super) fn isolation_violation(authorized: &Authorized, violation: Violation)
 }
 
 /// The images a tenant's Dockerfile builds from must be its own or shared ones: another
-/// tenant's answers as missing.
+/// tenant's answers as missing. Every name is pinned before it is resolved, and the tenant's
+/// removals in flight are waited for, so that its own images stay until the build has ended
+/// ([`crate::isolation::pins`]).
 pub(super) async fn check_images(
     tenancy: &TenantImages,
     authorized: &Authorized,
@@ -300,7 +308,15 @@ pub(super) async fn check_images(
             }
         }
     }
-    let all = images.iter().map(|(_, i)| i).chain(sources.iter());
+    let all: Vec<&String> = images
+        .iter()
+        .map(|(_, i)| i)
+        .chain(sources.iter())
+        .collect();
+    for image in &all {
+        tenancy.pins.name(image);
+    }
+    pins::barrier(&tenancy.label, tenancy.tenant.label_value()).await;
     for image in all {
         let owner = match owners.image(image).await {
             Ok(owner) => owner,
@@ -316,18 +332,22 @@ pub(super) async fn check_images(
                 ))))
             }
         };
-        if owner == ImageOwner::Other {
-            return Err(Refused::Isolation(ProxyError::Denied(Box::new(Refusal {
-                operation: authorized.operation.name,
-                method: authorized.method.clone(),
-                path: authorized.normalized.path.clone(),
-                policy: Some(authorized.policy.name.clone()),
-                rule: Arc::from(format!("{}.isolation", authorized.policy.name)),
-                kind: RefusalKind::Isolation(Isolated::NotOwned {
-                    kind: ObjectKind::Image,
-                    name: image.clone(),
-                }),
-            }))));
+        match owner {
+            ImageOwner::Own(id) => tenancy.pins.id(&id),
+            ImageOwner::Other => {
+                return Err(Refused::Isolation(ProxyError::Denied(Box::new(Refusal {
+                    operation: authorized.operation.name,
+                    method: authorized.method.clone(),
+                    path: authorized.normalized.path.clone(),
+                    policy: Some(authorized.policy.name.clone()),
+                    rule: Arc::from(format!("{}.isolation", authorized.policy.name)),
+                    kind: RefusalKind::Isolation(Isolated::NotOwned {
+                        kind: ObjectKind::Image,
+                        name: image.clone(),
+                    }),
+                }))));
+            }
+            ImageOwner::Shared(_) | ImageOwner::Missing => {}
         }
     }
     Ok(())

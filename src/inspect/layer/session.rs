@@ -162,13 +162,19 @@ impl DockerfileGate {
         if !authorized.policy.inspection {
             return None;
         }
-        let tenancy = extensions.get::<Tenant>().map(|tenant| TenantImages {
-            lookup: lookup(),
-            label: extensions
+        let tenancy = extensions.get::<Tenant>().map(|tenant| {
+            let label = extensions
                 .get::<Caller>()
                 .map(|c| c.runtime.authority.owner_label().clone())
-                .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL)),
-            tenant: tenant.clone(),
+                .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
+            TenantImages {
+                lookup: lookup(),
+                // Held by the gate, which lives as long as the session: the builds it serves
+                // end before it does.
+                pins: crate::isolation::pins::Pins::open(&label, tenant.label_value()),
+                label,
+                tenant: tenant.clone(),
+            }
         });
         Some(DockerfileGate {
             session: headers

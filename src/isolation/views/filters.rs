@@ -110,6 +110,11 @@ impl Filters {
             .flat_map(|set| set.keys().map(String::as_str))
     }
 
+    /// The keys present.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.fields.keys().map(String::as_str)
+    }
+
     /// Whether `key` is present (even without values).
     pub fn contains(&self, key: &str) -> bool {
         self.fields.contains_key(key)
