@@ -544,7 +544,7 @@ fn operation_facts(info: &crate::route::OperationInfo) -> serde_json::Value {
         "redacts": opt(info.redacts.as_ref().map(|r| r as &dyn std::fmt::Debug)),
         "writes_image": opt(info.writes_image.as_ref().map(|w| w as &dyn std::fmt::Debug)),
         "fetches": opt(info.fetch.as_ref().map(|f| f as &dyn std::fmt::Debug)),
-        "isolation": debug(&info.tenancy),
+        "isolation": info.tenancy.name(),
     })
 }
 

@@ -302,12 +302,12 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
     }
     Some(match authorized.operation.info.tenancy {
         Tenancy::Shared => "touches no tenant's objects: forwarded as decided here",
-        Tenancy::Owned => {
+        Tenancy::Owned(_) => {
             "decided by ownership at run time: the object it names must be the tenant's \
              (another tenant's, or no tenant's except shared images, answers as missing); \
              names resolve among the tenant's own objects and are forwarded as full IDs"
         }
-        Tenancy::Creates => {
+        Tenancy::Creates(_) => {
             "decided by ownership at run time: what it creates gets the tenant's owner label \
              (an owner label sent by the client is refused), the objects it refers to must be \
              the tenant's, image names it writes must not be held by others' or shared images, \
@@ -317,7 +317,7 @@ fn isolation_note(authorized: &Authorized) -> Option<&'static str> {
             "answered at run time with the tenant's objects only (plus shared images)"
         }
         Tenancy::Prunes(_) => "acts at run time on the tenant's objects only",
-        Tenancy::AnsweredEmpty => {
+        Tenancy::AnsweredEmpty(_) => {
             "answered by sockwarden as an empty result, not forwarded: what it acts on (the \
              build cache) is shared by every tenant and cannot be scoped to one"
         }

@@ -23,6 +23,7 @@ mod normalize;
 mod operation;
 mod query;
 mod table;
+mod tenancy;
 #[cfg(test)]
 mod tests;
 
@@ -35,9 +36,10 @@ pub use operation::{classify, Operation};
 pub use query::Query;
 pub use table::{
     operation_info, operation_names, Access, Answer, BodyUse, Creates, Fetch, Inspector,
-    ObjectKind, OperationInfo, Redaction, Section, Tenancy, WritesImage, OPERATIONS,
-    OPERATION_TABLE, UNKNOWN,
+    ObjectKind, OperationInfo, Redaction, Section, WritesImage, OPERATIONS, OPERATION_TABLE,
+    UNKNOWN,
 };
+pub use tenancy::{Admit, ImageMaker, Tenancy};
 
 /// The endpoints that take over the connection after the response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

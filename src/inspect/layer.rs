@@ -657,7 +657,7 @@ async fn inspect_body(
         .get::<crate::isolation::objects::PinnedNetworks>()
     {
         Some(pins) => Bytes::from(
-            pins.apply(authorized.operation.name, &bytes)
+            pins.apply(authorized.operation.info.tenancy.admit(), &bytes)
                 .map_err(|e| ProxyError::BadRequest(format!("isolation: {e}")))?,
         ),
         None => bytes,

@@ -21,7 +21,7 @@ use crate::lookup::Lookup;
 use crate::policy::layer::Authorized;
 use crate::policy::Isolation;
 use crate::refusal::{Isolated, Refusal, RefusalKind};
-use crate::route::Tenancy;
+use crate::route::{Admit, ImageMaker, Tenancy};
 
 /// What isolating one request works with: who the tenant is, the label that records owners,
 /// the authorization's facts and the daemon's state.
@@ -126,12 +126,10 @@ where
 /// Whether the request creates, renames or removes containers (whoever sends it), which
 /// makes the names resolved for tenants out of date.
 fn changes_container_names(request: &Request<ProxyBody>) -> bool {
-    request.extensions().get::<Authorized>().is_some_and(|a| {
-        matches!(
-            a.operation.name,
-            "container.create" | "container.rename" | "container.delete" | "container.prune"
-        )
-    })
+    request
+        .extensions()
+        .get::<Authorized>()
+        .is_some_and(|a| a.operation.info.tenancy.changes_container_names())
 }
 
 impl<S> Isolate<S>
@@ -167,24 +165,24 @@ where
             match tenancy {
                 Tenancy::Shared => inner.call(request).await.map_err(Into::into),
                 Tenancy::Unavailable => Err(isolating.refuse(Isolated::Unavailable).into()),
-                Tenancy::AnsweredEmpty => Ok(answered_empty(&isolating, &request)?),
-                Tenancy::Owned | Tenancy::Creates => {
+                Tenancy::AnsweredEmpty(body) => Ok(answered_empty(&isolating, &request, body)),
+                Tenancy::Owned(admit) | Tenancy::Creates(admit) => {
                     // A create a quota counts holds the tenant's turn from the count to the
                     // daemon's answer, so creates in parallel cannot all count the same total.
-                    let _turn = if quota_counted(&isolating) {
+                    let _turn = if quota_counted(&isolating, admit) {
                         Some(quota_turn(&isolating).await)
                     } else {
                         None
                     };
                     // An image delete holds the tenant's removal turn from its check of the
                     // running builds' pins to the daemon's answer.
-                    let _removal = match isolating.authorized.operation.name {
-                        "image.delete" => Some(removal_turn(&isolating).await),
+                    let _removal = match admit {
+                        Admit::RemovesImage => Some(removal_turn(&isolating).await),
                         _ => None,
                     };
                     // A build's pins: the images its Dockerfile uses, held until its answer
                     // has ended (the inspection of its context adds them).
-                    let pins = (isolating.authorized.operation.name == "image.build").then(|| {
+                    let pins = (admit == Admit::MakesImage(ImageMaker::Build)).then(|| {
                         let pins =
                             Pins::open(&isolating.owner_label, isolating.tenant.label_value());
                         request.extensions_mut().insert(Arc::clone(&pins));
@@ -247,11 +245,11 @@ fn isolating(request: &Request<ProxyBody>, lookup: &Lookup) -> Option<Isolating>
 
 /// Whether the request is a create the policy's quotas count: a container (its implicit
 /// volumes too) under `max_containers` or `max_volumes`, a volume under `max_volumes`.
-fn quota_counted(isolating: &Isolating) -> bool {
+fn quota_counted(isolating: &Isolating, admit: Admit) -> bool {
     let policy = &isolating.authorized.policy;
-    match isolating.authorized.operation.name {
-        "container.create" => policy.max_containers.is_some() || policy.max_volumes.is_some(),
-        "volume.create" => policy.max_volumes.is_some(),
+    match admit {
+        Admit::ContainerBody => policy.max_containers.is_some() || policy.max_volumes.is_some(),
+        Admit::VolumeBody => policy.max_volumes.is_some(),
         _ => false,
     }
 }
@@ -289,11 +287,8 @@ async fn quota_turn(isolating: &Isolating) -> tokio::sync::OwnedMutexGuard<()> {
 fn answered_empty(
     isolating: &Isolating,
     request: &Request<ProxyBody>,
-) -> Result<Response<ProxyBody>, ProxyError> {
-    let body: &'static [u8] = match isolating.authorized.operation.name {
-        "build.prune" => br#"{"CachesDeleted":null,"SpaceReclaimed":0}"#,
-        _ => return Err(isolating.refuse(Isolated::Unavailable)),
-    };
+    body: &'static str,
+) -> Response<ProxyBody> {
     if let Some(trail) = request.extensions().get::<Arc<Trail>>() {
         trail.note_answered(
             Arc::from(format!("{}.isolation", isolating.authorized.policy.name)),
@@ -301,11 +296,12 @@ fn answered_empty(
              shared by every tenant and cannot be scoped to one (isolation)",
         );
     }
-    Response::builder()
-        .status(http::StatusCode::OK)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(crate::body::boxed(http_body_util::Full::new(
-            bytes::Bytes::from_static(body),
-        )))
-        .map_err(|e| ProxyError::BadRequest(format!("isolation: {e}")))
+    let mut response = Response::new(crate::body::boxed(http_body_util::Full::new(
+        bytes::Bytes::from_static(body.as_bytes()),
+    )));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -34,7 +34,7 @@ use crate::error::ProxyError;
 use crate::lookup::LookupError;
 use crate::policy::layer::Authorized;
 use crate::refusal::Isolated;
-use crate::route::{escape_object, ObjectKind, Query};
+use crate::route::{escape_object, Admit, ImageMaker, ObjectKind, Query};
 
 /// Networks every container may use: the daemon's own, which no tenant owns.
 const SHARED_NETWORKS: [&str; 4] = ["default", "bridge", "host", "none"];
@@ -45,20 +45,20 @@ pub async fn admit(
     request: Request<ProxyBody>,
 ) -> Result<Request<ProxyBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let name = isolating.authorized.operation.name;
+    let admit = admit_of(isolating);
     if matches!(
-        name,
-        "container.create"
-            | "volume.create"
-            | "network.create"
-            | "network.connect"
-            | "network.disconnect"
+        admit,
+        Admit::ContainerBody
+            | Admit::VolumeBody
+            | Admit::NetworkBody
+            | Admit::ConnectsNetwork
+            | Admit::DisconnectsNetwork
     ) {
         let bytes = crate::body::read_limited(body).await?;
-        let rewritten = match name {
-            "container.create" => container_create(isolating, &mut parts, &bytes).await?,
-            "volume.create" => volume_create(isolating, &bytes).await?,
-            "network.create" => network_create(isolating, &bytes).await?,
+        let rewritten = match admit {
+            Admit::ContainerBody => container_create(isolating, &mut parts, &bytes).await?,
+            Admit::VolumeBody => volume_create(isolating, &bytes).await?,
+            Admit::NetworkBody => network_create(isolating, &bytes).await?,
             _ => network_connect(isolating, &mut parts, &bytes).await?,
         };
         parts.headers.remove(header::CONTENT_LENGTH);
@@ -85,6 +85,27 @@ pub async fn admit(
     }
 }
 
+/// How the operation's request is admitted (the table's fact; [`Admit::PathObject`] for an
+/// operation that names or creates nothing, which then finds no object to check).
+fn admit_of(isolating: &Isolating) -> Admit {
+    isolating
+        .authorized
+        .operation
+        .info
+        .tenancy
+        .admit()
+        .unwrap_or(Admit::PathObject)
+}
+
+/// Whether another tenant's image is answered in the daemon's own words for a missing image
+/// of this request (see [`as_the_daemon_says`]).
+fn probed(admit: Admit) -> bool {
+    matches!(
+        admit,
+        Admit::ReadsImage { probed: true } | Admit::RemovesImage | Admit::TagsImage
+    )
+}
+
 /// The requests whose path and query are checked and rewritten; their body streams.
 async fn admit_head(
     isolating: &Isolating,
@@ -92,12 +113,13 @@ async fn admit_head(
 ) -> Result<(), ProxyError> {
     let operation = &isolating.authorized.operation;
     let object = operation.object.clone();
-    match operation.name {
-        "image.build" => return build(isolating, parts).await,
-        "container.commit" => return commit(isolating, parts).await,
-        "image.import" => return import(isolating, parts).await,
-        "image.pull" => return pull(isolating, parts).await,
-        "image.save" if object.is_none() => {
+    let admit = admit_of(isolating);
+    match admit {
+        Admit::MakesImage(ImageMaker::Build) => return build(isolating, parts).await,
+        Admit::MakesImage(ImageMaker::Commit) => return commit(isolating, parts).await,
+        Admit::MakesImage(ImageMaker::Import) => return import(isolating, parts).await,
+        Admit::Pull => return pull(isolating, parts).await,
+        Admit::SavesImages if object.is_none() => {
             let names: Vec<String> = current(parts)?
                 .normalized
                 .query
@@ -133,11 +155,11 @@ async fn admit_head(
             readdress(parts, "/networks/", &object, &id)
         }
         Some(ObjectKind::Image) => {
-            let checked = match operation.name {
-                "image.inspect" | "image.history" | "image.attestations" | "image.save" => {
+            let checked = match admit {
+                Admit::ReadsImage { .. } | Admit::SavesImages => {
                     readable_image(isolating, &object).await
                 }
-                "image.push" => match pushed_reference(isolating, parts, &object) {
+                Admit::PushesImage => match pushed_reference(isolating, parts, &object) {
                     Ok(reference) => changeable_image(isolating, &reference).await,
                     Err(refused) => Err(refused),
                 },
@@ -146,23 +168,19 @@ async fn admit_head(
             // A name missing at the check is answered missing by sockwarden (in the daemon's
             // words), not passed on: another tenant could create it before the daemon acts.
             let checked = match checked {
-                Ok(()) if PROBED.contains(&operation.name) => {
-                    match image_owner(isolating, &object).await? {
-                        ImageOwner::Missing => {
-                            Err(not_owned(isolating, ObjectKind::Image, &object))
-                        }
-                        _ => Ok(()),
-                    }
-                }
+                Ok(()) if probed(admit) => match image_owner(isolating, &object).await? {
+                    ImageOwner::Missing => Err(not_owned(isolating, ObjectKind::Image, &object)),
+                    _ => Ok(()),
+                },
                 other => other,
             };
             if let Err(error) = checked {
                 return Err(as_the_daemon_says(isolating, parts, &object, error).await);
             }
-            if operation.name == "image.delete" {
+            if admit == Admit::RemovesImage {
                 unpinned(isolating, &object).await?;
             }
-            if operation.name == "image.tag" {
+            if admit == Admit::TagsImage {
                 let query = &current(parts)?.normalized.query;
                 let repo = query.get("repo").unwrap_or("").to_owned();
                 let tag = query.get("tag").unwrap_or("").to_owned();
@@ -185,10 +203,12 @@ pub async fn answer(
         return recorded::recorded(isolating, response).await;
     }
     if response.status() != http::StatusCode::CONFLICT
-        || !matches!(
-            isolating.authorized.operation.name,
-            "container.create" | "container.rename"
-        )
+        || !isolating
+            .authorized
+            .operation
+            .info
+            .tenancy
+            .conflicts_on_container_name()
     {
         return Ok(response);
     }
@@ -284,14 +304,6 @@ async fn without_foreign_id(
     )))
 }
 
-/// The image operations whose answer for a missing image sockwarden asks the daemon for.
-const PROBED: [&str; 4] = [
-    "image.inspect",
-    "image.history",
-    "image.delete",
-    "image.tag",
-];
-
 /// An image answered as missing, in the daemon's own words for this request: its message for
 /// a missing image differs by operation and version (20.10's inspect says `no such image: x:
 /// No such image: x:latest`, its delete `No such image: x:latest`), so the daemon is asked
@@ -311,7 +323,7 @@ async fn as_the_daemon_says(
             crate::refusal::RefusalKind::Isolation(Isolated::NotOwned { kind: ObjectKind::Image, .. })
         )
     );
-    if !not_owned || !PROBED.contains(&isolating.authorized.operation.name) {
+    if !not_owned || !probed(admit_of(isolating)) {
         return error;
     }
     const PROBE: &str = "sockwarden-isolation-missing-image";

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::tenancy::{Admit, ImageMaker, Tenancy};
 use super::Hijack;
 
 /// What an operation does, coarsely (the `access` column of `routes.tsv`).
@@ -273,34 +274,6 @@ pub enum WritesImage {
     InBody,
 }
 
-/// What an operation does to the objects of an isolated policy's tenant (`isolation`, see
-/// `crate::isolation`): which check or rewrite a tenant's request gets. Deny by default: an
-/// operation without one is [`Tenancy::Unavailable`] to isolated clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tenancy {
-    /// Touches no object a tenant owns (`_ping`, `version`, `info`, a registry search).
-    Shared,
-    /// Names an object in its path (see [`OperationInfo::object`]; an exec through its
-    /// container): it must be the tenant's, else it is answered as a missing one.
-    Owned,
-    /// Creates an object (see [`OperationInfo::creates`]): it is labelled as the tenant's, and
-    /// the objects its body refers to must be the tenant's.
-    Creates,
-    /// Lists objects of this kind: the answer shows only the tenant's.
-    Lists(ObjectKind),
-    /// `GET /events`: only events about the tenant's objects.
-    Events,
-    /// `GET /system/df`: only the tenant's objects.
-    DiskUsage,
-    /// Prunes objects of this kind: only the tenant's.
-    Prunes(ObjectKind),
-    /// Acts on what tenants share and cannot be scoped to one (the build cache's prune):
-    /// answered as though the tenant had none of it, without forwarding.
-    AnsweredEmpty,
-    /// Not available to isolated clients (swarm, plugins, the build cache, checkpoints).
-    Unavailable,
-}
-
 /// One named operation and every fixed fact about it: the one table the guardrails, the
 /// inspection dispatch, the redaction, the audit record, `audit suggest`, `operations` and
 /// `explain` read.
@@ -433,6 +406,9 @@ const fn op(name: &'static str, access: Access, routes: &'static str) -> Operati
 
 use Access::{Exec as X, Read as R, Tunnel as T, Write as W};
 
+/// Names an object its path names, checked as the tenant's ([`Admit::PathObject`]).
+const OWNED: Tenancy = Tenancy::Owned(Admit::PathObject);
+
 /// The name of the operation for anything the daemon does not route (it answers 404 "page not
 /// found"), including a known path with the wrong method.
 pub const UNKNOWN: &str = "unknown";
@@ -485,106 +461,106 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("container.list", R, "GET /containers/json")
         .tenancy(Tenancy::Lists(ObjectKind::Container)),
     op("container.create", W, "POST /containers/create")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::ContainerBody))
         .inspected_by(Inspector::ContainerCreate)
         .creates(ObjectKind::Container, Some("name")),
     op("container.inspect", R, "GET /containers/{name}/json")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container)
         .redacts_answer(Answer::Container),
     op("container.top", R, "GET /containers/{name}/top")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container)
         .redacts(Redaction::PsArgs),
     op("container.logs", R, "GET /containers/{name}/logs")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.stats", R, "GET /containers/{name}/stats")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.changes", R, "GET /containers/{name}/changes")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.export", R, "GET /containers/{name}/export")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("reads a container's whole filesystem")
         .names(ObjectKind::Container),
     op("container.archive.get", R, "GET /containers/{name}/archive")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("reads files out of a container")
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.archive.head", R, "HEAD /containers/{name}/archive")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("probes files inside a container")
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.archive.put", W, "PUT /containers/{name}/archive")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("writes files into a container")
         .streams_body()
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.start", W, "POST /containers/{name}/start")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .inspected_by(Inspector::ContainerStart)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.stop", W, "POST /containers/{name}/stop")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.restart", W, "POST /containers/{name}/restart")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.kill", W, "POST /containers/{name}/kill")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.pause", W, "POST /containers/{name}/pause")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.unpause", W, "POST /containers/{name}/unpause")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.wait", R, "POST /containers/{name}/wait")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.resize", W, "POST /containers/{name}/resize")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Container),
     op("container.attach", X, "POST /containers/{name}/attach")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("writes to a container's stdin and reads its output")
         .hijacks(Hijack::Attach)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.attach.websocket", X, "GET /containers/{name}/attach/ws")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("writes to a container's stdin and reads its output")
         .hijacks(Hijack::AttachWebsocket)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("container.rename", W, "POST /containers/{name}/rename")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::Renames))
         .names(ObjectKind::Container),
     op("container.update", W, "POST /containers/{name}/update")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("changes a running container's limits and restart policy")
         .inspected_by(Inspector::ContainerUpdate)
         .names(ObjectKind::Container),
     op("container.prune", W, "POST /containers/prune")
         .tenancy(Tenancy::Prunes(ObjectKind::Container)),
     op("container.delete", W, "DELETE /containers/{name}")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::FreesName))
         .names(ObjectKind::Container),
     op("container.commit", W, "POST /commit")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::MakesImage(ImageMaker::Commit)))
         .dangerous_because("turns a container's files into an image")
         .streams_body()
         .creates(ObjectKind::Image, Some("repo"))
         .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
     op("container.copy", R, "POST /containers/{name}/copy (API < 1.24)")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("reads files out of a container (legacy API)")
         .names(ObjectKind::Container)
         .reaches_object(),
@@ -599,23 +575,23 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .dangerous_because("is experimental and uninspected")
         .names(ObjectKind::Container),
     op("exec.create", X, "POST /containers/{name}/exec")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("runs commands inside a container")
         .inspected_by(Inspector::ExecCreate)
         .names(ObjectKind::Container)
         .reaches_object(),
     op("exec.start", X, "POST /exec/{id}/start")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("runs commands inside a container")
         .hijacks(Hijack::ExecStart)
         .streams_body()
         .names(ObjectKind::Exec)
         .reaches_object(),
     op("exec.resize", W, "POST /exec/{id}/resize")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Exec),
     op("exec.inspect", R, "GET /exec/{id}/json")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Exec)
         .redacts_answer(Answer::Exec),
     op("image.list", R, "GET /images/json")
@@ -623,59 +599,59 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
     op("image.search", R, "GET /images/search")
         .tenancy(Tenancy::Shared),
     op("image.save", R, "GET /images/get, GET /images/{name}/get")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::SavesImages))
         .dangerous_because("exports images, layers and all")
         .names(ObjectKind::Image),
     op("image.history", R, "GET /images/{name}/history")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::ReadsImage { probed: true }))
         .names(ObjectKind::Image)
         .redacts_answer(Answer::History),
     op("image.inspect", R, "GET /images/{name}/json")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::ReadsImage { probed: true }))
         .names(ObjectKind::Image)
         .redacts_answer(Answer::Image),
     op("image.attestations", R, "GET /images/{name}/attestations (API 1.55)")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::ReadsImage { probed: false }))
         .names(ObjectKind::Image),
     op("image.load", W, "POST /images/load")
         .dangerous_because("loads arbitrary image content and retags silently")
         .streams_body()
         .writes_image(WritesImage::InBody),
     op("image.pull", W, "POST /images/create?fromImage=... (no fromSrc)")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::Pull))
         .creates(ObjectKind::Image, Some("fromImage"))
         .fetches(Fetch::RegistryQuery("fromImage")),
     op("image.import", W, "POST /images/create otherwise (fromSrc=...)")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::MakesImage(ImageMaker::Import)))
         .dangerous_because("imports an arbitrary root filesystem (or fetches a URL)")
         .streams_body()
         .creates(ObjectKind::Image, Some("repo"))
         .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" })
         .fetches(Fetch::UrlQuery("fromSrc")),
     op("image.push", W, "POST /images/{name}/push")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::PushesImage))
         .dangerous_because("sends images to a registry")
         .names(ObjectKind::Image)
         .fetches(Fetch::RegistryPath),
     op("image.tag", W, "POST /images/{name}/tag")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::TagsImage))
         .dangerous_because("can re-point a name others use (busybox:latest) at any image")
         .names(ObjectKind::Image)
         .writes_image(WritesImage::RepoTag { repo: "repo", tag: "tag" }),
     op("image.prune", W, "POST /images/prune")
         .tenancy(Tenancy::Prunes(ObjectKind::Image)),
     op("image.delete", W, "DELETE /images/{name}")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::RemovesImage))
         .names(ObjectKind::Image),
     op("image.build", W, "POST /build")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::MakesImage(ImageMaker::Build)))
         .dangerous_because("runs build steps and makes the daemon fetch remote contexts")
         .inspected_by(Inspector::Build)
         .creates(ObjectKind::Image, Some("t"))
         .writes_image(WritesImage::References("t"))
         .fetches(Fetch::Build),
     op("build.prune", W, "POST /build/prune")
-        .tenancy(Tenancy::AnsweredEmpty),
+        .tenancy(Tenancy::AnsweredEmpty(r#"{"CachesDeleted":null,"SpaceReclaimed":0}"#)),
     op("build.cancel", W, "POST /build/cancel"),
     op("build.session", T, "POST /session")
         .tenancy(Tenancy::Shared)
@@ -709,44 +685,44 @@ pub const OPERATION_TABLE: &[OperationInfo] = &[
         .tenancy(Tenancy::Lists(ObjectKind::Volume))
         .redacts_answer(Answer::Volume),
     op("volume.inspect", R, "GET /volumes/{name}")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Volume)
         .redacts_answer(Answer::Volume),
     op("volume.create", W, "POST /volumes/create")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::VolumeBody))
         .inspected_by(Inspector::VolumeCreate)
         .creates(ObjectKind::Volume, None),
     op("volume.prune", W, "POST /volumes/prune")
         .tenancy(Tenancy::Prunes(ObjectKind::Volume)),
     op("volume.update", W, "PUT /volumes/{name} (API 1.42)")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .dangerous_because("changes cluster volumes without body inspection")
         .streams_body()
         .names(ObjectKind::Volume),
     op("volume.delete", W, "DELETE /volumes/{name}")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Volume),
     op("network.list", R, "GET /networks, GET /networks/")
         .tenancy(Tenancy::Lists(ObjectKind::Network)),
     op("network.inspect", R, "GET /networks/{id}")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Network),
     op("network.create", W, "POST /networks/create")
-        .tenancy(Tenancy::Creates)
+        .tenancy(Tenancy::Creates(Admit::NetworkBody))
         .inspected_by(Inspector::NetworkCreate)
         .creates(ObjectKind::Network, None),
     op("network.connect", W, "POST /networks/{id}/connect")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::ConnectsNetwork))
         .inspected_by(Inspector::NetworkConnect)
         .names(ObjectKind::Network),
     op("network.disconnect", W, "POST /networks/{id}/disconnect")
-        .tenancy(Tenancy::Owned)
+        .tenancy(Tenancy::Owned(Admit::DisconnectsNetwork))
         .streams_body()
         .names(ObjectKind::Network),
     op("network.prune", W, "POST /networks/prune")
         .tenancy(Tenancy::Prunes(ObjectKind::Network)),
     op("network.delete", W, "DELETE /networks/{id}")
-        .tenancy(Tenancy::Owned)
+        .tenancy(OWNED)
         .names(ObjectKind::Network),
     op("swarm.init", W, "POST /swarm/init")
         .dangerous_because("changes the host's cluster membership")

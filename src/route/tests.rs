@@ -1317,13 +1317,19 @@ fn tenancy_covers_every_tenant_object_and_denies_the_rest() {
     for info in OPERATION_TABLE {
         match info.tenancy {
             // What names a tenant's object in its path is checked as owned, or unavailable.
-            Tenancy::Owned => assert!(tenant_kinds(info.object), "{}", info.name),
+            Tenancy::Owned(admit) => {
+                assert!(tenant_kinds(info.object), "{}", info.name);
+                admitted_as_the_table_says(info, admit);
+            }
             // Creates make a tenant object (the audit's `creates` fact agrees).
-            Tenancy::Creates => assert!(
-                info.creates.is_some_and(|c| tenant_kinds(Some(c.kind))),
-                "{}",
-                info.name
-            ),
+            Tenancy::Creates(admit) => {
+                assert!(
+                    info.creates.is_some_and(|c| tenant_kinds(Some(c.kind))),
+                    "{}",
+                    info.name
+                );
+                admitted_as_the_table_says(info, admit);
+            }
             // Shared operations name no local object (a registry lookup names a remote one).
             Tenancy::Shared => assert!(
                 info.object.is_none() || info.name == "distribution.inspect",
@@ -1336,13 +1342,13 @@ fn tenancy_covers_every_tenant_object_and_denies_the_rest() {
             }
             Tenancy::Events
             | Tenancy::DiskUsage
-            | Tenancy::AnsweredEmpty
+            | Tenancy::AnsweredEmpty(_)
             | Tenancy::Unavailable => {}
         }
         if tenant_kinds(info.object)
             && !matches!(info.tenancy, Tenancy::Unavailable | Tenancy::Shared)
         {
-            assert_eq!(info.tenancy, Tenancy::Owned, "{}", info.name);
+            assert!(matches!(info.tenancy, Tenancy::Owned(_)), "{}", info.name);
         }
         // Nothing that reaches into a process or tunnels is shared between tenants.
         if info.tenancy == Tenancy::Shared {
@@ -1365,8 +1371,47 @@ fn tenancy_covers_every_tenant_object_and_denies_the_rest() {
         assert_eq!(info.tenancy, Tenancy::Unavailable, "{name}");
     }
     // The build cache's prune (part of `docker system prune`) is answered empty.
-    assert_eq!(
-        operation_info("build.prune").expect("build.prune").tenancy,
-        Tenancy::AnsweredEmpty
-    );
+    let Tenancy::AnsweredEmpty(body) = operation_info("build.prune").expect("build.prune").tenancy
+    else {
+        panic!("build.prune is not answered empty");
+    };
+    assert_eq!(body, r#"{"CachesDeleted":null,"SpaceReclaimed":0}"#);
+}
+
+/// An operation's [`Admit`] agrees with the rest of its facts: what it names in its path,
+/// what it creates, which inspector reads its body.
+fn admitted_as_the_table_says(info: &OperationInfo, admit: Admit) {
+    let name = info.name;
+    let creates = |kind| info.creates.is_some_and(|c| c.kind == kind);
+    let names = |kind| info.object == Some(kind);
+    let fits = match admit {
+        Admit::PathObject => info.object.is_some(),
+        Admit::Renames | Admit::FreesName => {
+            names(ObjectKind::Container) && info.access == Access::Write
+        }
+        Admit::ReadsImage { .. } | Admit::SavesImages => {
+            names(ObjectKind::Image) && info.access == Access::Read
+        }
+        Admit::PushesImage | Admit::TagsImage | Admit::RemovesImage => {
+            names(ObjectKind::Image) && info.access == Access::Write
+        }
+        Admit::ConnectsNetwork | Admit::DisconnectsNetwork => names(ObjectKind::Network),
+        Admit::ContainerBody => {
+            creates(ObjectKind::Container) && info.inspector() == Some(Inspector::ContainerCreate)
+        }
+        Admit::VolumeBody => {
+            creates(ObjectKind::Volume) && info.inspector() == Some(Inspector::VolumeCreate)
+        }
+        Admit::NetworkBody => {
+            creates(ObjectKind::Network) && info.inspector() == Some(Inspector::NetworkCreate)
+        }
+        Admit::Pull => creates(ObjectKind::Image) && info.fetch.is_some(),
+        Admit::MakesImage(_) => creates(ObjectKind::Image) && info.writes_image.is_some(),
+    };
+    assert!(fits, "{name}: admitted as {admit:?}");
+    // Every Tenancy::Creates says how; an owned image is never checked as a bare path object
+    // (the image's admit says whether it is read, written or removed).
+    if names(ObjectKind::Image) {
+        assert_ne!(admit, Admit::PathObject, "{name}");
+    }
 }

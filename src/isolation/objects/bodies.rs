@@ -115,7 +115,7 @@ pub(super) async fn network_connect(
         "Container",
         json::to_raw(&container_id).map_err(|p| json_refusal(isolating, p))?,
     );
-    if isolating.authorized.operation.name == "network.connect" {
+    if isolating.authorized.operation.info.tenancy.admit() == Some(Admit::ConnectsNetwork) {
         parts.extensions.insert(PinnedNetworks {
             connect: Some(network_id.clone()),
             ..PinnedNetworks::default()
@@ -498,10 +498,11 @@ pub struct PinnedNetworks {
 }
 
 impl PinnedNetworks {
-    /// The inspected body of `operation` with the networks pinned to their IDs.
-    pub fn apply(&self, operation: &str, bytes: &[u8]) -> Result<Vec<u8>, JsonProblem> {
+    /// The inspected body of a request admitted as `admit` with the networks pinned to their
+    /// IDs.
+    pub fn apply(&self, admit: Option<Admit>, bytes: &[u8]) -> Result<Vec<u8>, JsonProblem> {
         let mut top = Members::parse_struct(bytes, "the body")?;
-        if operation == "network.connect" {
+        if admit == Some(Admit::ConnectsNetwork) {
             if let Some(id) = &self.connect {
                 let mut endpoint = top.child("EndpointConfig", "EndpointConfig")?;
                 endpoint.set("NetworkID", json::to_raw(id)?);
@@ -509,7 +510,7 @@ impl PinnedNetworks {
             }
             return top.to_vec();
         }
-        if operation != "container.create" {
+        if admit != Some(Admit::ContainerBody) {
             return top.to_vec();
         }
         if let Some((name, _)) = &self.mode {

@@ -19,6 +19,7 @@ use super::super::ledger::{self, Ledger};
 use crate::body::{self, BodyError, ProxyBody};
 use crate::error::ProxyError;
 use crate::lookup::Lookup;
+use crate::route::{Admit, ImageMaker};
 
 /// Largest commit answer read (the daemon's is `{"Id":"sha256:..."}`).
 const COMMIT_LIMIT: usize = 64 << 10;
@@ -26,12 +27,12 @@ const COMMIT_LIMIT: usize = 64 << 10;
 /// What made the image, for the request `isolating` describes (`None`: no image to record).
 pub fn made(isolating: &Isolating) -> Option<Made> {
     let authorized = &isolating.authorized;
-    match authorized.operation.name {
-        "image.build" => Some(Made::Build {
+    match authorized.operation.info.tenancy.admit()? {
+        Admit::MakesImage(ImageMaker::Build) => Some(Made::Build {
             quiet: authorized.normalized.query.bool("q").unwrap_or(false),
         }),
-        "image.import" => Some(Made::Import),
-        "container.commit" => Some(Made::Commit),
+        Admit::MakesImage(ImageMaker::Import) => Some(Made::Import),
+        Admit::MakesImage(ImageMaker::Commit) => Some(Made::Commit),
         _ => None,
     }
 }
