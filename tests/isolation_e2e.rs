@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -690,33 +689,11 @@ fn forged_owner_labels_are_refused() {
     assert!(!exists("image", "iso-forged-img"));
 }
 
-fn build_context(dockerfile: &str) -> tempfile::TempDir {
-    let ctx = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(ctx.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::write(ctx.path().join("f"), b"data").expect("write");
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
-    ctx
-}
-
 #[test]
 fn built_images_are_owned_and_shared_images_protected() {
     // BuildKit is off in the example (its RUN steps escape the caps): turned on here to show
     // its images are labelled too and its FROM is checked over the session.
-    let (proxy, _audit) = start(&[
-        ("allow_buildkit = false", "allow_buildkit = true"),
-        (
-            "allow_uncapped_builds = false",
-            "allow_uncapped_builds = true",
-        ),
-        (
-            "\"image.prune\",\n]",
-            "\"image.prune\", \"build.session\",\n]",
-        ),
-        (
-            "\"container.attach.websocket\",\n]",
-            "\"container.attach.websocket\", \"build.session\",\n]",
-        ),
-    ]);
+    let (proxy, _audit) = start(&BUILDKIT_ON);
     let c = Cleanup::new();
     let a = tenant(&proxy, 2501);
     let b = tenant(&proxy, 2502);

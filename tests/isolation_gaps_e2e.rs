@@ -35,13 +35,6 @@ fn start(replace: &[(&str, &str)]) -> (Proxy, PathBuf) {
     (proxy, audit)
 }
 
-fn id_of(kind: &str, name: &str) -> String {
-    direct()
-        .ok_str(&[kind, "inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_owned()
-}
-
 /// A raw request as `uid` (`None`: root) to `sock`: status and body. `body` is JSON, or
 /// `@file` sent as a tar.
 fn raw(
@@ -84,15 +77,6 @@ fn message(body: &str) -> String {
 
 fn failed_with(out: &Output, wanted: &str) -> bool {
     !out.status.success() && stderr_str(out).contains(wanted)
-}
-
-/// A build context (world-readable) with `Dockerfile` and a file `f`.
-fn build_context(dockerfile: &str) -> tempfile::TempDir {
-    let ctx = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(ctx.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::write(ctx.path().join("f"), b"data").expect("write");
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
-    ctx
 }
 
 /// The context as a tar file beside it (for raw requests), world-readable.

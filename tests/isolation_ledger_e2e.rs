@@ -52,41 +52,12 @@ fn start(ledger: &Path, replace: &[(&str, &str)]) -> Proxy {
     Proxy::start_config(|dir| config_text(dir, ledger, replace))
 }
 
-/// BuildKit on (off in the example: its RUN steps get no caps), to show its images are
-/// recorded too.
-const BUILDKIT: [(&str, &str); 4] = [
-    ("allow_buildkit = false", "allow_buildkit = true"),
-    (
-        "allow_uncapped_builds = false",
-        "allow_uncapped_builds = true",
-    ),
-    (
-        "\"image.prune\",\n]",
-        "\"image.prune\", \"build.session\",\n]",
-    ),
-    (
-        "\"container.attach.websocket\",\n]",
-        "\"container.attach.websocket\", \"build.session\",\n]",
-    ),
-];
-
 /// A directory for a ledger that outlives one sockwarden.
 fn ledger_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("swledger.")
         .tempdir_in("/tmp")
         .expect("tempdir")
-}
-
-fn id_of(name: &str) -> String {
-    direct()
-        .ok_str(&["image", "inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_owned()
-}
-
-fn exists(name: &str) -> bool {
-    direct().run(&["image", "inspect", name]).status.success()
 }
 
 fn owner_of(name: &str) -> String {
@@ -100,18 +71,6 @@ fn owner_of(name: &str) -> String {
         ])
         .trim()
         .to_owned()
-}
-
-/// A build context (readable by the tenants) with `dockerfile` and a file `f`.
-fn build_context(dockerfile: &str) -> tempfile::TempDir {
-    let ctx = tempfile::Builder::new()
-        .prefix("swctx.")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    std::fs::set_permissions(ctx.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::write(ctx.path().join("f"), b"data").expect("write");
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
-    ctx
 }
 
 /// A small root filesystem as a tar archive (for `docker import`).
@@ -218,7 +177,7 @@ fn cannot_touch(docker: &Docker, who: &str, reference: &str, cleanup: &Cleanup) 
         what("build FROM"),
         describe(&out)
     );
-    assert!(!exists(&built), "{}: built", what("build FROM"));
+    assert!(!exists("image", &built), "{}: built", what("build FROM"));
     let ctx = build_context(&format!("FROM scratch\nCOPY --from={reference} / /x\n"));
     let out = docker.clone().env("DOCKER_BUILDKIT", "0").run(&[
         "build",
@@ -233,13 +192,17 @@ fn cannot_touch(docker: &Docker, who: &str, reference: &str, cleanup: &Cleanup) 
         describe(&out)
     );
     // The image is still there for the admin.
-    assert!(exists(reference), "{}: the image is gone", what("after"));
+    assert!(
+        exists("image", reference),
+        "{}: the image is gone",
+        what("after")
+    );
 }
 
 /// The references a tenant could use for the image `name`: its name, its ID with and
 /// without `sha256:`, an ID prefix.
 fn spellings(name: &str) -> Vec<String> {
-    let id = id_of(name);
+    let id = id_of("image", name);
     let hex = id.trim_start_matches("sha256:").to_owned();
     vec![name.to_owned(), id, hex.clone(), hex[..12].to_owned()]
 }
@@ -275,7 +238,7 @@ fn images_labelled_on_the_daemon_are_nobodys() {
     for forged in [&imported, &built] {
         assert_eq!(owner_of(forged), format!("uid:{b_uid}"));
     }
-    let (imported_id, built_id) = (id_of(&imported), id_of(&built));
+    let (imported_id, built_id) = (id_of("image", &imported), id_of("image", &built));
     // B's own image, then its name re-pointed on the daemon to the forged one.
     let b_own = c.image("ledger-b-own");
     let ctx = build_context("FROM scratch\nCOPY f /f\n");
@@ -285,11 +248,11 @@ fn images_labelled_on_the_daemon_are_nobodys() {
         &b_own,
         ctx.path().to_str().unwrap(),
     ]);
-    let b_own_id = id_of(&b_own);
+    let b_own_id = id_of("image", &b_own);
     let repointed = c.image("ledger-b-repointed");
     tenant(&proxy, b_uid).ok(&["tag", &b_own, &repointed]);
     direct().ok(&["tag", &imported, &repointed]);
-    assert_ne!(id_of(&repointed), b_own_id);
+    assert_ne!(id_of("image", &repointed), b_own_id);
 
     for (cli, b) in tenant_clis(&proxy, b_uid) {
         for forged in [&imported, &built] {
@@ -307,7 +270,7 @@ fn images_labelled_on_the_daemon_are_nobodys() {
             "{{.ID}} {{.Repository}}",
         ]);
         for forged in [&imported, &built] {
-            let id = id_of(forged);
+            let id = id_of("image", forged);
             let repo = forged.split(':').next().unwrap();
             assert!(
                 !listed.contains(&id) && !listed.contains(repo),
@@ -325,7 +288,11 @@ fn images_labelled_on_the_daemon_are_nobodys() {
             "B {cli}: tag onto {built}: {}",
             describe(&out)
         );
-        assert_eq!(id_of(&built), built_id, "B {cli}: {built} re-pointed");
+        assert_eq!(
+            id_of("image", &built),
+            built_id,
+            "B {cli}: {built} re-pointed"
+        );
         // Nor by a commit.
         let src = c.container("ledger-commit-src");
         b.ok(&[
@@ -344,7 +311,7 @@ fn images_labelled_on_the_daemon_are_nobodys() {
             describe(&out)
         );
         assert_eq!(
-            id_of(&imported),
+            id_of("image", &imported),
             imported_id,
             "B {cli}: {imported} re-pointed"
         );
@@ -402,13 +369,13 @@ fn forged_images_stay_out_of_events_and_disk_usage() {
         "-",
         &forged,
     ]);
-    let forged_id = id_of(&forged);
+    let forged_id = id_of("image", &forged);
     // B's own import, through sockwarden: its events are shown.
     let own = c.image("ledger-own-ev");
     b.clone()
         .stdin(rootfs_tar("own"))
         .ok(&["import", "-", &own]);
-    let own_id = id_of(&own);
+    let own_id = id_of("image", &own);
     let lines = events
         .wait_for(Duration::from_secs(20), |l| l.contains(&own_id))
         .to_vec();
@@ -436,7 +403,7 @@ fn forged_images_stay_out_of_events_and_disk_usage() {
 fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
     let ledger = ledger_dir();
     let ledger_path = ledger.path().join("state/image-owners");
-    let proxy = start(&ledger_path, &BUILDKIT);
+    let proxy = start(&ledger_path, &BUILDKIT_ON);
     let c = Cleanup::new();
     let (a_uid, b_uid) = (3321, 3322);
     let b = tenant(&proxy, b_uid);
@@ -455,7 +422,11 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         own.push(name);
         let quiet = c.image(&format!("ledger-quiet-{cli}"));
         let printed = docker.ok_str(&["build", "-q", "-t", &quiet, ctx_s]);
-        assert_eq!(printed.trim(), id_of(&quiet), "{cli} -q prints the ID");
+        assert_eq!(
+            printed.trim(),
+            id_of("image", &quiet),
+            "{cli} -q prints the ID"
+        );
         own.push(quiet);
         let multi_name = c.image(&format!("ledger-multi-{cli}"));
         docker.ok(&["build", "-t", &multi_name, multi.path().to_str().unwrap()]);
@@ -485,7 +456,7 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         "{}",
         describe(&out)
     );
-    assert!(!exists(&old_api));
+    assert!(!exists("image", &old_api));
     b.clone()
         .env("DOCKER_BUILDKIT", "0")
         .env("DOCKER_API_VERSION", "1.29")
@@ -510,7 +481,7 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         .stdin(rootfs_tar("mine"))
         .ok(&["import", "-", &imported]);
     own.push(imported);
-    let ids: Vec<String> = own.iter().map(|n| id_of(n)).collect();
+    let ids: Vec<String> = own.iter().map(|n| id_of("image", n)).collect();
     for name in &own {
         assert_eq!(owner_of(name), format!("uid:{b_uid}"), "{name}");
     }
@@ -583,13 +554,13 @@ fn own_images_stay_owned_across_a_restart_and_invisible_to_others() {
         );
     }
     drop(proxy);
-    let proxy = start(&ledger_path, &BUILDKIT);
+    let proxy = start(&ledger_path, &BUILDKIT_ON);
     check(&proxy, "after the restart");
     // The restart adopted nothing new: the file is as it was.
     assert_eq!(ledger_records(&ledger_path), records);
     // B removes its own image (it may).
     tenant(&proxy, b_uid).ok(&["rmi", &own[0]]);
-    assert!(!exists(&own[0]));
+    assert!(!exists("image", &own[0]));
 }
 
 #[test]
@@ -615,9 +586,11 @@ fn a_fresh_ledger_adopts_labelled_images_and_a_corrupt_one_refuses_start() {
     b.ok(&["image", "inspect", &before]);
     let records = ledger_records(&ledger_path);
     assert!(
-        records.iter().any(|(id, t, op)| *id == id_of(&before)
-            && *t == format!("uid:{b_uid}")
-            && op == "adopted"),
+        records
+            .iter()
+            .any(|(id, t, op)| *id == id_of("image", &before)
+                && *t == format!("uid:{b_uid}")
+                && op == "adopted"),
         "{records:?}"
     );
     // Labelled after: not adopted.
@@ -836,6 +809,6 @@ fn a_pulled_image_with_a_forged_owner_label_is_nobodys() {
         failed_as_missing(&out, &format!("B run {reference}"));
     }
     let listed = b.ok_str(&["images", "--no-trunc", "--format", "{{.ID}}"]);
-    assert!(!listed.contains(&id_of(&name)), "{listed}");
+    assert!(!listed.contains(&id_of("image", &name)), "{listed}");
     cannot_touch(&b, "B pulled", &name, &c);
 }

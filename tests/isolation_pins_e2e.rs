@@ -16,29 +16,11 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::isolation::*;
 use support::*;
-
-/// BuildKit on, its RUN steps allowed (off in the example), and the session route.
-const BUILDKIT: [(&str, &str); 4] = [
-    ("allow_buildkit = false", "allow_buildkit = true"),
-    (
-        "allow_uncapped_builds = false",
-        "allow_uncapped_builds = true",
-    ),
-    (
-        "\"image.prune\",\n]",
-        "\"image.prune\", \"build.session\",\n]",
-    ),
-    (
-        "\"container.attach.websocket\",\n]",
-        "\"container.attach.websocket\", \"build.session\",\n]",
-    ),
-];
 
 fn start(replace: &[(&str, &str)]) -> Proxy {
     Proxy::start_config(|dir| {
@@ -50,39 +32,16 @@ fn start(replace: &[(&str, &str)]) -> Proxy {
     })
 }
 
-fn id_of(name: &str) -> String {
-    direct()
-        .ok_str(&["image", "inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_owned()
-}
-
-fn image_exists(name: &str) -> bool {
-    exists("image", name)
-}
-
-/// A build context (readable by the tenants) with `dockerfile` and a file `f` holding `data`.
-fn build_context(dockerfile: &str, data: &str) -> tempfile::TempDir {
-    let ctx = tempfile::Builder::new()
-        .prefix("swpins.")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    std::fs::set_permissions(ctx.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::write(ctx.path().join("f"), data).expect("write");
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
-    ctx
-}
-
 /// An image of the tenant's own, built through sockwarden (so recorded as its own).
 fn own_image(docker: &Docker, name: &str, data: &str) -> String {
-    let ctx = build_context("FROM scratch\nCOPY f /f\n", data);
+    let ctx = build_context_with("FROM scratch\nCOPY f /f\n", data);
     docker.clone().env("DOCKER_BUILDKIT", "0").ok(&[
         "build",
         "-t",
         name,
         ctx.path().to_str().unwrap(),
     ]);
-    id_of(name)
+    id_of("image", name)
 }
 
 fn refused_as_building(out: &Output, what: &str) {
@@ -133,8 +92,25 @@ fn cannot_remove_while_building(docker: &Docker, name: &str, id: &str, cleanup: 
     refused_as_building(&docker.run(&["rmi", &alias]), "rmi of another name");
     // Prunes skip it.
     docker.ok(&["image", "prune", "-a", "-f"]);
-    assert_eq!(id_of(name), id, "the held image changed");
-    assert_eq!(id_of(&alias), id, "the held image's other name went");
+    assert_eq!(id_of("image", name), id, "the held image changed");
+    assert_eq!(
+        id_of("image", &alias),
+        id,
+        "the held image's other name went"
+    );
+}
+
+/// Once the build has ended (its answer passed on whole), the tenant removes `name`.
+fn removed_once_released(docker: &Docker, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = docker.run(&["rmi", name]);
+        if out.status.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still held: {}", describe(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -152,7 +128,7 @@ fn images_a_running_classic_build_uses_stay_until_it_ends() {
     let pruned = cleanup.image("pins-pruned");
     own_image(&a, &pruned, "pruned");
     // A build whose later stage names `base`, resolved only after a slow RUN step.
-    let ctx = build_context(
+    let ctx = build_context_with(
         &format!(
             "FROM {} AS slow\nRUN sleep 12 && echo pins-3401\nFROM {base}\n\
              COPY --from=slow /bin/busybox /bb\n",
@@ -178,14 +154,14 @@ fn images_a_running_classic_build_uses_stay_until_it_ends() {
     a.ok(&["tag", &base_id, &base]);
     // Other images of the tenant go as usual, by rmi and by prune.
     a.ok(&["rmi", &free]);
-    assert!(!image_exists(&free));
+    assert!(!exists("image", &free));
     cannot_remove_while_building(&a, &base, &base_id, &cleanup);
     assert!(
-        !image_exists(&pruned),
+        !exists("image", &pruned),
         "prune -a left an unused image of the tenant"
     );
     assert!(
-        !image_exists(&other_id),
+        !exists("image", &other_id),
         "prune -a left an image no longer held"
     );
     assert!(
@@ -215,40 +191,21 @@ fn images_a_running_classic_build_uses_stay_until_it_ends() {
         "the build did not run on the tenant's base: {layers} vs {base_layers}"
     );
     // Then the image can go.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = a.run(&["rmi", &base]);
-        if out.status.success() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still held: {}", describe(&out));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(!image_exists(&base), "the name stayed");
+    removed_once_released(&a, &base);
+    assert!(!exists("image", &base), "the name stayed");
 }
 
 #[test]
 fn images_a_running_buildkit_build_uses_stay_until_it_ends() {
-    let proxy = start(&BUILDKIT);
+    let proxy = start(&BUILDKIT_ON);
     let cleanup = Cleanup::new();
     let uid = 3402;
     let a = tenant(&proxy, uid);
     // A base image with a shell: a commit of the tenant's own container of the fixture.
-    let src = cleanup.container("pins-bk-src");
-    a.ok(&[
-        "create",
-        "--network",
-        "none",
-        "--name",
-        &src,
-        &test_image(),
-        "true",
-    ]);
     let base = cleanup.image("pins-bk-base");
-    a.ok(&["commit", &src, &base]);
-    a.ok(&["rm", &src]);
-    let base_id = id_of(&base);
-    let ctx = build_context(&format!("FROM {base}\nRUN sleep 12\n"), "x");
+    committed(&a, &cleanup, Some(&base), "role=base");
+    let base_id = id_of("image", &base);
+    let ctx = build_context_with(&format!("FROM {base}\nRUN sleep 12\n"), "x");
     let built = cleanup.image("pins-bk-built");
     let mut build = a
         .clone()
@@ -286,19 +243,11 @@ fn images_a_running_buildkit_build_uses_stay_until_it_ends() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
-        image_exists(&built),
+        exists("image", &built),
         "BuildKit build failed: {}",
         build.stderr()
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = a.run(&["rmi", &base]);
-        if out.status.success() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still held: {}", describe(&out));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    removed_once_released(&a, &base);
 }
 
 /// Labels a dangling or tagged image with `uid`'s owner label directly on the daemon (as a
@@ -386,37 +335,40 @@ fn image_prune_removes_only_recorded_images_as_the_filters_select() {
             "until=2000-01-01T00:00:00Z",
         ]);
         assert!(out.contains("Total reclaimed space: 0B"), "{cli}: {out}");
-        assert!(image_exists(&a_dangling_keep) && image_exists(&a_dangling_other));
+        assert!(exists("image", &a_dangling_keep) && exists("image", &a_dangling_other));
         // label= selects; dangling only: the tagged image stays.
         docker.ok(&["image", "prune", "-f", "--filter", "label=keep=0"]);
         assert!(
-            !image_exists(&a_dangling_other),
+            !exists("image", &a_dangling_other),
             "{cli}: label=keep=0 not pruned"
         );
         assert!(
-            image_exists(&a_dangling_keep),
+            exists("image", &a_dangling_keep),
             "{cli}: label filter ignored"
         );
         // label! leaves out what it matches.
         docker.ok(&["image", "prune", "-f", "--filter", "label!=keep=1"]);
-        assert!(image_exists(&a_dangling_keep), "{cli}: label! ignored");
+        assert!(exists("image", &a_dangling_keep), "{cli}: label! ignored");
         // until (a duration: everything made up to a moment ago) and dangling.
         std::thread::sleep(Duration::from_secs(2));
         let out = docker.ok_str(&["image", "prune", "-f", "--filter", "until=1s"]);
         assert!(out.contains(&a_dangling_keep), "{cli}: {out}");
-        assert!(!image_exists(&a_dangling_keep));
+        assert!(!exists("image", &a_dangling_keep));
         assert!(
-            image_exists(&a_tagged),
+            exists("image", &a_tagged),
             "{cli}: a tagged image went in a dangling prune"
         );
         // All: A's unused tagged image goes; the one a container uses stays.
         let out = docker.ok_str(&["image", "prune", "-a", "-f"]);
         assert!(out.contains(&format!("untagged: {a_tag}")), "{cli}: {out}");
-        assert!(!image_exists(&a_tagged));
-        assert!(image_exists(&used_tag), "{cli}: an image in use was pruned");
+        assert!(!exists("image", &a_tagged));
+        assert!(
+            exists("image", &used_tag),
+            "{cli}: an image in use was pruned"
+        );
         // Never the forged ones, B's, or the shared fixture.
         for image in [&forged_dangling, &forged_tagged, &b_dangling, &test_image()] {
-            assert!(image_exists(image), "{cli}: {image} pruned by A");
+            assert!(exists("image", image), "{cli}: {image} pruned by A");
         }
         assert!(!out.contains(&forged_dangling) && !out.contains(&forged_tag));
         docker.ok(&["rm", &user]);

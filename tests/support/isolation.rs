@@ -87,3 +87,46 @@ pub fn owner_of(kind: &str, name: &str) -> String {
 pub fn exists(kind: &str, name: &str) -> bool {
     direct().run(&[kind, "inspect", name]).status.success()
 }
+
+/// The example's changes that turn BuildKit on for the tenants (off in the example: its RUN
+/// steps get no caps) and open its session route.
+pub const BUILDKIT_ON: [(&str, &str); 4] = [
+    ("allow_buildkit = false", "allow_buildkit = true"),
+    (
+        "allow_uncapped_builds = false",
+        "allow_uncapped_builds = true",
+    ),
+    (
+        "\"image.prune\",\n]",
+        "\"image.prune\", \"build.session\",\n]",
+    ),
+    (
+        "\"container.attach.websocket\",\n]",
+        "\"container.attach.websocket\", \"build.session\",\n]",
+    ),
+];
+
+/// The full ID of an object, read on the daemon directly.
+pub fn id_of(kind: &str, name: &str) -> String {
+    direct()
+        .ok_str(&[kind, "inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_owned()
+}
+
+/// A build context the tenants can read, with `dockerfile` and a file `f` holding "data".
+pub fn build_context(dockerfile: &str) -> tempfile::TempDir {
+    build_context_with(dockerfile, "data")
+}
+
+/// A build context the tenants can read, with `dockerfile` and a file `f` holding `data`.
+pub fn build_context_with(dockerfile: &str, data: &str) -> tempfile::TempDir {
+    let ctx = tempfile::Builder::new()
+        .prefix("swctx.")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    std::fs::set_permissions(ctx.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(ctx.path().join("f"), data).expect("write");
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write");
+    ctx
+}
