@@ -20,6 +20,7 @@
 
 mod error;
 mod normalize;
+mod object;
 mod operation;
 mod query;
 mod table;
@@ -32,12 +33,12 @@ pub use normalize::{
     check_content_type, escape_object, normalize, readdressed, ApiVersion, Normalized,
     ALLOWED_METHODS, MAX_PATH_LEN,
 };
+pub use object::ObjectKind;
 pub use operation::{classify, Operation};
 pub use query::Query;
 pub use table::{
     operation_info, operation_names, Access, Answer, BodyUse, Creates, Fetch, Inspector,
-    ObjectKind, OperationInfo, Redaction, Section, WritesImage, OPERATIONS, OPERATION_TABLE,
-    UNKNOWN,
+    OperationInfo, Redaction, Section, WritesImage, OPERATIONS, OPERATION_TABLE, UNKNOWN,
 };
 pub use tenancy::{Admit, ImageMaker, Tenancy};
 

@@ -2,7 +2,7 @@
 //! [`Tenancy`] fact, and for a request that names or creates an object, which check or
 //! rewrite it gets ([`Admit`]). `crate::isolation` dispatches on these facts alone.
 
-use super::table::ObjectKind;
+use super::object::ObjectKind;
 
 /// What an operation does to the objects of an isolated policy's tenant (`isolation`, see
 /// `crate::isolation`): which check or rewrite a tenant's request gets. Deny by default: an
