@@ -333,6 +333,9 @@ fn objects(
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::redact::REDACTED;
