@@ -1,11 +1,31 @@
 //! Writing one audit record as a JSON line, straight from the request's trail into a scratch
-//! buffer that is appended to the writer's batch: no intermediate record to build and drop,
-//! and string escaping that skips eight plain bytes at a time (most of a record is plain
-//! ASCII). This is the audit log's hot path: it runs once per request, on the thread that
-//! served it.
+//! buffer that is appended to the writer's batch: no intermediate record to build and drop.
+//! This is the audit log's hot path: it runs once per request, on the thread that served it.
+//! So each key is one constant with its punctuation (`,"status":`, [`key!`]); string escaping
+//! checks eight bytes at a time (most of a record is plain ASCII) and copies plain text in one
+//! go; sockwarden's own names are copied unchecked; numbers go through `itoa`, never the
+//! formatting machinery; and the time's text up to the second is kept per thread.
 
 use std::fmt::Display;
 use std::io::Write as _;
+
+/// A member's key as it follows another member: `,"name":`, one constant byte string (copied
+/// with a few stores: the compiler knows its length). A key that comes from a client goes
+/// through [`Obj::escaped_key`].
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":").as_bytes()
+    };
+}
+pub(super) use key;
+
+/// A member's key and the opening quote of its string value: `,"name":"`.
+macro_rules! key_quote {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":\"").as_bytes()
+    };
+}
+pub(super) use key_quote;
 
 /// An object being written; members are separated and keys quoted as they come.
 pub(super) struct Obj<'a> {
@@ -21,7 +41,7 @@ impl<'a> Obj<'a> {
     }
 
     /// Members on their own, without braces (`"a":1,"b":"x"`), appended to `out`, to be
-    /// spliced into records later with [`Obj::fields`].
+    /// spliced into records later (`record::write_line`).
     pub fn members(out: &'a mut Vec<u8>) -> Obj<'a> {
         Obj { out, first: true }
     }
@@ -36,24 +56,25 @@ impl<'a> Obj<'a> {
 
     /// `"key":"text"` for a value whose text (`Display`) needs no escaping: a number, an
     /// address, an API version.
-    pub fn plain_display<const N: usize>(&mut self, key: &'static [u8; N], value: impl Display) {
+    pub fn plain_display(&mut self, key: &'static [u8], value: impl Display) {
         let out = self.key(key);
         out.push(b'"');
         push_display(out, value);
         out.push(b'"');
     }
 
-    /// A member's key. Keys are sockwarden's own field names (plain ASCII, nothing to
-    /// escape), as byte arrays: copying a fixed-size array compiles to a few stores where a
-    /// `&str` would cost a `memcpy` call, and a record has some twenty keys. A key that comes
-    /// from a client goes through [`Obj::escaped_key`].
-    fn key<const N: usize>(&mut self, key: &'static [u8; N]) -> &mut Vec<u8> {
-        debug_assert!(!key.iter().any(|&b| special(b)));
-        self.out.reserve(N + 4);
-        self.member();
-        self.out.push(b'"');
-        self.out.extend_from_slice(key);
-        self.out.extend_from_slice(b"\":");
+    /// A member's key (`,"name":`, from [`key!`]; the comma left out before the first
+    /// member). Keys are sockwarden's own field names: plain ASCII, nothing to escape.
+    #[inline]
+    fn key(&mut self, key: &'static [u8]) -> &mut Vec<u8> {
+        debug_assert!(
+            key.len() > 3 && key[0] == b',' && !key[2..key.len() - 2].iter().any(|&b| special(b))
+        );
+        if std::mem::take(&mut self.first) {
+            self.out.extend_from_slice(&key[1..]);
+        } else {
+            self.out.extend_from_slice(key);
+        }
         self.out
     }
 
@@ -66,67 +87,41 @@ impl<'a> Obj<'a> {
     }
 
     /// `"key":"value"`.
-    pub fn str<const N: usize>(&mut self, key: &'static [u8; N], value: &str) {
+    pub fn str(&mut self, key: &'static [u8], value: &str) {
         let out = self.key(key);
         string(out, value);
     }
 
     /// `"key":"value"` when there is a value.
-    pub fn opt_str<const N: usize>(&mut self, key: &'static [u8; N], value: Option<&str>) {
+    pub fn opt_str(&mut self, key: &'static [u8], value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
         }
     }
 
-    /// `"key":"value"` or `"key":null`.
-    pub fn str_or_null<const N: usize>(&mut self, key: &'static [u8; N], value: Option<&str>) {
-        let out = self.key(key);
-        match value {
-            Some(value) => string(out, value),
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-
     /// `"key":n`.
-    pub fn uint<const N: usize>(&mut self, key: &'static [u8; N], n: u64) {
+    pub fn uint(&mut self, key: &'static [u8], n: u64) {
         let out = self.key(key);
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
     /// `"key":n` when there is a number.
-    pub fn opt_uint<const N: usize>(&mut self, key: &'static [u8; N], n: Option<u64>) {
+    pub fn opt_uint(&mut self, key: &'static [u8], n: Option<u64>) {
         if let Some(n) = n {
             self.uint(key, n);
         }
     }
 
     /// `"key":n`, a signed number when there is one.
-    pub fn opt_int<const N: usize>(&mut self, key: &'static [u8; N], n: Option<i64>) {
+    pub fn opt_int(&mut self, key: &'static [u8], n: Option<i64>) {
         if let Some(n) = n {
             let out = self.key(key);
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         }
     }
 
-    /// `"key":ms` with microsecond resolution (`151.171`).
-    pub fn millis<const N: usize>(&mut self, key: &'static [u8; N], micros: u128) {
-        let out = self.key(key);
-        out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
-        let frac = (micros % 1000) as u16;
-        out.push(b'.');
-        out.extend_from_slice(&[
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ]);
-    }
-
     /// `"key":[strings]` unless empty.
-    pub fn strs<'s, const N: usize>(
-        &mut self,
-        key: &'static [u8; N],
-        values: impl ExactSizeIterator<Item = &'s str>,
-    ) {
+    pub fn strs<'s>(&mut self, key: &'static [u8], values: impl ExactSizeIterator<Item = &'s str>) {
         if values.len() == 0 {
             return;
         }
@@ -146,21 +141,8 @@ impl<'a> Obj<'a> {
         string(out, value);
     }
 
-    /// Members written beforehand (`"a":1,"b":"x"`, no braces), spliced in as they are.
-    pub fn fields(&mut self, members: &[u8]) {
-        if members.is_empty() {
-            return;
-        }
-        self.member();
-        self.out.extend_from_slice(members);
-    }
-
     /// `"key":` followed by whatever `write` puts there (a nested object, or serde output).
-    pub fn with<const N: usize>(
-        &mut self,
-        key: &'static [u8; N],
-        write: impl FnOnce(&mut Vec<u8>),
-    ) {
+    pub fn with(&mut self, key: &'static [u8], write: impl FnOnce(&mut Vec<u8>)) {
         let out = self.key(key);
         write(out);
     }
@@ -171,7 +153,7 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn array<'s>(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = &'s str>) {
+pub(super) fn array<'s>(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = &'s str>) {
     out.push(b'[');
     for (i, v) in values.enumerate() {
         if i > 0 {
@@ -183,43 +165,75 @@ fn array<'s>(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = &'s str>) 
 }
 
 /// Writes `time` as RFC 3339 in UTC with microseconds (`"2026-11-29T08:26:54.893604Z"`),
-/// quoted. Times before 1970 are written as the epoch.
+/// quoted. Times before 1970 are written as the epoch. The text up to the second changes once
+/// a second: each thread keeps the last one it wrote and only writes the microseconds anew.
 pub(super) fn rfc3339(out: &mut Vec<u8>, time: std::time::SystemTime) {
     let since = time
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    let mut text = [0u8; 29];
-    let mut put = |at: usize, n: u64, width: usize| {
-        let mut n = n;
-        for i in (0..width).rev() {
-            text[at + i] = b'0' + (n % 10) as u8;
-            n /= 10;
+    let head = LAST_SECOND.with(|last| {
+        let (at, head) = last.get();
+        if at == secs && head[0] == b'"' {
+            return head;
         }
-    };
-    put(1, year, 4);
-    put(6, month, 2);
-    put(9, day, 2);
-    put(12, rem / 3600, 2);
-    put(15, rem / 60 % 60, 2);
-    put(18, rem % 60, 2);
-    put(21, u64::from(since.subsec_micros()), 6);
-    for (at, c) in [
-        (0, b'"'),
-        (5, b'-'),
-        (8, b'-'),
-        (11, b'T'),
-        (14, b':'),
-        (17, b':'),
-        (20, b'.'),
-    ] {
-        text[at] = c;
-    }
+        let head = second_text(secs);
+        last.set((secs, head));
+        head
+    });
+    let mut text = [0u8; 29];
+    text[..20].copy_from_slice(&head);
+    text[20] = b'.';
+    let micros = since.subsec_micros();
+    text[21..23].copy_from_slice(two_digits(micros / 10_000));
+    text[23..25].copy_from_slice(two_digits(micros / 100 % 100));
+    text[25..27].copy_from_slice(two_digits(micros % 100));
     text[27] = b'Z';
     text[28] = b'"';
     out.extend_from_slice(&text);
+}
+
+thread_local! {
+    /// The second [`rfc3339`] wrote last on this thread, and its text (`"2026-11-29T08:26:54`);
+    /// all zeros before the first.
+    static LAST_SECOND: std::cell::Cell<(u64, [u8; 20])> = const {
+        std::cell::Cell::new((0, [0; 20]))
+    };
+}
+
+/// `"YYYY-MM-DDTHH:MM:SS` of `secs` after the epoch (with the opening quote).
+fn second_text(secs: u64) -> [u8; 20] {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = [0u8; 20];
+    text[0] = b'"';
+    text[1..3].copy_from_slice(two_digits((year / 100 % 100) as u32));
+    text[3..5].copy_from_slice(two_digits((year % 100) as u32));
+    text[5] = b'-';
+    text[6..8].copy_from_slice(two_digits(month as u32));
+    text[8] = b'-';
+    text[9..11].copy_from_slice(two_digits(day as u32));
+    text[11] = b'T';
+    text[12..14].copy_from_slice(two_digits((rem / 3600) as u32));
+    text[14] = b':';
+    text[15..17].copy_from_slice(two_digits((rem / 60 % 60) as u32));
+    text[17] = b':';
+    text[18..20].copy_from_slice(two_digits((rem % 60) as u32));
+    text
+}
+
+/// The two decimal digits of `n % 100`.
+fn two_digits(n: u32) -> &'static [u8; 2] {
+    const PAIRS: [[u8; 2]; 100] = {
+        let mut pairs = [[0u8; 2]; 100];
+        let mut i = 0;
+        while i < 100 {
+            pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+            i += 1;
+        }
+        pairs
+    };
+    &PAIRS[(n % 100) as usize]
 }
 
 /// Year, month and day of the `days`-th day after 1970-01-01 (proleptic Gregorian; Howard
@@ -237,10 +251,29 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Writes a number (or anything else whose text needs no escaping) without a temporary.
+/// Writes a value whose text needs no escaping (`Display`) without a temporary.
 fn push_display(out: &mut Vec<u8>, value: impl Display) {
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{value}");
+}
+
+/// Writes `n` in decimal.
+#[inline]
+pub(super) fn uint(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Writes a duration of `micros` microseconds as milliseconds with microsecond resolution
+/// (`151.171`).
+pub(super) fn millis(out: &mut Vec<u8>, micros: u128) {
+    // A u64 of microseconds lasts 584,000 years; longer is written as that.
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    uint(out, micros / 1000);
+    let frac = (micros % 1000) as u32;
+    let mut text = [b'.', b'0', 0, 0];
+    text[1] = b'0' + (frac / 100) as u8;
+    text[2..].copy_from_slice(two_digits(frac));
+    out.extend_from_slice(&text);
 }
 
 /// Whether JSON needs byte `b` escaped in a string: `"`, `\` or a control character.
@@ -249,6 +282,7 @@ fn special(b: u8) -> bool {
 }
 
 /// Bytes of `word` that are `"`, `\` or a control character (below 0x20), as their high bits.
+#[inline]
 fn needs_escape(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -260,14 +294,17 @@ fn needs_escape(word: u64) -> u64 {
 }
 
 /// Writes `s` as a JSON string. Non-ASCII text is valid UTF-8 (a `&str`) and passes through.
-/// The text is checked eight bytes at a time (the last few padded to a word) and, when plain
-/// (the common case), copied with one `memcpy`: most strings of a record are a few to a few
-/// dozen bytes, where copying word by word and byte by byte cost more than the check.
 #[inline]
 pub(super) fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
     out.push(b'"');
+    string_rest(out, s);
+}
+
+/// Writes what follows a string's opening quote: `s` escaped and the closing quote. The text
+/// is checked eight bytes at a time and, when plain (the common case), copied in one go.
+#[inline]
+pub(super) fn string_rest(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
     match first_special_word(bytes) {
         None => {
             out.extend_from_slice(bytes);
@@ -280,40 +317,72 @@ pub(super) fn string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// `,"name":"value"` (`key` from [`key_quote!`]).
+#[inline]
+pub(super) fn str_member(out: &mut Vec<u8>, key: &'static [u8], value: &str) {
+    out.extend_from_slice(key);
+    string_rest(out, value);
+}
+
+/// `,"name":"value"` for sockwarden's own text (an operation's or an event's name, a request
+/// id): nothing to escape, copied as it is.
+#[inline]
+pub(super) fn plain_member(out: &mut Vec<u8>, key: &'static [u8], value: &str) {
+    debug_assert!(!value.bytes().any(special), "{value:?}");
+    out.extend_from_slice(key);
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+}
+
 /// Where the first eight-byte word of `bytes` that may hold a byte to escape starts (`None`:
-/// nothing to escape). The tail shorter than a word is checked padded with plain bytes.
+/// nothing to escape). Words are read whole (a text shorter than a word as two overlapping
+/// halves or its first, middle and last byte), never copied byte by byte.
+#[inline]
 fn first_special_word(bytes: &[u8]) -> Option<usize> {
+    let n = bytes.len();
+    if n < 8 {
+        return (needs_escape(short_word(bytes)) != 0).then_some(0);
+    }
     let mut chunks = bytes.chunks_exact(8);
     let mut at = 0;
     for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if needs_escape(u64::from_le_bytes(word)) != 0 {
+        if needs_escape(u64::from_le_bytes(word_of(chunk))) != 0 {
             return Some(at);
         }
         at += 8;
     }
-    let tail = chunks.remainder();
-    let mut word = [b'a'; 8];
-    word[..tail.len()].copy_from_slice(tail);
-    (needs_escape(u64::from_le_bytes(word)) != 0).then_some(at)
+    if chunks.remainder().is_empty() {
+        return None;
+    }
+    // The last (overlapping) word covers the rest.
+    let last = &bytes[n - 8..];
+    (needs_escape(u64::from_le_bytes(word_of(last))) != 0).then_some(n - 8)
 }
 
-/// Writes `s` followed by `suffix` as one JSON string; `suffix` is sockwarden's own text,
-/// with nothing to escape.
-pub(super) fn string_with_suffix(out: &mut Vec<u8>, s: &str, suffix: &'static str) {
-    #[cfg(debug_assertions)]
-    debug_assert!(plain(suffix.as_bytes()));
-    string(out, s);
-    out.pop();
-    out.extend_from_slice(suffix.as_bytes());
-    out.push(b'"');
+/// Eight bytes as an array (the slice is eight long).
+#[inline]
+fn word_of(chunk: &[u8]) -> [u8; 8] {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    word
 }
 
-/// Whether `bytes` holds nothing to escape (for debug assertions).
-#[cfg(debug_assertions)]
-fn plain(bytes: &[u8]) -> bool {
-    !bytes.iter().any(|&b| special(b))
+/// A word holding every byte of `bytes` (fewer than eight; some twice) and plain bytes.
+#[inline]
+fn short_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    if n >= 4 {
+        let mut lo = [0u8; 4];
+        let mut hi = [0u8; 4];
+        lo.copy_from_slice(&bytes[..4]);
+        hi.copy_from_slice(&bytes[n - 4..]);
+        u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32
+    } else if n > 0 {
+        let (a, b, c) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+        u64::from_le_bytes([a, b, c, b'a', b'a', b'a', b'a', b'a'])
+    } else {
+        u64::from_le_bytes([b'a'; 8])
+    }
 }
 
 /// The rest of [`string`] from `bytes[start..]`, which holds something to escape (the opening
@@ -370,11 +439,15 @@ mod tests {
             "quote \" backslash \\ newline \n tab \t cr \r nul \u{0} esc \u{1b} del \u{7f}".into(),
             "ünïcödé ✓ 𝄞 and \"quotes\"".into(),
         ];
-        // Every special byte at every position of strings up to 20 bytes long.
-        for len in 1..20 {
+        // Every special byte at every position of strings up to 40 bytes long (short ones read
+        // as overlapping halves, long ones ending in an overlapping word).
+        for len in 1..41 {
             for pos in 0..len {
-                for special in ['"', '\\', '\n', '\u{1f}', 'é'] {
-                    let mut s: String = "abcdefghijklmnopqrstu".chars().take(len).collect();
+                for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', ' ', '\u{7f}', 'é'] {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+                        .chars()
+                        .take(len)
+                        .collect();
                     s.replace_range(pos..pos + 1, &special.to_string());
                     samples.push(s);
                 }
@@ -392,15 +465,22 @@ mod tests {
     #[test]
     fn timestamps_match_humantime() {
         let base = std::time::UNIX_EPOCH;
-        for secs in [
+        let seconds = [
             0u64,
             59,
             86_399,
             951_782_400,
             1_709_164_800,
             1_796_000_000,
+            1_796_000_001,
             4_102_444_800,
-        ] {
+        ];
+        // Forward, back, and each second again after another (the per-thread last second).
+        let order = seconds
+            .iter()
+            .chain(seconds.iter().rev())
+            .chain(seconds.iter());
+        for &secs in order {
             for micros in [0u64, 1, 893_604, 999_999] {
                 let t = base + std::time::Duration::from_micros(secs * 1_000_000 + micros);
                 let mut out = Vec::new();
@@ -415,25 +495,36 @@ mod tests {
     fn objects_and_numbers() {
         let mut out = Vec::new();
         let mut o = Obj::open(&mut out);
-        o.str(b"a", "x");
-        o.opt_str(b"skip", None);
-        o.str_or_null(b"n", None);
-        o.uint(b"u", 7);
-        o.opt_int(b"i", Some(-3));
-        o.millis(b"ms", 151_171);
-        o.strs(b"l", ["p", "q"].into_iter());
-        o.strs(b"empty", std::iter::empty());
-        o.with(b"o", |out| out.extend_from_slice(b"{}"));
+        o.str(key!("a"), "x");
+        o.opt_str(key!("skip"), None);
+        o.uint(key!("u"), 7);
+        o.opt_int(key!("i"), Some(-3));
+        o.with(key!("ms"), |out| millis(out, 151_171));
+        o.strs(key!("l"), ["p", "q"].into_iter());
+        o.strs(key!("empty"), std::iter::empty());
+        o.with(key!("o"), |out| out.extend_from_slice(b"{}"));
         o.close();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"a":"x","n":null,"u":7,"i":-3,"ms":151.171,"l":["p","q"],"o":{}})
+            serde_json::json!({"a":"x","u":7,"i":-3,"ms":151.171,"l":["p","q"],"o":{}})
         );
+        for (micros, text) in [
+            (0u128, "0.000"),
+            (5, "0.005"),
+            (42, "0.042"),
+            (999_999, "999.999"),
+            (1_000, "1.000"),
+            (61_000_123, "61000.123"),
+            (u128::MAX, "18446744073709551.615"),
+        ] {
+            let mut out = Vec::new();
+            millis(&mut out, micros);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
         let mut out = Vec::new();
-        let mut o = Obj::open(&mut out);
-        o.millis(b"ms", 5);
-        o.close();
-        assert_eq!(out, br#"{"ms":0.005}"#);
+        str_member(&mut out, key_quote!("k"), "a\"b");
+        plain_member(&mut out, key_quote!("e"), "request");
+        assert_eq!(out, br#","k":"a\"b","e":"request""#);
     }
 }

@@ -64,110 +64,135 @@ fn bounded_to(text: &str, max: usize) -> Cow<'_, str> {
 }
 
 /// Writes the record of this request as it stands, one JSON line, into `out` (on the
-/// thread that served the request: its data is still in that CPU's caches).
+/// thread that served the request: its data is still in that CPU's caches). Members are
+/// written in a fixed order, each key with its punctuation as one constant; the text
+/// sockwarden writes itself (ids, event, operation and decision names) is copied without an
+/// escape check, everything else through [`line::str_member`].
 pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, out: &mut Vec<u8>) {
+    use line::{key, key_quote, plain_member, str_member};
     let facts = trail.facts();
     let operation = facts.operation.as_deref();
     let normalized = facts.normalized.as_deref();
-    let mut o = line::Obj::open(out);
-    o.with(b"time", |out| {
-        line::rfc3339(out, counts.at.unwrap_or(trail.time))
-    });
-    o.str(b"id", &trail.id);
-    o.str(b"event", event);
-    if let Some(fields) = &trail.conn_fields {
-        o.fields(fields);
+    out.extend_from_slice(b"{\"time\":");
+    line::rfc3339(out, counts.at.unwrap_or(trail.time));
+    plain_member(out, key_quote!("id"), &trail.id);
+    plain_member(out, key_quote!("event"), event);
+    if let Some(fields) = trail.conn_fields.as_deref().filter(|f| !f.is_empty()) {
+        out.push(b',');
+        out.extend_from_slice(fields);
     }
-    o.str_or_null(b"client", facts.client.as_deref());
-    o.opt_str(
-        b"user_agent",
-        trail
-            .user_agent
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(bounded)
-            .as_deref(),
-    );
-    o.str(b"method", &bounded(trail.method.as_str()));
-    o.str(
-        b"raw_path",
+    match facts.client.as_deref() {
+        Some(client) => str_member(out, key_quote!("client"), client),
+        None => {
+            out.extend_from_slice(key!("client"));
+            out.extend_from_slice(b"null");
+        }
+    }
+    if let Some(agent) = trail.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
+        str_member(out, key_quote!("user_agent"), &bounded(agent));
+    }
+    str_member(out, key_quote!("method"), &bounded(trail.method.as_str()));
+    str_member(
+        out,
+        key_quote!("raw_path"),
         &bounded(normalized.map_or(trail.uri.path(), |n| n.raw_path.as_str())),
     );
-    o.opt_str(b"path", normalized.map(|n| bounded(&n.path)).as_deref());
-    if let Some(version) = normalized.and_then(|n| n.version) {
-        o.plain_display(b"api_version", version);
+    if let Some(n) = normalized {
+        str_member(out, key_quote!("path"), &bounded(&n.path));
+        if let Some(version) = n.version {
+            out.extend_from_slice(key_quote!("api_version"));
+            line::uint(out, u64::from(version.major));
+            out.push(b'.');
+            line::uint(out, u64::from(version.minor));
+            out.push(b'"');
+        }
     }
-    o.with(b"query", |out| {
-        write_query(out, normalized.map_or(&[], |n| n.query.pairs()))
-    });
-    o.opt_str(b"operation", operation.map(|op| op.name));
-    o.str(b"decision", verdict(&facts).as_str());
-    o.opt_str(b"policy", facts.policy.as_deref());
-    o.opt_str(b"tenant", facts.tenant.as_deref());
-    o.opt_str(b"rule", facts.rule.as_deref());
+    out.extend_from_slice(key!("query"));
+    write_query(out, normalized.map_or(&[], |n| n.query.pairs()));
+    if let Some(op) = operation {
+        plain_member(out, key_quote!("operation"), op.name);
+    }
+    plain_member(out, key_quote!("decision"), verdict(&facts).as_str());
+    if let Some(policy) = facts.policy.as_deref() {
+        str_member(out, key_quote!("policy"), policy);
+    }
+    if let Some(tenant) = facts.tenant.as_deref() {
+        str_member(out, key_quote!("tenant"), tenant);
+    }
+    if let Some(rule) = facts.rule.as_deref() {
+        str_member(out, key_quote!("rule"), rule);
+    }
     match &facts.reason {
-        Some(Reason::Allowed(operation)) => o.with(b"reason", |out| {
-            line::string_with_suffix(out, operation, " is allowed")
-        }),
-        Some(Reason::Text(text)) => o.str(b"reason", &bounded_to(text, 4 * MAX_TEXT)),
+        Some(Reason::Allowed(operation)) => {
+            // An operation's name (the table's): nothing to escape.
+            plain_member(out, key_quote!("reason"), operation);
+            out.pop();
+            out.extend_from_slice(b" is allowed\"");
+        }
+        Some(Reason::Text(text)) => {
+            str_member(out, key_quote!("reason"), &bounded_to(text, 4 * MAX_TEXT));
+        }
         // A refusal is put into words only here, when its record is written.
         Some(reason @ Reason::Refused(..)) => {
-            o.str(b"reason", &bounded_to(&reason.to_string(), 4 * MAX_TEXT));
+            let text = reason.to_string();
+            str_member(out, key_quote!("reason"), &bounded_to(&text, 4 * MAX_TEXT));
         }
         None => {}
     }
     if !facts.violations.is_empty() {
-        o.with(b"violations", |out| {
-            write_violations(out, &facts.violations)
-        });
+        out.extend_from_slice(key!("violations"));
+        write_violations(out, &facts.violations);
     }
-    o.opt_uint(b"status", counts.status.map(u64::from));
-    o.millis(b"duration_ms", counts.duration.as_micros());
-    o.uint(b"bytes_in", counts.bytes_in);
-    o.uint(b"bytes_out", counts.bytes_out);
-    o.str(b"end", counts.end);
+    if let Some(status) = counts.status {
+        out.extend_from_slice(key!("status"));
+        line::uint(out, u64::from(status));
+    }
+    out.extend_from_slice(key!("duration_ms"));
+    line::millis(out, counts.duration.as_micros());
+    out.extend_from_slice(key!("bytes_in"));
+    line::uint(out, counts.bytes_in);
+    out.extend_from_slice(key!("bytes_out"));
+    line::uint(out, counts.bytes_out);
+    plain_member(out, key_quote!("end"), counts.end);
     if facts.suppressed > 0 {
-        o.uint(b"suppressed", facts.suppressed);
+        out.extend_from_slice(key!("suppressed"));
+        line::uint(out, facts.suppressed);
     }
-    o.opt_str(
-        b"error",
-        facts
-            .error
-            .as_deref()
-            .map(|e| bounded_to(e, 4 * MAX_TEXT))
-            .as_deref(),
-    );
-    let objects = objects(operation, normalized, facts.settings.as_ref());
-    if !objects.is_empty() {
-        o.with(b"objects", |out| {
+    if let Some(error) = facts.error.as_deref() {
+        str_member(out, key_quote!("error"), &bounded_to(error, 4 * MAX_TEXT));
+    }
+    // The objects a request concerns: none for most requests (no map to build).
+    if operation.is_some_and(|op| op.object.is_some() || op.info.creates.is_some())
+        || facts.settings.is_some()
+    {
+        let objects = objects(operation, normalized, facts.settings.as_ref());
+        if !objects.is_empty() {
+            out.extend_from_slice(key!("objects"));
             let mut m = line::Obj::open(out);
             for (kind, name) in &objects {
                 m.escaped_str(kind, &bounded(name));
             }
             m.close();
-        });
+        }
     }
     if let Some(settings) = &facts.settings {
-        o.with(b"settings", |out| {
-            // Plain data: serializing cannot fail; `null` keeps the line valid if it did.
-            if serde_json::to_writer(&mut *out, settings).is_err() {
-                out.extend_from_slice(b"null");
-            }
-        });
+        out.extend_from_slice(key!("settings"));
+        // Plain data: serializing cannot fail; `null` keeps the line valid if it did.
+        if serde_json::to_writer(&mut *out, settings).is_err() {
+            out.extend_from_slice(b"null");
+        }
     }
-    o.strs(
-        b"defaults_applied",
-        facts.defaults.iter().map(String::as_str),
-    );
+    if !facts.defaults.is_empty() {
+        out.extend_from_slice(key!("defaults_applied"));
+        line::array(out, facts.defaults.iter().map(String::as_str));
+    }
     if let Some(body) = facts.body.as_deref().and_then(redacted_body) {
-        o.with(b"body", |out| {
-            if serde_json::to_writer(&mut *out, &body).is_err() {
-                out.extend_from_slice(b"null");
-            }
-        });
+        out.extend_from_slice(key!("body"));
+        if serde_json::to_writer(&mut *out, &body).is_err() {
+            out.extend_from_slice(b"null");
+        }
     }
-    o.close();
-    out.push(b'\n');
+    out.extend_from_slice(b"}\n");
 }
 
 /// Inspection refusals as objects: `[{"field":..,"reason":..,"setting":..,"value":..}]`,
@@ -179,10 +204,13 @@ fn write_violations(out: &mut Vec<u8>, violations: &[Violation]) {
             out.push(b',');
         }
         let mut o = line::Obj::open(out);
-        o.str(b"field", &bounded(&v.field));
-        o.str(b"reason", &bounded_to(&v.reason, 4 * MAX_TEXT));
-        o.opt_str(b"setting", v.setting.as_deref());
-        o.opt_str(b"value", v.value.as_deref().map(bounded).as_deref());
+        o.str(line::key!("field"), &bounded(&v.field));
+        o.str(line::key!("reason"), &bounded_to(&v.reason, 4 * MAX_TEXT));
+        o.opt_str(line::key!("setting"), v.setting.as_deref());
+        o.opt_str(
+            line::key!("value"),
+            v.value.as_deref().map(bounded).as_deref(),
+        );
         o.close();
     }
     out.push(b']');
@@ -193,8 +221,8 @@ fn write_violations(out: &mut Vec<u8>, violations: &[Violation]) {
 pub fn connection_fields(listener: &str, peer: &Peer, evidence: &Evidence) -> Arc<[u8]> {
     let mut out = Vec::with_capacity(160);
     let mut o = line::Obj::members(&mut out);
-    o.str(b"listener", listener);
-    o.with(b"peer", |out| write_peer(out, peer, evidence));
+    o.str(line::key!("listener"), listener);
+    o.with(line::key!("peer"), |out| write_peer(out, peer, evidence));
     Arc::from(out)
 }
 
@@ -204,18 +232,21 @@ fn write_peer(out: &mut Vec<u8>, peer: &Peer, evidence: &Evidence) {
     let mut o = line::Obj::open(out);
     match peer {
         Peer::Unix { uid, gid, pid } => {
-            o.uint(b"uid", u64::from(*uid));
-            o.uint(b"gid", u64::from(*gid));
-            o.opt_int(b"pid", pid.map(i64::from));
+            o.uint(line::key!("uid"), u64::from(*uid));
+            o.uint(line::key!("gid"), u64::from(*gid));
+            o.opt_int(line::key!("pid"), pid.map(i64::from));
         }
-        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.plain_display(b"addr", addr),
+        Peer::Tcp(addr) | Peer::Tls { addr, .. } => o.plain_display(line::key!("addr"), addr),
     }
     if let Some(exe) = &evidence.exe {
-        o.str(b"exe", &exe.to_string_lossy());
+        o.str(line::key!("exe"), &exe.to_string_lossy());
     }
-    o.opt_uint(b"loginuid", evidence.loginuid.map(u64::from));
-    o.opt_str(b"cert_subject", evidence.cert_subject.as_deref());
-    o.strs(b"cert_san", evidence.cert_san.iter().map(String::as_str));
+    o.opt_uint(line::key!("loginuid"), evidence.loginuid.map(u64::from));
+    o.opt_str(line::key!("cert_subject"), evidence.cert_subject.as_deref());
+    o.strs(
+        line::key!("cert_san"),
+        evidence.cert_san.iter().map(String::as_str),
+    );
     o.close();
 }
 
@@ -331,6 +362,9 @@ fn objects(
     }
     out
 }
+
+#[cfg(test)]
+mod golden;
 
 #[cfg(test)]
 mod tests {

@@ -215,6 +215,15 @@ pub(crate) fn hex(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Writes `bytes` in hex into `out`, which holds twice as many bytes.
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+}
+
 pub(crate) fn hex_string(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len() * 2);
     hex(bytes, &mut out);
@@ -722,18 +731,29 @@ impl Sealer {
         }
         let prefix = &body[..body.len() - 1];
         let (seq, tag) = self.chain.seal_next(&[prefix, b"}"]);
+        // `,"seal":"CHAIN:` and `:MAC"}` + newline, each put together in an array and
+        // appended whole.
+        let mut head = [0u8; 1 + SEAL_FIELD.len() + 2 * CHAIN_LEN + 1];
+        head[0] = b',';
+        head[1..=SEAL_FIELD.len()].copy_from_slice(SEAL_FIELD);
+        hex_into(&self.chain.chain, &mut head[1 + SEAL_FIELD.len()..]);
+        head[head.len() - 1] = b':';
+        let mut tail = [0u8; 1 + 2 * MAC_LEN + 3];
+        tail[0] = b':';
+        hex_into(&tag, &mut tail[1..]);
+        tail[1 + 2 * MAC_LEN..].copy_from_slice(b"\"}\n");
         let bytes = out.bytes();
+        bytes.reserve(prefix.len() + head.len() + 20 + tail.len());
         bytes.extend_from_slice(prefix);
-        if prefix != b"{" {
-            bytes.push(b',');
-        }
-        bytes.extend_from_slice(SEAL_FIELD);
-        hex(&self.chain.chain, bytes);
-        bytes.push(b':');
+        // A first member needs no comma.
+        let head = if prefix == b"{" {
+            &head[1..]
+        } else {
+            &head[..]
+        };
+        bytes.extend_from_slice(head);
         bytes.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
-        bytes.push(b':');
-        hex(&tag, bytes);
-        bytes.extend_from_slice(b"\"}\n");
+        bytes.extend_from_slice(&tail);
         out.line_ended();
     }
 }

@@ -64,7 +64,12 @@ pub fn facility_names() -> String {
 /// Whether `value` may stand as a header field of at most `max` octets: 1 to `max` printable
 /// US-ASCII characters (33-126), no spaces.
 pub fn valid_field(value: &str, max: usize) -> bool {
-    !value.is_empty() && value.len() <= max && value.bytes().all(|b| (33..=126).contains(&b))
+    valid_field_bytes(value.as_bytes(), max)
+}
+
+/// [`valid_field`] of bytes (printable US-ASCII is UTF-8 too).
+fn valid_field_bytes(value: &[u8], max: usize) -> bool {
+    !value.is_empty() && value.len() <= max && value.iter().all(|b| (33..=126).contains(b))
 }
 
 /// RFC 5424's longest HOSTNAME, APP-NAME, PROCID and MSGID.
@@ -80,7 +85,8 @@ pub const MSGID_MAX: usize = 32;
 /// APP-NAME and PROCID once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    pri: u8,
+    /// `<PRI>1 `.
+    pri: Vec<u8>,
     /// ` HOSTNAME APP-NAME PROCID `, with its spaces.
     middle: String,
 }
@@ -103,8 +109,9 @@ impl Header {
             field(app_name, APP_NAME_MAX),
             field(&procid.to_string(), PROCID_MAX)
         );
+        let pri = facility.saturating_mul(8).saturating_add(SEVERITY_INFO);
         Header {
-            pri: facility.saturating_mul(8).saturating_add(SEVERITY_INFO),
+            pri: format!("<{pri}>1 ").into_bytes(),
             middle,
         }
     }
@@ -122,20 +129,17 @@ impl Header {
         };
         let timestamp = time.filter(|t| valid_timestamp(t)).unwrap_or(b"-");
         let msgid = event
-            .filter(|e| std::str::from_utf8(e).is_ok_and(|e| valid_field(e, MSGID_MAX)))
+            .filter(|e| valid_field_bytes(e, MSGID_MAX))
             .unwrap_or(b"request");
-        let mut pri = itoa::Buffer::new();
-        let pri = pri.format(self.pri).as_bytes();
         // "<" PRI ">1 " TIMESTAMP middle MSGID " - " MSG
         let len =
-            1 + pri.len() + 3 + timestamp.len() + self.middle.len() + msgid.len() + 3 + body.len();
+            self.pri.len() + timestamp.len() + self.middle.len() + msgid.len() + 3 + body.len();
         let mut n = itoa::Buffer::new();
+        out.reserve(len + 8);
         out.extend_from_slice(n.format(len).as_bytes());
         out.push(b' ');
         let start = out.len();
-        out.push(b'<');
-        out.extend_from_slice(pri);
-        out.extend_from_slice(b">1 ");
+        out.extend_from_slice(&self.pri);
         out.extend_from_slice(timestamp);
         out.extend_from_slice(self.middle.as_bytes());
         out.extend_from_slice(msgid);
@@ -273,6 +277,27 @@ mod tests {
         let (frames, used) = split_frames(&out).unwrap();
         assert_eq!(frames, vec![expected.as_slice()]);
         assert_eq!(used, out.len());
+    }
+
+    /// Every pinned record (`record::golden`) framed exactly as RFC 5424 and 6587 put it.
+    #[test]
+    fn pinned_records_frame_byte_for_byte() {
+        let header = Header::new(10, "host1", "sockwarden", 4242);
+        let mut all = Vec::new();
+        let mut want_all = String::new();
+        for line in include_str!("record/golden.jsonl").lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let time = v["time"].as_str().unwrap();
+            let event = v["event"].as_str().unwrap();
+            let msg = format!("<86>1 {time} host1 sockwarden 4242 {event} - {line}");
+            let want = format!("{} {msg}", msg.len());
+            let mut out = Vec::new();
+            header.frame(format!("{line}\n").as_bytes(), &mut out);
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
+            all.extend_from_slice(&out);
+            want_all.push_str(&want);
+        }
+        assert_eq!(String::from_utf8(all).unwrap(), want_all);
     }
 
     #[test]

@@ -656,3 +656,54 @@ fn verify_is_fast_enough_for_big_files() {
     assert_clean(&verify(dir.path(), &[path]));
     eprintln!("verified 20000 records in {:?}", t.elapsed());
 }
+
+/// The exact bytes of sealed lines, pinned: for a fixed chain, key and previous MAC, the
+/// sealer turns three request records (the pinned ones of `record::golden`) and an empty
+/// object into these lines and no others (the writer may get faster, the chain may not change).
+#[test]
+fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
+    let dir = new_dir();
+    std::fs::write(dir.path().join("seed"), format!("{}\n", "07".repeat(32))).unwrap();
+    let mut sealer = Sealer::open(
+        &settings(dir.path()),
+        &dir.path().join("audit.log"),
+        crate::metrics::Metrics::new(),
+    )
+    .unwrap();
+    sealer.header = None;
+    sealer.chain = ChainState {
+        chain: [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
+        seq: 41,
+        key: Zeroizing::new([7u8; KEY_LEN]),
+        prev: [9u8; MAC_LEN],
+    };
+    let golden = include_str!("../record/golden.jsonl");
+    let mut lines: Vec<Vec<u8>> = golden
+        .split_inclusive('\n')
+        .take(3)
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    lines.push(b"{}\n".to_vec());
+    let mut sealed = Batch::default();
+    sealer
+        .seal_batch(batch_of(&lines).lines(), None, &mut sealed)
+        .unwrap();
+    let got: Vec<&[u8]> = sealed.lines().collect();
+    let pinned = [
+        "0123456789abcdef:41:9576e3c54880946e3825046f2c99c682",
+        "0123456789abcdef:42:0b4e08ef6453a9d45bd18b88ea4a3fdb",
+        "0123456789abcdef:43:68f8fb857723d3e976c14ed483b1d1e4",
+        "0123456789abcdef:44:7cc1b1b4bfba7190f2826270f6a870b3",
+    ];
+    assert_eq!(got.len(), pinned.len());
+    for (i, ((line, got), seal)) in lines.iter().zip(got).zip(pinned).enumerate() {
+        let prefix = &line[..line.len() - 2];
+        let comma = if prefix == b"{" { "" } else { "," };
+        let want = format!(
+            "{}{comma}\"seal\":\"{seal}\"}}\n",
+            std::str::from_utf8(prefix).unwrap()
+        );
+        assert_eq!(std::str::from_utf8(got).unwrap(), want, "line {i}");
+    }
+    assert_eq!(sealer.chain.seq, 45);
+}
