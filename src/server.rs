@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 use tracing::Instrument;
 
@@ -544,7 +544,8 @@ async fn establish_and_serve(
     tracing::debug!(parent: &span, "connection");
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        // One timer entry per connection, not one per request (see conn_timer).
+        .timer(crate::conn_timer::ConnTimer::new())
         // hyper starts this timer whenever the connection waits for a request head, idle
         // keep-alive included: it is the idle timeout too.
         .header_read_timeout(limits.idle_timeout.map_or(shared.header_timeout, |idle| {
