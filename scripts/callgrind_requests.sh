@@ -8,7 +8,8 @@
 #
 # Usage: scripts/callgrind_requests.sh [SOCKWARDEN_BIN]    (default target/release/sockwarden)
 # Knobs: N=200 WARM=60 PATHS="/_ping /v1.41/containers/json" SEPARATE=1 (0: skip the
-#        one-request-per-connection runs)
+#        one-request-per-connection runs) KEEP=dir (copy the callgrind dumps there, for
+#        callgrind_annotate)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${1:-$ROOT/target/release/sockwarden}
@@ -65,6 +66,7 @@ count() { # label -> instructions in the last dump
     sleep 1
     local f
     f=$(ls -t "$TMP"/cg.out.* | head -1)
+    [[ -z ${KEEP:-} ]] || cp "$f" "$KEEP/"
     awk '/^(summary|totals):/ { print $2; exit }' "$f"
 }
 for path in $PATHS; do

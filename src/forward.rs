@@ -144,17 +144,23 @@ impl Forward {
             return Ok(response.map(|_| body::empty()));
         }
         hop_by_hop::strip(response.headers_mut());
-        Ok(response.map(|b| match build_guard {
-            None => body::boxed(b),
+        let response = match &conns {
+            Some(conns) => response.map(|b| body::boxed(conns.driven_body(b))),
+            None => response.map(body::boxed),
+        };
+        Ok(match build_guard {
+            None => response,
             Some(guard) => {
                 use http_body_util::BodyExt;
                 // Dropped with the body: when the build's answer has ended.
-                body::boxed(b.map_frame(move |frame| {
-                    let _ = &guard;
-                    frame
-                }))
+                response.map(|b| {
+                    body::boxed(b.map_frame(move |frame| {
+                        let _ = &guard;
+                        frame
+                    }))
+                })
             }
-        }))
+        })
     }
 }
 

@@ -385,6 +385,28 @@ impl ClientConns {
         output
     }
 
+    /// An answer's body that, when it has nothing more yet, moves this client's connections on
+    /// before saying so (see [`DrivenBody`]).
+    pub fn driven_body(self: &Arc<Self>, body: Incoming) -> DrivenBody {
+        DrivenBody {
+            inner: body,
+            conns: Arc::clone(self),
+        }
+    }
+
+    /// From inside the driving task's own poll: moves the connections on now. `false` when
+    /// called from elsewhere (or after the client connection ended), where it does nothing.
+    fn nudge(&self, cx: &mut Context<'_>) -> bool {
+        {
+            let state = self.lock();
+            if state.ended || state.task.is_none() || tokio::task::try_id() != state.task {
+                return false;
+            }
+        }
+        self.poll_conns(cx, false);
+        true
+    }
+
     /// Polls every connection; drops the ended ones. With `parking`, idle ones go to the
     /// idle list. `true` when none is left.
     fn poll_conns(&self, cx: &mut Context<'_>, parking: bool) -> bool {
@@ -415,6 +437,47 @@ impl ClientConns {
             self.upstream.inner.idle.put(conn);
         }
         empty
+    }
+}
+
+/// The body of an answer forwarded from one of a client's upstream connections.
+///
+/// When the server connection asks it for more and the upstream connection has not handed
+/// anything over yet, it polls the upstream connection first (they share the task): what that
+/// connection has already read (typically the end of a chunked answer, right behind its last
+/// chunk) then reaches the server connection in the same pass, and the answer's end goes out
+/// in the same write as its last chunk instead of a write of its own.
+pub struct DrivenBody {
+    inner: Incoming,
+    conns: Arc<ClientConns>,
+}
+
+impl std::fmt::Debug for DrivenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrivenBody").finish_non_exhaustive()
+    }
+}
+
+impl hyper::body::Body for DrivenBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending if self.conns.nudge(cx) => Pin::new(&mut self.inner).poll_frame(cx),
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
