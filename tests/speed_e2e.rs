@@ -47,14 +47,19 @@ struct Proxy {
 impl Proxy {
     /// Allow-all in front of `upstream`; `upstream_settings` go into `[upstream]`.
     async fn start(upstream: &Path, upstream_settings: &str) -> Proxy {
+        let at = format!("socket = {:?}", upstream.display().to_string());
+        Proxy::start_at(&at, upstream_settings).await
+    }
+
+    /// `at` is the `[upstream]` line naming the daemon (`socket = ...` or `tcp = ...`).
+    async fn start_at(at: &str, upstream_settings: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("p.sock");
         let text = format!(
-            "[upstream]\nsocket = {:?}\n{upstream_settings}\n[audit]\nsink = \"off\"\n\
+            "[upstream]\n{at}\n{upstream_settings}\n[audit]\nsink = \"off\"\n\
              [limits]\nrequests_per_second = 0\n\
              [[client]]\nname = \"test\"\npolicy = \"allow-all\"\n\
              [[listen]]\nunix = {:?}\nclient = \"test\"\n",
-            upstream.display().to_string(),
             socket.display().to_string()
         );
         let config = Config::parse(&text, "test").unwrap();
@@ -153,7 +158,10 @@ impl Stub {
 /// Serves one stub connection. A route may ask for the connection to be dropped: `/close`
 /// after its answer is written (no `Connection: close`: the socket just closes), `/die` as
 /// soon as the request head is read (the daemon dying with the request in hand).
-async fn serve_stub_conn(stream: UnixStream, conn: usize, died: Arc<AtomicUsize>) {
+async fn serve_stub_conn<S>(stream: S, conn: usize, died: Arc<AtomicUsize>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let drop_now = Arc::new(Notify::new());
     let n = drop_now.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -515,6 +523,58 @@ async fn an_upgrade_after_keepalive_requests_is_relayed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_ne!(stub_conn(&answer), conn, "{answer}");
     proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_daemon_gets_the_same_connection_reuse_and_upgrades() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = accepted.clone();
+    let stub = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let conn = a.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(serve_stub_conn(stream, conn, Arc::default()));
+        }
+    });
+    let proxy = Proxy::start_at(&format!("tcp = \"{addr}\""), "").await;
+    for _ in 0..100 {
+        if accepted.load(Ordering::SeqCst) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let base = accepted.load(Ordering::SeqCst);
+    // Keep-alive requests, then a client after it: one daemon connection.
+    let mut s = proxy.connect().await;
+    for _ in 0..3 {
+        let answer = exchange(&mut s, PING).await;
+        assert_eq!(stub_conn(&answer), base + 1, "{answer}");
+    }
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut s = proxy.connect().await;
+    assert_eq!(stub_conn(&exchange(&mut s, PING).await), base + 1);
+    // An upgrade on it.
+    s.write_all(
+        b"POST /v1.41/containers/h/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: d\r\n\
+          Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_answer(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(b"over tcp\n").await.unwrap();
+    let mut got = vec![0u8; 9];
+    tokio::time::timeout(T, s.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"over tcp\n");
+    drop(s);
+    proxy.shutdown().await;
+    stub.abort();
 }
 
 // === the real daemon, through the docker CLI ===
