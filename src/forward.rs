@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 
+use crate::upstream::SendError;
 pub use crate::upstream::Upstream;
 
 use std::sync::Arc;
@@ -73,11 +74,14 @@ impl Forward {
             .path_and_query()
             .cloned()
             .ok_or_else(|| ProxyError::BadRequest("request target has no path".into()))?;
-        parts.uri = self
-            .upstream
-            .uri_for(path_and_query)
-            .map_err(|e| ProxyError::BadRequest(format!("invalid request target: {e}")))?;
+        // Origin form: the connection is chosen here, not by a pool keyed on the URI.
+        parts.uri = http::Uri::from(path_and_query);
         parts.version = Version::HTTP_11;
+        // The client connection's own upstream connections (none only outside a server).
+        let conns = parts
+            .extensions
+            .get::<ConnInfo>()
+            .and_then(|c| c.upstream.clone());
         // Our own request facts stay here; the client library must not see them. A hijacked
         // session keeps the audit trail (for its closing record) and the connection's slot
         // (it still counts against the client's connection limit).
@@ -107,20 +111,21 @@ impl Forward {
         }
         parts.extensions = http::Extensions::new();
 
-        let mut response = self
-            .upstream
-            .send(Request::from_parts(parts, body))
-            .await
-            .map_err(|e| {
-                // The client stalled its body: that is the client's failure, not the daemon's.
-                crate::body::timed_out(&e).map_or_else(
-                    || ProxyError::Upstream {
-                        addr: self.upstream.addr().to_string(),
-                        detail: upstream_failure(&e),
-                    },
-                    ProxyError::BodyTimeout,
-                )
-            })?;
+        let request = Request::from_parts(parts, body);
+        let sent = match &conns {
+            Some(conns) => conns.send(request).await,
+            None => self.upstream.send_pooled(request).await,
+        };
+        let mut response = sent.map_err(|e| {
+            // The client stalled its body: that is the client's failure, not the daemon's.
+            crate::body::timed_out(&e).map_or_else(
+                || ProxyError::Upstream {
+                    addr: self.upstream.addr().to_string(),
+                    detail: upstream_failure(&e),
+                },
+                ProxyError::BodyTimeout,
+            )
+        })?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let (Some(kind), Some(client_half)) = (hijack, client_half) else {
@@ -139,17 +144,23 @@ impl Forward {
             return Ok(response.map(|_| body::empty()));
         }
         hop_by_hop::strip(response.headers_mut());
-        Ok(response.map(|b| match build_guard {
-            None => body::boxed(b),
+        let response = match &conns {
+            Some(conns) => response.map(|b| body::boxed(conns.driven_body(b))),
+            None => response.map(body::boxed),
+        };
+        Ok(match build_guard {
+            None => response,
             Some(guard) => {
                 use http_body_util::BodyExt;
                 // Dropped with the body: when the build's answer has ended.
-                body::boxed(b.map_frame(move |frame| {
-                    let _ = &guard;
-                    frame
-                }))
+                response.map(|b| {
+                    body::boxed(b.map_frame(move |frame| {
+                        let _ = &guard;
+                        frame
+                    }))
+                })
             }
-        }))
+        })
     }
 }
 
@@ -164,7 +175,7 @@ pub struct Session {
 
 /// The useful part of a client error: the innermost cause ("No such file or directory"),
 /// without the library's own wrapping ("client error (Connect)").
-fn upstream_failure(err: &hyper_util::client::legacy::Error) -> String {
+fn upstream_failure(err: &SendError) -> String {
     let mut cause: &(dyn std::error::Error + 'static) = err;
     while let Some(next) = cause.source() {
         cause = next;

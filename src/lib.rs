@@ -18,6 +18,7 @@ pub mod buildcgroup;
 pub mod cli;
 pub mod compat;
 pub mod config;
+pub mod conn_timer;
 pub mod context;
 pub mod error;
 pub mod explain;

@@ -141,6 +141,9 @@ pub struct ConnInfo {
     /// Set when the peer is the Docker daemon itself (or may be): the connection is never
     /// attributed to a client, not even after a reload (`identity::deputy`).
     pub from_daemon: bool,
+    /// The connection's own upstream connections, driven in its task (see
+    /// [`crate::upstream::ClientConns`]).
+    pub upstream: Option<Arc<crate::upstream::ClientConns>>,
 }
 
 /// An accepted connection of either kind.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 use tracing::Instrument;
 
@@ -310,6 +310,7 @@ impl Server {
                 crate::config::UpstreamAddr::Unix(path) => Some(path.clone()),
                 crate::config::UpstreamAddr::Tcp(_) => None,
             },
+            upstream: upstream.clone(),
         });
         for (name, listener) in self.listeners {
             tracing::info!(listener = %name, upstream = %self.config.upstream.addr, "listening");
@@ -429,6 +430,8 @@ struct Shared {
     metrics: Metrics,
     /// The daemon's unix socket, to tell its own connections apart (`identity::deputy`).
     daemon_socket: Option<std::path::PathBuf>,
+    /// The daemon, for each connection's own upstream connections.
+    upstream: Upstream,
 }
 
 /// Accepts on one listener until shutdown begins.
@@ -528,6 +531,7 @@ async fn establish_and_serve(
         slot,
         over_limit,
         from_daemon: from_daemon.is_some(),
+        upstream: Some(shared.upstream.client_conns()),
     };
     // Every diagnostic line of the connection, its requests and hijacked sessions says where
     // it came from and who it is.
@@ -540,7 +544,8 @@ async fn establish_and_serve(
     tracing::debug!(parent: &span, "connection");
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        // One timer entry per connection, not one per request (see conn_timer).
+        .timer(crate::conn_timer::ConnTimer::new())
         // hyper starts this timer whenever the connection waits for a request head, idle
         // keep-alive included: it is the idle timeout too.
         .header_read_timeout(limits.idle_timeout.map_or(shared.header_timeout, |idle| {
@@ -602,6 +607,8 @@ async fn serve_connection(
     // hyper hides duplicate Content-Length headers and Content-Length beside
     // Transfer-Encoding from the service; the watch sees the raw heads (listener::framing).
     let verdicts = Verdicts::new();
+    // The upstream connections this client's requests go over, driven below in this task.
+    let conns = info.upstream.clone();
     let stream = FramingWatch::new(stream, verdicts.clone());
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
         // Every request body has a read deadline: a client that stops sending mid-body is
@@ -625,18 +632,32 @@ async fn serve_connection(
     let connection = builder
         .serve_connection(TokioIo::new(stream), handler)
         .with_upgrades();
-    tokio::pin!(connection);
     let drain = &shared.drain;
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = drain.begun() => {
-            connection.as_mut().graceful_shutdown();
-            tokio::select! {
-                result = connection.as_mut() => result,
-                _ = drain.forced() => return,
+    let served = async {
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => Some(result),
+            _ = drain.begun() => {
+                connection.as_mut().graceful_shutdown();
+                tokio::select! {
+                    result = connection.as_mut() => Some(result),
+                    _ = drain.forced() => None,
+                }
             }
         }
     };
+    // The client connection and its upstream connections are polled together: a forwarded
+    // request and its answer never leave this task.
+    let result = match conns {
+        Some(conns) => {
+            tokio::select! {
+                result = conns.drive(served) => result,
+                _ = drain.forced() => None,
+            }
+        }
+        None => served.await,
+    };
+    let Some(result) = result else { return };
     if let Err(e) = result {
         let error = crate::error::chain(&e);
         if e.is_parse_version_h2() {

@@ -1,5 +1,12 @@
-//! The connection to the real daemon: a pooled HTTP/1.1 client over its unix socket (through
-//! hyperlocal) or plain TCP, with a bound on connection setup.
+//! The connection to the real daemon over its unix socket or plain TCP, with a bound on
+//! connection setup: forwarded requests go over upstream connections their client
+//! connection drives in its own task ([`ClientConns`], idle ones kept in a daemon-wide list);
+//! lookups and the readiness probe go through hyper's pooled client.
+
+mod conns;
+mod io;
+
+pub use conns::ClientConns;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +35,9 @@ pub struct Upstream {
 #[derive(Debug)]
 struct Inner {
     addr: UpstreamAddr,
+    connect_timeout: Duration,
+    /// Idle connections left by client connections that ended.
+    idle: Arc<conns::IdleList>,
     client: UpstreamClient,
     scheme: Scheme,
     authority: Authority,
@@ -50,9 +60,15 @@ impl Upstream {
             .timer(TokioTimer::new())
             // The client's own Host header is forwarded as it came.
             .set_host(false);
+        let idle = Arc::new(conns::IdleList::new(
+            config.pool_max_idle,
+            config.pool_idle_timeout,
+        ));
         let inner = match &config.addr {
             UpstreamAddr::Unix(path) => Inner {
                 addr: config.addr.clone(),
+                connect_timeout: config.connect_timeout,
+                idle,
                 client: UpstreamClient::Unix(builder.build(UnixConnect {
                     timeout: config.connect_timeout,
                     socket: hyperlocal::Uri::new(path, "/").into(),
@@ -69,6 +85,8 @@ impl Upstream {
                 connector.set_nodelay(true);
                 Inner {
                     addr: config.addr.clone(),
+                    connect_timeout: config.connect_timeout,
+                    idle,
                     client: UpstreamClient::Tcp(builder.build(connector)),
                     scheme: Scheme::HTTP,
                     authority: Authority::try_from(addr.as_str())?,
@@ -94,6 +112,31 @@ impl Upstream {
             .build()
     }
 
+    /// The upstream connections of one client connection: the forwarder sends its requests
+    /// over them, and the connection's task drives them ([`ClientConns::drive`]).
+    pub fn client_conns(&self) -> Arc<ClientConns> {
+        Arc::new(ClientConns::new(self.clone()))
+    }
+
+    /// Sends a request in origin form through the pooled client (a forwarded request whose
+    /// client connection has no upstream connections of its own).
+    pub async fn send_pooled(
+        &self,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        if request.uri().authority().is_none() {
+            let path_and_query = request
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *request.uri_mut() = self
+                .uri_for(path_and_query)
+                .map_err(|e| SendError::Connect(e.into()))?;
+        }
+        self.send(request).await.map_err(SendError::Pooled)
+    }
+
     /// Sends a request whose URI came from [`Upstream::uri_for`].
     pub async fn send(
         &self,
@@ -102,6 +145,52 @@ impl Upstream {
         match &self.inner.client {
             UpstreamClient::Unix(c) => c.request(request).await,
             UpstreamClient::Tcp(c) => c.request(request).await,
+        }
+    }
+}
+
+/// Why a forwarded request got no answer from the daemon.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made.
+    Connect(BoxError),
+    /// The connection failed (or the request's own body did).
+    Http(hyper::Error),
+    /// The pooled client failed.
+    Pooled(hyper_util::client::legacy::Error),
+    /// The request was lost on the way (never expected).
+    Lost,
+}
+
+impl SendError {
+    /// Whether connecting is what failed.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            SendError::Connect(_) => true,
+            SendError::Pooled(e) => e.is_connect(),
+            SendError::Http(_) | SendError::Lost => false,
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(_) => f.write_str("cannot connect"),
+            SendError::Http(_) => f.write_str("upstream connection failed"),
+            SendError::Pooled(_) => f.write_str("upstream client failed"),
+            SendError::Lost => f.write_str("the request was lost before it was sent"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Connect(e) => Some(e.as_ref()),
+            SendError::Http(e) => Some(e),
+            SendError::Pooled(e) => Some(e),
+            SendError::Lost => None,
         }
     }
 }
