@@ -44,5 +44,6 @@ pub mod respond;
 pub mod route;
 pub mod server;
 pub mod shutdown;
+pub mod splice;
 pub mod stack;
 pub mod upstream;

@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::ProxyBody;
 use crate::config::{UpstreamAddr, UpstreamConfig};
 use crate::error::BoxError;
+use crate::splice::taken::Side;
 
 /// A pooled client for the daemon. Cloned for each request (the forwarder and the lookups
 /// hold one each): one reference count, no allocation.
@@ -232,6 +233,13 @@ impl tower::Service<Uri> for UnixConnect {
             }
         })
     }
+}
+
+/// The daemon's side of a hijacked session, taken back from hyper where the connection is a
+/// plain socket. The pooled client's connections (hyperlocal's) cannot be: they stay
+/// hyper's.
+pub fn taken(upgraded: hyper::upgrade::Upgraded) -> Side<crate::listener::Stream> {
+    Side::Upgraded(upgraded)
 }
 
 #[cfg(test)]

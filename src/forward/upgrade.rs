@@ -2,21 +2,27 @@
 //!
 //! Both halves are taken only after the daemon answered `101`, so nothing the client sends
 //! after its request head reaches the daemon before the daemon agreed to switch protocols.
-//! `copy_bidirectional` carries half-close: when the client shuts its write side (stdin EOF in
-//! `docker run -i`), the daemon's side is shut for writing and output keeps flowing back until
-//! the daemon closes.
+//! Half-close carries: when the client shuts its write side (stdin EOF in `docker run -i`),
+//! the daemon's side is shut for writing and output keeps flowing back until the daemon
+//! closes. When both sides are plain sockets (unix or TCP, not TLS) the bytes are moved inside
+//! the kernel ([`crate::splice`]); otherwise they are copied (`copy_bidirectional`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::io;
+
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use super::Session;
+use crate::listener::framing::FramingWatch;
+use crate::listener::Stream;
 use crate::route::Hijack;
 use crate::shutdown::Drain;
+use crate::splice::{self, taken::MaybeSocket, taken::Side};
 
 /// Buffer size for each direction; large enough for `docker cp`-sized streams.
 const BUFFER: usize = 64 * 1024;
@@ -77,10 +83,10 @@ async fn relay(
             return "error";
         }
     };
-    let mut client = Counted::new(TokioIo::new(client), counts);
-    let mut daemon = TokioIo::new(daemon);
+    let client = Side::take(client, FramingWatch::<Stream>::into_inner);
+    let daemon = crate::upstream::taken(daemon);
     let copied = tokio::select! {
-        r = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut daemon, BUFFER, BUFFER) => r,
+        r = carry(client, daemon, counts) => r,
         _ = forced.forced() => {
             tracing::info!("hijacked session closed by shutdown");
             return "shutdown";
@@ -97,6 +103,41 @@ async fn relay(
             "error"
         }
     }
+}
+
+/// Carries a session both ways until both sides have ended: inside the kernel when both are
+/// plain sockets ([`splice`]), by copying otherwise. `(to the daemon, to the client)`.
+async fn carry<C, D>(client: Side<C>, daemon: Side<D>, counts: Counts) -> io::Result<(u64, u64)>
+where
+    C: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    D: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let (Some((c, c_early)), Some((d, d_early))) = (client.socket(), daemon.socket()) {
+        tracing::trace!("hijacked session relayed with splice");
+        let (up, down) = (counts.clone(), counts.clone());
+        return splice::relay(
+            splice::Direction {
+                from: c,
+                to: d,
+                pending: c_early,
+            },
+            splice::Direction {
+                from: d,
+                to: c,
+                pending: d_early,
+            },
+            move |n| {
+                up.to_daemon.fetch_add(n, Ordering::Relaxed);
+            },
+            move |n| {
+                down.to_client.fetch_add(n, Ordering::Relaxed);
+            },
+        )
+        .await;
+    }
+    let mut client = Counted::new(client.into_stream(), counts);
+    let mut daemon = daemon.into_stream();
+    tokio::io::copy_bidirectional_with_sizes(&mut client, &mut daemon, BUFFER, BUFFER).await
 }
 
 /// Bytes through the client's side of a hijacked connection, shared with whoever writes the

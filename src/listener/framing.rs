@@ -132,6 +132,11 @@ impl<S> FramingWatch<S> {
             scanner: Scanner::new(verdicts),
         }
     }
+
+    /// The connection, no longer watched (a hijacked session's: no more request heads).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
