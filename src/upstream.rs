@@ -235,11 +235,10 @@ impl tower::Service<Uri> for UnixConnect {
     }
 }
 
-/// The daemon's side of a hijacked session, taken back from hyper where the connection is a
-/// plain socket. The pooled client's connections (hyperlocal's) cannot be: they stay
-/// hyper's.
-pub fn taken(upgraded: hyper::upgrade::Upgraded) -> Side<crate::listener::Stream> {
-    Side::Upgraded(upgraded)
+/// The daemon's side of a hijacked session, taken back from hyper: the connection itself
+/// (a plain socket, for `crate::splice`) with the bytes hyper read past the 101's head.
+pub fn taken(upgraded: hyper::upgrade::Upgraded) -> Side<impl crate::splice::taken::Connection> {
+    Side::take(upgraded, |io: io::UpstreamIo| io)
 }
 
 #[cfg(test)]

@@ -504,6 +504,12 @@ fn exec_i_carries_one_mib_unchanged() {
         describe(&out)
     );
     assert_eq!(stdout_str(&out), "xyzafter-eof\n");
+    // Both sides are unix sockets: the sessions were relayed inside the kernel.
+    let log = p.log_text();
+    assert!(
+        log.contains("relay=\"splice\"") || log.contains("relay=splice"),
+        "no hijacked session was spliced:\n{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

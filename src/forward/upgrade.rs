@@ -14,7 +14,6 @@ use std::time::Instant;
 use std::io;
 
 use hyper::upgrade::OnUpgrade;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use super::Session;
@@ -22,7 +21,7 @@ use crate::listener::framing::FramingWatch;
 use crate::listener::Stream;
 use crate::route::Hijack;
 use crate::shutdown::Drain;
-use crate::splice::{self, taken::MaybeSocket, taken::Side};
+use crate::splice::{self, taken::Connection, taken::Side};
 
 /// Buffer size for each direction; large enough for `docker cp`-sized streams.
 const BUFFER: usize = 64 * 1024;
@@ -85,6 +84,11 @@ async fn relay(
     };
     let client = Side::take(client, FramingWatch::<Stream>::into_inner);
     let daemon = crate::upstream::taken(daemon);
+    let how = if client.socket().is_some() && daemon.socket().is_some() {
+        "splice"
+    } else {
+        "copy"
+    };
     let copied = tokio::select! {
         r = carry(client, daemon, counts) => r,
         _ = forced.forced() => {
@@ -95,11 +99,17 @@ async fn relay(
     let duration_ms = started.elapsed().as_millis() as u64;
     match copied {
         Ok((to_daemon, to_client)) => {
-            tracing::debug!(to_daemon, to_client, duration_ms, "hijacked session ended");
+            tracing::debug!(
+                to_daemon,
+                to_client,
+                duration_ms,
+                relay = how,
+                "hijacked session ended"
+            );
             "complete"
         }
         Err(e) => {
-            tracing::debug!(error = %e, duration_ms, "hijacked session broke");
+            tracing::debug!(error = %e, duration_ms, relay = how, "hijacked session broke");
             "error"
         }
     }
@@ -107,13 +117,12 @@ async fn relay(
 
 /// Carries a session both ways until both sides have ended: inside the kernel when both are
 /// plain sockets ([`splice`]), by copying otherwise. `(to the daemon, to the client)`.
-async fn carry<C, D>(client: Side<C>, daemon: Side<D>, counts: Counts) -> io::Result<(u64, u64)>
-where
-    C: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    D: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn carry<C: Connection, D: Connection>(
+    client: Side<C>,
+    daemon: Side<D>,
+    counts: Counts,
+) -> io::Result<(u64, u64)> {
     if let (Some((c, c_early)), Some((d, d_early))) = (client.socket(), daemon.socket()) {
-        tracing::trace!("hijacked session relayed with splice");
         let (up, down) = (counts.clone(), counts.clone());
         return splice::relay(
             splice::Direction {

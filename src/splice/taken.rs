@@ -30,6 +30,11 @@ impl MaybeSocket for crate::listener::Stream {
     }
 }
 
+/// A connection a side can hold: a byte stream both ways that may be a plain socket.
+pub trait Connection: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for T {}
+
 /// One side of a hijacked session.
 pub enum Side<T> {
     /// The connection itself, and the bytes already read from it.
@@ -38,10 +43,7 @@ pub enum Side<T> {
     Upgraded(Upgraded),
 }
 
-impl<T> Side<T>
-where
-    T: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+impl<T: Connection> Side<T> {
     /// Takes `upgraded` back if hyper was handed a `TokioIo<W>`, with `unwrap` giving the
     /// connection out of `W`.
     pub fn take<W>(upgraded: Upgraded, unwrap: impl FnOnce(W) -> T) -> Side<T>

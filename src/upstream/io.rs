@@ -96,3 +96,12 @@ impl AsyncWrite for UpstreamIo {
         }
     }
 }
+
+impl crate::splice::taken::MaybeSocket for UpstreamIo {
+    fn socket(&self) -> Option<crate::splice::Socket<'_>> {
+        Some(match self {
+            UpstreamIo::Unix(s) => crate::splice::Socket::Unix(s),
+            UpstreamIo::Tcp(s) => crate::splice::Socket::Tcp(s),
+        })
+    }
+}
