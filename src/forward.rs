@@ -80,8 +80,8 @@ impl Forward {
         // The client connection's own upstream connections (none only outside a server).
         let conns = parts
             .extensions
-            .get::<ConnInfo>()
-            .and_then(|c| c.upstream.clone());
+            .get::<Arc<crate::upstream::ClientConns>>()
+            .cloned();
         // Our own request facts stay here; the client library must not see them. A hijacked
         // session keeps the audit trail (for its closing record) and the connection's slot
         // (it still counts against the client's connection limit).

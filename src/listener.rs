@@ -141,9 +141,6 @@ pub struct ConnInfo {
     /// Set when the peer is the Docker daemon itself (or may be): the connection is never
     /// attributed to a client, not even after a reload (`identity::deputy`).
     pub from_daemon: bool,
-    /// The connection's own upstream connections, driven in its task (see
-    /// [`crate::upstream::ClientConns`]).
-    pub upstream: Option<Arc<crate::upstream::ClientConns>>,
 }
 
 /// An accepted connection of either kind.
@@ -164,6 +161,16 @@ impl Stream {
             Stream::Unix(_) => None,
             Stream::Tcp(s) => s.local_addr().ok(),
             Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+        }
+    }
+}
+
+impl crate::splice::taken::MaybeSocket for Stream {
+    fn socket(&self) -> Option<crate::splice::Socket<'_>> {
+        match self {
+            Stream::Unix(s) => Some(crate::splice::Socket::Unix(s)),
+            Stream::Tcp(s) => Some(crate::splice::Socket::Tcp(s)),
+            Stream::Tls(_) => None,
         }
     }
 }

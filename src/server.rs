@@ -531,7 +531,6 @@ async fn establish_and_serve(
         slot,
         over_limit,
         from_daemon: from_daemon.is_some(),
-        upstream: Some(shared.upstream.client_conns()),
     };
     // Every diagnostic line of the connection, its requests and hijacked sessions says where
     // it came from and who it is.
@@ -607,9 +606,11 @@ async fn serve_connection(
     // hyper hides duplicate Content-Length headers and Content-Length beside
     // Transfer-Encoding from the service; the watch sees the raw heads (listener::framing).
     let verdicts = Verdicts::new();
-    // The upstream connections this client's requests go over, driven below in this task.
-    let conns = info.upstream.clone();
+    // The upstream connections this client's requests go over, driven below in this task
+    // (each request carries them to the forwarder).
+    let conns = shared.upstream.client_conns();
     let stream = FramingWatch::new(stream, verdicts.clone());
+    let handler_conns = conns.clone();
     let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
         // Every request body has a read deadline: a client that stops sending mid-body is
         // cut off (408) and its connection closed.
@@ -627,6 +628,7 @@ async fn serve_connection(
         request.extensions_mut().insert(Caller { client, runtime });
         request.extensions_mut().insert(info.clone());
         request.extensions_mut().insert(verdicts.next());
+        request.extensions_mut().insert(handler_conns.clone());
         service.clone().oneshot(request)
     });
     let connection = builder
@@ -648,14 +650,9 @@ async fn serve_connection(
     };
     // The client connection and its upstream connections are polled together: a forwarded
     // request and its answer never leave this task.
-    let result = match conns {
-        Some(conns) => {
-            tokio::select! {
-                result = conns.drive(served) => result,
-                _ = drain.forced() => None,
-            }
-        }
-        None => served.await,
+    let result = tokio::select! {
+        result = conns.drive(served) => result,
+        _ = drain.forced() => None,
     };
     let Some(result) = result else { return };
     if let Err(e) = result {

@@ -20,16 +20,6 @@ pub trait MaybeSocket {
     fn socket(&self) -> Option<Socket<'_>>;
 }
 
-impl MaybeSocket for crate::listener::Stream {
-    fn socket(&self) -> Option<Socket<'_>> {
-        match self {
-            crate::listener::Stream::Unix(s) => Some(Socket::Unix(s)),
-            crate::listener::Stream::Tcp(s) => Some(Socket::Tcp(s)),
-            crate::listener::Stream::Tls(_) => None,
-        }
-    }
-}
-
 /// A connection a side can hold: a byte stream both ways that may be a plain socket.
 pub trait Connection: MaybeSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
