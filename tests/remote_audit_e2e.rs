@@ -382,6 +382,15 @@ fn assert_same_records(got: &[String], want: &[String], what: &str) {
     assert_eq!(got, want, "{what}: records missing or out of order");
 }
 
+/// The file's records once it holds at least `n` and no more arrive for 300 ms: a command
+/// can leave more records than the `n` a test counts on (the CLI's version probes), and a
+/// record written after the count was taken would otherwise reach the collector unexpected.
+fn settled_at_least(file: &Path, n: usize) -> Vec<String> {
+    wait_for(T, || (audit_records(file).len() >= n).then_some(()))
+        .unwrap_or_else(|| panic!("fewer than {n} records in {}", file.display()));
+    settled(file)
+}
+
 /// The file's records once no more arrive for 300 ms (a command's last record is written just
 /// after its response).
 fn settled(file: &Path) -> Vec<String> {
@@ -435,11 +444,12 @@ fn tcp_collector_and_file_both_receive_every_record_in_order() {
     .unwrap();
     assert_eq!(head_line(&refused), "HTTP/1.1 400 Bad Request");
     let file = proxy.dir.path().join("audit.log");
-    let want = wait_for(T, || {
+    wait_for(T, || {
         let r = audit_records(&file);
-        r.iter().any(|r| r["decision"] == "deny").then(|| ids(&r))
+        r.iter().any(|r| r["decision"] == "deny").then_some(())
     })
     .expect("records in the file");
+    let want = settled(&file);
     assert!(want.len() >= 11, "{want:?}");
     let messages = collector.wait_messages(want.len());
     assert_same_records(&received_ids(&messages), &want, "tcp");
@@ -551,11 +561,7 @@ fn tls_collector_is_verified_against_the_ca_and_gets_every_record() {
     let proxy = start_proxy(&sinks);
     let file = proxy.dir.path().join("audit.log");
     traffic(&proxy, 3);
-    let first = wait_for(T, || {
-        let r = audit_records(&file);
-        (r.len() >= 6).then(|| ids(&r))
-    })
-    .unwrap();
+    let first = settled_at_least(&file, 6);
     let messages = collector.wait_messages(first.len());
     assert_same_records(&received_ids(&messages), &first, "tls");
 
@@ -570,11 +576,7 @@ fn tls_collector_is_verified_against_the_ca_and_gets_every_record() {
     rogue.port = collector.port;
     rogue.start();
     traffic(&proxy, 3);
-    let all = wait_for(T, || {
-        let r = audit_records(&file);
-        (r.len() >= first.len() + 6).then(|| ids(&r))
-    })
-    .unwrap();
+    let all = settled_at_least(&file, first.len() + 6);
     wait_metric(
         &proxy,
         "sockwarden_audit_remote_failures_total{sink=\"remote\"}",
@@ -802,11 +804,7 @@ fn the_spool_survives_a_sockwarden_restart() {
     collector.start();
     let proxy = start_proxy(&sinks);
     traffic(&proxy, 2);
-    let want = wait_for(T, || {
-        let r = audit_records(&file);
-        (r.len() >= first_run.len() + 4).then(|| ids(&r))
-    })
-    .unwrap();
+    let want = settled_at_least(&file, first_run.len() + 4);
     let messages = collector.wait_messages(want.len());
     thread::sleep(Duration::from_millis(300));
     assert_same_records(&received_ids(&collector.messages()), &want, "after restart");
