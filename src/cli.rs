@@ -489,7 +489,9 @@ fn serve(
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread accepts connections and runs the admin listener, signals and reloads;
+    // clients are served on the connection workers (`workers`), one thread per CPU.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

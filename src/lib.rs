@@ -47,3 +47,4 @@ pub mod shutdown;
 pub mod splice;
 pub mod stack;
 pub mod upstream;
+pub mod workers;

@@ -201,6 +201,32 @@ impl Accepted {
         }
     }
 
+    /// The same connection, registered with the current runtime's I/O driver. It was accepted
+    /// on the listener's runtime and is served on a worker's (`workers`): left with the
+    /// listener's driver, every readiness event would wake the listener's thread first, which
+    /// would then wake the worker's.
+    pub fn rehome(self) -> io::Result<Accepted> {
+        Ok(match self {
+            Accepted::Ready(Stream::Unix(s), peer) => {
+                Accepted::Ready(Stream::Unix(UnixStream::from_std(s.into_std()?)?), peer)
+            }
+            Accepted::Ready(Stream::Tcp(s), peer) => {
+                Accepted::Ready(Stream::Tcp(TcpStream::from_std(s.into_std()?)?), peer)
+            }
+            // Only `establish` makes these, on the serving runtime already.
+            ready @ Accepted::Ready(Stream::Tls(_), _) => ready,
+            Accepted::Tls {
+                stream,
+                addr,
+                config,
+            } => Accepted::Tls {
+                stream: TcpStream::from_std(stream.into_std()?)?,
+                addr,
+                config,
+            },
+        })
+    }
+
     /// Completes the TLS handshake (within `timeout`) if there is one, and reports the peer
     /// with its verified client certificate.
     pub async fn establish(self, timeout: Duration) -> io::Result<(Stream, Peer)> {

@@ -28,6 +28,7 @@ use crate::readiness::Readiness;
 use crate::reload::{ConfigSource, Live};
 use crate::shutdown::Drain;
 use crate::stack::{self, ProxyService};
+use crate::workers::Workers;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +298,10 @@ impl Server {
             };
             accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
         }
+        let workers = Workers::per_cpu().map_err(|e| {
+            StartError::Upstream(format!("cannot start the connection workers: {e}"))
+        })?;
+        tracing::debug!(workers = workers.len(), "connection workers");
         let connections = Connections::new(connection_budget(&self.config));
         let shared = Arc::new(Shared {
             live,
@@ -311,6 +316,7 @@ impl Server {
                 crate::config::UpstreamAddr::Tcp(_) => None,
             },
             upstream: upstream.clone(),
+            workers,
         });
         for (name, listener) in self.listeners {
             tracing::info!(listener = %name, upstream = %self.config.upstream.addr, "listening");
@@ -432,6 +438,8 @@ struct Shared {
     daemon_socket: Option<std::path::PathBuf>,
     /// The daemon, for each connection's own upstream connections.
     upstream: Upstream,
+    /// Where connections are served.
+    workers: Workers,
 }
 
 /// Accepts on one listener until shutdown begins.
@@ -452,12 +460,12 @@ async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
                 };
                 // The TLS handshake, if any, runs in the connection's task, so a slow or
                 // silent client cannot hold up the accept loop.
-                shared.drain.spawn(establish_and_serve(
+                shared.workers.spawn(shared.drain.track(establish_and_serve(
                     accepted,
                     entry,
                     name.clone(),
                     shared.clone(),
-                ));
+                )));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -477,6 +485,13 @@ async fn establish_and_serve(
     shared: Arc<Shared>,
 ) {
     let hint = accepted.peer_hint();
+    let accepted = match accepted.rehome() {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            tracing::warn!(listener = %name, peer = %hint, error = %e, "cannot serve the connection on this worker; closed");
+            return;
+        }
+    };
     let established = tokio::select! {
         established = accepted.establish(shared.header_timeout) => established,
         _ = shared.drain.begun() => return,

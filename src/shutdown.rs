@@ -34,6 +34,14 @@ impl Drain {
         self.tracker.spawn(task);
     }
 
+    /// `task`, tracked: for spawning elsewhere than on the current runtime.
+    pub fn track<F>(&self, task: F) -> tokio_util::task::task_tracker::TrackedFuture<F>
+    where
+        F: Future<Output = ()>,
+    {
+        self.tracker.track_future(task)
+    }
+
     /// Resolves when shutdown begins.
     pub fn begun(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.begin.cancelled()
