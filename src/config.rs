@@ -88,6 +88,8 @@ pub struct Config {
     /// Most client connections open at once, all clients together (`None`: derived from the
     /// descriptor limit at start, see [`crate::limits::connection_budget`]).
     pub max_connections: Option<usize>,
+    /// Connection worker threads (`None`: one per CPU this process may use; see `workers`).
+    pub workers: Option<usize>,
     /// How long in-flight work may go on after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -167,6 +169,7 @@ struct RawServer {
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     max_connections: Option<usize>,
+    workers: Option<usize>,
     shutdown_grace: Option<String>,
 }
 
@@ -529,6 +532,15 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
                 return Err(ConfigError::setting(
                     "server.max_connections",
                     "must be at least 1 (leave it out to derive it from the descriptor limit)",
+                ))
+            }
+            other => other,
+        },
+        workers: match raw.server.workers {
+            Some(0) => {
+                return Err(ConfigError::setting(
+                    "server.workers",
+                    "must be at least 1 (leave it out for one per CPU)",
                 ))
             }
             other => other,

@@ -237,6 +237,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     if old.header_read_timeout != new.header_read_timeout
         || old.body_read_timeout != new.body_read_timeout
         || old.max_connections != new.max_connections
+        || old.workers != new.workers
         || old.shutdown_grace != new.shutdown_grace
     {
         changed.push("server".to_owned());

@@ -298,9 +298,11 @@ impl Server {
             };
             accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
         }
-        let workers = Workers::per_cpu().map_err(|e| {
-            StartError::Upstream(format!("cannot start the connection workers: {e}"))
-        })?;
+        let workers = match self.config.workers {
+            Some(count) => Workers::start(count),
+            None => Workers::per_cpu(),
+        }
+        .map_err(|e| StartError::Upstream(format!("cannot start the connection workers: {e}")))?;
         tracing::debug!(workers = workers.len(), "connection workers");
         let connections = Connections::new(connection_budget(&self.config));
         let shared = Arc::new(Shared {

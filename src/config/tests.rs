@@ -384,13 +384,17 @@ fn server_limits_are_read_and_checked() {
     let config = Config::parse(LISTEN, "t").unwrap();
     assert_eq!(config.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT);
     assert_eq!(config.max_connections, None);
+    assert_eq!(config.workers, None);
     let config = Config::parse(
-        &format!("[server]\nbody_read_timeout = \"2s\"\nmax_connections = 300\n{LISTEN}"),
+        &format!(
+            "[server]\nbody_read_timeout = \"2s\"\nmax_connections = 300\nworkers = 3\n{LISTEN}"
+        ),
         "t",
     )
     .unwrap();
     assert_eq!(config.body_read_timeout, Duration::from_secs(2));
     assert_eq!(config.max_connections, Some(300));
+    assert_eq!(config.workers, Some(3));
     for (text, setting) in [
         (
             "[server]\nbody_read_timeout = \"0s\"\n",
@@ -401,6 +405,7 @@ fn server_limits_are_read_and_checked() {
             "server.body_read_timeout",
         ),
         ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        ("[server]\nworkers = 0\n", "server.workers"),
     ] {
         let err = Config::parse(&format!("{text}{LISTEN}"), "t").unwrap_err();
         assert!(err.0.contains(setting), "{text}: {err}");

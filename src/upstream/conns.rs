@@ -340,8 +340,8 @@ impl ClientConns {
     ///
     /// Everything is polled with a waker of its own ([`SelfWake`]): a wake raised while this
     /// task is polling (the upstream connection handing the server connection its answer, and
-    /// back) makes it poll once more right away instead of rescheduling the task, which on a
-    /// multi-threaded runtime would wake an idle worker thread to steal it.
+    /// back) makes it poll once more right away instead of rescheduling the task through the
+    /// runtime's queue (on a multi-threaded runtime, waking an idle worker thread as well).
     pub async fn drive<F: Future>(self: Arc<Self>, served: F) -> F::Output {
         let mut served = std::pin::pin!(served);
         let flag = Arc::new(SelfWake::default());
