@@ -322,6 +322,21 @@ new_exec() {
         "http://docker$API/containers/swb-web/exec" | sed -n 's/.*"Id":"\([0-9a-f]*\)".*/\1/p'
 }
 
+# Waits until exec $1 has ended (up to 15 s). A download exec whose start a front failed to
+# hijack (HAProxy removes Upgrade from exec start) still runs in the daemon: its `head -c SIZE`
+# writing into nobody took the shared CPUs from the next front measured (sockwarden, after
+# haproxy-ka: 38-42 MiB/s instead of 110-121). An upload exec's `cat` that got no stdin just
+# waits, costing nothing, and is not waited for.
+wait_exec_ended() {
+    local id=$1 i
+    for ((i = 0; i < 150; i++)); do
+        curl -s -m 5 --unix-socket "$DOCKER_SOCK" "http://docker$API/exec/$id/json" |
+            grep -q '"Running":true' || return 0
+        sleep 0.1
+    done
+    log "warning: exec $id still running 15 s after its transfer"
+}
+
 # Request targets per upstream.
 set_targets() {
     case $1 in
@@ -534,12 +549,13 @@ measure() {
     ensure_alive "$front" "$up" || return 0
     local watch=() pid=${FRONT_PID[$front]}
     [[ -z $pid ]] || watch=(--watch-pid "$pid")
-    local line rc=0 args=() a id
+    local line rc=0 args=() a id wait_for=""
     # A hijack on the real daemon needs an exec of its own, made just before.
     for a in "$@"; do
         case $a in
         "{exec:down}" | "{exec:up}")
             id=$(new_exec "$(tr -d '{}' <<<"${a#*:}")")
+            [[ $a != "{exec:down}" ]] || wait_for=$id
             [[ -n $id ]] || log "warning: could not create an exec in swb-web"
             a="$API/exec/${id:-none}/start"
             ;;
@@ -556,6 +572,7 @@ measure() {
     fi
     printf '%s\n' "$line" >>"$RESULTS"
     printf '  %-11s %-9s r%s  %s\n' "$front" "$test" "$round" "$(summary "$line")" >&2
+    [[ -z $wait_for ]] || wait_exec_ended "$wait_for"
 }
 
 # One test, $4 rounds across all live fronts (the order rotates from round to round).
