@@ -63,6 +63,9 @@ pub enum StartError {
     /// The image ledger (`[isolation] image_ledger`) cannot be read.
     #[error("{0}")]
     Ledger(String),
+    /// A connection worker's thread or runtime could not be started.
+    #[error("cannot start the connection workers: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The configuration key an address is written under.
@@ -302,8 +305,7 @@ impl Server {
             Some(count) => Workers::start(count),
             None => Workers::per_cpu(),
         }
-        .map_err(|e| StartError::Upstream(format!("cannot start the connection workers: {e}")))?;
-        tracing::debug!(workers = workers.len(), "connection workers");
+        .map_err(StartError::Workers)?;
         let connections = Connections::new(connection_budget(&self.config));
         let shared = Arc::new(Shared {
             live,

@@ -31,33 +31,25 @@ struct Worker {
     handle: Handle,
     /// Connections it serves now.
     load: Arc<AtomicUsize>,
-    /// Ends the thread's `block_on`; its runtime is then dropped on the thread.
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropped with the worker, which ends the thread's `block_on`; its runtime is then shut
+    /// down on the thread.
+    _stop: oneshot::Sender<()>,
 }
 
 impl Workers {
     /// Starts `count` workers (at least one).
     pub fn start(count: usize) -> std::io::Result<Workers> {
-        let mut workers = Vec::with_capacity(count.max(1));
-        for index in 0..count.max(1) {
-            workers.push(Worker::start(index)?);
-        }
+        let count = count.max(1);
+        let workers = (0..count)
+            .map(Worker::start)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        tracing::debug!(workers = count, "connection workers");
         Ok(Workers { workers })
     }
 
     /// One worker per CPU this process may use (cgroup quotas included).
     pub fn per_cpu() -> std::io::Result<Workers> {
         Workers::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
-    }
-
-    /// How many workers run.
-    pub fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Whether there are none (never: at least one is started).
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
     }
 
     /// Runs `task` on the worker serving the fewest tasks placed this way.
@@ -103,23 +95,15 @@ impl Worker {
         std::thread::Builder::new()
             .name(format!("sockwarden-w{index}"))
             .spawn(move || {
-                // Both a send and a dropped sender end the wait.
+                // Only ever ended by the sender's drop.
                 let _ = runtime.block_on(stopped);
                 runtime.shutdown_background();
             })?;
         Ok(Worker {
             handle,
             load: Arc::new(AtomicUsize::new(0)),
-            stop: Some(stop),
+            _stop: stop,
         })
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
