@@ -12,28 +12,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, Uri};
 
+use super::tests::quiet_audit;
 use super::{connection_fields, write_line, Counts};
 use crate::audit::schema::Record;
-use crate::audit::{Audit, AuditSettings};
+use crate::audit::Audit;
 use crate::context::{Facts, Trail, Verdict};
 use crate::error::{Limit, ProxyError};
 use crate::identity::Evidence;
 use crate::inspect::{Summary, Violation};
 use crate::listener::Peer;
-use crate::metrics::Metrics;
 use crate::policy::Reason;
 use crate::refusal::{Isolated, Refusal, RefusalKind, UnmetCondition, UnmetRule};
 use crate::route::ObjectKind;
 
 const GOLDEN: &str = include_str!("golden.jsonl");
-
-fn quiet_audit() -> Audit {
-    let settings = AuditSettings {
-        sinks: Vec::new(),
-        ..AuditSettings::default()
-    };
-    Audit::start(settings, Metrics::new()).unwrap()
-}
 
 /// A fixed moment: 2026-11-30T00:53:20.123456Z.
 fn at(micros_after: u64) -> SystemTime {

@@ -52,12 +52,23 @@ use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::refusal::{Refusal, RefusalKind};
 
-fn quiet_audit() -> Audit {
+/// An audit with no sinks: records are written and dropped (also the golden cases').
+pub(super) fn quiet_audit() -> Audit {
     let settings = AuditSettings {
         sinks: Vec::new(),
         ..AuditSettings::default()
     };
     Audit::start(settings, Metrics::new()).unwrap()
+}
+
+/// Notes the allow decision of the client's policy `ci` (rule `ci-allow`) for `operation`.
+fn allow(t: &Trail, operation: &'static str) {
+    t.note_decision(
+        Verdict::Allow,
+        Some(Arc::from("ci")),
+        Arc::from("ci-allow"),
+        Reason::Allowed(operation),
+    );
 }
 
 /// A request's trail as the layers leave it: classified, with a client and connection.
@@ -215,12 +226,7 @@ fn every_kind_of_record_round_trips_through_the_one_record_type() {
 
     // Allowed, inspected, with defaults applied and the body logged.
     let t = trail(&audit, "POST", "/v1.41/containers/create?name=job");
-    t.note_decision(
-        Verdict::Allow,
-        Some(Arc::from("ci")),
-        Arc::from("ci-allow"),
-        Reason::Allowed("container.create"),
-    );
+    allow(&t, "container.create");
     t.note_inspection(Some(full_summary()), None);
     t.note_defaults(vec!["Memory=268435456".into()]);
     t.note_body(&bytes::Bytes::from_static(
@@ -239,12 +245,7 @@ fn every_kind_of_record_round_trips_through_the_one_record_type() {
 
     // Would-deny with violations (audit mode).
     let t = trail(&audit, "POST", "/containers/create");
-    t.note_decision(
-        Verdict::Allow,
-        Some(Arc::from("ci")),
-        Arc::from("ci-allow"),
-        Reason::Allowed("container.create"),
-    );
+    allow(&t, "container.create");
     t.note_inspection(
         None,
         Some((
@@ -321,12 +322,7 @@ fn every_kind_of_record_round_trips_through_the_one_record_type() {
     for refusal in &refusals {
         let t = trail(&audit, "GET", "/v1.41/info?x=1");
         // Allowed first: the refusal that follows decides the record.
-        t.note_decision(
-            Verdict::Allow,
-            Some(Arc::from("ci")),
-            Arc::from("ci-allow"),
-            Reason::Allowed("system.info"),
-        );
+        allow(&t, "system.info");
         t.note_error(refusal);
         let line = written(&t, "request", Some(refusal.status().as_u16()));
         let r = round_trips(&line);
@@ -373,12 +369,7 @@ fn every_kind_of_record_round_trips_through_the_one_record_type() {
 
     // A hijacked session opening and closing.
     let t = trail(&audit, "POST", "/containers/job/attach?stream=1&stdin=1");
-    t.note_decision(
-        Verdict::Allow,
-        Some(Arc::from("ci")),
-        Arc::from("ci-allow"),
-        Reason::Allowed("container.attach"),
-    );
+    allow(&t, "container.attach");
     let r = round_trips(&written(&t, "session_open", Some(101)));
     assert!(r.is_request());
     let r = round_trips(&written(&t, "session_close", None));
@@ -428,12 +419,7 @@ fn decisions_settle_by_rank_not_by_order() {
 
     // Enforced: allowed by a rule, then refused by inspection.
     let t = trail(&audit, "POST", "/containers/create");
-    t.note_decision(
-        Verdict::Allow,
-        Some(Arc::from("ci")),
-        Arc::from("ci-allow"),
-        Reason::Allowed("container.create"),
-    );
+    allow(&t, "container.create");
     t.note_error(&ProxyError::Denied(Box::new(Refusal {
         operation: "container.create",
         method: Method::POST,
@@ -443,12 +429,7 @@ fn decisions_settle_by_rank_not_by_order() {
         kind: RefusalKind::Inspection(violation),
     })));
     // A later allow changes nothing.
-    t.note_decision(
-        Verdict::Allow,
-        Some(Arc::from("ci")),
-        Arc::from("ci-allow"),
-        Reason::Allowed("container.create"),
-    );
+    allow(&t, "container.create");
     let r = round_trips(&written(&t, "request", Some(403)));
     assert_eq!(r.decision.as_deref(), Some("deny"));
     assert_eq!(r.rule.as_deref(), Some("ci.container"));
