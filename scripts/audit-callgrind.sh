@@ -21,6 +21,8 @@ N=${N:-400}
 W=/tmp/audit-callgrind/run-$LABEL
 rm -rf "$W"; mkdir -p "$W"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/bench-config.sh
+source "$ROOT/scripts/bench-config.sh"
 STUB=$ROOT/target/release/examples/stub_upstream
 COLL=$ROOT/target/release/examples/discard_collector
 PIDS=()
@@ -54,29 +56,7 @@ address = \"127.0.0.1:$PORT\"
 spool_dir = \"$W/spool2\"
 on_failure = \"closed\"" ;;
   esac
-  cat >"$W/$v.toml" <<EOT
-[upstream]
-socket = "$W/stub.sock"
-
-[[client]]
-name = "bench"
-policy = "bench"
-uids = [$(id -u)]
-
-[policy.bench]
-allow = ["system.ping", "system.version", "system.events", "container.*", "image.*", "exec.*"]
-allow_dangerous = ["container.*", "image.*", "exec.*"]
-
-[audit]
-$sink
-
-[limits]
-requests_per_second = 0
-
-[[listen]]
-unix = "$W/$v.sock"
-mode = "0600"
-EOT
+  bench_config "$W/stub.sock" "$W/$v.sock" "$sink" >"$W/$v.toml"
   valgrind --tool=callgrind --callgrind-out-file="$W/cg-$v.out" --dump-instr=no ${CGOPTS:-} \
      "$BIN" serve --config "$W/$v.toml" >"$W/$v.log" 2>&1 &
   pid=$!; PIDS+=($pid)

@@ -74,6 +74,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/bench-config.sh
+source "$ROOT/scripts/bench-config.sh"
 # The command as given, with the knobs set in the environment (for the report).
 CMDLINE=""
 for knob in DURATION WARMUP ROUNDS CONCURRENCY SIZE_MIB STUB_REPEAT DOCKER_REPEAT UPSTREAMS FRONTS \
@@ -419,34 +421,7 @@ on_failure = \"closed\""
         local isolation=''
         [[ $front == sockwarden-iso ]] && isolation='isolation = "user"'
         [[ $front == sockwarden-noiso ]] && isolation='isolation = "none"'
-        # The load generator's user is the client "bench", whose policy opens what the HAProxy
-        # front's switches open: its defaults (PING, VERSION, EVENTS) plus CONTAINERS, IMAGES,
-        # EXEC and POST (the dangerous image.save/load, container.archive.*, exec.* included).
-        cat >"$TMP/$front-$up.toml" <<EOF
-[upstream]
-socket = "$UP_SOCK"
-
-[[client]]
-name = "bench"
-policy = "bench"
-uids = [$(id -u)]
-
-[policy.bench]
-allow = ["system.ping", "system.version", "system.events", "container.*", "image.*", "exec.*"]
-allow_dangerous = ["container.*", "image.*", "exec.*"]
-$isolation
-
-[audit]
-$sink
-
-# A benchmark measures throughput: the default per-client request rate is lifted.
-[limits]
-requests_per_second = 0
-
-[[listen]]
-unix = "$sock"
-mode = "0600"
-EOF
+        bench_config "$UP_SOCK" "$sock" "$sink" "$isolation" >"$TMP/$front-$up.toml"
         local check
         if ! check=$("$SOCKWARDEN" check --config "$TMP/$front-$up.toml" 2>&1); then
             # A build from before clients and policies existed: plain forwarding.

@@ -12,6 +12,8 @@
 #        callgrind_annotate)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/bench-config.sh
+source "$ROOT/scripts/bench-config.sh"
 BIN=${1:-$ROOT/target/release/sockwarden}
 STUB=$ROOT/target/release/examples/stub_upstream
 N=${N:-200}
@@ -29,30 +31,8 @@ trap cleanup EXIT
 "$STUB" --socket "$TMP/stub.sock" --threads 2 >"$TMP/stub.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do [[ -S $TMP/stub.sock ]] && break; sleep 0.1; done
-cat >"$TMP/sw.toml" <<CFG
-[upstream]
-socket = "$TMP/stub.sock"
-
-[[client]]
-name = "bench"
-policy = "bench"
-uids = [$(id -u)]
-
-[policy.bench]
-allow = ["system.ping", "system.version", "system.events", "container.*", "image.*", "exec.*"]
-allow_dangerous = ["container.*", "image.*", "exec.*"]
-
-[audit]
-sink = "file"
-path = "$TMP/audit.log"
-
-[limits]
-requests_per_second = 0
-
-[[listen]]
-unix = "$TMP/sw.sock"
-mode = "0600"
-CFG
+bench_config "$TMP/stub.sock" "$TMP/sw.sock" "sink = \"file\"
+path = \"$TMP/audit.log\"" >"$TMP/sw.toml"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" --dump-instr=no \
     "$BIN" serve --config "$TMP/sw.toml" >"$TMP/sw.log" 2>&1 &
 SW=$!
