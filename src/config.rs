@@ -527,24 +527,12 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             )?,
             "server.body_read_timeout",
         )?,
-        max_connections: match raw.server.max_connections {
-            Some(0) => {
-                return Err(ConfigError::setting(
-                    "server.max_connections",
-                    "must be at least 1 (leave it out to derive it from the descriptor limit)",
-                ))
-            }
-            other => other,
-        },
-        workers: match raw.server.workers {
-            Some(0) => {
-                return Err(ConfigError::setting(
-                    "server.workers",
-                    "must be at least 1 (leave it out for one per CPU)",
-                ))
-            }
-            other => other,
-        },
+        max_connections: at_least_one(
+            raw.server.max_connections,
+            "server.max_connections",
+            "to derive it from the descriptor limit",
+        )?,
+        workers: at_least_one(raw.server.workers, "server.workers", "for one per CPU")?,
         shutdown_grace: duration(
             "server.shutdown_grace",
             raw.server.shutdown_grace,
@@ -814,6 +802,21 @@ fn duration(name: &str, raw: Option<String>, default: Duration) -> Result<Durati
             )
         }),
     }
+}
+
+/// An optional count that may be left out (`default` says what that means) but not be 0.
+fn at_least_one(
+    value: Option<usize>,
+    name: &str,
+    default: &str,
+) -> Result<Option<usize>, ConfigError> {
+    if value == Some(0) {
+        return Err(ConfigError::setting(
+            name,
+            format!("must be at least 1 (leave it out {default})"),
+        ));
+    }
+    Ok(value)
 }
 
 fn positive(d: Duration, name: &str) -> Result<Duration, ConfigError> {
