@@ -3,7 +3,8 @@
 #   - not root: re-executes itself through sudo (with the caller's PATH, CARGO_HOME and
 #     RUSTUP_HOME, so the same cargo and toolchain are used; files root creates under target/
 #     are handed back to the caller afterwards); not root and no sudo: stops with an error,
-#   - installs missing test dependencies with apt-get (docker.io, busybox-static, curl, util-linux),
+#   - installs missing test dependencies with apt-get (docker.io, busybox-static, curl, util-linux,
+#     util-linux-extra),
 #   - starts a private, throw-away Docker daemon under a fresh /tmp/swt.XXXX directory
 #     (never the system daemon, never /var/run/docker.sock),
 #   - builds the fixture image sw-busybox:latest from busybox-static (no registry needed),
@@ -112,6 +113,8 @@ if has_stage test; then
     [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
     command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
     command -v script >/dev/null 2>&1 || need_pkgs+=(util-linux) # `script` gives `docker run -it` a pty
+    # fincore: the audit file sink's drop-behind test (util-linux before Debian 12)
+    command -v fincore >/dev/null 2>&1 || need_pkgs+=(util-linux-extra)
     if [ -x /bin/busybox ] && LC_ALL=C ldd /bin/busybox >/dev/null 2>&1; then
         need_pkgs+=(busybox-static) # a dynamically linked busybox cannot run in the libc-less image
     fi
