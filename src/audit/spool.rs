@@ -620,67 +620,32 @@ const PUNCH_UNIT: u64 = 2 << 20;
 /// delivered: a hole ends strictly before the cursor it was punched for, which stands at the
 /// end of a record.
 fn past_punched(path: &Path, at: u64, len: u64) -> io::Result<u64> {
+    use std::io::BufRead;
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(at))?;
+    let mut reader = io::BufReader::with_capacity(64 * 1024, file.take(len.saturating_sub(at)));
     let mut pos = at;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut in_hole = false;
-    while pos < len {
-        let want = buf
-            .len()
-            .min(usize::try_from(len - pos).unwrap_or(usize::MAX));
-        let got = file.read(&mut buf[..want])?;
-        if got == 0 {
+    // The hole's NUL bytes, if the cursor is in one.
+    loop {
+        let buf = reader.fill_buf()?;
+        let (zeros, available) = (buf.iter().take_while(|&&b| b == 0).count(), buf.len());
+        if pos == at && zeros == 0 {
+            return Ok(at);
+        }
+        reader.consume(zeros);
+        pos += zeros as u64;
+        if available == 0 || zeros < available {
             break;
         }
-        let chunk = &buf[..got];
-        if !in_hole {
-            if chunk[0] != 0 {
-                return Ok(at);
-            }
-            in_hole = true;
-        }
-        // In the hole: past the NUL bytes, then past the end of the record cut by its end.
-        let start = match chunk.iter().position(|&b| b != 0) {
-            Some(i) => i,
-            None => {
-                pos += got as u64;
-                continue;
-            }
-        };
-        if let Some(nl) = memchr::memchr(b'\n', &chunk[start..]) {
-            let resume = pos + (start + nl + 1) as u64;
-            tracing::warn!(
-                cursor = at,
-                resume,
-                "audit spool: the saved cursor lies in delivered, punched-out records (a crash?); resuming after them"
-            );
-            return Ok(resume);
-        }
-        // The cut record continues in the next chunk: skip to its newline.
-        pos += got as u64;
-        let rest = skip_to_newline(&mut file, &mut buf, pos, len)?;
-        return Ok(rest);
     }
-    Ok(len)
-}
-
-/// The position after the next newline at or after `pos` (`len` when none).
-fn skip_to_newline(file: &mut File, buf: &mut [u8], mut pos: u64, len: u64) -> io::Result<u64> {
-    while pos < len {
-        let want = buf
-            .len()
-            .min(usize::try_from(len - pos).unwrap_or(usize::MAX));
-        let got = file.read(&mut buf[..want])?;
-        if got == 0 {
-            break;
-        }
-        if let Some(nl) = memchr::memchr(b'\n', &buf[..got]) {
-            return Ok(pos + nl as u64 + 1);
-        }
-        pos += got as u64;
-    }
-    Ok(len)
+    // Then the rest of the record the hole ends in.
+    pos += reader.read_until(b'\n', &mut Vec::new())? as u64;
+    tracing::warn!(
+        cursor = at,
+        resume = pos,
+        "audit spool: the saved cursor lies in delivered, punched-out records (a crash?); resuming after them"
+    );
+    Ok(pos)
 }
 
 fn count_lines(path: &Path, from: u64, to: u64) -> io::Result<u64> {
