@@ -403,6 +403,27 @@ fn another_tenants_objects_answer_as_missing() {
         ("GET", "/v1.41/containers/{}/json".to_owned(), id.clone()),
         ("POST", "/v1.41/containers/{}/stop".to_owned(), web.clone()),
         ("DELETE", "/containers/{}?force=1".to_owned(), web.clone()),
+        (
+            "GET",
+            "/v1.41/containers/{}/attach/ws?stream=1&stdout=1".to_owned(),
+            web.clone(),
+        ),
+        (
+            "GET",
+            "/v1.41/containers/{}/stats?stream=0".to_owned(),
+            web.clone(),
+        ),
+        ("GET", "/v1.41/containers/{}/changes".to_owned(), id.clone()),
+        (
+            "POST",
+            "/v1.41/containers/{}/resize?h=1&w=1".to_owned(),
+            web.clone(),
+        ),
+        (
+            "GET",
+            "/v1.41/containers/{}/archive?path=/".to_owned(),
+            id[..12].to_owned(),
+        ),
         ("GET", "/volumes/{}".to_owned(), vol.clone()),
         ("DELETE", "/v1.41/volumes/{}".to_owned(), vol.clone()),
         ("GET", "/exec/{}/json".to_owned(), exec_id.clone()),

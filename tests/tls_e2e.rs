@@ -312,12 +312,13 @@ fn certificates_from_another_ca_or_none_are_refused_at_the_handshake() {
         "curl with a rogue certificate: {}",
         text(&out)
     );
-    let log = s.proxy.log_text();
-    assert!(
-        log[before..].contains("UnknownIssuer"),
-        "{}",
-        &log[before..]
-    );
+    // The proxy logs the failed handshake just after curl has seen it fail.
+    let logged = wait_for(std::time::Duration::from_secs(10), || {
+        s.proxy.log_text()[before..]
+            .contains("UnknownIssuer")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", &s.proxy.log_text()[before..]);
 
     // The certificate checks out with curl too, so the refusals above are about the client
     // certificate, not the server's.
