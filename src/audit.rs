@@ -23,6 +23,8 @@
 
 pub mod layer;
 mod line;
+#[cfg(test)]
+mod page_cache_tests;
 pub mod record;
 pub mod remote;
 pub mod report;

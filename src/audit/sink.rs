@@ -670,23 +670,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-
-    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts them (scripts/test.sh
-    /// installs it).
-    fn cached_bytes(path: &std::path::Path) -> u64 {
-        let out = std::process::Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--output", "RES"])
-            .arg(path)
-            .output()
-            .expect("fincore (util-linux) must be installed: scripts/test.sh installs it");
-        assert!(
-            out.status.success(),
-            "fincore: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.trim().parse().expect("fincore's RES column")
-    }
+    use crate::audit::page_cache_tests::{cached_bytes, on_disk_tempdir};
 
     /// A batch of `lines` records of 640 bytes.
     fn batch(lines: usize) -> Batch {
@@ -704,10 +688,7 @@ mod tests {
 
     #[test]
     fn a_written_audit_file_leaves_the_page_cache() {
-        // On the disk the build is on: a tmpfs (a common /tmp) is the page cache itself.
-        let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&target).unwrap();
-        let dir = tempfile::Builder::new().tempdir_in(&target).unwrap();
+        let dir = on_disk_tempdir();
         let path = dir.path().join("audit.log");
         let metrics = Metrics::new().audit_sink("test");
         let mut sink = Sink::open(&SinkConfig::File(path.clone()), "test", &metrics).unwrap();

@@ -15,9 +15,10 @@
 //! delivered of the segment the cursor is in is punched out of it (`fallocate` with
 //! `FALLOC_FL_PUNCH_HOLE`, in aligned 2 MiB units) at each confirm: its pages leave the page
 //! cache at once, unwritten (a spool delivered within seconds never costs the disk a write) and
-//! the disk space comes back; the directory holds at most `max_bytes` plus 2 MiB. The cursor file is written
-//! without a sync, so after a host crash it may point into a punched range: the spool then
-//! resumes at the first whole record after it (everything punched was delivered).
+//! the disk space comes back; the directory holds at most `max_bytes` plus 2 MiB. The cursor
+//! file is written without a sync, so after a host crash it may point into a punched range:
+//! the spool then resumes right after the record the range ends in (delivered, like everything
+//! before it).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -397,8 +398,8 @@ impl Spool {
         Ok(())
     }
 
-    /// Punches what is delivered of the cursor's segment out of it, in whole pages (see the
-    /// module documentation). Best effort: a file system without hole punching keeps the bytes
+    /// Punches what is delivered of the cursor's segment out of it, in whole [`PUNCH_UNIT`]s
+    /// (see the module documentation). Best effort: a file system without hole punching keeps the bytes
     /// until the segment is removed, as before.
     fn punch_delivered(&self, state: &mut State) {
         use std::os::fd::AsRawFd;

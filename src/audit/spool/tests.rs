@@ -1,6 +1,7 @@
 //! The spool's tests: order across segments, the bound, restarts, the cursor, punched ranges.
 
 use super::*;
+use crate::audit::page_cache_tests::{cached_bytes, on_disk_tempdir};
 
 fn lines(from: usize, to: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -73,26 +74,10 @@ fn records_come_out_in_order_across_segments_and_delivered_segments_are_removed(
     assert_eq!(spool_files, 1, "only the segment being written is left");
 }
 
-/// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
-fn cached_bytes(path: &Path) -> u64 {
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .arg(path)
-        .output()
-        .expect("fincore (util-linux) must be installed: scripts/test.sh installs it");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("fincore's RES column")
-}
-
 #[test]
 fn delivered_records_are_punched_out_of_the_disk_and_the_page_cache() {
     use std::os::unix::fs::MetadataExt;
-    // On the disk the build is on (a tmpfs /tmp holds pages differently).
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    std::fs::create_dir_all(&target).unwrap();
-    let dir = tempfile::Builder::new().tempdir_in(&target).unwrap();
+    let dir = on_disk_tempdir();
     let spool = Spool::open(dir.path(), 64 << 20).unwrap();
     let segment = segment_path(dir.path(), spool.cursor().seq);
     // 4 MiB in one segment (segments of 8 MiB here), delivered as the sender would.
