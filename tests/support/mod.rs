@@ -1080,11 +1080,14 @@ pub fn stderr_str(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
-/// Every record in an audit file; a line that is not JSON fails the test.
+/// Every record in an audit file; a line that is not JSON fails the test. A last line without
+/// its newline is a batch the writer is appending while the file is read: left for the next
+/// read.
 pub fn audit_records(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+    whole
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
@@ -1108,6 +1111,7 @@ pub fn wait_audit_record(
     })
 }
 
+/// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
