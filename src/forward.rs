@@ -1,6 +1,7 @@
 //! The innermost service: sends an (already checked) request to the daemon and streams the
 //! answer back, bridging hijacked connections.
 
+pub mod failed_builds;
 mod hop_by_hop;
 pub mod session;
 mod upgrade;
@@ -85,12 +86,23 @@ impl Forward {
         // Our own request facts stay here; the client library must not see them. A hijacked
         // session keeps the audit trail (for its closing record) and the connection's slot
         // (it still counts against the client's connection limit).
+        let trail = parts.extensions.get::<Arc<Trail>>().cloned();
+        // A BuildKit session ends when the build that names it fails (failed_builds).
+        let ending = match (hijack, &trail) {
+            (Some(Hijack::Session), Some(trail)) => parts
+                .headers
+                .get(crate::inspect::layer::session::SESSION_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|id| failed_builds::Ending::watch(trail, id)),
+            _ => None,
+        };
         let session = Session {
-            trail: parts.extensions.get::<Arc<Trail>>().cloned(),
+            trail,
             slot: parts
                 .extensions
                 .get::<ConnInfo>()
                 .and_then(|c| c.slot.clone()),
+            ending,
         };
         // A BuildKit build is known to its session's Dockerfile check while it runs; a
         // BuildKit session is relayed as HTTP/2 so that its Dockerfile is checked.
@@ -148,6 +160,8 @@ impl Forward {
             Some(conns) => response.map(|b| body::boxed(conns.driven_body(b))),
             None => response.map(body::boxed),
         };
+        // A build the daemon refused is not running: its session may be ended (failed_builds).
+        let build_guard = build_guard.filter(|_| response.status().is_success());
         Ok(match build_guard {
             None => response,
             Some(guard) => {
@@ -171,6 +185,8 @@ pub struct Session {
     pub trail: Option<Arc<Trail>>,
     /// The client's connection slot.
     pub slot: Option<Arc<ConnectionSlot>>,
+    /// For a BuildKit session: told when the build that names it failed.
+    pub ending: Option<failed_builds::Ending>,
 }
 
 /// The useful part of a client error: the innermost cause ("No such file or directory"),

@@ -188,6 +188,8 @@ fn respond(
     let status = response.status();
     {
         let facts = trail.facts();
+        // A BuildKit build answered with an error ends its session (the CLI would wait on it).
+        crate::forward::failed_builds::answered(&facts, status);
         let operation = facts.operation.as_ref().map_or("none", |o| o.name);
         trail.metrics().latency(
             facts.client.as_ref(),

@@ -95,7 +95,8 @@ pub struct Record {
     /// Response body bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
-    /// `complete`, `client_gone` or `error`.
+    /// `complete`, `client_gone` or `error`; a session's close also `shutdown` or, for a
+    /// BuildKit session ended because the build that names it failed, `build_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
     /// Rate-limit refusals of this client since its last recorded one that have no record of

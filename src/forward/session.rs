@@ -11,7 +11,8 @@
 //! `dir-name: dockerfile`, by which BuildKit's Dockerfile frontend reads the Dockerfile. Its
 //! answer from the CLI is read as fsutil packets ([`fsutil::Capture`]), each file is checked
 //! by [`DockerfileGate`] before the bytes that complete it move on, and a refusal ends the
-//! call with gRPC status `PERMISSION_DENIED` whose message the CLI prints. Any other method
+//! call with an fsutil `ERR` packet and gRPC status `PERMISSION_DENIED`, whose message the CLI
+//! prints. Any other method
 //! for that directory is refused. Every other stream (the build context, auth, secrets, ssh,
 //! health) is forwarded chunk by chunk, unread.
 
@@ -48,6 +49,9 @@ const DIFF_COPY: &str = "/moby.filesync.v1.FileSync/DiffCopy";
 
 /// The local directory the Dockerfile frontend reads the Dockerfile from.
 const DOCKERFILE_DIR: &str = "dockerfile";
+
+/// How long a refusal waits for the daemon's window (it reads without pause while it syncs).
+const REFUSAL_SEND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// gRPC status `PERMISSION_DENIED`.
 const PERMISSION_DENIED: &str = "7";
@@ -282,6 +286,18 @@ fn refuse_head(respond: &mut h2::server::SendResponse<Bytes>, message: &str) {
     }
 }
 
+/// Ends a refused `dockerfile` stream toward the daemon. First an fsutil `ERR` packet, as the
+/// CLI's sender writes when it fails: the daemon's receiver returns its text as the build's
+/// error the moment it reads it. A gRPC status alone ends the stream, and the end of a stream
+/// cancels the daemon's read, which at times reported "context canceled" in place of the
+/// refusal. Then the status, for any reader that is not fsutil's.
+async fn refuse_stream(to: &mut SendStream<Bytes>, message: &str) {
+    let packet = fsutil::error_message(message);
+    if let Ok(Ok(())) = tokio::time::timeout(REFUSAL_SEND, send_all(to, packet)).await {
+        let _ = to.send_trailers(refusal_trailers(message));
+    }
+}
+
 /// The trailers of a refused call.
 fn refusal_trailers(message: &str) -> HeaderMap {
     let mut trailers = HeaderMap::new();
@@ -360,7 +376,7 @@ async fn pump(
                 Ok(pieces) => pieces,
                 Err(fail) => match i.refusal(fail) {
                     Some(message) => {
-                        let _ = to.send_trailers(refusal_trailers(&message));
+                        refuse_stream(&mut to, &message).await;
                         return Err(Broke::Refused(message));
                     }
                     // Audit mode: noted; what was held and the rest pass unread.
@@ -389,7 +405,7 @@ async fn pump(
         if let Err(reason) = i.capture.finish() {
             match i.refusal(Fail::Unreadable(reason)) {
                 Some(message) => {
-                    let _ = to.send_trailers(refusal_trailers(&message));
+                    refuse_stream(&mut to, &message).await;
                     return Err(Broke::Refused(message));
                 }
                 None => {

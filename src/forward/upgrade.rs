@@ -56,7 +56,19 @@ where
         async move {
             let _open = session.trail.as_ref().map(|t| t.metrics().session_opened());
             let counts = Counts::default();
-            let end = relay(counts.clone(), forced).await;
+            let end = match &session.ending {
+                None => relay(counts.clone(), forced).await,
+                Some(ending) => tokio::select! {
+                    end = relay(counts.clone(), forced) => end,
+                    () = ending.ended() => {
+                        tracing::info!(
+                            "BuildKit session ended: the build that names it failed \
+                             (the CLI would otherwise wait on it)"
+                        );
+                        "build_failed"
+                    }
+                },
+            };
             if let Some(trail) = &session.trail {
                 let (to_daemon, to_client) = counts.get();
                 crate::audit::layer::close_session(trail, to_daemon, to_client, end);

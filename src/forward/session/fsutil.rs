@@ -31,6 +31,9 @@ const STAT_LIMIT: usize = 4096;
 /// Most bytes held back at once (the files being sent, framed).
 const HELD_LIMIT: usize = 2 * FILE_LIMIT + 64 * 1024;
 
+/// Most bytes of text in an `ERR` packet sockwarden writes (a refusal names an image or a line).
+const ERROR_TEXT_LIMIT: usize = 16 * 1024;
+
 /// `Packet.PacketType`.
 const PACKET_STAT: u64 = 0;
 const PACKET_REQ: u64 = 1;
@@ -203,6 +206,35 @@ fn decode_stat(mut buf: Bytes) -> Result<(String, u32), String> {
         }
     }
     Ok((path, mode))
+}
+
+/// An `ERR` packet carrying `text`, framed as a gRPC message: what fsutil's sender writes when
+/// it fails, and what the daemon's receiver returns as the read's error as soon as it reads
+/// it (`error from sender: TEXT`).
+pub fn error_message(text: &str) -> Bytes {
+    let mut end = text.len().min(ERROR_TEXT_LIMIT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text.as_bytes()[..end];
+    let mut packet = Vec::with_capacity(text.len() + 16);
+    packet.extend_from_slice(&[0x08, PACKET_ERR as u8, 0x22]);
+    put_varint(text.len() as u64, &mut packet);
+    packet.extend_from_slice(text);
+    let mut out = BytesMut::with_capacity(packet.len() + 5);
+    out.extend_from_slice(&[0]);
+    out.extend_from_slice(&(packet.len() as u32).to_be_bytes());
+    out.extend_from_slice(&packet);
+    out.freeze()
+}
+
+/// Writes a protobuf varint.
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 /// Decodes one `Packet` (the message without its gRPC prefix).

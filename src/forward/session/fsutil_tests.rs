@@ -248,3 +248,31 @@ fn a_file_announced_and_not_sent_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_error_packet_reads_back_as_fsutil_writes_it() {
+    for text in [
+        "",
+        "sockwarden: refused",
+        &"é".repeat(200),
+        &"x".repeat(40_000),
+    ] {
+        let message = error_message(text);
+        let (messages, error) = Framer::default().push(&message);
+        assert_eq!(error, None);
+        assert_eq!(messages.len(), 1, "one whole message");
+        assert_eq!(messages[0].len(), message.len());
+        let packet = decode_packet(message.slice(5..)).unwrap();
+        assert_eq!(packet.kind, 4, "ERR");
+        let kept = text.len().min(16 * 1024);
+        assert!(
+            text.as_bytes().starts_with(&packet.data),
+            "a prefix of the text"
+        );
+        assert!(
+            packet.data.len() + 1 >= kept,
+            "cut only at a character boundary"
+        );
+        assert!(std::str::from_utf8(&packet.data).is_ok());
+    }
+}

@@ -133,6 +133,35 @@ pub fn register_build(authorized: &Authorized) -> Option<BuildGuard> {
     Some(BuildGuard { session, id })
 }
 
+/// Whether a running build names `session`.
+pub fn session_in_use(session: &str) -> bool {
+    lock().1.contains_key(session)
+}
+
+/// For other modules' tests: a build that names a session while the guard lives.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    pub fn running(session: &str) -> BuildGuard {
+        let build = Arc::new(Build {
+            build_args: BTreeMap::new(),
+            allow_remote: false,
+        });
+        let mut all = lock();
+        all.0 += 1;
+        let id = all.0;
+        all.1
+            .entry(session.to_owned())
+            .or_default()
+            .push((id, build));
+        BuildGuard {
+            session: session.to_owned(),
+            id,
+        }
+    }
+}
+
 fn running_builds(session: &str) -> Vec<Arc<Build>> {
     lock()
         .1
@@ -398,23 +427,9 @@ mod tests {
     #[test]
     fn builds_are_known_to_their_session_while_they_run() {
         assert!(running_builds("sw-test-none").is_empty());
-        let build = Arc::new(Build {
-            build_args: BTreeMap::new(),
-            allow_remote: false,
-        });
-        let guard = {
-            let mut all = lock();
-            all.0 += 1;
-            let id = all.0;
-            all.1
-                .entry("sw-test-s".into())
-                .or_default()
-                .push((id, build));
-            BuildGuard {
-                session: "sw-test-s".into(),
-                id,
-            }
-        };
+        assert!(!session_in_use("sw-test-s"));
+        let guard = tests_support::running("sw-test-s");
+        assert!(session_in_use("sw-test-s"));
         assert_eq!(running_builds("sw-test-s").len(), 1);
         drop(guard);
         assert!(running_builds("sw-test-s").is_empty());
