@@ -3,7 +3,10 @@
 //! Counters and histograms are labelled by client, operation (the route template's name, so
 //! the label set stays bounded whatever paths clients send), decision and status. Updating a
 //! metric is a hash lookup and an atomic add; nothing here is on the request path's critical
-//! section for long.
+//! section for long. The two families every request updates are reached through per-thread
+//! handles (`handles`).
+
+mod handles;
 
 use std::sync::Arc;
 
@@ -87,6 +90,8 @@ pub struct Metrics {
 
 #[derive(Debug)]
 struct Inner {
+    /// This instance's id in the threads' handle caches (`handles`).
+    owner: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily<LatencyLabels>,
@@ -250,6 +255,7 @@ impl Metrics {
         }
         Metrics {
             inner: Arc::new(Inner {
+                owner: handles::next_owner(),
                 registry,
                 requests,
                 latency,
@@ -278,26 +284,42 @@ impl Metrics {
         decision: &'static str,
         status: u16,
     ) {
-        self.inner
-            .requests
-            .get_or_create(&RequestLabels {
-                client: ClientLabel(client.cloned()),
-                operation,
-                decision,
-                status,
-            })
-            .inc();
+        let inner = &self.inner;
+        handles::with_counter(
+            inner.owner,
+            client,
+            operation,
+            decision,
+            status,
+            || {
+                inner.requests.get_or_create_owned(&RequestLabels {
+                    client: ClientLabel(client.cloned()),
+                    operation,
+                    decision,
+                    status,
+                })
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
     }
 
     /// Records the time to a response head.
     pub fn latency(&self, client: Option<&Arc<str>>, operation: &'static str, seconds: f64) {
-        self.inner
-            .latency
-            .get_or_create(&LatencyLabels {
-                client: ClientLabel(client.cloned()),
-                operation,
-            })
-            .observe(seconds);
+        let inner = &self.inner;
+        handles::with_histogram(
+            inner.owner,
+            client,
+            operation,
+            || {
+                inner.latency.get_or_create_owned(&LatencyLabels {
+                    client: ClientLabel(client.cloned()),
+                    operation,
+                })
+            },
+            |histogram| histogram.observe(seconds),
+        );
     }
 
     /// A connection was accepted on `listener`; the returned guard counts it as open.
@@ -621,5 +643,48 @@ mod tests {
         assert!(m
             .render()
             .contains("sockwarden_connections_open{listener=\"unix:///x.sock\"} 0"));
+    }
+
+    /// Counted through the threads' handles, a request lands in its own instance's series,
+    /// whichever thread counts it and however its client's name is shared.
+    #[test]
+    fn requests_count_into_their_own_instance_from_any_thread() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        let ci: Arc<str> = Arc::from("ci");
+        let ci_again: Arc<str> = Arc::from("ci");
+        for _ in 0..3 {
+            a.request(Some(&ci), "container.list", "allow", 200);
+            b.request(Some(&ci), "container.list", "allow", 200);
+            a.request(Some(&ci_again), "container.list", "allow", 200);
+            a.request(None, "container.list", "deny", 403);
+            a.latency(Some(&ci), "container.list", 0.001);
+        }
+        let other = a.clone();
+        let ci2 = ci.clone();
+        std::thread::spawn(move || other.request(Some(&ci2), "container.list", "allow", 200))
+            .join()
+            .unwrap();
+        let series = |m: &Metrics, labels: &str| {
+            let text = m.render();
+            let wanted = format!("sockwarden_requests_total{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&wanted).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {labels} in\n{text}"))
+        };
+        let allowed =
+            "client=\"ci\",operation=\"container.list\",decision=\"allow\",status=\"200\"";
+        assert_eq!(series(&a, allowed), "7");
+        assert_eq!(series(&b, allowed), "3");
+        assert_eq!(
+            series(
+                &a,
+                "client=\"\",operation=\"container.list\",decision=\"deny\",status=\"403\""
+            ),
+            "3"
+        );
+        assert!(a
+            .render()
+            .contains("sockwarden_request_duration_seconds_count{client=\"ci\",operation=\"container.list\"} 3"));
     }
 }
