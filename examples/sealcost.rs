@@ -1,6 +1,7 @@
 //! What sealing one audit record costs, for callgrind (user-space instructions) and the clock:
-//! the MAC and key evolution of `ChainState::seal_next` (what the writer thread does per
-//! record), the seal field's formatting, and one state-file write per BATCH records: in place
+//! the MAC of `ChainState::seal_next` (what the writer thread does per record; format 2, a key
+//! per batch of BATCH records, or with `FORMAT=1` format 1, a key per record), the seal
+//! field's formatting, and one state-file write per BATCH records: in place
 //! (`StateStore::save`, what sockwarden does), or with `STORE=replace` a replacement (temp,
 //! fsync, rename, fsync of the directory) for comparison.
 //!
@@ -17,7 +18,7 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use sockwarden::audit::seal::{ChainState, StateStore};
+use sockwarden::audit::seal::{ChainState, Format, StateStore};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -42,7 +43,11 @@ fn main() {
     let line = String::from_utf8_lossy(line).replace("2026-12-03T13:21:38.783729Z", &time);
     let line = line.as_bytes();
     let prefix = &line[..line.len() - 1];
-    let mut state = ChainState::new(&seed).expect("chain");
+    let format = match std::env::var("FORMAT").as_deref() {
+        Ok("1") => Format::V1,
+        _ => Format::V2,
+    };
+    let mut state = ChainState::new_in(&seed, format).expect("chain");
     let state_path = dir.join("sealcost.seal-state");
     let mut out = Vec::with_capacity(1 << 20);
     let chain = state.chain;
@@ -51,15 +56,26 @@ fn main() {
         let body = format!(
             "{{\"time\":\"{now}\",\"event\":\"seal\",\"seal_event\":\"{event}\",\"seal_checkpoint_s\":60.0"
         );
-        let (seq, tag) = state.seal_next(&[body.as_bytes(), b"}"]);
+        let pos = state.position();
+        let (seq, tag) = state.seal_next(&[body.as_bytes(), b"}"]).expect("seal");
         let hex = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
-        writeln!(
-            log,
-            "{body},\"seal\":\"{}:{seq}:{}\"}}",
-            hex(&chain),
-            hex(&tag)
-        )
-        .expect("write");
+        let field = match (pos, state.format) {
+            (Some(p), _) => format!(
+                "2:{}:{seq}:{}:{}:{}",
+                hex(&chain),
+                p.batch,
+                p.count,
+                hex(&tag)
+            ),
+            (None, Format::V2) => format!(
+                "2:{}:{seq}:{}:1:{}",
+                hex(&chain),
+                state.batch - 1,
+                hex(&tag)
+            ),
+            (None, Format::V1) => format!("{}:{seq}:{}", hex(&chain), hex(&tag)),
+        };
+        writeln!(log, "{body},\"seal\":\"{field}\"}}").expect("write");
     };
     if let Some(log) = log.as_mut() {
         seal_record(&mut state, "start", log);
@@ -70,16 +86,29 @@ fn main() {
     let mut stores = 0u32;
     let start = Instant::now();
     for i in 0..n {
-        let (seq, tag) = state.seal_next(&[prefix, b"}"]);
+        if i % batch == 0 {
+            state.begin_batch(batch.min(n - i)).expect("batch");
+        }
+        let pos = state.position();
+        let (seq, tag) = state.seal_next(&[prefix, b"}"]).expect("seal");
         out.clear();
         out.extend_from_slice(prefix);
         out.extend_from_slice(b",\"seal\":\"");
+        if pos.is_some() {
+            out.extend_from_slice(b"2:");
+        }
         for b in state.chain {
             out.push(HEX[usize::from(b >> 4)]);
             out.push(HEX[usize::from(b & 15)]);
         }
         out.push(b':');
         out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        if let Some(pos) = pos {
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(pos.batch).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(pos.count).as_bytes());
+        }
         out.push(b':');
         for b in tag {
             out.push(HEX[usize::from(b >> 4)]);

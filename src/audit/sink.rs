@@ -630,7 +630,7 @@ impl Batch {
     }
 
     /// Each record's line, with its newline.
-    pub(super) fn lines(&self) -> impl Iterator<Item = &[u8]> {
+    pub(super) fn lines(&self) -> impl Iterator<Item = &[u8]> + Clone {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter().copied())
@@ -649,10 +649,6 @@ impl super::seal::SealedOut for Batch {
 
     fn clear(&mut self) {
         Batch::clear(self);
-    }
-
-    fn is_empty(&self) -> bool {
-        Batch::is_empty(self)
     }
 }
 

@@ -10,7 +10,9 @@
 //!   seal is genuine, the bytes changed); also a damaged seal field;
 //! - `forged`: a record's seal was not made with the key the chain had for it, and the next
 //!   record does not chain to it (re-sealed with another key, or made up); for the very last
-//!   record nothing tells the two apart and it is called "edited or forged";
+//!   record nothing tells the two apart and it is called "edited or forged"; in format 2 also
+//!   a record that begins a batch when the last batch has fewer records than it was sealed
+//!   with (its tail removed and what follows sealed with the next batch's key);
 //! - `inserted`: a line without a seal, a copy of a record already seen, a false record in
 //!   front of a genuine one, a record of another chain;
 //! - `deleted`: record numbers missing inside a file;
@@ -20,22 +22,26 @@
 //!   records than the checkpoint interval allows (sockwarden stopped without an end record,
 //!   or records removed); a chain that starts before the first file given; a log that ends
 //!   without an `end` record longer ago than the interval (its tail cut, or sockwarden
-//!   stopped or holding records back) — `--now` verifies "as of" another time; `--partial`
+//!   stopped or holding records back); in format 2, a log that ends inside a batch (a cut tail
+//!   or a torn write) — `--now` verifies "as of" another time; `--partial`
 //!   accepts files that start or end in the middle of a chain (older files pruned, or
 //!   the newest one not given).
 //!
 //! Exit status: 0 intact, 1 anything reported, 2 usage error (unreadable seed or file).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use super::seal::{
-    self, check_mac, evolve, split_sealed, ChainId, Key, SealEvent, Tag, Unsealed, KEY_LEN,
-};
+use super::seal::{self, BatchPos, ChainId, SealEvent, Tag, Unsealed, KEY_LEN};
+
+mod keys;
+mod read;
+
+use keys::Keys;
+use read::{Body, Entry, Sealed, Stream};
 
 /// Lines looked ahead, to tell a swap from a deletion and an edit from a forgery.
 pub const WINDOW: usize = 64;
@@ -164,154 +170,18 @@ pub fn verify_files(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading
-
-struct Entry {
-    file: usize,
-    line: u64,
-    /// The first line of its file.
-    first_in_file: bool,
-    body: Body,
-}
-
-enum Body {
-    Empty,
-    Unsealed(Unsealed),
-    Sealed(Sealed),
-}
-
-struct Sealed {
-    /// The unsealed line is this followed by `}`.
-    prefix: Vec<u8>,
-    chain: ChainId,
-    seq: u64,
-    tag: Tag,
-    time: Option<SystemTime>,
-    event: Option<SealEvent>,
-    interval: Option<Duration>,
-    prev: Option<(u64, Tag)>,
-}
-
-impl Sealed {
-    fn parts(&self) -> [&[u8]; 2] {
-        [&self.prefix, b"}"]
-    }
-}
-
-/// The few fields the verifier reads besides the seal.
-#[derive(serde::Deserialize)]
-struct Head {
-    time: Option<String>,
-    event: Option<String>,
-    seal_event: Option<String>,
-    seal_checkpoint_s: Option<f64>,
-    seal_prev: Option<String>,
-}
-
-struct Stream<'a> {
-    files: &'a [PathBuf],
-    next_file: usize,
-    reader: Option<BufReader<File>>,
-    line: u64,
-    first_pending: bool,
-    buf: Vec<u8>,
-}
-
-impl Stream<'_> {
-    fn next(&mut self) -> io::Result<Option<Entry>> {
-        loop {
-            if self.reader.is_none() {
-                let Some(path) = self.files.get(self.next_file) else {
-                    return Ok(None);
-                };
-                let file = File::open(path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-                self.reader = Some(BufReader::with_capacity(256 * 1024, file));
-                self.next_file += 1;
-                self.line = 0;
-                self.first_pending = true;
-            }
-            let Some(reader) = self.reader.as_mut() else {
-                continue;
-            };
-            self.buf.clear();
-            let n = reader.read_until(b'\n', &mut self.buf).map_err(|e| {
-                let path = &self.files[self.next_file - 1];
-                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            })?;
-            if n == 0 {
-                self.reader = None;
-                continue;
-            }
-            self.line += 1;
-            let first_in_file = std::mem::take(&mut self.first_pending);
-            let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-            return Ok(Some(Entry {
-                file: self.next_file - 1,
-                line: self.line,
-                first_in_file,
-                body: parse(line),
-            }));
-        }
-    }
-}
-
-fn parse(line: &[u8]) -> Body {
-    if line.trim_ascii().is_empty() {
-        return Body::Empty;
-    }
-    let parts = match split_sealed(line) {
-        Ok(parts) => parts,
-        Err(why) => return Body::Unsealed(why),
-    };
-    let head: Option<Head> = serde_json::from_slice(line).ok();
-    let (time, event, interval, prev) = match head {
-        Some(h) => {
-            let is_seal = h.event.as_deref() == Some("seal");
-            (
-                h.time
-                    .as_deref()
-                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok()),
-                h.seal_event
-                    .as_deref()
-                    .filter(|_| is_seal)
-                    .and_then(SealEvent::parse),
-                h.seal_checkpoint_s
-                    .filter(|s| is_seal && s.is_finite() && *s >= 1.0 && *s < 1e9)
-                    .map(Duration::from_secs_f64),
-                h.seal_prev
-                    .as_deref()
-                    .filter(|_| is_seal)
-                    .and_then(parse_prev),
-            )
-        }
-        None => (None, None, None, None),
-    };
-    Body::Sealed(Sealed {
-        prefix: parts.prefix.to_vec(),
-        chain: parts.chain,
-        seq: parts.seq,
-        tag: parts.tag,
-        time,
-        event,
-        interval,
-        prev,
-    })
-}
-
-fn parse_prev(text: &str) -> Option<(u64, Tag)> {
-    let (seq, tag) = text.split_once(':')?;
-    Some((seq.parse().ok()?, seal::unhex(tag.as_bytes())?))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Checking
 
 struct Chain {
     id: ChainId,
-    /// The next record's number and key.
+    /// The next record's number.
     next: u64,
-    key: Key,
+    keys: Keys,
+    /// Format 2: the batch of the last record accepted, and its first record's number when
+    /// known (not when records before it in the batch are missing).
+    open_batch: Option<(BatchPos, Option<u64>)>,
+    /// Records were just reported missing before the record being accepted.
+    jumped: bool,
     /// The last record's MAC; `None` after a record whose MAC is not known to be genuine.
     prev: Option<Tag>,
     /// The file of the last record.
@@ -339,6 +209,57 @@ struct Verifier<'a> {
     out: Outcome,
 }
 
+/// Format 2: record `seq` at `pos` is accepted; returns what is wrong when it begins a batch
+/// although the last batch did not have the records it was sealed with (its tail removed and
+/// what follows sealed again under the next batch's key, which whoever holds the host has).
+fn enter_batch(
+    cur: &mut Chain,
+    pos: BatchPos,
+    seq: u64,
+    event: Option<SealEvent>,
+) -> Option<String> {
+    let jumped = std::mem::take(&mut cur.jumped);
+    // A header record (start, restart, continue) always begins its batch.
+    let begins = matches!(
+        event,
+        Some(SealEvent::Start | SealEvent::Restart | SealEvent::Continue)
+    );
+    let (open, first) = match cur.open_batch {
+        Some((open, first)) if open.batch == pos.batch => {
+            cur.open_batch = Some((open, first));
+            return None;
+        }
+        Some(open) => open,
+        None => {
+            let first = (seq == 0 || begins).then_some(seq);
+            cur.open_batch = Some((pos, first));
+            return None;
+        }
+    };
+    cur.open_batch = Some((pos, (!jumped || begins).then_some(seq)));
+    if jumped {
+        // The records missing were reported as such.
+        return None;
+    }
+    let end = first.map(|f| f + open.count);
+    match end {
+        Some(end) if seq < end => Some(format!(
+            "record {seq} begins batch {}, but batch {} was sealed with {} records from record \
+             {}: records {seq}..{} were removed and what follows sealed again",
+            pos.batch,
+            open.batch,
+            open.count,
+            first.unwrap_or_default(),
+            end - 1
+        )),
+        _ if pos.batch != open.batch + 1 => Some(format!(
+            "record {seq} is in batch {} right after batch {}: not sealed in this chain",
+            pos.batch, open.batch
+        )),
+        _ => None,
+    }
+}
+
 /// The next sealed entry of `chain` in the window.
 fn next_sealed<'w>(
     window: &'w VecDeque<Entry>,
@@ -348,14 +269,6 @@ fn next_sealed<'w>(
         Body::Sealed(s) if &s.chain == chain => Some((e, s)),
         _ => None,
     })
-}
-
-fn key_at(seed: &[u8; KEY_LEN], chain: &ChainId, seq: u64) -> Key {
-    let mut key = seal::chain_key(seed, chain);
-    for _ in 0..seq {
-        evolve(&mut key);
-    }
-    key
 }
 
 /// Slack over the checkpoint interval before a silence counts as a gap.
@@ -484,9 +397,8 @@ impl Verifier<'_> {
                 ),
             )
         };
-        for _ in from..s.seq {
-            evolve(&mut cur.key);
-        }
+        cur.keys.advance(s.seq - from);
+        cur.jumped = true;
         cur.next = s.seq;
         cur.prev = s.prev.filter(|(p, _)| p + 1 == s.seq).map(|(_, tag)| tag);
         self.skipped.push_back((from, to));
@@ -550,7 +462,9 @@ impl Verifier<'_> {
         self.cur = Some(Chain {
             id: s.chain,
             next: s.seq,
-            key: key_at(self.seed, &s.chain, s.seq),
+            keys: Keys::new(self.seed, &s.chain, s.seq, s.batch),
+            open_batch: None,
+            jumped: false,
             prev,
             file: e.file,
             line: e.line,
@@ -569,11 +483,10 @@ impl Verifier<'_> {
                 "a record of an earlier chain".into(),
             );
         }
-        let key = seal::chain_key(self.seed, &s.chain);
         let zero = [0u8; seal::MAC_LEN];
         let genuine_start = s.seq == 0
             && s.event == Some(SealEvent::Start)
-            && check_mac(&key, &s.chain, 0, &zero, &s.parts(), &s.tag);
+            && keys::genuine_start(self.seed, &s.chain, s.batch, &s.parts(), &s.tag);
         if !genuine_start {
             return self.report(
                 e.file,
@@ -598,7 +511,9 @@ impl Verifier<'_> {
         self.cur = Some(Chain {
             id: s.chain,
             next: 0,
-            key,
+            keys: Keys::new(self.seed, &s.chain, 0, s.batch),
+            open_batch: None,
+            jumped: false,
             prev: Some(zero),
             file: e.file,
             line: e.line,
@@ -613,17 +528,22 @@ impl Verifier<'_> {
         let Some(cur) = self.cur.as_mut() else { return };
         let mut next_prev = Some(s.tag);
         if let Some(prev) = cur.prev {
-            if check_mac(&cur.key, &cur.id, s.seq, &prev, &s.parts(), &s.tag) {
+            let id = cur.id;
+            if cur
+                .keys
+                .check(&id, s.seq, 0, s.batch, &prev, &s.parts(), &s.tag)
+            {
                 self.out.verified += 1;
             } else {
                 let following = next_sealed(window, &cur.id);
                 let (kind, detail) = match following {
                     Some((f, fs))
                         if fs.seq == s.seq
-                            && check_mac(
-                                &cur.key,
-                                &cur.id,
+                            && cur.keys.check(
+                                &id,
                                 fs.seq,
+                                0,
+                                fs.batch,
                                 &prev,
                                 &fs.parts(),
                                 &fs.tag,
@@ -639,9 +559,10 @@ impl Verifier<'_> {
                         return self.report(file, line, Kind::Inserted, detail);
                     }
                     Some((_, fs)) if fs.seq == s.seq + 1 => {
-                        let mut key = cur.key.clone();
-                        evolve(&mut key);
-                        if check_mac(&key, &cur.id, fs.seq, &s.tag, &fs.parts(), &fs.tag) {
+                        if cur
+                            .keys
+                            .check(&id, fs.seq, 1, fs.batch, &s.tag, &fs.parts(), &fs.tag)
+                        {
                             (
                                 Kind::Edited,
                                 format!("record {} changed after it was sealed", s.seq),
@@ -685,7 +606,10 @@ impl Verifier<'_> {
         let Body::Sealed(s) = &e.body else { return };
         let Some(cur) = self.cur.as_mut() else { return };
         let last_event = cur.event;
-        evolve(&mut cur.key);
+        cur.keys.advance(1);
+        let torn = s
+            .batch
+            .and_then(|pos| enter_batch(cur, pos, s.seq, s.event));
         cur.next = s.seq + 1;
         cur.prev = next_prev;
         cur.file = e.file;
@@ -702,6 +626,9 @@ impl Verifier<'_> {
             }
         }
         self.last = Some((e.file, e.line));
+        if let Some(detail) = torn {
+            self.report(e.file, e.line, Kind::Forged, detail);
+        }
         if let Some(t) = s.time {
             if let Some((max, file, line)) = self.max_time {
                 let limit = self.interval + slack(self.interval);
@@ -740,6 +667,21 @@ impl Verifier<'_> {
             );
         };
         let (file, line) = self.last.unwrap_or((cur.file, cur.line));
+        // Format 2: the files end inside a batch.
+        if let Some((open, Some(first))) = cur.open_batch {
+            let end = first + open.count;
+            if cur.next < end {
+                let detail = format!(
+                    "the log ends inside batch {}, sealed with {} records from record {first}: \
+                     records {}..{} are missing (its tail was cut)",
+                    open.batch,
+                    open.count,
+                    cur.next,
+                    end - 1
+                );
+                return self.report(file, line, Kind::Gap, detail);
+            }
+        }
         match cur.event {
             Some(SealEvent::End) => {}
             Some(SealEvent::Rotate) if options.partial => {}

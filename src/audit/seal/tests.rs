@@ -4,8 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use std::os::unix::fs::PermissionsExt;
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
 use super::super::sink::Batch;
 use super::super::verify::{verify_files, Kind, Options, Outcome};
+use super::keys::hex;
+use super::state::STATE_LEN;
 use super::*;
 
 fn settings(dir: &Path) -> SealSettings {
@@ -162,9 +169,13 @@ fn sealed_lines_are_json_records_readers_accept() {
         let record = crate::audit::report::parse_record(text).unwrap();
         let value: serde_json::Value = serde_json::from_str(text).unwrap();
         let seal = value["seal"].as_str().unwrap();
-        assert!(seal.ends_with(&format!(":{}:{}", i, &seal[seal.len() - 2 * MAC_LEN..])));
+        // Format 2: one batch of five records (start, three requests, end).
+        let mac = &seal[seal.len() - 2 * MAC_LEN..];
+        assert!(seal.starts_with("2:"), "{seal}");
+        assert!(seal.ends_with(&format!(":{i}:0:5:{mac}")), "{seal}");
         let parts = split_sealed(text.as_bytes()).unwrap();
         assert_eq!(parts.seq, i as u64);
+        assert_eq!(parts.batch, Some(BatchPos { batch: 0, count: 5 }));
         // The unsealed line is the object without its seal field.
         let mut unsealed: serde_json::Value =
             serde_json::from_slice(&[parts.prefix, b"}"].concat()).unwrap();
@@ -182,10 +193,23 @@ fn sealed_lines_are_json_records_readers_accept() {
         Err(Unsealed::Missing),
         "an unsealed line"
     );
-    assert_eq!(
-        split_sealed(b"{\"a\":1,\"seal\":\"zz:1:00\"}"),
-        Err(Unsealed::Malformed)
-    );
+    let mac = "00".repeat(MAC_LEN);
+    for bad in [
+        "zz:1:00".to_owned(),
+        format!("2:0123456789abcdef:1:0:0:{mac}"),
+        format!("2:0123456789abcdef:1:00:1:{mac}"),
+        format!("3:0123456789abcdef:1:0:1:{mac}"),
+        format!("2:0123456789abcdef:1:0:{mac}"),
+        format!("0123456789abcdef:1:0:1:{mac}"),
+        format!("2:0123456789abcdef:1:-1:1:{mac}"),
+    ] {
+        let line = format!("{{\"a\":1,\"seal\":\"{bad}\"}}");
+        assert_eq!(
+            split_sealed(line.as_bytes()),
+            Err(Unsealed::Malformed),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -220,23 +244,40 @@ fn state_file_holds_only_the_next_key() {
     let last = split_sealed(lines.last().unwrap().strip_suffix(b"\n").unwrap()).unwrap();
     assert_eq!(state.prev, last.tag);
     assert_eq!(state.chain, last.chain);
-    // The key on disk is the one after the last record: it seals none of the written ones.
+    // The key on disk is the one after the last batch: it seals none of the written records,
+    // whatever position a forger claims.
+    assert_eq!(state.format, Format::V2);
+    assert_eq!(state.batch, 1);
     let seed = read_seed(&st.seed).unwrap();
-    let mut k = chain_key(&seed, &state.chain);
-    for _ in 0..state.seq {
-        evolve(&mut k);
-    }
+    let mut k = chain_key_v2(&seed, &state.chain);
+    evolve(&mut k);
     assert_eq!(*k, *state.key);
-    for line in &lines {
+    let on_disk = BatchKey::new(&state.key).unwrap();
+    let mut scratch = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
         let p = split_sealed(line.strip_suffix(b"\n").unwrap()).unwrap();
-        let forged = record_mac(
-            &state.key,
-            &p.chain,
-            p.seq,
-            &[0; MAC_LEN],
-            &[p.prefix, b"}"],
-        );
-        assert_ne!(forged, p.tag);
+        let pos = p.batch.unwrap();
+        let prev = match i {
+            0 => [0; MAC_LEN],
+            _ => {
+                split_sealed(lines[i - 1].strip_suffix(b"\n").unwrap())
+                    .unwrap()
+                    .tag
+            }
+        };
+        for claimed in [pos, BatchPos { batch: 1, ..pos }] {
+            let forged = on_disk
+                .tag(
+                    &p.chain,
+                    p.seq,
+                    claimed,
+                    &prev,
+                    &[p.prefix, b"}"],
+                    &mut scratch,
+                )
+                .unwrap();
+            assert_ne!(forged, p.tag);
+        }
     }
     // Round trip.
     state.store(&st.state).unwrap();
@@ -259,7 +300,9 @@ fn state_is_overwritten_in_place_and_the_old_key_is_gone_from_the_file() {
     let mut old_keys = Vec::new();
     for i in 0..20u8 {
         old_keys.push(hex_string(&state.key[..]));
-        state.seal_next(&[b"{\"n\":", &[b'0' + i % 10], b"}"]);
+        state
+            .seal_next(&[b"{\"n\":", &[b'0' + i % 10], b"}"])
+            .unwrap();
         store.save(&state).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.ino(), inode, "replaced instead of overwritten");
@@ -287,7 +330,7 @@ fn state_is_overwritten_in_place_and_the_old_key_is_gone_from_the_file() {
     let path = sub.join("state");
     let mut store = StateStore::create(&path, &state).unwrap();
     std::fs::rename(&sub, &moved).unwrap();
-    state.seal_next(&[b"{}"]);
+    state.seal_next(&[b"{}"]).unwrap();
     assert!(store.save(&state).is_err());
     std::fs::rename(&moved, &sub).unwrap();
     store.save(&state).unwrap();
@@ -419,11 +462,28 @@ fn inserted_lines_are_named() {
 fn reseal(line: &[u8], like: &SealedParts<'_>, key: &[u8; KEY_LEN]) -> Vec<u8> {
     let body = line.strip_suffix(b"\n").unwrap_or(line);
     let prefix = &body[..body.len() - 1];
-    let tag = record_mac(key, &like.chain, like.seq, &[0; MAC_LEN], &[prefix, b"}"]);
+    let pos = like.batch.unwrap();
+    seal_as(key, &like.chain, like.seq, pos, &[0; MAC_LEN], prefix)
+}
+
+/// A format-2 sealed line for the unsealed line `prefix` + `}`, sealed with `key` as record
+/// `seq` at `pos` after `prev`: what a forger with that key writes.
+fn seal_as(
+    key: &[u8; KEY_LEN],
+    chain: &ChainId,
+    seq: u64,
+    pos: BatchPos,
+    prev: &Tag,
+    prefix: &[u8],
+) -> Vec<u8> {
+    let tag = BatchKey::new(key)
+        .unwrap()
+        .tag(chain, seq, pos, prev, &[prefix, b"}"], &mut Vec::new())
+        .unwrap();
     let mut out = prefix.to_vec();
-    out.extend_from_slice(b",\"seal\":\"");
-    hex(&like.chain, &mut out);
-    out.extend_from_slice(format!(":{}:", like.seq).as_bytes());
+    out.extend_from_slice(b",\"seal\":\"2:");
+    hex(chain, &mut out);
+    out.extend_from_slice(format!(":{seq}:{}:{}:", pos.batch, pos.count).as_bytes());
     hex(&tag, &mut out);
     out.extend_from_slice(b"\"}\n");
     out
@@ -465,10 +525,10 @@ fn truncated_tail_is_a_gap() {
     let path = write_log(&dir.path().join("whole.log"), &lines);
     assert_clean(&verify_at(dir.path(), &[path], later));
     // A log still being written (no end record) is fine while checkpoints are due.
-    let mut live = lines.clone();
-    live.pop();
-    let path = write_log(&dir.path().join("live.log"), &live);
-    assert_clean(&verify(dir.path(), &[path]));
+    let live_dir = new_dir();
+    let live = seal_run(live_dir.path(), &[4, 4], None);
+    let path = write_log(&live_dir.path().join("live.log"), &live);
+    assert_clean(&verify(live_dir.path(), &[path]));
 }
 
 #[test]
@@ -479,7 +539,7 @@ fn resealed_with_another_key_is_forged() {
     // The attacker's best key: the current one from the state file, and others.
     let state = ChainState::load(&st.state).unwrap().unwrap();
     let seed = read_seed(&st.seed).unwrap();
-    let mut k_next = chain_key(&seed, &state.chain);
+    let mut k_next = chain_key_v2(&seed, &state.chain);
     // A key from after the records it re-seals (what taking the host later gives).
     for _ in 0..6 {
         evolve(&mut k_next);
@@ -487,8 +547,8 @@ fn resealed_with_another_key_is_forged() {
     for key in [*state.key, [0u8; KEY_LEN], *k_next] {
         for at in [1usize, 4] {
             let mut t = lines.clone();
-            let p = split_sealed(t[at].strip_suffix(b"\n").unwrap()).unwrap();
-            let prev = split_sealed(t[at - 1].strip_suffix(b"\n").unwrap())
+            let p = split_sealed(lines[at].strip_suffix(b"\n").unwrap()).unwrap();
+            let prev = split_sealed(lines[at - 1].strip_suffix(b"\n").unwrap())
                 .unwrap()
                 .tag;
             let edited = String::from_utf8(t[at].clone())
@@ -496,16 +556,18 @@ fn resealed_with_another_key_is_forged() {
                 .replace("\"status\":200", "\"status\":204");
             let body = edited.trim_end().as_bytes();
             let up = split_sealed(body).unwrap();
-            let tag = record_mac(&key, &p.chain, p.seq, &prev, &[up.prefix, b"}"]);
-            let mut out = up.prefix.to_vec();
-            out.extend_from_slice(b",\"seal\":\"");
-            hex(&p.chain, &mut out);
-            out.extend_from_slice(format!(":{}:", p.seq).as_bytes());
-            hex(&tag, &mut out);
-            out.extend_from_slice(b"\"}\n");
-            t[at] = out;
-            let found = check(dir.path(), &t);
-            assert_eq!(found[0], (Kind::Forged, at as u64 + 1), "{found:?}");
+            // Sealed where it was, or claimed for the batch the key on disk is for.
+            for pos in [
+                p.batch.unwrap(),
+                BatchPos {
+                    batch: state.batch,
+                    ..p.batch.unwrap()
+                },
+            ] {
+                t[at] = seal_as(&key, &p.chain, p.seq, pos, &prev, up.prefix);
+                let found = check(dir.path(), &t);
+                assert_eq!(found[0], (Kind::Forged, at as u64 + 1), "{found:?}");
+            }
         }
     }
 }
@@ -671,12 +733,14 @@ fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
     )
     .unwrap();
     sealer.header = None;
-    sealer.chain = ChainState {
-        chain: [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
-        seq: 41,
-        key: Zeroizing::new([7u8; KEY_LEN]),
-        prev: [9u8; MAC_LEN],
-    };
+    sealer.chain = ChainState::at(
+        [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
+        41,
+        Zeroizing::new([7u8; KEY_LEN]),
+        [9u8; MAC_LEN],
+        Format::V1,
+        0,
+    );
     let golden = include_str!("../record/golden.jsonl");
     let mut lines: Vec<Vec<u8>> = golden
         .split_inclusive('\n')
@@ -707,3 +771,5 @@ fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
     }
     assert_eq!(sealer.chain.seq, 45);
 }
+
+mod format_two;
