@@ -241,7 +241,8 @@ fn enter_batch(
         // The records missing were reported as such.
         return None;
     }
-    let end = first.map(|f| f + open.count);
+    // Counts and batch numbers come from the line, genuine or not: no arithmetic may overflow.
+    let end = first.map(|f| f.saturating_add(open.count));
     match end {
         Some(end) if seq < end => Some(format!(
             "record {seq} begins batch {}, but batch {} was sealed with {} records from record \
@@ -252,7 +253,7 @@ fn enter_batch(
             first.unwrap_or_default(),
             end - 1
         )),
-        _ if pos.batch != open.batch + 1 => Some(format!(
+        _ if open.batch.checked_add(1) != Some(pos.batch) => Some(format!(
             "record {seq} is in batch {} right after batch {}: not sealed in this chain",
             pos.batch, open.batch
         )),
@@ -607,8 +608,10 @@ impl Verifier<'_> {
         let Some(cur) = self.cur.as_mut() else { return };
         let last_event = cur.event;
         cur.keys.advance(1);
+        // A seal not known to be genuine says nothing about its batch.
         let torn = s
             .batch
+            .filter(|_| next_prev.is_some())
             .and_then(|pos| enter_batch(cur, pos, s.seq, s.event));
         cur.next = s.seq + 1;
         cur.prev = next_prev;
@@ -669,7 +672,7 @@ impl Verifier<'_> {
         let (file, line) = self.last.unwrap_or((cur.file, cur.line));
         // Format 2: the files end inside a batch.
         if let Some((open, Some(first))) = cur.open_batch {
-            let end = first + open.count;
+            let end = first.saturating_add(open.count);
             if cur.next < end {
                 let detail = format!(
                     "the log ends inside batch {}, sealed with {} records from record {first}: \

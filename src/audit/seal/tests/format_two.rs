@@ -157,3 +157,43 @@ fn format_two_sealed_lines_are_byte_identical_to_the_pinned_ones() {
     assert_eq!(got, pinned);
     assert_eq!((sealer.chain.seq, sealer.chain.batch), (45, 7));
 }
+
+/// Batch numbers and counts are read from lines an intruder writes: extreme ones are findings,
+/// never a panic or an endless key evolution.
+#[test]
+fn extreme_batch_numbers_and_counts_are_findings() {
+    let dir = new_dir();
+    let lines = seal_run(dir.path(), &[3, 3], Some(SealEvent::End));
+    let p = split_sealed(lines[4].strip_suffix(b"\n").unwrap()).unwrap();
+    let prev = split_sealed(lines[3].strip_suffix(b"\n").unwrap())
+        .unwrap()
+        .tag;
+    for (batch, count) in [
+        (u64::MAX, u64::MAX),
+        (u64::MAX, 1),
+        (1, u64::MAX),
+        (10_000_000_000, 2),
+    ] {
+        let pos = BatchPos { batch, count };
+        // In place of a record, and after the last one (as the next record, chained to it).
+        let last = split_sealed(lines[lines.len() - 1].strip_suffix(b"\n").unwrap()).unwrap();
+        for at in [4usize, lines.len()] {
+            let mut t = lines.clone();
+            if at == lines.len() {
+                let seq = last.seq + 1;
+                t.push(seal_as(
+                    &[3u8; KEY_LEN],
+                    &p.chain,
+                    seq,
+                    pos,
+                    &last.tag,
+                    p.prefix,
+                ));
+            } else {
+                t[at] = seal_as(&[3u8; KEY_LEN], &p.chain, p.seq, pos, &prev, p.prefix);
+            }
+            let found = check(dir.path(), &t);
+            assert!(!found.is_empty(), "{batch} {count} at {at}");
+        }
+    }
+}
