@@ -18,8 +18,11 @@
 //! from the state file alone, and warns at every start while the seed is still readable.
 //! (Limits: the HMAC and SHA-256 states derived from a key are dropped, not zeroized — the
 //! RustCrypto crates do not — on the writer thread's stack, where the next record's overwrite
-//! them; the state file is overwritten in place, but a file system that writes elsewhere
-//! (copy-on-write, an SSD's remapping, the journal) may keep an older block until reused.)
+//! them; in format 2 the batch's AES-GCM key schedule is overwritten with a dummy key's when
+//! the batch ends, but copies ring makes on the stack while sealing are left to be
+//! overwritten the same way; the state file is overwritten in place, but a file system that
+//! writes elsewhere (copy-on-write, an SSD's remapping, the journal) may keep an older block
+//! until reused.)
 //!
 //! # Records
 //!

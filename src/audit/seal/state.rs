@@ -36,7 +36,10 @@ pub struct ChainState {
     /// Format 2: the next batch's number.
     pub batch: u64,
     /// Format 2: the batch being sealed, and how many of its records are still to come.
-    open: Option<(BatchKey, BatchPos, u64)>,
+    open: Option<(BatchPos, u64)>,
+    /// Format 2: the key of the batch being sealed; between batches a dummy's, written over
+    /// the last one (see [`ChainState::forget_batch_key`]).
+    batch_key: Option<BatchKey>,
     /// Format 2: the plaintext of the record being sealed.
     scratch: Vec<u8>,
 }
@@ -92,6 +95,7 @@ impl ChainState {
             format,
             batch,
             open: None,
+            batch_key: None,
             scratch: Vec::new(),
         }
     }
@@ -184,22 +188,35 @@ impl ChainState {
         if self.format == Format::V1 || count == 0 {
             return Ok(());
         }
-        let key = BatchKey::new(&self.key)
-            .ok_or_else(|| io::Error::other("seal: the batch key is not an AES-256 key"))?;
+        self.batch_key = BatchKey::new(&self.key);
+        if self.batch_key.is_none() {
+            return Err(io::Error::other(
+                "seal: the batch key is not an AES-256 key",
+            ));
+        }
         let pos = BatchPos {
             batch: self.batch,
             count,
         };
         evolve(&mut self.key);
         self.batch += 1;
-        self.open = Some((key, pos, count));
+        self.open = Some((pos, count));
         Ok(())
+    }
+
+    /// Writes a dummy key's schedule over the finished batch's, in place: ring does not erase
+    /// an AES key schedule (whose first round keys are the key) or GCM's hash key when they
+    /// are dropped, and either would let whoever reads the memory of an idle sealer re-seal
+    /// the last batch. (`black_box` keeps the store from being dropped as dead.)
+    fn forget_batch_key(&mut self) {
+        self.batch_key = BatchKey::new(&[0u8; KEY_LEN]);
+        std::hint::black_box(&self.batch_key);
     }
 
     /// Where the next record goes: its batch and the batch's count (format 2 with a batch
     /// begun), or `None`.
     pub fn position(&self) -> Option<BatchPos> {
-        self.open.as_ref().map(|(_, pos, _)| *pos)
+        self.open.as_ref().map(|(pos, _)| *pos)
     }
 
     /// The MAC of the next record (its unsealed line = `parts`), moving the chain on. Format
@@ -216,7 +233,8 @@ impl ChainState {
                 if self.open.is_none() {
                     self.begin_batch(1)?;
                 }
-                let Some((key, pos, left)) = self.open.as_mut() else {
+                let (Some((pos, left)), Some(key)) = (self.open.as_mut(), self.batch_key.as_ref())
+                else {
                     return Err(io::Error::other("seal: no batch begun"));
                 };
                 let tag = key
@@ -225,6 +243,7 @@ impl ChainState {
                 *left -= 1;
                 if *left == 0 {
                     self.open = None;
+                    self.forget_batch_key();
                 }
                 tag
             }
