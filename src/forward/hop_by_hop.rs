@@ -26,25 +26,32 @@ fn always_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes the hop-by-hop fields of one message.
 pub fn strip(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names (no hashing, no parsing) finds out.
-    if !headers.keys().any(always_hop_by_hop) {
+    // Most messages carry none, and a chunked response only `Transfer-Encoding`: one pass over
+    // the names (no hashing, no parsing) finds those present, and only they are removed (each
+    // removal hashes the name).
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| always_hop_by_hop(name))
+        .cloned()
+        .collect();
+    if present.is_empty() {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    if present.contains(&header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in present {
         headers.remove(name);
     }
-    for name in &ALWAYS {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// Removes the hop-by-hop fields of a request, plus `Expect`, which sockwarden answers itself.
@@ -83,5 +90,38 @@ mod tests {
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(h.contains_key(header::CONTENT_TYPE));
         assert!(h.contains_key("x-registry-auth"));
+    }
+
+    /// Each hop-by-hop field alone, repeated, or in any mix: removed with every value, and
+    /// nothing else.
+    #[test]
+    fn every_hop_by_hop_field_goes_alone_or_together() {
+        let all = [
+            "connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authorization",
+            "proxy-authenticate",
+            "keep-alive",
+            "proxy-connection",
+        ];
+        for mask in 1u32..(1 << all.len()) {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+            h.append("x-kept", HeaderValue::from_static("1"));
+            h.append("x-kept", HeaderValue::from_static("2"));
+            for (i, name) in all.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    h.append(*name, HeaderValue::from_static("x"));
+                    h.append(*name, HeaderValue::from_static("y"));
+                }
+            }
+            strip(&mut h);
+            let left: Vec<_> = h.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            assert_eq!(left.len(), 3, "mask {mask:b}: {left:?}");
+            assert_eq!(h.get_all("x-kept").iter().count(), 2);
+        }
     }
 }
