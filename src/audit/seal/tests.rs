@@ -719,13 +719,11 @@ fn verify_is_fast_enough_for_big_files() {
     eprintln!("verified 20000 records in {:?}", t.elapsed());
 }
 
-/// The exact bytes of sealed lines, pinned: for a fixed chain, key and previous MAC, the
-/// sealer turns three request records (the pinned ones of `record::golden`) and an empty
-/// object into these lines and no others (the writer may get faster, the chain may not change).
-#[test]
-fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
+/// The three pinned request records of `record::golden` and an empty object, sealed as one
+/// batch by a sealer whose chain is fixed (id 0123456789abcdef, record 41, key 07.., previous
+/// MAC 09..; in format 2, batch 6); returns the sealed lines and the sealer after them.
+fn seal_pinned(format: Format) -> (Vec<Vec<u8>>, Sealer) {
     let dir = new_dir();
-    std::fs::write(dir.path().join("seed"), format!("{}\n", "07".repeat(32))).unwrap();
     let mut sealer = Sealer::open(
         &settings(dir.path()),
         &dir.path().join("audit.log"),
@@ -738,9 +736,17 @@ fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
         41,
         Zeroizing::new([7u8; KEY_LEN]),
         [9u8; MAC_LEN],
-        Format::V1,
-        0,
+        format,
+        6,
     );
+    let mut sealed = Batch::default();
+    sealer
+        .seal_batch(batch_of(&pinned_lines()).lines(), None, &mut sealed)
+        .unwrap();
+    (sealed.lines().map(<[u8]>::to_vec).collect(), sealer)
+}
+
+fn pinned_lines() -> Vec<Vec<u8>> {
     let golden = include_str!("../record/golden.jsonl");
     let mut lines: Vec<Vec<u8>> = golden
         .split_inclusive('\n')
@@ -748,19 +754,14 @@ fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
         .map(|l| l.as_bytes().to_vec())
         .collect();
     lines.push(b"{}\n".to_vec());
-    let mut sealed = Batch::default();
-    sealer
-        .seal_batch(batch_of(&lines).lines(), None, &mut sealed)
-        .unwrap();
-    let got: Vec<&[u8]> = sealed.lines().collect();
-    let pinned = [
-        "0123456789abcdef:41:9576e3c54880946e3825046f2c99c682",
-        "0123456789abcdef:42:0b4e08ef6453a9d45bd18b88ea4a3fdb",
-        "0123456789abcdef:43:68f8fb857723d3e976c14ed483b1d1e4",
-        "0123456789abcdef:44:7cc1b1b4bfba7190f2826270f6a870b3",
-    ];
-    assert_eq!(got.len(), pinned.len());
-    for (i, ((line, got), seal)) in lines.iter().zip(got).zip(pinned).enumerate() {
+    lines
+}
+
+/// Each of `sealed` is the pinned line with exactly its seal field `seals[i]` added.
+fn assert_pinned(sealed: &[Vec<u8>], seals: &[&str]) {
+    let lines = pinned_lines();
+    assert_eq!(sealed.len(), seals.len());
+    for (i, ((line, got), seal)) in lines.iter().zip(sealed).zip(seals).enumerate() {
         let prefix = &line[..line.len() - 2];
         let comma = if prefix == b"{" { "" } else { "," };
         let want = format!(
@@ -769,6 +770,23 @@ fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
         );
         assert_eq!(std::str::from_utf8(got).unwrap(), want, "line {i}");
     }
+}
+
+/// The exact bytes of sealed lines, pinned: for a fixed chain, key and previous MAC, the
+/// sealer turns three request records (the pinned ones of `record::golden`) and an empty
+/// object into these lines and no others (the writer may get faster, the chain may not change).
+#[test]
+fn sealed_lines_are_byte_identical_to_the_pinned_ones() {
+    let (sealed, sealer) = seal_pinned(Format::V1);
+    assert_pinned(
+        &sealed,
+        &[
+            "0123456789abcdef:41:9576e3c54880946e3825046f2c99c682",
+            "0123456789abcdef:42:0b4e08ef6453a9d45bd18b88ea4a3fdb",
+            "0123456789abcdef:43:68f8fb857723d3e976c14ed483b1d1e4",
+            "0123456789abcdef:44:7cc1b1b4bfba7190f2826270f6a870b3",
+        ],
+    );
     assert_eq!(sealer.chain.seq, 45);
 }
 

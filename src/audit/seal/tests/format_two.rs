@@ -114,47 +114,16 @@ fn format_one_chains_still_verify_and_continue() {
 /// The exact bytes of format-2 sealed lines, pinned as format 1's are.
 #[test]
 fn format_two_sealed_lines_are_byte_identical_to_the_pinned_ones() {
-    let dir = new_dir();
-    let mut sealer = Sealer::open(
-        &settings(dir.path()),
-        &dir.path().join("audit.log"),
-        crate::metrics::Metrics::new(),
-    )
-    .unwrap();
-    sealer.header = None;
-    sealer.chain = ChainState::at(
-        [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
-        41,
-        Zeroizing::new([7u8; KEY_LEN]),
-        [9u8; MAC_LEN],
-        Format::V2,
-        6,
+    let (sealed, sealer) = seal_pinned(Format::V2);
+    assert_pinned(
+        &sealed,
+        &[
+            "2:0123456789abcdef:41:6:4:3756884607c94aa37d3ddb25b87d79af",
+            "2:0123456789abcdef:42:6:4:1c1ed7adbcf33e537ed53e1f1349d952",
+            "2:0123456789abcdef:43:6:4:ed6d0454f1f663e0c0ecdb5905dc9953",
+            "2:0123456789abcdef:44:6:4:ccfe0d2577b35f4065ffc59d2d23d12d",
+        ],
     );
-    let golden = include_str!("../../record/golden.jsonl");
-    let mut lines: Vec<Vec<u8>> = golden
-        .split_inclusive('\n')
-        .take(3)
-        .map(|l| l.as_bytes().to_vec())
-        .collect();
-    lines.push(b"{}\n".to_vec());
-    let mut sealed = Batch::default();
-    sealer
-        .seal_batch(batch_of(&lines).lines(), None, &mut sealed)
-        .unwrap();
-    let got: Vec<String> = sealed
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_slice(l).unwrap();
-            v["seal"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    let pinned = [
-        "2:0123456789abcdef:41:6:4:3756884607c94aa37d3ddb25b87d79af",
-        "2:0123456789abcdef:42:6:4:1c1ed7adbcf33e537ed53e1f1349d952",
-        "2:0123456789abcdef:43:6:4:ed6d0454f1f663e0c0ecdb5905dc9953",
-        "2:0123456789abcdef:44:6:4:ccfe0d2577b35f4065ffc59d2d23d12d",
-    ];
-    assert_eq!(got, pinned);
     assert_eq!((sealer.chain.seq, sealer.chain.batch), (45, 7));
 }
 
