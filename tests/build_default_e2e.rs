@@ -273,10 +273,9 @@ fn a_classic_build_that_cannot_be_capped_is_refused_saying_what_to_set() {
         }
         assert_nothing_added(&before, case);
         assert!(build_cgroups_of(pid).is_empty(), "{case}");
-        let records: Vec<Value> = support::audit_records(&audit_path(&proxy))
-            .into_iter()
-            .filter(|r| r["operation"] == "image.build")
-            .collect();
+        let records = support::wait_audit_records(&audit_path(&proxy), 4, T, |r| {
+            r["operation"] == "image.build"
+        });
         assert_eq!(records.len(), 4, "{case}: {records:#?}");
         for r in &records {
             assert_eq!(r["decision"], "deny", "{case}: {r}");

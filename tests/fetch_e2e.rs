@@ -331,10 +331,10 @@ fn add_urls_to_this_host_are_refused_in_every_spelling() {
             );
         }
         // The refusals are in the audit log, naming the Dockerfile line.
-        let refused: Vec<Value> = records(&proxy)
-            .into_iter()
-            .filter(|r| r["operation"] == "image.build" && r["decision"] == "deny")
-            .collect();
+        let refused =
+            support::wait_audit_records(&proxy.dir.path().join("audit.log"), cases.len(), T, |r| {
+                r["operation"] == "image.build" && r["decision"] == "deny"
+            });
         assert_eq!(refused.len(), cases.len(), "{refused:#?}");
     }
     assert_eq!(rec.hits(), 0, "the loopback server was contacted");

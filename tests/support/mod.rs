@@ -1111,6 +1111,29 @@ pub fn wait_audit_record(
     })
 }
 
+/// Waits up to `timeout` until at least `n` audit records match `pred` (a record is written
+/// just after its response ends, in batches up to 20 ms apart: a client that has its answer
+/// may read the file before the record is there); returns every matching record then, or all
+/// there are when the time is up, for the caller's assertion to show.
+pub fn wait_audit_records(
+    path: &Path,
+    n: usize,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let matching = || -> Vec<serde_json::Value> {
+        audit_records(path)
+            .into_iter()
+            .filter(|r| pred(r))
+            .collect()
+    };
+    wait_for(timeout, || {
+        let found = matching();
+        (found.len() >= n).then_some(found)
+    })
+    .unwrap_or_else(matching)
+}
+
 /// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
