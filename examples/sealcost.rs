@@ -18,9 +18,7 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use sockwarden::audit::seal::{ChainState, Format, StateStore};
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
+use sockwarden::audit::seal::{push_seal_value, ChainState, Format, StateStore};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -56,26 +54,11 @@ fn main() {
         let body = format!(
             "{{\"time\":\"{now}\",\"event\":\"seal\",\"seal_event\":\"{event}\",\"seal_checkpoint_s\":60.0"
         );
-        let pos = state.position();
-        let (seq, tag) = state.seal_next(&[body.as_bytes(), b"}"]).expect("seal");
-        let hex = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
-        let field = match (pos, state.format) {
-            (Some(p), _) => format!(
-                "2:{}:{seq}:{}:{}:{}",
-                hex(&chain),
-                p.batch,
-                p.count,
-                hex(&tag)
-            ),
-            (None, Format::V2) => format!(
-                "2:{}:{seq}:{}:1:{}",
-                hex(&chain),
-                state.batch - 1,
-                hex(&tag)
-            ),
-            (None, Format::V1) => format!("{}:{seq}:{}", hex(&chain), hex(&tag)),
-        };
-        writeln!(log, "{body},\"seal\":\"{field}\"}}").expect("write");
+        let (seq, tag, place) = state.seal_next(&[body.as_bytes(), b"}"]).expect("seal");
+        let mut line = format!("{body},\"seal\":\"").into_bytes();
+        push_seal_value(&mut line, &chain, seq, place, &tag);
+        line.extend_from_slice(b"\"}\n");
+        log.write_all(&line).expect("write");
     };
     if let Some(log) = log.as_mut() {
         seal_record(&mut state, "start", log);
@@ -89,31 +72,11 @@ fn main() {
         if i % batch == 0 {
             state.begin_batch(batch.min(n - i)).expect("batch");
         }
-        let pos = state.position();
-        let (seq, tag) = state.seal_next(&[prefix, b"}"]).expect("seal");
+        let (seq, tag, place) = state.seal_next(&[prefix, b"}"]).expect("seal");
         out.clear();
         out.extend_from_slice(prefix);
         out.extend_from_slice(b",\"seal\":\"");
-        if pos.is_some() {
-            out.extend_from_slice(b"2:");
-        }
-        for b in state.chain {
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 15)]);
-        }
-        out.push(b':');
-        out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
-        if let Some(pos) = pos {
-            out.push(b':');
-            out.extend_from_slice(itoa::Buffer::new().format(pos.batch).as_bytes());
-            out.push(b':');
-            out.extend_from_slice(itoa::Buffer::new().format(pos.count).as_bytes());
-        }
-        out.push(b':');
-        for b in tag {
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 15)]);
-        }
+        push_seal_value(&mut out, &chain, seq, place, &tag);
         out.extend_from_slice(b"\"}\n");
         if let Some(log) = log.as_mut() {
             log.write_all(&out).expect("write");

@@ -118,26 +118,6 @@ impl Drop for NetworkCleanup {
     }
 }
 
-/// The audit records (JSON lines) that contain `needle`.
-fn audit_lines(audit: &Path, needle: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(needle))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// [`audit_lines`] once at least `n` are written (the audit writer batches records for up to
-/// 20 ms after a response), or what there is after 10 s.
-fn audit_lines_at_least(audit: &Path, needle: &str, n: usize) -> Vec<serde_json::Value> {
-    wait_for(Duration::from_secs(10), || {
-        let lines = audit_lines(audit, needle);
-        (lines.len() >= n).then_some(lines)
-    })
-    .unwrap_or_else(|| audit_lines(audit, needle))
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Classic builds from another tenant's image
 // ---------------------------------------------------------------------------------------------
@@ -316,7 +296,9 @@ fn builds_isolation_holds_in_audit_mode_and_for_remote_contexts() {
     }
     assert!(!exists("image", &out_name));
     // The refusals are recorded as such (deny, not a would-deny).
-    let records = audit_lines_at_least(&audit, "remote build context", 1);
+    let records = wait_audit_records(&audit, 1, Duration::from_secs(10), |r| {
+        r.to_string().contains("remote build context")
+    });
     assert!(
         records.iter().any(|r| r.to_string().contains("\"deny\"")),
         "{records:?}"
@@ -723,7 +705,9 @@ fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
         assert!(v["CachesDeleted"].is_null(), "{path}");
     }
     // Two per CLI (`system prune`, `builder prune`) and the three raw ones.
-    let records = audit_lines_at_least(&audit, "\"build.prune\"", 7);
+    let records = wait_audit_records(&audit, 7, Duration::from_secs(10), |r| {
+        r["operation"] == "build.prune"
+    });
     assert!(records.len() >= 7, "{records:?}");
     for r in &records {
         assert_eq!(r["decision"], "allow", "{r}");
@@ -740,17 +724,9 @@ fn system_prune_as_a_tenant_succeeds_and_is_scoped() {
     // The admin's prune still reaches the daemon's build cache.
     let (status, body) = raw(&proxy.socket, None, "POST", "/build/prune", None);
     assert_eq!(status, 200, "{body}");
-    let mut admin_records = Vec::new();
-    for _ in 0..50 {
-        admin_records = audit_lines(&audit, "\"build.prune\"")
-            .into_iter()
-            .filter(|r| r["tenant"].is_null())
-            .collect();
-        if !admin_records.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let admin_records = wait_audit_records(&audit, 1, Duration::from_secs(5), |r| {
+        r["operation"] == "build.prune" && r["tenant"].is_null()
+    });
     assert_eq!(admin_records.len(), 1, "{admin_records:?}");
     assert_ne!(admin_records[0]["rule"], "developers.isolation");
     drop(nets);

@@ -69,12 +69,11 @@
 //! `examples/sealcost.rs`), per batch one AES key schedule and one SHA-256 block. Format 1, per
 //! record: one HMAC-SHA256 over the line (about 650 bytes: 15 SHA-256 blocks with the
 //! HMAC pads) and one SHA-256 block for the next key (~0.65 µs). Both on the writer thread,
-//! never on the request path; per batch (at most one per 20 ms under load, larger batches when the disk is
-//! slow) one in-place state-file write and an fdatasync. Measured with `examples/sealcost.rs`: about
-//! 1.1-1.4 µs per record with the CPU's SHA extensions (2-CPU Xeon/EPYC, loaded), 53K
-//! instructions per record in software SHA-256 (callgrind, which hides the SHA extensions); a
-//! state write 0.1-0.6 ms of the writer's wall time on ext4 (a replacement by rename with two
-//! fsyncs took 2.6-5.8 ms, and about five times the system CPU).
+//! never on the request path; per batch (at most one per 20 ms under load, larger batches when
+//! the disk is slow) one in-place state-file write and an fdatasync: 0.1-0.6 ms of the writer's
+//! wall time on ext4 (a replacement by rename with two fsyncs took 2.6-5.8 ms, and about five
+//! times the system CPU). (Format 1 measured 1.1-1.4 µs per record on a loaded machine in an
+//! earlier session, 53K instructions per record in software SHA-256 under callgrind.)
 
 mod batch;
 mod keys;
@@ -378,58 +377,49 @@ impl Sealer {
             return self.seal_line(&fixed, out);
         }
         let prefix = &body[..body.len() - 1];
-        let pos = self.chain.position();
-        let (seq, tag) = self.chain.seal_next(&[prefix, b"}"])?;
-        let pos = pos.or_else(|| {
-            // Sealed as a batch of its own (format 2 outside a begun batch).
-            (self.chain.format == Format::V2).then(|| BatchPos {
-                batch: self.chain.batch - 1,
-                count: 1,
-            })
-        });
-        // `,"seal":"[2:]CHAIN:` and `:MAC"}` + newline, each put together in an array and
-        // appended whole; format 2 has `:BATCH:COUNT` after the record number.
-        let mut head = [0u8; 1 + SEAL_FIELD.len() + 2 + 2 * CHAIN_LEN + 1];
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            head[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(b",");
-        put(SEAL_FIELD);
-        if pos.is_some() {
-            put(b"2:");
-        }
-        let mut chain_hex = [0u8; 2 * CHAIN_LEN];
-        hex_into(&self.chain.chain, &mut chain_hex);
-        put(&chain_hex);
-        put(b":");
-        let mut tail = [0u8; 1 + 2 * MAC_LEN + 3];
-        tail[0] = b':';
-        hex_into(&tag, &mut tail[1..]);
-        tail[1 + 2 * MAC_LEN..].copy_from_slice(b"\"}\n");
+        let (seq, tag, place) = self.chain.seal_next(&[prefix, b"}"])?;
         let bytes = out.bytes();
-        bytes.reserve(prefix.len() + at + 64 + tail.len());
+        bytes.reserve(prefix.len() + SEAL_FIELD.len() + 96);
         bytes.extend_from_slice(prefix);
         // A first member needs no comma.
-        let head = if prefix == b"{" {
-            &head[1..at]
-        } else {
-            &head[..at]
-        };
-        bytes.extend_from_slice(head);
-        let mut n = itoa::Buffer::new();
-        bytes.extend_from_slice(n.format(seq).as_bytes());
-        if let Some(pos) = pos {
-            bytes.push(b':');
-            bytes.extend_from_slice(n.format(pos.batch).as_bytes());
-            bytes.push(b':');
-            bytes.extend_from_slice(n.format(pos.count).as_bytes());
+        if prefix != b"{" {
+            bytes.push(b',');
         }
-        bytes.extend_from_slice(&tail);
+        bytes.extend_from_slice(SEAL_FIELD);
+        push_seal_value(bytes, &self.chain.chain, seq, place, &tag);
+        bytes.extend_from_slice(b"\"}\n");
         out.line_ended();
         Ok(())
     }
+}
+
+/// Appends a seal field's value: `CHAIN:SEQ:MAC` (format 1) or `2:CHAIN:SEQ:BATCH:COUNT:MAC`
+/// (format 2, with `place`), the chain id and MAC in hex.
+pub fn push_seal_value(
+    out: &mut Vec<u8>,
+    chain: &ChainId,
+    seq: u64,
+    place: Option<BatchPos>,
+    tag: &Tag,
+) {
+    let mut hex = [0u8; 2 * MAC_LEN];
+    let mut n = itoa::Buffer::new();
+    if place.is_some() {
+        out.extend_from_slice(b"2:");
+    }
+    hex_into(chain, &mut hex[..2 * CHAIN_LEN]);
+    out.extend_from_slice(&hex[..2 * CHAIN_LEN]);
+    out.push(b':');
+    out.extend_from_slice(n.format(seq).as_bytes());
+    if let Some(place) = place {
+        out.push(b':');
+        out.extend_from_slice(n.format(place.batch).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(n.format(place.count).as_bytes());
+    }
+    out.push(b':');
+    hex_into(tag, &mut hex);
+    out.extend_from_slice(&hex);
 }
 
 /// A sealed line taken apart: the unsealed line is `prefix` followed by `}`.

@@ -36,20 +36,20 @@ pub type ChainId = [u8; CHAIN_LEN];
 // ---------------------------------------------------------------------------------------------
 // Primitives
 
-/// The first key of chain `chain`.
+/// The first key of chain `chain` (format 1).
 pub fn chain_key(seed: &[u8; KEY_LEN], chain: &ChainId) -> Key {
-    let mut mac = hmac_with(seed);
-    mac.update(DOMAIN_CHAIN);
-    mac.update(chain);
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    key.copy_from_slice(&mac.finalize().into_bytes());
-    key
+    derive_chain_key(seed, DOMAIN_CHAIN, chain)
 }
 
 /// The first (batch 0) key of a format-2 chain.
 pub fn chain_key_v2(seed: &[u8; KEY_LEN], chain: &ChainId) -> Key {
+    derive_chain_key(seed, super::batch::DOMAIN_CHAIN, chain)
+}
+
+/// `HMAC-SHA256(seed, domain || chain)`.
+fn derive_chain_key(seed: &[u8; KEY_LEN], domain: &[u8], chain: &ChainId) -> Key {
     let mut mac = hmac_with(seed);
-    mac.update(super::batch::DOMAIN_CHAIN);
+    mac.update(domain);
     mac.update(chain);
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     key.copy_from_slice(&mac.finalize().into_bytes());

@@ -213,21 +213,16 @@ impl ChainState {
         std::hint::black_box(&self.batch_key);
     }
 
-    /// Where the next record goes: its batch and the batch's count (format 2 with a batch
-    /// begun), or `None`.
-    pub fn position(&self) -> Option<BatchPos> {
-        self.open.as_ref().map(|(pos, _)| *pos)
-    }
-
-    /// The MAC of the next record (its unsealed line = `parts`), moving the chain on. Format
-    /// 2 outside a begun batch seals it as a batch of its own.
-    pub fn seal_next(&mut self, parts: &[&[u8]]) -> io::Result<(u64, Tag)> {
+    /// The MAC of the next record (its unsealed line = `parts`), moving the chain on: its
+    /// number, MAC, and in format 2 its place (a record outside a begun batch is sealed as a
+    /// batch of its own).
+    pub fn seal_next(&mut self, parts: &[&[u8]]) -> io::Result<(u64, Tag, Option<BatchPos>)> {
         let seq = self.seq;
-        let tag = match self.format {
+        let (tag, place) = match self.format {
             Format::V1 => {
                 let tag = record_mac(&self.key, &self.chain, seq, &self.prev, parts);
                 evolve(&mut self.key);
-                tag
+                (tag, None)
             }
             Format::V2 => {
                 if self.open.is_none() {
@@ -237,20 +232,28 @@ impl ChainState {
                 else {
                     return Err(io::Error::other("seal: no batch begun"));
                 };
+                let place = *pos;
                 let tag = key
-                    .tag(&self.chain, seq, *pos, &self.prev, parts, &mut self.scratch)
+                    .tag(
+                        &self.chain,
+                        seq,
+                        place,
+                        &self.prev,
+                        parts,
+                        &mut self.scratch,
+                    )
                     .ok_or_else(|| io::Error::other("seal: AES-GCM refused the record"))?;
                 *left -= 1;
                 if *left == 0 {
                     self.open = None;
                     self.forget_batch_key();
                 }
-                tag
+                (tag, Some(place))
             }
         };
         self.seq += 1;
         self.prev = tag;
-        Ok((seq, tag))
+        Ok((seq, tag, place))
     }
 }
 

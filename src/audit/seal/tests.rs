@@ -11,7 +11,6 @@ use zeroize::Zeroizing;
 
 use super::super::sink::Batch;
 use super::super::verify::{verify_files, Kind, Options, Outcome};
-use super::keys::hex;
 use super::state::STATE_LEN;
 use super::*;
 
@@ -481,10 +480,8 @@ fn seal_as(
         .tag(chain, seq, pos, prev, &[prefix, b"}"], &mut Vec::new())
         .unwrap();
     let mut out = prefix.to_vec();
-    out.extend_from_slice(b",\"seal\":\"2:");
-    hex(chain, &mut out);
-    out.extend_from_slice(format!(":{seq}:{}:{}:", pos.batch, pos.count).as_bytes());
-    hex(&tag, &mut out);
+    out.extend_from_slice(b",\"seal\":\"");
+    push_seal_value(&mut out, chain, seq, Some(pos), &tag);
     out.extend_from_slice(b"\"}\n");
     out
 }
