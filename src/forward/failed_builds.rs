@@ -80,18 +80,12 @@ fn state() -> std::sync::MutexGuard<'static, State> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// The session a BuildKit build (`version=2`) names, if this request is one.
+/// The session a BuildKit build names, if this request is one.
 fn build_session(facts: &Facts) -> Option<&str> {
-    let operation = facts.operation.as_ref()?;
-    if operation.info.fetch != Some(crate::route::Fetch::Build) {
-        return None;
-    }
-    let query = facts.normalized.as_ref()?.query.pairs();
-    let first = |key: &str| crate::inspect::common::first(query, key);
-    if first("version") != Some("2") {
-        return None;
-    }
-    first("session").filter(|s| !s.is_empty())
+    crate::inspect::layer::session::buildkit_session(
+        facts.operation.as_ref()?,
+        facts.normalized.as_ref()?.query.pairs(),
+    )
 }
 
 /// Notes a request's answer: a BuildKit build answered with an error status ends its session

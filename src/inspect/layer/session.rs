@@ -107,30 +107,52 @@ impl Drop for BuildGuard {
     }
 }
 
-/// Registers a BuildKit build (`version=2` with a `session`) that is about to be forwarded.
-pub fn register_build(authorized: &Authorized) -> Option<BuildGuard> {
-    if authorized.operation.info.fetch != Some(crate::route::Fetch::Build) {
+/// The session a BuildKit build names (`version=2` and a non-empty `session`, the first
+/// values, as the daemon reads them); `None` for any other request.
+pub fn buildkit_session<'q>(
+    operation: &crate::route::Operation,
+    query: &'q [(String, String)],
+) -> Option<&'q str> {
+    if operation.info.fetch != Some(crate::route::Fetch::Build) {
         return None;
     }
-    let query = authorized.normalized.query.pairs();
     let first = |key: &str| crate::inspect::common::first(query, key);
     if first("version") != Some("2") {
         return None;
     }
-    let session = first("session").filter(|s| !s.is_empty())?.to_owned();
-    let build_args = first("buildargs")
+    first("session").filter(|s| !s.is_empty())
+}
+
+/// Registers a BuildKit build (`version=2` with a `session`) that is about to be forwarded.
+pub fn register_build(authorized: &Authorized) -> Option<BuildGuard> {
+    let query = authorized.normalized.query.pairs();
+    let session = buildkit_session(&authorized.operation, query)?;
+    let build_args = crate::inspect::common::first(query, "buildargs")
         .filter(|v| !v.is_empty())
         .map(|text| serde_json::from_str(text).unwrap_or_default())
         .unwrap_or_default();
-    let build = Arc::new(Build {
-        build_args,
-        allow_remote: authorized.policy.inspect.build.allow_remote,
-    });
+    Some(running(
+        session,
+        Build {
+            build_args,
+            allow_remote: authorized.policy.inspect.build.allow_remote,
+        },
+    ))
+}
+
+/// Records `build` as running for `session` until the guard is dropped.
+fn running(session: &str, build: Build) -> BuildGuard {
     let mut all = lock();
     all.0 += 1;
     let id = all.0;
-    all.1.entry(session.clone()).or_default().push((id, build));
-    Some(BuildGuard { session, id })
+    all.1
+        .entry(session.to_owned())
+        .or_default()
+        .push((id, Arc::new(build)));
+    BuildGuard {
+        session: session.to_owned(),
+        id,
+    }
 }
 
 /// Whether a running build names `session`.
@@ -144,21 +166,13 @@ pub mod tests_support {
     use super::*;
 
     pub fn running(session: &str) -> BuildGuard {
-        let build = Arc::new(Build {
-            build_args: BTreeMap::new(),
-            allow_remote: false,
-        });
-        let mut all = lock();
-        all.0 += 1;
-        let id = all.0;
-        all.1
-            .entry(session.to_owned())
-            .or_default()
-            .push((id, build));
-        BuildGuard {
-            session: session.to_owned(),
-            id,
-        }
+        super::running(
+            session,
+            Build {
+                build_args: BTreeMap::new(),
+                allow_remote: false,
+            },
+        )
     }
 }
 
