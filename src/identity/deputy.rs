@@ -44,27 +44,51 @@ pub fn tcp_origin(local: SocketAddr, peer: SocketAddr, daemon_socket: &Path) -> 
     if uid != daemon_uid {
         return Origin::Other;
     }
-    let tree = process_tree(daemon_pid);
+    match holder(&process_tree(daemon_pid), inode) {
+        Holder::Found(pid) => Origin::Daemon(pid),
+        Holder::NotFound => Origin::Other,
+        Holder::Unreadable => Origin::Unknown(format!(
+            "the peer's socket belongs to uid {uid}, as the daemon's does, and the daemon's \
+             descriptors cannot be read to tell them apart"
+        )),
+    }
+}
+
+/// Whether one of `pids` holds the socket `inode`, as far as their descriptors can be read.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    Found(i32),
+    NotFound,
+    Unreadable,
+}
+
+/// Searches the descriptors of `pids` for the socket `inode`. A process that has exited since
+/// the tree was listed (its `/proc` entry gone) holds nothing and is skipped: the daemon's
+/// containers come and go all the time. Any other failure to read (not root, a ptrace rule)
+/// leaves the question open.
+fn holder(pids: &[i32], inode: u64) -> Holder {
     let needle = format!("socket:[{inode}]");
     let mut unreadable = false;
-    for pid in tree {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            unreadable = true;
-            continue;
+    for pid in pids {
+        let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            Ok(fds) => fds,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => {
+                unreadable = true;
+                continue;
+            }
         };
         for fd in fds.flatten() {
             if std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == needle.as_str()) {
-                return Origin::Daemon(pid);
+                return Holder::Found(*pid);
             }
         }
     }
     if unreadable {
-        return Origin::Unknown(format!(
-            "the peer's socket belongs to uid {uid}, as the daemon's does, and the daemon's \
-             descriptors cannot be read to tell them apart"
-        ));
+        Holder::Unreadable
+    } else {
+        Holder::NotFound
     }
-    Origin::Other
 }
 
 /// The daemon's pid and uid: SO_PEERCRED on a fresh connection to its socket.
@@ -197,5 +221,21 @@ mod tests {
         drop(client);
         // Not a socket of this host: someone else.
         assert_eq!(find_socket("10.255.255.1:1".parse().unwrap(), local), None);
+    }
+
+    #[test]
+    fn a_process_that_has_exited_holds_nothing_and_leaves_no_doubt() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_server, peer) = listener.accept().unwrap();
+        let (_, inode) = find_socket(peer, listener.local_addr().unwrap()).unwrap();
+        // A child that has exited and been reaped: its /proc entry is gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id() as i32;
+        child.wait().unwrap();
+        let me = std::process::id() as i32;
+        assert_eq!(holder(&[gone, me], inode), Holder::Found(me));
+        assert_eq!(holder(&[gone], inode), Holder::NotFound);
+        assert_eq!(holder(&[], inode), Holder::NotFound);
     }
 }
