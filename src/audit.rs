@@ -335,9 +335,11 @@ impl Audit {
     }
 
     /// A fresh request id: the process's random prefix and a counter, in hex.
-    pub(crate) fn next_id(&self) -> String {
-        let n = self.core.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:08x}", self.core.id_prefix)
+    pub(crate) fn next_id(&self) -> crate::logging::request::RequestId {
+        crate::logging::request::RequestId {
+            prefix: self.core.id_prefix,
+            number: self.core.next_id.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Records a configuration reload.
@@ -348,7 +350,7 @@ impl Audit {
         };
         self.submit(Record {
             time: Some(now_rfc3339()),
-            id: Some(self.next_id()),
+            id: Some(self.next_id().to_string()),
             event: Some("reload".into()),
             result: Some(if ok { "ok" } else { "error" }.into()),
             source: Some(source.to_owned()),

@@ -1,5 +1,7 @@
 //! Process logging: `tracing` to stderr as text or JSON, filtered by `RUST_LOG`.
 
+pub mod request;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 
 use crate::body::ProxyBody;
 use crate::error::{chain, BoxError, ProxyError};
+use crate::logging::request::in_span;
 
 impl ProxyError {
     /// Renders the error as a Docker-shaped JSON response.
@@ -136,7 +137,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if let Some(reason) = self.not_ready.take() {
-            tracing::error!(error = %reason, "service not ready");
+            in_span(|| tracing::error!(error = %reason, "service not ready"));
             return RescueFuture::NotReady {
                 response: Some(docker_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -167,11 +168,13 @@ fn asks_for_h2c(headers: &http::HeaderMap) -> bool {
 /// warn level, inside the request's span.
 fn warn_refused_h2c(response: &Response<ProxyBody>) {
     if let Some(error) = response.extensions().get::<ProxyError>() {
-        tracing::warn!(
-            status = response.status().as_u16(),
-            reason = %error,
-            "h2c upgrade refused (the client shows only the status)"
-        );
+        in_span(|| {
+            tracing::warn!(
+                status = response.status().as_u16(),
+                reason = %error,
+                "h2c upgrade refused (the client shows only the status)"
+            )
+        });
     }
 }
 
@@ -188,7 +191,9 @@ fn rescue(result: Result<Response<ProxyBody>, BoxError>) -> Response<ProxyBody> 
                 response
             }
             Err(other) => {
-                tracing::error!(error = %chain(other.as_ref()), "unexpected error on the request path");
+                in_span(
+                    || tracing::error!(error = %chain(other.as_ref()), "unexpected error on the request path"),
+                );
                 docker_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "sockwarden: internal error",

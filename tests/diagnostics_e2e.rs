@@ -74,20 +74,24 @@ fn header(response: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Sends `raw`, which sockwarden refuses (403), and returns the refusal's request id.
+fn refused(proxy: &Proxy, raw: &[u8]) -> String {
+    let answer = http_request(&proxy.socket, raw, T).unwrap_or_else(|e| panic!("request: {e}"));
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    header(&answer, "x-sockwarden-request-id")
+        .unwrap_or_else(|| panic!("no request id header: {answer}"))
+}
+
 #[test]
 fn diagnostics_carry_the_connection_and_the_request_id() {
     let proxy = Proxy::start_config(config);
 
     // A refusal: sockwarden's own debug line about it names the request and its operation.
-    let answer = http_request(
-        &proxy.socket,
+    let id = refused(
+        &proxy,
         b"GET /v1.41/info HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n",
-        T,
-    )
-    .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
-    let id = header(&answer, "x-sockwarden-request-id").expect("request id header");
+    );
     let line = wait_for(T, || {
         log_lines(&proxy).into_iter().find(|l| {
             l["message"] == "request answered by sockwarden"
@@ -142,4 +146,85 @@ fn diagnostics_carry_the_connection_and_the_request_id() {
             .find(|r| r["id"] == session_id.as_str() && r["event"] == "session_open")
     });
     assert!(opened.is_some(), "no session_open record {session_id}");
+}
+
+/// At the default level (no `RUST_LOG`), where a request's span is made only for the lines
+/// that need it (`logging::request`), those lines read as at debug level: a refusal logged at
+/// warn level and a hijacked session's line both carry the connection's and the request's
+/// spans, with the request's audit id.
+#[test]
+fn at_the_default_level_request_lines_still_carry_their_request() {
+    let mut proxy = Proxy::start_launched(
+        |_| vec!["env".into(), "-u".into(), "RUST_LOG".into()],
+        |dir| {
+            config(dir).replace(
+                r#"deny = ["system.info"]"#,
+                "deny = [\"system.info\", \"build.session\"]\n\n[server]\nshutdown_grace = \"1s\"",
+            )
+        },
+        &[],
+    );
+
+    // A refused h2c upgrade: the client sees only the status, the reason goes to the log.
+    let id = refused(
+        &proxy,
+        b"POST /v1.41/session HTTP/1.1\r\nHost: d\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\
+          X-Docker-Expose-Session-Uuid: x\r\n\r\n",
+    );
+    let line = wait_for(T, || {
+        log_lines(&proxy).into_iter().find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("h2c upgrade refused"))
+        })
+    })
+    .unwrap_or_else(|| panic!("no h2c line:\n{}", proxy.log_text()));
+    assert_eq!(line["level"], "WARN", "{line}");
+    let request = span(&line, "request").unwrap_or_else(|| panic!("no request span: {line}"));
+    assert_eq!(request["id"], id.as_str(), "{line}");
+    assert_eq!(request["op"], "build.session", "{line}");
+    assert_eq!(span(&line, "conn").unwrap()["client"], "builder", "{line}");
+
+    // A hijacked session cut by the shutdown: its line names the attach request.
+    let run = proxy
+        .docker()
+        .stdin_keep_open(b"hello\n".to_vec())
+        .timeout(Duration::from_secs(60))
+        .spawn(&[
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            &test_image(),
+            "cat",
+        ]);
+    let opened = wait_for(T, || {
+        audit_records(&proxy)
+            .into_iter()
+            .find(|r| r["event"] == "session_open" && r["operation"] == "container.attach")
+    })
+    .unwrap_or_else(|| panic!("no attach session:\n{}", proxy.log_text()));
+    proxy.terminate(T);
+    let _ = run.join();
+    let lines = log_lines(&proxy);
+    let closed = lines
+        .iter()
+        .find(|l| l["message"] == "hijacked session closed by shutdown")
+        .unwrap_or_else(|| panic!("no shutdown line:\n{}", proxy.log_text()));
+    let request = span(closed, "request").unwrap_or_else(|| panic!("no request span: {closed}"));
+    assert_eq!(request["id"], opened["id"], "{closed}");
+    assert_eq!(request["op"], "container.attach", "{closed}");
+    assert!(span(closed, "hijack").is_some(), "{closed}");
+    assert_eq!(
+        span(closed, "conn").unwrap()["client"],
+        "builder",
+        "{closed}"
+    );
+    // The level really was the default: no debug line anywhere.
+    assert!(
+        lines.iter().all(|l| l["level"] != "DEBUG"),
+        "{}",
+        proxy.log_text()
+    );
 }

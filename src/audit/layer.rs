@@ -13,7 +13,6 @@ use std::time::{Instant, SystemTime};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
-use tracing::instrument::{Instrument, Instrumented};
 
 use super::record::{write_line, Counts};
 use super::{Audit, REQUEST_ID_HEADER};
@@ -21,6 +20,7 @@ use crate::body::{self, ByteCounter, EndOfBody, Observed, ProxyBody};
 use crate::context::{verdict, Caller, Facts, Trail};
 use crate::error::ProxyError;
 use crate::listener::ConnInfo;
+use crate::logging::request::{InRequest, RequestLog};
 use crate::route::Reading;
 
 /// Adds [`AuditLayer`]'s service around the request path.
@@ -69,7 +69,7 @@ pin_project_lite::pin_project! {
     #[project = AuditStateProj]
     enum AuditState<F> {
         // Passed on to the inner layers.
-        Admitted { #[pin] future: Instrumented<F> },
+        Admitted { #[pin] future: InRequest<F> },
         // Refused here (a fail-closed audit log that cannot write).
         Refused { future: Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> },
     }
@@ -112,9 +112,10 @@ where
 
     fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
         let conn = request.extensions().get::<ConnInfo>();
+        let id = self.audit.next_id();
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
-            id: self.audit.next_id(),
+            id: id.to_string(),
             time: SystemTime::now(),
             started: Instant::now(),
             conn_fields: conn.map(|c| c.audit_fields.clone()),
@@ -133,25 +134,21 @@ where
         let bytes_in = Arc::new(AtomicU64::new(0));
 
         // Every diagnostic about this request (and its hijacked session) carries its id, the
-        // same as the audit record's and the X-Sockwarden-Request-Id header's, and its operation.
-        // The request is read (normalized, classified) here, once: the span names the
-        // operation from the start (recording it later would format the span's fields twice)
+        // same as the audit record's and the X-Sockwarden-Request-Id header's, and its operation
+        // (`logging::request`: the span is made when a line needs it). The request is read
+        // (normalized, classified) here, once: the span names the operation from the start
         // and the authorize layer decides on this same reading.
         let reading = Reading::of(request.method(), request.uri()).ok();
-        let op = reading.as_ref().map(|r| r.operation.name);
-        let span = match op {
-            Some(op) => tracing::info_span!("request", id = %trail.id, op),
-            None => tracing::info_span!("request", id = %trail.id),
-        };
+        let log = RequestLog::new(id, reading.as_ref().map(|r| r.operation.name));
         if let Some(reading) = reading {
             request.extensions_mut().insert(reading);
         }
         let state = if self.audit.admits() {
             let request = request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
             // The inner layers decide synchronously in `call`: inside the span too.
-            let future = span.in_scope(|| self.inner.call(request));
+            let future = log.in_scope(|| self.inner.call(request));
             AuditState::Admitted {
-                future: future.instrument(span),
+                future: log.instrument(future),
             }
         } else {
             // Fail closed: nothing happens that cannot be recorded.

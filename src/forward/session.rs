@@ -65,7 +65,11 @@ pub fn spawn_relay(
     session: Session,
     gate: DockerfileGate,
 ) {
-    let span = tracing::info_span!("hijack", kind = "session-h2");
+    let span = tracing::info_span!(
+        parent: &crate::logging::request::parent(),
+        "hijack",
+        kind = "session-h2"
+    );
     super::upgrade::spawn_recorded(drain, span, session, move |counts, forced| async move {
         relay(client, daemon, &forced, counts, Arc::new(gate)).await
     });

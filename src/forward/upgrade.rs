@@ -37,7 +37,8 @@ pub fn spawn_bridge(
 ) {
     // Info level, so that the relay keeps its request's and connection's spans as parents
     // whatever the log level.
-    let span = tracing::info_span!("hijack", kind = ?kind);
+    let span =
+        tracing::info_span!(parent: &crate::logging::request::parent(), "hijack", kind = ?kind);
     spawn_recorded(drain, span, session, move |counts, forced| async move {
         relay(client, daemon, &forced, counts).await
     });

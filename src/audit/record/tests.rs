@@ -88,7 +88,7 @@ fn trail(audit: &Audit, method: &str, target: &str) -> Trail {
     };
     let trail = Trail {
         audit: audit.clone(),
-        id: audit.next_id(),
+        id: audit.next_id().to_string(),
         time: SystemTime::now(),
         started: Instant::now(),
         conn_fields: Some(connection_fields("ci", &peer, &evidence)),
@@ -379,7 +379,7 @@ fn every_kind_of_record_round_trips_through_the_one_record_type() {
     // A reload record, serialized from the type itself.
     let reload = Record {
         time: Some("2026-12-03T08:00:00.000000Z".into()),
-        id: Some(audit.next_id()),
+        id: Some(audit.next_id().to_string()),
         event: Some("reload".into()),
         result: Some("ok".into()),
         source: Some("SIGHUP".into()),

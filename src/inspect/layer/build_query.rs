@@ -40,12 +40,14 @@ pub(super) async fn build_cgroup(
     match prepared {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(reason) if rules.build.allow_uncapped_builds => {
-            tracing::warn!(
-                client = %authorized.client,
-                %reason,
-                "a classic build runs without the pids limit (allow_uncapped_builds): its \
-                 cgroup could not be prepared"
-            );
+            crate::logging::request::in_span(|| {
+                tracing::warn!(
+                    client = %authorized.client,
+                    %reason,
+                    "a classic build runs without the pids limit (allow_uncapped_builds): its \
+                     cgroup could not be prepared"
+                )
+            });
             Ok(None)
         }
         Err(reason) => {

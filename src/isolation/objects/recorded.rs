@@ -61,13 +61,15 @@ impl Recorder {
             Ok(()) => {
                 tracing::debug!(image = id, tenant = %self.tenant, op = self.op, "image recorded")
             }
-            Err(e) => tracing::error!(
-                image = id,
-                tenant = %self.tenant,
-                error = %e,
-                "the image made for a tenant could not be recorded in the image ledger: it stays \
-                 the tenant's until sockwarden restarts"
-            ),
+            Err(e) => crate::logging::request::in_span(|| {
+                tracing::error!(
+                    image = id,
+                    tenant = %self.tenant,
+                    error = %e,
+                    "the image made for a tenant could not be recorded in the image ledger: it \
+                     stays the tenant's until sockwarden restarts"
+                )
+            }),
         }
         recorded
     }

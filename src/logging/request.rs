@@ -1,0 +1,182 @@
+//! The request span of the diagnostic log (`request{id=.. op=..}`), made only when a line is
+//! written in it.
+//!
+//! Every line logged about a request carries its id (the audit record's) and operation in a
+//! `request` span. A `tracing` span is not free, though: creating one formats its fields into
+//! the subscriber's storage, and entering and leaving it on every poll dispatches to each
+//! layer: ~6,500 instructions per request (callgrind, keep-alive `/_ping`, ~10 % of the whole
+//! request), paid on every request although at the default level almost no request logs
+//! anything. So:
+//! - when debug lines are on (`RUST_LOG=sockwarden=debug` or any directive at debug or
+//!   finer), a request gets its span at once, as any span, and everything inside it is
+//!   logged in it;
+//! - otherwise the request only notes its id and operation in a thread-local while its future
+//!   is polled ([`InRequest`]), and the few lines written at info level and above inside a
+//!   request are written through [`in_span`], which makes the span for that line, under the
+//!   connection's span (the current one), and a hijacked session's span is made under
+//!   [`parent`]. The lines read exactly as with the span made at once.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tracing::level_filters::LevelFilter;
+use tracing::Span;
+
+/// A request id as the audit log writes it: the process's prefix and the request's number,
+/// `6b112bd1-00000001`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    /// Differs between processes.
+    pub prefix: u32,
+    /// Counts the process's requests.
+    pub number: u64,
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}-{:08x}", self.prefix, self.number)
+    }
+}
+
+/// What the request span shows.
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    id: RequestId,
+    op: Option<&'static str>,
+}
+
+impl Tag {
+    fn span(self) -> Span {
+        match self.op {
+            Some(op) => tracing::info_span!("request", id = %self.id, op),
+            None => tracing::info_span!("request", id = %self.id),
+        }
+    }
+}
+
+thread_local! {
+    /// The request whose future this thread is polling, when its span is not made yet.
+    static CURRENT: Cell<Option<Tag>> = const { Cell::new(None) };
+}
+
+/// A request's place in the log, from its start to its answer.
+#[derive(Debug)]
+pub struct RequestLog {
+    /// The span, when it was made at once (debug lines on); `Span::none()` otherwise.
+    span: Span,
+    /// The request, when its span is made only for the lines that need it.
+    tag: Option<Tag>,
+}
+
+impl RequestLog {
+    /// The log of request `id` doing `op` (when the request could be read).
+    pub fn new(id: RequestId, op: Option<&'static str>) -> RequestLog {
+        RequestLog::made(id, op, LevelFilter::current() >= LevelFilter::DEBUG)
+    }
+
+    /// With its span made at once (`eager`) or only for the lines that need it.
+    fn made(id: RequestId, op: Option<&'static str>, eager: bool) -> RequestLog {
+        let tag = Tag { id, op };
+        if eager {
+            RequestLog {
+                span: tag.span(),
+                tag: None,
+            }
+        } else {
+            RequestLog {
+                span: Span::none(),
+                tag: Some(tag),
+            }
+        }
+    }
+
+    /// Runs `f` inside the request.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _current = Current::enter(self.tag);
+        self.span.in_scope(f)
+    }
+
+    /// `future`, polled inside the request.
+    pub fn instrument<F: Future>(self, future: F) -> InRequest<F> {
+        InRequest {
+            inner: future,
+            log: self,
+        }
+    }
+}
+
+/// Sets [`CURRENT`] for a while, and puts back what was there however the while ends.
+struct Current {
+    previous: Option<Tag>,
+    set: bool,
+}
+
+impl Current {
+    fn enter(tag: Option<Tag>) -> Current {
+        match tag {
+            Some(tag) => Current {
+                previous: CURRENT.with(|c| c.replace(Some(tag))),
+                set: true,
+            },
+            None => Current {
+                previous: None,
+                set: false,
+            },
+        }
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        if self.set {
+            CURRENT.with(|c| c.set(self.previous));
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled inside its request ([`RequestLog::instrument`]).
+    pub struct InRequest<F> {
+        #[pin]
+        inner: F,
+        log: RequestLog,
+    }
+}
+
+impl<F: Future> Future for InRequest<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _current = Current::enter(this.log.tag);
+        let _entered = this.log.span.enter();
+        this.inner.poll(cx)
+    }
+}
+
+/// Runs `f` (which writes a log line) inside the current request's span: the span is made
+/// for it when the request has none yet. Outside a request, or when the request's span
+/// exists (and is entered), `f` just runs. Every line at info level and above that can be
+/// written while a request is handled goes through here.
+pub fn in_span<R>(f: impl FnOnce() -> R) -> R {
+    match CURRENT.with(Cell::get) {
+        Some(tag) => tag.span().in_scope(f),
+        None => f(),
+    }
+}
+
+/// The span a task spawned by the current request (a hijacked session's relay) makes its own
+/// span under: the request's, made now if it does not exist yet; outside a request, the
+/// current span.
+pub fn parent() -> Span {
+    match CURRENT.with(Cell::get) {
+        Some(tag) => tag.span(),
+        None => Span::current(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
