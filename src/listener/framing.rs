@@ -501,6 +501,23 @@ mod tests {
         ];
         for (name, raw, want, lost) in cases {
             assert_eq!(verdicts(&[raw]), (want.clone(), lost), "{name} (whole)");
+            // Lines read in place and lines put together from pieces, in every mix.
+            for i in 0..=raw.len() {
+                let (a, b) = raw.split_at(i);
+                assert_eq!(
+                    verdicts(&[a, b]),
+                    (want.clone(), lost),
+                    "{name} (cut at {i})"
+                );
+                for j in i..=raw.len() {
+                    let (b, c) = raw[i..].split_at(j - i);
+                    assert_eq!(
+                        verdicts(&[a, b, c]),
+                        (want.clone(), lost),
+                        "{name} (cut at {i} and {j})"
+                    );
+                }
+            }
             assert_eq!(one_by_one(raw), (want, lost), "{name} (byte by byte)");
         }
     }
