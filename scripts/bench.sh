@@ -54,7 +54,10 @@
 #                               sockwarden-noaudit: "on" = front "sockwarden" (plain file),
 #                               "sealed" = "sockwarden-sealed" (the file sealed: [audit] seal_key),
 #                               "remote" = "sockwarden-remote" (the file sink plus a remote sink
-#                               over TCP to examples/discard_collector.rs, through its spool);
+#                               over TCP to examples/discard_collector.rs, through its spool),
+#                               "tmpfs" = "sockwarden-tmpfs" (the plain file on /dev/shm: the
+#                               audit's cost without the disk's writeback of the log, which on
+#                               a virtual disk is a good part of "on"; not in the default);
 #                               each variant adds the stage's time once more
 #   ISO_RUNS=3 ISO_SECS=5       isolation's cost (when the "isolation" cells are wanted: ISO=1):
 #                               `loadgen paired` runs of a policy with `isolation = "user"`
@@ -156,6 +159,8 @@ for f in "$LOADGEN" "$STUB"; do [[ -x $f ]] || die "missing $f"; done
 # Process bookkeeping and cleanup
 
 TMP=$(mktemp -d /tmp/sockwarden-bench.XXXXXX)
+# The "tmpfs" audit variant's directory on /dev/shm, made when first needed.
+SHM_DIR=""
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 ISO_RESULTS=$TMP/isolation.jsonl
@@ -214,6 +219,7 @@ cleanup() {
     awk -v t="$TMP/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$TMP"
+    [[ -z $SHM_DIR ]] || rm -rf "$SHM_DIR"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -389,7 +395,7 @@ start_front() {
     direct)
         sock=$UP_SOCK
         ;;
-    sockwarden | sockwarden-noaudit | sockwarden-sealed | sockwarden-remote | sockwarden-iso | sockwarden-noiso)
+    sockwarden | sockwarden-noaudit | sockwarden-sealed | sockwarden-remote | sockwarden-tmpfs | sockwarden-iso | sockwarden-noiso)
         sock=$TMP/$front.sock
         local sink="sink = \"file\"
 path = \"$TMP/audit-$up.log\""
@@ -402,6 +408,11 @@ path = \"$TMP/audit-$up.log\""
             sink="sink = \"file\"
 path = \"$TMP/audit-sealed-$up.log\"
 seal_key = \"$TMP/seal-seed\""
+        fi
+        if [[ $front == sockwarden-tmpfs ]]; then
+            [[ -n $SHM_DIR ]] || SHM_DIR=$(mktemp -d /dev/shm/sockwarden-bench.XXXXXX)
+            sink="sink = \"file\"
+path = \"$SHM_DIR/audit-$up.log\""
         fi
         if [[ $front == sockwarden-remote ]]; then
             # The same file sink plus a remote collector on loopback (records spooled first).
@@ -584,7 +595,14 @@ audit_cost() {
             audit_cost_variant "$up" remote sockwarden-remote
             stop_pid "$COLLECTOR_PID" 5
             ;;
-        *) log "AUDIT_VARIANTS: unknown variant $variant (on, sealed, remote)" ;;
+        tmpfs)
+            if [[ -d /dev/shm && -w /dev/shm ]]; then
+                audit_cost_variant "$up" tmpfs sockwarden-tmpfs
+            else
+                log "AUDIT_VARIANTS: no writable /dev/shm, tmpfs skipped"
+            fi
+            ;;
+        *) log "AUDIT_VARIANTS: unknown variant $variant (on, sealed, remote, tmpfs)" ;;
         esac
     done
 }

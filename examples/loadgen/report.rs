@@ -317,8 +317,8 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
     // Each audit-on variant (tag `audit_variant`: "on", a plain file; "sealed", the file
-    // sealed; "remote", the file plus a remote syslog sink) is its own row; runs from before
-    // the tag are "on".
+    // sealed; "remote", the file plus a remote syslog sink; "tmpfs", the plain file on
+    // /dev/shm) is its own row; runs from before the tag are "on".
     let variant = |v: &Value| match s(v, "audit_variant").as_str() {
         "" => "on".to_owned(),
         other => other.to_owned(),
@@ -337,7 +337,8 @@ fn audit_cost_section(out: &mut String, up: &str, lines: &[&Value]) {
         out,
         "\nAudit cost on `{up}`: req/s of sockwarden with its audit log on (to a file, one JSON \
          line per request; rows marked (sealed): the file sealed, `audit.seal_key`; (remote): the file plus a remote \
-         syslog sink over TCP to a discarding collector on loopback, through its spool) relative to the \
+         syslog sink over TCP to a discarding collector on loopback, through its spool; (tmpfs): the plain file \
+         on /dev/shm, the audit's cost without the disk's writeback of the log) relative to the \
          same binary with `audit.sink = \"off\"`, measured by \
          `loadgen paired`: both run side by side and the load alternates between them in \
          phases of {} ms (A B B A ...), so both see the same conditions; each run starts fresh \
