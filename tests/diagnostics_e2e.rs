@@ -199,12 +199,9 @@ fn at_the_default_level_request_lines_still_carry_their_request() {
             &test_image(),
             "cat",
         ]);
-    let opened = wait_for(T, || {
-        audit_records(&proxy)
-            .into_iter()
-            .find(|r| r["event"] == "session_open" && r["operation"] == "container.attach")
-    })
-    .unwrap_or_else(|| panic!("no attach session:\n{}", proxy.log_text()));
+    let opened = support::wait_audit_record(&proxy.dir.path().join("audit.log"), T, |r| {
+        r["event"] == "session_open" && r["operation"] == "container.attach"
+    });
     proxy.terminate(T);
     let _ = run.join();
     let lines = log_lines(&proxy);

@@ -43,7 +43,7 @@ impl fmt::Display for RequestId {
 
 /// What the request span shows.
 #[derive(Debug, Clone, Copy)]
-struct Tag {
+pub struct Tag {
     id: RequestId,
     op: Option<&'static str>,
 }
@@ -64,11 +64,11 @@ thread_local! {
 
 /// A request's place in the log, from its start to its answer.
 #[derive(Debug)]
-pub struct RequestLog {
-    /// The span, when it was made at once (debug lines on); `Span::none()` otherwise.
-    span: Span,
-    /// The request, when its span is made only for the lines that need it.
-    tag: Option<Tag>,
+pub enum RequestLog {
+    /// Its span, made at once (debug lines on).
+    Made(Span),
+    /// The request, whose span is made only for the lines that need it.
+    Deferred(Tag),
 }
 
 impl RequestLog {
@@ -81,22 +81,21 @@ impl RequestLog {
     fn made(id: RequestId, op: Option<&'static str>, eager: bool) -> RequestLog {
         let tag = Tag { id, op };
         if eager {
-            RequestLog {
-                span: tag.span(),
-                tag: None,
-            }
+            RequestLog::Made(tag.span())
         } else {
-            RequestLog {
-                span: Span::none(),
-                tag: Some(tag),
-            }
+            RequestLog::Deferred(tag)
         }
     }
 
     /// Runs `f` inside the request.
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _current = Current::enter(self.tag);
-        self.span.in_scope(f)
+        match self {
+            RequestLog::Made(span) => span.in_scope(f),
+            RequestLog::Deferred(tag) => {
+                let _current = Current::enter(*tag);
+                f()
+            }
+        }
     }
 
     /// `future`, polled inside the request.
@@ -111,29 +110,19 @@ impl RequestLog {
 /// Sets [`CURRENT`] for a while, and puts back what was there however the while ends.
 struct Current {
     previous: Option<Tag>,
-    set: bool,
 }
 
 impl Current {
-    fn enter(tag: Option<Tag>) -> Current {
-        match tag {
-            Some(tag) => Current {
-                previous: CURRENT.with(|c| c.replace(Some(tag))),
-                set: true,
-            },
-            None => Current {
-                previous: None,
-                set: false,
-            },
+    fn enter(tag: Tag) -> Current {
+        Current {
+            previous: CURRENT.with(|c| c.replace(Some(tag))),
         }
     }
 }
 
 impl Drop for Current {
     fn drop(&mut self) {
-        if self.set {
-            CURRENT.with(|c| c.set(self.previous));
-        }
+        CURRENT.with(|c| c.set(self.previous));
     }
 }
 
@@ -151,9 +140,13 @@ impl<F: Future> Future for InRequest<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _current = Current::enter(this.log.tag);
-        let _entered = this.log.span.enter();
-        this.inner.poll(cx)
+        match this.log {
+            RequestLog::Made(span) => span.in_scope(|| this.inner.poll(cx)),
+            RequestLog::Deferred(tag) => {
+                let _current = Current::enter(*tag);
+                this.inner.poll(cx)
+            }
+        }
     }
 }
 
