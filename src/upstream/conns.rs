@@ -6,7 +6,11 @@
 //! connection's queue and its answer back without waking any other task. An upstream
 //! connection serves the client's keep-alive requests one after the other; when the client
 //! connection ends, an idle one goes back to the daemon-wide [`IdleList`], so that clients
-//! that make one connection per command (the docker CLI) still skip the connect.
+//! that make one connection per command (the docker CLI) still skip the connect. It is handed
+//! only to a client connection on the worker thread that made it: its socket is registered
+//! with that worker's reactor, and driven from another worker every readiness event would be
+//! read by the first worker and passed to the second through its wake-up descriptor (seen as
+//! an `eventfd` write per request or two, for the whole life of the connection).
 //!
 //! A connection that the daemon closed is dropped and a new one made. A request is sent again
 //! only when hyper hands it back untouched (nothing of it was written: the connection was
@@ -20,6 +24,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
@@ -101,7 +106,8 @@ impl std::fmt::Debug for IdleList {
 
 #[derive(Default)]
 struct IdleState {
-    conns: VecDeque<(Instant, Conn)>,
+    /// When each was parked (oldest first) and the worker thread whose reactor it is on.
+    conns: VecDeque<(Instant, ThreadId, Conn)>,
     /// A sweeper task is running (it drops expired connections while nobody takes them).
     sweeping: bool,
 }
@@ -120,18 +126,25 @@ impl IdleList {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The most recently parked connection that has not expired.
+    /// The most recently parked connection of this thread that has not expired.
     fn take(&self) -> Option<Conn> {
+        let here = std::thread::current().id();
+        let now = Instant::now();
         let mut state = self.lock();
-        let (at, conn) = state.conns.pop_back()?;
-        if at.elapsed() < self.timeout {
-            return Some(conn);
-        }
-        // That one was the newest: every other one has expired too.
-        let expired = std::mem::take(&mut state.conns);
+        // Parked in order: the expired ones are at the front.
+        let live = state
+            .conns
+            .partition_point(|(at, _, _)| now.saturating_duration_since(*at) >= self.timeout);
+        let expired: Vec<_> = state.conns.drain(..live).collect();
+        let found = state
+            .conns
+            .iter()
+            .rposition(|(_, thread, _)| *thread == here)
+            .and_then(|i| state.conns.remove(i))
+            .map(|(_, _, conn)| conn);
         drop(state);
-        drop((conn, expired));
-        None
+        drop(expired);
+        found
     }
 
     /// Parks an idle connection; the oldest goes when the list is full.
@@ -145,7 +158,9 @@ impl IdleList {
         } else {
             None
         };
-        state.conns.push_back((Instant::now(), conn));
+        state
+            .conns
+            .push_back((Instant::now(), std::thread::current().id(), conn));
         let sweep = !state.sweeping;
         state.sweeping = true;
         drop(state);
@@ -166,7 +181,7 @@ impl IdleList {
         while state
             .conns
             .front()
-            .is_some_and(|(at, _)| at.elapsed() >= self.timeout)
+            .is_some_and(|(at, _, _)| at.elapsed() >= self.timeout)
         {
             expired.extend(state.conns.pop_front());
         }
@@ -559,6 +574,53 @@ mod tests {
         assert!(list.take().is_some());
         assert!(list.take().is_some());
         assert!(list.take().is_none());
+    }
+
+    /// Parks a connection made on a thread of its own (its own runtime, as a worker's).
+    fn park_from_another_thread(list: &Arc<IdleList>) -> std::os::unix::net::UnixStream {
+        let list = list.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("runtime: {e}"));
+            runtime.block_on(async {
+                let (conn, peer) = pair_conn().await;
+                list.put(conn);
+                peer.into_std().unwrap_or_else(|e| panic!("into_std: {e}"))
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("the other thread panicked"))
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_goes_only_to_its_own_thread() {
+        let list = Arc::new(IdleList::new(8, Duration::from_secs(60)));
+        let _theirs = park_from_another_thread(&list);
+        let _theirs_too = park_from_another_thread(&list);
+        assert_eq!(list.len(), 2);
+        // None of them is on this thread's reactor.
+        assert!(list.take().is_none());
+        let (mine, _peer) = pair_conn().await;
+        list.put(mine);
+        let _theirs_last = park_from_another_thread(&list);
+        // This thread's one, although another thread parked one after it; theirs stay.
+        assert!(list.take().is_some());
+        assert!(list.take().is_none());
+        assert_eq!(list.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_connections_of_other_threads_go_when_one_is_taken() {
+        let list = Arc::new(IdleList::new(8, Duration::from_millis(200)));
+        let _theirs = park_from_another_thread(&list);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (mine, _peer) = pair_conn().await;
+        list.put(mine);
+        assert_eq!(list.len(), 2);
+        assert!(list.take().is_some());
+        assert_eq!(list.len(), 0);
     }
 
     #[tokio::test]
