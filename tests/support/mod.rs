@@ -1189,15 +1189,22 @@ pub fn daemon_state() -> (String, String) {
 
 /// No container or image exists now that was not in `before` ([`daemon_state`]). Only
 /// additions count: a container another test left may be going away meanwhile, which made
-/// whole-list comparisons fail now and then.
+/// whole-list comparisons fail now and then. An added container that is gone again within
+/// [`TRANSIENT`] was not left by the case: the daemon still finishing an earlier test's build
+/// (a classic build's step container, removed when its step ends) was seen to add one, with
+/// a random name, that `docker inspect` could no longer find a moment later.
 pub fn assert_nothing_added(before: &(String, String), case: &str) {
-    let now = daemon_state();
+    let mut now = daemon_state();
+    let deadline = Instant::now() + TRANSIENT;
+    while !added_lines(&before.0, &now.0).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        now = daemon_state();
+    }
     for (what, was, is) in [
         ("containers", &before.0, &now.0),
         ("images", &before.1, &now.1),
     ] {
-        let was: std::collections::BTreeSet<&str> = was.lines().collect();
-        let added: Vec<&str> = is.lines().filter(|l| !was.contains(l)).collect();
+        let added = added_lines(was, is);
         if added.is_empty() {
             continue;
         }
@@ -1215,4 +1222,13 @@ pub fn assert_nothing_added(before: &(String, String), case: &str) {
         }
         panic!("{case}: {what} added: {added:?}\n{detail}");
     }
+}
+
+/// How long an added container may take to go away before it counts as left.
+const TRANSIENT: Duration = Duration::from_secs(10);
+
+/// The lines of `is` that are not in `was`.
+fn added_lines<'a>(was: &str, is: &'a str) -> Vec<&'a str> {
+    let was: std::collections::BTreeSet<&str> = was.lines().collect();
+    is.lines().filter(|l| !was.contains(l)).collect()
 }
