@@ -328,10 +328,13 @@ impl Audit {
             return;
         }
         *last = Some(now);
-        tracing::error!(
-            lost_total = self.core.metrics.audit_lost_total(),
-            "audit queue full: record lost"
-        );
+        // Written from the response's end, after the request: inside its connection's span.
+        crate::logging::request::in_span(|| {
+            tracing::error!(
+                lost_total = self.core.metrics.audit_lost_total(),
+                "audit queue full: record lost"
+            )
+        });
     }
 
     /// A fresh request id: the process's random prefix and a counter, in hex.

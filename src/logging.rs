@@ -1,5 +1,6 @@
 //! Process logging: `tracing` to stderr as text or JSON, filtered by `RUST_LOG`.
 
+pub mod conn;
 pub mod request;
 
 use tracing_subscriber::EnvFilter;

@@ -10,7 +10,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
-use tracing::Instrument;
 
 use crate::admin::Admin;
 use crate::audit::Audit;
@@ -558,13 +557,12 @@ async fn establish_and_serve(
     };
     // Every diagnostic line of the connection, its requests and hijacked sessions says where
     // it came from and who it is.
-    let span = tracing::info_span!(
-        "conn",
-        listener = %name,
-        peer = %info.peer,
-        client = info.client.as_deref().unwrap_or("-"),
-    );
-    tracing::debug!(parent: &span, "connection");
+    // (The span is made only when a line needs it: `logging::conn`.)
+    let log =
+        crate::logging::conn::ConnLog::new(name.clone(), info.peer.clone(), info.client.clone());
+    if let Some(span) = log.span() {
+        tracing::debug!(parent: span, "connection");
+    }
     let mut builder = http1::Builder::new();
     builder
         // One timer entry per connection, not one per request (see conn_timer).
@@ -578,8 +576,7 @@ async fn establish_and_serve(
         .max_buf_size(limits.max_header_bytes.max(DEFAULT_BUF))
         // A connection over its limit gets its one 429 and is closed.
         .keep_alive(over_limit.is_none());
-    serve_connection(stream, info, &builder, shared)
-        .instrument(span)
+    log.instrument(serve_connection(stream, info, &builder, shared))
         .await;
 }
 
@@ -683,7 +680,9 @@ async fn serve_connection(
         let error = crate::error::chain(&e);
         if e.is_parse_version_h2() {
             // An HTTP/2 client (prior knowledge) gets no HTTP/1.1 answer it could show.
-            tracing::warn!(peer, error = %error, "HTTP/2 connection refused: sockwarden speaks HTTP/1.1");
+            crate::logging::request::in_span(
+                || tracing::warn!(peer, error = %error, "HTTP/2 connection refused: sockwarden speaks HTTP/1.1"),
+            );
         } else {
             tracing::debug!(peer, error = %error, "connection ended with an error");
         }

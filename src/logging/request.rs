@@ -13,8 +13,8 @@
 //! - otherwise the request only notes its id and operation in a thread-local while its future
 //!   is polled ([`InRequest`]), and the few lines written at info level and above inside a
 //!   request are written through [`in_span`], which makes the span for that line, under the
-//!   connection's span (the current one), and a hijacked session's span is made under
-//!   [`parent`]. The lines read exactly as with the span made at once.
+//!   connection's span (made the same way, `super::conn`), and a hijacked session's span is
+//!   made under [`parent`]. The lines read exactly as with the spans made at once.
 
 use std::cell::Cell;
 use std::fmt;
@@ -81,7 +81,8 @@ impl RequestLog {
     fn made(id: RequestId, op: Option<&'static str>, eager: bool) -> RequestLog {
         let tag = Tag { id, op };
         if eager {
-            RequestLog::Made(tag.span())
+            // Under the connection's span, made now if it is not yet.
+            RequestLog::Made(super::conn::in_span(|| tag.span()))
         } else {
             RequestLog::Deferred(tag)
         }
@@ -90,7 +91,10 @@ impl RequestLog {
     /// Runs `f` inside the request.
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match self {
-            RequestLog::Made(span) => span.in_scope(f),
+            RequestLog::Made(span) => {
+                let _in_its_span = super::conn::leave();
+                span.in_scope(f)
+            }
             RequestLog::Deferred(tag) => {
                 let _current = Current::enter(*tag);
                 f()
@@ -141,7 +145,10 @@ impl<F: Future> Future for InRequest<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         match this.log {
-            RequestLog::Made(span) => span.in_scope(|| this.inner.poll(cx)),
+            RequestLog::Made(span) => {
+                let _in_its_span = super::conn::leave();
+                span.in_scope(|| this.inner.poll(cx))
+            }
             RequestLog::Deferred(tag) => {
                 let _current = Current::enter(*tag);
                 this.inner.poll(cx)
@@ -150,14 +157,15 @@ impl<F: Future> Future for InRequest<F> {
     }
 }
 
-/// Runs `f` (which writes a log line) inside the current request's span: the span is made
-/// for it when the request has none yet. Outside a request, or when the request's span
-/// exists (and is entered), `f` just runs. Every line at info level and above that can be
-/// written while a request is handled goes through here.
+/// Runs `f` (which writes a log line) inside the current request's span, under its
+/// connection's: each made for it when it has none yet. Outside a request, inside the
+/// connection's span alone; when the spans exist (and are entered), `f` just runs. Every line
+/// at info level and above that can be written while a client connection is served goes
+/// through here.
 pub fn in_span<R>(f: impl FnOnce() -> R) -> R {
     match CURRENT.with(Cell::get) {
-        Some(tag) => tag.span().in_scope(f),
-        None => f(),
+        Some(tag) => super::conn::in_span(|| tag.span().in_scope(f)),
+        None => super::conn::in_span(f),
     }
 }
 
@@ -166,8 +174,8 @@ pub fn in_span<R>(f: impl FnOnce() -> R) -> R {
 /// current span.
 pub fn parent() -> Span {
     match CURRENT.with(Cell::get) {
-        Some(tag) => tag.span(),
-        None => Span::current(),
+        Some(tag) => super::conn::in_span(|| tag.span()),
+        None => super::conn::in_span(Span::current),
     }
 }
 
