@@ -1,5 +1,7 @@
 //! Process logging: `tracing` to stderr as text or JSON, filtered by `RUST_LOG`.
 
+#[cfg(test)]
+pub(crate) mod capture;
 pub mod conn;
 pub mod request;
 

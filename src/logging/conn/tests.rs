@@ -1,27 +1,10 @@
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tracing::Instrument;
 
 use super::*;
+use crate::logging::capture::captured;
 use crate::logging::request::{in_span as line_in_span, parent, RequestId, RequestLog};
-
-/// Collects what a subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn tag() -> ConnTag {
     ConnTag {
@@ -71,26 +54,12 @@ async fn a_connection(eager: bool) {
 
 /// The log of `a_connection` as text or JSON at `level`.
 fn logged(eager: bool, json: bool, level: tracing::Level) -> String {
-    let out = Captured::default();
-    let writer = out.clone();
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false)
-        .without_time()
-        .with_writer(move || writer.clone());
-    let run = || {
+    captured(json, level, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         runtime.block_on(a_connection(eager));
-    };
-    if json {
-        tracing::subscriber::with_default(builder.json().flatten_event(true).finish(), run);
-    } else {
-        tracing::subscriber::with_default(builder.finish(), run);
-    }
-    let text = out.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    String::from_utf8_lossy(&text).into_owned()
+    })
 }
 
 #[test]

@@ -1,29 +1,7 @@
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use tracing::Instrument;
 
 use super::*;
-
-/// Collects what a subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::logging::capture::captured;
 
 const ID: RequestId = RequestId {
     prefix: 0x6b11_2bd1,
@@ -51,26 +29,13 @@ async fn a_request(eager: bool) {
 
 /// The log `a_request` writes inside a connection's span, as text or JSON, at `level`.
 fn logged(eager: bool, json: bool, level: tracing::Level) -> String {
-    let out = Captured::default();
-    let writer = out.clone();
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false)
-        .without_time()
-        .with_writer(move || writer.clone());
-    let run = || {
+    captured(json, level, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let conn = tracing::info_span!("conn", peer = "uid=1000", client = "ci");
         runtime.block_on(a_request(eager).instrument(conn));
-    };
-    if json {
-        tracing::subscriber::with_default(builder.json().flatten_event(true).finish(), run);
-    } else {
-        tracing::subscriber::with_default(builder.finish(), run);
-    }
-    out.text()
+    })
 }
 
 #[test]
@@ -119,21 +84,10 @@ fn a_request_line_names_the_connection_the_request_and_the_session() {
 
 #[test]
 fn a_request_without_an_operation_has_its_id_alone() {
-    let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .without_time()
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let text = captured(false, tracing::Level::INFO, || {
         RequestLog::made(ID, None, false).in_scope(|| in_span(|| tracing::warn!("unreadable")));
     });
-    assert!(
-        out.text().contains("request{id=6b112bd1-00000007}: "),
-        "{}",
-        out.text()
-    );
+    assert!(text.contains("request{id=6b112bd1-00000007}: "), "{text}");
 }
 
 #[test]
