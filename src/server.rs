@@ -556,8 +556,7 @@ async fn establish_and_serve(
         from_daemon: from_daemon.is_some(),
     };
     // Every diagnostic line of the connection, its requests and hijacked sessions says where
-    // it came from and who it is.
-    // (The span is made only when a line needs it: `logging::conn`.)
+    // it came from and who it is (the span made only when a line needs it: `logging::conn`).
     let log =
         crate::logging::conn::ConnLog::new(name.clone(), info.peer.clone(), info.client.clone());
     if let Some(span) = log.span() {

@@ -9,8 +9,8 @@
 //! section, no allocation, no hand-over of objects between threads) unless the batch already
 //! holds `queue` records. The thread wakes when a batch starts, lets it gather for up to
 //! [`BATCH_WINDOW`] (less once it holds half the queue, or [`EARLY_BYTES`] unless it seals),
-//! swaps it out and writes it in one go, so the sink is current 20 ms after the last request. (Handing the request's trail to the
-//! writer to format there was measured slower: the writer then reads and frees memory that
+//! swaps it out and writes it in one go, so the sink is current 20 ms after the last request.
+//! (Handing the request's trail to the writer to format there was measured slower: the writer then reads and frees memory that
 //! another CPU wrote.) A failing write marks the sink unhealthy (which a fail-closed audit
 //! turns into refused requests), counts the records lost, logs it, and is retried on the next
 //! batch (a file is reopened first).
@@ -105,9 +105,10 @@ impl SinkState {
         self.batch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A batch this long is written without waiting for the window to pass.
-    fn early(&self) -> usize {
-        (self.limit / 2).max(1)
+    /// Whether a batch of `records` lines and `bytes` bytes is written without waiting for
+    /// the window to pass: half the queue, or (unsealed) [`EARLY_BYTES`].
+    fn ready(&self, records: usize, bytes: usize) -> bool {
+        records >= (self.limit / 2).max(1) || bytes >= self.early_bytes
     }
 
     /// Whether the pending batch has room for another record.
@@ -139,9 +140,9 @@ impl SinkState {
         let pending_len = pending.batch.len();
         self.pending.store(pending_len, Ordering::Relaxed);
         drop(pending);
-        // The writer waits for a batch to start, then for the window to pass or the
-        // batch to reach its early size (EARLY_BYTES) or half the queue.
-        if starts || pending_len == self.early() || (before < EARLY_BYTES && end >= EARLY_BYTES) {
+        // The writer waits for a batch to start, then for the window to pass or the batch
+        // to become ready: woken once for each.
+        if starts || (!self.ready(pending_len - 1, before) && self.ready(pending_len, end)) {
             self.wake.notify_one();
         }
         true
@@ -517,8 +518,7 @@ impl Writer {
                     .state
                     .wake
                     .wait_timeout_while(pending, self.window, |p| {
-                        p.batch.len() < self.state.early()
-                            && p.batch.bytes.len() < self.state.early_bytes
+                        !self.state.ready(p.batch.len(), p.batch.bytes.len())
                             && !p.stop
                             && !p.reopen
                     })

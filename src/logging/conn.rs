@@ -104,6 +104,13 @@ impl Current {
             previous: CURRENT.with(|c| c.replace(Some(tag.clone()))),
         }
     }
+
+    /// No connection noted while this lives (its span is entered instead).
+    fn leave() -> Current {
+        Current {
+            previous: CURRENT.with(|c| c.replace(None)),
+        }
+    }
 }
 
 impl Drop for Current {
@@ -148,15 +155,6 @@ pub(super) fn in_span<R>(f: impl FnOnce() -> R) -> R {
             tag.span().in_scope(f)
         }
         None => f(),
-    }
-}
-
-impl Current {
-    /// No connection noted while this lives (its span is entered instead).
-    fn leave() -> Current {
-        Current {
-            previous: CURRENT.with(|c| c.replace(None)),
-        }
     }
 }
 

@@ -129,13 +129,8 @@ impl IdleList {
     /// The most recently parked connection of this thread that has not expired.
     fn take(&self) -> Option<Conn> {
         let here = std::thread::current().id();
-        let now = Instant::now();
         let mut state = self.lock();
-        // Parked in order: the expired ones are at the front.
-        let live = state
-            .conns
-            .partition_point(|(at, _, _)| now.saturating_duration_since(*at) >= self.timeout);
-        let expired: Vec<_> = state.conns.drain(..live).collect();
+        let expired = self.take_expired(&mut state);
         let found = state
             .conns
             .iter()
@@ -177,19 +172,22 @@ impl IdleList {
     /// Drops the expired connections; `false` when the list is empty (the sweeper stops).
     fn sweep(&self) -> bool {
         let mut state = self.lock();
-        let mut expired = Vec::new();
-        while state
-            .conns
-            .front()
-            .is_some_and(|(at, _, _)| at.elapsed() >= self.timeout)
-        {
-            expired.extend(state.conns.pop_front());
-        }
+        let expired = self.take_expired(&mut state);
         let more = !state.conns.is_empty();
         state.sweeping = more;
         drop(state);
         drop(expired);
         more
+    }
+
+    /// Takes the expired connections out (to be dropped after the lock): parked in order,
+    /// they are the ones at the front.
+    fn take_expired(&self, state: &mut IdleState) -> Vec<(Instant, ThreadId, Conn)> {
+        let now = Instant::now();
+        let live = state
+            .conns
+            .partition_point(|(at, _, _)| now.saturating_duration_since(*at) >= self.timeout);
+        state.conns.drain(..live).collect()
     }
 
     #[cfg(test)]

@@ -1194,12 +1194,8 @@ pub fn daemon_state() -> (String, String) {
 /// (a classic build's step container, removed when its step ends) was seen to add one, with
 /// a random name, that `docker inspect` could no longer find a moment later.
 pub fn assert_nothing_added(before: &(String, String), case: &str) {
-    let mut now = daemon_state();
-    let deadline = Instant::now() + TRANSIENT;
-    while !added_lines(&before.0, &now.0).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        now = daemon_state();
-    }
+    let settled = |now: (String, String)| added_lines(&before.0, &now.0).is_empty().then_some(now);
+    let now = wait_for(TRANSIENT, || settled(daemon_state())).unwrap_or_else(daemon_state);
     for (what, was, is) in [
         ("containers", &before.0, &now.0),
         ("images", &before.1, &now.1),
