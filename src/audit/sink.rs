@@ -297,12 +297,16 @@ impl Sink {
 struct DropBehind {
     /// Pages before this offset were already asked for.
     from: u64,
+    /// The end of the file when they were last asked for.
+    asked: u64,
 }
 
 impl DropBehind {
     /// How far back from the end pages are asked for again (writeback takes a moment).
     const RETRY: u64 = 4 << 20;
     const PAGE: u64 = 4096;
+    /// How much the file grows between two requests.
+    const STEP: u64 = 1 << 20;
 
     /// After a write to `file`: drop what is written, up to the last whole page.
     fn written(&mut self, file: &mut File) {
@@ -313,9 +317,13 @@ impl DropBehind {
         };
         // The last, partly filled page is left alone: the next batch writes into it.
         let end = end - end % Self::PAGE;
+        if end >= self.from && end < self.asked.saturating_add(Self::STEP) {
+            return;
+        }
         if end <= self.from {
             // Truncated by someone else (copytruncate): start again from there.
             self.from = self.from.min(end);
+            self.asked = self.asked.min(end);
             return;
         }
         let (Ok(offset), Ok(len)) = (i64::try_from(self.from), i64::try_from(end - self.from))
@@ -330,6 +338,7 @@ impl DropBehind {
             nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
         );
         self.from = self.from.max(end.saturating_sub(Self::RETRY));
+        self.asked = end;
     }
 }
 
