@@ -4,6 +4,7 @@
 pub(crate) mod capture;
 pub mod conn;
 pub mod request;
+pub mod scoped;
 
 use tracing_subscriber::EnvFilter;
 

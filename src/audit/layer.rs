@@ -21,6 +21,7 @@ use crate::context::{verdict, Caller, Facts, Trail};
 use crate::error::ProxyError;
 use crate::listener::ConnInfo;
 use crate::logging::request::{InRequest, RequestLog};
+use crate::logging::scoped::Scope as _;
 use crate::route::Reading;
 
 /// Adds [`AuditLayer`]'s service around the request path.

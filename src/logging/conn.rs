@@ -13,13 +13,12 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tracing::level_filters::LevelFilter;
 use tracing::Span;
 
+use super::scoped::{Scope, Scoped};
 use crate::listener::Peer;
 
 /// What the connection span shows.
@@ -86,9 +85,18 @@ impl ConnLog {
 
     /// `future`, polled inside the connection.
     pub fn instrument<F: Future>(self, future: F) -> InConn<F> {
-        InConn {
-            inner: future,
-            log: self,
+        Scoped::new(self, future)
+    }
+}
+
+impl Scope for ConnLog {
+    fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self {
+            ConnLog::Made(span) => span.in_scope(f),
+            ConnLog::Deferred(tag) => {
+                let _current = Current::enter(tag);
+                f()
+            }
         }
     }
 }
@@ -120,29 +128,8 @@ impl Drop for Current {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A future polled inside its connection ([`ConnLog::instrument`]).
-    pub struct InConn<F> {
-        #[pin]
-        inner: F,
-        log: ConnLog,
-    }
-}
-
-impl<F: Future> Future for InConn<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        match this.log {
-            ConnLog::Made(span) => span.in_scope(|| this.inner.poll(cx)),
-            ConnLog::Deferred(tag) => {
-                let _current = Current::enter(tag);
-                this.inner.poll(cx)
-            }
-        }
-    }
-}
+/// A future polled inside its connection ([`ConnLog::instrument`]).
+pub type InConn<F> = Scoped<ConnLog, F>;
 
 /// Runs `f` inside the current connection's span, made for it when the connection has none
 /// yet; outside a connection, or when its span exists (and is entered), `f` just runs.

@@ -19,11 +19,11 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use tracing::level_filters::LevelFilter;
 use tracing::Span;
+
+use super::scoped::{Scope, Scoped};
 
 /// A request id as the audit log writes it: the process's prefix and the request's number,
 /// `6b112bd1-00000001`.
@@ -88,8 +88,15 @@ impl RequestLog {
         }
     }
 
+    /// `future`, polled inside the request.
+    pub fn instrument<F: Future>(self, future: F) -> InRequest<F> {
+        Scoped::new(self, future)
+    }
+}
+
+impl Scope for RequestLog {
     /// Runs `f` inside the request.
-    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+    fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match self {
             RequestLog::Made(span) => {
                 let _in_its_span = super::conn::leave();
@@ -99,14 +106,6 @@ impl RequestLog {
                 let _current = Current::enter(*tag);
                 f()
             }
-        }
-    }
-
-    /// `future`, polled inside the request.
-    pub fn instrument<F: Future>(self, future: F) -> InRequest<F> {
-        InRequest {
-            inner: future,
-            log: self,
         }
     }
 }
@@ -130,32 +129,8 @@ impl Drop for Current {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A future polled inside its request ([`RequestLog::instrument`]).
-    pub struct InRequest<F> {
-        #[pin]
-        inner: F,
-        log: RequestLog,
-    }
-}
-
-impl<F: Future> Future for InRequest<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        match this.log {
-            RequestLog::Made(span) => {
-                let _in_its_span = super::conn::leave();
-                span.in_scope(|| this.inner.poll(cx))
-            }
-            RequestLog::Deferred(tag) => {
-                let _current = Current::enter(*tag);
-                this.inner.poll(cx)
-            }
-        }
-    }
-}
+/// A future polled inside its request ([`RequestLog::instrument`]).
+pub type InRequest<F> = Scoped<RequestLog, F>;
 
 /// Runs `f` (which writes a log line) inside the current request's span, under its
 /// connection's: each made for it when it has none yet. Outside a request, inside the
