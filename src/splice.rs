@@ -201,6 +201,17 @@ mod tests {
         (client, near, far, daemon)
     }
 
+    /// The relay between the client's side `near` and the daemon's side `far`, nothing read
+    /// before it, its counts ignored.
+    async fn plain_relay(near: &UnixStream, far: &UnixStream) -> io::Result<(u64, u64)> {
+        let direction = |from, to| Direction {
+            from: Socket::Unix(from),
+            to: Socket::Unix(to),
+            pending: b"",
+        };
+        relay(direction(near, far), direction(far, near), |_| {}, |_| {}).await
+    }
+
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -275,20 +286,7 @@ mod tests {
         let (mut client, near, far, mut daemon) = pairs();
         let default = send_buffer(&near);
         let relay = tokio::spawn(async move {
-            let result = relay(
-                Direction {
-                    from: Socket::Unix(&near),
-                    to: Socket::Unix(&far),
-                    pending: b"",
-                },
-                Direction {
-                    from: Socket::Unix(&far),
-                    to: Socket::Unix(&near),
-                    pending: b"",
-                },
-                |_| {},
-                |_| {},
-            );
+            let result = plain_relay(&near, &far);
             // Both directions have begun once a byte crossed each way.
             let sizes = async {
                 let mut byte = [0u8; 1];
@@ -312,23 +310,7 @@ mod tests {
     #[tokio::test]
     async fn a_side_that_breaks_ends_the_relay_with_an_error() {
         let (client, near, far, daemon) = pairs();
-        let relay = tokio::spawn(async move {
-            relay(
-                Direction {
-                    from: Socket::Unix(&near),
-                    to: Socket::Unix(&far),
-                    pending: b"",
-                },
-                Direction {
-                    from: Socket::Unix(&far),
-                    to: Socket::Unix(&near),
-                    pending: b"",
-                },
-                |_| {},
-                |_| {},
-            )
-            .await
-        });
+        let relay = tokio::spawn(async move { plain_relay(&near, &far).await });
         // The daemon goes away while the client keeps sending.
         drop(daemon);
         let mut client = client;
