@@ -575,5 +575,10 @@ fi
 if [ "$rc" -ne 0 ] && has_stage test; then
     log "tests failed (exit $rc); daemon log tail:"
     tail -n 40 "$tmpd/dockerd.log" >&2 || true
+    # Last, so that a CI view of only the output's tail still shows why: the start of each
+    # failed test's own section (its panic message first), repeated from far above.
+    log "the failed tests' panics, repeated (their whole output is above):"
+    awk '/^---- .* stdout ----$/ { p = 1; n = 0 } /^failures:$/ { p = 0 } p && n++ < 16' \
+        "$tmpd/cargo-test.log" | tail -n 100 >&2 || true
 fi
 exit "$rc"
