@@ -462,6 +462,11 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             .map(|(name, key, l)| (name.clone(), key.clone(), l.as_ref())),
     )?;
     let mut authority = Authority::compile(raw.client, &raw.policy, &catalogue)?;
+    let limits = limits.with_user_buckets(|client| {
+        authority
+            .policy_for(client)
+            .is_some_and(|p| p.isolation == crate::policy::Isolation::User)
+    });
     if let Some(label) = &raw.isolation.owner_label {
         authority = authority.with_owner_label(validate_owner_label(label)?);
     }

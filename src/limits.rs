@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -19,6 +19,10 @@ use crate::error::ConfigError;
 use crate::fasthash::NameMap;
 
 pub mod layer;
+pub mod rate;
+
+use rate::ClientBuckets;
+pub use rate::{Rate, RateExceeded};
 
 /// Default largest request head (request line and headers) a client may send: registry
 /// credentials (`X-Registry-Config`) can run to several KiB, so this leaves ample room while
@@ -68,15 +72,6 @@ impl RawLimits {
             idle_timeout: over.idle_timeout.clone().or(self.idle_timeout.clone()),
         }
     }
-}
-
-/// A sustained rate with a burst allowance.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    /// Requests per second.
-    pub per_second: f64,
-    /// Bucket size.
-    pub burst: f64,
 }
 
 /// The limits of one client, validated.
@@ -168,22 +163,8 @@ pub struct Limits {
 #[derive(Debug)]
 struct ClientLimiter {
     settings: LimitSettings,
-    bucket: Option<Mutex<Bucket>>,
+    buckets: Option<ClientBuckets>,
 }
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    /// When a refusal of this client was last recorded in the audit log.
-    last_recorded: Option<Instant>,
-    /// Refusals since then that were not recorded.
-    unrecorded: u64,
-}
-
-/// At most one rate-limit refusal of a client is recorded in the audit log per this interval;
-/// the next recorded one counts those in between (`suppressed`).
-pub const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Limits {
     /// Compiles `[limits]` and each client's overrides (`(name, key, overrides)`).
@@ -200,15 +181,8 @@ impl Limits {
                 }
                 None => base.clone(),
             };
-            let bucket = settings.rate.map(|rate| {
-                Mutex::new(Bucket {
-                    tokens: rate.burst,
-                    last: Instant::now(),
-                    last_recorded: None,
-                    unrecorded: 0,
-                })
-            });
-            map.insert(name, ClientLimiter { settings, bucket });
+            let buckets = settings.rate.map(|rate| ClientBuckets::new(rate, false));
+            map.insert(name, ClientLimiter { settings, buckets });
         }
         Ok(Limits {
             defaults: base,
@@ -223,56 +197,25 @@ impl Limits {
             .map_or(&self.defaults, |l| &l.settings)
     }
 
-    /// Takes one request from `client`'s bucket, or says how long to wait.
-    pub fn admit(&self, client: &str) -> Result<(), RateExceeded> {
-        let Some(limiter) = self.clients.get(client) else {
-            return Ok(());
-        };
-        let (Some(rate), Some(bucket)) = (limiter.settings.rate, &limiter.bucket) else {
-            return Ok(());
-        };
-        let mut bucket = bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.last = now;
-        bucket.tokens = (bucket.tokens + elapsed * rate.per_second).min(rate.burst);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Ok(());
+    /// Gives each unix user of the clients `per_user` names (those whose policy has
+    /// `isolation = "user"`: each user is a tenant) a request-rate bucket of its own.
+    pub fn with_user_buckets(mut self, per_user: impl Fn(&str) -> bool) -> Limits {
+        for (name, limiter) in self.clients.iter_mut() {
+            if let (Some(rate), true) = (limiter.settings.rate, per_user(name)) {
+                limiter.buckets = Some(ClientBuckets::new(rate, true));
+            }
         }
-        let wait = (1.0 - bucket.tokens) / rate.per_second;
-        let due = bucket
-            .last_recorded
-            .is_none_or(|at| now.saturating_duration_since(at) >= REFUSAL_RECORD_INTERVAL);
-        let record = if due {
-            bucket.last_recorded = Some(now);
-            Some(std::mem::take(&mut bucket.unrecorded))
-        } else {
-            bucket.unrecorded += 1;
-            None
-        };
-        Err(RateExceeded {
-            per_second: rate.per_second,
-            retry_after: Duration::from_secs_f64(wait.max(0.001)),
-            record,
-        })
+        self
     }
-}
 
-/// A request over its client's rate.
-#[derive(Debug, Clone, Copy)]
-pub struct RateExceeded {
-    /// The configured rate.
-    pub per_second: f64,
-    /// When the next request would be admitted.
-    pub retry_after: Duration,
-    /// Whether this refusal gets an audit record: `Some(n)` with the number of this client's
-    /// refusals left unrecorded since its last recorded one, `None` when one was recorded less
-    /// than [`REFUSAL_RECORD_INTERVAL`] ago (a flood of refusals writes one record a second,
-    /// not one per request; the metrics still count each).
-    pub record: Option<u64>,
+    /// Takes one request of `client` from a peer with unix user `uid` (`None`: no uid) out of
+    /// its bucket (see [`rate`]), or says how long to wait.
+    pub fn admit(&self, client: &str, uid: Option<u32>) -> Result<(), RateExceeded> {
+        match self.clients.get(client).and_then(|l| l.buckets.as_ref()) {
+            Some(buckets) => buckets.admit(uid),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Connections a client may have open when neither `[limits]` nor its `[client.limits]` says
@@ -498,19 +441,19 @@ mod tests {
             }),
         );
         for _ in 0..3 {
-            assert!(l.admit("ci").is_ok());
+            assert!(l.admit("ci", None).is_ok());
         }
-        let refused = l.admit("ci").unwrap_err();
+        let refused = l.admit("ci", None).unwrap_err();
         assert!(refused.retry_after > Duration::ZERO);
         assert!(refused.retry_after <= Duration::from_millis(500));
         // The first refusal is recorded; those right after it are only counted, and the next
         // recorded one says how many.
         assert_eq!(refused.record, Some(0));
         for _ in 0..5 {
-            assert_eq!(l.admit("ci").unwrap_err().record, None);
+            assert_eq!(l.admit("ci", None).unwrap_err().record, None);
         }
         // Unknown clients are never refused.
-        assert!(l.admit("other").is_ok());
+        assert!(l.admit("other", None).is_ok());
     }
 
     #[test]

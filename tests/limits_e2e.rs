@@ -548,6 +548,99 @@ fn a_flood_is_rate_limited_and_its_refusals_recorded_once_a_second() {
     }
 }
 
+/// Runs `docker ps` as `user` until sockwarden refuses it (at most 12 times) and returns the
+/// refusal's message.
+fn ps_until_refused(user: &Docker) -> String {
+    for _ in 0..12 {
+        let out = user.run(&["ps", "-q"]);
+        if !out.status.success() {
+            return support::stderr_str(&out);
+        }
+    }
+    panic!("never refused")
+}
+
+/// Under `isolation = "user"` each unix user of a client is a tenant of its own, with the
+/// client's request rate for itself: one user's flood leaves the next user's `docker ps` alone.
+/// Without isolation the users of a client share its rate, as before.
+#[test]
+fn each_user_of_an_isolated_client_has_a_rate_of_its_own() {
+    let (a, b, c, d) = (23_901u32, 23_902u32, 23_903u32, 23_904u32);
+    let proxy = Proxy::start_config(|dir| {
+        format!(
+            r#"
+[upstream]
+socket = {up}
+
+[[listen]]
+unix = {sock}
+mode = "0666"
+
+[[client]]
+name = "admin"
+policy = "allow-all"
+uids = [0]
+
+[[client]]
+name = "tenants"
+policy = "isolated"
+uids = [{a}, {b}]
+
+[client.limits]
+requests_per_second = 0.2
+burst = 6
+
+[[client]]
+name = "team"
+policy = "read-only"
+uids = [{c}, {d}]
+
+[client.limits]
+requests_per_second = 0.2
+burst = 6
+
+[policy.isolated]
+profile = "read-only"
+isolation = "user"
+
+[isolation]
+image_ledger = {ledger}
+"#,
+            up = toml_str(&daemon_socket().display().to_string()),
+            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            ledger = toml_str(&dir.join("image-owners").display().to_string()),
+        )
+    });
+    // The users must reach the socket in the proxy's private directory.
+    std::fs::set_permissions(
+        proxy.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let as_user = |uid: u32| proxy.docker().user(uid, uid);
+    let refused = ps_until_refused(&as_user(a));
+    assert!(
+        refused.contains(&format!(
+            "too many requests: user {a} of client tenants is limited to 0.2 requests per second"
+        )),
+        "{refused}"
+    );
+    // The other tenant of the same client is not held back, with either CLI.
+    as_user(b).ok(&["ps", "-q"]);
+    as_user(b).bin(DEBIAN_DOCKER_CLI).ok(&["ps", "-q"]);
+    // The first one's bucket stays empty: the other's requests did not refill it.
+    assert!(!as_user(a).run(&["ps", "-q"]).status.success());
+    // A client without isolation: its users share one bucket.
+    let refused = ps_until_refused(&as_user(c));
+    assert!(
+        refused.contains("too many requests: client team is limited to 0.2 requests per second"),
+        "{refused}"
+    );
+    let out = as_user(d).run(&["ps", "-q"]);
+    assert!(!out.status.success(), "{}", support::describe(&out));
+    assert!(support::stderr_str(&out).contains("client team is limited"));
+}
+
 /// `sockwarden check` warns about configurations that invite exhaustion, and not about the
 /// defaults.
 #[test]

@@ -11,7 +11,7 @@ use crate::body::ProxyBody;
 use crate::context::Caller;
 use crate::error::{BoxError, ProxyError};
 use crate::layer_future::LayerFuture;
-use crate::listener::ConnInfo;
+use crate::listener::{ConnInfo, Peer};
 
 /// Adds [`RateLimit`] in front of a service.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,7 +61,7 @@ where
 }
 
 /// The limit a request runs into, if any: its connection was over the client's connection
-/// limit, or the client is over its request rate.
+/// limit, or the client (under `isolation = "user"`: the unix user) is over its request rate.
 fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
     let caller = request.extensions().get::<Caller>()?;
     let client = caller.client.as_deref()?;
@@ -76,7 +76,11 @@ fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
             retry_after: Some(Duration::from_secs(1)),
         });
     }
-    let exceeded = caller.runtime.limits.admit(client).err()?;
+    let uid = match request.extensions().get::<ConnInfo>().map(|c| &c.peer) {
+        Some(Peer::Unix { uid, .. }) => Some(*uid),
+        _ => None,
+    };
+    let exceeded = caller.runtime.limits.admit(client, uid).err()?;
     if let Some(trail) = request
         .extensions()
         .get::<std::sync::Arc<crate::context::Trail>>()
@@ -85,10 +89,16 @@ fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
     }
     Some(ProxyError::Limited {
         limit: crate::error::Limit::Rate,
-        what: format!(
-            "client {client} is limited to {} requests per second",
-            exceeded.per_second
-        ),
+        what: match exceeded.user {
+            Some(uid) => format!(
+                "user {uid} of client {client} is limited to {} requests per second",
+                exceeded.per_second
+            ),
+            None => format!(
+                "client {client} is limited to {} requests per second",
+                exceeded.per_second
+            ),
+        },
         retry_after: Some(exceeded.retry_after),
     })
 }
