@@ -462,7 +462,7 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             .map(|(name, key, l)| (name.clone(), key.clone(), l.as_ref())),
     )?;
     let mut authority = Authority::compile(raw.client, &raw.policy, &catalogue)?;
-    let limits = limits.with_user_buckets(|client| {
+    let limits = limits.with_per_user(|client| {
         authority
             .policy_for(client)
             .is_some_and(|p| p.isolation == crate::policy::Isolation::User)

@@ -9,8 +9,7 @@
 //! key. Token buckets belong to a configuration generation (a reload starts them full);
 //! connection counts belong to the process, so a reload cannot let a client exceed its limit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,8 +17,11 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use crate::fasthash::NameMap;
 
+pub mod connections;
 pub mod layer;
 pub mod rate;
+
+pub use connections::{Admission, ConnectionSlot, Connections, Entry, MAX_REFUSING};
 
 use rate::ClientBuckets;
 pub use rate::{Rate, RateExceeded};
@@ -164,6 +166,8 @@ pub struct Limits {
 struct ClientLimiter {
     settings: LimitSettings,
     buckets: Option<ClientBuckets>,
+    /// Each unix user has the limits for itself (`isolation = "user"`).
+    per_user: bool,
 }
 
 impl Limits {
@@ -182,7 +186,14 @@ impl Limits {
                 None => base.clone(),
             };
             let buckets = settings.rate.map(|rate| ClientBuckets::new(rate, false));
-            map.insert(name, ClientLimiter { settings, buckets });
+            map.insert(
+                name,
+                ClientLimiter {
+                    settings,
+                    buckets,
+                    per_user: false,
+                },
+            );
         }
         Ok(Limits {
             defaults: base,
@@ -198,14 +209,25 @@ impl Limits {
     }
 
     /// Gives each unix user of the clients `per_user` names (those whose policy has
-    /// `isolation = "user"`: each user is a tenant) a request-rate bucket of its own.
-    pub fn with_user_buckets(mut self, per_user: impl Fn(&str) -> bool) -> Limits {
+    /// `isolation = "user"`: each user is a tenant) the client's request rate and
+    /// `max_connections` for itself (see [`rate`] and [`connections`]).
+    pub fn with_per_user(mut self, per_user: impl Fn(&str) -> bool) -> Limits {
         for (name, limiter) in self.clients.iter_mut() {
-            if let (Some(rate), true) = (limiter.settings.rate, per_user(name)) {
-                limiter.buckets = Some(ClientBuckets::new(rate, true));
+            if per_user(name) {
+                limiter.per_user = true;
+                if let Some(rate) = limiter.settings.rate {
+                    limiter.buckets = Some(ClientBuckets::new(rate, true));
+                }
             }
         }
         self
+    }
+
+    /// Whether each unix user of `client` has the limits for itself.
+    pub fn per_user(&self, client: Option<&str>) -> bool {
+        client
+            .and_then(|c| self.clients.get(c))
+            .is_some_and(|l| l.per_user)
     }
 
     /// Takes one request of `client` from a peer with unix user `uid` (`None`: no uid) out of
@@ -223,11 +245,6 @@ impl Limits {
 /// takes to run sockwarden out of descriptors. `max_connections = 0` lifts it (up to
 /// [`Connections::client_share`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
-
-/// Connections past its limit a client may have waiting for their 429 at once; beyond these,
-/// its new connections are closed unanswered, so that opening connections faster than the
-/// head timeout closes them cannot pile up descriptors.
-pub const MAX_REFUSING: usize = 8;
 
 /// Descriptors kept back from client connections: listeners, the audit sink, the admin
 /// listener, the event loop, standard streams, `/proc` reads for identity, with room to spare.
@@ -253,169 +270,6 @@ pub fn connection_budget(nofile: u64, pool_max_idle: usize) -> usize {
     let reserved = RESERVED_FDS.saturating_add(pool_max_idle as u64);
     let budget = nofile.saturating_sub(reserved) / 2;
     usize::try_from(budget).unwrap_or(usize::MAX).max(1)
-}
-
-/// What a new connection of a client gets.
-#[derive(Debug)]
-pub enum Admission {
-    /// Served; the slot counts it until it (or the hijacked session it becomes) ends.
-    Open(ConnectionSlot),
-    /// Over the client's limit of this many: one 429, then closed. The slot counts it among
-    /// the client's [`MAX_REFUSING`] waiting refusals.
-    OverLimit(usize, ConnectionSlot),
-    /// Closed at once, unanswered: too many refusals already waiting.
-    Close,
-}
-
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    clients: HashMap<Arc<str>, (usize, usize)>,
-}
-
-/// Open connections per client and in all, for the whole life of the process (reloads
-/// included). The total is bounded by the process's budget ([`connection_budget`]), and no
-/// client may hold more than [`Connections::client_share`] of it, so one client's connections
-/// can never take the descriptors another client on another listener needs.
-#[derive(Debug, Clone)]
-pub struct Connections {
-    counts: Arc<Mutex<Counts>>,
-    budget: usize,
-}
-
-impl Default for Connections {
-    fn default() -> Self {
-        Connections::new(usize::MAX)
-    }
-}
-
-impl Connections {
-    /// Counts with room for `budget` connections at once.
-    pub fn new(budget: usize) -> Connections {
-        Connections {
-            counts: Arc::default(),
-            budget: budget.max(1),
-        }
-    }
-
-    /// The budget.
-    pub fn budget(&self) -> usize {
-        self.budget
-    }
-
-    /// The most one client may hold: three quarters of the budget, so that a quarter always
-    /// remains for the others whatever one client's limit says.
-    pub fn client_share(&self) -> usize {
-        (self.budget - self.budget / 4).max(1)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Takes a place in the budget for a connection just accepted, before anything is read
-    /// from it; `None` when the budget is spent (the caller closes the connection at once).
-    pub fn enter(&self) -> Option<Entry> {
-        let mut counts = self.lock();
-        if counts.total >= self.budget {
-            return None;
-        }
-        counts.total += 1;
-        Some(Entry {
-            counts: self.counts.clone(),
-        })
-    }
-
-    /// Admits a new connection of `client` (the empty name for a peer that matched no client)
-    /// under its limit `max` (`None`: only [`Connections::client_share`]).
-    pub fn admit(&self, client: &Arc<str>, max: Option<usize>) -> Admission {
-        let limit = max.unwrap_or(usize::MAX).min(self.client_share());
-        let mut counts = self.lock();
-        let (open, refusing) = counts.clients.entry(client.clone()).or_insert((0, 0));
-        let refusing_slot = |refusing| ConnectionSlot {
-            client: client.clone(),
-            counts: self.counts.clone(),
-            refusing,
-            entry: None,
-        };
-        if *open < limit {
-            *open += 1;
-            return Admission::Open(refusing_slot(false));
-        }
-        if *refusing < MAX_REFUSING {
-            *refusing += 1;
-            return Admission::OverLimit(limit, refusing_slot(true));
-        }
-        Admission::Close
-    }
-
-    /// How many connections `client` has open (refusals waiting not counted).
-    #[cfg(test)]
-    fn count(&self, client: &str) -> usize {
-        self.lock().clients.get(client).map_or(0, |c| c.0)
-    }
-
-    /// How many connections hold a place in the budget.
-    #[cfg(test)]
-    fn total(&self) -> usize {
-        self.lock().total
-    }
-}
-
-/// A connection's place in the process budget, released when the connection ends.
-#[derive(Debug)]
-pub struct Entry {
-    counts: Arc<Mutex<Counts>>,
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-    }
-}
-
-/// One counted connection; the count drops with it (when the connection, or the hijacked
-/// session it became, ends).
-#[derive(Debug)]
-pub struct ConnectionSlot {
-    client: Arc<str>,
-    counts: Arc<Mutex<Counts>>,
-    refusing: bool,
-    /// The connection's place in the process budget, which travels with the slot into the
-    /// hijacked session a connection may become (its two descriptors stay open).
-    entry: Option<Entry>,
-}
-
-impl ConnectionSlot {
-    /// Keeps the connection's place in the budget for as long as this slot lives.
-    pub fn hold(&mut self, entry: Entry) {
-        self.entry = Some(entry);
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((open, refusing)) = counts.clients.get_mut(&self.client) {
-            if self.refusing {
-                *refusing = refusing.saturating_sub(1);
-            } else {
-                *open = open.saturating_sub(1);
-            }
-            if *open == 0 && *refusing == 0 {
-                counts.clients.remove(&self.client);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -514,32 +368,6 @@ mod tests {
     }
 
     #[test]
-    fn connection_slots_count_and_release() {
-        let c = Connections::default();
-        let ci: Arc<str> = Arc::from("ci");
-        let Admission::Open(a) = c.admit(&ci, Some(2)) else {
-            panic!("first")
-        };
-        let Admission::Open(_b) = c.admit(&ci, Some(2)) else {
-            panic!("second")
-        };
-        // Over the limit: a few wait for their 429, the rest are closed at once.
-        let mut refusing = Vec::new();
-        for _ in 0..MAX_REFUSING {
-            match c.admit(&ci, Some(2)) {
-                Admission::OverLimit(2, slot) => refusing.push(slot),
-                other => panic!("{other:?}"),
-            }
-        }
-        assert!(matches!(c.admit(&ci, Some(2)), Admission::Close));
-        drop(a);
-        assert_eq!(c.count("ci"), 1);
-        assert!(matches!(c.admit(&ci, Some(2)), Admission::Open(_)));
-        refusing.clear();
-        assert!(matches!(c.admit(&ci, Some(1)), Admission::OverLimit(1, _)));
-    }
-
-    #[test]
     fn the_budget_bounds_everyone_and_keeps_a_share_for_others() {
         assert_eq!(connection_budget(1024, 16), (1024 - 64 - 16) / 2);
         assert_eq!(connection_budget(10, 16), 1);
@@ -550,16 +378,19 @@ mod tests {
         for _ in 0..6 {
             let entry = c.enter().unwrap();
             // No limit of its own: the share still applies.
-            let Admission::Open(slot) = c.admit(&greedy, None) else {
+            let Admission::Open(slot) = c.admit(&greedy, None, None) else {
                 panic!("within the share")
             };
             held.push((entry, slot));
         }
-        assert!(matches!(c.admit(&greedy, None), Admission::OverLimit(6, _)));
+        assert!(matches!(
+            c.admit(&greedy, None, None),
+            Admission::OverLimit(6, _)
+        ));
         // Another client still gets in.
         let _e = c.enter().unwrap();
         assert!(matches!(
-            c.admit(&Arc::from("other"), None),
+            c.admit(&Arc::from("other"), None, None),
             Admission::Open(_)
         ));
         let _f = c.enter().unwrap();
@@ -568,7 +399,7 @@ mod tests {
         held.clear();
         assert_eq!(c.total(), 2);
         // A slot that holds its entry (a hijacked session) keeps its place in the budget.
-        let Admission::Open(mut slot) = c.admit(&greedy, None) else {
+        let Admission::Open(mut slot) = c.admit(&greedy, None, None) else {
             panic!("room again")
         };
         slot.hold(c.enter().unwrap());

@@ -21,7 +21,7 @@ use crate::identity::Evidence;
 use crate::limits::{Admission, Connections, Entry};
 use crate::listener::activation::{Activation, ActivationError, Inherited};
 use crate::listener::framing::{FramingWatch, Verdicts};
-use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Stream};
+use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Peer, Stream};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::reload::{ConfigSource, Live};
@@ -523,8 +523,13 @@ async fn establish_and_serve(
     // A peer that matched no client is counted under the empty name: its requests are all
     // refused, but its connections still hold descriptors.
     let key = client.clone().unwrap_or_else(|| Arc::from(""));
+    // Under `isolation = "user"` each unix user of the client is counted on its own.
+    let user = match &peer {
+        Peer::Unix { uid, .. } if runtime.limits.per_user(client.as_deref()) => Some(*uid),
+        _ => None,
+    };
     // The slot holds the connection's place in the budget: with it into a hijacked session.
-    let (slot, over_limit) = match shared.connections.admit(&key, limits.max_connections) {
+    let (slot, over_limit) = match shared.connections.admit(&key, user, limits.max_connections) {
         Admission::Open(mut slot) => {
             slot.hold(entry);
             (Some(Arc::new(slot)), None)
@@ -584,7 +589,7 @@ async fn establish_and_serve(
 /// fetch from sockwarden.
 async fn daemon_origin(
     stream: &Stream,
-    peer: &crate::listener::Peer,
+    peer: &Peer,
     listener: &str,
     shared: &Shared,
 ) -> Option<Option<i32>> {

@@ -560,13 +560,18 @@ fn ps_until_refused(user: &Docker) -> String {
     panic!("never refused")
 }
 
-/// Under `isolation = "user"` each unix user of a client is a tenant of its own, with the
-/// client's request rate for itself: one user's flood leaves the next user's `docker ps` alone.
-/// Without isolation the users of a client share its rate, as before.
-#[test]
-fn each_user_of_an_isolated_client_has_a_rate_of_its_own() {
-    let (a, b, c, d) = (23_901u32, 23_902u32, 23_903u32, 23_904u32);
-    let proxy = Proxy::start_config(|dir| {
+/// Users of the clients in [`per_user_proxy`]: `tenants` (isolated per user) and `team`.
+const TENANT_A: u32 = 23_901;
+const TENANT_B: u32 = 23_902;
+const TEAM_C: u32 = 23_903;
+const TEAM_D: u32 = 23_904;
+
+/// sockwarden with two clients under the same `limits` (a `[client.limits]` body): `tenants`
+/// (users A and B, `isolation = "user"`, read-only) and `team` (users C and D, read-only, not
+/// isolated), and root as an unlimited admin, on one 0666 socket.
+fn per_user_proxy(limits: &str) -> Proxy {
+    let limits = limits.to_owned();
+    let proxy = Proxy::start_config(move |dir| {
         format!(
             r#"
 [upstream]
@@ -584,20 +589,18 @@ uids = [0]
 [[client]]
 name = "tenants"
 policy = "isolated"
-uids = [{a}, {b}]
+uids = [{TENANT_A}, {TENANT_B}]
 
 [client.limits]
-requests_per_second = 0.2
-burst = 6
+{limits}
 
 [[client]]
 name = "team"
 policy = "read-only"
-uids = [{c}, {d}]
+uids = [{TEAM_C}, {TEAM_D}]
 
 [client.limits]
-requests_per_second = 0.2
-burst = 6
+{limits}
 
 [policy.isolated]
 profile = "read-only"
@@ -617,28 +620,136 @@ image_ledger = {ledger}
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
+    proxy
+}
+
+/// Under `isolation = "user"` each unix user of a client is a tenant of its own, with the
+/// client's request rate for itself: one user's flood leaves the next user's `docker ps` alone.
+/// Without isolation the users of a client share its rate, as before.
+#[test]
+fn each_user_of_an_isolated_client_has_a_rate_of_its_own() {
+    let proxy = per_user_proxy("requests_per_second = 0.2\nburst = 6");
     let as_user = |uid: u32| proxy.docker().user(uid, uid);
-    let refused = ps_until_refused(&as_user(a));
+    let refused = ps_until_refused(&as_user(TENANT_A));
     assert!(
         refused.contains(&format!(
-            "too many requests: user {a} of client tenants is limited to 0.2 requests per second"
+            "too many requests: user {TENANT_A} of client tenants is limited to 0.2 requests per second"
         )),
         "{refused}"
     );
     // The other tenant of the same client is not held back, with either CLI.
-    as_user(b).ok(&["ps", "-q"]);
-    as_user(b).bin(DEBIAN_DOCKER_CLI).ok(&["ps", "-q"]);
+    as_user(TENANT_B).ok(&["ps", "-q"]);
+    as_user(TENANT_B).bin(DEBIAN_DOCKER_CLI).ok(&["ps", "-q"]);
     // The first one's bucket stays empty: the other's requests did not refill it.
-    assert!(!as_user(a).run(&["ps", "-q"]).status.success());
+    assert!(!as_user(TENANT_A).run(&["ps", "-q"]).status.success());
     // A client without isolation: its users share one bucket.
-    let refused = ps_until_refused(&as_user(c));
+    let refused = ps_until_refused(&as_user(TEAM_C));
     assert!(
         refused.contains("too many requests: client team is limited to 0.2 requests per second"),
         "{refused}"
     );
-    let out = as_user(d).run(&["ps", "-q"]);
+    let out = as_user(TEAM_D).run(&["ps", "-q"]);
     assert!(!out.status.success(), "{}", support::describe(&out));
     assert!(support::stderr_str(&out).contains("client team is limited"));
+}
+
+/// Holds one connection to `proxy` open as unix user `uid`: curl following the event stream
+/// (killed on drop).
+struct HeldConnection(std::process::Child);
+
+impl HeldConnection {
+    fn open(proxy: &Proxy, uid: u32) -> HeldConnection {
+        let child = std::process::Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .args(["--clear-groups", "curl", "-sN", "--unix-socket"])
+            .arg(&proxy.socket)
+            .arg("http://docker/events")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        HeldConnection(child)
+    }
+}
+
+/// `n` connections held open as `uid`: one refused while the user's earlier connections were
+/// still being closed ends at once, and is opened again.
+fn hold_connections(proxy: &Proxy, uid: u32, n: usize) -> Vec<HeldConnection> {
+    let mut held: Vec<HeldConnection> = Vec::new();
+    wait_for(T, || {
+        held.retain_mut(|h| matches!(h.0.try_wait(), Ok(None)));
+        while held.len() < n {
+            held.push(HeldConnection::open(proxy, uid));
+        }
+        thread::sleep(Duration::from_millis(300));
+        held.iter_mut()
+            .all(|h| matches!(h.0.try_wait(), Ok(None)))
+            .then_some(())
+    })
+    .expect("connections held open");
+    held
+}
+
+impl Drop for HeldConnection {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same for connections: a user of an isolated client holding its `max_connections` open
+/// keeps no other user out; the users of a client without isolation share the client's.
+#[test]
+fn each_user_of_an_isolated_client_has_its_own_connections() {
+    let proxy = per_user_proxy("max_connections = 3\nrequests_per_second = 0");
+    let as_user = |uid: u32| proxy.docker().user(uid, uid);
+    for (holder, other, refusal, other_ok) in [
+        (
+            TENANT_A,
+            TENANT_B,
+            format!("user {TENANT_A} of client tenants is limited to 3 concurrent connections"),
+            true,
+        ),
+        (
+            TEAM_C,
+            TEAM_D,
+            "client team is limited to 3 concurrent connections".to_owned(),
+            false,
+        ),
+    ] {
+        as_user(holder).ok(&["ps", "-q"]);
+        let held = hold_connections(&proxy, holder, 3);
+        // Once the three are open, the holder's next connection is refused.
+        let refused = wait_for(T, || {
+            let out = as_user(holder).run(&["ps", "-q"]);
+            (!out.status.success()).then(|| support::stderr_str(&out))
+        })
+        .expect("the holder's fourth connection was never refused");
+        assert!(refused.contains(&refusal), "{refused}");
+        for cli in [as_user(other), as_user(other).bin(DEBIAN_DOCKER_CLI)] {
+            let out = cli.run(&["ps", "-q"]);
+            assert_eq!(
+                out.status.success(),
+                other_ok,
+                "{}",
+                support::describe(&out)
+            );
+            if !other_ok {
+                assert!(support::stderr_str(&out).contains(&refusal));
+            }
+        }
+        drop(held);
+        // Closed connections are given back.
+        wait_for(T, || {
+            as_user(holder)
+                .run(&["ps", "-q"])
+                .status
+                .success()
+                .then_some(())
+        })
+        .expect("connections given back");
+    }
 }
 
 /// `sockwarden check` warns about configurations that invite exhaustion, and not about the

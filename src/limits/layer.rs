@@ -65,21 +65,30 @@ where
 fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
     let caller = request.extensions().get::<Caller>()?;
     let client = caller.client.as_deref()?;
-    if let Some(max) = request
-        .extensions()
-        .get::<ConnInfo>()
-        .and_then(|c| c.over_limit)
-    {
-        return Some(ProxyError::Limited {
-            limit: crate::error::Limit::Connections,
-            what: format!("client {client} is limited to {max} concurrent connections"),
-            retry_after: Some(Duration::from_secs(1)),
-        });
-    }
-    let uid = match request.extensions().get::<ConnInfo>().map(|c| &c.peer) {
+    let conn = request.extensions().get::<ConnInfo>();
+    let uid = match conn.map(|c| &c.peer) {
         Some(Peer::Unix { uid, .. }) => Some(*uid),
         _ => None,
     };
+    if let Some(max) = conn.and_then(|c| c.over_limit) {
+        let limits = &caller.runtime.limits;
+        // A user of a per-user client over its own limit, or the client's users together
+        // over the client's share.
+        let whose = match uid {
+            Some(uid)
+                if limits.per_user(Some(client))
+                    && limits.settings(Some(client)).max_connections == Some(max) =>
+            {
+                format!("user {uid} of client {client}")
+            }
+            _ => format!("client {client}"),
+        };
+        return Some(ProxyError::Limited {
+            limit: crate::error::Limit::Connections,
+            what: format!("{whose} is limited to {max} concurrent connections"),
+            retry_after: Some(Duration::from_secs(1)),
+        });
+    }
     let exceeded = caller.runtime.limits.admit(client, uid).err()?;
     if let Some(trail) = request
         .extensions()
