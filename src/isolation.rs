@@ -17,6 +17,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::context::Caller;
 use crate::listener::Peer;
 use crate::policy::Isolation;
 
@@ -46,6 +47,24 @@ impl Tenant {
                 Some(Tenant(Arc::from(format!("client:{client}"))))
             }
         }
+    }
+
+    /// The tenant of a request from `peer` by `caller`, as its client's policy says, before
+    /// any layer has looked at the request: every audit record of an isolated client carries
+    /// its tenant, also of a request the rate limit or the policy refuses before the isolation
+    /// layer runs.
+    pub fn of_caller(caller: &Caller, peer: Option<&Peer>) -> Option<Tenant> {
+        let client = caller.client.as_deref()?;
+        let authority = &caller.runtime.authority;
+        if !authority.isolates() {
+            return None;
+        }
+        Tenant::of(authority.policy_for(client)?.isolation, client, peer)
+    }
+
+    /// The owner label's value, shared.
+    pub fn into_value(self) -> Arc<str> {
+        self.0
     }
 
     /// The owner label's value on the tenant's objects (`uid:1001`, `client:ci`).

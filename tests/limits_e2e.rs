@@ -577,6 +577,10 @@ fn per_user_proxy(limits: &str) -> Proxy {
 [upstream]
 socket = {up}
 
+[audit]
+sink = "file"
+path = {audit}
+
 [[listen]]
 unix = {sock}
 mode = "0666"
@@ -612,6 +616,7 @@ image_ledger = {ledger}
             up = toml_str(&daemon_socket().display().to_string()),
             sock = toml_str(&dir.join("proxy.sock").display().to_string()),
             ledger = toml_str(&dir.join("image-owners").display().to_string()),
+            audit = toml_str(&dir.join("audit.log").display().to_string()),
         )
     });
     // The users must reach the socket in the proxy's private directory.
@@ -630,6 +635,13 @@ image_ledger = {ledger}
 fn each_user_of_an_isolated_client_has_a_rate_of_its_own() {
     let proxy = per_user_proxy("requests_per_second = 0.2\nburst = 6");
     let as_user = |uid: u32| proxy.docker().user(uid, uid);
+    // The policy's refusal (read-only) of an isolated client's request: before the isolation
+    // layer, and still its tenant's record.
+    let out = as_user(TENANT_A).run(&["network", "create", "sw-denied"]);
+    assert!(!out.status.success(), "{}", support::describe(&out));
+    let denied = wait_record(&audit_path(&proxy), |r| r["operation"] == "network.create");
+    assert_eq!(denied["decision"], "deny", "{denied}");
+    assert_eq!(denied["tenant"], format!("uid:{TENANT_A}"), "{denied}");
     let refused = ps_until_refused(&as_user(TENANT_A));
     assert!(
         refused.contains(&format!(
@@ -651,6 +663,24 @@ fn each_user_of_an_isolated_client_has_a_rate_of_its_own() {
     let out = as_user(TEAM_D).run(&["ps", "-q"]);
     assert!(!out.status.success(), "{}", support::describe(&out));
     assert!(support::stderr_str(&out).contains("client team is limited"));
+    // Every record of an isolated client carries its tenant, also of a request the rate limit
+    // refused before anything else looked at it; a client without isolation has none.
+    let limited = wait_record(&audit_path(&proxy), |r| {
+        r["rule"] == "rate-limit" && r["peer"]["uid"] == TENANT_A
+    });
+    assert_eq!(limited["tenant"], format!("uid:{TENANT_A}"), "{limited}");
+    let records = records(&audit_path(&proxy));
+    for r in &records {
+        match r["peer"]["uid"].as_u64() {
+            Some(uid) if [TENANT_A, TENANT_B].contains(&(uid as u32)) => {
+                assert_eq!(r["tenant"], format!("uid:{uid}"), "{r}")
+            }
+            _ => assert!(r.get("tenant").is_none(), "{r}"),
+        }
+    }
+    assert!(records
+        .iter()
+        .any(|r| r["rule"] == "rate-limit" && r["peer"]["uid"] == TEAM_C));
 }
 
 /// Holds one connection to `proxy` open as unix user `uid`: curl following the event stream

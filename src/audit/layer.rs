@@ -19,6 +19,7 @@ use super::{Audit, REQUEST_ID_HEADER};
 use crate::body::{self, ByteCounter, EndOfBody, Observed, ProxyBody};
 use crate::context::{verdict, Caller, Facts, Trail};
 use crate::error::ProxyError;
+use crate::isolation::Tenant;
 use crate::listener::ConnInfo;
 use crate::logging::request::{InRequest, RequestLog};
 use crate::logging::scoped::Scope as _;
@@ -113,6 +114,7 @@ where
 
     fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
         let conn = request.extensions().get::<ConnInfo>();
+        let caller = request.extensions().get::<Caller>();
         let id = self.audit.next_id();
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
@@ -124,10 +126,10 @@ where
             uri: request.uri().clone(),
             user_agent: request.headers().get(header::USER_AGENT).cloned(),
             facts: Mutex::new(Facts {
-                client: request
-                    .extensions()
-                    .get::<Caller>()
-                    .and_then(|c| c.client.clone()),
+                client: caller.and_then(|c| c.client.clone()),
+                tenant: caller
+                    .and_then(|c| Tenant::of_caller(c, conn.map(|c| &c.peer)))
+                    .map(Tenant::into_value),
                 ..Facts::default()
             }),
         });
