@@ -309,6 +309,7 @@ impl Sealer {
             Ok(())
         });
         if let Err(e) = sealed {
+            self.chain.abandon_batch();
             out.clear();
             return Err(e);
         }

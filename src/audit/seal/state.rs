@@ -204,6 +204,15 @@ impl ChainState {
         Ok(())
     }
 
+    /// Ends a batch that could not be sealed whole (the sealer drops its records): its key
+    /// is forgotten now, not kept in memory until the next batch, which may come only with
+    /// the next checkpoint. Its records' numbers stay used: `verify` reports them as a gap.
+    pub fn abandon_batch(&mut self) {
+        if self.open.take().is_some() {
+            self.forget_batch_key();
+        }
+    }
+
     /// Writes a dummy key's schedule over the finished batch's, in place: ring does not erase
     /// an AES key schedule (whose first round keys are the key) or GCM's hash key when they
     /// are dropped, and either would let whoever reads the memory of an idle sealer re-seal
@@ -324,4 +333,31 @@ impl StateStore {
 fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (meta.dev(), meta.ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_abandoned_batch_forgets_its_key() {
+        let mut state = ChainState::new(&[7u8; KEY_LEN]).unwrap();
+        let chain = state.chain;
+        let probe = |key: &BatchKey| {
+            let pos = BatchPos { batch: 0, count: 1 };
+            key.tag(&chain, 0, pos, &[0; MAC_LEN], &[b"{}"], &mut Vec::new())
+                .unwrap()
+        };
+        let dummy = probe(&BatchKey::new(&[0u8; KEY_LEN]).unwrap());
+        state.begin_batch(3).unwrap();
+        state.seal_next(&[b"{\"a\":1", b"}"]).unwrap();
+        assert_ne!(probe(state.batch_key.as_ref().unwrap()), dummy);
+        state.abandon_batch();
+        assert!(state.open.is_none());
+        assert_eq!(probe(state.batch_key.as_ref().unwrap()), dummy);
+        // The next record begins a batch of its own, under the next key.
+        let (seq, _, place) = state.seal_next(&[b"{\"a\":2", b"}"]).unwrap();
+        assert_eq!(seq, 1);
+        assert_eq!(place, Some(BatchPos { batch: 1, count: 1 }));
+    }
 }
