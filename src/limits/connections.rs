@@ -27,7 +27,9 @@ pub enum Admission {
     Close,
 }
 
-/// Whose count a connection is in: a client, or one unix user of a per-user client.
+/// Whose limit a connection counts against: its client's (`None`: every connection of a client
+/// whose users share its limit, and those without a uid of a per-user client) or one unix
+/// user's of a per-user client.
 type Key = (Arc<str>, Option<u32>);
 
 /// Open connections and refusals waiting.
@@ -40,11 +42,31 @@ struct Held {
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
-    /// Per client (`None`) and per user of a per-user client (`Some(uid)`).
+    /// Per limit (see [`Key`]).
     held: HashMap<Key, Held>,
+    /// Every open connection of a client, whoever's limit it counts against: held to the
+    /// client's share of the budget.
+    clients: HashMap<Arc<str>, usize>,
 }
 
 impl Counts {
+    fn client_open(&self, client: &str) -> usize {
+        self.clients.get(client).copied().unwrap_or(0)
+    }
+
+    /// One more (`opened`) or one fewer open connection of `client`.
+    fn client_changed(&mut self, client: &Arc<str>, opened: bool) {
+        let open = self.clients.entry(client.clone()).or_default();
+        *open = if opened {
+            *open + 1
+        } else {
+            open.saturating_sub(1)
+        };
+        if *open == 0 {
+            self.clients.remove(client);
+        }
+    }
+
     fn held(&self, key: &Key) -> Held {
         self.held.get(key).copied().unwrap_or_default()
     }
@@ -121,20 +143,17 @@ impl Connections {
     pub fn admit(&self, client: &Arc<str>, user: Option<u32>, max: Option<usize>) -> Admission {
         let share = self.client_share();
         let limit = max.unwrap_or(usize::MAX).min(share);
-        let client_key: Key = (client.clone(), None);
         let key: Key = (client.clone(), user);
         let mut counts = self.lock();
-        let (client_held, held) = (counts.held(&client_key), counts.held(&key));
+        let (client_open, held) = (counts.client_open(client), counts.held(&key));
         let slot = |refusing| ConnectionSlot {
             key: key.clone(),
             counts: self.counts.clone(),
             refusing,
             entry: None,
         };
-        if held.open < limit && client_held.open < share {
-            if user.is_some() {
-                counts.update(&client_key, |h| h.open += 1);
-            }
+        if held.open < limit && client_open < share {
+            counts.client_changed(client, true);
             counts.update(&key, |h| h.open += 1);
             return Admission::Open(slot(false));
         }
@@ -147,10 +166,17 @@ impl Connections {
         Admission::Close
     }
 
-    /// How many connections `client` (`user`) has open (refusals waiting not counted).
+    /// How many connections count against `client`'s (`user`'s) limit (refusals waiting not
+    /// counted).
     #[cfg(test)]
     fn count(&self, client: &str, user: Option<u32>) -> usize {
         self.lock().held(&(Arc::from(client), user)).open
+    }
+
+    /// How many connections `client` has open, all its users together.
+    #[cfg(test)]
+    fn client_count(&self, client: &str) -> usize {
+        self.lock().client_open(client)
     }
 
     /// How many connections hold a place in the budget.
@@ -206,10 +232,7 @@ impl Drop for ConnectionSlot {
             return;
         }
         counts.update(&self.key, |h| h.open = h.open.saturating_sub(1));
-        if self.key.1.is_some() {
-            let client_key = (self.key.0.clone(), None);
-            counts.update(&client_key, |h| h.open = h.open.saturating_sub(1));
-        }
+        counts.client_changed(&self.key.0, false);
     }
 }
 
@@ -267,14 +290,33 @@ mod tests {
         };
         assert_eq!(c.count("developers", Some(1001)), 2);
         assert_eq!(
-            c.count("developers", None),
+            c.client_count("developers"),
             3,
             "the client counts all its users"
         );
+        // A peer without a uid (TCP, TLS) counts against the client's own limit, which its
+        // users' connections do not use up.
+        let mut tcp = Vec::new();
+        for _ in 0..2 {
+            let Admission::Open(slot) = c.admit(&dev, None, Some(2)) else {
+                panic!("a peer without a uid")
+            };
+            tcp.push(slot);
+        }
+        assert!(matches!(
+            c.admit(&dev, None, Some(2)),
+            Admission::OverLimit(2, _)
+        ));
+        assert_eq!(c.client_count("developers"), 5);
         drop(other);
         held.clear();
-        assert_eq!(c.count("developers", None), 0);
-        assert!(c.lock().held.is_empty(), "nothing left behind");
+        tcp.clear();
+        assert_eq!(c.client_count("developers"), 0);
+        let counts = c.lock();
+        assert!(
+            counts.held.is_empty() && counts.clients.is_empty(),
+            "nothing left behind"
+        );
     }
 
     #[test]
