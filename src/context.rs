@@ -206,7 +206,9 @@ impl Trail {
         }
     }
 
-    /// The client's tenant, under a policy's isolation.
+    /// The client's tenant, under a policy's isolation. (The audit layer notes it when it
+    /// starts the record, `isolation::Tenant::of_caller`; tests build trails by hand.)
+    #[cfg(test)]
     pub fn note_tenant(&self, tenant: &str) {
         self.facts().tenant = Some(Arc::from(tenant));
     }

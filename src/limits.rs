@@ -21,7 +21,7 @@ pub mod connections;
 pub mod layer;
 pub mod rate;
 
-pub use connections::{Admission, ConnectionSlot, Connections, Entry, MAX_REFUSING};
+pub use connections::{Admission, ConnectionSlot, Connections, Entry, Exceeded, MAX_REFUSING};
 
 use rate::ClientBuckets;
 pub use rate::{Rate, RateExceeded};
@@ -385,7 +385,7 @@ mod tests {
         }
         assert!(matches!(
             c.admit(&greedy, None, None),
-            Admission::OverLimit(6, _)
+            Admission::OverLimit(Exceeded { max: 6, .. }, _)
         ));
         // Another client still gets in.
         let _e = c.enter().unwrap();

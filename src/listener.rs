@@ -137,7 +137,7 @@ pub struct ConnInfo {
     /// becomes) lives.
     pub slot: Option<Arc<crate::limits::ConnectionSlot>>,
     /// Set when the client was over its connection limit: every request is answered 429.
-    pub over_limit: Option<usize>,
+    pub over_limit: Option<crate::limits::Exceeded>,
     /// Set when the peer is the Docker daemon itself (or may be): the connection is never
     /// attributed to a client, not even after a reload (`identity::deputy`).
     pub from_daemon: bool,

@@ -534,9 +534,9 @@ async fn establish_and_serve(
             slot.hold(entry);
             (Some(Arc::new(slot)), None)
         }
-        Admission::OverLimit(max, mut slot) => {
+        Admission::OverLimit(over, mut slot) => {
             slot.hold(entry);
-            (Some(Arc::new(slot)), Some(max))
+            (Some(Arc::new(slot)), Some(over))
         }
         Admission::Close => {
             shared.metrics.limited(&key, "connections");

@@ -143,9 +143,6 @@ where
         let Some(isolating) = isolating else {
             return LayerFuture::inner(self.inner.call(request));
         };
-        if let Some(trail) = request.extensions().get::<Arc<Trail>>() {
-            trail.note_tenant(isolating.tenant.label_value());
-        }
         let tenancy = isolating.authorized.operation.info.tenancy;
         if tenancy == Tenancy::Shared {
             let mut request = request;

@@ -20,11 +20,21 @@ pub const MAX_REFUSING: usize = 8;
 pub enum Admission {
     /// Served; the slot counts it until it (or the hijacked session it becomes) ends.
     Open(ConnectionSlot),
-    /// Over the limit of this many: one 429, then closed. The slot counts it among the
-    /// [`MAX_REFUSING`] waiting refusals of its client (or user).
-    OverLimit(usize, ConnectionSlot),
+    /// Over a limit: one 429, then closed. The slot counts it among the [`MAX_REFUSING`]
+    /// waiting refusals of its client (or user).
+    OverLimit(Exceeded, ConnectionSlot),
     /// Closed at once, unanswered: too many refusals already waiting.
     Close,
+}
+
+/// The connection limit a new connection ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exceeded {
+    /// The limit: connections at once.
+    pub max: usize,
+    /// The unix user whose own limit it is; `None`: the client's (its own, or the share of the
+    /// budget all its users together are held to).
+    pub user: Option<u32>,
 }
 
 /// Whose limit a connection counts against: its client's (`None`: every connection of a client
@@ -160,7 +170,14 @@ impl Connections {
         if held.refusing < MAX_REFUSING {
             counts.update(&key, |h| h.refusing += 1);
             // The limit the connection ran into: its own, or its client's share.
-            let over = if held.open < limit { share } else { limit };
+            let over = if held.open < limit {
+                Exceeded {
+                    max: share,
+                    user: None,
+                }
+            } else {
+                Exceeded { max: limit, user }
+            };
             return Admission::OverLimit(over, slot(true));
         }
         Admission::Close
@@ -254,7 +271,7 @@ mod tests {
         let mut refusing = Vec::new();
         for _ in 0..MAX_REFUSING {
             match c.admit(&ci, None, Some(2)) {
-                Admission::OverLimit(2, slot) => refusing.push(slot),
+                Admission::OverLimit(Exceeded { max: 2, .. }, slot) => refusing.push(slot),
                 other => panic!("{other:?}"),
             }
         }
@@ -265,7 +282,7 @@ mod tests {
         refusing.clear();
         assert!(matches!(
             c.admit(&ci, None, Some(1)),
-            Admission::OverLimit(1, _)
+            Admission::OverLimit(Exceeded { max: 1, .. }, _)
         ));
     }
 
@@ -282,7 +299,13 @@ mod tests {
         }
         assert!(matches!(
             c.admit(&dev, Some(1001), Some(2)),
-            Admission::OverLimit(2, _)
+            Admission::OverLimit(
+                Exceeded {
+                    max: 2,
+                    user: Some(1001)
+                },
+                _
+            )
         ));
         // Another user of the same client is not held back by the first one's connections.
         let Admission::Open(other) = c.admit(&dev, Some(1002), Some(2)) else {
@@ -305,7 +328,7 @@ mod tests {
         }
         assert!(matches!(
             c.admit(&dev, None, Some(2)),
-            Admission::OverLimit(2, _)
+            Admission::OverLimit(Exceeded { max: 2, .. }, _)
         ));
         assert_eq!(c.client_count("developers"), 5);
         drop(other);
@@ -336,7 +359,7 @@ mod tests {
         // A new user within its own limit still runs into the client's share.
         assert!(matches!(
             c.admit(&dev, Some(99), Some(2)),
-            Admission::OverLimit(6, _)
+            Admission::OverLimit(Exceeded { max: 6, user: None }, _)
         ));
         // Another client does not.
         assert!(matches!(

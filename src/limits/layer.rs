@@ -70,22 +70,14 @@ fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
         Some(Peer::Unix { uid, .. }) => Some(*uid),
         _ => None,
     };
-    if let Some(max) = conn.and_then(|c| c.over_limit) {
-        let limits = &caller.runtime.limits;
-        // A user of a per-user client over its own limit, or the client's users together
-        // over the client's share.
-        let whose = match uid {
-            Some(uid)
-                if limits.per_user(Some(client))
-                    && limits.settings(Some(client)).max_connections == Some(max) =>
-            {
-                format!("user {uid} of client {client}")
-            }
-            _ => format!("client {client}"),
+    if let Some(over) = conn.and_then(|c| c.over_limit) {
+        let whose = match over.user {
+            Some(uid) => format!("user {uid} of client {client}"),
+            None => format!("client {client}"),
         };
         return Some(ProxyError::Limited {
             limit: crate::error::Limit::Connections,
-            what: format!("{whose} is limited to {max} concurrent connections"),
+            what: format!("{whose} is limited to {} concurrent connections", over.max),
             retry_after: Some(Duration::from_secs(1)),
         });
     }

@@ -83,8 +83,16 @@ impl serde::Serialize for Reason {
 pub struct Authority {
     clients: Vec<ClientDef>,
     policies: NameMap<Arc<str>, Arc<Policy>>,
+    /// Whether any policy isolates its clients: asked for every request (the audit record's
+    /// tenant), so known once, whenever the policies change.
+    isolating: bool,
     /// The label that records an object's tenant (`[isolation] owner_label`).
     owner_label: Arc<str>,
+}
+
+/// Whether any of `policies` isolates its clients.
+fn any_isolation(policies: &NameMap<Arc<str>, Arc<Policy>>) -> bool {
+    policies.values().any(|p| p.isolation != Isolation::None)
 }
 
 /// The owner label's key unless `[isolation] owner_label` names another.
@@ -100,9 +108,7 @@ impl Authority {
 
     /// Whether any policy isolates its clients (`isolation` other than `"none"`).
     pub fn isolates(&self) -> bool {
-        self.policies
-            .values()
-            .any(|p| p.isolation != Isolation::None)
+        self.isolating
     }
 
     /// The bind sources of every inspected policy (`writable_only`: of those that allow
@@ -161,6 +167,7 @@ impl Authority {
             clients.push(client);
         }
         Ok(Authority {
+            isolating: any_isolation(&policies),
             clients,
             policies,
             owner_label: Arc::from(DEFAULT_OWNER_LABEL),
@@ -175,6 +182,7 @@ impl Authority {
     ) -> Result<Authority, ConfigError> {
         ensure_policy(&mut self.policies, &client.policy, "client", catalogue)?;
         self.clients.push(client);
+        self.isolating = any_isolation(&self.policies);
         Ok(self)
     }
 
