@@ -167,10 +167,12 @@ struct HeldConnection(std::process::Child);
 
 impl HeldConnection {
     fn open(proxy: &Proxy, uid: u32) -> HeldConnection {
-        let child = std::process::Command::new("setpriv")
-            .arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .args(["--clear-groups", "curl", "-sN", "--unix-socket"])
+        use std::os::unix::process::CommandExt;
+        // As `Docker::user` runs the CLI: std drops the supplementary groups with the uid.
+        let child = std::process::Command::new("curl")
+            .uid(uid)
+            .gid(uid)
+            .args(["-sN", "--unix-socket"])
             .arg(&proxy.socket)
             .arg("http://docker/events")
             .stdout(std::process::Stdio::null())
