@@ -122,11 +122,6 @@ impl ClientBuckets {
         }
     }
 
-    /// Whether each unix user has a bucket of its own.
-    pub fn per_user(&self) -> bool {
-        self.users.is_some()
-    }
-
     /// Takes one request of a peer with unix user `uid` (`None`: no uid, a TCP or TLS peer).
     pub fn admit(&self, uid: Option<u32>) -> Result<(), RateExceeded> {
         let now = Instant::now();
