@@ -22,7 +22,6 @@ use crate::body::{self, ProxyBody};
 use crate::context::Trail;
 use crate::error::ProxyError;
 use crate::limits::ConnectionSlot;
-use crate::listener::ConnInfo;
 use crate::policy::layer::Authorized;
 use crate::route::Hijack;
 use crate::shutdown::Drain;
@@ -81,8 +80,8 @@ impl Forward {
         // The client connection's own upstream connections (none only outside a server).
         let conns = parts
             .extensions
-            .get::<Arc<crate::upstream::ClientConns>>()
-            .cloned();
+            .get::<crate::context::Arrival>()
+            .map(|a| a.conns.clone());
         // Our own request facts stay here; the client library must not see them. A hijacked
         // session keeps the audit trail (for its closing record) and the connection's slot
         // (it still counts against the client's connection limit).
@@ -98,10 +97,7 @@ impl Forward {
         };
         let session = Session {
             trail,
-            slot: parts
-                .extensions
-                .get::<ConnInfo>()
-                .and_then(|c| c.slot.clone()),
+            slot: crate::context::conn(&parts.extensions).and_then(|c| c.slot.clone()),
             ending,
         };
         // A BuildKit build is known to its session's Dockerfile check while it runs; a

@@ -15,7 +15,7 @@ use crate::admin::Admin;
 use crate::audit::Audit;
 use crate::body;
 use crate::config::{Config, ListenAddr};
-use crate::context::Caller;
+use crate::context::{Arrival, Caller};
 use crate::forward::{Forward, Upstream};
 use crate::identity::Evidence;
 use crate::limits::{Admission, Connections, Entry};
@@ -625,6 +625,8 @@ async fn serve_connection(
     shared: Arc<Shared>,
 ) {
     let peer = info.peer.to_string();
+    // Shared by the connection's requests (each carries it in its `Arrival`).
+    let info = Arc::new(info);
     let live = shared.live.clone();
     let service = shared.service.clone();
     let body_timeout = shared.body_timeout;
@@ -650,10 +652,12 @@ async fn serve_connection(
         } else {
             runtime.identify(&info.listener, &info.peer)
         };
-        request.extensions_mut().insert(Caller { client, runtime });
-        request.extensions_mut().insert(info.clone());
-        request.extensions_mut().insert(verdicts.next());
-        request.extensions_mut().insert(handler_conns.clone());
+        request.extensions_mut().insert(Arrival {
+            caller: Caller { client, runtime },
+            conn: info.clone(),
+            framing: verdicts.next(),
+            conns: handler_conns.clone(),
+        });
         service.clone().oneshot(request)
     });
     let connection = builder

@@ -17,10 +17,9 @@ use tower::{Layer, Service};
 use super::record::{write_line, Counts};
 use super::{Audit, REQUEST_ID_HEADER};
 use crate::body::{self, ByteCounter, EndOfBody, Observed, ProxyBody};
-use crate::context::{verdict, Caller, Facts, Trail};
+use crate::context::{verdict, Facts, Trail};
 use crate::error::ProxyError;
 use crate::isolation::Tenant;
-use crate::listener::ConnInfo;
 use crate::logging::request::{InRequest, RequestLog};
 use crate::logging::scoped::Scope as _;
 use crate::route::Reading;
@@ -113,12 +112,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
-        let conn = request.extensions().get::<ConnInfo>();
-        let caller = request.extensions().get::<Caller>();
+        let conn = crate::context::conn(request.extensions());
+        let caller = crate::context::caller(request.extensions());
         let id = self.audit.next_id();
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
-            id: id.to_string(),
+            id,
             time: SystemTime::now(),
             started: Instant::now(),
             conn_fields: conn.map(|c| c.audit_fields.clone()),
@@ -197,7 +196,7 @@ fn respond(
             trail.started.elapsed().as_secs_f64(),
         );
     }
-    if let Ok(value) = HeaderValue::from_str(&trail.id) {
+    if let Ok(value) = HeaderValue::from_str(trail.id.text().as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let bytes_out = Arc::new(AtomicU64::new(0));

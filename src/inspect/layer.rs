@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::body::{self, read_limited, ProxyBody};
 use crate::buildcgroup::{BuildCgroup, BuildCgroups};
-use crate::context::{Caller, Trail};
+use crate::context::Trail;
 use crate::error::{BoxError, ProxyError};
 use crate::hostpath::WritableSources;
 use crate::inspect;
@@ -372,8 +372,7 @@ where
 /// under.
 fn writable_sources(extensions: &http::Extensions) -> WritableSources {
     WritableSources(
-        extensions
-            .get::<Caller>()
+        crate::context::caller(extensions)
             .map(|c| {
                 c.runtime
                     .authority
@@ -570,8 +569,7 @@ async fn inspect_streamed(
 /// uses: the tenant and the owner label.
 fn tenant_images(extensions: &http::Extensions, lookup: &Lookup) -> Option<context::TenantImages> {
     let tenant = extensions.get::<crate::isolation::Tenant>()?;
-    let label = extensions
-        .get::<Caller>()
+    let label = crate::context::caller(extensions)
         .map(|c| c.runtime.authority.owner_label().clone())
         .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
     // The isolation layer holds the build's pins until its answer has ended.

@@ -13,7 +13,7 @@ use super::owners::NameCache;
 use super::pins::{self, Pins};
 use super::{objects, views, Tenant};
 use crate::body::ProxyBody;
-use crate::context::{Caller, Trail};
+use crate::context::Trail;
 use crate::error::{BoxError, ProxyError};
 use crate::layer_future::LayerFuture;
 use crate::listener::ConnInfo;
@@ -227,9 +227,8 @@ fn held_until_answered(response: Response<ProxyBody>, pins: Arc<Pins>) -> Respon
 fn isolating(request: &Request<ProxyBody>, lookup: &Lookup) -> Option<Isolating> {
     let extensions = request.extensions();
     let authorized = extensions.get::<Authorized>()?;
-    let tenant = tenant(authorized, extensions.get::<ConnInfo>())?;
-    let owner_label = extensions
-        .get::<Caller>()
+    let tenant = tenant(authorized, crate::context::conn(extensions))?;
+    let owner_label = crate::context::caller(extensions)
         .map(|caller| caller.runtime.authority.owner_label().clone())
         .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
     Some(Isolating {

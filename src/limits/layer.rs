@@ -8,10 +8,9 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::body::ProxyBody;
-use crate::context::Caller;
 use crate::error::{BoxError, ProxyError};
 use crate::layer_future::LayerFuture;
-use crate::listener::{ConnInfo, Peer};
+use crate::listener::Peer;
 
 /// Adds [`RateLimit`] in front of a service.
 #[derive(Clone, Copy, Debug, Default)]
@@ -63,9 +62,9 @@ where
 /// The limit a request runs into, if any: its connection was over the client's connection
 /// limit, or the client (under `isolation = "user"`: the unix user) is over its request rate.
 fn limit_for(request: &Request<ProxyBody>) -> Option<ProxyError> {
-    let caller = request.extensions().get::<Caller>()?;
+    let caller = crate::context::caller(request.extensions())?;
     let client = caller.client.as_deref()?;
-    let conn = request.extensions().get::<ConnInfo>();
+    let conn = crate::context::conn(request.extensions());
     let uid = match conn.map(|c| &c.peer) {
         Some(Peer::Unix { uid, .. }) => Some(*uid),
         _ => None,

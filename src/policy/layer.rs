@@ -10,11 +10,9 @@ use tower::{Layer, Service};
 
 use super::{Authority, Decision, Policy, Reason, RequestFacts};
 use crate::body::ProxyBody;
-use crate::context::Caller;
 use crate::context::{Trail, Verdict};
 use crate::error::{BoxError, ProxyError};
 use crate::layer_future::LayerFuture;
-use crate::listener::framing::Framing;
 use crate::refusal::{Refusal, RefusalKind};
 use crate::route::{self, Normalized, Operation, Reading};
 
@@ -76,7 +74,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
-        let caller = request.extensions().get::<Caller>().cloned();
+        let caller = crate::context::caller(request.extensions()).cloned();
         let trail = request.extensions().get::<Arc<Trail>>().cloned();
         // The audit trail already has the client: the audit layer took it from the same Caller.
         let client = caller.as_ref().and_then(|c| c.client.clone());
@@ -88,8 +86,8 @@ where
         // anything else, as the other parser-disagreement refusals of normalization are.
         let framing = request
             .extensions()
-            .get::<Framing>()
-            .and_then(Framing::refusal)
+            .get::<crate::context::Arrival>()
+            .and_then(|a| a.framing.refusal())
             .map(ProxyError::BadRequest);
         // The request as the daemon reads it, read once: the trail notes it before anything
         // is decided, so a refused request's record names what it asked for without reading

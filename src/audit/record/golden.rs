@@ -55,7 +55,10 @@ fn trail(audit: &Audit, n: u64, method: &str, target: &str) -> Trail {
     let uri: Uri = target.parse().unwrap();
     let trail = Trail {
         audit: audit.clone(),
-        id: format!("6b116ce1-{n:08x}"),
+        id: crate::logging::request::RequestId {
+            prefix: 0x6b11_6ce1,
+            number: n,
+        },
         time: at(n * 1_001),
         started: Instant::now(),
         conn_fields: Some(unix_conn()),

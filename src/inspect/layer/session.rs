@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::context::{check_images, isolation_violation, Refused, TenantImages};
 use super::fetch::{check_names, local_facts};
-use crate::context::{Caller, Trail};
+use crate::context::Trail;
 use crate::error::ProxyError;
 use crate::inspect::dockerfile::{
     base_images, builder_flags, check_dockerfile, instructions, DockerfileRules,
@@ -206,8 +206,7 @@ impl DockerfileGate {
             return None;
         }
         let tenancy = extensions.get::<Tenant>().map(|tenant| {
-            let label = extensions
-                .get::<Caller>()
+            let label = crate::context::caller(extensions)
                 .map(|c| c.runtime.authority.owner_label().clone())
                 .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
             TenantImages {

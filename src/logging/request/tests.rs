@@ -132,4 +132,12 @@ fn request_ids_read_as_in_the_audit_log() {
         number: 0x1_0000_0000,
     };
     assert_eq!(big.to_string(), "ffffffff-100000000");
+    // Every width as `{:08x}` writes it.
+    for (prefix, number) in [(0, 0), (1, 0xf), (0x10, 0xffff_ffff), (7, u64::MAX)]
+        .into_iter()
+        .chain((0..64).map(|bit| (0x8000_0000 >> (bit % 32), 1u64 << bit)))
+    {
+        let id = RequestId { prefix, number };
+        assert_eq!(id.text().as_str(), format!("{prefix:08x}-{number:08x}"));
+    }
 }
