@@ -269,18 +269,18 @@ impl Scanner {
                     }
                     n
                 }
-                // A head is taken a line at a time, not byte by byte.
+                // A head is taken a line at a time, not byte by byte; a line that arrived
+                // whole is read where it is (copied only when split between reads).
                 State::Head(head) => {
-                    let newline = bytes.iter().position(|c| *c == b'\n');
+                    let newline = memchr::memchr(b'\n', bytes);
                     let used = newline.map_or(bytes.len(), |i| i + 1);
                     head.size += used;
                     if head.size > MAX_HEAD {
                         return self.lose();
                     }
-                    head.line
-                        .extend_from_slice(bytes.get(..newline.unwrap_or(used)).unwrap_or(&[]));
-                    if newline.is_some() {
-                        self.end_of_line();
+                    match newline {
+                        Some(end) => self.end_of_line(bytes.get(..end).unwrap_or(&[])),
+                        None => head.line.extend_from_slice(bytes),
                     }
                     used
                 }
@@ -289,52 +289,66 @@ impl Scanner {
                         Some(x) => x,
                         None => return,
                     };
-                    self.byte(b);
-                    1
+                    self.byte(b)
                 }
             };
             bytes = bytes.get(used..).unwrap_or(&[]);
         }
     }
 
-    fn byte(&mut self, b: u8) {
+    /// One byte outside a head or body; returns how many bytes it used (none when it starts
+    /// a head, which the head's state then reads).
+    fn byte(&mut self, b: u8) -> usize {
         let next = match std::mem::replace(&mut self.state, State::Lost) {
             State::Idle => match b {
                 b'\n' => State::Idle,
                 b'\r' => State::IdleCr,
-                _ => State::Head(Head {
-                    line: vec![b],
-                    size: 1,
-                    request_line: true,
-                    ..Head::default()
-                }),
+                _ => {
+                    self.state = State::Head(Head {
+                        request_line: true,
+                        ..Head::default()
+                    });
+                    return 0;
+                }
             },
             State::IdleCr if b == b'\n' => State::Idle,
             State::Chunked(c) => match chunk_byte(c, b) {
                 Some(Some(c)) => State::Chunked(c),
                 Some(None) => State::Idle,
-                None => return self.lose(),
+                None => State::Lost,
             },
-            _ => return self.lose(),
+            _ => State::Lost,
         };
-        self.state = next;
+        if matches!(next, State::Lost) {
+            self.lose();
+        } else {
+            self.state = next;
+        }
+        1
     }
 
-    /// A head's line is complete (in `head.line`, without its `\n`).
-    fn end_of_line(&mut self) {
+    /// A head's line is complete: what `head.line` holds of it followed by `rest` (the line's
+    /// end, without its `\n`).
+    fn end_of_line(&mut self, rest: &[u8]) {
         let State::Head(head) = std::mem::replace(&mut self.state, State::Lost) else {
             return self.lose();
         };
-        match self.head_line(head) {
+        match self.head_line(head, rest) {
             Some(state) => self.state = state,
             None => self.lose(),
         }
     }
 
     /// One complete line of a head; `None` when the stream cannot be followed.
-    fn head_line(&mut self, mut head: Head) -> Option<State> {
+    fn head_line(&mut self, mut head: Head, rest: &[u8]) -> Option<State> {
         let mut buffer = std::mem::take(&mut head.line);
-        let line = buffer.strip_suffix(b"\r").unwrap_or(&buffer);
+        let whole: &[u8] = if buffer.is_empty() {
+            rest
+        } else {
+            buffer.extend_from_slice(rest);
+            &buffer
+        };
+        let line = whole.strip_suffix(b"\r").unwrap_or(whole);
         let next = self.read_line(&mut head, line);
         // The line buffer is reused for the head's next line.
         buffer.clear();
@@ -519,6 +533,26 @@ mod tests {
                 }
             }
             assert_eq!(one_by_one(raw), (want, lost), "{name} (byte by byte)");
+        }
+    }
+
+    #[test]
+    fn a_head_longer_than_the_limit_stops_the_watch() {
+        // A head of exactly MAX_HEAD bytes is read; one byte more is not, whole or in pieces.
+        let start = b"GET / HTTP/1.1\r\nX: ";
+        let end = b"\r\n\r\n";
+        for (extra, lost) in [(0, false), (1, true)] {
+            let mut raw = start.to_vec();
+            raw.resize(MAX_HEAD - end.len() + extra, b'a');
+            raw.extend_from_slice(end);
+            let want = if lost { vec![] } else { vec![Framing::Clear] };
+            assert_eq!(
+                verdicts(&[&raw]),
+                (want.clone(), lost),
+                "whole, {extra} over"
+            );
+            let pieces: Vec<&[u8]> = raw.chunks(4096).collect();
+            assert_eq!(verdicts(&pieces), (want, lost), "in pieces, {extra} over");
         }
     }
 
