@@ -94,7 +94,8 @@ pub(crate) fn verdict(facts: &Facts) -> Verdict {
 #[derive(Debug)]
 pub struct Trail {
     pub(crate) audit: Audit,
-    pub(crate) id: crate::logging::request::RequestId,
+    /// The request id's text (made once: the record and the response header both carry it).
+    pub(crate) id: crate::logging::request::IdText,
     pub(crate) time: SystemTime,
     pub(crate) started: Instant,
     /// `"listener":...,"peer":{...}`, from the connection (see `audit::record::connection_fields`).

@@ -117,7 +117,7 @@ where
         let id = self.audit.next_id();
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
-            id,
+            id: id.text(),
             time: SystemTime::now(),
             started: Instant::now(),
             conn_fields: conn.map(|c| c.audit_fields.clone()),
@@ -196,7 +196,7 @@ fn respond(
             trail.started.elapsed().as_secs_f64(),
         );
     }
-    if let Ok(value) = HeaderValue::from_str(trail.id.text().as_str()) {
+    if let Ok(value) = HeaderValue::from_str(trail.id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let bytes_out = Arc::new(AtomicU64::new(0));

@@ -75,7 +75,7 @@ pub(crate) fn write_line(trail: &Trail, event: &'static str, counts: &Counts, ou
     let normalized = facts.normalized.as_deref();
     out.extend_from_slice(b"{\"time\":");
     line::rfc3339(out, counts.at.unwrap_or(trail.time));
-    plain_member(out, key_quote!("id"), trail.id.text().as_str());
+    plain_member(out, key_quote!("id"), trail.id.as_str());
     plain_member(out, key_quote!("event"), event);
     if let Some(fields) = trail.conn_fields.as_deref().filter(|f| !f.is_empty()) {
         out.push(b',');

@@ -62,6 +62,12 @@ pub struct IdText {
     len: usize,
 }
 
+impl fmt::Debug for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 impl IdText {
     /// Appends `n` in lowercase hex, at least eight digits.
     fn hex(&mut self, n: u64) {

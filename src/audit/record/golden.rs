@@ -58,7 +58,8 @@ fn trail(audit: &Audit, n: u64, method: &str, target: &str) -> Trail {
         id: crate::logging::request::RequestId {
             prefix: 0x6b11_6ce1,
             number: n,
-        },
+        }
+        .text(),
         time: at(n * 1_001),
         started: Instant::now(),
         conn_fields: Some(unix_conn()),

@@ -88,7 +88,7 @@ fn trail(audit: &Audit, method: &str, target: &str) -> Trail {
     };
     let trail = Trail {
         audit: audit.clone(),
-        id: audit.next_id(),
+        id: audit.next_id().text(),
         time: SystemTime::now(),
         started: Instant::now(),
         conn_fields: Some(connection_fields("ci", &peer, &evidence)),
