@@ -68,6 +68,10 @@
 #                               0: skipped). Deterministic where req/s on a shared machine is not.
 #   ISO=0                       1: run the isolation cells (after the audit cost)
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
+#   MEASURE_TIMEOUT=120         seconds one req/s run or transfer may take before it is killed
+#                               and recorded as failed (a front that stops answering, e.g.
+#                               HAProxy 2.6 once left a `docker save` hanging for its 10 min
+#                               server timeout, would otherwise stall the whole run)
 #   SKIP_BUILD=1                use the binaries already in target/release
 #   SOCKWARDEN_BIN=path         benchmark this sockwarden binary (e.g. one built from another
 #                               revision); SOCKWARDEN_REV=text names it in the report
@@ -83,7 +87,7 @@ source "$ROOT/scripts/bench-config.sh"
 CMDLINE=""
 for knob in DURATION WARMUP ROUNDS CONCURRENCY SIZE_MIB STUB_REPEAT DOCKER_REPEAT UPSTREAMS FRONTS \
     HIJACK SOCAT_OPTS AUDIT_RUNS AUDIT_SECS AUDIT_PHASE_MS AUDIT_VARIANTS ISO ISO_RUNS ISO_SECS \
-    ISO_CALLGRIND LOADGEN_THREADS STUB_THREADS SKIP_BUILD SOCKWARDEN_BIN SOCKWARDEN_REV; do
+    ISO_CALLGRIND LOADGEN_THREADS STUB_THREADS MEASURE_TIMEOUT SKIP_BUILD SOCKWARDEN_BIN SOCKWARDEN_REV; do
     [[ -z ${!knob+x} ]] || CMDLINE+="$knob=\"${!knob}\" "
 done
 CMDLINE+="scripts/bench.sh"
@@ -108,6 +112,7 @@ ISO_SECS=${ISO_SECS:-5}
 ISO_CALLGRIND=${ISO_CALLGRIND:-200}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
+MEASURE_TIMEOUT=${MEASURE_TIMEOUT:-120}
 SKIP_BUILD=${SKIP_BUILD:-0}
 OUT=${OUT:-$ROOT/bench/latest.md}
 SIZE_BYTES=$((SIZE_MIB * 1024 * 1024))
@@ -549,9 +554,14 @@ measure() {
         args+=("$a")
     done
     set -- "${args[@]}"
-    line=$("$LOADGEN" "$@" --socket "${FRONT_SOCK[$front]}" --threads "$LOADGEN_THREADS" "${watch[@]}" \
+    line=$(timeout "$MEASURE_TIMEOUT" "$LOADGEN" "$@" --socket "${FRONT_SOCK[$front]}" \
+        --threads "$LOADGEN_THREADS" "${watch[@]}" \
         --tag "upstream=$up" --tag "front=$front" --tag "test=$test" --tag "desc=$desc" \
         --tag "round=$round" 2>"$TMP/loadgen.err") || rc=$?
+    if ((rc == 124)); then
+        { printf 'no result within MEASURE_TIMEOUT=%s s, killed; ' "$MEASURE_TIMEOUT"; cat "$TMP/loadgen.err"; } >"$TMP/loadgen.err.new"
+        mv "$TMP/loadgen.err.new" "$TMP/loadgen.err"
+    fi
     if [[ -z $line ]]; then
         line=$(printf '{"mode":"%s","upstream":"%s","front":"%s","test":"%s","desc":"%s","round":"%s","errors":1,"first_error":"loadgen exit %s: %s"}' \
             "$1" "$up" "$front" "$test" "$desc" "$round" "$rc" "$(tr -d '"\\\n' <"$TMP/loadgen.err" | cut -c1-200)")
