@@ -7,8 +7,9 @@
 //! client's users each get `max_connections` for themselves, and all of them together at most
 //! the client's share of the budget, so other clients still get in.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use crate::fasthash::NameMap;
 
 /// Connections past its limit a client (or user) may have waiting for their 429 at once;
 /// beyond these, its new connections are closed unanswered, so that opening connections faster
@@ -52,11 +53,13 @@ struct Held {
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
-    /// Per limit (see [`Key`]).
-    held: HashMap<Key, Held>,
+    /// Per limit (see [`Key`]). Hashed with `fasthash`: the keys are configured client names
+    /// and the uids the kernel gives the peers, nothing a client picks; each connection looks
+    /// them up a few times when it opens and closes.
+    held: NameMap<Key, Held>,
     /// Every open connection of a client, whoever's limit it counts against: held to the
     /// client's share of the budget.
-    clients: HashMap<Arc<str>, usize>,
+    clients: NameMap<Arc<str>, usize>,
 }
 
 impl Counts {
