@@ -11,7 +11,6 @@
 //! cache lines travel between CPUs all the time. [`Signal`] is read with one atomic load and
 //! locks only to register a waiter (once per waiting task) and to fire.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +19,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
+
+use crate::fasthash::NameMap;
 
 /// The shared shutdown state; clones share it (one reference count).
 #[derive(Clone, Debug, Default)]
@@ -103,7 +104,9 @@ struct Signal {
 #[derive(Debug, Default)]
 struct Waiters {
     next: u64,
-    wakers: HashMap<u64, Waker>,
+    /// Keyed by our own counter: hashed with `fasthash`, not SipHash (each connection
+    /// registers and removes three or four waiters).
+    wakers: NameMap<u64, Waker>,
 }
 
 impl Signal {
