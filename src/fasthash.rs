@@ -1,6 +1,8 @@
-//! A fast hasher for maps keyed by names from the configuration (clients, policies), looked up
-//! several times per request. Their keys never come from a client, so SipHash's resistance to
-//! chosen keys buys nothing there; this is FxHash's mixing (as in rustc), a word at a time.
+//! A fast hasher for maps on the request and connection paths whose keys no client chooses:
+//! names from the configuration (clients, policies), with the uids the kernel reports for
+//! peers (connection counts), and our own counters (the drain signals' waiters). SipHash's
+//! resistance to chosen keys buys nothing there; this is FxHash's mixing (as in rustc), a
+//! word at a time.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
