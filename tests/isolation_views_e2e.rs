@@ -14,11 +14,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use support::isolation::shared_host_toml;
 use support::{
     daemon_socket, stdout_str, test_image, toml_str, unique_name, Cleanup, Docker, Proxy,
     DEBIAN_DOCKER_CLI,
@@ -38,21 +38,9 @@ fn two_uids() -> (u32, u32) {
 /// user) for `tenants` and the root admin (allow-all, no isolation), on one 0666 socket.
 fn proxy(tenants: &[u32]) -> Proxy {
     let uids: Vec<String> = tenants.iter().map(u32::to_string).collect();
-    let proxy = Proxy::start_config(|dir| {
+    Proxy::start_config(|dir| {
         format!(
-            r#"
-[upstream]
-socket = {up}
-
-[[listen]]
-unix = {sock}
-mode = "0666"
-
-[[client]]
-name = "admin"
-policy = "allow-all"
-uids = [0]
-
+            r#"{head}
 [[client]]
 name = "developers"
 policy = "tenant"
@@ -74,15 +62,11 @@ image_ledger = {ledger}
 [limits]
 requests_per_second = 0
 "#,
-            up = toml_str(&daemon_socket().display().to_string()),
-            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            head = shared_host_toml(dir),
             uids = uids.join(", "),
             ledger = toml_str(&dir.join("image-owners").display().to_string()),
         )
-    });
-    // The tenants must reach the socket in the proxy's private directory.
-    std::fs::set_permissions(proxy.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    proxy
+    })
 }
 
 fn daemon() -> Docker {

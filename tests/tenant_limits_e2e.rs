@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
+use support::isolation::shared_host_toml;
 use support::{
-    audit_records, daemon_socket, toml_str, wait_audit_record, wait_for, Docker, Proxy,
-    DEBIAN_DOCKER_CLI,
+    audit_records, toml_str, wait_audit_record, wait_for, Docker, Proxy, DEBIAN_DOCKER_CLI,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -47,25 +47,9 @@ const TEAM_D: u32 = 23_904;
 /// isolated), and root as an unlimited admin, on one 0666 socket.
 fn per_user_proxy(limits: &str) -> Proxy {
     let limits = limits.to_owned();
-    let proxy = Proxy::start_config(move |dir| {
+    Proxy::start_config(move |dir| {
         format!(
-            r#"
-[upstream]
-socket = {up}
-
-[audit]
-sink = "file"
-path = {audit}
-
-[[listen]]
-unix = {sock}
-mode = "0666"
-
-[[client]]
-name = "admin"
-policy = "allow-all"
-uids = [0]
-
+            r#"{head}
 [[client]]
 name = "tenants"
 policy = "isolated"
@@ -88,20 +72,16 @@ isolation = "user"
 
 [isolation]
 image_ledger = {ledger}
+
+[audit]
+sink = "file"
+path = {audit}
 "#,
-            up = toml_str(&daemon_socket().display().to_string()),
-            sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+            head = shared_host_toml(dir),
             ledger = toml_str(&dir.join("image-owners").display().to_string()),
             audit = toml_str(&dir.join("audit.log").display().to_string()),
         )
-    });
-    // The users must reach the socket in the proxy's private directory.
-    std::fs::set_permissions(
-        proxy.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    proxy
+    })
 }
 
 /// Under `isolation = "user"` each unix user of a client is a tenant of its own, with the

@@ -41,6 +41,30 @@ pub fn multi_user_example(dir: &Path, replace: &[(&str, &str)]) -> String {
     text
 }
 
+/// The start of a shared host's configuration in `dir`: the test daemon upstream, one 0666
+/// socket (`dir/proxy.sock`) and root as the allow-all `admin` client, `dir` made searchable
+/// so that other users reach the socket. Tests add their tenants' clients and policies.
+pub fn shared_host_toml(dir: &Path) -> String {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    format!(
+        r#"
+[upstream]
+socket = {up}
+
+[[listen]]
+unix = {sock}
+mode = "0666"
+
+[[client]]
+name = "admin"
+policy = "allow-all"
+uids = [0]
+"#,
+        up = toml_str(&daemon_socket().display().to_string()),
+        sock = toml_str(&dir.join("proxy.sock").display().to_string()),
+    )
+}
+
 /// The docker CLI through `proxy` as tenant `uid`.
 pub fn tenant(proxy: &Proxy, uid: u32) -> Docker {
     proxy.docker().user(uid, USERS_GID)
