@@ -69,14 +69,15 @@ impl Counts {
 
     /// One more (`opened`) or one fewer open connection of `client`.
     fn client_changed(&mut self, client: &Arc<str>, opened: bool) {
-        let open = self.clients.entry(client.clone()).or_default();
-        *open = if opened {
-            *open + 1
-        } else {
-            open.saturating_sub(1)
-        };
-        if *open == 0 {
-            self.clients.remove(client);
+        if opened {
+            *self.clients.entry(client.clone()).or_default() += 1;
+            return;
+        }
+        if let Some(open) = self.clients.get_mut(client) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.clients.remove(client);
+            }
         }
     }
 
