@@ -46,6 +46,14 @@ pub fn conn(extensions: &http::Extensions) -> Option<&crate::listener::ConnInfo>
     extensions.get::<Arrival>().map(|a| &*a.conn)
 }
 
+/// The label that records an object's tenant under the request's configuration (the
+/// default outside a server).
+pub fn owner_label(extensions: &http::Extensions) -> Arc<str> {
+    caller(extensions)
+        .map(|c| c.runtime.authority.owner_label().clone())
+        .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL))
+}
+
 /// Who is asking, under which configuration: the snapshot one request is decided with.
 #[derive(Debug, Clone)]
 pub struct Caller {

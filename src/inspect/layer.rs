@@ -569,9 +569,7 @@ async fn inspect_streamed(
 /// uses: the tenant and the owner label.
 fn tenant_images(extensions: &http::Extensions, lookup: &Lookup) -> Option<context::TenantImages> {
     let tenant = extensions.get::<crate::isolation::Tenant>()?;
-    let label = crate::context::caller(extensions)
-        .map(|c| c.runtime.authority.owner_label().clone())
-        .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
+    let label = crate::context::owner_label(extensions);
     // The isolation layer holds the build's pins until its answer has ended.
     let pins = extensions
         .get::<Arc<crate::isolation::pins::Pins>>()

@@ -228,9 +228,7 @@ fn isolating(request: &Request<ProxyBody>, lookup: &Lookup) -> Option<Isolating>
     let extensions = request.extensions();
     let authorized = extensions.get::<Authorized>()?;
     let tenant = tenant(authorized, crate::context::conn(extensions))?;
-    let owner_label = crate::context::caller(extensions)
-        .map(|caller| caller.runtime.authority.owner_label().clone())
-        .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
+    let owner_label = crate::context::owner_label(extensions);
     Some(Isolating {
         tenant,
         owner_label,

@@ -206,9 +206,7 @@ impl DockerfileGate {
             return None;
         }
         let tenancy = extensions.get::<Tenant>().map(|tenant| {
-            let label = crate::context::caller(extensions)
-                .map(|c| c.runtime.authority.owner_label().clone())
-                .unwrap_or_else(|| Arc::from(crate::policy::DEFAULT_OWNER_LABEL));
+            let label = crate::context::owner_label(extensions);
             TenantImages {
                 lookup: lookup(),
                 // Held by the gate, which lives as long as the session: the builds it serves
