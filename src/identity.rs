@@ -218,10 +218,8 @@ impl Evidence {
         let Peer::Unix { pid: Some(pid), .. } = peer else {
             return Evidence::default();
         };
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-        let loginuid = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
+        let exe = std::fs::read_link(proc_path(*pid, "exe")).ok();
+        let loginuid = read_loginuid(&proc_path(*pid, "loginuid"))
             // 4294967295 means "not set" (a daemon, or a session without login).
             .filter(|&uid| uid != u32::MAX);
         Evidence {
@@ -232,12 +230,31 @@ impl Evidence {
     }
 }
 
+/// `/proc/PID/FILE`, written without the formatting machinery: this runs for every
+/// connection (the docker CLI opens one per command).
+fn proc_path(pid: i32, file: &str) -> String {
+    let mut path = String::with_capacity(24 + file.len());
+    path.push_str("/proc/");
+    path.push_str(itoa::Buffer::new().format(pid));
+    path.push('/');
+    path.push_str(file);
+    path
+}
+
+/// A process's login uid (`/proc/PID/loginuid`: a decimal number), read into a small buffer.
+fn read_loginuid(path: &str) -> Option<u32> {
+    use std::io::Read as _;
+    let mut text = [0u8; 16];
+    let n = std::fs::File::open(path).ok()?.read(&mut text).ok()?;
+    std::str::from_utf8(&text[..n]).ok()?.trim().parse().ok()
+}
+
 /// The supplementary groups of a process, from `/proc/PID/status`.
 fn process_groups(peer: &Peer) -> Vec<u32> {
     let Peer::Unix { pid: Some(pid), .. } = peer else {
         return Vec::new();
     };
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+    let Ok(status) = std::fs::read_to_string(proc_path(*pid, "status")) else {
         return Vec::new();
     };
     status
@@ -306,6 +323,25 @@ mod tests {
             gid,
             pid: None,
         }
+    }
+
+    /// Our own process's evidence is what /proc says of it, read the same way.
+    #[test]
+    fn evidence_of_a_process_is_its_exe_and_login_uid() {
+        let pid = std::process::id() as i32;
+        assert_eq!(proc_path(pid, "exe"), format!("/proc/{pid}/exe"));
+        let evidence = Evidence::collect(&Peer::Unix {
+            uid: 0,
+            gid: 0,
+            pid: Some(pid),
+        });
+        assert_eq!(evidence.exe, std::env::current_exe().ok());
+        let loginuid = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|&uid| uid != u32::MAX);
+        assert_eq!(evidence.loginuid, loginuid);
+        assert_eq!(read_loginuid("/nonexistent/loginuid"), None);
     }
 
     #[test]

@@ -322,15 +322,17 @@ impl Metrics {
         );
     }
 
-    /// A connection was accepted on `listener`; the returned guard counts it as open.
-    pub fn connection_opened(&self, listener: &str) -> OpenGauge {
+    /// The connection counters of `listener`, looked up once when it starts accepting (so
+    /// its series read 0 until the first connection): each connection then counts itself
+    /// through [`ListenerMetrics::opened`] without a label to build or a family to search.
+    pub fn listener(&self, listener: &str) -> ListenerMetrics {
         let labels = ListenerLabels {
             listener: listener.to_owned(),
         };
-        self.inner.connections.get_or_create(&labels).inc();
-        let gauge = self.inner.connections_open.get_or_create_owned(&labels);
-        gauge.inc();
-        OpenGauge(gauge)
+        ListenerMetrics {
+            accepted: self.inner.connections.get_or_create_owned(&labels),
+            open: self.inner.connections_open.get_or_create_owned(&labels),
+        }
     }
 
     /// A hijacked session started; the returned guard counts it as open.
@@ -608,6 +610,22 @@ impl SinkMetrics {
 #[derive(Debug)]
 pub struct OpenGauge(Gauge);
 
+/// One listener's connection counters ([`Metrics::listener`]).
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    accepted: Counter,
+    open: Gauge,
+}
+
+impl ListenerMetrics {
+    /// A connection was accepted; the returned guard counts it as open.
+    pub fn opened(&self) -> OpenGauge {
+        self.accepted.inc();
+        self.open.inc();
+        OpenGauge(self.open.clone())
+    }
+}
+
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         self.0.dec();
@@ -625,7 +643,11 @@ mod tests {
         m.request(Some(&ci), "container.list", "allow", 200);
         m.request(Some(&ci), "container.list", "allow", 200);
         m.latency(Some(&ci), "container.list", 0.0002);
-        let open = m.connection_opened("unix:///x.sock");
+        let listener = m.listener("unix:///x.sock");
+        assert!(m
+            .render()
+            .contains("sockwarden_connections_open{listener=\"unix:///x.sock\"} 0"));
+        let open = listener.opened();
         m.audit_lost("queue_full", 3);
         m.reload(true, 2);
         let text = m.render();
@@ -633,6 +655,7 @@ mod tests {
             "sockwarden_requests_total{client=\"ci\",operation=\"container.list\",decision=\"allow\",status=\"200\"} 2"
         ), "{text}");
         assert!(text.contains("sockwarden_connections_open{listener=\"unix:///x.sock\"} 1"));
+        assert!(text.contains("sockwarden_connections_total{listener=\"unix:///x.sock\"} 1"));
         assert!(text.contains("sockwarden_request_duration_seconds_bucket{"));
         assert!(text.contains("sockwarden_audit_records_lost_total{reason=\"queue_full\"} 3"));
         assert!(text.contains("sockwarden_config_generation 2"));

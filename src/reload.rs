@@ -14,7 +14,7 @@
 //!
 //! With `serve --watch-config`, a change of the file's content reloads it too ([`watch`]).
 
-use std::collections::HashMap;
+use crate::fasthash::NameMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,8 +40,9 @@ pub struct Runtime {
     pub authority: Arc<Authority>,
     /// Per-client limits and their rate buckets.
     pub limits: Arc<Limits>,
-    /// Fixed client or fallback per listener, by the listener's name.
-    listeners: HashMap<Arc<str>, ListenerClients>,
+    /// Fixed client or fallback per listener, by the listener's name (looked up for each
+    /// connection; names come from the configuration, hence the fast hasher).
+    listeners: NameMap<Arc<str>, ListenerClients>,
 }
 
 impl Runtime {

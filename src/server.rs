@@ -22,7 +22,7 @@ use crate::limits::{Admission, Connections, Entry};
 use crate::listener::activation::{Activation, ActivationError, Inherited};
 use crate::listener::framing::{FramingWatch, Verdicts};
 use crate::listener::{Accepted, ConnInfo, Listener, OwnedSocketFile, Peer, Stream};
-use crate::metrics::Metrics;
+use crate::metrics::{ListenerMetrics, Metrics};
 use crate::readiness::Readiness;
 use crate::reload::{ConfigSource, Live};
 use crate::shutdown::Drain;
@@ -447,6 +447,7 @@ struct Shared {
 
 /// Accepts on one listener until shutdown begins.
 async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
+    let counts = shared.metrics.listener(&name);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -471,6 +472,7 @@ async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
                     accepted,
                     entry,
                     name.clone(),
+                    counts.clone(),
                     shared.clone(),
                 ));
                 shared.workers.spawn(shared.drain.track(serve));
@@ -490,6 +492,7 @@ async fn establish_and_serve(
     accepted: Accepted,
     entry: Entry,
     name: Arc<str>,
+    counts: ListenerMetrics,
     shared: Arc<Shared>,
 ) {
     let hint = accepted.peer_hint();
@@ -511,7 +514,7 @@ async fn establish_and_serve(
             return;
         }
     };
-    let _open = shared.metrics.connection_opened(&name);
+    let _open = counts.opened();
     let runtime = shared.live.current();
     let from_daemon = daemon_origin(&stream, &peer, &name, &shared).await;
     let client = if from_daemon.is_some() {
