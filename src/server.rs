@@ -449,9 +449,11 @@ struct Shared {
 async fn accept_loop(name: Arc<str>, listener: Listener, shared: Arc<Shared>) {
     let counts = shared.metrics.listener(&name);
     loop {
+        // The drain first: a steady stream of connections never keeps a listener open.
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             _ = shared.drain.begun() => return,
+            accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok(accepted) => {
@@ -504,6 +506,7 @@ async fn establish_and_serve(
         }
     };
     let established = tokio::select! {
+        biased;
         established = accepted.establish(shared.header_timeout) => established,
         _ = shared.drain.begun() => return,
     };
@@ -669,13 +672,19 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(stream), handler)
         .with_upgrades();
     let drain = &shared.drain;
+    // These selects are polled at every wake-up of the connection (several per request):
+    // `biased` polls the connection first and the drain signals after it, every time, without
+    // drawing a random branch order (~260 instructions per request, callgrind). Nothing is
+    // starved: the connection is ready only once, when it ends.
     let served = async {
         tokio::pin!(connection);
         tokio::select! {
+            biased;
             result = connection.as_mut() => Some(result),
             _ = drain.begun() => {
                 connection.as_mut().graceful_shutdown();
                 tokio::select! {
+                    biased;
                     result = connection.as_mut() => Some(result),
                     _ = drain.forced() => None,
                 }
@@ -685,6 +694,7 @@ async fn serve_connection(
     // The client connection and its upstream connections are polled together: a forwarded
     // request and its answer never leave this task.
     let result = tokio::select! {
+        biased;
         result = conns.drive(served) => result,
         _ = drain.forced() => None,
     };
