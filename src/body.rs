@@ -5,8 +5,6 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -61,23 +59,26 @@ pub fn empty() -> ProxyBody {
     boxed(http_body_util::Empty::<Bytes>::new())
 }
 
-/// Shared byte counter that outlives the body it observes (read after the body is gone).
-pub type ByteCounter = Arc<AtomicU64>;
+/// Where [`Observed`] adds the size of each data frame: a counter that outlives the body it
+/// observes (read after the body is gone).
+pub trait ByteCount {
+    fn add(&self, bytes: u64);
+}
 
 pin_project_lite::pin_project! {
     /// Passes frames through unchanged, adding the size of each data frame to a counter and
     /// calling `on_end` exactly once: at end of stream, on error, or when dropped early
     /// (a client that went away).
-    pub struct Observed<B, F: FnOnce(EndOfBody)> {
+    pub struct Observed<B, C, F: FnOnce(EndOfBody)> {
         #[pin]
         inner: B,
-        counter: ByteCounter,
+        counter: C,
         on_end: Option<F>,
         // The inner body said it has nothing more (hyper may then never poll it again).
         at_end: bool,
     }
 
-    impl<B, F: FnOnce(EndOfBody)> PinnedDrop for Observed<B, F> {
+    impl<B, C, F: FnOnce(EndOfBody)> PinnedDrop for Observed<B, C, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(on_end) = this.on_end.take() {
@@ -114,9 +115,9 @@ impl EndOfBody {
     }
 }
 
-impl<B: Body, F: FnOnce(EndOfBody)> Observed<B, F> {
+impl<B: Body, C: ByteCount, F: FnOnce(EndOfBody)> Observed<B, C, F> {
     /// Wraps `inner`, counting into `counter`.
-    pub fn new(inner: B, counter: ByteCounter, on_end: F) -> Self {
+    pub fn new(inner: B, counter: C, on_end: F) -> Self {
         let at_end = inner.is_end_stream();
         Observed {
             inner,
@@ -127,9 +128,10 @@ impl<B: Body, F: FnOnce(EndOfBody)> Observed<B, F> {
     }
 }
 
-impl<B, F> Body for Observed<B, F>
+impl<B, C, F> Body for Observed<B, C, F>
 where
     B: Body<Data = Bytes>,
+    C: ByteCount,
     F: FnOnce(EndOfBody),
 {
     type Data = Bytes;
@@ -144,7 +146,7 @@ where
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    this.counter.add(data.len() as u64);
                 }
                 *this.at_end = this.inner.is_end_stream();
             }
@@ -347,7 +349,54 @@ pub(crate) async fn read_limited(body: ProxyBody) -> Result<Bytes, crate::error:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    #[derive(Clone, Default)]
+    struct Tally(Arc<AtomicU64>);
+
+    impl ByteCount for Tally {
+        fn add(&self, bytes: u64) {
+            self.0.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Every data frame is counted, and the end is reported once: complete when read to
+    /// the end, dropped when given up before it.
+    #[tokio::test]
+    async fn observed_counts_frames_and_reports_its_end_once() {
+        use http_body_util::BodyExt as _;
+        for read_all in [true, false] {
+            let tally = Tally::default();
+            let ends = Arc::new(Mutex::new(Vec::new()));
+            let seen = ends.clone();
+            let chunks: Vec<Result<Frame<Bytes>, BodyError>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"hello "))),
+                Ok(Frame::data(Bytes::from_static(b"world"))),
+            ];
+            let inner = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+            let mut body = Observed::new(inner, tally.clone(), move |end| {
+                seen.lock().unwrap().push(end);
+            });
+            if read_all {
+                while let Some(frame) = body.frame().await {
+                    frame.unwrap();
+                }
+                assert_eq!(tally.0.load(Ordering::Relaxed), 11);
+            } else {
+                body.frame().await.unwrap().unwrap();
+                assert_eq!(tally.0.load(Ordering::Relaxed), 6);
+            }
+            drop(body);
+            let expected = if read_all {
+                EndOfBody::Complete
+            } else {
+                EndOfBody::Dropped
+            };
+            assert_eq!(*ends.lock().unwrap(), vec![expected]);
+        }
+    }
 
     #[test]
     fn a_body_timeout_is_found_through_nested_body_errors() {

@@ -7,6 +7,7 @@
 //! It sits below the request layers: they all read and write it, and it depends on none of
 //! them, so no layer depends on another through it.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -112,6 +113,10 @@ pub struct Trail {
     pub(crate) uri: Uri,
     pub(crate) user_agent: Option<HeaderValue>,
     pub(crate) facts: Mutex<Facts>,
+    /// Bytes of the request's and the response's bodies, counted as they stream (kept here,
+    /// not in counters of their own: no allocation per request for them).
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
 }
 
 #[derive(Debug, Default)]

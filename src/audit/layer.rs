@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use super::record::{write_line, Counts};
 use super::{Audit, REQUEST_ID_HEADER};
-use crate::body::{self, ByteCounter, EndOfBody, Observed, ProxyBody};
+use crate::body::{self, ByteCount, EndOfBody, Observed, ProxyBody};
 use crate::context::{verdict, Facts, Trail};
 use crate::error::ProxyError;
 use crate::isolation::Tenant;
@@ -61,8 +61,8 @@ pin_project_lite::pin_project! {
     pub struct AuditFuture<F> {
         #[pin]
         state: AuditState<F>,
-        // The request's trail and its byte count in, until the answer is there.
-        done: Option<(Arc<Trail>, ByteCounter)>,
+        // The request's trail, until the answer is there.
+        done: Option<Arc<Trail>>,
     }
 }
 
@@ -92,7 +92,7 @@ where
             AuditStateProj::Refused { future } => std::task::ready!(future.as_mut().poll(cx)),
         };
         match this.done.take() {
-            Some((trail, bytes_in)) => Poll::Ready(Ok(respond(response, trail, bytes_in))),
+            Some(trail) => Poll::Ready(Ok(respond(response, trail))),
             // Polled again after it completed: not done by hyper.
             None => Poll::Ready(Ok(response)),
         }
@@ -131,9 +131,10 @@ where
                     .map(Tenant::into_value),
                 ..Facts::default()
             }),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
         });
         request.extensions_mut().insert(trail.clone());
-        let bytes_in = Arc::new(AtomicU64::new(0));
 
         // Every diagnostic about this request (and its hijacked session) carries its id, the
         // same as the audit record's and the X-Sockwarden-Request-Id header's, and its operation
@@ -146,7 +147,8 @@ where
             request.extensions_mut().insert(reading);
         }
         let state = if self.audit.admits() {
-            let request = request.map(|b| body::boxed(Observed::new(b, bytes_in.clone(), |_| {})));
+            let counted = BytesIn(trail.clone());
+            let request = request.map(|b| body::boxed(Observed::new(b, counted, |_| {})));
             // The inner layers decide synchronously in `call`: inside the span too.
             let future = log.in_scope(|| self.inner.call(request));
             AuditState::Admitted {
@@ -168,18 +170,14 @@ where
         };
         AuditFuture {
             state,
-            done: Some((trail, bytes_in)),
+            done: Some(trail),
         }
     }
 }
 
 /// The answer, made ready for the request's record: what sockwarden answered itself noted,
 /// the latency measured, the request id added, the body counted and its end recorded.
-fn respond(
-    mut response: Response<ProxyBody>,
-    trail: Arc<Trail>,
-    bytes_in: ByteCounter,
-) -> Response<ProxyBody> {
+fn respond(mut response: Response<ProxyBody>, trail: Arc<Trail>) -> Response<ProxyBody> {
     // sockwarden answered itself (respond::Rescue hands the error over).
     if let Some(error) = response.extensions_mut().remove::<ProxyError>() {
         trail.note_error(&error);
@@ -199,29 +197,40 @@ fn respond(
     if let Ok(value) = HeaderValue::from_str(trail.id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let bytes_out = Arc::new(AtomicU64::new(0));
-    let counted = bytes_out.clone();
+    let counted = BytesOut(trail.clone());
     let on_end = move |end: EndOfBody| {
-        finish(&trail, status, &bytes_in, &counted, end);
+        finish(&trail, status, end);
     };
-    response.map(|b| body::boxed(Observed::new(b, bytes_out, on_end)))
+    response.map(|b| body::boxed(Observed::new(b, counted, on_end)))
+}
+
+/// Counts a request body's bytes into its trail.
+struct BytesIn(Arc<Trail>);
+
+impl ByteCount for BytesIn {
+    fn add(&self, bytes: u64) {
+        self.0.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Counts a response body's bytes into its trail.
+struct BytesOut(Arc<Trail>);
+
+impl ByteCount for BytesOut {
+    fn add(&self, bytes: u64) {
+        self.0.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 /// The response is complete (or the client went away): metrics and the record.
-fn finish(
-    trail: &Trail,
-    status: StatusCode,
-    bytes_in: &AtomicU64,
-    bytes_out: &AtomicU64,
-    end: EndOfBody,
-) {
+fn finish(trail: &Trail, status: StatusCode, end: EndOfBody) {
     let session = status == StatusCode::SWITCHING_PROTOCOLS;
     let counts = Counts {
         at: None,
         status: Some(status.as_u16()),
         duration: trail.started.elapsed(),
-        bytes_in: bytes_in.load(Ordering::Relaxed),
-        bytes_out: bytes_out.load(Ordering::Relaxed),
+        bytes_in: trail.bytes_in.load(Ordering::Relaxed),
+        bytes_out: trail.bytes_out.load(Ordering::Relaxed),
         end: match end {
             EndOfBody::Complete => "complete",
             EndOfBody::Error => "error",

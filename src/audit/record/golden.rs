@@ -70,6 +70,8 @@ fn trail(audit: &Audit, n: u64, method: &str, target: &str) -> Trail {
             client: Some(Arc::from("ci")),
             ..Facts::default()
         }),
+        bytes_in: Default::default(),
+        bytes_out: Default::default(),
     };
     if let Ok(normalized) = crate::route::normalize(&method, &uri) {
         let op = crate::route::classify(&method, &normalized.path, &normalized.query);
