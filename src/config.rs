@@ -90,6 +90,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Connection worker threads (`None`: one per CPU this process may use; see `workers`).
     pub workers: Option<usize>,
+    /// Pin each worker to its own CPU when there is one per CPU this process may use.
+    pub pin_workers: bool,
     /// How long in-flight work may go on after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -170,6 +172,7 @@ struct RawServer {
     body_read_timeout: Option<String>,
     max_connections: Option<usize>,
     workers: Option<usize>,
+    pin_workers: Option<bool>,
     shutdown_grace: Option<String>,
 }
 
@@ -538,6 +541,7 @@ fn validate(raw: RawConfig, builtin: bool) -> Result<Config, ConfigError> {
             "to derive it from the descriptor limit",
         )?,
         workers: at_least_one(raw.server.workers, "server.workers", "for one per CPU")?,
+        pin_workers: raw.server.pin_workers.unwrap_or(true),
         shutdown_grace: duration(
             "server.shutdown_grace",
             raw.server.shutdown_grace,

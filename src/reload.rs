@@ -239,6 +239,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         || old.body_read_timeout != new.body_read_timeout
         || old.max_connections != new.max_connections
         || old.workers != new.workers
+        || old.pin_workers != new.pin_workers
         || old.shutdown_grace != new.shutdown_grace
     {
         changed.push("server".to_owned());

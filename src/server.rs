@@ -301,8 +301,8 @@ impl Server {
             accepting.spawn(crate::admin::run(listener, admin, drain.clone()));
         }
         let workers = match self.config.workers {
-            Some(count) => Workers::start(count),
-            None => Workers::per_cpu(),
+            Some(count) => Workers::start(count, self.config.pin_workers),
+            None => Workers::per_cpu(self.config.pin_workers),
         }
         .map_err(StartError::Workers)?;
         let connections = Connections::new(connection_budget(&self.config));

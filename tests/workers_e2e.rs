@@ -27,6 +27,104 @@ fn worker_threads(proxy: &Proxy) -> Vec<String> {
     names
 }
 
+/// The CPUs each connection worker thread may run on (`Cpus_allowed_list`), by thread name.
+fn worker_cpus(proxy: &Proxy) -> Vec<(String, String)> {
+    let mut cpus: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{}/task", proxy.pid()))
+        .expect("the proxy's threads")
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            let comm = comm.trim();
+            let status = std::fs::read_to_string(path.join("status")).ok()?;
+            let list = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+                .trim()
+                .to_owned();
+            comm.starts_with("sockwarden-w")
+                .then(|| (comm.to_owned(), list))
+        })
+        .collect();
+    cpus.sort();
+    cpus
+}
+
+/// The CPUs this test process may run on, as the kernel lists them, and how many.
+fn own_cpus() -> (String, usize) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let count = list
+        .split(',')
+        .map(|range| match range.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum();
+    (list, count)
+}
+
+/// With one worker per CPU (the default), each worker runs on a CPU of its own, and serves;
+/// `pin_workers = false`, or a worker count other than the CPUs', leaves them on all CPUs.
+#[test]
+fn workers_one_per_cpu_are_pinned_each_to_its_own() {
+    let (all, cpus) = own_cpus();
+    if cpus != std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        // A CPU quota below the CPUs allowed: fewer workers than CPUs, never pinned (the
+        // unit tests cover the rule); nothing more to see here.
+        eprintln!("skipped: a CPU quota makes fewer workers than the {cpus} CPUs allowed");
+        return;
+    }
+    let p = Proxy::start();
+    let pinned = worker_cpus(&p);
+    assert_eq!(pinned.len(), cpus, "{pinned:?}");
+    if cpus > 1 {
+        let mut seen: Vec<&str> = pinned.iter().map(|(_, l)| l.as_str()).collect();
+        assert!(
+            seen.iter().all(|l| l.parse::<usize>().is_ok()),
+            "each worker on one CPU: {pinned:?}"
+        );
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), cpus, "no two workers on one CPU: {pinned:?}");
+    } else {
+        assert!(pinned.iter().all(|(_, l)| *l == all), "{pinned:?}");
+    }
+    // Several commands at once: served on the pinned workers.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            p.docker()
+                .spawn(&["version", "--format", "{{.Server.APIVersion}}"])
+        })
+        .collect();
+    for handle in handles {
+        let out = handle.join().expect("the CLI thread");
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    drop(p);
+
+    for server in ["pin_workers = false", "workers = 3"] {
+        let p = Proxy::start_with(
+            &format!("[server]\n{server}\n\n{}", allow_all_client_toml()),
+            &daemon_socket(),
+        );
+        let cpus_of = worker_cpus(&p);
+        // `workers = 3` on a 3-CPU machine is one per CPU: pinned, as by default.
+        if server == "workers = 3" && cpus == 3 {
+            continue;
+        }
+        assert!(
+            cpus_of.iter().all(|(_, l)| *l == all),
+            "{server}: every worker on every CPU ({all}): {cpus_of:?}"
+        );
+        p.docker().ok(&["version"]);
+    }
+}
+
 /// The highest `PREFIX N` counter among `lines`.
 fn last_count(lines: &[String], prefix: &str) -> u64 {
     lines

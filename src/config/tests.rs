@@ -385,9 +385,10 @@ fn server_limits_are_read_and_checked() {
     assert_eq!(config.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT);
     assert_eq!(config.max_connections, None);
     assert_eq!(config.workers, None);
+    assert!(config.pin_workers, "pinned by default");
     let config = Config::parse(
         &format!(
-            "[server]\nbody_read_timeout = \"2s\"\nmax_connections = 300\nworkers = 3\n{LISTEN}"
+            "[server]\nbody_read_timeout = \"2s\"\nmax_connections = 300\nworkers = 3\npin_workers = false\n{LISTEN}"
         ),
         "t",
     )
@@ -395,6 +396,7 @@ fn server_limits_are_read_and_checked() {
     assert_eq!(config.body_read_timeout, Duration::from_secs(2));
     assert_eq!(config.max_connections, Some(300));
     assert_eq!(config.workers, Some(3));
+    assert!(!config.pin_workers);
     for (text, setting) in [
         (
             "[server]\nbody_read_timeout = \"0s\"\n",
