@@ -65,7 +65,9 @@ impl ApiVersion {
             return Err("the version is empty".into());
         }
         let mut parts = [0u16; 2];
+        let mut count = 0;
         for (index, part) in text.split('.').enumerate() {
+            count = index + 1;
             if index >= 4 {
                 return Err("a version has at most four dot-separated parts".into());
             }
@@ -90,7 +92,7 @@ impl ApiVersion {
                 }
             }
         }
-        if text.split('.').count() < 2 {
+        if count < 2 {
             return Err("the version has no minor part (write major.minor, e.g. 1.41)".into());
         }
         Ok(ApiVersion {
@@ -191,7 +193,7 @@ pub(crate) fn normalize_path(
     }
     let decoded = decode_path(raw)?;
     check_segments(&decoded)?;
-    let (version, rest) = split_version_prefix(&decoded)?;
+    let (version, rest) = split_version_prefix(decoded)?;
     if rest.len() > 1 && rest.ends_with('/') && !TRAILING_SLASH_ROUTES.contains(&rest.as_str()) {
         return Err((
             K::TrailingSlash,
@@ -274,17 +276,17 @@ fn check_segments(decoded: &str) -> Result<(), (RouteErrorKind, String)> {
             "the path must start with /".into(),
         ));
     };
-    let segments: Vec<&str> = after_root.split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    for (index, segment) in segments.iter().enumerate() {
-        match *segment {
+    let mut segments = after_root.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        match segment {
             "." | ".." => {
                 return Err((
                     RouteErrorKind::DotSegment,
                     format!("the path has a {segment:?} segment (the daemon would redirect to the cleaned path)"),
                 ))
             }
-            "" if index != last => {
+            "" if !last => {
                 return Err((
                     RouteErrorKind::EmptySegment,
                     "the path has an empty segment (//); the daemon would redirect to the cleaned path"
@@ -300,9 +302,9 @@ fn check_segments(decoded: &str) -> Result<(), (RouteErrorKind, String)> {
 /// Splits `/vX.Y` off a decoded, segment-checked path, the way the daemon's
 /// `/v{version:[0-9.]+}` route prefix does, refusing look-alikes.
 fn split_version_prefix(
-    decoded: &str,
+    mut decoded: String,
 ) -> Result<(Option<ApiVersion>, String), (RouteErrorKind, String)> {
-    let after_root = decoded.strip_prefix('/').unwrap_or(decoded);
+    let after_root = decoded.strip_prefix('/').unwrap_or(&decoded);
     let (first, rest) = match after_root.find('/') {
         Some(end) => (&after_root[..end], &after_root[end..]),
         None => (after_root, ""),
@@ -314,7 +316,7 @@ fn split_version_prefix(
             .bytes()
             .all(|b| b.is_ascii_digit() || b == b'.');
     if !looks_like_version {
-        return Ok((None, decoded.to_owned()));
+        return Ok((None, decoded));
     }
     if first.starts_with('V') {
         return Err((
@@ -334,7 +336,10 @@ fn split_version_prefix(
             format!("the version prefix /{first} must be followed by a path"),
         ));
     }
-    Ok((Some(version), rest.to_owned()))
+    // The prefix taken off in place: `/v1.41/containers/json` -> `/containers/json`.
+    let prefix = decoded.len() - rest.len();
+    decoded.drain(..prefix);
+    Ok((Some(version), decoded))
 }
 
 /// Refuses request bodies Go's `ParseForm` would read into the form, where they override the
