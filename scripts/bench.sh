@@ -67,6 +67,11 @@
 #                               counters zeroed, then that many keep-alive requests, dumped;
 #                               0: skipped). Deterministic where req/s on a shared machine is not.
 #   ISO=0                       1: run the isolation cells (after the audit cost)
+#   CALLGRIND=200               instructions and allocations per request of the "sockwarden"
+#                               front (scripts/callgrind_requests.sh: that many keep-alive
+#                               requests on one connection, then as many connections of one
+#                               request each, through the stub, counted by valgrind's callgrind,
+#                               exactly; allocations = calls into the allocator); 0: skipped
 #   LOADGEN_THREADS=1 STUB_THREADS=2    tokio worker threads of the load generator / stub
 #   MEASURE_TIMEOUT=120         seconds one req/s run or transfer may take before it is killed
 #                               and recorded as failed (a front that stops answering, e.g.
@@ -87,7 +92,8 @@ source "$ROOT/scripts/bench-config.sh"
 CMDLINE=""
 for knob in DURATION WARMUP ROUNDS CONCURRENCY SIZE_MIB STUB_REPEAT DOCKER_REPEAT UPSTREAMS FRONTS \
     HIJACK SOCAT_OPTS AUDIT_RUNS AUDIT_SECS AUDIT_PHASE_MS AUDIT_VARIANTS ISO ISO_RUNS ISO_SECS \
-    ISO_CALLGRIND LOADGEN_THREADS STUB_THREADS MEASURE_TIMEOUT SKIP_BUILD SOCKWARDEN_BIN SOCKWARDEN_REV; do
+    ISO_CALLGRIND CALLGRIND LOADGEN_THREADS STUB_THREADS MEASURE_TIMEOUT SKIP_BUILD SOCKWARDEN_BIN \
+    SOCKWARDEN_REV; do
     [[ -z ${!knob+x} ]] || CMDLINE+="$knob=\"${!knob}\" "
 done
 CMDLINE+="scripts/bench.sh"
@@ -110,6 +116,8 @@ ISO=${ISO:-0}
 ISO_RUNS=${ISO_RUNS:-3}
 ISO_SECS=${ISO_SECS:-5}
 ISO_CALLGRIND=${ISO_CALLGRIND:-200}
+CALLGRIND=${CALLGRIND:-200}
+[[ " $FRONTS " == *" sockwarden "* ]] || CALLGRIND=0
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 STUB_THREADS=${STUB_THREADS:-2}
 MEASURE_TIMEOUT=${MEASURE_TIMEOUT:-120}
@@ -128,6 +136,7 @@ need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v haproxy >/dev/null || [[ " $FRONTS " != *" haproxy"* ]] || need_apt+=(haproxy)
 command -v socat >/dev/null || [[ " $FRONTS " != *" socat "* ]] || need_apt+=(socat)
+command -v valgrind >/dev/null || ((CALLGRIND == 0)) || need_apt+=(valgrind)
 if [[ " $UPSTREAMS " == *" docker "* ]]; then
     command -v dockerd >/dev/null && command -v docker >/dev/null || need_apt+=(docker.io)
     command -v busybox >/dev/null || need_apt+=(busybox-static)
@@ -863,6 +872,13 @@ START_S=$SECONDS
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "results in $TMP; fronts: $FRONTS; upstreams: $UPSTREAMS"
 for up in $UPSTREAMS; do run_upstream "$up"; done
+# Deterministic counts, after the timed runs (valgrind would disturb them).
+CALLGRIND_OUT=""
+if ((CALLGRIND > 0)); then
+    log "instructions and allocations per request (callgrind, N=$CALLGRIND)"
+    CALLGRIND_OUT=$(N=$CALLGRIND bash "$ROOT/scripts/callgrind_requests.sh" "$SOCKWARDEN" 2>&1) ||
+        CALLGRIND_OUT="callgrind run failed: $(tail -3 <<<"$CALLGRIND_OUT")"
+fi
 ELAPSED=$((SECONDS - START_S))
 
 # Keep the tail of every log when something failed (the temp dir is removed at exit).
@@ -922,6 +938,18 @@ mkdir -p "$(dirname "$OUT")"
     echo "old clients' \`200\` and HAProxy's \`exec\` cells fail (\`attach\` has no body and passes)."
     echo
     "$LOADGEN" report "$RESULTS"
+    if [[ -n $CALLGRIND_OUT ]]; then
+        echo
+        echo "### Instructions and allocations per request"
+        echo
+        echo "\`sockwarden\` (audit log on) in front of the stub under valgrind's callgrind"
+        echo "(\`scripts/callgrind_requests.sh\`, N=$CALLGRIND): exact counts, steady where req/s is not;"
+        echo "allocations are calls into the allocator (mimalloc's entry points and libc's)."
+        echo
+        echo '```'
+        echo "$CALLGRIND_OUT"
+        echo '```'
+    fi
     up_list=$UPSTREAMS isolation_report
 } >"$OUT"
 cp "$RESULTS" "${OUT%.md}.jsonl"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per proxied request, deterministic where req/s on a shared machine is not:
+# Instructions and allocations per proxied request, deterministic where req/s on a shared
+# machine is not:
 # sockwarden (allow-all policy for the current user, audit log to a file, as scripts/bench.sh's
 # "sockwarden" front) under valgrind --tool=callgrind in front of examples/stub_upstream.rs;
 # per path: WARM keep-alive requests, counters zeroed, N keep-alive requests on one curl
@@ -41,13 +42,17 @@ for _ in $(seq 600); do
     [[ $(curl -s -m 5 --unix-socket "$TMP/sw.sock" http://d/_ping 2>/dev/null) == OK ]] && break
     sleep 0.2
 done
-count() { # label -> instructions in the last dump
+# The allocator's entry points (mimalloc's, which the global allocator calls, and libc's):
+# each call is one allocation (or reallocation).
+ALLOC_RE='^(mi_(malloc|zalloc|calloc|realloc)(_aligned)?|malloc|calloc|realloc)$'
+count() { # label -> "instructions allocations" per request in the last dump
     callgrind_control --dump="$1" "$SW" >/dev/null 2>&1
     sleep 1
     local f
     f=$(ls -t "$TMP"/cg.out.* | head -1)
     [[ -z ${KEEP:-} ]] || cp "$f" "$KEEP/"
-    awk '/^(summary|totals):/ { print $2; exit }' "$f"
+    echo "$(($(awk '/^(summary|totals):/ { print $2; exit }' "$f") / N))" \
+        "$(python3 "$ROOT/scripts/callgrind-calls.py" "$N" "$ALLOC_RE" "$f")"
 }
 for path in $PATHS; do
     urls=()
@@ -55,12 +60,12 @@ for path in $PATHS; do
     status=$(curl -s -w '%{http_code}\n' --unix-socket "$TMP/sw.sock" "${urls[@]:0:$((2 * WARM))}" | tail -1)
     callgrind_control --zero "$SW" >/dev/null 2>&1
     curl -s --unix-socket "$TMP/sw.sock" "${urls[@]}" >/dev/null
-    n=$(count ka)
-    printf '%-28s keep-alive  status %s  %s instructions/request\n' "$path" "$status" "$((n / N))"
+    read -r n a <<<"$(count ka)"
+    printf '%-28s keep-alive  status %s  %s instructions/request  %s allocations/request\n' "$path" "$status" "$n" "$a"
     if ((SEPARATE)); then
         callgrind_control --zero "$SW" >/dev/null 2>&1
         for ((i = 0; i < N; i++)); do curl -s -o /dev/null --unix-socket "$TMP/sw.sock" "http://d$path"; done
-        n=$(count sep)
-        printf '%-28s one/conn    status %s  %s instructions/request\n' "$path" "$status" "$((n / N))"
+        read -r n a <<<"$(count sep)"
+        printf '%-28s one/conn    status %s  %s instructions/request  %s allocations/request\n' "$path" "$status" "$n" "$a"
     fi
 done
