@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::Reason;
 use crate::refusal::RefusalKind;
 use crate::reload::Runtime;
-use crate::route::{Normalized, Operation};
+use crate::route::{Normalized, Operation, Reading};
 
 /// What the server knows of a request as it arrives, put on it as one extension: each
 /// extension is an allocation and a map insert (four of them were ~1,000 instructions of a
@@ -140,6 +140,9 @@ pub(crate) struct Facts {
     pub(crate) unrecorded: bool,
     /// Rate-limit refusals of the client left unrecorded since its last recorded one.
     pub(crate) suppressed: u64,
+    /// The request as the audit layer read it, until the authorize layer takes it (not part
+    /// of the record: the authorize layer notes what it decided on).
+    pub(crate) reading: Option<Reading>,
 }
 
 impl Facts {

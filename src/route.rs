@@ -68,8 +68,8 @@ impl Hijack {
 
 /// A request read once, the way the daemon will read it: its normalized target and the
 /// operation it addresses. The first layer that sees the request (the audit layer) reads it
-/// and leaves it in the request's extensions, so the request span names its operation from
-/// the start and the authorize layer decides on the same reading instead of a second one.
+/// and hands it on in the request's trail, so the request span names its operation from the
+/// start and the authorize layer decides on the same reading instead of a second one.
 #[derive(Debug, Clone)]
 pub struct Reading {
     /// The request target as the daemon reads it.

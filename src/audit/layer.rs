@@ -115,6 +115,14 @@ where
         let conn = crate::context::conn(request.extensions());
         let caller = crate::context::caller(request.extensions());
         let id = self.audit.next_id();
+        // Every diagnostic about this request (and its hijacked session) carries its id, the
+        // same as the audit record's and the X-Sockwarden-Request-Id header's, and its operation
+        // (`logging::request`: the span is made when a line needs it). The request is read
+        // (normalized, classified) here, once: the span names the operation from the start
+        // and the authorize layer decides on this same reading, which the trail carries to it
+        // (not a request extension of its own: a box and a map rehash per request).
+        let reading = Reading::of(request.method(), request.uri()).ok();
+        let log = RequestLog::new(id, reading.as_ref().map(|r| r.operation.name));
         let trail = Arc::new(Trail {
             audit: self.audit.clone(),
             id: id.text(),
@@ -129,23 +137,13 @@ where
                 tenant: caller
                     .and_then(|c| Tenant::of_caller(c, conn.map(|c| &c.peer)))
                     .map(Tenant::into_value),
+                reading,
                 ..Facts::default()
             }),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         });
         request.extensions_mut().insert(trail.clone());
-
-        // Every diagnostic about this request (and its hijacked session) carries its id, the
-        // same as the audit record's and the X-Sockwarden-Request-Id header's, and its operation
-        // (`logging::request`: the span is made when a line needs it). The request is read
-        // (normalized, classified) here, once: the span names the operation from the start
-        // and the authorize layer decides on this same reading.
-        let reading = Reading::of(request.method(), request.uri()).ok();
-        let log = RequestLog::new(id, reading.as_ref().map(|r| r.operation.name));
-        if let Some(reading) = reading {
-            request.extensions_mut().insert(reading);
-        }
         let state = if self.audit.admits() {
             let counted = BytesIn(trail.clone());
             let request = request.map(|b| body::boxed(Observed::new(b, counted, |_| {})));

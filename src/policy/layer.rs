@@ -94,7 +94,7 @@ where
         // it again.
         // The audit layer read it first (its span names the operation); a stack without one
         // reads it here.
-        let read = match request.extensions_mut().remove::<Reading>() {
+        let read = match trail.as_ref().and_then(|t| t.facts().reading.take()) {
             Some(reading) => Ok((reading.normalized, reading.operation)),
             None => read_request(request.method(), request.uri()),
         };
@@ -219,6 +219,81 @@ pub fn decide(
                 rule: decision.rule,
                 kind,
             })))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::audit::{Audit, AuditSettings};
+    use crate::context::Facts;
+    use crate::metrics::Metrics;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Mutex;
+    use std::time::{Instant, SystemTime};
+
+    fn trail_reading(audit: &Audit, target: &str) -> Arc<Trail> {
+        let uri: Uri = target.parse().unwrap();
+        Arc::new(Trail {
+            audit: audit.clone(),
+            id: audit.next_id().text(),
+            time: SystemTime::now(),
+            started: Instant::now(),
+            conn_fields: None,
+            method: Method::GET,
+            uri: uri.clone(),
+            user_agent: None,
+            facts: Mutex::new(Facts {
+                reading: Some(Reading::of(&Method::GET, &uri).unwrap()),
+                ..Facts::default()
+            }),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        })
+    }
+
+    /// The authorize layer decides on the reading the audit layer handed it in the trail (read
+    /// once per request), takes it, and notes it; without one it reads the request itself.
+    #[tokio::test]
+    async fn decides_on_the_reading_the_trail_carries() {
+        let audit = Audit::start(
+            AuditSettings {
+                sinks: Vec::new(),
+                ..AuditSettings::default()
+            },
+            Metrics::new(),
+        )
+        .unwrap();
+        let inner = tower::service_fn(|_: Request<ProxyBody>| async {
+            Ok::<_, BoxError>(Response::new(crate::body::empty()))
+        });
+        let mut service = AuthorizeLayer.layer(inner);
+        for (carried, target, noted) in [
+            // A reading in the trail wins over reading the request again: proof it is used.
+            (Some("/v1.41/containers/json"), "/_ping", "container.list"),
+            (None, "/v1.41/images/json", "image.list"),
+        ] {
+            let trail = match carried {
+                Some(read) => trail_reading(&audit, read),
+                None => {
+                    let t = trail_reading(&audit, target);
+                    t.facts().reading = None;
+                    t
+                }
+            };
+            let mut request = Request::get(target).body(crate::body::empty()).unwrap();
+            request.extensions_mut().insert(trail.clone());
+            // No caller: the empty authority refuses; what was read is noted all the same.
+            let _ = service.call(request).await;
+            let facts = trail.facts();
+            assert!(facts.reading.is_none(), "{target}: the reading is taken");
+            assert_eq!(
+                facts.operation.as_ref().map(|o| o.name),
+                Some(noted),
+                "{target}"
+            );
         }
     }
 }
