@@ -27,6 +27,21 @@ fn worker_threads(proxy: &Proxy) -> Vec<String> {
     names
 }
 
+/// `docker version` run `n` times at once through the proxy; each must succeed.
+fn versions_at_once(proxy: &Proxy, n: usize) {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            proxy
+                .docker()
+                .spawn(&["version", "--format", "{{.Server.APIVersion}}"])
+        })
+        .collect();
+    for handle in handles {
+        let out = handle.join().expect("the CLI thread");
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+}
+
 /// The CPUs each connection worker thread may run on (`Cpus_allowed_list`), by thread name.
 fn worker_cpus(proxy: &Proxy) -> Vec<(String, String)> {
     let mut cpus: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{}/task", proxy.pid()))
@@ -95,16 +110,7 @@ fn workers_one_per_cpu_are_pinned_each_to_its_own() {
         assert!(pinned.iter().all(|(_, l)| *l == all), "{pinned:?}");
     }
     // Several commands at once: served on the pinned workers.
-    let handles: Vec<_> = (0..4)
-        .map(|_| {
-            p.docker()
-                .spawn(&["version", "--format", "{{.Server.APIVersion}}"])
-        })
-        .collect();
-    for handle in handles {
-        let out = handle.join().expect("the CLI thread");
-        assert!(out.status.success(), "{}", describe(&out));
-    }
+    versions_at_once(&p, 4);
     drop(p);
 
     for server in ["pin_workers = false", "workers = 3"] {
@@ -239,16 +245,7 @@ fn workers_default_to_one_per_cpu_and_the_setting_decides() {
         ["sockwarden-w0", "sockwarden-w1", "sockwarden-w2"]
     );
     // Connections are spread: several clients at once are all served.
-    let handles: Vec<_> = (0..6)
-        .map(|_| {
-            p.docker()
-                .spawn(&["version", "--format", "{{.Server.APIVersion}}"])
-        })
-        .collect();
-    for handle in handles {
-        let out = handle.join().expect("the CLI thread");
-        assert!(out.status.success(), "{}", describe(&out));
-    }
+    versions_at_once(&p, 6);
     drop(p);
 
     let dir = tempfile::tempdir().unwrap();
