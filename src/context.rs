@@ -177,6 +177,25 @@ impl Facts {
 }
 
 impl Trail {
+    /// A trail for `method uri` as a unit test needs it: no connection, no user agent, no
+    /// facts yet (tests fill in what they look at).
+    #[cfg(test)]
+    pub(crate) fn for_test(audit: &Audit, method: Method, uri: Uri) -> Trail {
+        Trail {
+            audit: audit.clone(),
+            id: audit.next_id().text(),
+            time: SystemTime::now(),
+            started: Instant::now(),
+            conn_fields: None,
+            method,
+            uri,
+            user_agent: None,
+            facts: Mutex::default(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn facts(&self) -> std::sync::MutexGuard<'_, Facts> {
         self.facts.lock().unwrap_or_else(|p| p.into_inner())
     }

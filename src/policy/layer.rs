@@ -227,45 +227,21 @@ pub fn decide(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::audit::{Audit, AuditSettings};
-    use crate::context::Facts;
-    use crate::metrics::Metrics;
-    use std::sync::atomic::AtomicU64;
-    use std::sync::Mutex;
-    use std::time::{Instant, SystemTime};
+    use crate::audit::Audit;
 
+    /// A trail carrying the audit layer's reading of `GET target`.
     fn trail_reading(audit: &Audit, target: &str) -> Arc<Trail> {
         let uri: Uri = target.parse().unwrap();
-        Arc::new(Trail {
-            audit: audit.clone(),
-            id: audit.next_id().text(),
-            time: SystemTime::now(),
-            started: Instant::now(),
-            conn_fields: None,
-            method: Method::GET,
-            uri: uri.clone(),
-            user_agent: None,
-            facts: Mutex::new(Facts {
-                reading: Some(Reading::of(&Method::GET, &uri).unwrap()),
-                ..Facts::default()
-            }),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-        })
+        let trail = Trail::for_test(audit, Method::GET, uri.clone());
+        trail.facts().reading = Some(Reading::of(&Method::GET, &uri).unwrap());
+        Arc::new(trail)
     }
 
     /// The authorize layer decides on the reading the audit layer handed it in the trail (read
     /// once per request), takes it, and notes it; without one it reads the request itself.
     #[tokio::test]
     async fn decides_on_the_reading_the_trail_carries() {
-        let audit = Audit::start(
-            AuditSettings {
-                sinks: Vec::new(),
-                ..AuditSettings::default()
-            },
-            Metrics::new(),
-        )
-        .unwrap();
+        let audit = Audit::quiet();
         let inner = tower::service_fn(|_: Request<ProxyBody>| async {
             Ok::<_, BoxError>(Response::new(crate::body::empty()))
         });

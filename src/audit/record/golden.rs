@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, Uri};
 
@@ -54,24 +54,19 @@ fn trail(audit: &Audit, n: u64, method: &str, target: &str) -> Trail {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let uri: Uri = target.parse().unwrap();
     let trail = Trail {
-        audit: audit.clone(),
         id: crate::logging::request::RequestId {
             prefix: 0x6b11_6ce1,
             number: n,
         }
         .text(),
         time: at(n * 1_001),
-        started: Instant::now(),
         conn_fields: Some(unix_conn()),
-        method: method.clone(),
-        uri: uri.clone(),
         user_agent: Some(HeaderValue::from_static("Docker-Client/28.0.1 (linux)")),
         facts: Mutex::new(Facts {
             client: Some(Arc::from("ci")),
             ..Facts::default()
         }),
-        bytes_in: Default::default(),
-        bytes_out: Default::default(),
+        ..Trail::for_test(audit, method.clone(), uri.clone())
     };
     if let Ok(normalized) = crate::route::normalize(&method, &uri) {
         let op = crate::route::classify(&method, &normalized.path, &normalized.query);

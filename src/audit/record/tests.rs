@@ -43,22 +43,16 @@ fn objects_follow_the_operation_table() {
 // ---- One record type: whatever the writer writes, `schema::Record` reads back whole. ----
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use crate::audit::schema::Record;
-use crate::audit::{Audit, AuditSettings};
+use crate::audit::Audit;
 use crate::context::{Facts, Verdict};
 use crate::error::ProxyError;
-use crate::metrics::Metrics;
 use crate::refusal::{Refusal, RefusalKind};
 
-/// An audit with no sinks: records are written and dropped (also the golden cases').
+/// An audit with no sinks (also the golden cases').
 pub(super) fn quiet_audit() -> Audit {
-    let settings = AuditSettings {
-        sinks: Vec::new(),
-        ..AuditSettings::default()
-    };
-    Audit::start(settings, Metrics::new()).unwrap()
+    Audit::quiet()
 }
 
 /// Notes the allow decision of the client's policy `ci` (rule `ci-allow`) for `operation`.
@@ -87,13 +81,7 @@ fn trail(audit: &Audit, method: &str, target: &str) -> Trail {
         cert_san: Vec::new(),
     };
     let trail = Trail {
-        audit: audit.clone(),
-        id: audit.next_id().text(),
-        time: SystemTime::now(),
-        started: Instant::now(),
         conn_fields: Some(connection_fields("ci", &peer, &evidence)),
-        method: method.clone(),
-        uri: uri.clone(),
         user_agent: Some(http::HeaderValue::from_static(
             "Docker-Client/20.10.24 (linux)",
         )),
@@ -101,8 +89,7 @@ fn trail(audit: &Audit, method: &str, target: &str) -> Trail {
             client: Some(Arc::from("ci")),
             ..Facts::default()
         }),
-        bytes_in: Default::default(),
-        bytes_out: Default::default(),
+        ..Trail::for_test(audit, method.clone(), uri.clone())
     };
     if let Ok(normalized) = crate::route::normalize(&method, &uri) {
         let op = crate::route::classify(&method, &normalized.path, &normalized.query);
